@@ -1,0 +1,444 @@
+//! One call, sans-IO: the media session and the flow interpreter, glued
+//! together and to the SIP dialog through commands.
+//!
+//! The SIP dialog itself lives in the shared `sip::Endpoint` (one per
+//! process, so that retransmissions and stray requests are matched in one
+//! place); a call sees the dialog as `sip::Event`s in and `sip::Command`s
+//! out. Everything else a call does — play, listen, run an action, audit,
+//! record, transfer, hang up — is decided here and carried out by the call
+//! task in `runtime`. Like the machines it composes, `Call` never reads a
+//! clock, touches a socket or a file.
+//!
+//! Secrets: digits are handed from media to the flow without being
+//! formatted anywhere in this module; the only digit facts that leave it
+//! are the flow's own timeline events (masked inside secure segments).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::flow::interp::Interpreter;
+use crate::flow::model::Flow;
+use crate::flow::{Command as FlowCommand, TimelineEvent};
+use crate::media::prompts::PromptCache;
+use crate::media::session::MediaSession;
+use crate::media::{DigitSource, MediaConfig, MediaEvent, MediaStats};
+use crate::sip::{CallKey, Command as SipCommand, EndReason, Event as SipEvent, ReferStatus};
+use crate::vars::Vars;
+
+/// How a call ended, for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The flow hung up after finishing.
+    Completed,
+    /// Transferred by REFER.
+    Transferred,
+    /// The caller hung up (BYE or CANCEL).
+    CallerHangup,
+    /// No ACK for our 200 (Timer H).
+    AckTimeout,
+    /// No RTP from the caller for the inactivity timeout.
+    RtpTimeout,
+    /// The call reached the configured maximum duration.
+    MaxDuration,
+    /// The server is shutting down and the drain limit passed.
+    Shutdown,
+}
+
+impl CallOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Completed => "completed",
+            CallOutcome::Transferred => "transferred",
+            CallOutcome::CallerHangup => "caller_hangup",
+            CallOutcome::AckTimeout => "ack_timeout",
+            CallOutcome::RtpTimeout => "rtp_timeout",
+            CallOutcome::MaxDuration => "max_duration",
+            CallOutcome::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Everything a new call needs.
+pub struct CallParams {
+    pub key: CallKey,
+    pub ani: String,
+    pub dnis: String,
+    pub flow_name: String,
+    pub flow: Arc<Flow>,
+    pub media: MediaConfig,
+    pub prompts: Arc<PromptCache>,
+    pub ssrc: u32,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub max_duration: Duration,
+    /// Transfer target name → SIP URI.
+    pub transfer_targets: BTreeMap<String, String>,
+    pub reason_header: String,
+    /// Variables every call starts with (config `variables`).
+    pub variables: BTreeMap<String, String>,
+}
+
+/// What the call asks its driver to do.
+#[derive(Debug)]
+pub enum Output {
+    Rtp {
+        to: SocketAddr,
+        data: Vec<u8>,
+    },
+    Sip(SipCommand),
+    RunAction {
+        id: u64,
+        action: String,
+        vars: Vars,
+    },
+    /// An audit record's call-specific fields; the driver stamps the time.
+    Audit {
+        result: String,
+        reason: String,
+    },
+    Record {
+        caller: Vec<i16>,
+        ivr: Vec<i16>,
+        suppressed: bool,
+    },
+    Timeline(TimelineEvent),
+    /// A digit was heard (the value is deliberately absent).
+    DigitHeard(DigitSource),
+    /// The call is over; the driver drops it.
+    Ended(CallOutcome),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// 200 OK sent, waiting for ACK; media flowing (silence).
+    Answered,
+    /// ACK received: the flow runs.
+    Running,
+    /// We sent BYE (or are waiting for the transfer to settle).
+    Ending(CallOutcome),
+    Ended,
+}
+
+/// Wait this long for our BYE to be answered before dropping the call.
+const BYE_GUARD: Duration = Duration::from_secs(32);
+
+pub struct Call {
+    key: CallKey,
+    media: MediaSession,
+    flow: Interpreter,
+    phase: Phase,
+    outputs: VecDeque<Output>,
+    deadline_max: Instant,
+    deadline_bye: Option<Instant>,
+    transfer_targets: BTreeMap<String, String>,
+    reason_header: String,
+    transferring: bool,
+    ended_reported: bool,
+}
+
+impl Call {
+    pub fn new(now: Instant, p: CallParams) -> Call {
+        let mut vars = Vars::new();
+        for (k, v) in &p.variables {
+            vars.set_plain(k.clone(), v.clone());
+        }
+        vars.set_plain("ani", p.ani.clone());
+        vars.set_plain("dnis", p.dnis.clone());
+        vars.set_plain("call_id", p.key.0.clone());
+        vars.set_plain("flow_name", p.flow_name.clone());
+        let media = MediaSession::new(now, p.media, p.prompts, p.ssrc, p.seq, p.timestamp);
+        let flow = Interpreter::new(now, p.flow, vars);
+        Call {
+            key: p.key,
+            media,
+            flow,
+            phase: Phase::Answered,
+            outputs: VecDeque::new(),
+            deadline_max: now + p.max_duration,
+            deadline_bye: None,
+            transfer_targets: p.transfer_targets,
+            reason_header: p.reason_header,
+            transferring: false,
+            ended_reported: false,
+        }
+    }
+
+    pub fn key(&self) -> &CallKey {
+        &self.key
+    }
+
+    pub fn is_secure(&self) -> bool {
+        self.flow.is_secure()
+    }
+
+    pub fn media_stats(&self) -> MediaStats {
+        self.media.stats()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    pub fn handle_rtp(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.media.handle_rtp(now, source, data);
+        self.pump(now);
+    }
+
+    pub fn handle_sip(&mut self, now: Instant, event: SipEvent) {
+        match event {
+            SipEvent::Established { .. } => {
+                if self.phase == Phase::Answered {
+                    self.phase = Phase::Running;
+                    // The flow's clock starts when the caller can hear us.
+                    self.flow.handle_timeout(now);
+                }
+            }
+            SipEvent::Dtmf { digit, .. } => {
+                self.media.handle_info_digit(now, digit);
+            }
+            SipEvent::ReferStatus { status, .. } => {
+                let verdict = match status {
+                    ReferStatus::Accepted => None,
+                    ReferStatus::Notify(code) if code < 200 => None,
+                    ReferStatus::Notify(code) => Some((200..300).contains(&code)),
+                    ReferStatus::Rejected(_) => Some(false),
+                };
+                if let Some(accepted) = verdict {
+                    if self.transferring {
+                        self.transferring = false;
+                        if accepted {
+                            self.phase = Phase::Ending(CallOutcome::Transferred);
+                        }
+                        self.flow.handle_transfer_result(now, accepted);
+                    }
+                } else if matches!(status, ReferStatus::Accepted) && self.transferring {
+                    // 202: the peer took the transfer; the NOTIFY with the
+                    // final sipfrag settles it, but a peer that never sends
+                    // one must not keep the caller here: treat 202 as
+                    // success (RFC 3515 leaves the transferor free to hang up).
+                    self.transferring = false;
+                    self.phase = Phase::Ending(CallOutcome::Transferred);
+                    self.flow.handle_transfer_result(now, true);
+                }
+            }
+            SipEvent::Terminated { reason, .. } => {
+                let outcome = match (self.phase, reason) {
+                    (Phase::Ending(o), _) => o,
+                    (_, EndReason::AckTimeout) => CallOutcome::AckTimeout,
+                    (_, EndReason::LocalBye) => CallOutcome::Completed,
+                    _ => CallOutcome::CallerHangup,
+                };
+                if !matches!(self.phase, Phase::Ending(_)) {
+                    self.flow.handle_hangup(now);
+                }
+                self.drain_flow(now);
+                self.finish(outcome);
+            }
+            SipEvent::IncomingCall(_) => {}
+        }
+        self.pump(now);
+    }
+
+    pub fn handle_action_result(&mut self, now: Instant, id: u64, outcome: &str, outputs: Vars) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.flow.handle_action_result(now, id, outcome, outputs);
+        self.pump(now);
+    }
+
+    /// End the call from outside (shutdown after the drain limit).
+    pub fn terminate(&mut self, now: Instant, outcome: CallOutcome) {
+        self.force_end(now, outcome);
+        self.pump(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        if now >= self.deadline_max && !matches!(self.phase, Phase::Ending(_)) {
+            self.force_end(now, CallOutcome::MaxDuration);
+        }
+        if let Some(t) = self.deadline_bye {
+            if now >= t {
+                let outcome = match self.phase {
+                    Phase::Ending(o) => o,
+                    _ => CallOutcome::Completed,
+                };
+                self.finish(outcome);
+                return;
+            }
+        }
+        self.media.handle_timeout(now);
+        if self.phase == Phase::Running {
+            self.flow.handle_timeout(now);
+        }
+        self.pump(now);
+    }
+
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Ended {
+            return None;
+        }
+        let mut t = self.deadline_max;
+        let mut consider = |d: Option<Instant>| {
+            if let Some(d) = d {
+                t = t.min(d);
+            }
+        };
+        consider(self.media.poll_timeout());
+        if self.phase == Phase::Running {
+            consider(self.flow.poll_timeout());
+        }
+        consider(self.deadline_bye);
+        Some(t)
+    }
+
+    /// Caller hung up on us or a limit hit: let the flow audit, then BYE.
+    fn force_end(&mut self, now: Instant, outcome: CallOutcome) {
+        if self.phase == Phase::Ended || self.deadline_bye.is_some() {
+            return;
+        }
+        self.flow.handle_hangup(now);
+        self.drain_flow(now);
+        self.hangup(now, outcome);
+    }
+
+    fn hangup(&mut self, now: Instant, outcome: CallOutcome) {
+        // Once: a BYE already on its way has set the guard deadline.
+        if self.phase == Phase::Ended || self.deadline_bye.is_some() {
+            return;
+        }
+        self.media.set_secure(false);
+        self.phase = Phase::Ending(outcome);
+        self.deadline_bye = Some(now + BYE_GUARD);
+        self.outputs.push_back(Output::Sip(SipCommand::Hangup {
+            call: self.key.clone(),
+        }));
+    }
+
+    fn finish(&mut self, outcome: CallOutcome) {
+        self.media.set_secure(false);
+        self.phase = Phase::Ended;
+        if !self.ended_reported {
+            self.ended_reported = true;
+            self.outputs.push_back(Output::Ended(outcome));
+        }
+    }
+
+    /// Move media and flow outputs into ours until both are quiet.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some((to, data)) = self.media.poll_transmit() {
+                progressed = true;
+                if self.phase != Phase::Ended {
+                    self.outputs.push_back(Output::Rtp { to, data });
+                }
+            }
+            while let Some(ev) = self.media.poll_event() {
+                progressed = true;
+                self.on_media_event(now, ev);
+            }
+            if self.drain_flow(now) {
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
+        match ev {
+            MediaEvent::Digit { digit, source } => {
+                self.outputs.push_back(Output::DigitHeard(source));
+                if self.phase == Phase::Running {
+                    self.flow.handle_digit(now, digit);
+                }
+            }
+            MediaEvent::PlaybackFinished { id } => {
+                self.flow.handle_play_finished(now, id);
+            }
+            MediaEvent::RtpTimeout => {
+                self.force_end(now, CallOutcome::RtpTimeout);
+            }
+            MediaEvent::Record {
+                caller,
+                ivr,
+                suppressed,
+            } => {
+                self.outputs.push_back(Output::Record {
+                    caller,
+                    ivr,
+                    suppressed,
+                });
+            }
+        }
+    }
+
+    /// Carry out the flow's commands; true if there were any.
+    fn drain_flow(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        while let Some(cmd) = self.flow.poll_command() {
+            any = true;
+            match cmd {
+                FlowCommand::Play { id, items, .. } => self.media.play(now, id, items),
+                FlowCommand::StopPlayback => self.media.stop_playback(now),
+                FlowCommand::RunAction { id, action, vars } => {
+                    self.outputs
+                        .push_back(Output::RunAction { id, action, vars });
+                }
+                FlowCommand::Transfer { target, reason } => self.transfer(now, &target, &reason),
+                FlowCommand::Hangup => {
+                    let outcome = match self.phase {
+                        Phase::Ending(o) => o,
+                        _ => CallOutcome::Completed,
+                    };
+                    self.hangup(now, outcome);
+                }
+                FlowCommand::Audit { result, reason } => {
+                    self.outputs.push_back(Output::Audit { result, reason });
+                }
+                FlowCommand::Secure(on) => self.media.set_secure(on),
+                FlowCommand::Timeline(ev) => self.outputs.push_back(Output::Timeline(ev)),
+            }
+        }
+        any
+    }
+
+    fn transfer(&mut self, now: Instant, target: &str, reason: &str) {
+        let Some(uri) = self.transfer_targets.get(target).cloned() else {
+            // The validator checks targets against the config; a reload
+            // that removed one leaves the flow's refusal path.
+            self.flow.handle_transfer_result(now, false);
+            return;
+        };
+        // The reason is a flow token; keep it to a header-safe charset so it
+        // can never carry caller input.
+        let reason: String = reason
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            .take(64)
+            .collect();
+        self.transferring = true;
+        self.media.set_secure(false);
+        self.outputs.push_back(Output::Sip(SipCommand::Refer {
+            call: self.key.clone(),
+            target: uri,
+            headers: vec![(self.reason_header.clone(), reason)],
+        }));
+    }
+}

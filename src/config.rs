@@ -1,0 +1,563 @@
+//! The service configuration (`config.yaml`): what to listen on, which flows
+//! to run for which called user, the data actions, audit, recording, limits.
+//!
+//! Every table rejects unknown keys, and a broken file is reported with its
+//! path, line and column (serde_yaml keeps them) so an operator can go
+//! straight to the mistake. Relative paths are resolved against the
+//! directory of the config file. `check` loads everything this module
+//! describes — flows, prompts, action wiring — without opening a socket.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::actions::ActionConfig;
+use crate::codec::Codec;
+use crate::flow::model::Flow;
+use crate::flow::Catalog;
+use crate::media::prompts::PromptCache;
+use crate::media::DtmfMode;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {message}")]
+    Yaml {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: PathBuf, message: String },
+    #[error("{0}")]
+    Flow(String),
+    #[error("prompts: {0}")]
+    Prompts(String),
+    #[error("actions: {0}")]
+    Actions(String),
+}
+
+/// Parse a human duration: `250ms`, `5s`, `2m`, `1h`, or a bare number of
+/// seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&s[..i], s[i..].trim()),
+        None => (s, "s"),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (try `5s` or `250ms`)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("`{s}` has an unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Num(u64),
+        Str(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Num(n) => Ok(Duration::from_secs(n)),
+        Raw::Str(s) => parse_duration(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportName {
+    Udp,
+    Tcp,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Address for SIP over UDP and TCP.
+    pub listen: SocketAddr,
+    pub transports: Vec<TransportName>,
+    /// Address written into Via/Contact; defaults to `listen`.
+    pub advertised_addr: Option<SocketAddr>,
+    pub user_agent: String,
+    /// Send in-dialog requests to where the INVITE came from.
+    pub symmetric_signalling: bool,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: "127.0.0.1:5060".parse().expect("static address"),
+            transports: vec![TransportName::Udp, TransportName::Tcp],
+            advertised_addr: None,
+            user_agent: concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")).to_string(),
+            symmetric_signalling: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaSettings {
+    /// Local address for RTP sockets (and the SDP `c=` line).
+    pub rtp_ip: IpAddr,
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Codec preference for the answer.
+    pub codecs: Vec<Codec>,
+    pub ptime_ms: u32,
+    pub dtmf_mode: DtmfMode,
+    /// Latch RTP to where the caller's packets come from (NAT).
+    pub symmetric_rtp: bool,
+    /// End a call when no RTP arrives for this long (sipp sends none between
+    /// key presses, so keep it generous).
+    #[serde(deserialize_with = "de_duration")]
+    pub inactivity_timeout: Duration,
+    /// The telephone-event payload type offered on late-offer calls.
+    pub telephone_event_pt: u8,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            rtp_ip: "127.0.0.1".parse().expect("static address"),
+            rtp_port_min: 20000,
+            rtp_port_max: 29999,
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            ptime_ms: 20,
+            dtmf_mode: DtmfMode::Auto,
+            symmetric_rtp: true,
+            inactivity_timeout: Duration::from_secs(120),
+            telephone_event_pt: 101,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptsConfig {
+    pub dir: PathBuf,
+    pub language: String,
+}
+
+impl Default for PromptsConfig {
+    fn default() -> Self {
+        PromptsConfig {
+            dir: PathBuf::from("prompts"),
+            language: "en".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutesConfig {
+    /// Flow for any Request-URI user not listed in `by_user`.
+    pub default: String,
+    /// Request-URI user → flow name.
+    pub by_user: BTreeMap<String, String>,
+}
+
+impl Default for RoutesConfig {
+    fn default() -> Self {
+        RoutesConfig {
+            default: "sspr".into(),
+            by_user: BTreeMap::from([("echo".to_string(), "echo".to_string())]),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_calls: usize,
+    /// New INVITEs per second accepted from one source address.
+    pub invites_per_second_per_source: u32,
+    #[serde(deserialize_with = "de_duration")]
+    pub max_call_duration: Duration,
+    /// `Retry-After` seconds on 503.
+    pub retry_after_secs: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_calls: 1000,
+            invites_per_second_per_source: 200,
+            max_call_duration: Duration::from_secs(900),
+            retry_after_secs: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransferConfig {
+    /// Header carrying the transfer reason token on REFER.
+    pub reason_header: String,
+    /// Named transfer targets the flows refer to.
+    pub targets: BTreeMap<String, String>,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig {
+            reason_header: "X-Transfer-Reason".into(),
+            targets: BTreeMap::from([
+                ("agent".to_string(), "sip:agents@127.0.0.1:5070".to_string()),
+                (
+                    "account_recovery".to_string(),
+                    "sip:account-recovery@127.0.0.1:5070".to_string(),
+                ),
+            ]),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    pub spool_dir: PathBuf,
+    /// The data action records are delivered through; none = spool only.
+    pub action: Option<String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            spool_dir: PathBuf::from("var/audit"),
+            action: Some("audit".into()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingMode {
+    /// Left: caller, right: IVR.
+    Stereo,
+    Mono,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    pub enabled: bool,
+    pub dir: PathBuf,
+    pub mode: RecordingMode,
+    /// Per-call interaction timeline (JSON lines) next to the recording.
+    pub timeline: bool,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            enabled: false,
+            dir: PathBuf::from("var/recordings"),
+            mode: RecordingMode::Stereo,
+            timeline: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: "127.0.0.1:9090".parse().expect("static address"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormatName {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    pub format: LogFormatName,
+    /// tracing filter (`info`, `sspr_ivr=debug`); `RUST_LOG` overrides.
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            format: LogFormatName::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Reset attempts (calls reaching the lookup) per caller number per hour.
+    pub attempts_per_ani_per_hour: u32,
+    /// Lookups per employee ID per hour, across calls.
+    pub attempts_per_account_per_hour: u32,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            attempts_per_ani_per_hour: 10,
+            attempts_per_account_per_hour: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrainConfig {
+    /// How long live calls may continue after SIGTERM.
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: Duration,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        DrainConfig {
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub media: MediaSettings,
+    pub prompts: PromptsConfig,
+    /// Flow name → YAML file.
+    pub flows: BTreeMap<String, PathBuf>,
+    pub routes: RoutesConfig,
+    pub limits: LimitsConfig,
+    pub transfer: TransferConfig,
+    pub actions: BTreeMap<String, ActionConfig>,
+    /// Variables every call starts with (e.g. `enumeration_safe: "true"`).
+    pub variables: BTreeMap<String, String>,
+    pub audit: AuditConfig,
+    pub recording: RecordingConfig,
+    pub admin: AdminConfig,
+    pub logging: LoggingConfig,
+    pub security: SecurityConfig,
+    pub drain: DrainConfig,
+}
+
+impl Config {
+    /// Parse YAML text; `file` is used for messages and relative paths.
+    pub fn from_yaml(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = serde_yaml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ConfigError::Yaml {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message: e.to_string(),
+            }
+        })?;
+        let base = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        cfg.resolve_paths(&base);
+        cfg.check_basic(file)?;
+        Ok(cfg)
+    }
+
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Config::from_yaml(&text, file)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.prompts.dir);
+        for p in self.flows.values_mut() {
+            fix(p);
+        }
+        fix(&mut self.audit.spool_dir);
+        fix(&mut self.recording.dir);
+    }
+
+    fn check_basic(&self, file: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            message,
+        };
+        if self.flows.is_empty() {
+            return Err(invalid("`flows` lists no flow files".into()));
+        }
+        let known = |name: &str| self.flows.contains_key(name);
+        if !known(&self.routes.default) {
+            return Err(invalid(format!(
+                "routes.default: flow `{}` is not listed under `flows`",
+                self.routes.default
+            )));
+        }
+        for (user, flow) in &self.routes.by_user {
+            if !known(flow) {
+                return Err(invalid(format!(
+                    "routes.by_user.{user}: flow `{flow}` is not listed under `flows`"
+                )));
+            }
+        }
+        if self.media.rtp_port_min > self.media.rtp_port_max || self.media.rtp_port_min == 0 {
+            return Err(invalid(
+                "media: rtp_port_min must be > 0 and ≤ rtp_port_max".into(),
+            ));
+        }
+        if self.media.codecs.is_empty() {
+            return Err(invalid("media.codecs: list at least one codec".into()));
+        }
+        if ![10, 20, 30, 40].contains(&self.media.ptime_ms) {
+            return Err(invalid("media.ptime_ms: use 10, 20, 30 or 40".into()));
+        }
+        if self.media.inactivity_timeout < Duration::from_secs(10) {
+            return Err(invalid(
+                "media.inactivity_timeout: at least 10s (sipp sends no RTP between key presses)"
+                    .into(),
+            ));
+        }
+        if let Some(action) = &self.audit.action {
+            if !self.actions.contains_key(action) {
+                return Err(invalid(format!(
+                    "audit.action: action `{action}` is not defined under `actions`"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory of the configured prompt language.
+    pub fn prompt_dir(&self) -> PathBuf {
+        self.prompts.dir.join(&self.prompts.language)
+    }
+}
+
+/// Everything a call needs that is loaded once and shared: the config, the
+/// prompt cache and the validated flows. Swapped atomically on reload.
+pub struct Loaded {
+    pub config: Config,
+    pub prompts: Arc<PromptCache>,
+    pub flows: BTreeMap<String, Arc<Flow>>,
+    pub catalog: Catalog,
+}
+
+impl Loaded {
+    /// Load and validate everything; any problem is an error naming the file.
+    pub fn from_config(config: Config) -> Result<Loaded, ConfigError> {
+        let prompts = PromptCache::load_dir(&config.prompt_dir())
+            .map_err(|e| ConfigError::Prompts(e.to_string()))?;
+        let mut actions = BTreeMap::new();
+        for (name, action) in &config.actions {
+            let info = action
+                .info()
+                .map_err(|e| ConfigError::Actions(format!("{name}: {e}")))?;
+            actions.insert(name.clone(), info);
+        }
+        let catalog = Catalog {
+            prompts: prompts.names().map(str::to_string).collect(),
+            actions,
+            transfer_targets: config.transfer.targets.keys().cloned().collect(),
+        };
+        let mut flows = BTreeMap::new();
+        let mut problems = Vec::new();
+        for (name, path) in &config.flows {
+            match crate::flow::model::load(path) {
+                Ok(flow) => {
+                    let diags = crate::flow::validate::validate(&flow, path, &catalog);
+                    if diags.is_empty() {
+                        flows.insert(name.clone(), Arc::new(flow));
+                    } else {
+                        problems.extend(diags.iter().map(|d| d.to_string()));
+                    }
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError::Flow(problems.join("\n")));
+        }
+        Ok(Loaded {
+            config,
+            prompts: Arc::new(prompts),
+            flows,
+            catalog,
+        })
+    }
+
+    /// The flow for a Request-URI user.
+    pub fn route(&self, user: &str) -> (&str, Arc<Flow>) {
+        let name = self
+            .config
+            .routes
+            .by_user
+            .get(user)
+            .unwrap_or(&self.config.routes.default);
+        let flow = self
+            .flows
+            .get(name)
+            .or_else(|| self.flows.get(&self.config.routes.default))
+            .expect("routes were validated against flows at load");
+        (name.as_str(), flow.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+}
