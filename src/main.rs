@@ -1,3 +1,3 @@
-fn main() {
-    println!("sspr-ivr: under construction");
+fn main() -> std::process::ExitCode {
+    sspr_ivr::cli::main()
 }

@@ -1,1 +1,9 @@
-//! (placeholder: filled in by the runtime work)
+//! The tokio layer: sockets, timers, tasks, files. It feeds the sans-IO
+//! machines (`sip::Endpoint`, `call::Call`) and carries out what they ask;
+//! it decides nothing about protocol or flow.
+
+pub mod call_task;
+pub mod dial;
+pub mod ports;
+pub mod recorder;
+pub mod server;

@@ -1,0 +1,267 @@
+//! The command line: `serve`, `demo`, `check`, `graph`, `dial`, `dtmf`.
+//! Thin: each command loads what it needs and hands over to the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Loaded, LogFormatName};
+use crate::ops::logging::{self, LogFormat};
+use crate::runtime::dial::DialArgs;
+
+/// The demo backend's address in `config.example.yaml`; `demo` swaps in
+/// wherever it actually started the backend.
+pub const DEMO_BACKEND_BASE: &str = "http://127.0.0.1:8089";
+
+/// The example config, embedded so `demo` works from anywhere.
+pub const EXAMPLE_CONFIG: &str = include_str!("../config.example.yaml");
+
+#[derive(Parser, Debug)]
+#[command(name = "sspr-ivr", version, about = "A standalone SIP IVR server with a self-service password reset flow")]
+pub struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    /// Log filter (`info`, `debug`, `sspr_ivr=trace`); RUST_LOG overrides.
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the service.
+    Serve {
+        #[arg(long, default_value = "/etc/sspr-ivr/config.yaml")]
+        config: PathBuf,
+        /// Override `sip.listen`.
+        #[arg(long)]
+        sip: Option<SocketAddr>,
+        /// Override `admin.listen`.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+    },
+    /// Run the server on 127.0.0.1 with the password-reset flow and an
+    /// in-process demo directory and OTP service.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:5060")]
+        sip: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+        /// Where the demo backend listens.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        backend: SocketAddr,
+        /// Delay before the demo "SMS" is delivered (exercises the comfort loop).
+        #[arg(long, default_value = "3s")]
+        sms_delay: String,
+        /// Record calls into this directory (WAV + sidecar + timeline).
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// Where the audit spool lives.
+        #[arg(long)]
+        spool: Option<PathBuf>,
+        /// First RTP port (the demo uses 200 from here).
+        #[arg(long)]
+        rtp_port_min: Option<u16>,
+        /// Treat unknown employee IDs like known ones until the code step.
+        #[arg(long)]
+        enumeration_safe: bool,
+    },
+    /// Validate config, flows, prompts and action wiring; exit 0 or 1.
+    Check {
+        #[arg(long, default_value = "config.example.yaml")]
+        config: PathBuf,
+    },
+    /// Draw a flow (Graphviz DOT or Mermaid).
+    Graph {
+        flow: PathBuf,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+    },
+    /// Call a SIP URI, press keys, and print the prompts heard.
+    Dial(DialArgs),
+    /// Detect DTMF digits in a WAV or raw s16le 8 kHz mono file.
+    Dtmf { file: PathBuf },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+/// Where flows/ and prompts/ live when running from the embedded config.
+fn data_root() -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    for dir in [
+        cwd.clone(),
+        PathBuf::from("/usr/share/sspr-ivr"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+    ] {
+        if dir.join("flows/sspr.yaml").exists() && dir.join("prompts").is_dir() {
+            return dir;
+        }
+    }
+    cwd
+}
+
+fn init_logging(cli: &Cli, cfg_format: Option<LogFormatName>, cfg_level: Option<&str>) {
+    let json = cli.log_json || cfg_format == Some(LogFormatName::Json);
+    let level = cli
+        .log_level
+        .clone()
+        .or_else(|| cfg_level.map(str::to_string))
+        .unwrap_or_else(|| "info".into());
+    logging::init(
+        if json { LogFormat::Json } else { LogFormat::Human },
+        &level,
+    );
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match &cli.command {
+        Command::Serve { config, sip, admin } => {
+            let mut cfg = Config::load(config)?;
+            if let Some(s) = sip {
+                cfg.sip.listen = *s;
+            }
+            if let Some(a) = admin {
+                cfg.admin.listen = *a;
+            }
+            init_logging(&cli, Some(cfg.logging.format), Some(&cfg.logging.level));
+            let loaded = Loaded::from_config(cfg)?;
+            let path = config.canonicalize().unwrap_or(config.clone());
+            runtime()?.block_on(crate::runtime::server::serve(
+                loaded,
+                Some(path),
+                CancellationToken::new(),
+                |b| {
+                    println!("sspr-ivr listening on sip:{} (udp+tcp), admin {:?}", b.sip, b.admin);
+                },
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            sip,
+            admin,
+            backend,
+            sms_delay,
+            record,
+            spool,
+            rtp_port_min,
+            enumeration_safe,
+        } => {
+            init_logging(&cli, None, None);
+            let delay = crate::config::parse_duration(sms_delay).map_err(anyhow::Error::msg)?;
+            let rt = runtime()?;
+            rt.block_on(async {
+                let demo = crate::demo::DemoBackend::start(*backend, delay)
+                    .await
+                    .context("start the demo backend")?;
+                let base = format!("http://{}", demo.addr());
+                let text = EXAMPLE_CONFIG.replace(DEMO_BACKEND_BASE, &base);
+                let root = data_root();
+                let mut cfg = Config::from_yaml(&text, &root.join("config.example.yaml"))?;
+                cfg.sip.listen = *sip;
+                cfg.admin.listen = *admin;
+                if let Some(dir) = record {
+                    cfg.recording.enabled = true;
+                    cfg.recording.dir = dir.clone();
+                }
+                cfg.audit.spool_dir = spool
+                    .clone()
+                    .unwrap_or_else(|| std::env::temp_dir().join("sspr-ivr-demo-audit"));
+                if let Some(p) = rtp_port_min {
+                    cfg.media.rtp_port_min = *p;
+                    cfg.media.rtp_port_max = p.saturating_add(1998);
+                }
+                if *enumeration_safe {
+                    cfg.variables
+                        .insert("enumeration_safe".into(), "true".into());
+                }
+                let loaded = Loaded::from_config(cfg)?;
+                crate::runtime::server::serve(loaded, None, CancellationToken::new(), |b| {
+                    println!("sspr-ivr demo");
+                    println!("  SIP            sip:{} (udp+tcp)  — call any user for the password reset, `echo` for the echo flow", b.sip);
+                    println!("  admin          http://{}/metrics", b.admin.map(|a| a.to_string()).unwrap_or_default());
+                    println!("  demo backend   {base}  (users: 123456 happy, 234567 email, 345678 locked)");
+                    println!("  try            sspr-ivr dial sip:reset@{} --stdin", b.sip);
+                })
+                .await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => {
+            init_logging(&cli, None, Some("warn"));
+            let result = Config::load(config).and_then(Loaded::from_config);
+            match result {
+                Ok(loaded) => {
+                    if let Err(e) = crate::actions::Executor::new(loaded.config.actions.clone()) {
+                        eprintln!("{}: actions: {e}", config.display());
+                        return Ok(ExitCode::from(1));
+                    }
+                    println!(
+                        "{}: ok ({} flows, {} prompts, {} actions)",
+                        config.display(),
+                        loaded.flows.len(),
+                        loaded.catalog.prompts.len(),
+                        loaded.catalog.actions.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Graph { flow, format } => {
+            let f = crate::flow::model::load(flow)?;
+            let text = match format {
+                GraphFormat::Dot => crate::flow::graph::to_dot(&f),
+                GraphFormat::Mermaid => crate::flow::graph::to_mermaid(&f),
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dial(args) => {
+            init_logging(&cli, None, Some("warn"));
+            let rt = runtime()?;
+            rt.block_on(crate::runtime::dial::run(args.clone()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dtmf { file } => {
+            let digits = crate::media::detect_file(file)
+                .with_context(|| format!("{}", file.display()))?;
+            println!("{digits}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// For tests: the data root that `demo` would use.
+pub fn demo_data_root() -> PathBuf {
+    data_root()
+}

@@ -1,0 +1,160 @@
+//! The tokio task that drives one [`Call`]: its RTP socket, its timers, the
+//! HTTP actions it starts, its audit records and its recording.
+//!
+//! The loop is the one every sans-IO machine here wants: drain all outputs,
+//! then wait for exactly one input (an RTP packet, a SIP event, an action
+//! result, or the machine's own deadline), feed it, repeat.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant as TokioInstant};
+use tracing::{debug, info, warn, Instrument};
+
+use crate::call::{Call, CallOutcome, Output};
+use crate::runtime::ports::RtpPort;
+use crate::runtime::recorder::Recorder;
+use crate::runtime::server::{Shared, SipIn};
+use crate::sip::{CallKey, Event as SipEvent};
+use crate::vars::Vars;
+
+/// What reaches a call task from outside.
+#[derive(Debug)]
+pub enum CallInput {
+    Sip(SipEvent),
+    ActionDone {
+        id: u64,
+        outcome: String,
+        outputs: Vars,
+    },
+    Terminate(CallOutcome),
+}
+
+pub struct CallTask {
+    pub call: Call,
+    pub rtp: RtpPort,
+    pub rx: mpsc::UnboundedReceiver<CallInput>,
+    pub tx: mpsc::UnboundedSender<CallInput>,
+    pub sip: mpsc::UnboundedSender<SipIn>,
+    pub shared: Arc<Shared>,
+    pub recorder: Option<Recorder>,
+    pub ani: String,
+    pub flow_name: String,
+    pub flow_version: String,
+}
+
+fn now() -> std::time::Instant {
+    TokioInstant::now().into_std()
+}
+
+impl CallTask {
+    pub async fn run(self) -> CallOutcome {
+        let span = tracing::info_span!("call", call_id = %self.call.key().0);
+        self.run_inner().instrument(span).await
+    }
+
+    async fn run_inner(mut self) -> CallOutcome {
+        let mut buf = vec![0u8; 2048];
+        let key: CallKey = self.call.key().clone();
+        let outcome = loop {
+            if let Some(outcome) = self.drain_outputs().await {
+                break outcome;
+            }
+            let deadline = self
+                .call
+                .poll_timeout()
+                .map(TokioInstant::from_std)
+                .unwrap_or_else(|| TokioInstant::now() + std::time::Duration::from_secs(3600));
+            tokio::select! {
+                r = self.rtp.socket.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => self.call.handle_rtp(now(), from, &buf[..n]),
+                    Err(e) => debug!(error = %e, "rtp receive error"),
+                },
+                input = self.rx.recv() => match input {
+                    Some(CallInput::Sip(ev)) => self.call.handle_sip(now(), ev),
+                    Some(CallInput::ActionDone { id, outcome, outputs }) => {
+                        self.call.handle_action_result(now(), id, &outcome, outputs)
+                    }
+                    Some(CallInput::Terminate(outcome)) => self.call.terminate(now(), outcome),
+                    None => self.call.terminate(now(), CallOutcome::Shutdown),
+                },
+                _ = sleep_until(deadline) => self.call.handle_timeout(now()),
+            }
+        };
+        let stats = self.call.media_stats();
+        self.shared.metrics.rtp_session_closed(&stats);
+        if let Some(rec) = self.recorder.take() {
+            rec.finish();
+        }
+        let _ = self.sip.send(SipIn::CallGone(key));
+        info!(outcome = outcome.as_str(), "call ended");
+        outcome
+    }
+
+    /// Carry out every pending output; `Some` when the call has ended.
+    async fn drain_outputs(&mut self) -> Option<CallOutcome> {
+        while let Some(out) = self.call.poll_output() {
+            match out {
+                Output::Rtp { to, data } => {
+                    if let Err(e) = self.rtp.socket.send_to(&data, to).await {
+                        debug!(error = %e, "rtp send error");
+                    }
+                }
+                Output::Sip(cmd) => {
+                    let _ = self.sip.send(SipIn::Command(cmd));
+                }
+                Output::RunAction { id, action, vars } => self.start_action(id, action, vars),
+                Output::Audit { result, reason } => {
+                    self.shared.audit(
+                        &result,
+                        &reason,
+                        &self.ani,
+                        &self.call.key().0,
+                        &self.flow_name,
+                        &self.flow_version,
+                    );
+                }
+                Output::Record {
+                    caller,
+                    ivr,
+                    suppressed,
+                } => {
+                    if let Some(rec) = &mut self.recorder {
+                        rec.frame(caller, ivr, suppressed);
+                    }
+                }
+                Output::Timeline(ev) => {
+                    debug!(event = ?ev, "timeline");
+                    if let Some(rec) = &mut self.recorder {
+                        rec.timeline(&ev);
+                    }
+                }
+                Output::DigitHeard(source) => self.shared.metrics.digit(source),
+                Output::Ended(outcome) => return Some(outcome),
+            }
+        }
+        None
+    }
+
+    fn start_action(&self, id: u64, action: String, vars: Vars) {
+        let executor = self.shared.executor();
+        let tx = self.tx.clone();
+        let metrics = self.shared.metrics.clone();
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                let result = executor.run(&action, &vars).await;
+                metrics.action_observed(&action, &result.outcome, result.latency);
+                if result.outcome == "error" || result.outcome == "timeout" {
+                    warn!(action = %action, outcome = %result.outcome, "data action failed");
+                }
+                let _ = tx.send(CallInput::ActionDone {
+                    id,
+                    outcome: result.outcome,
+                    outputs: result.outputs,
+                });
+            }
+            .instrument(span),
+        );
+    }
+}

@@ -1,0 +1,408 @@
+//! `sspr-ivr dial`: a test caller built from the same modules as the server.
+//!
+//! It places one call (SIP over UDP), sends G.711 silence continuously,
+//! presses keys by RFC 4733, in-band tones or SIP INFO, recognises the
+//! prompts it hears from the RTP payload bytes against the prompt cache,
+//! and prints a transcript: one line per prompt heard and per SIP event,
+//! each with the seconds since the call was answered.
+//!
+//! Digits are sent from three sources: `--dtmf` (after the first prompt
+//! finishes), `--on PROMPT=DIGITS` (after that prompt finishes, each rule
+//! used once, in order), and lines typed on standard input with `--stdin`.
+//! Sent digit values are not printed, only their count: transcripts get
+//! pasted into tickets, and the digits may be a real PIN.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::io::AsyncBufReadExt;
+use tokio::net::UdpSocket;
+use tokio::time::{sleep_until, Instant};
+
+use crate::codec::Codec;
+use crate::media::g711;
+use crate::media::goertzel::ToneGenerator;
+use crate::media::prompts::{PromptCache, PromptRecognizer};
+use crate::media::rtp;
+use crate::media::telephone_event;
+use crate::sip::uac::{Uac, UacEvent};
+use crate::sip::{sdp, EndpointConfig, Transport};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DialDtmfMode {
+    Rfc4733,
+    Inband,
+    Info,
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct DialArgs {
+    /// Who to call, e.g. `sip:echo@127.0.0.1:5060`.
+    pub uri: String,
+    /// Digits to press once the first prompt has finished (`,` pauses 1 s).
+    #[arg(long)]
+    pub dtmf: Option<String>,
+    /// Press DIGITS when PROMPT has finished playing: `--on enter_code=123456`.
+    /// Repeat for several prompts; each rule is used once, in order.
+    #[arg(long = "on", value_name = "PROMPT=DIGITS")]
+    pub on: Vec<String>,
+    /// Also read digits to press from standard input, one line at a time.
+    #[arg(long)]
+    pub stdin: bool,
+    #[arg(long, value_enum, default_value = "rfc4733")]
+    pub dtmf_mode: DialDtmfMode,
+    /// Hang up (BYE) this many seconds after the answer.
+    #[arg(long)]
+    pub hangup_after: Option<f64>,
+    /// Give up after this many seconds in all.
+    #[arg(long, default_value_t = 120.0)]
+    pub timeout: f64,
+    /// Prompt directory used to recognise what is heard.
+    #[arg(long, default_value = "prompts/en")]
+    pub prompts: PathBuf,
+    /// Caller number (From user).
+    #[arg(long, default_value = "5550100199")]
+    pub from: String,
+    /// Offer only this codec.
+    #[arg(long, value_enum)]
+    pub codec: Option<DialCodec>,
+    /// Answer a REFER with 603 Decline instead of accepting it.
+    #[arg(long)]
+    pub refuse_refer: bool,
+    /// Local IP to use for SIP and RTP.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub local_ip: std::net::IpAddr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DialCodec {
+    Pcmu,
+    Pcma,
+}
+
+/// One key press in the send queue.
+#[derive(Clone, Copy, Debug)]
+enum Press {
+    Key(char),
+    Pause(Duration),
+}
+
+fn parse_presses(s: &str) -> anyhow::Result<Vec<Press>> {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match c {
+            '0'..='9' | '*' | '#' | 'A'..='D' => Ok(Press::Key(c)),
+            ',' => Ok(Press::Pause(Duration::from_secs(1))),
+            other => bail!("`{other}` is not a DTMF key (use 0-9 * # A-D, and , to pause)"),
+        })
+        .collect()
+}
+
+/// The transcript printer: seconds since answer, one line per event.
+struct Transcript {
+    answered: Option<Instant>,
+    start: Instant,
+}
+
+impl Transcript {
+    fn line(&self, what: &str) {
+        let base = self.answered.unwrap_or(self.start);
+        let t = Instant::now().saturating_duration_since(base).as_secs_f64();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{t:8.3} {what}");
+        let _ = out.flush();
+    }
+}
+
+struct Media {
+    remote: SocketAddr,
+    codec: Codec,
+    audio_pt: u8,
+    te_pt: Option<u8>,
+    ptime: Duration,
+    samples: u32,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    next: Instant,
+    /// Audio samples (tones) still to send, replacing silence.
+    tone: VecDeque<i16>,
+    /// RFC 4733 packets still to send: (due, payload, marker).
+    events: VecDeque<(Instant, Vec<u8>, bool, u32)>,
+}
+
+pub async fn run(args: DialArgs) -> anyhow::Result<()> {
+    let mut presses: VecDeque<Press> = VecDeque::new();
+    let mut first_prompt_presses = match &args.dtmf {
+        Some(d) => Some(parse_presses(d)?),
+        None => None,
+    };
+    let mut rules: Vec<(String, Vec<Press>)> = Vec::new();
+    for r in &args.on {
+        let (p, d) = r
+            .split_once('=')
+            .with_context(|| format!("--on `{r}`: expected PROMPT=DIGITS"))?;
+        rules.push((p.to_string(), parse_presses(d)?));
+    }
+    let cache = Arc::new(
+        PromptCache::load_dir(&args.prompts)
+            .with_context(|| format!("prompts {}", args.prompts.display()))?,
+    );
+    let sip = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
+    let rtp_sock = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
+    let sip_local = sip.local_addr()?;
+    let rtp_local = rtp_sock.local_addr()?;
+    let codecs: Vec<Codec> = match args.codec {
+        Some(DialCodec::Pcmu) => vec![Codec::Pcmu],
+        Some(DialCodec::Pcma) => vec![Codec::Pcma],
+        None => vec![Codec::Pcmu, Codec::Pcma],
+    };
+    let offer = sdp::offer(rtp_local, &codecs, 101, 20, rand::random::<u32>() as u64);
+    let start = Instant::now();
+    let mut uac = Uac::new(
+        start.into_std(),
+        EndpointConfig {
+            local_addr: sip_local,
+            user_agent: concat!("sspr-ivr-dial/", env!("CARGO_PKG_VERSION")).to_string(),
+            symmetric_signalling: true,
+        },
+        &args.uri,
+        &args.from,
+        offer,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    uac.refuse_refer(args.refuse_refer);
+    let mut tr = Transcript {
+        answered: None,
+        start,
+    };
+    let overall = start + Duration::from_secs_f64(args.timeout);
+    let mut media: Option<Media> = None;
+    let mut recognizer: Option<PromptRecognizer> = None;
+    // (prompt name, when it will have finished playing)
+    let mut playing: Option<(String, Instant)> = None;
+    let mut hangup_at: Option<Instant> = None;
+    let mut next_press_at: Option<Instant> = None;
+    let mut stdin_lines = if args.stdin {
+        Some(tokio::io::BufReader::new(tokio::io::stdin()).lines())
+    } else {
+        None
+    };
+    let mut sip_buf = vec![0u8; 65_535];
+    let mut rtp_buf = vec![0u8; 2048];
+    let mut exit_code: Option<i32> = None;
+
+    loop {
+        while let Some(t) = uac.poll_transmit() {
+            if t.transport == Transport::Udp {
+                sip.send_to(&t.payload, t.destination).await?;
+            }
+        }
+        while let Some(ev) = uac.poll_event() {
+            match ev {
+                UacEvent::Provisional(code) => tr.line(&format!("sip {code}")),
+                UacEvent::Answered { sdp: answer } => {
+                    tr.answered = Some(Instant::now());
+                    tr.line("sip answered");
+                    let parsed = sdp::parse(&answer).map_err(|e| anyhow::anyhow!("answer SDP: {e}"))?;
+                    let neg = sdp::negotiate(&parsed, &codecs)
+                        .map_err(|e| anyhow::anyhow!("answer SDP: {e}"))?;
+                    tr.line(&format!(
+                        "media {} pt {} telephone-event {} ptime {}",
+                        neg.codec.encoding_name(),
+                        neg.audio_pt,
+                        neg.telephone_event_pt.map(|p| p.to_string()).unwrap_or("-".into()),
+                        neg.ptime_ms
+                    ));
+                    recognizer = Some(PromptRecognizer::new(cache.clone(), neg.codec));
+                    let ptime = Duration::from_millis(u64::from(neg.ptime_ms));
+                    media = Some(Media {
+                        remote: neg.remote,
+                        codec: neg.codec,
+                        audio_pt: neg.audio_pt,
+                        te_pt: neg.telephone_event_pt,
+                        ptime,
+                        samples: neg.ptime_ms * 8,
+                        ssrc: rand::random(),
+                        seq: rand::random(),
+                        ts: rand::random(),
+                        next: Instant::now(),
+                        tone: VecDeque::new(),
+                        events: VecDeque::new(),
+                    });
+                    if let Some(s) = args.hangup_after {
+                        hangup_at = Some(Instant::now() + Duration::from_secs_f64(s));
+                    }
+                }
+                UacEvent::Failed(code) => {
+                    tr.line(&format!("sip failed {code}"));
+                    exit_code = Some(2);
+                }
+                UacEvent::ReferReceived { target, headers } => {
+                    let hs: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                    tr.line(&format!(
+                        "sip REFER to {target} ({}){}",
+                        hs.join(", "),
+                        if args.refuse_refer { " refused" } else { "" }
+                    ));
+                }
+                UacEvent::ByeReceived => tr.line("sip BYE received"),
+                UacEvent::Info { status } => tr.line(&format!("sip INFO answered {status}")),
+                UacEvent::Terminated => {
+                    tr.line("sip ended");
+                    exit_code.get_or_insert(0);
+                }
+            }
+        }
+        if let Some(code) = exit_code {
+            if code != 0 {
+                bail!("call failed");
+            }
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= overall {
+            tr.line("timeout");
+            bail!("gave up after {} s", args.timeout);
+        }
+
+        // A prompt that finished playing may trigger presses.
+        if let Some((name, done_at)) = &playing {
+            if now >= *done_at {
+                if let Some(p) = first_prompt_presses.take() {
+                    presses.extend(p);
+                }
+                if let Some(i) = rules.iter().position(|(p, _)| p == name) {
+                    let (_, p) = rules.remove(i);
+                    presses.extend(p);
+                }
+                playing = None;
+                next_press_at.get_or_insert(now + Duration::from_millis(200));
+            }
+        }
+        if let (Some(m), Some(at)) = (&mut media, next_press_at) {
+            if now >= at && m.tone.is_empty() && m.events.is_empty() {
+                match presses.pop_front() {
+                    Some(Press::Key(k)) => {
+                        press(&mut uac, m, k, args.dtmf_mode, now);
+                        tr.line("dtmf 1 key sent");
+                        next_press_at = Some(now + Duration::from_millis(250));
+                    }
+                    Some(Press::Pause(d)) => next_press_at = Some(now + d),
+                    None => next_press_at = None,
+                }
+            }
+        }
+        if let Some(at) = hangup_at {
+            if now >= at {
+                hangup_at = None;
+                tr.line("sip hangup");
+                uac.hangup(now.into_std());
+                continue;
+            }
+        }
+        // Media: send every frame that is due (absolute schedule).
+        if let Some(m) = &mut media {
+            while m.next <= now {
+                send_frame(&rtp_sock, m).await;
+                m.next += m.ptime;
+            }
+            while let Some((due, payload, marker, ts)) = m.events.front().cloned() {
+                if due > now {
+                    break;
+                }
+                m.events.pop_front();
+                if let Some(pt) = m.te_pt {
+                    m.seq = m.seq.wrapping_add(1);
+                    let pkt = rtp::build(pt, marker, m.seq, ts, m.ssrc, &payload);
+                    let _ = rtp_sock.send_to(&pkt, m.remote).await;
+                }
+            }
+        }
+
+        let mut wake = overall;
+        let mut soon = |t: Option<Instant>| {
+            if let Some(t) = t {
+                wake = wake.min(t);
+            }
+        };
+        soon(uac.poll_timeout().map(Instant::from_std));
+        soon(media.as_ref().map(|m| m.next));
+        soon(media.as_ref().and_then(|m| m.events.front().map(|e| e.0)));
+        soon(playing.as_ref().map(|p| p.1));
+        soon(next_press_at);
+        soon(hangup_at);
+
+        tokio::select! {
+            r = sip.recv_from(&mut sip_buf) => {
+                let (n, from) = r?;
+                uac.handle_datagram(Instant::now().into_std(), Transport::Udp, from, &sip_buf[..n]);
+            }
+            r = rtp_sock.recv_from(&mut rtp_buf) => {
+                let (n, _from) = r?;
+                if let (Some(rec), Ok(pkt)) = (&mut recognizer, rtp::parse(&rtp_buf[..n])) {
+                    if let Some(name) = rec.feed(pkt.payload) {
+                        tr.line(&format!("prompt {name}"));
+                        let len = cache.get(&name).map(|p| p.duration()).unwrap_or_default();
+                        playing = Some((name, Instant::now() + len));
+                    }
+                }
+            }
+            line = async {
+                match &mut stdin_lines {
+                    Some(l) => l.next_line().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match line {
+                    Ok(Some(l)) => {
+                        presses.extend(parse_presses(&l)?);
+                        next_press_at.get_or_insert(Instant::now());
+                    }
+                    _ => stdin_lines = None,
+                }
+            }
+            _ = sleep_until(wake) => {
+                uac.handle_timeout(Instant::now().into_std());
+            }
+        }
+    }
+}
+
+/// Start one key press in the chosen way.
+fn press(uac: &mut Uac, m: &mut Media, key: char, mode: DialDtmfMode, now: Instant) {
+    match mode {
+        DialDtmfMode::Info => uac.send_info(now.into_std(), key, 100),
+        DialDtmfMode::Inband => {
+            let samples = ToneGenerator::digit(key, 100, -10.0);
+            m.tone.extend(samples);
+        }
+        DialDtmfMode::Rfc4733 => {
+            // The event's timestamp is the audio clock at the start of the
+            // press; the packets follow every ptime with growing duration.
+            let ts = m.ts;
+            for (offset, payload, marker) in
+                telephone_event::Sender::packets(key, 100, m.ptime)
+            {
+                m.events.push_back((now + offset, payload, marker, ts));
+            }
+        }
+    }
+}
+
+async fn send_frame(sock: &UdpSocket, m: &mut Media) {
+    let mut pcm = Vec::with_capacity(m.samples as usize);
+    for _ in 0..m.samples {
+        pcm.push(m.tone.pop_front().unwrap_or(0));
+    }
+    let payload = g711::encode(m.codec, &pcm);
+    m.seq = m.seq.wrapping_add(1);
+    let pkt = rtp::build(m.audio_pt, false, m.seq, m.ts, m.ssrc, &payload);
+    m.ts = m.ts.wrapping_add(m.samples);
+    let _ = sock.send_to(&pkt, m.remote).await;
+}
