@@ -209,14 +209,17 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 UacEvent::Answered { sdp: answer } => {
                     tr.answered = Some(Instant::now());
                     tr.line("sip answered");
-                    let parsed = sdp::parse(&answer).map_err(|e| anyhow::anyhow!("answer SDP: {e}"))?;
+                    let parsed =
+                        sdp::parse(&answer).map_err(|e| anyhow::anyhow!("answer SDP: {e}"))?;
                     let neg = sdp::negotiate(&parsed, &codecs)
                         .map_err(|e| anyhow::anyhow!("answer SDP: {e}"))?;
                     tr.line(&format!(
                         "media {} pt {} telephone-event {} ptime {}",
                         neg.codec.encoding_name(),
                         neg.audio_pt,
-                        neg.telephone_event_pt.map(|p| p.to_string()).unwrap_or("-".into()),
+                        neg.telephone_event_pt
+                            .map(|p| p.to_string())
+                            .unwrap_or("-".into()),
                         neg.ptime_ms
                     ));
                     recognizer = Some(PromptRecognizer::new(cache.clone(), neg.codec));
@@ -244,7 +247,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                     exit_code = Some(2);
                 }
                 UacEvent::ReferReceived { target, headers } => {
-                    let hs: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                    let hs: Vec<String> =
+                        headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
                     tr.line(&format!(
                         "sip REFER to {target} ({}){}",
                         hs.join(", "),
@@ -386,9 +390,7 @@ fn press(uac: &mut Uac, m: &mut Media, key: char, mode: DialDtmfMode, now: Insta
             // The event's timestamp is the audio clock at the start of the
             // press; the packets follow every ptime with growing duration.
             let ts = m.ts;
-            for (offset, payload, marker) in
-                telephone_event::Sender::packets(key, 100, m.ptime)
-            {
+            for (offset, payload, marker) in telephone_event::Sender::packets(key, 100, m.ptime) {
                 m.events.push_back((now + offset, payload, marker, ts));
             }
         }

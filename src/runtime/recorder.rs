@@ -60,7 +60,13 @@ pub struct Recorder {
 fn safe_name(call_id: &str) -> String {
     let s: String = call_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(96)
         .collect();
     if s.is_empty() || s.starts_with('.') {
@@ -185,10 +191,20 @@ fn write_loop(
                 for i in 0..n {
                     // Belt and braces: the media layer already sends silence
                     // while suppressed; never trust a caller sample then.
-                    let c = if suppressed { 0 } else { caller.get(i).copied().unwrap_or(0) };
-                    let v = if suppressed { 0 } else { ivr.get(i).copied().unwrap_or(0) };
+                    let c = if suppressed {
+                        0
+                    } else {
+                        caller.get(i).copied().unwrap_or(0)
+                    };
+                    let v = if suppressed {
+                        0
+                    } else {
+                        ivr.get(i).copied().unwrap_or(0)
+                    };
                     let r = match mode {
-                        RecordingMode::Stereo => wav.write_sample(c).and_then(|_| wav.write_sample(v)),
+                        RecordingMode::Stereo => {
+                            wav.write_sample(c).and_then(|_| wav.write_sample(v))
+                        }
                         RecordingMode::Mono => {
                             wav.write_sample(((i32::from(c) + i32::from(v)) / 2) as i16)
                         }
@@ -223,7 +239,9 @@ fn write_loop(
         call_id,
         ani,
         start: start.format(&Rfc3339).unwrap_or_default(),
-        end: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+        end: OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default(),
         mode: match mode {
             RecordingMode::Stereo => "stereo",
             RecordingMode::Mono => "mono",

@@ -34,8 +34,8 @@ use crate::runtime::ports::PortPool;
 use crate::runtime::recorder::Recorder;
 use crate::sip::framing::StreamDecoder;
 use crate::sip::{
-    sdp, CallKey, Command as SipCommand, Endpoint, EndpointConfig, Event as SipEvent,
-    IncomingCall, Transport,
+    sdp, CallKey, Command as SipCommand, Endpoint, EndpointConfig, Event as SipEvent, IncomingCall,
+    Transport,
 };
 
 /// Inputs of the SIP task.
@@ -91,7 +91,15 @@ impl Shared {
         flow: &str,
         flow_version: &str,
     ) {
-        let record = AuditRecord::new(&SystemClock, result, reason, ani, call_id, flow, flow_version);
+        let record = AuditRecord::new(
+            &SystemClock,
+            result,
+            reason,
+            ani,
+            call_id,
+            flow,
+            flow_version,
+        );
         info!(result = %record.result, reason = %record.reason, "audit");
         self.metrics.reset_result(result);
         if let Some(spool) = &self.spool {
@@ -117,7 +125,8 @@ impl Shared {
             .map_err(|e| e.to_string())
             .and_then(|cfg| Loaded::from_config(cfg).map_err(|e| e.to_string()))
             .and_then(|loaded| {
-                let exec = Executor::new(loaded.config.actions.clone()).map_err(|e| e.to_string())?;
+                let exec =
+                    Executor::new(loaded.config.actions.clone()).map_err(|e| e.to_string())?;
                 Ok((loaded, exec))
             });
         match result {
@@ -154,16 +163,19 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let executor = Executor::new(cfg.actions.clone()).context("actions")?;
     let spool = match &cfg.audit.action {
-        _ => Some(Arc::new(
-            Spool::open(&cfg.audit.spool_dir)
-                .with_context(|| format!("audit spool {}", cfg.audit.spool_dir.display()))?,
-        )),
+        _ => Some(Arc::new(Spool::open(&cfg.audit.spool_dir).with_context(
+            || format!("audit spool {}", cfg.audit.spool_dir.display()),
+        )?)),
     };
     let shared = Arc::new(Shared {
         loaded: RwLock::new(Arc::new(loaded)),
         executor: RwLock::new(Arc::new(executor)),
         metrics: metrics.clone(),
-        ports: PortPool::new(cfg.media.rtp_ip, cfg.media.rtp_port_min, cfg.media.rtp_port_max),
+        ports: PortPool::new(
+            cfg.media.rtp_ip,
+            cfg.media.rtp_port_min,
+            cfg.media.rtp_port_max,
+        ),
         draining: AtomicBool::new(false),
         live_calls: AtomicUsize::new(0),
         spool,
@@ -209,7 +221,15 @@ pub async fn serve(
         let wake = shared.audit_wake.clone();
         let stop = hard_stop.clone();
         tasks.spawn(async move {
-            crate::audit::deliver_loop(spool, action, move || shared2.executor(), wake, stop, shared2.metrics.clone()).await;
+            crate::audit::deliver_loop(
+                spool,
+                action,
+                move || shared2.executor(),
+                wake,
+                stop,
+                shared2.metrics.clone(),
+            )
+            .await;
         });
     }
 
@@ -276,7 +296,10 @@ pub async fn serve(
         }
     }
     if shared.live_calls.load(Ordering::SeqCst) > 0 {
-        warn!(calls = shared.live_calls.load(Ordering::SeqCst), "drain limit reached; ending live calls");
+        warn!(
+            calls = shared.live_calls.load(Ordering::SeqCst),
+            "drain limit reached; ending live calls"
+        );
         let _ = sip_tx.send(SipIn::TerminateAll);
         let bye_deadline = TokioInstant::now() + Duration::from_secs(5);
         while shared.live_calls.load(Ordering::SeqCst) > 0 && TokioInstant::now() < bye_deadline {
@@ -634,7 +657,9 @@ impl SipDriver {
                 }
                 Err(_) => None,
             };
-            shared.metrics.call_finished(outcome.map(|o| o.as_str()).unwrap_or("failed"));
+            shared
+                .metrics
+                .call_finished(outcome.map(|o| o.as_str()).unwrap_or("failed"));
             shared.live_calls.fetch_sub(1, Ordering::SeqCst);
         });
     }
