@@ -4,6 +4,9 @@
 //! and `docs/` for the architecture.
 
 pub mod actions;
+pub mod call;
+pub mod cli;
+pub mod config;
 pub mod audit;
 pub mod codec;
 pub mod demo;

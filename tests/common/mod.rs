@@ -1,0 +1,291 @@
+//! Shared support for end-to-end tests: start the real binary, find free
+//! ports, run sipp and `dial` with timeouts.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sspr-ivr");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A UDP+TCP port that is free right now.
+pub fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = u.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+static RTP_BASE: AtomicU16 = AtomicU16::new(0);
+
+/// A block of 1000 RTP ports for one server in this test binary.
+pub fn rtp_block() -> u16 {
+    let n = RTP_BASE.fetch_add(1, Ordering::SeqCst);
+    // Distinct per test binary too: spread by process id.
+    let bin = (std::process::id() % 8) as u16;
+    20000 + bin * 4000 + (n % 4) * 1000
+}
+
+/// The running server; killed on drop. Its stdout and stderr are kept.
+pub struct Server {
+    pub child: Child,
+    pub sip: SocketAddr,
+    pub admin: SocketAddr,
+    pub backend: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// `sspr-ivr demo` with recordings and a spool in a temp dir.
+    pub fn demo(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let backend: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let rtp = rtp_block().to_string();
+        let rec = dir.path().join("recordings");
+        let spool = dir.path().join("spool");
+        let mut args: Vec<String> = vec![
+            "--log-level".into(),
+            "trace".into(),
+            "demo".into(),
+            "--sip".into(),
+            sip.to_string(),
+            "--admin".into(),
+            admin.to_string(),
+            "--backend".into(),
+            backend.to_string(),
+            "--record".into(),
+            rec.display().to_string(),
+            "--spool".into(),
+            spool.display().to_string(),
+            "--rtp-port-min".into(),
+            rtp,
+            "--sms-delay".into(),
+            "0s".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Server::spawn(&args, sip, admin, backend, dir)
+    }
+
+    pub fn spawn(
+        args: &[String],
+        sip: SocketAddr,
+        admin: SocketAddr,
+        backend: SocketAddr,
+        dir: tempfile::TempDir,
+    ) -> Server {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(repo())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sspr-ivr");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            let ready_tx = ready_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if line.contains("listening on") || line.starts_with("sspr-ivr demo") {
+                        let _ = ready_tx.send(());
+                    }
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        let server = Server {
+            child,
+            sip,
+            admin,
+            backend,
+            dir,
+            output,
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            panic!(
+                "server did not start within 60 s; output:\n{}",
+                server.output_text()
+            );
+        }
+        server
+    }
+
+    pub fn output_text(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// Wait until the output contains `needle` (or time out).
+    pub fn wait_output(&self, needle: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.output_text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@{}", self.sip)
+    }
+
+    pub fn recordings(&self) -> PathBuf {
+        self.dir.path().join("recordings")
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Wait for the process to exit (after a signal); true if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run a command with a hard timeout; returns (success, stdout, stderr).
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> (bool, String, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let end = Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break Some(st);
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = t_out.join().unwrap_or_default();
+    let stderr = t_err.join().unwrap_or_default();
+    (
+        status.map(|s| s.success()).unwrap_or(false),
+        stdout,
+        stderr
+            + if status.is_none() {
+                "\n[killed: timeout]"
+            } else {
+                ""
+            },
+    )
+}
+
+/// `sspr-ivr dial` against `uri`; returns the transcript lines.
+pub fn dial(uri: &str, args: &[&str], timeout: Duration) -> (bool, Vec<String>, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(repo()).arg("dial").arg(uri).args(args);
+    let (ok, out, err) = run_with_timeout(&mut cmd, timeout);
+    (ok, out.lines().map(str::to_string).collect(), err)
+}
+
+/// The prompt names in a dial transcript, in order.
+pub fn prompts_heard(transcript: &[String]) -> Vec<String> {
+    transcript
+        .iter()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .collect::<Vec<_>>()
+                .get(1..3)
+                .and_then(|w| (w[0] == "prompt").then(|| w[1].to_string()))
+        })
+        .collect()
+}
+
+/// sipp must be installed: these tests fail, never skip, without it.
+pub fn sipp() -> &'static str {
+    let ok = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(ok, "sipp is not installed: apt-get install -y sip-tester");
+    "sipp"
+}
+
+/// Run a sipp scenario from tests/sipp against `server` (one call unless
+/// `extra` says otherwise); returns (sipp exited 0, its output).
+pub fn run_sipp(
+    server: &Server,
+    scenario: &str,
+    service: &str,
+    extra: &[&str],
+    timeout: Duration,
+) -> (bool, String) {
+    let scen = repo().join("tests/sipp").join(scenario);
+    let mut cmd = Command::new(sipp());
+    cmd.current_dir(repo().join("tests/sipp"))
+        .arg(server.sip.to_string())
+        .args(["-sf", &scen.display().to_string()])
+        .args(["-s", service])
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+        .args(["-mp", &free_port().to_string()])
+        .args(["-p", &free_port().to_string()])
+        .args([
+            "-timeout",
+            &format!("{}s", timeout.as_secs()),
+            "-timeout_error",
+        ])
+        .arg("-nostdin")
+        .args(extra);
+    let (ok, out, err) = run_with_timeout(&mut cmd, timeout + Duration::from_secs(10));
+    (ok, format!("{out}\n{err}"))
+}
+
+pub fn read_to_string(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}

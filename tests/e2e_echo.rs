@@ -1,0 +1,77 @@
+//! End to end: the real binary (`sspr-ivr demo`) answers the echo flow;
+//! the project's `dial` client and sipp call it over loopback.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn expect_echo(mode: &str, digits: &str) {
+    let server = Server::demo(&[]);
+    let (ok, transcript, err) = dial(
+        &server.uri("echo"),
+        &["--dtmf", &format!("{digits}#"), "--dtmf-mode", mode],
+        Duration::from_secs(60),
+    );
+    let heard = prompts_heard(&transcript);
+    let mut want = vec!["echo_intro".to_string(), "you_entered".to_string()];
+    want.extend(digits.chars().map(|c| format!("digit_{c}")));
+    want.push("goodbye".into());
+    assert!(
+        ok,
+        "dial failed ({mode}):\n{}\n{err}\nserver:\n{}",
+        transcript.join("\n"),
+        server.output_text()
+    );
+    assert_eq!(
+        heard,
+        want,
+        "transcript ({mode}):\n{}",
+        transcript.join("\n")
+    );
+    assert!(
+        transcript.iter().any(|l| l.contains("sip BYE received")),
+        "the IVR hangs up with BYE:\n{}",
+        transcript.join("\n")
+    );
+}
+
+#[test]
+fn echo_reads_back_rfc4733_digits() {
+    expect_echo("rfc4733", "4815");
+}
+
+#[test]
+fn echo_reads_back_inband_digits() {
+    expect_echo("inband", "2906");
+}
+
+#[test]
+fn echo_reads_back_sip_info_digits() {
+    expect_echo("info", "7733");
+}
+
+#[test]
+fn sipp_stock_pcaps_repeated_keys_count_once_each() {
+    let server = Server::demo(&[]);
+    let (ok, out) = run_sipp(
+        &server,
+        "echo_rfc4733.xml",
+        "echo",
+        &["-m", "1"],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "sipp failed:\n{out}\nserver:\n{}", server.output_text());
+    // What the IVR understood, from its own timeline: 100100, not 1010.
+    let timeline = std::fs::read_dir(server.recordings())
+        .expect("recordings dir")
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().ends_with(".timeline.jsonl"))
+        .map(|e| read_to_string(&e.path()))
+        .expect("a timeline file");
+    assert!(
+        timeline.contains("100100"),
+        "timeline should show digits 100100:\n{timeline}"
+    );
+    assert!(!timeline.contains("\"1010\""), "{timeline}");
+}
