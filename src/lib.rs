@@ -2,13 +2,12 @@
 //! flow. Protocol and flow logic are sans-IO state machines (`sip`, `media`,
 //! `flow`, `call`), driven by a thin tokio layer (`runtime`). See the README
 //! and `docs/` for the architecture.
-
 pub mod actions;
+pub mod audit;
 pub mod call;
 pub mod cli;
-pub mod config;
-pub mod audit;
 pub mod codec;
+pub mod config;
 pub mod demo;
 pub mod flow;
 pub mod media;
