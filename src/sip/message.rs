@@ -345,15 +345,20 @@ fn parse_start_line(line: &str, defect: &mut Option<&'static str>) -> Result<Sta
     if !method_ok {
         return Err(ParseError::NoStartLine);
     }
-    let version_guess = parts.last().copied().unwrap_or_default();
+    let version_guess = parts
+        .iter()
+        .rev()
+        .find(|p| !p.is_empty())
+        .copied()
+        .unwrap_or_default();
     if !version_guess.starts_with("SIP/") {
         return Err(ParseError::NoStartLine);
     }
     if parts.len() != 3 || parts[1].is_empty() {
         *defect = defect.or(Some("malformed Request-Line"));
-        let uri = parts[1..parts.len() - 1]
+        let uri = parts[1..]
             .iter()
-            .filter(|p| !p.is_empty())
+            .filter(|p| !p.is_empty() && **p != version_guess)
             .copied()
             .collect::<Vec<_>>()
             .join(" ");
@@ -576,9 +581,10 @@ impl NameAddr {
             } else {
                 Some(display.to_string())
             };
-            (display, after[..gt].trim().to_string(), &after[gt + 1..])
+            (display, after[..gt].to_string(), &after[gt + 1..])
         } else {
-            if v.contains('"') || v.contains('>') {
+            // An addr-spec with `?` or `,` must be enclosed in `<>` (RFC 3261 §20.10).
+            if v.contains(['"', '>', '?', ',']) {
                 return None;
             }
             // addr-spec: header params start at the first ';' (RFC 3261 §20.10).

@@ -169,7 +169,7 @@ fn check(msg: &Message, defect: Option<&'static str>) -> Result<Parts, Rejection
         return Err(bad("malformed Request-URI"));
     };
     let is_sip = scheme == "sip" || scheme == "sips";
-    if is_sip && uri_has_bad_chars(uri) {
+    if is_sip && !valid_sip_request_uri(uri) {
         return Err(bad("malformed Request-URI"));
     }
 
@@ -182,16 +182,15 @@ fn check(msg: &Message, defect: Option<&'static str>) -> Result<Parts, Rejection
         return Err(bad("CSeq method does not match the Request-Line"));
     }
     // rsip parses what we normalised; if it cannot, the message is malformed in a way
-    // our lighter checks missed.
-    if is_sip {
-        match msg.to_rsip() {
-            Ok(rsip::SipMessage::Request(r)) => {
-                if r.uri.scheme.is_none() {
-                    return Err(bad("malformed Request-URI"));
-                }
-            }
-            Ok(rsip::SipMessage::Response(_)) | Err(_) => return Err(bad("unparseable request")),
-        }
+    // our lighter checks missed. rsip's URI tokenizer rejects valid user parts
+    // (`sip:user;par=u%40example.net@example.com`, RFC 4475 §3.1.1.9) and any scheme
+    // it does not know, so the Request-URI was checked above and rsip sees a neutral one.
+    let mut for_rsip = msg.clone();
+    if let StartLine::Request { uri, .. } = &mut for_rsip.start {
+        *uri = "sip:request-uri.invalid".to_string();
+    }
+    if !matches!(for_rsip.to_rsip(), Ok(rsip::SipMessage::Request(_))) {
+        return Err(bad("unparseable request"));
     }
     if !served {
         return Err(Rejection::new(405, "method not allowed").with("Allow", ALLOW));
@@ -242,8 +241,50 @@ fn accepts_sdp(msg: &Message) -> bool {
         .any(|t| t == "application/sdp" || t == "application/*" || t == "*/*" || t.is_empty())
 }
 
-/// A sip: URI must not contain raw whitespace, `<`, `>` or `"`.
-fn uri_has_bad_chars(uri: &str) -> bool {
-    uri.bytes()
-        .any(|b| b.is_ascii_whitespace() || b == b'<' || b == b'>' || b == b'"' || b < 0x20)
+/// A sip/sips Request-URI (RFC 3261 §19.1.1, §25.1): `scheme:[userinfo@]host[:port][;params]`.
+/// Headers (`?`) are not allowed in a Request-URI; raw whitespace, `<`, `>` and `"`
+/// never are.
+pub fn valid_sip_request_uri(uri: &str) -> bool {
+    if uri
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b == b'<' || b == b'>' || b == b'"' || b < 0x20 || b >= 0x7f)
+    {
+        return false;
+    }
+    let Some((_, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    let hostpart = match rest.rfind('@') {
+        Some(at) => {
+            if at == 0 {
+                return false;
+            }
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    if hostpart.contains('?') {
+        return false;
+    }
+    let hostport = hostpart.split(';').next().unwrap_or_default();
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let Some((addr, after)) = v6.split_once(']') else {
+            return false;
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        ("v6", after.strip_prefix(':'))
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
 }
