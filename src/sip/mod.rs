@@ -1,1 +1,221 @@
-//! (placeholder: filled in by the sip work)
+//! The SIP layer (RFC 3261) as a sans-IO state machine: message normalisation and
+//! printing on `rsip` ([`message`]), request validation ([`validate`]), server and
+//! client transactions with the RFC 3261 §17 timers in one table ([`timer`],
+//! [`transaction`]), dialogs ([`dialog`]), SDP offer/answer for G.711 and
+//! telephone-event ([`sdp`]), Content-Length framing for TCP ([`framing`]), the UAS
+//! [`Endpoint`] the server runs, and a small UAC ([`uac`]) for the `dial` test caller.
+//!
+//! Nothing here opens a socket or reads a clock: the runtime feeds datagrams with
+//! `handle_datagram(now, ..)`, drains `poll_transmit()` / `poll_event()`, and sleeps
+//! until `poll_timeout()`. Responses always go back to the source address of the
+//! request (forced `rport`, RFC 3581); no host named in a Via is ever resolved.
+//!
+//! Not done here: TLS, DNS (RFC 3263), authentication, proxying, registrar duties,
+//! forking, PRACK (RFC 3262) and session timers beyond answering refreshes.
+
+pub mod dialog;
+pub mod endpoint;
+pub mod framing;
+pub mod message;
+pub mod sdp;
+pub mod timer;
+pub mod transaction;
+pub mod uac;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use endpoint::Endpoint;
+
+/// Which transport a message arrived on or leaves by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+
+    /// Unreliable transports need retransmissions (RFC 3261 §17).
+    pub fn is_reliable(self) -> bool {
+        matches!(self, Transport::Tcp)
+    }
+}
+
+/// One message to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub transport: Transport,
+    pub destination: SocketAddr,
+    pub payload: Vec<u8>,
+}
+
+/// Identifies a call: the dialog's Call-ID.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallKey(pub String);
+
+impl std::fmt::Display for CallKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Endpoint configuration.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// Our address: used in Via and Contact.
+    pub local_addr: SocketAddr,
+    /// Sent as `User-Agent` in requests and `Server` in responses.
+    pub user_agent: String,
+    /// Send in-dialog requests to where the INVITE came from unless the route set
+    /// names an IP:port first hop (default true: trunks behind NAT).
+    pub symmetric_signalling: bool,
+    /// RFC 3261 T1 (RTT estimate), default 500 ms.
+    pub t1: Duration,
+    /// RFC 3261 T2 (maximum retransmit interval for non-INVITE), default 4 s.
+    pub t2: Duration,
+    /// RFC 3261 T4 (maximum duration a message remains in the network), default 5 s.
+    pub t4: Duration,
+}
+
+impl EndpointConfig {
+    pub fn new(local_addr: SocketAddr, user_agent: impl Into<String>) -> Self {
+        EndpointConfig {
+            local_addr,
+            user_agent: user_agent.into(),
+            symmetric_signalling: true,
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A new call, reported once per INVITE transaction (`100 Trying` already sent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncomingCall {
+    pub call: CallKey,
+    pub request_uri_user: String,
+    /// The caller's number (From user part).
+    pub from_user: String,
+    pub source: SocketAddr,
+    pub transport: Transport,
+    /// The SDP offer, or `None` for a late-offer INVITE.
+    pub offer: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReferStatus {
+    /// `202 Accepted` for our REFER.
+    Accepted,
+    /// A final non-2xx response to our REFER, or a timeout (408).
+    Rejected(u16),
+    /// The status code in a NOTIFY `message/sipfrag` body.
+    Notify(u16),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    RemoteBye,
+    Cancelled,
+    AckTimeout,
+    LocalBye,
+    Rejected(u16),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    IncomingCall(IncomingCall),
+    Established {
+        call: CallKey,
+        ack_sdp: Option<String>,
+    },
+    Dtmf {
+        call: CallKey,
+        digit: char,
+        duration_ms: Option<u32>,
+    },
+    ReferStatus {
+        call: CallKey,
+        status: ReferStatus,
+    },
+    Terminated {
+        call: CallKey,
+        reason: EndReason,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `200 OK` with this SDP, retransmitted until ACK.
+    Answer { call: CallKey, sdp: String },
+    /// A final error response to the INVITE.
+    Reject {
+        call: CallKey,
+        status: u16,
+        retry_after: Option<u32>,
+    },
+    /// BYE after answer; a final `480` before it.
+    Hangup { call: CallKey },
+    /// Blind transfer: REFER with Refer-To `target` plus these extra headers.
+    Refer {
+        call: CallKey,
+        target: String,
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// Counters for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SipStats {
+    /// Responses sent, by status code (first transmissions only).
+    pub responses_sent: BTreeMap<u16, u64>,
+    /// Requests received, by method (retransmissions excluded).
+    pub requests_received: BTreeMap<String, u64>,
+    /// Requests answered `400` because they were malformed.
+    pub parse_errors: u64,
+    /// Datagrams dropped: garbage, malformed responses, stray responses.
+    pub garbage_dropped: u64,
+    /// Retransmissions: ours (timers) and the peer's (absorbed by a transaction).
+    pub retransmits_sent: u64,
+    pub retransmits_received: u64,
+}
+
+/// Errors of this module that the caller can see.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SipError {
+    #[error(transparent)]
+    Parse(#[from] message::ParseError),
+    #[error(transparent)]
+    Sdp(#[from] sdp::SdpError),
+    #[error(transparent)]
+    Framing(#[from] framing::FramingError),
+    #[error("target must be a sip: URI with an IP address host")]
+    BadTarget,
+}
+
+/// Methods this endpoint implements (Allow header).
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER, NOTIFY";
+/// Body types accepted in requests (Accept header).
+pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
+/// Extensions we support (Supported header): none beyond RFC 3261 and RFC 3515.
+pub const SUPPORTED: &str = "";
+
+/// A random token for tags, branches and Call-IDs.
+pub(crate) fn random_token(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}

@@ -1,0 +1,434 @@
+//! SDP offer/answer for one audio stream (RFC 4566, RFC 3264, RFC 4733 §7).
+//!
+//! Parses the first `m=audio` line of an offer (connection address, static and
+//! dynamic payload types, `a=rtpmap`, `a=ptime`, direction), negotiates G.711 by our
+//! preference while mirroring the offer's payload type numbers, and prints answers
+//! and offers. It does not handle video, multiple audio streams, ICE, SRTP or
+//! `a=rtcp`; other media lines are ignored (a real answer would reject them with
+//! port 0, which only matters to peers that offer video to an IVR).
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::codec::Codec;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SdpError {
+    #[error("SDP has no audio media line")]
+    NoAudio,
+    #[error("SDP has no usable connection address")]
+    NoConnection,
+    #[error("malformed SDP line: {0}")]
+    Malformed(&'static str),
+    #[error("no common codec")]
+    NoCommonCodec,
+}
+
+/// Media direction attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    fn attr(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+}
+
+/// One payload format offered on the audio line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Format {
+    pub pt: u8,
+    pub name: String,
+    pub rate: u32,
+}
+
+/// The audio part of an offer (or of an answer: same shape).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offer {
+    pub addr: IpAddr,
+    pub port: u16,
+    /// In the order of the m= line.
+    pub formats: Vec<Format>,
+    pub ptime: Option<u32>,
+    pub direction: Direction,
+}
+
+/// The result of negotiation: what media should use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    pub codec: Codec,
+    pub audio_pt: u8,
+    pub telephone_event_pt: Option<u8>,
+    pub ptime_ms: u32,
+    pub remote: SocketAddr,
+}
+
+fn static_format(pt: u8) -> Option<Format> {
+    let (name, rate) = match pt {
+        0 => ("PCMU", 8000),
+        3 => ("GSM", 8000),
+        4 => ("G723", 8000),
+        8 => ("PCMA", 8000),
+        9 => ("G722", 8000),
+        18 => ("G729", 8000),
+        _ => return None,
+    };
+    Some(Format {
+        pt,
+        name: name.to_string(),
+        rate,
+    })
+}
+
+fn parse_connection(value: &str) -> Result<IpAddr, SdpError> {
+    // c=IN IP4 192.0.2.1 (a multicast /ttl suffix is stripped)
+    let mut it = value.split_whitespace();
+    let (Some(net), Some(_atype), Some(addr)) = (it.next(), it.next(), it.next()) else {
+        return Err(SdpError::Malformed("c="));
+    };
+    if net != "IN" {
+        return Err(SdpError::Malformed("c= network type"));
+    }
+    let addr = addr.split('/').next().unwrap_or_default();
+    addr.parse().map_err(|_| SdpError::NoConnection)
+}
+
+/// Parse an SDP body, keeping the first `m=audio` stream.
+pub fn parse(text: &str) -> Result<Offer, SdpError> {
+    let mut session_conn: Option<IpAddr> = None;
+    let mut media_conn: Option<IpAddr> = None;
+    let mut session_dir = Direction::SendRecv;
+    let mut audio: Option<(u16, Vec<u8>)> = None;
+    let mut in_audio = false;
+    let mut seen_media = false;
+    let mut rtpmaps: Vec<Format> = Vec::new();
+    let mut ptime = None;
+    let mut direction: Option<Direction> = None;
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        let Some((kind, value)) = line.split_once('=') else {
+            return Err(SdpError::Malformed("line without '='"));
+        };
+        match kind {
+            "m" => {
+                seen_media = true;
+                in_audio = false;
+                let mut it = value.split_whitespace();
+                let media = it.next().unwrap_or_default();
+                if media == "audio" && audio.is_none() {
+                    let port = it
+                        .next()
+                        .and_then(|p| p.split('/').next())
+                        .and_then(|p| p.parse::<u16>().ok())
+                        .ok_or(SdpError::Malformed("m= port"))?;
+                    let _proto = it.next().ok_or(SdpError::Malformed("m= proto"))?;
+                    let pts = it
+                        .map(|p| p.parse::<u8>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|_| SdpError::Malformed("m= payload type"))?;
+                    if pts.iter().any(|pt| *pt > 127) {
+                        return Err(SdpError::Malformed("m= payload type"));
+                    }
+                    audio = Some((port, pts));
+                    in_audio = true;
+                }
+            }
+            "c" => {
+                let ip = parse_connection(value)?;
+                if !seen_media {
+                    session_conn = Some(ip);
+                } else if in_audio {
+                    media_conn = Some(ip);
+                }
+            }
+            "a" if !seen_media || in_audio => {
+                let (name, arg) = match value.split_once(':') {
+                    Some((n, a)) => (n, Some(a)),
+                    None => (value, None),
+                };
+                let dir = match name {
+                    "sendrecv" => Some(Direction::SendRecv),
+                    "sendonly" => Some(Direction::SendOnly),
+                    "recvonly" => Some(Direction::RecvOnly),
+                    "inactive" => Some(Direction::Inactive),
+                    _ => None,
+                };
+                if let Some(d) = dir {
+                    if seen_media {
+                        direction = Some(d);
+                    } else {
+                        session_dir = d;
+                    }
+                    continue;
+                }
+                if !in_audio {
+                    continue;
+                }
+                match (name, arg) {
+                    ("rtpmap", Some(arg)) => {
+                        let (pt, enc) = arg
+                            .split_once(' ')
+                            .ok_or(SdpError::Malformed("a=rtpmap"))?;
+                        let pt: u8 = pt
+                            .trim()
+                            .parse()
+                            .map_err(|_| SdpError::Malformed("a=rtpmap payload type"))?;
+                        let mut parts = enc.trim().split('/');
+                        let name = parts.next().unwrap_or_default().to_string();
+                        let rate = parts
+                            .next()
+                            .and_then(|r| r.parse::<u32>().ok())
+                            .ok_or(SdpError::Malformed("a=rtpmap clock rate"))?;
+                        rtpmaps.push(Format { pt, name, rate });
+                    }
+                    ("ptime", Some(arg)) => {
+                        ptime = arg.trim().parse::<u32>().ok().filter(|p| *p > 0 && *p <= 200);
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    let (port, pts) = audio.ok_or(SdpError::NoAudio)?;
+    let addr = media_conn
+        .or(session_conn)
+        .ok_or(SdpError::NoConnection)?;
+    let formats = pts
+        .iter()
+        .filter_map(|pt| {
+            rtpmaps
+                .iter()
+                .find(|f| f.pt == *pt)
+                .cloned()
+                .or_else(|| static_format(*pt))
+        })
+        .collect();
+    Ok(Offer {
+        addr,
+        port,
+        formats,
+        ptime,
+        direction: direction.unwrap_or(session_dir),
+    })
+}
+
+/// Choose the first codec of `preference` the offer carries (at 8 kHz), mirroring
+/// the offer's payload type number, plus telephone-event/8000 if offered.
+pub fn negotiate(offer: &Offer, preference: &[Codec]) -> Result<Negotiated, SdpError> {
+    let (codec, audio_pt) = preference
+        .iter()
+        .find_map(|codec| {
+            offer
+                .formats
+                .iter()
+                .find(|f| {
+                    f.rate == crate::codec::SAMPLE_RATE
+                        && Codec::from_encoding_name(&f.name) == Some(*codec)
+                })
+                .map(|f| (*codec, f.pt))
+        })
+        .ok_or(SdpError::NoCommonCodec)?;
+    let telephone_event_pt = offer
+        .formats
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case("telephone-event") && f.rate == 8000)
+        .map(|f| f.pt);
+    Ok(Negotiated {
+        codec,
+        audio_pt,
+        telephone_event_pt,
+        ptime_ms: offer.ptime.unwrap_or(20),
+        remote: SocketAddr::new(offer.addr, offer.port),
+    })
+}
+
+fn ip_kind(ip: IpAddr) -> &'static str {
+    match ip {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    }
+}
+
+fn session_header(local: SocketAddr, session_id: u64) -> String {
+    let kind = ip_kind(local.ip());
+    let ip = local.ip();
+    format!(
+        "v=0\r\no=sspr-ivr {session_id} {session_id} IN {kind} {ip}\r\ns=sspr-ivr\r\nc=IN {kind} {ip}\r\nt=0 0\r\n"
+    )
+}
+
+/// Print the answer for a negotiated session. `session_id` also serves as the
+/// version, so answering a refresh with the same id gives byte-identical SDP.
+pub fn answer(neg: &Negotiated, local: SocketAddr, session_id: u64) -> String {
+    let mut s = session_header(local, session_id);
+    let mut pts = vec![neg.audio_pt.to_string()];
+    if let Some(te) = neg.telephone_event_pt {
+        pts.push(te.to_string());
+    }
+    s.push_str(&format!("m=audio {} RTP/AVP {}\r\n", local.port(), pts.join(" ")));
+    s.push_str(&format!(
+        "a=rtpmap:{} {}/8000\r\n",
+        neg.audio_pt,
+        neg.codec.encoding_name()
+    ));
+    if let Some(te) = neg.telephone_event_pt {
+        s.push_str(&format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"));
+    }
+    s.push_str(&format!("a=ptime:{}\r\n", neg.ptime_ms));
+    s.push_str(&format!("a={}\r\n", Direction::SendRecv.attr()));
+    s
+}
+
+/// Print an offer with our codecs (static payload types) and telephone-event.
+pub fn offer(
+    local: SocketAddr,
+    preference: &[Codec],
+    te_pt: u8,
+    ptime_ms: u32,
+    session_id: u64,
+) -> String {
+    let mut s = session_header(local, session_id);
+    let mut pts: Vec<String> = preference
+        .iter()
+        .map(|c| c.static_payload_type().to_string())
+        .collect();
+    pts.push(te_pt.to_string());
+    s.push_str(&format!("m=audio {} RTP/AVP {}\r\n", local.port(), pts.join(" ")));
+    for c in preference {
+        s.push_str(&format!(
+            "a=rtpmap:{} {}/8000\r\n",
+            c.static_payload_type(),
+            c.encoding_name()
+        ));
+    }
+    s.push_str(&format!(
+        "a=rtpmap:{te_pt} telephone-event/8000\r\na=fmtp:{te_pt} 0-16\r\n"
+    ));
+    s.push_str(&format!("a=ptime:{ptime_ms}\r\n"));
+    s.push_str(&format!("a={}\r\n", Direction::SendRecv.attr()));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIPP: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8 0 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\n";
+
+    #[test]
+    fn parses_offers() {
+        struct Case {
+            sdp: &'static str,
+            addr: &'static str,
+            port: u16,
+            pts: &'static [u8],
+            ptime: Option<u32>,
+            dir: Direction,
+        }
+        let cases = [
+            Case {
+                sdp: SIPP,
+                addr: "127.0.0.1",
+                port: 6000,
+                pts: &[8, 0, 96],
+                ptime: None,
+                dir: Direction::SendRecv,
+            },
+            // Static PTs without rtpmap, media-level c=, ptime, sendonly (hold).
+            Case {
+                sdp: "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\nc=IN IP4 10.0.0.2\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:30\r\na=sendonly\r\n",
+                addr: "10.0.0.2",
+                port: 4000,
+                pts: &[0, 8, 101],
+                ptime: Some(30),
+                dir: Direction::SendOnly,
+            },
+            // Video first, audio second; LF line ends.
+            Case {
+                sdp: "v=0\no=- 1 1 IN IP6 ::1\ns=-\nc=IN IP6 ::1\nt=0 0\nm=video 5000 RTP/AVP 31\nm=audio 5002 RTP/AVP 18 0\n",
+                addr: "::1",
+                port: 5002,
+                pts: &[18, 0],
+                ptime: None,
+                dir: Direction::SendRecv,
+            },
+        ];
+        for c in cases {
+            let o = parse(c.sdp).expect(c.sdp);
+            assert_eq!(o.addr, c.addr.parse::<IpAddr>().unwrap());
+            assert_eq!(o.port, c.port);
+            assert_eq!(o.formats.iter().map(|f| f.pt).collect::<Vec<_>>(), c.pts);
+            assert_eq!(o.ptime, c.ptime);
+            assert_eq!(o.direction, c.dir);
+        }
+    }
+
+    #[test]
+    fn rejects_broken_offers() {
+        let cases: &[(&str, SdpError)] = &[
+            ("v=0\r\nc=IN IP4 1.2.3.4\r\nm=video 1 RTP/AVP 31\r\n", SdpError::NoAudio),
+            ("v=0\r\nm=audio 1 RTP/AVP 0\r\n", SdpError::NoConnection),
+            ("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n", SdpError::Malformed("m= port")),
+            ("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 300\r\n", SdpError::Malformed("m= payload type")),
+            ("garbage", SdpError::Malformed("line without '='")),
+        ];
+        for (sdp, err) in cases {
+            assert_eq!(parse(sdp).unwrap_err(), *err, "{sdp}");
+        }
+    }
+
+    #[test]
+    fn negotiates_by_preference_and_mirrors_pts() {
+        let o = parse(SIPP).unwrap();
+        let n = negotiate(&o, &[Codec::Pcmu, Codec::Pcma]).unwrap();
+        assert_eq!((n.codec, n.audio_pt, n.telephone_event_pt), (Codec::Pcmu, 0, Some(96)));
+        let n = negotiate(&o, &[Codec::Pcma]).unwrap();
+        assert_eq!((n.codec, n.audio_pt), (Codec::Pcma, 8));
+        assert_eq!(n.remote, "127.0.0.1:6000".parse().unwrap());
+        assert_eq!(n.ptime_ms, 20);
+        // A dynamic PT for PCMU is mirrored too.
+        let dynamic = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 7 RTP/AVP 112 113\r\na=rtpmap:112 pcmu/8000\r\na=rtpmap:113 telephone-event/8000\r\n";
+        let n = negotiate(&parse(dynamic).unwrap(), &[Codec::Pcma, Codec::Pcmu]).unwrap();
+        assert_eq!((n.codec, n.audio_pt, n.telephone_event_pt), (Codec::Pcmu, 112, Some(113)));
+        let g729 = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 7 RTP/AVP 18\r\n";
+        assert_eq!(
+            negotiate(&parse(g729).unwrap(), &[Codec::Pcmu]).unwrap_err(),
+            SdpError::NoCommonCodec
+        );
+    }
+
+    #[test]
+    fn answer_and_offer_round_trip() {
+        let local: SocketAddr = "127.0.0.1:20000".parse().unwrap();
+        let n = negotiate(&parse(SIPP).unwrap(), &[Codec::Pcmu]).unwrap();
+        let a = answer(&n, local, 42);
+        assert!(a.contains("m=audio 20000 RTP/AVP 0 96\r\n"), "{a}");
+        assert!(a.contains("a=fmtp:96 0-16\r\n"));
+        assert!(a.contains("o=sspr-ivr 42 42 IN IP4 127.0.0.1\r\n"));
+        let back = parse(&a).unwrap();
+        assert_eq!(back.port, 20000);
+        assert_eq!(negotiate(&back, &[Codec::Pcmu]).unwrap().telephone_event_pt, Some(96));
+        assert_eq!(a, answer(&n, local, 42), "same session, same bytes");
+
+        let o = offer(local, &[Codec::Pcma, Codec::Pcmu], 101, 20, 7);
+        let parsed = parse(&o).unwrap();
+        assert_eq!(parsed.formats.iter().map(|f| f.pt).collect::<Vec<_>>(), [8, 0, 101]);
+        assert_eq!(parsed.ptime, Some(20));
+        let n = negotiate(&parsed, &[Codec::Pcmu]).unwrap();
+        assert_eq!((n.audio_pt, n.telephone_event_pt), (0, Some(101)));
+    }
+}

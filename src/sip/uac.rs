@@ -1,0 +1,570 @@
+//! A minimal UAC for the `dial` test caller (RFC 3261 §13.2, §17.1, RFC 3515 as the
+//! transferee): sends one INVITE with an SDP offer, retransmits it on UDP (Timers A
+//! and B), ACKs the 2xx (and every retransmission of it), ACKs non-2xx finals, sends
+//! INFO DTMF and BYE (Timers E and F), and answers the server's BYE, OPTIONS, INFO and
+//! REFER — a REFER gets `202` and then a NOTIFY with the sipfrag `SIP/2.0 200 OK`, or
+//! `603` when refusing.
+//!
+//! Only IP-literal targets (`sip:user@127.0.0.1:5060`); no DNS, no authentication, no
+//! forking (the first 2xx wins), UDP only.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::dialog::{contact_value, Dialog};
+use super::message::{
+    self, hostport_addr, uri_hostport, Datagram, Header, Message, NameAddr, StartLine,
+};
+use super::timer::{Timer, TimerTable};
+use super::transaction::{backoff, new_branch, response_to, server_key, set_body};
+use super::validate::validate;
+use super::{random_token, EndpointConfig, SipError, Transmit, Transport, ALLOW};
+
+/// What the caller observes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UacEvent {
+    Provisional(u16),
+    Answered { sdp: String },
+    Failed(u16),
+    ReferReceived {
+        target: String,
+        headers: Vec<(String, String)>,
+    },
+    ByeReceived,
+    Terminated,
+    /// Final status of an INFO we sent.
+    Info { status: u16 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Calling,
+    Proceeding,
+    Confirmed,
+    Terminated,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Owner {
+    Invite,
+    Client(String),
+    Server(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    Bye,
+    Info,
+    Notify,
+    Cancel,
+}
+
+#[derive(Debug)]
+struct ClientTx {
+    purpose: Purpose,
+    payload: Vec<u8>,
+    interval: Duration,
+    completed: bool,
+}
+
+/// Headers of a REFER that are not reported as extra headers.
+const REFER_STANDARD: &[&str] = &[
+    "Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Contact", "Refer-To", "User-Agent",
+    "Content-Length", "Route", "Record-Route", "Server",
+];
+
+/// The UAC. See the module docs.
+#[derive(Debug)]
+pub struct Uac {
+    config: EndpointConfig,
+    destination: SocketAddr,
+    from_user: String,
+    call_id: String,
+    invite: Message,
+    invite_payload: Vec<u8>,
+    invite_branch: String,
+    invite_cseq: u32,
+    invite_interval: Duration,
+    state: State,
+    dialog: Option<Dialog>,
+    ack_payload: Option<Vec<u8>>,
+    refuse_refer: bool,
+    last_provisional: Option<u16>,
+    clients: HashMap<String, ClientTx>,
+    servers: HashMap<String, Vec<u8>>,
+    timers: TimerTable<Owner>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<UacEvent>,
+}
+
+impl Uac {
+    /// Build and send the INVITE. Fails if the target is not a `sip:` URI with an IP
+    /// literal host.
+    pub fn new(
+        now: Instant,
+        config: EndpointConfig,
+        target_uri: &str,
+        from_user: &str,
+        offer_sdp: String,
+    ) -> Result<Self, SipError> {
+        let target = target_uri.trim();
+        let lower = target.to_ascii_lowercase();
+        if !lower.starts_with("sip:") {
+            return Err(SipError::BadTarget);
+        }
+        let destination = uri_hostport(target)
+            .and_then(hostport_addr)
+            .ok_or(SipError::BadTarget)?;
+        if !message::is_token(from_user) {
+            return Err(SipError::BadTarget);
+        }
+        let call_id = format!("{}@{}", random_token(20), config.local_addr.ip());
+        let local_tag = random_token(12);
+        let branch = new_branch();
+        let local = config.local_addr;
+        let mut invite = Message {
+            start: StartLine::Request {
+                method: "INVITE".into(),
+                uri: target.to_string(),
+                version: "SIP/2.0".into(),
+            },
+            headers: vec![
+                Header::new("Via", format!("SIP/2.0/UDP {local};branch={branch};rport")),
+                Header::new("Max-Forwards", "70"),
+                Header::new("From", format!("<sip:{from_user}@{local}>;tag={local_tag}")),
+                Header::new("To", format!("<{target}>")),
+                Header::new("Call-ID", call_id.clone()),
+                Header::new("CSeq", "1 INVITE"),
+                Header::new("Contact", contact_value(from_user, local, Transport::Udp)),
+                Header::new("Allow", ALLOW),
+                Header::new("User-Agent", config.user_agent.clone()),
+            ],
+            body: Vec::new(),
+        };
+        set_body(&mut invite, "application/sdp", offer_sdp.as_bytes());
+        let payload = invite.to_bytes();
+        let t1 = config.t1;
+        let mut uac = Uac {
+            config,
+            destination,
+            from_user: from_user.to_string(),
+            call_id,
+            invite,
+            invite_payload: payload.clone(),
+            invite_branch: branch,
+            invite_cseq: 1,
+            invite_interval: t1,
+            state: State::Calling,
+            dialog: None,
+            ack_payload: None,
+            refuse_refer: false,
+            last_provisional: None,
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            timers: TimerTable::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        uac.send(payload);
+        uac.timers.set(Owner::Invite, Timer::A, now + t1);
+        uac.timers.set(Owner::Invite, Timer::B, now + t1 * 64);
+        Ok(uac)
+    }
+
+    /// The Call-ID of this call.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// Answer REFER with 603 instead of 202 + NOTIFY.
+    pub fn refuse_refer(&mut self, refuse: bool) {
+        self.refuse_refer = refuse;
+    }
+
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<UacEvent> {
+        self.events.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    pub fn is_terminated(&self) -> bool {
+        self.state == State::Terminated
+    }
+
+    fn send(&mut self, payload: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            transport: Transport::Udp,
+            destination: self.destination,
+            payload,
+        });
+    }
+
+    fn terminate(&mut self) {
+        if self.state != State::Terminated {
+            self.state = State::Terminated;
+            self.timers.stop(&Owner::Invite, Timer::A);
+            self.timers.stop(&Owner::Invite, Timer::B);
+            self.events.push_back(UacEvent::Terminated);
+        }
+    }
+
+    /// End the call: BYE when answered, CANCEL while ringing.
+    pub fn hangup(&mut self, now: Instant) {
+        match self.state {
+            State::Confirmed => {
+                self.send_in_dialog(now, "BYE", Purpose::Bye, Vec::new(), None);
+            }
+            State::Calling | State::Proceeding => {
+                // CANCEL: same branch, Call-ID, From, To and CSeq number as the INVITE.
+                let mut cancel = self.invite.clone();
+                if let StartLine::Request { method, .. } = &mut cancel.start {
+                    *method = "CANCEL".into();
+                }
+                cancel.body.clear();
+                cancel.headers.retain(|h| {
+                    matches!(h.name.as_str(), "Via" | "Max-Forwards" | "From" | "To" | "Call-ID" | "CSeq" | "User-Agent")
+                });
+                for h in &mut cancel.headers {
+                    if h.name == "CSeq" {
+                        h.value = format!("{} CANCEL", self.invite_cseq);
+                    }
+                }
+                let payload = cancel.to_bytes();
+                self.start_client(now, format!("{}#cancel", self.invite_branch), Purpose::Cancel, payload);
+            }
+            State::Terminated => {}
+        }
+    }
+
+    /// Send one DTMF digit as INFO `application/dtmf-relay`.
+    pub fn send_info(&mut self, now: Instant, digit: char, duration_ms: u32) {
+        if self.state != State::Confirmed {
+            return;
+        }
+        let body = format!("Signal={digit}\r\nDuration={duration_ms}\r\n");
+        self.send_in_dialog(now, "INFO", Purpose::Info, Vec::new(), Some(("application/dtmf-relay", body)));
+    }
+
+    fn send_in_dialog(&mut self, now: Instant, method: &str, purpose: Purpose, extra: Vec<Header>, body: Option<(&str, String)>) {
+        let Some(dialog) = self.dialog.as_mut() else {
+            return;
+        };
+        let (mut msg, branch) = dialog.request(method, self.config.local_addr, &self.config.user_agent, None, extra);
+        if let Some((ct, b)) = body {
+            set_body(&mut msg, ct, b.as_bytes());
+        }
+        let payload = msg.to_bytes();
+        self.start_client(now, branch, purpose, payload);
+    }
+
+    fn start_client(&mut self, now: Instant, key: String, purpose: Purpose, payload: Vec<u8>) {
+        self.send(payload.clone());
+        let t1 = self.config.t1;
+        self.clients.insert(
+            key.clone(),
+            ClientTx {
+                purpose,
+                payload,
+                interval: t1,
+                completed: false,
+            },
+        );
+        self.timers.set(Owner::Client(key.clone()), Timer::E, now + t1);
+        self.timers.set(Owner::Client(key), Timer::F, now + t1 * 64);
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, _transport: Transport, source: SocketAddr, data: &[u8]) {
+        let Ok(Datagram::Message(parsed)) = message::parse(data) else {
+            return;
+        };
+        if parsed.message.status().is_some() {
+            if parsed.defect.is_none() {
+                self.handle_response(now, parsed.message);
+            }
+            return;
+        }
+        let Ok(req) = validate(parsed.message, parsed.defect) else {
+            return;
+        };
+        self.handle_request(now, source, req);
+    }
+
+    fn handle_response(&mut self, now: Instant, msg: Message) {
+        let Some(code) = msg.status() else {
+            return;
+        };
+        let Some(via) = msg.header("Via").and_then(message::Via::parse) else {
+            return;
+        };
+        let Some(branch) = via.param("branch").map(str::to_string) else {
+            return;
+        };
+        let cseq_method = msg
+            .header("CSeq")
+            .and_then(message::parse_cseq)
+            .map(|(_, m)| m)
+            .unwrap_or_default();
+        if branch == self.invite_branch && cseq_method == "CANCEL" {
+            let key = format!("{branch}#cancel");
+            self.client_response(now, key, code);
+            return;
+        }
+        if branch == self.invite_branch && cseq_method == "INVITE" {
+            self.invite_response(now, code, msg);
+            return;
+        }
+        self.client_response(now, branch, code);
+    }
+
+    fn invite_response(&mut self, now: Instant, code: u16, msg: Message) {
+        self.timers.stop(&Owner::Invite, Timer::A);
+        if code < 200 {
+            if self.state == State::Calling {
+                self.state = State::Proceeding;
+            }
+            if self.state == State::Proceeding && self.last_provisional != Some(code) {
+                self.last_provisional = Some(code);
+                self.events.push_back(UacEvent::Provisional(code));
+            }
+            return;
+        }
+        if code < 300 {
+            if let Some(ack) = self.ack_payload.clone() {
+                // A retransmitted 2xx: our ACK was lost.
+                self.send(ack);
+                return;
+            }
+            if self.state == State::Terminated {
+                return;
+            }
+            self.timers.stop(&Owner::Invite, Timer::B);
+            let to = msg.header("To").unwrap_or_default().to_string();
+            let remote_tag = NameAddr::parse(&to)
+                .and_then(|n| n.tag().map(str::to_string))
+                .unwrap_or_default();
+            let local_party = self.invite.header("From").unwrap_or_default().to_string();
+            let local_tag = NameAddr::parse(&local_party)
+                .and_then(|n| n.tag().map(str::to_string))
+                .unwrap_or_default();
+            let mut dialog = Dialog {
+                call_id: self.call_id.clone(),
+                local_tag,
+                remote_tag,
+                local_party,
+                remote_party: to,
+                remote_target: msg.header("Contact").and_then(NameAddr::parse).map(|n| n.uri),
+                route_set: Dialog::route_set_from(&msg, true),
+                local_cseq: self.invite_cseq,
+                remote_cseq: 0,
+                source: self.destination,
+                transport: Transport::Udp,
+            };
+            let (ack, _) = dialog.request("ACK", self.config.local_addr, &self.config.user_agent, Some(self.invite_cseq), Vec::new());
+            let ack = ack.to_bytes();
+            self.destination = dialog.destination(self.config.symmetric_signalling);
+            self.dialog = Some(dialog);
+            self.ack_payload = Some(ack.clone());
+            self.send(ack);
+            self.state = State::Confirmed;
+            self.events.push_back(UacEvent::Answered {
+                sdp: String::from_utf8_lossy(&msg.body).into_owned(),
+            });
+            return;
+        }
+        // Non-2xx final: ACK in the INVITE transaction (RFC 3261 §17.1.1.3).
+        let mut ack = Message {
+            start: StartLine::Request {
+                method: "ACK".into(),
+                uri: match &self.invite.start {
+                    StartLine::Request { uri, .. } => uri.clone(),
+                    StartLine::Response { .. } => String::new(),
+                },
+                version: "SIP/2.0".into(),
+            },
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        for name in ["Via", "Max-Forwards", "From", "Call-ID"] {
+            if let Some(v) = self.invite.header(name) {
+                ack.push(name, v);
+            }
+        }
+        ack.push("To", msg.header("To").unwrap_or_default());
+        ack.push("CSeq", format!("{} ACK", self.invite_cseq));
+        self.send(ack.to_bytes());
+        if self.state != State::Terminated {
+            self.timers.stop(&Owner::Invite, Timer::B);
+            self.timers.set(Owner::Invite, Timer::D, now + Duration::from_secs(32));
+            self.events.push_back(UacEvent::Failed(code));
+            self.terminate();
+        }
+    }
+
+    fn client_response(&mut self, now: Instant, key: String, code: u16) {
+        let Some(tx) = self.clients.get_mut(&key) else {
+            return;
+        };
+        if code < 200 || tx.completed {
+            return;
+        }
+        tx.completed = true;
+        let purpose = tx.purpose;
+        let owner = Owner::Client(key);
+        self.timers.stop(&owner, Timer::E);
+        self.timers.stop(&owner, Timer::F);
+        self.timers.set(owner, Timer::K, now + self.config.t4);
+        match purpose {
+            Purpose::Bye => self.terminate(),
+            Purpose::Info => self.events.push_back(UacEvent::Info { status: code }),
+            Purpose::Notify | Purpose::Cancel => {}
+        }
+    }
+
+    fn respond(&mut self, now: Instant, source: SocketAddr, req: &super::validate::Request, status: u16, extra: Vec<Header>) {
+        let tag = self.dialog.as_ref().map(|d| d.local_tag.clone());
+        let mut resp = response_to(&req.msg, source, status, tag.as_deref(), &self.config.user_agent);
+        resp.headers.extend(extra);
+        let payload = resp.to_bytes();
+        self.transmits.push_back(Transmit {
+            transport: Transport::Udp,
+            destination: source,
+            payload: payload.clone(),
+        });
+        let key = server_key(req);
+        self.servers.insert(key.clone(), payload);
+        self.timers.set(Owner::Server(key), Timer::J, now + self.config.t1 * 64);
+    }
+
+    fn handle_request(&mut self, now: Instant, source: SocketAddr, req: super::validate::Request) {
+        if req.method == "ACK" {
+            return;
+        }
+        if let Some(last) = self.servers.get(&server_key(&req)).cloned() {
+            self.transmits.push_back(Transmit {
+                transport: Transport::Udp,
+                destination: source,
+                payload: last,
+            });
+            return;
+        }
+        let in_dialog = self.dialog.as_ref().is_some_and(|d| {
+            req.call_id == d.call_id
+                && req.to.tag() == Some(d.local_tag.as_str())
+                && req.from.tag().unwrap_or_default() == d.remote_tag
+        });
+        if req.method == "OPTIONS" {
+            self.respond(now, source, &req, 200, vec![Header::new("Allow", ALLOW)]);
+            return;
+        }
+        if !in_dialog || self.state == State::Terminated {
+            self.respond(now, source, &req, 481, Vec::new());
+            return;
+        }
+        match req.method.as_str() {
+            "BYE" => {
+                self.respond(now, source, &req, 200, Vec::new());
+                self.events.push_back(UacEvent::ByeReceived);
+                self.terminate();
+            }
+            "INFO" | "UPDATE" => self.respond(now, source, &req, 200, Vec::new()),
+            "REFER" => {
+                let target = req
+                    .msg
+                    .header("Refer-To")
+                    .and_then(NameAddr::parse)
+                    .map(|n| n.uri);
+                let Some(target) = target else {
+                    self.respond(now, source, &req, 400, Vec::new());
+                    return;
+                };
+                let headers = req
+                    .msg
+                    .headers
+                    .iter()
+                    .filter(|h| !REFER_STANDARD.iter().any(|s| s.eq_ignore_ascii_case(&h.name)))
+                    .map(|h| (h.name.clone(), h.value.clone()))
+                    .collect();
+                if self.refuse_refer {
+                    self.respond(now, source, &req, 603, Vec::new());
+                } else {
+                    self.respond(now, source, &req, 202, Vec::new());
+                    let contact = contact_value(&self.from_user, self.config.local_addr, Transport::Udp);
+                    let extra = vec![
+                        Header::new("Event", "refer"),
+                        Header::new("Subscription-State", "terminated;reason=noresource"),
+                        Header::new("Contact", contact),
+                    ];
+                    self.send_in_dialog(
+                        now,
+                        "NOTIFY",
+                        Purpose::Notify,
+                        extra,
+                        Some(("message/sipfrag;version=2.0", "SIP/2.0 200 OK\r\n".to_string())),
+                    );
+                }
+                self.events.push_back(UacEvent::ReferReceived { target, headers });
+            }
+            _ => self.respond(now, source, &req, 405, vec![Header::new("Allow", ALLOW)]),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((owner, timer, deadline)) = self.timers.pop_expired(now) {
+            match (owner, timer) {
+                (Owner::Invite, Timer::A) => {
+                    if self.state == State::Calling {
+                        // Timer A doubles without the T2 cap (RFC 3261 §17.1.1.2).
+                        self.invite_interval *= 2;
+                        self.timers.set(Owner::Invite, Timer::A, deadline + self.invite_interval);
+                        let p = self.invite_payload.clone();
+                        self.send(p);
+                    }
+                }
+                (Owner::Invite, Timer::B) => {
+                    if matches!(self.state, State::Calling | State::Proceeding) {
+                        self.events.push_back(UacEvent::Failed(408));
+                        self.terminate();
+                    }
+                }
+                (Owner::Invite, _) => {}
+                (Owner::Client(key), Timer::E) => {
+                    let t2 = self.config.t2;
+                    if let Some(tx) = self.clients.get_mut(&key) {
+                        if !tx.completed {
+                            tx.interval = backoff(tx.interval, t2);
+                            let (next, p) = (deadline + tx.interval, tx.payload.clone());
+                            self.timers.set(Owner::Client(key), Timer::E, next);
+                            self.send(p);
+                        }
+                    }
+                }
+                (Owner::Client(key), Timer::F) => {
+                    self.timers.stop(&Owner::Client(key.clone()), Timer::E);
+                    if let Some(tx) = self.clients.remove(&key) {
+                        match tx.purpose {
+                            Purpose::Bye => self.terminate(),
+                            Purpose::Info => self.events.push_back(UacEvent::Info { status: 408 }),
+                            Purpose::Notify | Purpose::Cancel => {}
+                        }
+                    }
+                }
+                (Owner::Client(key), _) => {
+                    self.clients.remove(&key);
+                }
+                (Owner::Server(key), _) => {
+                    self.servers.remove(&key);
+                }
+            }
+        }
+    }
+}
