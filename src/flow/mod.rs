@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod interp;
 pub mod model;
 
 pub use model::{load, Flow, FlowError};
