@@ -9,8 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod graph;
 pub mod interp;
 pub mod model;
+pub mod validate;
 
 pub use model::{load, Flow, FlowError};
 
@@ -35,3 +37,7 @@ pub struct ActionInfo {
     /// Variables it sets.
     pub outputs: Vec<String>,
 }
+
+pub use graph::{to_dot, to_mermaid};
+pub use interp::{Command, Interpreter, PlayItem, TimelineEvent};
+pub use validate::{validate, Diagnostic};
