@@ -27,7 +27,10 @@ fn detail(st: &State) -> String {
 }
 
 fn counter_note(st: &State) -> String {
-    st.counter.as_ref().map(|c| format!(" [{} max {}]", c.name, c.max)).unwrap_or_default()
+    st.counter
+        .as_ref()
+        .map(|c| format!(" [{} max {}]", c.name, c.max))
+        .unwrap_or_default()
 }
 
 fn dot_escape(s: &str) -> String {
@@ -41,20 +44,34 @@ fn dot_node(out: &mut String, indent: &str, name: &str, st: &State) {
         Kind::Hangup { .. } => r##"shape=doubleoctagon, style=filled, fillcolor="#f8d7da""##,
         Kind::Branch { .. } => "shape=diamond",
         Kind::Audit { .. } => r##"shape=note, style=filled, fillcolor="#fff3cd""##,
-        Kind::Collect { .. } | Kind::Menu { .. } | Kind::ComfortLoop { .. } => "shape=box, style=\"rounded,bold\"",
+        Kind::Collect { .. } | Kind::Menu { .. } | Kind::ComfortLoop { .. } => {
+            "shape=box, style=\"rounded,bold\""
+        }
         _ => "shape=box, style=rounded",
     };
     // Labels use `\n` which dot interprets; undo the escaping of it.
     let label = label.replace("\\\\n", "\\n");
-    let _ = writeln!(out, "{indent}\"{}\" [label=\"{label}\", {style}];", dot_escape(name));
+    let _ = writeln!(
+        out,
+        "{indent}\"{}\" [label=\"{label}\", {style}];",
+        dot_escape(name)
+    );
 }
 
 /// Graphviz source.
 pub fn to_dot(flow: &Flow) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "digraph \"{}\" {{", dot_escape(&flow.flow));
-    let _ = writeln!(out, "  label=\"{} {}\"; labelloc=t; fontname=\"Helvetica\";", dot_escape(&flow.flow), dot_escape(&flow.version));
-    let _ = writeln!(out, "  node [fontname=\"Helvetica\", fontsize=10]; edge [fontname=\"Helvetica\", fontsize=9];");
+    let _ = writeln!(
+        out,
+        "  label=\"{} {}\"; labelloc=t; fontname=\"Helvetica\";",
+        dot_escape(&flow.flow),
+        dot_escape(&flow.version)
+    );
+    let _ = writeln!(
+        out,
+        "  node [fontname=\"Helvetica\", fontsize=10]; edge [fontname=\"Helvetica\", fontsize=9];"
+    );
     let _ = writeln!(out, "  \"__start\" [shape=point, width=0.15];");
     let _ = writeln!(out, "  \"__start\" -> \"{}\";", dot_escape(&flow.start));
     let secure: Vec<_> = flow.states.iter().filter(|(_, s)| s.secure).collect();
@@ -71,7 +88,11 @@ pub fn to_dot(flow: &Flow) -> String {
     }
     for (name, st) in &flow.states {
         for e in st.edges() {
-            let style = if e.key.starts_with("counter") { ", style=dashed, color=\"#c0392b\"" } else { "" };
+            let style = if e.key.starts_with("counter") {
+                ", style=dashed, color=\"#c0392b\""
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
                 "  \"{}\" -> \"{}\" [label=\"{}\"{style}];",
@@ -82,24 +103,48 @@ pub fn to_dot(flow: &Flow) -> String {
         }
     }
     if let Some(esc) = &flow.escape {
-        let _ = writeln!(out, "  \"__escape\" [shape=plaintext, label=\"key {} (any non-secure prompt)\"];", dot_escape(&esc.key));
-        let _ = writeln!(out, "  \"__escape\" -> \"{}\" [style=dashed];", dot_escape(&esc.to));
+        let _ = writeln!(
+            out,
+            "  \"__escape\" [shape=plaintext, label=\"key {} (any non-secure prompt)\"];",
+            dot_escape(&esc.key)
+        );
+        let _ = writeln!(
+            out,
+            "  \"__escape\" -> \"{}\" [style=dashed];",
+            dot_escape(&esc.to)
+        );
     }
     out.push_str("}\n");
     out
 }
 
 fn mm_id(name: &str) -> String {
-    let clean: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     format!("s_{clean}")
 }
 
 fn mm_text(s: &str) -> String {
-    s.replace('"', "#quot;").replace('<', "#lt;").replace('>', "#gt;")
+    s.replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
 }
 
 fn mm_node(out: &mut String, indent: &str, name: &str, st: &State) {
-    let label = format!("\"{}<br/>{}{}\"", mm_text(name), mm_text(&detail(st)), mm_text(&counter_note(st)));
+    let label = format!(
+        "\"{}<br/>{}{}\"",
+        mm_text(name),
+        mm_text(&detail(st)),
+        mm_text(&counter_note(st))
+    );
     let id = mm_id(name);
     let shape = match &st.kind {
         Kind::Transfer { .. } => format!("{id}[[{label}]]"),
@@ -117,7 +162,10 @@ pub fn to_mermaid(flow: &Flow) -> String {
     let _ = writeln!(out, "  start_node((start)) --> {}", mm_id(&flow.start));
     let secure: Vec<_> = flow.states.iter().filter(|(_, s)| s.secure).collect();
     if !secure.is_empty() {
-        let _ = writeln!(out, "  subgraph secure [\"secure segment (recording suppressed)\"]");
+        let _ = writeln!(
+            out,
+            "  subgraph secure [\"secure segment (recording suppressed)\"]"
+        );
         for (name, st) in &secure {
             mm_node(&mut out, "    ", name, st);
         }
@@ -128,16 +176,31 @@ pub fn to_mermaid(flow: &Flow) -> String {
     }
     for (name, st) in &flow.states {
         for e in st.edges() {
-            let arrow = if e.key.starts_with("counter") { "-.->" } else { "-->" };
+            let arrow = if e.key.starts_with("counter") {
+                "-.->"
+            } else {
+                "-->"
+            };
             if e.label.is_empty() {
                 let _ = writeln!(out, "  {} {arrow} {}", mm_id(name), mm_id(e.to));
             } else {
-                let _ = writeln!(out, "  {} {arrow}|\"{}\"| {}", mm_id(name), mm_text(&e.label), mm_id(e.to));
+                let _ = writeln!(
+                    out,
+                    "  {} {arrow}|\"{}\"| {}",
+                    mm_id(name),
+                    mm_text(&e.label),
+                    mm_id(e.to)
+                );
             }
         }
     }
     if let Some(esc) = &flow.escape {
-        let _ = writeln!(out, "  escape_note>\"key {} at any non-secure prompt\"] -.-> {}", mm_text(&esc.key), mm_id(&esc.to));
+        let _ = writeln!(
+            out,
+            "  escape_note>\"key {} at any non-secure prompt\"] -.-> {}",
+            mm_text(&esc.key),
+            mm_id(&esc.to)
+        );
     }
     let _ = writeln!(out, "  classDef transfer fill:#cfe2ff,stroke:#0d6efd");
     let _ = writeln!(out, "  classDef hangup fill:#f8d7da,stroke:#dc3545");

@@ -51,18 +51,32 @@ pub enum Command {
     /// `handle_play_finished(id)` when done. `barge_in` tells the media layer
     /// a key may cut it short (the interpreter also sends `StopPlayback`
     /// when it barges in).
-    Play { id: u64, items: Vec<PlayItem>, barge_in: bool },
+    Play {
+        id: u64,
+        items: Vec<PlayItem>,
+        barge_in: bool,
+    },
     StopPlayback,
     /// Run a data action; answer with `handle_action_result(id, ..)`.
     /// Secrets are included only when the running state is secure (the
     /// executor still renders them only into a `secure: true` action).
-    RunAction { id: u64, action: String, vars: Vars },
+    RunAction {
+        id: u64,
+        action: String,
+        vars: Vars,
+    },
     /// SIP REFER; answer with `handle_transfer_result`. `reason` is a
     /// fixed token from the flow, never caller data.
-    Transfer { target: String, reason: String },
+    Transfer {
+        target: String,
+        reason: String,
+    },
     /// End the call (BYE). The interpreter is finished afterwards.
     Hangup,
-    Audit { result: String, reason: String },
+    Audit {
+        result: String,
+        reason: String,
+    },
     /// Recording suppression on/off (secure segment boundaries).
     Secure(bool),
     Timeline(TimelineEvent),
@@ -72,20 +86,58 @@ pub enum Command {
 /// collected in a secure state are shown as `*`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TimelineEvent {
-    StateEntered { state: String, secure: bool },
-    PromptPlayed { prompts: Vec<String> },
-    DigitsCollected { var: String, shown: String },
-    NoInput { state: String, attempt: u32 },
-    NoMatch { state: String, attempt: u32 },
-    Mismatch { state: String, attempt: u32 },
-    CounterExceeded { counter: String, state: String },
-    Escape { from: String },
-    ActionStarted { action: String },
-    ActionFinished { action: String, outcome: String, latency: Duration },
-    TransferRequested { target: String, reason: String },
-    TransferResult { accepted: bool },
-    Hangup { by_caller: bool },
-    FlowError { state: String, message: String },
+    StateEntered {
+        state: String,
+        secure: bool,
+    },
+    PromptPlayed {
+        prompts: Vec<String>,
+    },
+    DigitsCollected {
+        var: String,
+        shown: String,
+    },
+    NoInput {
+        state: String,
+        attempt: u32,
+    },
+    NoMatch {
+        state: String,
+        attempt: u32,
+    },
+    Mismatch {
+        state: String,
+        attempt: u32,
+    },
+    CounterExceeded {
+        counter: String,
+        state: String,
+    },
+    Escape {
+        from: String,
+    },
+    ActionStarted {
+        action: String,
+    },
+    ActionFinished {
+        action: String,
+        outcome: String,
+        latency: Duration,
+    },
+    TransferRequested {
+        target: String,
+        reason: String,
+    },
+    TransferResult {
+        accepted: bool,
+    },
+    Hangup {
+        by_caller: bool,
+    },
+    FlowError {
+        state: String,
+        message: String,
+    },
 }
 
 /// Immediate transitions allowed per input before the flow is declared
@@ -139,13 +191,22 @@ struct ComfortRun {
 #[derive(Debug)]
 enum Phase {
     Idle,
-    Play { id: u64, barge_in: bool },
+    Play {
+        id: u64,
+        barge_in: bool,
+    },
     Collect(CollectRun),
     Menu(MenuRun),
-    Action { id: u64, started: Instant, processing: Option<u64> },
+    Action {
+        id: u64,
+        started: Instant,
+        processing: Option<u64>,
+    },
     Comfort(ComfortRun),
     Transfer,
-    Hangup { id: Option<u64> },
+    Hangup {
+        id: Option<u64>,
+    },
     Done,
 }
 
@@ -351,14 +412,20 @@ impl Interpreter {
                 let spec = spec.clone();
                 match first {
                     Some(d) => {
-                        let escape_key = self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
+                        let escape_key =
+                            self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
                         let is_escape = !st.secure && escape_key == Some(d);
                         self.menu_key(now, &st, &spec, d, is_escape)
                     }
                     None => self.deadline = Some(now + spec.timeout.0),
                 }
             }
-            (Phase::Action { processing, .. }, Kind::Action { processing: items, .. }) if *processing == Some(id) => {
+            (
+                Phase::Action { processing, .. },
+                Kind::Action {
+                    processing: items, ..
+                },
+            ) if *processing == Some(id) => {
                 // The processing prompt loops until the action answers.
                 let items = items.clone();
                 let id = self.id();
@@ -376,7 +443,11 @@ impl Interpreter {
                         run.part = ComfortPart::Music { id: new };
                     }
                     let music = spec.music.clone();
-                    self.emit(Command::Play { id: new, items: vec![PlayItem::Prompt(music)], barge_in: true });
+                    self.emit(Command::Play {
+                        id: new,
+                        items: vec![PlayItem::Prompt(music)],
+                        barge_in: true,
+                    });
                 }
                 ComfortPart::Menu { prompt: Some(p) } if p == id => {
                     run.part = ComfortPart::Menu { prompt: None };
@@ -395,7 +466,15 @@ impl Interpreter {
         }
         self.hops = 0;
         let Some(st) = self.current() else { return };
-        let (Phase::Action { id: waiting, started, processing }, Kind::Action { name, on, .. }) = (&self.phase, &st.kind) else {
+        let (
+            Phase::Action {
+                id: waiting,
+                started,
+                processing,
+            },
+            Kind::Action { name, on, .. },
+        ) = (&self.phase, &st.kind)
+        else {
             return;
         };
         if *waiting != id {
@@ -414,7 +493,11 @@ impl Interpreter {
             };
             self.vars.set(k.clone(), v);
         }
-        let outcome_token = if on.contains_key(outcome) { outcome } else { "error" };
+        let outcome_token = if on.contains_key(outcome) {
+            outcome
+        } else {
+            "error"
+        };
         self.timeline(TimelineEvent::ActionFinished {
             action: name.clone(),
             outcome: outcome_token.to_string(),
@@ -430,12 +513,17 @@ impl Interpreter {
         }
         self.hops = 0;
         let Some(st) = self.current() else { return };
-        let Kind::Transfer { spec, on_refused } = &st.kind else { return };
+        let Kind::Transfer { spec, on_refused } = &st.kind else {
+            return;
+        };
         self.timeline(TimelineEvent::TransferResult { accepted });
         if accepted {
             if self.attempt_open {
                 self.attempt_open = false;
-                self.emit(Command::Audit { result: "transferred".into(), reason: spec.reason.clone() });
+                self.emit(Command::Audit {
+                    result: "transferred".into(),
+                    reason: spec.reason.clone(),
+                });
             }
             self.timeline(TimelineEvent::Hangup { by_caller: false });
             self.emit(Command::Hangup);
@@ -459,8 +547,15 @@ impl Interpreter {
         self.leave_secure();
         if self.attempt_open {
             self.attempt_open = false;
-            let reason = if was_secure { "caller_hangup_in_secure_segment" } else { "caller_hangup" };
-            self.emit(Command::Audit { result: "abandoned".into(), reason: reason.into() });
+            let reason = if was_secure {
+                "caller_hangup_in_secure_segment"
+            } else {
+                "caller_hangup"
+            };
+            self.emit(Command::Audit {
+                result: "abandoned".into(),
+                reason: reason.into(),
+            });
         }
         self.phase = Phase::Done;
         self.deadline = None;
@@ -523,8 +618,12 @@ impl Interpreter {
     }
 
     fn escape(&mut self, now: Instant) {
-        let Some(esc) = self.flow.escape.clone() else { return };
-        self.timeline(TimelineEvent::Escape { from: self.state.clone() });
+        let Some(esc) = self.flow.escape.clone() else {
+            return;
+        };
+        self.timeline(TimelineEvent::Escape {
+            from: self.state.clone(),
+        });
         self.emit(Command::StopPlayback);
         self.goto(now, &esc.to);
     }
@@ -537,11 +636,17 @@ impl Interpreter {
     }
 
     fn fail(&mut self, message: &str) {
-        self.timeline(TimelineEvent::FlowError { state: self.state.clone(), message: message.to_string() });
+        self.timeline(TimelineEvent::FlowError {
+            state: self.state.clone(),
+            message: message.to_string(),
+        });
         self.leave_secure();
         if self.attempt_open {
             self.attempt_open = false;
-            self.emit(Command::Audit { result: "error".into(), reason: "flow_error".into() });
+            self.emit(Command::Audit {
+                result: "error".into(),
+                reason: "flow_error".into(),
+            });
         }
         self.timeline(TimelineEvent::Hangup { by_caller: false });
         self.emit(Command::Hangup);
@@ -565,7 +670,10 @@ impl Interpreter {
             let n = self.counters.entry(c.name.clone()).or_insert(0);
             *n += 1;
             if *n > c.max {
-                self.timeline(TimelineEvent::CounterExceeded { counter: c.name.clone(), state: name.to_string() });
+                self.timeline(TimelineEvent::CounterExceeded {
+                    counter: c.name.clone(),
+                    state: name.to_string(),
+                });
                 let to = c.on_exceeded.clone();
                 return self.goto(now, &to);
             }
@@ -577,16 +685,28 @@ impl Interpreter {
         if st.attempt == Some(model::AttemptMark::Begin) {
             self.attempt_open = true;
         }
-        self.timeline(TimelineEvent::StateEntered { state: name.to_string(), secure: st.secure });
+        self.timeline(TimelineEvent::StateEntered {
+            state: name.to_string(),
+            secure: st.secure,
+        });
         match &st.kind {
-            Kind::Play { items, barge_in, next } => {
-                let Some(items) = self.render(items) else { return };
+            Kind::Play {
+                items,
+                barge_in,
+                next,
+            } => {
+                let Some(items) = self.render(items) else {
+                    return;
+                };
                 if items.is_empty() {
                     let next = next.clone();
                     return self.follow(now, next.as_deref(), "next");
                 }
                 let id = self.id();
-                self.phase = Phase::Play { id, barge_in: *barge_in };
+                self.phase = Phase::Play {
+                    id,
+                    barge_in: *barge_in,
+                };
                 self.emit_play(id, items, *barge_in);
             }
             Kind::Collect { spec, .. } => {
@@ -601,7 +721,11 @@ impl Interpreter {
                 self.start_leg(now, &spec, &[], false);
             }
             Kind::Menu { spec, .. } => {
-                self.phase = Phase::Menu(MenuRun { failures: 0, prompt: None, pending: VecDeque::new() });
+                self.phase = Phase::Menu(MenuRun {
+                    failures: 0,
+                    prompt: None,
+                    pending: VecDeque::new(),
+                });
                 if let Some(d) = self.type_ahead.pop_front() {
                     self.type_ahead.clear();
                     let escape_key = self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
@@ -625,7 +749,9 @@ impl Interpreter {
                 }
                 self.follow(now, target.as_deref(), "default");
             }
-            Kind::Action { name, processing, .. } => {
+            Kind::Action {
+                name, processing, ..
+            } => {
                 let id = self.id();
                 let mut vars = Vars::new();
                 for (k, v) in self.vars.iter() {
@@ -633,8 +759,14 @@ impl Interpreter {
                         vars.set(k.clone(), v.clone());
                     }
                 }
-                self.timeline(TimelineEvent::ActionStarted { action: name.clone() });
-                self.emit(Command::RunAction { id, action: name.clone(), vars });
+                self.timeline(TimelineEvent::ActionStarted {
+                    action: name.clone(),
+                });
+                self.emit(Command::RunAction {
+                    id,
+                    action: name.clone(),
+                    vars,
+                });
                 let mut proc_id = None;
                 if !processing.is_empty() {
                     let pid = self.id();
@@ -643,12 +775,20 @@ impl Interpreter {
                         return;
                     }
                 }
-                self.phase = Phase::Action { id, started: now, processing: proc_id };
+                self.phase = Phase::Action {
+                    id,
+                    started: now,
+                    processing: proc_id,
+                };
             }
             Kind::ComfortLoop { spec, .. } => {
                 let spec = spec.clone();
-                self.phase = Phase::Comfort(ComfortRun { round: 1, part: ComfortPart::Music { id: 0 } });
-                if let (Some(target), false) = (spec.type_ahead.clone(), self.type_ahead.is_empty()) {
+                self.phase = Phase::Comfort(ComfortRun {
+                    round: 1,
+                    part: ComfortPart::Music { id: 0 },
+                });
+                if let (Some(target), false) = (spec.type_ahead.clone(), self.type_ahead.is_empty())
+                {
                     return self.goto(now, &target);
                 }
                 self.start_music(now, &spec);
@@ -659,19 +799,27 @@ impl Interpreter {
                     target: spec.target.clone(),
                     reason: spec.reason.clone(),
                 });
-                self.emit(Command::Transfer { target: spec.target.clone(), reason: spec.reason.clone() });
+                self.emit(Command::Transfer {
+                    target: spec.target.clone(),
+                    reason: spec.reason.clone(),
+                });
                 self.phase = Phase::Transfer;
             }
             Kind::Audit { spec, next } => {
                 self.attempt_open = false;
-                self.emit(Command::Audit { result: spec.result.clone(), reason: spec.reason.clone() });
+                self.emit(Command::Audit {
+                    result: spec.result.clone(),
+                    reason: spec.reason.clone(),
+                });
                 let next = next.clone();
                 self.follow(now, next.as_deref(), "next");
             }
             Kind::Set { spec, next } => {
                 for (k, src) in &spec.vars {
                     let reads_secret = match templates().check(src) {
-                        Ok(names) => names.iter().any(|n| self.vars.get(n).is_some_and(Value::is_secret)),
+                        Ok(names) => names
+                            .iter()
+                            .any(|n| self.vars.get(n).is_some_and(Value::is_secret)),
                         Err(e) => return self.fail(&format!("set `{k}`: {e}")),
                     };
                     match templates().render(src, &self.vars, Escape::None, st.secure) {
@@ -691,11 +839,16 @@ impl Interpreter {
                     self.attempt_open = false;
                     let (result, reason) = match &self.refused_reason {
                         Some(r) => ("failure".to_string(), format!("{r}_transfer_refused")),
-                        None => ("incomplete".to_string(), "flow_ended_without_result".to_string()),
+                        None => (
+                            "incomplete".to_string(),
+                            "flow_ended_without_result".to_string(),
+                        ),
                     };
                     self.emit(Command::Audit { result, reason });
                 }
-                let Some(items) = self.render(&spec.prompt) else { return };
+                let Some(items) = self.render(&spec.prompt) else {
+                    return;
+                };
                 if items.is_empty() {
                     return self.finish_hangup();
                 }
@@ -721,7 +874,12 @@ impl Interpreter {
             // Only a secure state may look at a secret (the validator
             // proves it); elsewhere a secret is treated as opaque.
             Some(Value::Secret(s)) if st.secure => Some(s.expose()),
-            Some(Value::Secret(_)) => return Err(format!("branch on secret `{}` outside a secure state", c.var)),
+            Some(Value::Secret(_)) => {
+                return Err(format!(
+                    "branch on secret `{}` outside a secure state",
+                    c.var
+                ))
+            }
         };
         if let Some(want) = c.is_set {
             return Ok(value.is_some() == want);
@@ -730,7 +888,8 @@ impl Interpreter {
             return Ok(value == Some(eq.as_str()));
         }
         if let Some(pat) = &c.matches {
-            let re = anchored(pat).map_err(|_| format!("branch on `{}`: invalid pattern", c.var))?;
+            let re =
+                anchored(pat).map_err(|_| format!("branch on `{}`: invalid pattern", c.var))?;
             return Ok(value.is_some_and(|v| re.is_match(v)));
         }
         Ok(false)
@@ -746,17 +905,19 @@ impl Interpreter {
             match item {
                 model::PlayItem::Prompt(p) => out.push(PlayItem::Prompt(p.clone())),
                 model::PlayItem::Silence(d) => out.push(PlayItem::Silence(*d)),
-                model::PlayItem::Digits(src) => match templates().render(src, &self.vars, Escape::None, false) {
-                    Ok(text) => out.extend(
-                        text.chars()
-                            .filter(char::is_ascii_digit)
-                            .map(|c| PlayItem::Prompt(format!("digit_{c}"))),
-                    ),
-                    Err(e) => {
-                        self.fail(&format!("digits: {e}"));
-                        return None;
+                model::PlayItem::Digits(src) => {
+                    match templates().render(src, &self.vars, Escape::None, false) {
+                        Ok(text) => out.extend(
+                            text.chars()
+                                .filter(char::is_ascii_digit)
+                                .map(|c| PlayItem::Prompt(format!("digit_{c}"))),
+                        ),
+                        Err(e) => {
+                            self.fail(&format!("digits: {e}"));
+                            return None;
+                        }
                     }
-                },
+                }
             }
         }
         Some(out)
@@ -771,7 +932,11 @@ impl Interpreter {
             })
             .collect();
         self.timeline(TimelineEvent::PromptPlayed { prompts });
-        self.emit(Command::Play { id, items, barge_in });
+        self.emit(Command::Play {
+            id,
+            items,
+            barge_in,
+        });
     }
 
     /// Render and play; false after failing the call.
@@ -789,7 +954,13 @@ impl Interpreter {
 
     /// Start an entry leg (first or confirm): consume type-ahead, or play
     /// `before` + the leg's prompt.
-    fn start_leg(&mut self, now: Instant, spec: &Collect, before: &[model::PlayItem], confirm: bool) {
+    fn start_leg(
+        &mut self,
+        now: Instant,
+        spec: &Collect,
+        before: &[model::PlayItem],
+        confirm: bool,
+    ) {
         if let Phase::Collect(run) = &mut self.phase {
             run.digits = Secret::default();
             run.prompt = None;
@@ -817,7 +988,14 @@ impl Interpreter {
         self.play(id, &items, spec.barge_in);
     }
 
-    fn collect_digit(&mut self, now: Instant, st: &State, spec: &Collect, d: char, is_escape: bool) {
+    fn collect_digit(
+        &mut self,
+        now: Instant,
+        st: &State,
+        spec: &Collect,
+        d: char,
+        is_escape: bool,
+    ) {
         let Phase::Collect(run) = &mut self.phase else {
             self.type_ahead.push_back(d);
             return;
@@ -830,7 +1008,9 @@ impl Interpreter {
             run.prompt = None;
             self.emit(Command::StopPlayback);
         }
-        let Phase::Collect(run) = &mut self.phase else { return };
+        let Phase::Collect(run) = &mut self.phase else {
+            return;
+        };
         if is_escape && spec.escape && run.digits.is_empty() && run.first.is_none() {
             return self.escape(now);
         }
@@ -846,7 +1026,9 @@ impl Interpreter {
 
     fn finish_entry(&mut self, now: Instant, st: &State, spec: &Collect) {
         self.deadline = None;
-        let Phase::Collect(run) = &mut self.phase else { return };
+        let Phase::Collect(run) = &mut self.phase else {
+            return;
+        };
         let entry = std::mem::take(&mut run.digits);
         let len = entry.len();
         if len == 0 && spec.min > 0 {
@@ -856,14 +1038,17 @@ impl Interpreter {
         // it is compared, never formatted.
         let ok = len >= spec.min as usize
             && len <= spec.max as usize
-            && spec
-                .pattern
-                .as_deref()
-                .is_none_or(|p| anchored(p).map(|re| re.is_match(entry.expose())).unwrap_or(false));
+            && spec.pattern.as_deref().is_none_or(|p| {
+                anchored(p)
+                    .map(|re| re.is_match(entry.expose()))
+                    .unwrap_or(false)
+            });
         if !ok {
             return self.collect_failure(now, st, spec, Failure::NoMatch);
         }
-        let Phase::Collect(run) = &mut self.phase else { return };
+        let Phase::Collect(run) = &mut self.phase else {
+            return;
+        };
         match (&spec.confirm, run.first.take()) {
             (Some(_), None) => {
                 run.first = Some(entry);
@@ -873,14 +1058,23 @@ impl Interpreter {
                 self.collect_failure(now, st, spec, Failure::Mismatch);
             }
             _ => {
-                let shown = if st.secure { "*".repeat(len) } else { entry.expose().to_string() };
+                let shown = if st.secure {
+                    "*".repeat(len)
+                } else {
+                    entry.expose().to_string()
+                };
                 if st.secure {
                     self.vars.set_secret(spec.into.clone(), entry);
                 } else {
                     self.vars.set_plain(spec.into.clone(), entry.expose());
                 }
-                self.timeline(TimelineEvent::DigitsCollected { var: spec.into.clone(), shown });
-                let Kind::Collect { next, .. } = &st.kind else { return };
+                self.timeline(TimelineEvent::DigitsCollected {
+                    var: spec.into.clone(),
+                    shown,
+                });
+                let Kind::Collect { next, .. } = &st.kind else {
+                    return;
+                };
                 let next = next.clone();
                 self.follow(now, next.as_deref(), "next");
             }
@@ -890,7 +1084,9 @@ impl Interpreter {
     fn collect_failure(&mut self, now: Instant, st: &State, spec: &Collect, f: Failure) {
         self.deadline = None;
         self.type_ahead.clear();
-        let Phase::Collect(run) = &mut self.phase else { return };
+        let Phase::Collect(run) = &mut self.phase else {
+            return;
+        };
         run.failures += 1;
         let attempt = run.failures;
         let in_confirm = run.first.is_some();
@@ -903,7 +1099,14 @@ impl Interpreter {
             Failure::NoMatch => TimelineEvent::NoMatch { state, attempt },
             Failure::Mismatch => TimelineEvent::Mismatch { state, attempt },
         });
-        let Kind::Collect { on_fail, on_mismatch, .. } = &st.kind else { return };
+        let Kind::Collect {
+            on_fail,
+            on_mismatch,
+            ..
+        } = &st.kind
+        else {
+            return;
+        };
         if attempt >= spec.attempts {
             let to = match f {
                 Failure::Mismatch if on_mismatch.is_some() => on_mismatch.clone(),
@@ -914,7 +1117,11 @@ impl Interpreter {
         let before = match f {
             Failure::NoInput => spec.no_input.clone(),
             Failure::NoMatch => spec.no_match.clone(),
-            Failure::Mismatch => spec.confirm.as_ref().map(|c| c.mismatch.clone()).unwrap_or_default(),
+            Failure::Mismatch => spec
+                .confirm
+                .as_ref()
+                .map(|c| c.mismatch.clone())
+                .unwrap_or_default(),
         };
         self.start_leg(now, spec, &before, in_confirm && f != Failure::Mismatch);
     }
@@ -946,7 +1153,9 @@ impl Interpreter {
 
     fn menu_failure(&mut self, now: Instant, st: &State, spec: &Menu, f: Failure) {
         self.type_ahead.clear();
-        let Phase::Menu(run) = &mut self.phase else { return };
+        let Phase::Menu(run) = &mut self.phase else {
+            return;
+        };
         run.failures += 1;
         let attempt = run.failures;
         let state = self.state.clone();
@@ -955,11 +1164,17 @@ impl Interpreter {
             _ => TimelineEvent::NoMatch { state, attempt },
         });
         if attempt >= spec.attempts {
-            let Kind::Menu { on_fail, .. } = &st.kind else { return };
+            let Kind::Menu { on_fail, .. } = &st.kind else {
+                return;
+            };
             let to = on_fail.clone();
             return self.follow(now, to.as_deref(), "on_fail");
         }
-        let before = if f == Failure::NoInput { spec.no_input.clone() } else { spec.no_match.clone() };
+        let before = if f == Failure::NoInput {
+            spec.no_input.clone()
+        } else {
+            spec.no_match.clone()
+        };
         self.menu_prompt(spec, &before);
     }
 

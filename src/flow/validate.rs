@@ -36,7 +36,13 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.file.display(), self.state, self.message)?;
+        write!(
+            f,
+            "{}: {}: {}",
+            self.file.display(),
+            self.state,
+            self.message
+        )?;
         if let Some(h) = &self.hint {
             write!(f, " (hint: {h})")?;
         }
@@ -60,7 +66,12 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn push(&mut self, state: impl Into<String>, message: impl Into<String>, hint: Option<String>) {
-        self.out.push(Diagnostic { file: self.file.clone(), state: state.into(), message: message.into(), hint });
+        self.out.push(Diagnostic {
+            file: self.file.clone(),
+            state: state.into(),
+            message: message.into(),
+            hint,
+        });
     }
 
     fn state_ref(&mut self, at: String, to: &str) {
@@ -89,7 +100,11 @@ impl Ctx<'_> {
                                 );
                             }
                         }
-                        Err(e) => self.push(format!("{at}.{i}.digits"), format!("bad template: {e}"), None),
+                        Err(e) => self.push(
+                            format!("{at}.{i}.digits"),
+                            format!("bad template: {e}"),
+                            None,
+                        ),
                     }
                 }
             }
@@ -109,7 +124,9 @@ impl Ctx<'_> {
     fn token(&mut self, at: String, what: &str, value: &str) {
         let ok = !value.is_empty()
             && value.len() <= 64
-            && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !ok {
             self.push(
                 at,
@@ -122,7 +139,11 @@ impl Ctx<'_> {
     fn keys<'k>(&mut self, at: &str, keys: impl Iterator<Item = &'k String>) {
         for k in keys {
             if k.chars().count() != 1 || !DTMF.contains(k.as_str()) {
-                self.push(format!("{at}.{k}"), format!("`{k}` is not a single DTMF key (0-9, *, #, A-D)"), None);
+                self.push(
+                    format!("{at}.{k}"),
+                    format!("`{k}` is not a single DTMF key (0-9, *, #, A-D)"),
+                    None,
+                );
             }
         }
     }
@@ -130,13 +151,23 @@ impl Ctx<'_> {
 
 /// Check `flow` (loaded from `path`) against `catalog`. Empty means valid.
 pub fn validate(flow: &Flow, path: &Path, catalog: &Catalog) -> Vec<Diagnostic> {
-    let mut cx = Ctx { file: path.to_path_buf(), flow, catalog, out: Vec::new(), templates: Templates::new() };
+    let mut cx = Ctx {
+        file: path.to_path_buf(),
+        flow,
+        catalog,
+        out: Vec::new(),
+        templates: Templates::new(),
+    };
     cx.state_ref("start".into(), &flow.start);
     if flow.flow.trim().is_empty() {
         cx.push("flow", "the flow needs a name", None);
     }
     if flow.version.trim().is_empty() {
-        cx.push("version", "the flow needs a version (audit records carry it)", None);
+        cx.push(
+            "version",
+            "the flow needs a version (audit records carry it)",
+            None,
+        );
     }
     if let Some(esc) = &flow.escape {
         cx.keys("escape.key", std::iter::once(&esc.key));
@@ -158,12 +189,20 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
     }
     if let Some(c) = &st.counter {
         if c.max == 0 {
-            cx.push(format!("{at}.counter.max"), "a counter's max must be at least 1", None);
+            cx.push(
+                format!("{at}.counter.max"),
+                "a counter's max must be at least 1",
+                None,
+            );
         }
     }
     let need = |cx: &mut Ctx, key: &str, v: &Option<String>, msg: &str| {
         if v.is_none() {
-            cx.push(format!("{at}.{key}"), msg.to_string(), Some(format!("add `{key}: <state>`")));
+            cx.push(
+                format!("{at}.{key}"),
+                msg.to_string(),
+                Some(format!("add `{key}: <state>`")),
+            );
         }
     };
     match &st.kind {
@@ -171,15 +210,33 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
             cx.prompts(&format!("{at}.play"), items, secure_vars);
             need(cx, "next", next, "a play state needs `next`");
         }
-        Kind::Collect { spec, next, on_fail, on_mismatch } => {
+        Kind::Collect {
+            spec,
+            next,
+            on_fail,
+            on_mismatch,
+        } => {
             need(cx, "next", next, "a collect needs `next`");
-            need(cx, "on_fail", on_fail, "a collect needs a failure path for when its attempts run out");
+            need(
+                cx,
+                "on_fail",
+                on_fail,
+                "a collect needs a failure path for when its attempts run out",
+            );
             if on_mismatch.is_some() && spec.confirm.is_none() {
-                cx.push(format!("{at}.on_mismatch"), "`on_mismatch` needs `collect.confirm`", None);
+                cx.push(
+                    format!("{at}.on_mismatch"),
+                    "`on_mismatch` needs `collect.confirm`",
+                    None,
+                );
             }
             let c = format!("{at}.collect");
             if spec.max == 0 || spec.max > MAX_DIGITS {
-                cx.push(format!("{c}.max"), format!("max must be 1 to {MAX_DIGITS} digits"), None);
+                cx.push(
+                    format!("{c}.max"),
+                    format!("max must be 1 to {MAX_DIGITS} digits"),
+                    None,
+                );
             }
             if spec.min > spec.max {
                 cx.push(format!("{c}.min"), "min is larger than max", None);
@@ -195,28 +252,53 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
             }
             if let Some(p) = &spec.pattern {
                 if anchored(p).is_err() {
-                    cx.push(format!("{c}.pattern"), "pattern is not a valid regular expression", None);
+                    cx.push(
+                        format!("{c}.pattern"),
+                        "pattern is not a valid regular expression",
+                        None,
+                    );
                 }
             }
             if !is_ident(&spec.into) {
-                cx.push(format!("{c}.into"), "variable names are letters, digits and `_`", None);
+                cx.push(
+                    format!("{c}.into"),
+                    "variable names are letters, digits and `_`",
+                    None,
+                );
             }
             if spec.escape && st.secure {
-                cx.push(format!("{c}.escape"), "the escape key is never honoured in a secure state", None);
+                cx.push(
+                    format!("{c}.escape"),
+                    "the escape key is never honoured in a secure state",
+                    None,
+                );
             }
             cx.prompts(&format!("{c}.prompt"), &spec.prompt, secure_vars);
             cx.prompts(&format!("{c}.no_input"), &spec.no_input, secure_vars);
             cx.prompts(&format!("{c}.no_match"), &spec.no_match, secure_vars);
             if let Some(conf) = &spec.confirm {
                 cx.prompts(&format!("{c}.confirm.prompt"), &conf.prompt, secure_vars);
-                cx.prompts(&format!("{c}.confirm.mismatch"), &conf.mismatch, secure_vars);
+                cx.prompts(
+                    &format!("{c}.confirm.mismatch"),
+                    &conf.mismatch,
+                    secure_vars,
+                );
             }
         }
         Kind::Menu { spec, on_fail } => {
-            need(cx, "on_fail", on_fail, "a menu needs a failure path for when its attempts run out");
+            need(
+                cx,
+                "on_fail",
+                on_fail,
+                "a menu needs a failure path for when its attempts run out",
+            );
             let m = format!("{at}.menu");
             if spec.options.is_empty() {
-                cx.push(format!("{m}.options"), "a menu needs at least one option", None);
+                cx.push(
+                    format!("{m}.options"),
+                    "a menu needs at least one option",
+                    None,
+                );
             }
             cx.keys(&format!("{m}.options"), spec.options.keys());
             if spec.attempts == 0 {
@@ -232,28 +314,47 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
                 let b = format!("{at}.branch.{i}");
                 let tests = [c.equals.is_some(), c.is_set.is_some(), c.matches.is_some()];
                 if tests.iter().filter(|t| **t).count() != 1 {
-                    cx.push(b.clone(), "a case needs exactly one of `equals`, `is_set`, `matches`", None);
+                    cx.push(
+                        b.clone(),
+                        "a case needs exactly one of `equals`, `is_set`, `matches`",
+                        None,
+                    );
                 }
                 if let Some(p) = &c.matches {
                     if anchored(p).is_err() {
-                        cx.push(format!("{b}.matches"), "not a valid regular expression", None);
+                        cx.push(
+                            format!("{b}.matches"),
+                            "not a valid regular expression",
+                            None,
+                        );
                     }
                 }
                 if secure_vars.contains(&c.var) && !st.secure {
                     cx.push(
                         format!("{b}.var"),
-                        format!("secure value `{}` is examined outside the secure segment", c.var),
+                        format!(
+                            "secure value `{}` is examined outside the secure segment",
+                            c.var
+                        ),
                         Some("mark this state `secure: true` or branch on a plain value".into()),
                     );
                 }
             }
         }
-        Kind::Action { name: action, processing, on } => {
+        Kind::Action {
+            name: action,
+            processing,
+            on,
+        } => {
             cx.prompts(&format!("{at}.processing"), processing, secure_vars);
             match cx.catalog.actions.get(action) {
                 None => {
                     let hint = did_you_mean(action, cx.catalog.actions.keys().map(String::as_str));
-                    cx.push(format!("{at}.action"), format!("action `{action}` is not defined in the config"), hint);
+                    cx.push(
+                        format!("{at}.action"),
+                        format!("action `{action}` is not defined in the config"),
+                        hint,
+                    );
                 }
                 Some(info) => {
                     for o in &info.outcomes {
@@ -288,7 +389,12 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
             }
         }
         Kind::ComfortLoop { spec, on_exhausted } => {
-            need(cx, "on_exhausted", on_exhausted, "a comfort loop needs `on_exhausted` for when its rounds run out");
+            need(
+                cx,
+                "on_exhausted",
+                on_exhausted,
+                "a comfort loop needs `on_exhausted` for when its rounds run out",
+            );
             let c = format!("{at}.comfort_loop");
             cx.prompt(&format!("{c}.music"), &spec.music);
             cx.prompts(&format!("{c}.menu"), &spec.menu, secure_vars);
@@ -297,38 +403,70 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
                 cx.push(format!("{c}.rounds"), "rounds must be at least 1", None);
             }
             if spec.seconds.0.is_zero() {
-                cx.push(format!("{c}.seconds"), "seconds must be longer than zero", None);
+                cx.push(
+                    format!("{c}.seconds"),
+                    "seconds must be longer than zero",
+                    None,
+                );
             }
             if let Some(t) = &spec.type_ahead {
                 if let Some(target) = cx.flow.states.get(t) {
                     if !matches!(target.kind, Kind::Collect { .. }) {
-                        cx.push(format!("{c}.type_ahead"), format!("type-ahead target `{t}` is not a collect"), None);
+                        cx.push(
+                            format!("{c}.type_ahead"),
+                            format!("type-ahead target `{t}` is not a collect"),
+                            None,
+                        );
                     }
                 }
             }
         }
         Kind::Transfer { spec, on_refused } => {
-            need(cx, "on_refused", on_refused, "a transfer needs `on_refused` for when the peer refuses REFER");
+            need(
+                cx,
+                "on_refused",
+                on_refused,
+                "a transfer needs `on_refused` for when the peer refuses REFER",
+            );
             if !cx.catalog.transfer_targets.contains(&spec.target) {
-                let hint = did_you_mean(&spec.target, cx.catalog.transfer_targets.iter().map(String::as_str));
+                let hint = did_you_mean(
+                    &spec.target,
+                    cx.catalog.transfer_targets.iter().map(String::as_str),
+                );
                 cx.push(
                     format!("{at}.transfer.target"),
                     format!("transfer target `{}` is not in the config", spec.target),
                     hint,
                 );
             }
-            cx.token(format!("{at}.transfer.reason"), "a transfer reason", &spec.reason);
+            cx.token(
+                format!("{at}.transfer.reason"),
+                "a transfer reason",
+                &spec.reason,
+            );
         }
         Kind::Audit { spec, next } => {
             need(cx, "next", next, "an audit state needs `next`");
-            cx.token(format!("{at}.audit.result"), "an audit result", &spec.result);
-            cx.token(format!("{at}.audit.reason"), "an audit reason", &spec.reason);
+            cx.token(
+                format!("{at}.audit.result"),
+                "an audit result",
+                &spec.result,
+            );
+            cx.token(
+                format!("{at}.audit.reason"),
+                "an audit reason",
+                &spec.reason,
+            );
         }
         Kind::Set { spec, next } => {
             need(cx, "next", next, "a set state needs `next`");
             for (k, src) in &spec.vars {
                 if !is_ident(k) {
-                    cx.push(format!("{at}.set.vars.{k}"), "variable names are letters, digits and `_`", None);
+                    cx.push(
+                        format!("{at}.set.vars.{k}"),
+                        "variable names are letters, digits and `_`",
+                        None,
+                    );
                 }
                 match cx.templates.check(src) {
                     Ok(names) if !st.secure => {
@@ -341,11 +479,17 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
                         }
                     }
                     Ok(_) => {}
-                    Err(e) => cx.push(format!("{at}.set.vars.{k}"), format!("bad template: {e}"), None),
+                    Err(e) => cx.push(
+                        format!("{at}.set.vars.{k}"),
+                        format!("bad template: {e}"),
+                        None,
+                    ),
                 }
             }
         }
-        Kind::Hangup { spec } => cx.prompts(&format!("{at}.hangup.prompt"), &spec.prompt, secure_vars),
+        Kind::Hangup { spec } => {
+            cx.prompts(&format!("{at}.hangup.prompt"), &spec.prompt, secure_vars)
+        }
     }
 }
 
@@ -430,7 +574,9 @@ fn check_loops(cx: &mut Ctx) {
                 let succ = st
                     .edges()
                     .into_iter()
-                    .filter(|e| !e.caller_input && !skip.contains(e.to) && flow.states.contains_key(e.to))
+                    .filter(|e| {
+                        !e.caller_input && !skip.contains(e.to) && flow.states.contains_key(e.to)
+                    })
                     .map(|e| e.to)
                     .collect();
                 (n.as_str(), succ)
@@ -458,7 +604,8 @@ fn check_loops(cx: &mut Ctx) {
     }
     let mut reported = BTreeSet::new();
     for members in groups.values() {
-        let cyclic = members.len() > 1 || g.get(members[0]).is_some_and(|s| s.contains(&members[0]));
+        let cyclic =
+            members.len() > 1 || g.get(members[0]).is_some_and(|s| s.contains(&members[0]));
         if cyclic && reported.insert(members[0]) {
             let mut m = members.clone();
             m.sort();
