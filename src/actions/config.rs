@@ -251,6 +251,9 @@ pub struct OutcomeRule {
     pub in_: Option<Vec<Scalar>>,
     #[serde(default)]
     pub exists: Option<bool>,
+    /// The field's text contains this substring.
+    #[serde(default)]
+    pub contains: Option<String>,
     pub outcome: String,
 }
 
@@ -526,7 +529,8 @@ impl ActionConfig {
             }
             let conditions = usize::from(rule.equals.is_some())
                 + usize::from(rule.in_.is_some())
-                + usize::from(rule.exists.is_some());
+                + usize::from(rule.exists.is_some())
+                + usize::from(rule.contains.is_some());
             match (&rule.field, conditions) {
                 (Some(f), 1) => {
                     super::outcome::Selector::parse(f)
@@ -534,13 +538,13 @@ impl ActionConfig {
                 }
                 (Some(_), _) => {
                     return Err(bad(format!(
-                        "outcomes[{i}]: a `field` needs exactly one of equals, in, exists"
+                        "outcomes[{i}]: a `field` needs exactly one of equals, in, exists, contains"
                     )))
                 }
                 (None, 0) => {}
                 (None, _) => {
                     return Err(bad(format!(
-                        "outcomes[{i}]: equals/in/exists need a `field`"
+                        "outcomes[{i}]: equals/in/exists/contains need a `field`"
                     )))
                 }
             }

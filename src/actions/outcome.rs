@@ -92,6 +92,9 @@ impl Rule {
         if let Some(set) = &self.rule.in_ {
             return set.iter().any(|s| s.text() == found);
         }
+        if let Some(part) = &self.rule.contains {
+            return found.contains(part.as_str());
+        }
         false
     }
 }
@@ -133,6 +136,7 @@ mod tests {
 - { status: 200, field: /status, equals: LOCKED_OUT, outcome: locked }
 - { status: "2xx", outcome: success }
 - { status: [403], field: "$.errorCauses[0].errorSummary", in: ["Password has been used too recently"], outcome: reused }
+- { status: 403, field: "$.errorCauses[*].errorSummary", contains: "too recently", outcome: reused2 }
 - { status: 403, field: /errorCode, equals: E0000080, outcome: too_simple }
 - { status: [404, 410], outcome: not_found }
 - { status: 429, field: /code, equals: 60202, outcome: rate_limited }
@@ -147,6 +151,7 @@ mod tests {
             (204, None, "success"),
             (403, Some(reused), "reused"),
             (403, Some(json!({"errorCode": "E0000080"})), "too_simple"),
+            (403, Some(json!({"errorCauses": [{"errorSummary": "password: Password has been used too recently"}]})), "reused2"),
             (403, Some(json!({"errorCode": "E0000069"})), "error"),
             (404, None, "not_found"),
             (410, Some(json!("gone")), "not_found"),
