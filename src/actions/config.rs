@@ -50,21 +50,43 @@ impl Method {
     }
 }
 
-/// Request body. Exactly one form.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Body {
+/// Request body, as written: exactly one of `json`, `json_template`, `form`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyConfig {
+    #[serde(default)]
+    pub json: Option<serde_json::Value>,
+    #[serde(default)]
+    pub json_template: Option<String>,
+    #[serde(default)]
+    pub form: Option<BTreeMap<String, String>>,
+}
+
+impl BodyConfig {
+    pub fn kind(&self) -> Result<Body<'_>, String> {
+        match (&self.json, &self.json_template, &self.form) {
+            (Some(j), None, None) => Ok(Body::Json(j)),
+            (None, Some(t), None) => Ok(Body::JsonTemplate(t)),
+            (None, None, Some(f)) => Ok(Body::Form(f)),
+            _ => Err("body must be exactly one of `json`, `json_template`, `form`".into()),
+        }
+    }
+}
+
+/// The body forms.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Body<'a> {
     /// A JSON document written as YAML. Every string leaf is a template
     /// (rendered without escaping) whose result is inserted as a JSON string
     /// value; keys, numbers, booleans and nulls are sent as written. Caller
     /// input can therefore never change the document's structure.
-    Json(serde_json::Value),
+    Json(&'a serde_json::Value),
     /// Raw JSON text; every `{{ }}` output is JSON-encoded (strings quoted).
     /// The result must parse as JSON or the action ends in `error`.
-    JsonTemplate(String),
+    JsonTemplate(&'a str),
     /// `application/x-www-form-urlencoded` fields (Twilio-style APIs); each
     /// value is a template, the encoder escapes the result.
-    Form(BTreeMap<String, String>),
+    Form(&'a BTreeMap<String, String>),
 }
 
 /// Credentials, always from environment variables read at start-up.
@@ -274,7 +296,7 @@ pub struct ActionConfig {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
-    pub body: Option<Body>,
+    pub body: Option<BodyConfig>,
     #[serde(default)]
     pub auth: Option<AuthConfig>,
     /// Per attempt: connect, send and read the whole response.
@@ -477,6 +499,9 @@ impl ActionConfig {
             }
             check(&format!("headers.{h}"), v)?;
         }
+        if let Some(b) = &self.body {
+            b.kind().map_err(bad)?;
+        }
         for (field, src) in self.body_templates() {
             check(&field, src)?;
         }
@@ -571,7 +596,7 @@ impl ActionConfig {
             }
         }
         let mut out = Vec::new();
-        match &self.body {
+        match self.body.as_ref().and_then(|b| b.kind().ok()) {
             Some(Body::Json(v)) => walk("body.json".into(), v, &mut out),
             Some(Body::JsonTemplate(s)) => out.push(("body.json_template".into(), s)),
             Some(Body::Form(m)) => {

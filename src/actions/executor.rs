@@ -281,7 +281,7 @@ impl Executor {
             hv.set_sensitive(secure);
             builder = builder.header(name.as_str(), hv);
         }
-        match &cfg.body {
+        match cfg.body.as_ref().and_then(|b| b.kind().ok()) {
             None => {}
             Some(Body::Json(tree)) => {
                 let doc = self.render_tree(tree, vars, secure)?;

@@ -23,7 +23,7 @@ pub mod outcome;
 pub mod ratelimit;
 
 pub use config::{
-    deserialize_duration, parse_duration, ActionConfig, ActionInfo, AuthConfig, BasicAuth, Body,
+    deserialize_duration, parse_duration, ActionConfig, ActionInfo, AuthConfig, BasicAuth, Body, BodyConfig,
     Method, OutcomeRule, Scalar, StatusPattern, OUTCOME_ERROR, OUTCOME_TIMEOUT,
 };
 pub use executor::{ActionResult, Executor};
