@@ -1,7 +1,7 @@
 //! Logging from an integration test's point of view: `Capture` sees every level with the call
-//! span, secrets stay masked, and `init` installs the global subscriber exactly once.
+//! span, and secrets stay masked.
 
-use sspr_ivr::ops::logging::{self, Capture, LogFormat, LoggingError};
+use sspr_ivr::ops::logging::{self, Capture};
 use sspr_ivr::secret::Secret;
 use tracing::Instrument;
 
@@ -32,18 +32,4 @@ async fn call_task_lines_carry_call_id_and_never_the_pin() {
         }
         capture.assert_never_logged("918273");
     }
-}
-
-#[test]
-fn init_once_and_reject_bad_filters() {
-    std::env::remove_var("RUST_LOG");
-    match logging::init(LogFormat::Human, "sspr_ivr=chatty") {
-        Err(LoggingError::Filter { source_name, .. }) => assert_eq!(source_name, "configuration"),
-        other => panic!("expected a filter error, got {other:?}"),
-    }
-    logging::init(LogFormat::Json, "sspr_ivr=debug,info").expect("first init");
-    assert!(matches!(
-        logging::init(LogFormat::Human, "info"),
-        Err(LoggingError::AlreadyInitialised(_))
-    ));
 }
