@@ -20,7 +20,11 @@ pub const DEMO_BACKEND_BASE: &str = "http://127.0.0.1:8089";
 pub const EXAMPLE_CONFIG: &str = include_str!("../config.example.yaml");
 
 #[derive(Parser, Debug)]
-#[command(name = "sspr-ivr", version, about = "A standalone SIP IVR server with a self-service password reset flow")]
+#[command(
+    name = "sspr-ivr",
+    version,
+    about = "A standalone SIP IVR server with a self-service password reset flow"
+)]
 pub struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true)]
@@ -117,7 +121,11 @@ fn init_logging(cli: &Cli, cfg_format: Option<LogFormatName>, cfg_level: Option<
         .or_else(|| cfg_level.map(str::to_string))
         .unwrap_or_else(|| "info".into());
     logging::init(
-        if json { LogFormat::Json } else { LogFormat::Human },
+        if json {
+            LogFormat::Json
+        } else {
+            LogFormat::Human
+        },
         &level,
     );
 }
@@ -158,7 +166,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 Some(path),
                 CancellationToken::new(),
                 |b| {
-                    println!("sspr-ivr listening on sip:{} (udp+tcp), admin {:?}", b.sip, b.admin);
+                    println!(
+                        "sspr-ivr listening on sip:{} (udp+tcp), admin {:?}",
+                        b.sip, b.admin
+                    );
                 },
             ))?;
             Ok(ExitCode::SUCCESS)
@@ -177,9 +188,13 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let delay = crate::config::parse_duration(sms_delay).map_err(anyhow::Error::msg)?;
             let rt = runtime()?;
             rt.block_on(async {
-                let demo = crate::demo::DemoBackend::start(*backend, delay)
-                    .await
-                    .context("start the demo backend")?;
+                let demo = crate::demo::DemoBackend::start(crate::demo::DemoOptions {
+                    bind: *backend,
+                    sms_delay: delay,
+                    ..Default::default()
+                })
+                .await
+                .context("start the demo backend")?;
                 let base = format!("http://{}", demo.addr());
                 let text = EXAMPLE_CONFIG.replace(DEMO_BACKEND_BASE, &base);
                 let root = data_root();
@@ -253,8 +268,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dtmf { file } => {
-            let digits = crate::media::detect_file(file)
-                .with_context(|| format!("{}", file.display()))?;
+            let digits =
+                crate::media::detect_file(file).with_context(|| format!("{}", file.display()))?;
             println!("{digits}");
             Ok(ExitCode::SUCCESS)
         }

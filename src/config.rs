@@ -63,7 +63,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("`{s}` has an unknown unit `{unit}` (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "`{s}` has an unknown unit `{unit}` (use ms, s, m or h)"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("`{s}` is not a valid duration"));
@@ -494,10 +498,7 @@ impl Loaded {
             .map_err(|e| ConfigError::Prompts(e.to_string()))?;
         let mut actions = BTreeMap::new();
         for (name, action) in &config.actions {
-            let info = action
-                .info()
-                .map_err(|e| ConfigError::Actions(format!("{name}: {e}")))?;
-            actions.insert(name.clone(), info);
+            actions.insert(name.clone(), action.info());
         }
         let catalog = Catalog {
             prompts: prompts.names().map(str::to_string).collect(),

@@ -210,7 +210,11 @@ fn every_torture_message_is_handled_as_the_manifest_says() {
                 let Ok(Datagram::Message(p)) = message::parse(&data) else {
                     panic!("{} must parse", row.file);
                 };
-                assert!(p.defect.is_none() && p.message.status().is_some(), "{}", row.file);
+                assert!(
+                    p.defect.is_none() && p.message.status().is_some(),
+                    "{}",
+                    row.file
+                );
             }
             Status(code) if !NORMAL_HANDLING.contains(&row.file.as_str()) => assert!(
                 row.handling.contains(&code.to_string()),
@@ -237,16 +241,25 @@ fn every_torture_message_is_handled_as_the_manifest_says() {
             }
         };
         if got != expect {
-            failures.push(format!("{}: expected {expect:?}, got {got:?} ({statuses:?})", row.file));
+            failures.push(format!(
+                "{}: expected {expect:?}, got {got:?} ({statuses:?})",
+                row.file
+            ));
         }
         let stats = ep.stats();
         match expect {
-            Dropped | Stray => assert_eq!(stats.garbage_dropped, 1, "{} counted as dropped", row.file),
+            Dropped | Stray => {
+                assert_eq!(stats.garbage_dropped, 1, "{} counted as dropped", row.file)
+            }
             Status(400) => assert_eq!(stats.parse_errors, 1, "{} counted as parse error", row.file),
             _ => {}
         }
     }
-    assert!(failures.is_empty(), "torture mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "torture mismatches:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -266,7 +279,14 @@ fn corpus_then_an_ordinary_call_completes() {
     let ep_addr: SocketAddr = "127.0.0.1:5060".parse().unwrap();
     let uac_addr: SocketAddr = "127.0.0.1:40002".parse().unwrap();
     let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
-    let mut uac = Uac::new(later, config(40002), "sip:echo@127.0.0.1:5060", "alice", offer.into()).unwrap();
+    let mut uac = Uac::new(
+        later,
+        config(40002),
+        "sip:echo@127.0.0.1:5060",
+        "alice",
+        offer.into(),
+    )
+    .unwrap();
     let mut answered = false;
     let mut established = false;
     for _ in 0..10 {
@@ -279,7 +299,13 @@ fn corpus_then_an_ordinary_call_completes() {
                 Event::IncomingCall(ic) => {
                     assert_eq!(ic.request_uri_user, "echo");
                     assert_eq!(ic.from_user, "alice");
-                    ep.handle_command(later, Command::Answer { call: ic.call, sdp: offer.into() });
+                    ep.handle_command(
+                        later,
+                        Command::Answer {
+                            call: ic.call,
+                            sdp: offer.into(),
+                        },
+                    );
                 }
                 Event::Established { .. } => established = true,
                 other => panic!("{other:?}"),

@@ -120,9 +120,18 @@ pub struct BasicAuth {
 /// The auth forms after validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthKind<'a> {
-    Bearer { env: &'a str },
-    Basic { username_env: &'a str, password_env: &'a str },
-    Header { name: &'a str, value_env: &'a str, prefix: &'a str },
+    Bearer {
+        env: &'a str,
+    },
+    Basic {
+        username_env: &'a str,
+        password_env: &'a str,
+    },
+    Header {
+        name: &'a str,
+        value_env: &'a str,
+        prefix: &'a str,
+    },
 }
 
 impl AuthConfig {
@@ -195,7 +204,9 @@ impl StatusPattern {
                 } else if let Ok(c) = t.parse::<u16>() {
                     StatusPattern::parse(StatusItem::Code(c))
                 } else {
-                    Err(format!("status {t:?} is neither a code nor a class like \"2xx\""))
+                    Err(format!(
+                        "status {t:?} is neither a code nor a class like \"2xx\""
+                    ))
                 }
             }
         }
@@ -367,17 +378,9 @@ pub fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration,
     parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
-/// What the flow validator needs to know about an action.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ActionInfo {
-    /// Every outcome the action can produce, including `timeout` and `error`.
-    pub outcomes: Vec<String>,
-    pub secure: bool,
-    /// Variables its URL, header and body templates read.
-    pub inputs: Vec<String>,
-    /// Variables it sets from the response.
-    pub outputs: Vec<String>,
-}
+/// What the flow validator needs to know about an action: the flow's own
+/// type, so the two never drift apart.
+pub use crate::flow::ActionInfo;
 
 /// Scheme and authority as written in a URL template.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -495,7 +498,9 @@ impl ActionConfig {
         check("url", &self.url)?;
         for (h, v) in &self.headers {
             if !is_header_name(h) {
-                return Err(bad(format!("header name {h:?} is not a valid HTTP header name")));
+                return Err(bad(format!(
+                    "header name {h:?} is not a valid HTTP header name"
+                )));
             }
             check(&format!("headers.{h}"), v)?;
         }
@@ -535,10 +540,11 @@ impl ActionConfig {
         }
         for (var, sel) in &self.outputs {
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(bad(format!("output variable name {var:?} is not an identifier")));
+                return Err(bad(format!(
+                    "output variable name {var:?} is not an identifier"
+                )));
             }
-            super::outcome::Selector::parse(sel)
-                .map_err(|e| bad(format!("output {var}: {e}")))?;
+            super::outcome::Selector::parse(sel).map_err(|e| bad(format!("output {var}: {e}")))?;
         }
         for (i, rule) in self.outcomes.iter().enumerate() {
             if !is_outcome_name(&rule.outcome) {

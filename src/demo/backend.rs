@@ -327,10 +327,7 @@ async fn send_otp(
             let since = now.saturating_duration_since(*last);
             if since < opts.resend_window {
                 let wait = (opts.resend_window - since).as_secs().max(1);
-                return json_response(
-                    429,
-                    json!({"error": "resend_window", "retryAfter": wait}),
-                );
+                return json_response(429, json!({"error": "resend_window", "retryAfter": wait}));
             }
         }
         let channel = body
@@ -361,7 +358,11 @@ async fn send_otp(
     };
     if opts.print_codes {
         let delay = opts.sms_delay;
-        let label = if channel == "email" { "DEMO EMAIL" } else { "DEMO SMS" };
+        let label = if channel == "email" {
+            "DEMO EMAIL"
+        } else {
+            "DEMO SMS"
+        };
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             // The demo's stand-in for a phone: deliberately stdout, not a log.

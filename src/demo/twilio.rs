@@ -24,7 +24,9 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use tokio::time::Instant;
 
-use super::{base64, json_response, random_code, same, DemoError, RecordedRequest, RequestLog, Server};
+use super::{
+    base64, json_response, random_code, same, DemoError, RecordedRequest, RequestLog, Server,
+};
 
 #[derive(Clone, Debug)]
 pub struct TwilioOptions {
@@ -127,7 +129,10 @@ impl TwilioVerifyShaped {
         });
         let router = Router::new()
             .route("/v2/Services/:sid/Verifications", post(start_verification))
-            .route("/v2/Services/:sid/VerificationCheck", post(check_verification))
+            .route(
+                "/v2/Services/:sid/VerificationCheck",
+                post(check_verification),
+            )
             .with_state(shared.clone());
         let log = RequestLog::default();
         let server = Server::start(bind, router, log.clone()).await?;
@@ -183,10 +188,18 @@ struct CheckForm {
 
 fn guard(s: &Shared, headers: &HeaderMap, sid: &str) -> Option<Response> {
     if !authorized(s, headers) {
-        return Some(twilio_error(401, 20003, "Authentication Error - invalid username"));
+        return Some(twilio_error(
+            401,
+            20003,
+            "Authentication Error - invalid username",
+        ));
     }
     if sid != s.options.service_sid {
-        return Some(twilio_error(404, 20404, "The requested resource was not found"));
+        return Some(twilio_error(
+            404,
+            20404,
+            "The requested resource was not found",
+        ));
     }
     None
 }

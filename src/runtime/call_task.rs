@@ -82,7 +82,9 @@ impl CallTask {
             }
         };
         let stats = self.call.media_stats();
-        self.shared.metrics.rtp_session_closed(&stats);
+        self.shared
+            .metrics
+            .rtp_observed(crate::runtime::server::rtp_counts(&stats));
         if let Some(rec) = self.recorder.take() {
             rec.finish();
         }
@@ -129,7 +131,10 @@ impl CallTask {
                         rec.timeline(&ev);
                     }
                 }
-                Output::DigitHeard(source) => self.shared.metrics.digit(source),
+                Output::DigitHeard(source) => self
+                    .shared
+                    .metrics
+                    .dtmf_digit(crate::runtime::server::dtmf_transport(source)),
                 Output::Ended(outcome) => return Some(outcome),
             }
         }

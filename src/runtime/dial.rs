@@ -132,8 +132,8 @@ struct Media {
     next: Instant,
     /// Audio samples (tones) still to send, replacing silence.
     tone: VecDeque<i16>,
-    /// RFC 4733 packets still to send: (due, payload, marker).
-    events: VecDeque<(Instant, Vec<u8>, bool, u32)>,
+    /// RFC 4733 datagrams still to send, with their due times.
+    events: VecDeque<(Instant, Vec<u8>)>,
 }
 
 pub async fn run(args: DialArgs) -> anyhow::Result<()> {
@@ -166,11 +166,10 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut uac = Uac::new(
         start.into_std(),
-        EndpointConfig {
-            local_addr: sip_local,
-            user_agent: concat!("sspr-ivr-dial/", env!("CARGO_PKG_VERSION")).to_string(),
-            symmetric_signalling: true,
-        },
+        EndpointConfig::new(
+            sip_local,
+            concat!("sspr-ivr-dial/", env!("CARGO_PKG_VERSION")),
+        ),
         &args.uri,
         &args.from,
         offer,
@@ -316,14 +315,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 send_frame(&rtp_sock, m).await;
                 m.next += m.ptime;
             }
-            while let Some((due, payload, marker, ts)) = m.events.front().cloned() {
-                if due > now {
-                    break;
-                }
-                m.events.pop_front();
-                if let Some(pt) = m.te_pt {
-                    m.seq = m.seq.wrapping_add(1);
-                    let pkt = rtp::build(pt, marker, m.seq, ts, m.ssrc, &payload);
+            while m.events.front().is_some_and(|(due, _)| *due <= now) {
+                if let Some((_, pkt)) = m.events.pop_front() {
                     let _ = rtp_sock.send_to(&pkt, m.remote).await;
                 }
             }
@@ -383,15 +376,25 @@ fn press(uac: &mut Uac, m: &mut Media, key: char, mode: DialDtmfMode, now: Insta
     match mode {
         DialDtmfMode::Info => uac.send_info(now.into_std(), key, 100),
         DialDtmfMode::Inband => {
-            let samples = ToneGenerator::digit(key, 100, -10.0);
-            m.tone.extend(samples);
+            if let Some(samples) = ToneGenerator::new().digit(key, 100, -10.0) {
+                m.tone.extend(samples);
+            }
         }
         DialDtmfMode::Rfc4733 => {
             // The event's timestamp is the audio clock at the start of the
             // press; the packets follow every ptime with growing duration.
-            let ts = m.ts;
-            for (offset, payload, marker) in telephone_event::Sender::packets(key, 100, m.ptime) {
-                m.events.push_back((now + offset, payload, marker, ts));
+            let Some(pt) = m.te_pt else { return };
+            let Ok(sender) = telephone_event::Sender::new(pt, m.ptime.as_millis() as u32) else {
+                return;
+            };
+            let first_seq = m.seq.wrapping_add(1);
+            if let Ok(packets) =
+                sender.press(key, m.ssrc, first_seq, m.ts, Duration::from_millis(100))
+            {
+                m.seq = m.seq.wrapping_add(packets.len() as u16);
+                for p in packets {
+                    m.events.push_back((now + p.offset, p.to_bytes()));
+                }
             }
         }
     }
@@ -404,7 +407,15 @@ async fn send_frame(sock: &UdpSocket, m: &mut Media) {
     }
     let payload = g711::encode(m.codec, &pcm);
     m.seq = m.seq.wrapping_add(1);
-    let pkt = rtp::build(m.audio_pt, false, m.seq, m.ts, m.ssrc, &payload);
+    let header = rtp::RtpHeader {
+        payload_type: m.audio_pt,
+        marker: false,
+        sequence: m.seq,
+        timestamp: m.ts,
+        ssrc: m.ssrc,
+    };
     m.ts = m.ts.wrapping_add(m.samples);
-    let _ = sock.send_to(&pkt, m.remote).await;
+    if let Ok(pkt) = rtp::build(&header, &payload) {
+        let _ = sock.send_to(&pkt, m.remote).await;
+    }
 }

@@ -24,18 +24,22 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::actions::Executor;
-use crate::audit::{AuditRecord, Spool, SystemClock};
+use crate::audit::{AuditRecord, Backoff, CallFacts, Deliverer, Spool, SystemClock};
 use crate::call::{Call, CallOutcome, CallParams};
 use crate::config::{Config, Loaded, TransportName};
 use crate::media::MediaConfig;
-use crate::ops::metrics::Metrics;
+use crate::ops::admin::Readiness;
+use crate::ops::metrics::{
+    CallOutcome as CallOutcomeLabel, DtmfTransport, Metrics, RejectReason, ReloadResult,
+    ResetResult, RtpCounts, SipMethod,
+};
 use crate::runtime::call_task::{CallInput, CallTask};
 use crate::runtime::ports::PortPool;
 use crate::runtime::recorder::Recorder;
 use crate::sip::framing::StreamDecoder;
 use crate::sip::{
     sdp, CallKey, Command as SipCommand, Endpoint, EndpointConfig, Event as SipEvent, IncomingCall,
-    Transport,
+    SipStats, Transport,
 };
 
 /// Inputs of the SIP task.
@@ -63,11 +67,11 @@ pub struct Shared {
     loaded: RwLock<Arc<Loaded>>,
     executor: RwLock<Arc<Executor>>,
     pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
     pub ports: PortPool,
     pub draining: AtomicBool,
     pub live_calls: AtomicUsize,
     spool: Option<Arc<Spool>>,
-    audit_wake: Arc<tokio::sync::Notify>,
     pub config_path: Option<PathBuf>,
 }
 
@@ -91,26 +95,24 @@ impl Shared {
         flow: &str,
         flow_version: &str,
     ) {
-        let record = AuditRecord::new(
-            &SystemClock,
-            result,
-            reason,
+        let facts = CallFacts {
             ani,
             call_id,
             flow,
             flow_version,
-        );
+        };
+        let record = AuditRecord::new(&SystemClock, &facts, result, reason);
         info!(result = %record.result, reason = %record.reason, "audit");
-        self.metrics.reset_result(result);
+        self.metrics
+            .reset_finished(ResetResult::from_audit(&record.result));
         if let Some(spool) = &self.spool {
             let spool = spool.clone();
-            let wake = self.audit_wake.clone();
             // fsync is blocking work: keep it off the call task's thread.
+            // The spool wakes its deliverer itself.
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = spool.append(&record) {
                     error!(error = %e, "audit spool append failed");
                 }
-                wake.notify_one();
             });
         }
     }
@@ -133,12 +135,12 @@ impl Shared {
             Ok((loaded, exec)) => {
                 *self.loaded.write().expect("config lock") = Arc::new(loaded);
                 *self.executor.write().expect("executor lock") = Arc::new(exec);
-                self.metrics.reload(true);
+                self.metrics.config_reloaded(ReloadResult::Ok);
                 info!("configuration reloaded");
                 Ok(())
             }
             Err(e) => {
-                self.metrics.reload(false);
+                self.metrics.config_reloaded(ReloadResult::Rejected);
                 warn!(reason = %e, "reload refused; keeping the running configuration");
                 Err(e)
             }
@@ -162,15 +164,22 @@ pub async fn serve(
     let cfg = loaded.config.clone();
     let metrics = Arc::new(Metrics::new());
     let executor = Executor::new(cfg.actions.clone()).context("actions")?;
-    let spool = match &cfg.audit.action {
-        _ => Some(Arc::new(Spool::open(&cfg.audit.spool_dir).with_context(
-            || format!("audit spool {}", cfg.audit.spool_dir.display()),
-        )?)),
-    };
+    let spool = Arc::new(
+        Spool::open(&cfg.audit.spool_dir)
+            .with_context(|| format!("audit spool {}", cfg.audit.spool_dir.display()))?,
+    );
+    metrics.set_action_catalog(
+        executor
+            .infos()
+            .into_iter()
+            .map(|(name, info)| (name, info.outcomes)),
+    );
+    let readiness = Arc::new(Readiness::new());
     let shared = Arc::new(Shared {
         loaded: RwLock::new(Arc::new(loaded)),
         executor: RwLock::new(Arc::new(executor)),
         metrics: metrics.clone(),
+        readiness: readiness.clone(),
         ports: PortPool::new(
             cfg.media.rtp_ip,
             cfg.media.rtp_port_min,
@@ -178,8 +187,7 @@ pub async fn serve(
         ),
         draining: AtomicBool::new(false),
         live_calls: AtomicUsize::new(0),
-        spool,
-        audit_wake: Arc::new(tokio::sync::Notify::new()),
+        spool: Some(spool.clone()),
         config_path,
     });
 
@@ -208,7 +216,7 @@ pub async fn serve(
         tasks.spawn(crate::ops::admin::serve(
             listener,
             metrics.clone(),
-            metrics.readiness(),
+            readiness.clone(),
             hard_stop.clone(),
         ));
         Some(addr)
@@ -216,29 +224,23 @@ pub async fn serve(
         None
     };
 
-    if let (Some(spool), Some(action)) = (shared.spool.clone(), cfg.audit.action.clone()) {
-        let shared2 = shared.clone();
-        let wake = shared.audit_wake.clone();
-        let stop = hard_stop.clone();
-        tasks.spawn(async move {
-            crate::audit::deliver_loop(
-                spool,
-                action,
-                move || shared2.executor(),
-                wake,
-                stop,
-                shared2.metrics.clone(),
-            )
-            .await;
-        });
+    // Audit delivery: through the configured action, with backoff; what is
+    // not acknowledged stays in the spool for the next start.
+    if let Some(action) = cfg.audit.action.clone() {
+        let deliverer = Deliverer::new(
+            spool.clone(),
+            shared.executor(),
+            &action,
+            Backoff::default(),
+        )
+        .context("audit")?;
+        tasks.spawn(deliverer.run(hard_stop.clone()));
     }
 
     let advertised = cfg.sip.advertised_addr.unwrap_or(sip_addr);
-    let endpoint = Endpoint::new(EndpointConfig {
-        local_addr: advertised,
-        user_agent: cfg.sip.user_agent.clone(),
-        symmetric_signalling: cfg.sip.symmetric_signalling,
-    });
+    let mut sip_cfg = EndpointConfig::new(advertised, cfg.sip.user_agent.clone());
+    sip_cfg.symmetric_signalling = cfg.sip.symmetric_signalling;
+    let endpoint = Endpoint::new(sip_cfg);
     let driver = SipDriver {
         endpoint,
         udp: udp.clone(),
@@ -248,10 +250,11 @@ pub async fn serve(
         sip_tx: sip_tx.clone(),
         rate: HashMap::new(),
         tasks: tasks.clone(),
+        reported: SipStats::default(),
     };
     let sip_task = tasks.spawn(driver.run(sip_rx, hard_stop.clone()));
 
-    metrics.readiness().set_listening(true);
+    readiness.set_listening(true);
     let bound = Bound {
         sip: sip_addr,
         admin: admin_addr,
@@ -264,7 +267,12 @@ pub async fn serve(
     let watchdog = crate::ops::systemd::watchdog_interval();
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut tick = tokio::time::interval(watchdog.map(|w| w / 2).unwrap_or(Duration::from_secs(5)));
+    let mut tick = tokio::time::interval(
+        watchdog
+            .map(|w| w / 2)
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(1)),
+    );
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -275,6 +283,8 @@ pub async fn serve(
                 let _ = tokio::task::spawn_blocking(move || s.reload()).await;
             }
             _ = tick.tick() => {
+                readiness.beat();
+                metrics.audit_backlog(spool.backlog() as u64);
                 if watchdog.is_some() {
                     crate::ops::systemd::notify_watchdog();
                 }
@@ -286,7 +296,7 @@ pub async fn serve(
     info!("draining: new calls get 503");
     crate::ops::systemd::notify_stopping();
     shared.draining.store(true, Ordering::SeqCst);
-    metrics.readiness().set_draining(true);
+    readiness.set_draining();
     let drain_limit = shared.loaded().config.drain.timeout;
     let deadline = TokioInstant::now() + drain_limit;
     while shared.live_calls.load(Ordering::SeqCst) > 0 && TokioInstant::now() < deadline {
@@ -362,7 +372,7 @@ async fn tcp_connection(
             _ = stop.cancelled() => break,
             r = rd.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
         };
-        decoder.extend(&buf[..n]);
+        decoder.push(&buf[..n]);
         loop {
             match decoder.next_message() {
                 Ok(Some(msg)) => {
@@ -392,6 +402,8 @@ struct SipDriver {
     /// INVITEs per source per one-second window.
     rate: HashMap<IpAddr, (TokioInstant, u32)>,
     tasks: tokio_util::task::TaskTracker,
+    /// Endpoint counters already added to the metrics (they are cumulative).
+    reported: SipStats,
 }
 
 fn now() -> std::time::Instant {
@@ -478,7 +490,7 @@ impl SipDriver {
                 break;
             }
         }
-        self.shared.metrics.sip_stats(self.endpoint.stats());
+        self.report_stats();
     }
 
     fn on_event(&mut self, ev: SipEvent) {
@@ -498,8 +510,41 @@ impl SipDriver {
         }
     }
 
-    fn reject(&mut self, call: CallKey, status: u16, retry_after: Option<u32>) {
-        self.shared.metrics.call_rejected(status);
+    /// Add what the endpoint counted since the last report to the metrics.
+    fn report_stats(&mut self) {
+        let now = self.endpoint.stats();
+        let m = &self.shared.metrics;
+        for (method, n) in &now.requests_received {
+            let before = self
+                .reported
+                .requests_received
+                .get(method)
+                .copied()
+                .unwrap_or(0);
+            if *n > before {
+                m.sip_requests_received(SipMethod::from_name(method), n - before);
+            }
+        }
+        for (code, n) in &now.responses_sent {
+            let before = self.reported.responses_sent.get(code).copied().unwrap_or(0);
+            if *n > before {
+                m.sip_responses_sent(*code, n - before);
+            }
+        }
+        m.sip_parse_errors(now.parse_errors - self.reported.parse_errors);
+        m.sip_garbage_dropped(now.garbage_dropped - self.reported.garbage_dropped);
+        m.sip_retransmissions(now.retransmits_sent - self.reported.retransmits_sent);
+        self.reported = now.clone();
+    }
+
+    fn reject(
+        &mut self,
+        call: CallKey,
+        reason: RejectReason,
+        status: u16,
+        retry_after: Option<u32>,
+    ) {
+        self.shared.metrics.call_rejected(reason, status);
         self.endpoint.handle_command(
             now(),
             SipCommand::Reject {
@@ -516,10 +561,10 @@ impl SipDriver {
         let cfg = &loaded.config;
         let retry = Some(cfg.limits.retry_after_secs);
         if self.shared.draining.load(Ordering::SeqCst) {
-            return self.reject(inc.call, 503, retry);
+            return self.reject(inc.call, RejectReason::Draining, 503, retry);
         }
         if self.shared.live_calls.load(Ordering::SeqCst) >= cfg.limits.max_calls {
-            return self.reject(inc.call, 503, retry);
+            return self.reject(inc.call, RejectReason::Capacity, 503, retry);
         }
         let t = TokioInstant::now();
         let entry = self.rate.entry(inc.source.ip()).or_insert((t, 0));
@@ -528,7 +573,7 @@ impl SipDriver {
         }
         entry.1 += 1;
         if entry.1 > cfg.limits.invites_per_second_per_source {
-            return self.reject(inc.call, 503, retry);
+            return self.reject(inc.call, RejectReason::RateLimited, 503, retry);
         }
         if self.rate.len() > 10_000 {
             self.rate
@@ -539,7 +584,7 @@ impl SipDriver {
             Ok(p) => p,
             Err(e) => {
                 warn!(error = %e, "no RTP port");
-                return self.reject(inc.call, 503, retry);
+                return self.reject(inc.call, RejectReason::Capacity, 503, retry);
             }
         };
         let session_id = rand::random::<u32>() as u64;
@@ -552,9 +597,9 @@ impl SipDriver {
                     let answer = sdp::answer(&n, rtp.local, session_id);
                     (n, answer)
                 }
-                Err(_) => return self.reject(inc.call, 488, None),
+                Err(_) => return self.reject(inc.call, RejectReason::NoCommonCodec, 488, None),
             },
-            Some(Err(_)) => return self.reject(inc.call, 488, None),
+            Some(Err(_)) => return self.reject(inc.call, RejectReason::BadSdp, 488, None),
             None => {
                 let offer = sdp::offer(
                     rtp.local,
@@ -618,7 +663,7 @@ impl SipDriver {
         let (tx, rx) = mpsc::unbounded_channel();
         self.calls.insert(inc.call.clone(), tx.clone());
         self.shared.live_calls.fetch_add(1, Ordering::SeqCst);
-        self.shared.metrics.call_started();
+        let active = self.shared.metrics.call_started();
         let task = CallTask {
             call,
             rtp,
@@ -646,21 +691,52 @@ impl SipDriver {
         let key = inc.call;
         let handle = tokio::spawn(task.run());
         self.tasks.spawn(async move {
+            let _active = active;
             let outcome = match handle.await {
-                Ok(outcome) => Some(outcome),
+                Ok(outcome) => metric_outcome(outcome),
                 Err(e) if e.is_panic() => {
                     error!(call_id = %key.0, "call task panicked; hanging up");
                     shared.metrics.call_panicked();
                     let _ = sip_tx.send(SipIn::Command(SipCommand::Hangup { call: key.clone() }));
                     let _ = sip_tx.send(SipIn::CallGone(key));
-                    None
+                    CallOutcomeLabel::Panicked
                 }
-                Err(_) => None,
+                Err(_) => CallOutcomeLabel::Failed,
             };
-            shared
-                .metrics
-                .call_finished(outcome.map(|o| o.as_str()).unwrap_or("failed"));
+            shared.metrics.call_finished(outcome);
             shared.live_calls.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+}
+
+fn metric_outcome(o: CallOutcome) -> CallOutcomeLabel {
+    match o {
+        CallOutcome::Completed => CallOutcomeLabel::Completed,
+        CallOutcome::Transferred => CallOutcomeLabel::Transferred,
+        CallOutcome::CallerHangup => CallOutcomeLabel::CallerHangup,
+        CallOutcome::AckTimeout | CallOutcome::RtpTimeout | CallOutcome::MaxDuration => {
+            CallOutcomeLabel::Timeout
+        }
+        CallOutcome::Shutdown => CallOutcomeLabel::Drained,
+    }
+}
+
+/// The metrics label for a digit's transport.
+pub fn dtmf_transport(source: crate::media::DigitSource) -> DtmfTransport {
+    match source {
+        crate::media::DigitSource::Rfc4733 => DtmfTransport::Rfc4733,
+        crate::media::DigitSource::Inband => DtmfTransport::Inband,
+        crate::media::DigitSource::Info => DtmfTransport::Info,
+    }
+}
+
+/// Media counters as metrics counts.
+pub fn rtp_counts(stats: &crate::media::MediaStats) -> RtpCounts {
+    RtpCounts {
+        sent: stats.sent,
+        received: stats.received,
+        late: stats.late,
+        lost: stats.lost,
+        malformed: stats.malformed,
     }
 }
