@@ -141,7 +141,7 @@ impl Default for DemoOptions {
 }
 
 /// A code the backend "sent" (tests read it instead of a phone).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SentCode {
     pub user_id: String,
     pub channel: String,
@@ -200,14 +200,40 @@ impl DemoBackend {
             options,
             state: Mutex::new(state),
         });
+        let log = RequestLog::default();
+        // Inspection endpoints for testers: what the backend received, the
+        // codes it "sent", the audit records it stored. Demo only.
+        let (log2, shared2, shared3) = (log.clone(), shared.clone(), shared.clone());
+        let inspect = Router::new()
+            .route(
+                "/demo/requests",
+                get(move || {
+                    let log = log2.clone();
+                    async move { JsonBody(json!(log.snapshot())) }
+                }),
+            )
+            .route(
+                "/demo/codes",
+                get(move || {
+                    let s = shared2.clone();
+                    async move { JsonBody(json!(s.lock().sent.clone())) }
+                }),
+            )
+            .route(
+                "/demo/audit",
+                get(move || {
+                    let s = shared3.clone();
+                    async move { JsonBody(json!(s.lock().audit.clone())) }
+                }),
+            );
         let router = Router::new()
             .route("/users/:id", get(lookup))
             .route("/users/:id/otp", post(send_otp))
             .route("/users/:id/otp/verify", post(verify_otp))
             .route("/users/:id/pin", post(reset_pin))
             .route("/audit", post(audit))
-            .with_state(shared.clone());
-        let log = RequestLog::default();
+            .with_state(shared.clone())
+            .merge(inspect);
         let server = Server::start(bind, router, log.clone()).await?;
         Ok(DemoBackend {
             server,
@@ -492,7 +518,11 @@ async fn audit(
 /// `lookup_user`); `otp` and `new_pin` (secrets, only in the secure
 /// actions); the audit record fields for `audit`.
 pub fn demo_actions_yaml(base_url: &str) -> String {
-    DEMO_ACTIONS.replace("{base}", base_url.trim_end_matches('/'))
+    let doc: serde_yaml::Value = serde_yaml::from_str(EXAMPLE_CONFIG).unwrap_or_default();
+    let actions = doc.get("actions").cloned().unwrap_or_default();
+    serde_yaml::to_string(&actions)
+        .unwrap_or_default()
+        .replace(EXAMPLE_BASE, base_url.trim_end_matches('/'))
 }
 
 /// [`demo_actions_yaml`] parsed.
@@ -500,86 +530,8 @@ pub fn demo_actions(base_url: &str) -> Result<BTreeMap<String, ActionConfig>, Ac
     serde_yaml::from_str(&demo_actions_yaml(base_url)).map_err(|e| ActionError::Yaml(e.to_string()))
 }
 
-const DEMO_ACTIONS: &str = r#"# Directory lookup by employee id.
-lookup_user:
-  method: GET
-  url: "{base}/users/{{ employee_id }}"
-  timeout: 3s
-  retries: 1
-  outputs:
-    user_id: /userId
-    mobile: /mobile
-    email: /email
-    factor: /factor
-    status: /status
-  outcomes:
-    - { status: 200, field: /status, equals: LOCKED_OUT, outcome: locked }
-    - { status: 200, outcome: success }
-    - { status: 404, outcome: not_found }
-    - { status: 429, outcome: rate_limited }
+/// The example config, whose `actions:` wire the SSPR flow to this backend.
+const EXAMPLE_CONFIG: &str = include_str!("../../config.example.yaml");
 
-# Send a one-time code over the user's registered factor.
-send_otp:
-  method: POST
-  url: "{base}/users/{{ user_id }}/otp"
-  timeout: 5s
-  body:
-    json: { channel: "{{ factor }}" }
-  outcomes:
-    - { status: "2xx", outcome: success }
-    - { status: 429, outcome: rate_limited }
-
-# Check the code the caller typed (a secret: secure action).
-verify_otp:
-  method: POST
-  url: "{base}/users/{{ user_id }}/otp/verify"
-  secure: true
-  allow_insecure_http: true   # the demo backend is plain http on loopback
-  timeout: 5s
-  body:
-    json: { code: "{{ otp }}" }
-  outcomes:
-    - { status: 200, field: /status, equals: approved, outcome: success }
-    - { status: 401, outcome: invalid }
-    - { status: 410, outcome: expired }
-    - { status: 429, outcome: rate_limited }
-
-# Set the new PIN (a secret: secure action).
-reset_pin:
-  method: POST
-  url: "{base}/users/{{ user_id }}/pin"
-  secure: true
-  allow_insecure_http: true
-  timeout: 5s
-  body:
-    json: { pin: "{{ new_pin }}" }
-  outcomes:
-    - { status: "2xx", outcome: success }
-    - { status: 400, field: /errorCode, equals: PIN_TOO_SIMPLE, outcome: too_simple }
-    - { status: 400, field: /errorCode, equals: PIN_REUSED, outcome: reused }
-    - { status: 423, outcome: locked }
-
-# Forward one audit record; the id is the idempotency key.
-audit:
-  method: POST
-  url: "{base}/audit"
-  timeout: 5s
-  retries: 2
-  headers:
-    Idempotency-Key: "{{ id }}"
-  idempotency_header: Idempotency-Key
-  body:
-    json:
-      id: "{{ id }}"
-      result: "{{ result }}"
-      timestamp: "{{ timestamp }}"
-      method: "{{ method }}"
-      ani: "{{ ani }}"
-      call_id: "{{ call_id }}"
-      flow: "{{ flow }}"
-      flow_version: "{{ flow_version }}"
-      reason: "{{ reason }}"
-  outcomes:
-    - { status: 200, field: /status, equals: duplicate, outcome: duplicate }
-    - { status: "2xx", outcome: success }
-"#;
+/// Where `config.example.yaml` expects the demo backend.
+const EXAMPLE_BASE: &str = "http://127.0.0.1:8089";

@@ -49,7 +49,7 @@ pub enum DemoError {
 }
 
 /// One request as a backend received it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct RecordedRequest {
     pub method: String,
     pub path: String,
