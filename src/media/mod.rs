@@ -24,10 +24,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-//X
+pub use digits::DigitMerger;
 pub use goertzel::{InbandDetector, ToneGenerator};
-//X
-//X
+pub use prompts::{Prompt, PromptCache, PromptError, PromptRecognizer};
 
 /// How a call's DTMF is taken: one source, or all of them merged (`auto`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Deserialize)]
