@@ -17,7 +17,7 @@ struct Server {
 }
 
 async fn start(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = admin::bind("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("bind loopback");
     let addr = listener.local_addr().expect("addr");
@@ -147,4 +147,14 @@ async fn cancel_stops_accepting_connections() {
         .expect("client");
     let result = client.get(format!("{base}/healthz")).send().await;
     assert!(result.is_err(), "server must be gone after cancel");
+}
+
+#[tokio::test]
+async fn bind_error_names_the_address() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let err = admin::bind(addr).await.expect_err("port in use");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }

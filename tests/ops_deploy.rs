@@ -113,6 +113,64 @@ fn deb_builds_with_expected_layout() {
         ok && control.contains("Package: sspr-ivr") && control.contains("libc6"),
         "{control}"
     );
+
+    install_upgrade_purge(&deb);
+}
+
+fn dpkg_in(root: &Path, args: &[&str]) -> (bool, String) {
+    // A scratch dpkg database; maintainer scripts run on the host with DPKG_ROOT set, so they
+    // must only touch paths under it (and never call systemctl).
+    let root_arg = format!("--root={}", root.display());
+    let mut cmd = Command::new("dpkg");
+    cmd.args([
+        root_arg.as_str(),
+        "--force-script-chrootless",
+        "--force-depends",
+        "--log=/dev/null",
+    ])
+    .args(args);
+    run(&mut cmd)
+}
+
+/// Installs the package into a scratch root, checks the maintainer scripts' effects, reinstalls
+/// over an edited conffile and purges.
+fn install_upgrade_purge(deb: &Path) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path();
+    std::fs::create_dir_all(r.join("var/lib/dpkg/info")).expect("dpkg dirs");
+    std::fs::create_dir_all(r.join("var/lib/dpkg/updates")).expect("dpkg dirs");
+    std::fs::write(r.join("var/lib/dpkg/status"), b"").expect("status");
+    let deb = deb.to_str().expect("utf-8 path");
+
+    let (ok, out) = dpkg_in(r, &["-i", deb]);
+    assert!(ok, "{out}");
+    assert!(r.join("usr/bin/sspr-ivr").is_file());
+    let secrets = r.join("etc/sspr-ivr/secrets.env");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&secrets)
+            .expect("postinst creates secrets.env")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "secrets.env must be root-only");
+
+    // An operator's edits survive a reinstall (conffile) and secrets are not reset.
+    let config = r.join("etc/sspr-ivr/config.yaml");
+    let mut edited = std::fs::read_to_string(&config).expect("config");
+    edited.push_str("# edited by ops\n");
+    std::fs::write(&config, &edited).expect("edit");
+    std::fs::write(&secrets, b"IDP_TOKEN=x\n").expect("secret");
+    let (ok, out) = dpkg_in(r, &["--force-confold", "-i", deb]);
+    assert!(ok, "{out}");
+    assert_eq!(std::fs::read_to_string(&config).expect("config"), edited);
+    assert_eq!(std::fs::read(&secrets).expect("secrets"), b"IDP_TOKEN=x\n");
+
+    let (ok, out) = dpkg_in(r, &["--purge", "sspr-ivr"]);
+    assert!(ok, "{out}");
+    assert!(
+        !r.join("etc/sspr-ivr").exists(),
+        "purge leaves /etc/sspr-ivr"
+    );
+    assert!(!r.join("usr/bin/sspr-ivr").exists());
 }
 
 #[test]

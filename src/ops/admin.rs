@@ -33,6 +33,14 @@ pub const DEFAULT_LIVENESS_LIMIT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdminError {
+    /// The admin address could not be bound.
+    #[error("cannot bind the admin HTTP address {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
     /// The HTTP server stopped with an IO error.
     #[error("admin HTTP server failed: {0}")]
     Serve(#[from] std::io::Error),
@@ -133,6 +141,13 @@ pub fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
         .route("/healthz", get(healthz_handler))
         .route("/readyz", get(readyz_handler))
         .with_state(AppState { metrics, readiness })
+}
+
+/// Binds the admin address (do it at start-up, before `READY=1`, so a taken port fails the start).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, AdminError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AdminError::Bind { addr, source })
 }
 
 /// Serves the admin endpoints on `listener` until `cancel` fires, then finishes in-flight

@@ -19,7 +19,6 @@
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -81,30 +80,45 @@ pub fn build_filter(filter: &str) -> Result<EnvFilter, LoggingError> {
 }
 
 /// Installs the global subscriber. Call once, early in `main`.
+///
+/// When stderr is the journal (`JOURNAL_STREAM` set by systemd), human lines carry no
+/// timestamp of their own: the journal stamps every line already.
 pub fn init(format: LogFormat, filter: &str) -> Result<(), LoggingError> {
     let filter = build_filter(filter)?;
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match format {
-        LogFormat::Human => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(io::stderr)
-                    .with_ansi(io::stderr().is_terminal())
-                    .with_target(true),
-            )
-            .try_init(),
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(io::stderr)
-                    .with_current_span(true)
-                    .with_span_list(true)
-                    .with_target(true),
-            )
-            .try_init(),
-    };
-    result.map_err(|e| LoggingError::AlreadyInitialised(e.to_string()))
+    let to_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(format_layer(
+            format,
+            io::stderr,
+            io::stderr().is_terminal(),
+            !to_journal,
+        ))
+        .try_init()
+        .map_err(|e| LoggingError::AlreadyInitialised(e.to_string()))
+}
+
+/// The formatting layer used in production and by [`Capture`], so tests see exactly what
+/// operators see.
+fn format_layer<S, W>(
+    format: LogFormat,
+    writer: W,
+    ansi: bool,
+    timestamps: bool,
+) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync + 'static>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let base = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_target(true);
+    match (format, timestamps) {
+        (LogFormat::Human, true) => Box::new(base),
+        (LogFormat::Human, false) => Box::new(base.without_time()),
+        (LogFormat::Json, _) => Box::new(base.json().with_current_span(true).with_span_list(true)),
+    }
 }
 
 /// Longest Call-ID kept in the call span; longer ones are cut (with `…`).
@@ -113,9 +127,13 @@ pub const MAX_CALL_ID_LEN: usize = 128;
 /// The per-call span: enter it (or `.instrument()` the call task with it) so every line of the
 /// call carries `call_id`. The Call-ID is peer data: control characters are replaced and its
 /// length bounded so it cannot forge or flood log lines.
+///
+/// The span has level ERROR so that it is enabled whatever the filter: with `warn`, a warning
+/// inside a call still names the call. (Span levels only decide whether a span exists; the fmt
+/// layers do not log span creation.)
 pub fn call_span(call_id: &str) -> tracing::Span {
     let id = sanitize(call_id, MAX_CALL_ID_LEN);
-    tracing::info_span!("call", call_id = %id)
+    tracing::error_span!("call", call_id = %id)
 }
 
 /// Replaces control characters with `?` and bounds the length in characters.
@@ -179,20 +197,13 @@ impl Capture {
         }
     }
 
-    /// The formatting layer writing into this capture (no filter: everything down to TRACE).
+    /// The production formatting layer writing into this capture (no filter of its own: compose
+    /// it with an `EnvFilter` to test filtering, or use [`set_default`](Self::set_default)).
     pub fn layer<S>(&self) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync + 'static>
     where
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
-        let base = tracing_subscriber::fmt::layer()
-            .with_writer(self.clone())
-            .with_ansi(false)
-            .with_span_events(FmtSpan::NEW | FmtSpan::CLOSE)
-            .with_target(true);
-        match self.format {
-            LogFormat::Human => Box::new(base),
-            LogFormat::Json => Box::new(base.json().with_current_span(true).with_span_list(true)),
-        }
+        format_layer(self.format, self.clone(), false, true)
     }
 
     /// Installs a TRACE-level subscriber writing into this capture for the current thread,
@@ -377,6 +388,24 @@ mod tests {
             !msg.contains("4711"),
             "panic message must not echo the secret"
         );
+    }
+
+    #[test]
+    fn call_id_survives_a_warn_filter() {
+        let capture = Capture::new();
+        {
+            let _g = tracing_subscriber::registry()
+                .with(EnvFilter::new("warn"))
+                .with(capture.layer())
+                .set_default();
+            let span = call_span("kept@host");
+            let _e = span.enter();
+            tracing::info!("filtered out");
+            tracing::warn!("backend slow");
+        }
+        let lines = capture.lines();
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(lines[0].contains("call{call_id=kept@host}"), "{}", lines[0]);
     }
 
     #[test]

@@ -278,6 +278,19 @@ label_enum! {
     }
 }
 
+impl OtpSendResult {
+    /// Maps a data-action outcome of the OTP send action: `sent`/`success`/`ok` → `Sent`,
+    /// `throttled`/`rate_limited`/`too_many` → `Throttled`, anything else (`error`,
+    /// `timeout`, …) → `Failed`.
+    pub fn from_outcome(outcome: &str) -> Self {
+        match outcome {
+            "sent" | "success" | "ok" => OtpSendResult::Sent,
+            "throttled" | "rate_limited" | "too_many" => OtpSendResult::Throttled,
+            _ => OtpSendResult::Failed,
+        }
+    }
+}
+
 label_enum! {
     /// Result of a one-time code verification.
     OtpVerifyResult {
@@ -289,6 +302,20 @@ label_enum! {
         Expired => "expired",
         /// The provider failed or timed out.
         Failed => "failed",
+    }
+}
+
+impl OtpVerifyResult {
+    /// Maps a data-action outcome of the OTP verify action: `valid`/`approved`/`success`/`ok`
+    /// → `Valid`, `invalid`/`mismatch`/`wrong` → `Invalid`, `expired` → `Expired`, anything
+    /// else (`error`, `timeout`, …) → `Failed`.
+    pub fn from_outcome(outcome: &str) -> Self {
+        match outcome {
+            "valid" | "approved" | "success" | "ok" => OtpVerifyResult::Valid,
+            "invalid" | "mismatch" | "wrong" => OtpVerifyResult::Invalid,
+            "expired" => OtpVerifyResult::Expired,
+            _ => OtpVerifyResult::Failed,
+        }
     }
 }
 
@@ -1143,6 +1170,29 @@ mod tests {
             ("FOO", SipMethod::Other),
         ] {
             assert_eq!(SipMethod::from_name(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn otp_outcome_tables() {
+        for (input, want) in [
+            ("sent", OtpSendResult::Sent),
+            ("success", OtpSendResult::Sent),
+            ("rate_limited", OtpSendResult::Throttled),
+            ("timeout", OtpSendResult::Failed),
+            ("123456", OtpSendResult::Failed),
+        ] {
+            assert_eq!(OtpSendResult::from_outcome(input), want, "{input}");
+        }
+        for (input, want) in [
+            ("valid", OtpVerifyResult::Valid),
+            ("approved", OtpVerifyResult::Valid),
+            ("mismatch", OtpVerifyResult::Invalid),
+            ("expired", OtpVerifyResult::Expired),
+            ("error", OtpVerifyResult::Failed),
+            ("", OtpVerifyResult::Failed),
+        ] {
+            assert_eq!(OtpVerifyResult::from_outcome(input), want, "{input}");
         }
     }
 

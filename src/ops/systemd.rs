@@ -83,3 +83,60 @@ pub fn watchdog_interval() -> Option<Duration> {
     }
     Some(Duration::from_micros(usec))
 }
+
+/// Paces `WATCHDOG=1` from the main loop: ticks every half of the watchdog timeout (the
+/// recommendation of `sd_watchdog_enabled(3)`), first tick immediately. Select on
+/// [`tick`](Self::tick) in the loop that must prove it is alive, and call [`notify_watchdog`]
+/// (and `Readiness::beat`) on each tick; a separate task would only prove the runtime is alive.
+#[derive(Debug)]
+pub struct Watchdog {
+    interval: tokio::time::Interval,
+    period: Duration,
+}
+
+impl Watchdog {
+    /// A watchdog for the timeout systemd set, or `None` when it is not enabled.
+    pub fn from_env() -> Option<Self> {
+        watchdog_interval().map(Self::new)
+    }
+
+    /// A watchdog for a given timeout (needs a tokio runtime). Late ticks are not bunched up.
+    pub fn new(timeout: Duration) -> Self {
+        let period = (timeout / 2).max(Duration::from_millis(1));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Watchdog { interval, period }
+    }
+
+    /// Time between pings.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// Completes at the next ping time. Cancel-safe, so it can sit in a `select!`.
+    pub async fn tick(&mut self) {
+        self.interval.tick().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn watchdog_ticks_at_half_the_timeout() {
+        let mut wd = Watchdog::new(Duration::from_secs(30));
+        assert_eq!(wd.period(), Duration::from_secs(15));
+        let start = tokio::time::Instant::now();
+        wd.tick().await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "first ping immediately");
+        wd.tick().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(15));
+        // A loop that was busy for 40 s pings once, then keeps the period from there.
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        wd.tick().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(55));
+        wd.tick().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(70));
+    }
+}
