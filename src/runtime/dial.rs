@@ -343,7 +343,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
             r = rtp_sock.recv_from(&mut rtp_buf) => {
                 let (n, _from) = r?;
                 if let (Some(rec), Ok(pkt)) = (&mut recognizer, rtp::parse(&rtp_buf[..n])) {
-                    if let Some(name) = rec.feed(pkt.payload) {
+                    if let Some(name) = rec.push(pkt.payload) {
                         tr.line(&format!("prompt {name}"));
                         let len = cache.get(&name).map(|p| p.duration()).unwrap_or_default();
                         playing = Some((name, Instant::now() + len));
