@@ -74,6 +74,13 @@ pub enum Command {
         /// Treat unknown employee IDs like known ones until the code step.
         #[arg(long)]
         enumeration_safe: bool,
+        /// Make the demo backend "send" this code every time (for scripted
+        /// callers such as the sipp scenarios); random otherwise.
+        #[arg(long, value_name = "DIGITS")]
+        fixed_otp: Option<String>,
+        /// The demo backend refuses a second code for a user within this window.
+        #[arg(long, default_value = "5s")]
+        resend_window: String,
     },
     /// Validate config, flows, prompts and action wiring; exit 0 or 1.
     Check {
@@ -183,14 +190,20 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             spool,
             rtp_port_min,
             enumeration_safe,
+            fixed_otp,
+            resend_window,
         } => {
             init_logging(&cli, None, None);
             let delay = crate::config::parse_duration(sms_delay).map_err(anyhow::Error::msg)?;
+            let resend_window =
+                crate::config::parse_duration(resend_window).map_err(anyhow::Error::msg)?;
             let rt = runtime()?;
             rt.block_on(async {
                 let demo = crate::demo::DemoBackend::start(crate::demo::DemoOptions {
                     bind: *backend,
                     sms_delay: delay,
+                    fixed_code: fixed_otp.clone(),
+                    resend_window,
                     ..Default::default()
                 })
                 .await

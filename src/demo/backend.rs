@@ -124,6 +124,9 @@ pub struct DemoOptions {
     pub max_checks: u32,
     /// Print `[DEMO SMS] …` lines to stdout (off in tests).
     pub print_codes: bool,
+    /// Send this code every time instead of a random one, so scripted
+    /// callers (sipp scenarios) can type it. Demo only.
+    pub fixed_code: Option<String>,
 }
 
 impl Default for DemoOptions {
@@ -136,6 +139,7 @@ impl Default for DemoOptions {
             code_ttl: Duration::from_secs(300),
             max_checks: 5,
             print_codes: true,
+            fixed_code: None,
         }
     }
 }
@@ -365,7 +369,7 @@ async fn send_otp(
             "sms" if !user.mobile.is_empty() => format!("…{}", last4_of(&user.mobile)),
             _ => return json_response(400, json!({"error": "no_such_factor"})),
         };
-        let code = random_code(6);
+        let code = opts.fixed_code.clone().unwrap_or_else(|| random_code(6));
         st.otps.insert(
             user_id.clone(),
             Otp {
