@@ -327,17 +327,29 @@ impl Default for LoggingConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
-    /// Reset attempts (calls reaching the lookup) per caller number per hour.
+    /// The action that starts a reset attempt (the directory lookup); it is
+    /// rate limited per caller number and per account, across calls.
+    pub lookup_action: String,
+    /// The flow variable that names the account in that lookup.
+    pub account_variable: String,
+    /// Lookups per caller number (ANI) per hour.
     pub attempts_per_ani_per_hour: u32,
-    /// Lookups per employee ID per hour, across calls.
+    /// Lookups per account per hour.
     pub attempts_per_account_per_hour: u32,
+    /// The actions counted as OTP sends and OTP checks in the metrics.
+    pub otp_send_action: String,
+    pub otp_verify_action: String,
 }
 
 impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
+            lookup_action: "lookup_user".into(),
+            account_variable: "employee_id".into(),
             attempts_per_ani_per_hour: 10,
             attempts_per_account_per_hour: 5,
+            otp_send_action: "send_otp".into(),
+            otp_verify_action: "verify_otp".into(),
         }
     }
 }

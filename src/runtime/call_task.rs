@@ -12,6 +12,7 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::call::{Call, CallOutcome, Output};
+use crate::ops::metrics::{OtpSendResult, OtpVerifyResult};
 use crate::runtime::ports::RtpPort;
 use crate::runtime::recorder::Recorder;
 use crate::runtime::server::{Shared, SipIn};
@@ -142,7 +143,20 @@ impl CallTask {
     }
 
     fn start_action(&self, id: u64, action: String, vars: Vars) {
+        if !self.shared.admit_attempt(&action, &self.ani, &vars) {
+            let _ = self.tx.send(CallInput::ActionDone {
+                id,
+                outcome: "rate_limited".into(),
+                outputs: Vars::new(),
+            });
+            return;
+        }
         let executor = self.shared.executor();
+        let otp_actions = {
+            let loaded = self.shared.loaded();
+            let sec = &loaded.config.security;
+            (sec.otp_send_action.clone(), sec.otp_verify_action.clone())
+        };
         let tx = self.tx.clone();
         let metrics = self.shared.metrics.clone();
         let span = tracing::Span::current();
@@ -150,6 +164,11 @@ impl CallTask {
             async move {
                 let result = executor.run(&action, &vars).await;
                 metrics.action_observed(&action, &result.outcome, result.latency);
+                if action == otp_actions.0 {
+                    metrics.otp_sent(OtpSendResult::from_outcome(&result.outcome));
+                } else if action == otp_actions.1 {
+                    metrics.otp_verified(OtpVerifyResult::from_outcome(&result.outcome));
+                }
                 if result.outcome == "error" || result.outcome == "timeout" {
                     warn!(action = %action, outcome = %result.outcome, "data action failed");
                 }

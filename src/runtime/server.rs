@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,6 +23,7 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::actions::ratelimit::RateLimiter;
 use crate::actions::Executor;
 use crate::audit::{AuditRecord, Backoff, CallFacts, Deliverer, Spool, SystemClock};
 use crate::call::{Call, CallOutcome, CallParams};
@@ -73,6 +74,8 @@ pub struct Shared {
     pub live_calls: AtomicUsize,
     spool: Option<Arc<Spool>>,
     pub config_path: Option<PathBuf>,
+    /// Reset attempts per caller number and per account, across calls.
+    limits: Mutex<(RateLimiter, RateLimiter)>,
 }
 
 impl Shared {
@@ -103,8 +106,7 @@ impl Shared {
         };
         let record = AuditRecord::new(&SystemClock, &facts, result, reason);
         info!(result = %record.result, reason = %record.reason, "audit");
-        self.metrics
-            .reset_finished(ResetResult::from_audit(&record.result));
+        self.metrics.reset_finished(reset_metric(&record.result, &record.reason));
         if let Some(spool) = &self.spool {
             let spool = spool.clone();
             // fsync is blocking work: keep it off the call task's thread.
@@ -114,6 +116,36 @@ impl Shared {
                     error!(error = %e, "audit spool append failed");
                 }
             });
+        }
+    }
+
+    /// Admit one run of the lookup action for this caller and account, or
+    /// refuse it (the flow then takes its `rate_limited` path without the
+    /// backend being asked). Only the lookup action is limited.
+    pub fn admit_attempt(&self, action: &str, ani: &str, vars: &crate::vars::Vars) -> bool {
+        let loaded = self.loaded();
+        let sec = &loaded.config.security;
+        if action != sec.lookup_action {
+            return true;
+        }
+        let now = TokioInstant::now().into_std();
+        let Ok(mut limits) = self.limits.lock() else {
+            return true;
+        };
+        let account = vars.plain(&sec.account_variable).unwrap_or("");
+        // Check both before recording either, so one refusal does not use up
+        // the other's budget.
+        let ani_ok = limits.0.remaining(now, ani) > 0;
+        let account_ok = account.is_empty() || limits.1.remaining(now, account) > 0;
+        if ani_ok && account_ok {
+            limits.0.check_and_record(now, ani);
+            if !account.is_empty() {
+                limits.1.check_and_record(now, account);
+            }
+            true
+        } else {
+            warn!(action, "reset attempt refused by rate limit");
+            false
         }
     }
 
@@ -188,6 +220,18 @@ pub async fn serve(
         draining: AtomicBool::new(false),
         live_calls: AtomicUsize::new(0),
         spool: Some(spool.clone()),
+        limits: Mutex::new((
+            RateLimiter::new(
+                cfg.security.attempts_per_ani_per_hour,
+                Duration::from_secs(3600),
+                100_000,
+            ),
+            RateLimiter::new(
+                cfg.security.attempts_per_account_per_hour,
+                Duration::from_secs(3600),
+                100_000,
+            ),
+        )),
         config_path,
     });
 
@@ -738,5 +782,25 @@ pub fn rtp_counts(stats: &crate::media::MediaStats) -> RtpCounts {
         late: stats.late,
         lost: stats.lost,
         malformed: stats.malformed,
+    }
+}
+
+/// The reset-result metric for an audit record: flows write `failure` with
+/// a reason token, so the reason says which failure it was.
+fn reset_metric(result: &str, reason: &str) -> ResetResult {
+    if result == "success" {
+        return ResetResult::Success;
+    }
+    match reason {
+        "account_locked" => ResetResult::Locked,
+        "otp_exhausted" | "otp_not_entered" => ResetResult::OtpExhausted,
+        "pin_mismatch_exhausted" => ResetResult::MismatchExhausted,
+        "pin_policy_rejected" => ResetResult::TooSimple,
+        "backend_error" | "backend_unavailable" => ResetResult::BackendError,
+        "unknown_id" => ResetResult::NotFound,
+        "rate_limited" => ResetResult::RateLimited,
+        r if r.starts_with("caller_hangup") || r.contains("abandon") => ResetResult::Abandoned,
+        r if r.contains("transfer") => ResetResult::Transferred,
+        _ => ResetResult::from_audit(result),
     }
 }
