@@ -142,7 +142,7 @@ pub enum TimelineEvent {
 
 /// Immediate transitions allowed per input before the flow is declared
 /// looping (the validator rejects such flows; this is the runtime fuse).
-const MAX_HOPS: u32 = 1000;
+const MAX_HOPS: u32 = 100;
 
 fn templates() -> &'static Templates {
     static T: OnceLock<Templates> = OnceLock::new();
