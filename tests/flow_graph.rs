@@ -7,12 +7,15 @@ use std::path::Path;
 use sspr_ivr::flow::{load, to_dot, to_mermaid, Flow};
 
 fn sspr() -> Flow {
-    load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("flows/sspr.yaml")).unwrap_or_else(|e| panic!("{e}"))
+    load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("flows/sspr.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The text between `start` and the matching closing line.
 fn block<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
-    let from = text.find(start).unwrap_or_else(|| panic!("no `{start}` in\n{text}"));
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no `{start}` in\n{text}"));
     let rest = &text[from..];
     let to = rest.find(end).expect("block end");
     &rest[..to]
@@ -25,13 +28,29 @@ fn dot_clusters_secure_states_and_marks_exits() {
     let cluster = block(&dot, "subgraph cluster_secure {", "\n  }\n");
     for (name, st) in &flow.states {
         let decl = format!("\"{name}\" [label=");
-        assert_eq!(cluster.contains(&decl), st.secure, "{name}: secure={} but cluster membership differs", st.secure);
+        assert_eq!(
+            cluster.contains(&decl),
+            st.secure,
+            "{name}: secure={} but cluster membership differs",
+            st.secure
+        );
         assert!(dot.contains(&decl), "{name} missing");
     }
     assert!(dot.contains("\"to_recovery\" [label=\"to_recovery\\ntransfer account_recovery (account_locked)\", shape=cds"), "{dot}");
-    assert!(dot.contains("\"goodbye\" [label=\"goodbye\\nhangup\", shape=doubleoctagon"), "{dot}");
-    assert!(dot.contains("\"lookup\" -> \"audit_locked\" [label=\"locked\"];"), "{dot}");
-    assert!(dot.contains("\"otp_wrong\" -> \"otp_exhausted\" [label=\"otp_failures > 2\", style=dashed"), "{dot}");
+    assert!(
+        dot.contains("\"goodbye\" [label=\"goodbye\\nhangup\", shape=doubleoctagon"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"lookup\" -> \"audit_locked\" [label=\"locked\"];"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains(
+            "\"otp_wrong\" -> \"otp_exhausted\" [label=\"otp_failures > 2\", style=dashed"
+        ),
+        "{dot}"
+    );
     assert!(dot.contains("\"__escape\" -> \"agent\""), "{dot}");
 }
 
@@ -48,9 +67,18 @@ fn dot_is_accepted_by_graphviz() {
         return;
     };
     use std::io::Write;
-    child.stdin.take().expect("stdin").write_all(to_dot(&sspr()).as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(to_dot(&sspr()).as_bytes())
+        .expect("write");
     let out = child.wait_with_output().expect("dot");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("<svg"));
 }
 
@@ -66,10 +94,21 @@ fn mermaid_has_secure_subgraph_and_shapes() {
         let inside = sub.contains(&decl) || sub.contains(&decl2);
         assert_eq!(inside, st.secure, "{name}");
     }
-    assert!(mm.contains("s_to_recovery[[\"to_recovery<br/>transfer account_recovery (account_locked)\"]]"), "{mm}");
+    assert!(
+        mm.contains(
+            "s_to_recovery[[\"to_recovery<br/>transfer account_recovery (account_locked)\"]]"
+        ),
+        "{mm}"
+    );
     assert!(mm.contains("s_goodbye([\"goodbye<br/>hangup\"])"), "{mm}");
-    assert!(mm.contains("s_lookup -->|\"locked\"| s_audit_locked"), "{mm}");
-    assert!(mm.contains("s_otp_wrong -.->|\"otp_failures #gt; 2\"| s_otp_exhausted"), "{mm}");
+    assert!(
+        mm.contains("s_lookup -->|\"locked\"| s_audit_locked"),
+        "{mm}"
+    );
+    assert!(
+        mm.contains("s_otp_wrong -.->|\"otp_failures #gt; 2\"| s_otp_exhausted"),
+        "{mm}"
+    );
     assert!(mm.contains("class s_to_recovery transfer"));
     assert!(mm.contains("class s_goodbye hangup"));
 }

@@ -53,12 +53,20 @@ fn drive(text: &str, vars: Vars, script: &[(u64, Input)]) -> Vec<String> {
                     log.push(format!("{t} action {a}"));
                     action = Some(id);
                 }
-                Command::Transfer { target, reason } => log.push(format!("{t} transfer {target} {reason}")),
+                Command::Transfer { target, reason } => {
+                    log.push(format!("{t} transfer {target} {reason}"))
+                }
                 Command::Hangup => log.push(format!("{t} hangup")),
-                Command::Audit { result, reason } => log.push(format!("{t} audit {result} {reason}")),
+                Command::Audit { result, reason } => {
+                    log.push(format!("{t} audit {result} {reason}"))
+                }
                 Command::Secure(on) => log.push(format!("{t} secure {on}")),
-                Command::Timeline(TimelineEvent::StateEntered { state, .. }) => log.push(format!("{t} state {state}")),
-                Command::Timeline(TimelineEvent::FlowError { .. }) => log.push(format!("{t} flow-error")),
+                Command::Timeline(TimelineEvent::StateEntered { state, .. }) => {
+                    log.push(format!("{t} state {state}"))
+                }
+                Command::Timeline(TimelineEvent::FlowError { .. }) => {
+                    log.push(format!("{t} flow-error"))
+                }
                 Command::Timeline(TimelineEvent::DigitsCollected { var, shown }) => {
                     log.push(format!("{t} collected {var}={shown}"))
                 }
@@ -70,7 +78,10 @@ fn drive(text: &str, vars: Vars, script: &[(u64, Input)]) -> Vec<String> {
             return log;
         }
         let s_at = script.front().map(|(t, _)| t0 + Duration::from_millis(*t));
-        let next = [it.poll_timeout(), playing.map(|(_, t)| t), s_at].into_iter().flatten().min();
+        let next = [it.poll_timeout(), playing.map(|(_, t)| t), s_at]
+            .into_iter()
+            .flatten()
+            .min();
         let Some(next) = next else { return log };
         assert!(next >= now, "deadline in the past");
         assert!(ms(next) < 600_000, "ran away: {log:#?}");
@@ -78,7 +89,9 @@ fn drive(text: &str, vars: Vars, script: &[(u64, Input)]) -> Vec<String> {
         if s_at == Some(now) {
             match &script.pop_front().expect("step").1 {
                 Input::Key(k) => it.handle_digit(now, *k),
-                Input::Action(o) => it.handle_action_result(now, action.expect("action running"), o, Vars::new()),
+                Input::Action(o) => {
+                    it.handle_action_result(now, action.expect("action running"), o, Vars::new())
+                }
                 Input::Transfer(ok) => it.handle_transfer_result(now, *ok),
                 Input::Hangup => it.handle_hangup(now),
             }
@@ -116,14 +129,23 @@ states:
 
 #[test]
 fn menu_keys_timeouts_and_escape() {
-    has_in_order(&drive(MENU, Vars::new(), &[(500, Input::Key('2'))]), &["500 state two", "500 hangup"]);
-    has_in_order(&drive(MENU, Vars::new(), &[(500, Input::Key('0'))]), &["500 state agent"]);
+    has_in_order(
+        &drive(MENU, Vars::new(), &[(500, Input::Key('2'))]),
+        &["500 state two", "500 hangup"],
+    );
+    has_in_order(
+        &drive(MENU, Vars::new(), &[(500, Input::Key('0'))]),
+        &["500 state agent"],
+    );
     // timeout after the prompt, re-prompt with no_input, then on_fail
     has_in_order(
         &drive(MENU, Vars::new(), &[]),
         &["0 play menu", "6000 play ni,menu", "14000 state failed"],
     );
-    has_in_order(&drive(MENU, Vars::new(), &[(3000, Input::Key('7'))]), &["3000 play nm,menu"]);
+    has_in_order(
+        &drive(MENU, Vars::new(), &[(3000, Input::Key('7'))]),
+        &["3000 play nm,menu"],
+    );
 }
 
 const COMFORT: &str = r#"
@@ -149,13 +171,32 @@ fn comfort_loop_rounds_music_and_type_ahead() {
     // Music (2 s item) repeats until 5 s, menu at 5 s, 3 s timeout after it.
     has_in_order(
         &drive(COMFORT, Vars::new(), &[]),
-        &["0 play hold", "2000 play hold", "4000 play hold", "5000 play menu", "10000 play hold", "15000 play menu", "20000 state gone"],
+        &[
+            "0 play hold",
+            "2000 play hold",
+            "4000 play hold",
+            "5000 play menu",
+            "10000 play hold",
+            "15000 play menu",
+            "20000 state gone",
+        ],
     );
     // Menu option.
-    has_in_order(&drive(COMFORT, Vars::new(), &[(6000, Input::Key('2'))]), &["6000 state resend"]);
+    has_in_order(
+        &drive(COMFORT, Vars::new(), &[(6000, Input::Key('2'))]),
+        &["6000 state resend"],
+    );
     // Keys during the music go to the code entry as type-ahead.
     has_in_order(
-        &drive(COMFORT, Vars::new(), &[(1000, Input::Key('2')), (1200, Input::Key('4')), (1400, Input::Key('6'))]),
+        &drive(
+            COMFORT,
+            Vars::new(),
+            &[
+                (1000, Input::Key('2')),
+                (1200, Input::Key('4')),
+                (1400, Input::Key('6')),
+            ],
+        ),
         &["1000 state code", "1400 collected otp=246"],
     );
 }
@@ -183,10 +224,22 @@ states:
 fn action_processing_prompt_loops_and_outcomes() {
     has_in_order(
         &drive(ACTION, Vars::new(), &[(5000, Input::Action("success"))]),
-        &["0 action lookup", "0 play wait", "2000 play wait", "4000 play wait", "5000 state ok", "5000 audit incomplete flow_ended_without_result", "5000 play bye", "7000 hangup"],
+        &[
+            "0 action lookup",
+            "0 play wait",
+            "2000 play wait",
+            "4000 play wait",
+            "5000 state ok",
+            "5000 audit incomplete flow_ended_without_result",
+            "5000 play bye",
+            "7000 hangup",
+        ],
     );
     // An outcome the flow does not map is treated as `error`.
-    has_in_order(&drive(ACTION, Vars::new(), &[(100, Input::Action("weird"))]), &["100 state bad"]);
+    has_in_order(
+        &drive(ACTION, Vars::new(), &[(100, Input::Action("weird"))]),
+        &["100 state bad"],
+    );
 }
 
 #[test]
@@ -195,12 +248,36 @@ fn escape_while_waiting_and_transfer_outcomes() {
     let log = drive(
         ACTION,
         Vars::new(),
-        &[(500, Input::Key('0')), (700, Input::Transfer(true)), (900, Input::Action("success"))],
+        &[
+            (500, Input::Key('0')),
+            (700, Input::Transfer(true)),
+            (900, Input::Action("success")),
+        ],
     );
-    has_in_order(&log, &["500 state agent", "500 transfer agent caller_request", "700 audit transferred caller_request", "700 hangup"]);
+    has_in_order(
+        &log,
+        &[
+            "500 state agent",
+            "500 transfer agent caller_request",
+            "700 audit transferred caller_request",
+            "700 hangup",
+        ],
+    );
     // Refused: fallback; the attempt is audited when the flow hangs up.
-    let log = drive(ACTION, Vars::new(), &[(500, Input::Key('0')), (700, Input::Transfer(false))]);
-    has_in_order(&log, &["700 state help", "700 audit failure caller_request_transfer_refused", "700 play helpdesk", "2700 hangup"]);
+    let log = drive(
+        ACTION,
+        Vars::new(),
+        &[(500, Input::Key('0')), (700, Input::Transfer(false))],
+    );
+    has_in_order(
+        &log,
+        &[
+            "700 state help",
+            "700 audit failure caller_request_transfer_refused",
+            "700 play helpdesk",
+            "2700 hangup",
+        ],
+    );
     assert_eq!(log.iter().filter(|l| l.contains(" audit ")).count(), 1);
 }
 
@@ -231,7 +308,10 @@ states:
     v.set_plain("mode", "b");
     has_in_order(&drive(text, v, &[]), &["0 state b", "0 state stop"]);
     // Default `a` → `ax` matches → `say`, whose template is undefined: flow error, hangup.
-    has_in_order(&drive(text, Vars::new(), &[]), &["0 state say", "0 flow-error", "0 hangup"]);
+    has_in_order(
+        &drive(text, Vars::new(), &[]),
+        &["0 state say", "0 flow-error", "0 hangup"],
+    );
 }
 
 #[test]
@@ -257,7 +337,22 @@ states:
 "#;
     let log = drive(text, Vars::new(), &[(1000, Input::Hangup)]);
     has_in_order(&log, &["1000 audit abandoned caller_hangup"]);
-    let keys = [(2500, Input::Key('1')), (2600, Input::Key('2')), (2700, Input::Key('3')), (2800, Input::Key('4'))];
+    let keys = [
+        (2500, Input::Key('1')),
+        (2600, Input::Key('2')),
+        (2700, Input::Key('3')),
+        (2800, Input::Key('4')),
+    ];
     let log = drive(text, Vars::new(), &keys);
-    has_in_order(&log, &["2000 secure true", "2800 collected pin=****", "2800 secure false", "2800 state out", "4800 audit incomplete flow_ended_without_result", "4800 hangup"]);
+    has_in_order(
+        &log,
+        &[
+            "2000 secure true",
+            "2800 collected pin=****",
+            "2800 secure false",
+            "2800 state out",
+            "4800 audit incomplete flow_ended_without_result",
+            "4800 hangup",
+        ],
+    );
 }

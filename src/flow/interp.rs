@@ -443,11 +443,7 @@ impl Interpreter {
                         run.part = ComfortPart::Music { id: new };
                     }
                     let music = spec.music.clone();
-                    self.emit(Command::Play {
-                        id: new,
-                        items: vec![PlayItem::Prompt(music)],
-                        barge_in: true,
-                    });
+                    self.emit_play(new, vec![PlayItem::Prompt(music)], true);
                 }
                 ComfortPart::Menu { prompt: Some(p) } if p == id => {
                     run.part = ComfortPart::Menu { prompt: None };
