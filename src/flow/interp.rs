@@ -304,10 +304,6 @@ impl Interpreter {
         id
     }
 
-    fn current(&self) -> Option<State> {
-        self.flow.states.get(&self.state).cloned()
-    }
-
     // ---- inputs -------------------------------------------------------
 
     pub fn handle_digit(&mut self, now: Instant, digit: char) {
@@ -315,7 +311,10 @@ impl Interpreter {
             return;
         }
         self.hops = 0;
-        let Some(st) = self.current() else { return };
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(&self.state) else {
+            return;
+        };
         let escape_key = self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
         let is_escape = !st.secure && escape_key == Some(digit);
         match (&mut self.phase, &st.kind) {
@@ -326,13 +325,11 @@ impl Interpreter {
                 self.type_ahead.push_back(digit);
                 if *barge_in {
                     self.emit(Command::StopPlayback);
-                    let next = next.clone();
                     self.follow(now, next.as_deref(), "next");
                 }
             }
             (Phase::Collect(_), Kind::Collect { spec, .. }) => {
-                let spec = spec.clone();
-                self.collect_digit(now, &st, &spec, digit, is_escape);
+                self.collect_digit(now, st, spec, digit, is_escape);
             }
             (Phase::Menu(run), Kind::Menu { spec, .. }) => {
                 if run.prompt.is_some() && !spec.barge_in {
@@ -342,8 +339,7 @@ impl Interpreter {
                 if run.prompt.take().is_some() {
                     self.emit(Command::StopPlayback);
                 }
-                let spec = spec.clone();
-                self.menu_key(now, &st, &spec, digit, is_escape);
+                self.menu_key(now, st, spec, digit, is_escape);
             }
             (Phase::Action { .. }, _) => {
                 if is_escape {
@@ -351,29 +347,26 @@ impl Interpreter {
                 }
                 self.type_ahead.push_back(digit);
             }
-            (Phase::Comfort(run), Kind::ComfortLoop { spec, .. }) => {
-                let spec = spec.clone();
-                match run.part {
-                    ComfortPart::Music { .. } => {
-                        if let Some(target) = spec.type_ahead.clone() {
-                            self.type_ahead.push_back(digit);
-                            self.emit(Command::StopPlayback);
-                            self.goto(now, &target);
-                        } else if is_escape && !spec.options.contains_key(&digit.to_string()) {
-                            self.escape(now);
-                        } else {
-                            self.emit(Command::StopPlayback);
-                            self.comfort_key(now, &spec, digit, false);
-                        }
-                    }
-                    ComfortPart::Menu { ref mut prompt } => {
-                        if prompt.take().is_some() {
-                            self.emit(Command::StopPlayback);
-                        }
-                        self.comfort_key(now, &spec, digit, is_escape);
+            (Phase::Comfort(run), Kind::ComfortLoop { spec, .. }) => match run.part {
+                ComfortPart::Music { .. } => {
+                    if let Some(target) = spec.type_ahead.clone() {
+                        self.type_ahead.push_back(digit);
+                        self.emit(Command::StopPlayback);
+                        self.goto(now, &target);
+                    } else if is_escape && !spec.options.contains_key(&digit.to_string()) {
+                        self.escape(now);
+                    } else {
+                        self.emit(Command::StopPlayback);
+                        self.comfort_key(now, spec, digit, false);
                     }
                 }
-            }
+                ComfortPart::Menu { ref mut prompt } => {
+                    if prompt.take().is_some() {
+                        self.emit(Command::StopPlayback);
+                    }
+                    self.comfort_key(now, spec, digit, is_escape);
+                }
+            },
             (Phase::Hangup { .. }, _) | (Phase::Transfer, _) | (Phase::Idle, _) => {
                 // Keys after the flow decided to leave are kept for nothing.
             }
@@ -386,16 +379,17 @@ impl Interpreter {
             return;
         }
         self.hops = 0;
-        let Some(st) = self.current() else { return };
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(&self.state) else {
+            return;
+        };
         match (&mut self.phase, &st.kind) {
             (Phase::Play { id: playing, .. }, Kind::Play { next, .. }) if *playing == id => {
-                let next = next.clone();
                 self.follow(now, next.as_deref(), "next");
             }
             (Phase::Collect(run), Kind::Collect { spec, .. }) if run.prompt == Some(id) => {
                 run.prompt = None;
                 let pending: Vec<char> = run.pending.drain(..).collect();
-                let spec = spec.clone();
                 if pending.is_empty() {
                     self.deadline = Some(now + spec.first_digit_timeout.0);
                 } else {
@@ -409,13 +403,12 @@ impl Interpreter {
                 run.prompt = None;
                 let first = run.pending.pop_front();
                 run.pending.clear();
-                let spec = spec.clone();
                 match first {
                     Some(d) => {
                         let escape_key =
                             self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
                         let is_escape = !st.secure && escape_key == Some(d);
-                        self.menu_key(now, &st, &spec, d, is_escape)
+                        self.menu_key(now, st, spec, d, is_escape)
                     }
                     None => self.deadline = Some(now + spec.timeout.0),
                 }
@@ -427,12 +420,11 @@ impl Interpreter {
                 },
             ) if *processing == Some(id) => {
                 // The processing prompt loops until the action answers.
-                let items = items.clone();
                 let id = self.id();
                 if let Phase::Action { processing, .. } = &mut self.phase {
                     *processing = Some(id);
                 }
-                self.play(id, &items, false);
+                self.play(id, items, false);
             }
             (Phase::Comfort(run), Kind::ComfortLoop { spec, .. }) => match run.part {
                 ComfortPart::Music { id: playing } if playing == id => {
@@ -461,7 +453,10 @@ impl Interpreter {
             return;
         }
         self.hops = 0;
-        let Some(st) = self.current() else { return };
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(&self.state) else {
+            return;
+        };
         let (
             Phase::Action {
                 id: waiting,
@@ -508,7 +503,10 @@ impl Interpreter {
             return;
         }
         self.hops = 0;
-        let Some(st) = self.current() else { return };
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(&self.state) else {
+            return;
+        };
         let Kind::Transfer { spec, on_refused } = &st.kind else {
             return;
         };
@@ -528,7 +526,7 @@ impl Interpreter {
         } else {
             self.refused_reason = Some(spec.reason.clone());
             self.phase = Phase::Idle;
-            let to = on_refused.clone();
+            let to = on_refused;
             self.follow(now, to.as_deref(), "on_refused");
         }
     }
@@ -564,37 +562,36 @@ impl Interpreter {
         }
         self.deadline = None;
         self.hops = 0;
-        let Some(st) = self.current() else { return };
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(&self.state) else {
+            return;
+        };
         match (&mut self.phase, &st.kind) {
             (Phase::Collect(run), Kind::Collect { spec, .. }) => {
-                let spec = spec.clone();
                 if run.digits.is_empty() {
-                    self.collect_failure(now, &st, &spec, Failure::NoInput);
+                    self.collect_failure(now, st, spec, Failure::NoInput);
                 } else {
-                    self.finish_entry(now, &st, &spec);
+                    self.finish_entry(now, st, spec);
                 }
             }
             (Phase::Menu(_), Kind::Menu { spec, .. }) => {
-                let spec = spec.clone();
-                self.menu_failure(now, &st, &spec, Failure::NoInput);
+                self.menu_failure(now, st, spec, Failure::NoInput);
             }
             (Phase::Comfort(run), Kind::ComfortLoop { spec, on_exhausted }) => match run.part {
                 ComfortPart::Music { .. } => {
                     let id = self.next_id;
                     self.next_id += 1;
                     run.part = ComfortPart::Menu { prompt: Some(id) };
-                    let spec = spec.clone();
                     self.emit(Command::StopPlayback);
                     self.play(id, &spec.menu, true);
                 }
                 ComfortPart::Menu { .. } => {
                     run.round += 1;
                     if run.round > spec.rounds {
-                        let to = on_exhausted.clone();
+                        let to = on_exhausted;
                         self.follow(now, to.as_deref(), "on_exhausted");
                     } else {
-                        let spec = spec.clone();
-                        self.start_music(now, &spec);
+                        self.start_music(now, spec);
                     }
                 }
             },
@@ -657,7 +654,8 @@ impl Interpreter {
         }
         self.deadline = None;
         self.phase = Phase::Idle;
-        let Some(st) = self.flow.states.get(name).cloned() else {
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(name) else {
             self.state = name.to_string();
             return self.fail("unknown state");
         };
@@ -670,8 +668,8 @@ impl Interpreter {
                     counter: c.name.clone(),
                     state: name.to_string(),
                 });
-                let to = c.on_exceeded.clone();
-                return self.goto(now, &to);
+                let to = &c.on_exceeded;
+                return self.goto(now, to);
             }
         }
         if st.secure != self.secure {
@@ -695,7 +693,6 @@ impl Interpreter {
                     return;
                 };
                 if items.is_empty() {
-                    let next = next.clone();
                     return self.follow(now, next.as_deref(), "next");
                 }
                 let id = self.id();
@@ -713,8 +710,7 @@ impl Interpreter {
                     prompt: None,
                     pending: VecDeque::new(),
                 });
-                let spec = spec.clone();
-                self.start_leg(now, &spec, &[], false);
+                self.start_leg(now, spec, &[], false);
             }
             Kind::Menu { spec, .. } => {
                 self.phase = Phase::Menu(MenuRun {
@@ -725,16 +721,14 @@ impl Interpreter {
                 if let Some(d) = self.type_ahead.pop_front() {
                     self.type_ahead.clear();
                     let escape_key = self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
-                    let spec = spec.clone();
-                    return self.menu_key(now, &st, &spec, d, !st.secure && escape_key == Some(d));
+                    return self.menu_key(now, st, spec, d, !st.secure && escape_key == Some(d));
                 }
-                let spec = spec.clone();
-                self.menu_prompt(&spec, &[]);
+                self.menu_prompt(spec, &[]);
             }
             Kind::Branch { cases, default } => {
                 let mut target = default.clone();
                 for c in cases {
-                    match self.case_holds(&st, c) {
+                    match self.case_holds(st, c) {
                         Ok(true) => {
                             target = Some(c.to.clone());
                             break;
@@ -778,7 +772,6 @@ impl Interpreter {
                 };
             }
             Kind::ComfortLoop { spec, .. } => {
-                let spec = spec.clone();
                 self.phase = Phase::Comfort(ComfortRun {
                     round: 1,
                     part: ComfortPart::Music { id: 0 },
@@ -787,7 +780,7 @@ impl Interpreter {
                 {
                     return self.goto(now, &target);
                 }
-                self.start_music(now, &spec);
+                self.start_music(now, spec);
             }
             Kind::Transfer { spec, .. } => {
                 self.leave_secure();
@@ -807,7 +800,6 @@ impl Interpreter {
                     result: spec.result.clone(),
                     reason: spec.reason.clone(),
                 });
-                let next = next.clone();
                 self.follow(now, next.as_deref(), "next");
             }
             Kind::Set { spec, next } => {
@@ -827,7 +819,6 @@ impl Interpreter {
                 for c in &spec.reset_counters {
                     self.counters.remove(c);
                 }
-                let next = next.clone();
                 self.follow(now, next.as_deref(), "next");
             }
             Kind::Hangup { spec } => {
@@ -1071,7 +1062,6 @@ impl Interpreter {
                 let Kind::Collect { next, .. } = &st.kind else {
                     return;
                 };
-                let next = next.clone();
                 self.follow(now, next.as_deref(), "next");
             }
         }
@@ -1138,8 +1128,7 @@ impl Interpreter {
     fn menu_key(&mut self, now: Instant, st: &State, spec: &Menu, d: char, is_escape: bool) {
         self.deadline = None;
         if let Some(to) = spec.options.get(&d.to_string()) {
-            let to = to.clone();
-            return self.goto(now, &to);
+            return self.goto(now, to);
         }
         if is_escape {
             return self.escape(now);
@@ -1163,7 +1152,7 @@ impl Interpreter {
             let Kind::Menu { on_fail, .. } = &st.kind else {
                 return;
             };
-            let to = on_fail.clone();
+            let to = on_fail;
             return self.follow(now, to.as_deref(), "on_fail");
         }
         let before = if f == Failure::NoInput {
@@ -1188,8 +1177,7 @@ impl Interpreter {
     fn comfort_key(&mut self, now: Instant, spec: &ComfortLoop, d: char, is_escape: bool) {
         self.deadline = None;
         if let Some(to) = spec.options.get(&d.to_string()) {
-            let to = to.clone();
-            return self.goto(now, &to);
+            return self.goto(now, to);
         }
         if is_escape {
             return self.escape(now);
