@@ -18,7 +18,7 @@
 //! state emits `Command::Audit` and closes it. If the call ends while an
 //! attempt is open, the interpreter emits exactly one audit itself
 //! (`abandoned`/`caller_hangup[_in_secure_segment]`,
-//! `transferred`/<transfer reason>, `failure`/<reason>_transfer_refused,
+//! `transferred`/`<transfer reason>`, `failure`/`<reason>_transfer_refused`,
 //! `incomplete`/`flow_ended_without_result`, `error`/`flow_error`).
 //!
 //! Collect timer semantics are documented (and table-tested) in
