@@ -18,7 +18,7 @@
 //! state emits `Command::Audit` and closes it. If the call ends while an
 //! attempt is open, the interpreter emits exactly one audit itself
 //! (`abandoned`/`caller_hangup[_in_secure_segment]`,
-//! `transferred`/<transfer reason>, `failure`/<reason>_transfer_refused,
+//! `transferred`/`<transfer reason>`, `failure`/`<reason>_transfer_refused`,
 //! `incomplete`/`flow_ended_without_result`, `error`/`flow_error`).
 //!
 //! Collect timer semantics are documented (and table-tested) in
@@ -142,7 +142,7 @@ pub enum TimelineEvent {
 
 /// Immediate transitions allowed per input before the flow is declared
 /// looping (the validator rejects such flows; this is the runtime fuse).
-const MAX_HOPS: u32 = 1000;
+const MAX_HOPS: u32 = 100;
 
 fn templates() -> &'static Templates {
     static T: OnceLock<Templates> = OnceLock::new();
@@ -304,10 +304,6 @@ impl Interpreter {
         id
     }
 
-    fn current(&self) -> Option<State> {
-        self.flow.states.get(&self.state).cloned()
-    }
-
     // ---- inputs -------------------------------------------------------
 
     pub fn handle_digit(&mut self, now: Instant, digit: char) {
@@ -315,7 +311,10 @@ impl Interpreter {
             return;
         }
         self.hops = 0;
-        let Some(st) = self.current() else { return };
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(&self.state) else {
+            return;
+        };
         let escape_key = self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
         let is_escape = !st.secure && escape_key == Some(digit);
         match (&mut self.phase, &st.kind) {
@@ -326,13 +325,11 @@ impl Interpreter {
                 self.type_ahead.push_back(digit);
                 if *barge_in {
                     self.emit(Command::StopPlayback);
-                    let next = next.clone();
                     self.follow(now, next.as_deref(), "next");
                 }
             }
             (Phase::Collect(_), Kind::Collect { spec, .. }) => {
-                let spec = spec.clone();
-                self.collect_digit(now, &st, &spec, digit, is_escape);
+                self.collect_digit(now, st, spec, digit, is_escape);
             }
             (Phase::Menu(run), Kind::Menu { spec, .. }) => {
                 if run.prompt.is_some() && !spec.barge_in {
@@ -342,8 +339,7 @@ impl Interpreter {
                 if run.prompt.take().is_some() {
                     self.emit(Command::StopPlayback);
                 }
-                let spec = spec.clone();
-                self.menu_key(now, &st, &spec, digit, is_escape);
+                self.menu_key(now, st, spec, digit, is_escape);
             }
             (Phase::Action { .. }, _) => {
                 if is_escape {
@@ -351,29 +347,26 @@ impl Interpreter {
                 }
                 self.type_ahead.push_back(digit);
             }
-            (Phase::Comfort(run), Kind::ComfortLoop { spec, .. }) => {
-                let spec = spec.clone();
-                match run.part {
-                    ComfortPart::Music { .. } => {
-                        if let Some(target) = spec.type_ahead.clone() {
-                            self.type_ahead.push_back(digit);
-                            self.emit(Command::StopPlayback);
-                            self.goto(now, &target);
-                        } else if is_escape && !spec.options.contains_key(&digit.to_string()) {
-                            self.escape(now);
-                        } else {
-                            self.emit(Command::StopPlayback);
-                            self.comfort_key(now, &spec, digit, false);
-                        }
-                    }
-                    ComfortPart::Menu { ref mut prompt } => {
-                        if prompt.take().is_some() {
-                            self.emit(Command::StopPlayback);
-                        }
-                        self.comfort_key(now, &spec, digit, is_escape);
+            (Phase::Comfort(run), Kind::ComfortLoop { spec, .. }) => match run.part {
+                ComfortPart::Music { .. } => {
+                    if let Some(target) = spec.type_ahead.clone() {
+                        self.type_ahead.push_back(digit);
+                        self.emit(Command::StopPlayback);
+                        self.goto(now, &target);
+                    } else if is_escape && !spec.options.contains_key(&digit.to_string()) {
+                        self.escape(now);
+                    } else {
+                        self.emit(Command::StopPlayback);
+                        self.comfort_key(now, spec, digit, false);
                     }
                 }
-            }
+                ComfortPart::Menu { ref mut prompt } => {
+                    if prompt.take().is_some() {
+                        self.emit(Command::StopPlayback);
+                    }
+                    self.comfort_key(now, spec, digit, is_escape);
+                }
+            },
             (Phase::Hangup { .. }, _) | (Phase::Transfer, _) | (Phase::Idle, _) => {
                 // Keys after the flow decided to leave are kept for nothing.
             }
@@ -386,16 +379,17 @@ impl Interpreter {
             return;
         }
         self.hops = 0;
-        let Some(st) = self.current() else { return };
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(&self.state) else {
+            return;
+        };
         match (&mut self.phase, &st.kind) {
             (Phase::Play { id: playing, .. }, Kind::Play { next, .. }) if *playing == id => {
-                let next = next.clone();
                 self.follow(now, next.as_deref(), "next");
             }
             (Phase::Collect(run), Kind::Collect { spec, .. }) if run.prompt == Some(id) => {
                 run.prompt = None;
                 let pending: Vec<char> = run.pending.drain(..).collect();
-                let spec = spec.clone();
                 if pending.is_empty() {
                     self.deadline = Some(now + spec.first_digit_timeout.0);
                 } else {
@@ -409,13 +403,12 @@ impl Interpreter {
                 run.prompt = None;
                 let first = run.pending.pop_front();
                 run.pending.clear();
-                let spec = spec.clone();
                 match first {
                     Some(d) => {
                         let escape_key =
                             self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
                         let is_escape = !st.secure && escape_key == Some(d);
-                        self.menu_key(now, &st, &spec, d, is_escape)
+                        self.menu_key(now, st, spec, d, is_escape)
                     }
                     None => self.deadline = Some(now + spec.timeout.0),
                 }
@@ -427,12 +420,11 @@ impl Interpreter {
                 },
             ) if *processing == Some(id) => {
                 // The processing prompt loops until the action answers.
-                let items = items.clone();
                 let id = self.id();
                 if let Phase::Action { processing, .. } = &mut self.phase {
                     *processing = Some(id);
                 }
-                self.play(id, &items, false);
+                self.play(id, items, false);
             }
             (Phase::Comfort(run), Kind::ComfortLoop { spec, .. }) => match run.part {
                 ComfortPart::Music { id: playing } if playing == id => {
@@ -443,11 +435,7 @@ impl Interpreter {
                         run.part = ComfortPart::Music { id: new };
                     }
                     let music = spec.music.clone();
-                    self.emit(Command::Play {
-                        id: new,
-                        items: vec![PlayItem::Prompt(music)],
-                        barge_in: true,
-                    });
+                    self.emit_play(new, vec![PlayItem::Prompt(music)], true);
                 }
                 ComfortPart::Menu { prompt: Some(p) } if p == id => {
                     run.part = ComfortPart::Menu { prompt: None };
@@ -465,7 +453,10 @@ impl Interpreter {
             return;
         }
         self.hops = 0;
-        let Some(st) = self.current() else { return };
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(&self.state) else {
+            return;
+        };
         let (
             Phase::Action {
                 id: waiting,
@@ -512,7 +503,10 @@ impl Interpreter {
             return;
         }
         self.hops = 0;
-        let Some(st) = self.current() else { return };
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(&self.state) else {
+            return;
+        };
         let Kind::Transfer { spec, on_refused } = &st.kind else {
             return;
         };
@@ -532,7 +526,7 @@ impl Interpreter {
         } else {
             self.refused_reason = Some(spec.reason.clone());
             self.phase = Phase::Idle;
-            let to = on_refused.clone();
+            let to = on_refused;
             self.follow(now, to.as_deref(), "on_refused");
         }
     }
@@ -568,37 +562,36 @@ impl Interpreter {
         }
         self.deadline = None;
         self.hops = 0;
-        let Some(st) = self.current() else { return };
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(&self.state) else {
+            return;
+        };
         match (&mut self.phase, &st.kind) {
             (Phase::Collect(run), Kind::Collect { spec, .. }) => {
-                let spec = spec.clone();
                 if run.digits.is_empty() {
-                    self.collect_failure(now, &st, &spec, Failure::NoInput);
+                    self.collect_failure(now, st, spec, Failure::NoInput);
                 } else {
-                    self.finish_entry(now, &st, &spec);
+                    self.finish_entry(now, st, spec);
                 }
             }
             (Phase::Menu(_), Kind::Menu { spec, .. }) => {
-                let spec = spec.clone();
-                self.menu_failure(now, &st, &spec, Failure::NoInput);
+                self.menu_failure(now, st, spec, Failure::NoInput);
             }
             (Phase::Comfort(run), Kind::ComfortLoop { spec, on_exhausted }) => match run.part {
                 ComfortPart::Music { .. } => {
                     let id = self.next_id;
                     self.next_id += 1;
                     run.part = ComfortPart::Menu { prompt: Some(id) };
-                    let spec = spec.clone();
                     self.emit(Command::StopPlayback);
                     self.play(id, &spec.menu, true);
                 }
                 ComfortPart::Menu { .. } => {
                     run.round += 1;
                     if run.round > spec.rounds {
-                        let to = on_exhausted.clone();
+                        let to = on_exhausted;
                         self.follow(now, to.as_deref(), "on_exhausted");
                     } else {
-                        let spec = spec.clone();
-                        self.start_music(now, &spec);
+                        self.start_music(now, spec);
                     }
                 }
             },
@@ -661,7 +654,8 @@ impl Interpreter {
         }
         self.deadline = None;
         self.phase = Phase::Idle;
-        let Some(st) = self.flow.states.get(name).cloned() else {
+        let flow = Arc::clone(&self.flow);
+        let Some(st) = flow.states.get(name) else {
             self.state = name.to_string();
             return self.fail("unknown state");
         };
@@ -674,8 +668,8 @@ impl Interpreter {
                     counter: c.name.clone(),
                     state: name.to_string(),
                 });
-                let to = c.on_exceeded.clone();
-                return self.goto(now, &to);
+                let to = &c.on_exceeded;
+                return self.goto(now, to);
             }
         }
         if st.secure != self.secure {
@@ -699,7 +693,6 @@ impl Interpreter {
                     return;
                 };
                 if items.is_empty() {
-                    let next = next.clone();
                     return self.follow(now, next.as_deref(), "next");
                 }
                 let id = self.id();
@@ -717,8 +710,7 @@ impl Interpreter {
                     prompt: None,
                     pending: VecDeque::new(),
                 });
-                let spec = spec.clone();
-                self.start_leg(now, &spec, &[], false);
+                self.start_leg(now, spec, &[], false);
             }
             Kind::Menu { spec, .. } => {
                 self.phase = Phase::Menu(MenuRun {
@@ -729,16 +721,14 @@ impl Interpreter {
                 if let Some(d) = self.type_ahead.pop_front() {
                     self.type_ahead.clear();
                     let escape_key = self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
-                    let spec = spec.clone();
-                    return self.menu_key(now, &st, &spec, d, !st.secure && escape_key == Some(d));
+                    return self.menu_key(now, st, spec, d, !st.secure && escape_key == Some(d));
                 }
-                let spec = spec.clone();
-                self.menu_prompt(&spec, &[]);
+                self.menu_prompt(spec, &[]);
             }
             Kind::Branch { cases, default } => {
                 let mut target = default.clone();
                 for c in cases {
-                    match self.case_holds(&st, c) {
+                    match self.case_holds(st, c) {
                         Ok(true) => {
                             target = Some(c.to.clone());
                             break;
@@ -782,7 +772,6 @@ impl Interpreter {
                 };
             }
             Kind::ComfortLoop { spec, .. } => {
-                let spec = spec.clone();
                 self.phase = Phase::Comfort(ComfortRun {
                     round: 1,
                     part: ComfortPart::Music { id: 0 },
@@ -791,7 +780,7 @@ impl Interpreter {
                 {
                     return self.goto(now, &target);
                 }
-                self.start_music(now, &spec);
+                self.start_music(now, spec);
             }
             Kind::Transfer { spec, .. } => {
                 self.leave_secure();
@@ -811,7 +800,6 @@ impl Interpreter {
                     result: spec.result.clone(),
                     reason: spec.reason.clone(),
                 });
-                let next = next.clone();
                 self.follow(now, next.as_deref(), "next");
             }
             Kind::Set { spec, next } => {
@@ -831,7 +819,6 @@ impl Interpreter {
                 for c in &spec.reset_counters {
                     self.counters.remove(c);
                 }
-                let next = next.clone();
                 self.follow(now, next.as_deref(), "next");
             }
             Kind::Hangup { spec } => {
@@ -1075,7 +1062,6 @@ impl Interpreter {
                 let Kind::Collect { next, .. } = &st.kind else {
                     return;
                 };
-                let next = next.clone();
                 self.follow(now, next.as_deref(), "next");
             }
         }
@@ -1142,8 +1128,7 @@ impl Interpreter {
     fn menu_key(&mut self, now: Instant, st: &State, spec: &Menu, d: char, is_escape: bool) {
         self.deadline = None;
         if let Some(to) = spec.options.get(&d.to_string()) {
-            let to = to.clone();
-            return self.goto(now, &to);
+            return self.goto(now, to);
         }
         if is_escape {
             return self.escape(now);
@@ -1167,7 +1152,7 @@ impl Interpreter {
             let Kind::Menu { on_fail, .. } = &st.kind else {
                 return;
             };
-            let to = on_fail.clone();
+            let to = on_fail;
             return self.follow(now, to.as_deref(), "on_fail");
         }
         let before = if f == Failure::NoInput {
@@ -1192,8 +1177,7 @@ impl Interpreter {
     fn comfort_key(&mut self, now: Instant, spec: &ComfortLoop, d: char, is_escape: bool) {
         self.deadline = None;
         if let Some(to) = spec.options.get(&d.to_string()) {
-            let to = to.clone();
-            return self.goto(now, &to);
+            return self.goto(now, to);
         }
         if is_escape {
             return self.escape(now);
@@ -1210,4 +1194,304 @@ impl Interpreter {
 /// Compile a pattern matched against the whole value.
 pub(crate) fn anchored(pattern: &str) -> Result<regex::Regex, regex::Error> {
     regex::Regex::new(&format!("^(?:{pattern})$"))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Collect timer semantics as a table (docs/collect-timers.md), in
+    //! virtual time: every prompt item lasts exactly 2 s.
+    use super::*;
+    use crate::flow::model::parse;
+    use std::path::Path;
+
+    fn flow(params: &str, secure: bool) -> Arc<Flow> {
+        let text = format!(
+            r##"
+flow: t
+version: "1"
+start: c
+escape: {{ key: "0", to: agent }}
+states:
+  c:
+    secure: {secure}
+    collect: {{ into: v, prompt: [p], no_input: [ni], no_match: [nm], first_digit_timeout: 5s,
+               inter_digit_timeout: 3s, attempts: 3, {params} }}
+    next: done
+    on_fail: failed
+  done: {{ hangup: {{}} }}
+  failed: {{ hangup: {{}} }}
+  agent: {{ hangup: {{}} }}
+"##
+        );
+        Arc::new(parse(&text, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// Run until the call is over; keys at absolute milliseconds. Returns
+    /// lines `<ms> <what>`.
+    fn simulate(flow: Arc<Flow>, keys: &[(u64, char)]) -> Vec<String> {
+        let t0 = Instant::now();
+        let ms = |t: Instant| t.duration_since(t0).as_millis();
+        let mut it = Interpreter::new(t0, flow, Vars::new());
+        let mut now = t0;
+        let mut log = Vec::new();
+        let mut playing: Option<(u64, Instant)> = None;
+        let mut keys: VecDeque<(u64, char)> = keys.iter().copied().collect();
+        loop {
+            while let Some(c) = it.poll_command() {
+                match c {
+                    Command::Play { id, items, .. } => {
+                        let names: Vec<String> = items
+                            .iter()
+                            .map(|i| match i {
+                                PlayItem::Prompt(p) => p.clone(),
+                                PlayItem::Silence(_) => "-".into(),
+                            })
+                            .collect();
+                        log.push(format!("{} play {}", ms(now), names.join(",")));
+                        playing = Some((id, now + Duration::from_secs(2 * items.len() as u64)));
+                    }
+                    Command::StopPlayback if playing.take().is_some() => {
+                        log.push(format!("{} stop", ms(now)));
+                    }
+                    Command::Timeline(TimelineEvent::DigitsCollected { var, shown }) => {
+                        log.push(format!("{} collected {var}={shown}", ms(now)))
+                    }
+                    Command::Timeline(TimelineEvent::NoInput { attempt, .. }) => {
+                        log.push(format!("{} no-input {attempt}", ms(now)))
+                    }
+                    Command::Timeline(TimelineEvent::NoMatch { attempt, .. }) => {
+                        log.push(format!("{} no-match {attempt}", ms(now)))
+                    }
+                    Command::Timeline(TimelineEvent::Mismatch { attempt, .. }) => {
+                        log.push(format!("{} mismatch {attempt}", ms(now)))
+                    }
+                    Command::Timeline(TimelineEvent::StateEntered { state, .. })
+                        if state != "c" =>
+                    {
+                        log.push(format!("{} state {state}", ms(now)))
+                    }
+                    _ => {}
+                }
+            }
+            if it.is_finished() {
+                return log;
+            }
+            let key_at = keys.front().map(|(t, _)| t0 + Duration::from_millis(*t));
+            let candidates = [it.poll_timeout(), playing.map(|(_, t)| t), key_at];
+            let next = candidates.into_iter().flatten().min().expect("stuck");
+            assert!(next >= now, "deadline in the past");
+            now = next;
+            if key_at == Some(now) {
+                let (_, k) = keys.pop_front().expect("key");
+                it.handle_digit(now, k);
+            } else if let Some((id, t)) = playing.filter(|(_, t)| *t == now) {
+                let _ = t;
+                playing = None;
+                it.handle_play_finished(now, id);
+            } else {
+                it.handle_timeout(now);
+            }
+            assert!(ms(now) < 120_000, "ran away: {log:?}");
+        }
+    }
+
+    fn keys(start: u64, gap: u64, s: &str) -> Vec<(u64, char)> {
+        s.chars()
+            .enumerate()
+            .map(|(i, c)| (start + gap * i as u64, c))
+            .collect()
+    }
+
+    #[test]
+    fn collect_timer_table() {
+        // (row, collect params, keys, expected log lines in order)
+        type Row<'a> = (&'a str, &'a str, Vec<(u64, char)>, Vec<&'a str>);
+        let rows: Vec<Row> = vec![
+            (
+                "first-digit timeout starts when the prompt ends: re-prompt after exactly 5 s",
+                "min: 1, max: 4",
+                vec![],
+                vec!["0 play p", "7000 no-input 1", "7000 play ni,p"],
+            ),
+            (
+                "no input on every attempt: on_fail after the third",
+                "min: 1, max: 4",
+                vec![],
+                vec![
+                    "7000 no-input 1",
+                    "16000 no-input 2",
+                    "25000 no-input 3",
+                    "25000 state failed",
+                ],
+            ),
+            (
+                "inter-digit timeout with >= min digits accepts",
+                "min: 2, max: 4",
+                keys(3000, 500, "12"),
+                vec!["6500 collected v=12", "6500 state done"],
+            ),
+            (
+                "inter-digit timeout restarts on each digit",
+                "min: 1, max: 9",
+                keys(3000, 2500, "123"),
+                vec!["11000 collected v=123"],
+            ),
+            (
+                "inter-digit timeout with < min digits is no-match",
+                "min: 4, max: 6",
+                keys(3000, 500, "12"),
+                vec!["6500 no-match 1", "6500 play nm,p"],
+            ),
+            (
+                "terminator ends entry and is not included",
+                "min: 1, max: 6, terminator: \"#\"",
+                keys(3000, 250, "123#"),
+                vec!["3750 collected v=123"],
+            ),
+            (
+                "terminator with < min digits is no-match at once",
+                "min: 4, max: 6, terminator: \"#\"",
+                keys(3000, 250, "12#"),
+                vec!["3500 no-match 1"],
+            ),
+            (
+                "terminator alone is no-match",
+                "min: 1, max: 6, terminator: \"#\"",
+                keys(3000, 0, "#"),
+                vec!["3000 no-match 1"],
+            ),
+            (
+                "max digits ends entry without waiting",
+                "min: 1, max: 3, terminator: \"#\"",
+                keys(3000, 250, "123"),
+                vec!["3500 collected v=123"],
+            ),
+            (
+                "barge-in: a key stops the prompt and starts the inter-digit timer",
+                "min: 1, max: 4",
+                keys(1000, 0, "7"),
+                vec!["1000 stop", "4000 collected v=7"],
+            ),
+            (
+                "no barge-in: keys during the prompt are kept, timer from the prompt end",
+                "min: 1, max: 4, barge_in: false",
+                keys(1000, 0, "7"),
+                vec!["0 play p", "5000 collected v=7"],
+            ),
+            (
+                "pattern mismatch is no-match",
+                "min: 1, max: 4, pattern: \"[1-9][0-9]*\"",
+                keys(3000, 250, "0123"),
+                vec!["3750 no-match 1"],
+            ),
+            (
+                "no-input and no-match share the attempts",
+                "min: 2, max: 4",
+                vec![(3000, '1'), (16000, '1')],
+                vec![
+                    "6000 no-match 1",
+                    "15000 no-input 2",
+                    "19000 no-match 3",
+                    "19000 state failed",
+                ],
+            ),
+            (
+                "keys beyond max are type-ahead, not part of the value",
+                "min: 1, max: 2",
+                keys(3000, 100, "123"),
+                vec!["3100 collected v=12"],
+            ),
+            (
+                "escape: first key of an opted-in collect goes to the agent",
+                "min: 1, max: 4, escape: true",
+                keys(3000, 0, "0"),
+                vec!["3000 state agent"],
+            ),
+            (
+                "escape: not a later key",
+                "min: 1, max: 4, escape: true",
+                keys(3000, 250, "10"),
+                vec!["6250 collected v=10"],
+            ),
+            (
+                "escape: not honoured without opt-in",
+                "min: 1, max: 4",
+                keys(3000, 0, "0"),
+                vec!["6000 collected v=0"],
+            ),
+            (
+                "confirm by re-entry: equal entries accepted",
+                "min: 2, max: 2, confirm: { prompt: [cp], mismatch: [mm] }",
+                [keys(3000, 100, "12"), keys(4000, 100, "12")].concat(),
+                vec!["3100 play cp", "4000 stop", "4100 collected v=12"],
+            ),
+            (
+                "confirm mismatch counts as an attempt and restarts the entry",
+                "min: 2, max: 2, confirm: { prompt: [cp], mismatch: [mm] }",
+                [keys(3000, 100, "12"), keys(4000, 100, "13")].concat(),
+                vec!["4100 mismatch 1", "4100 play mm,p"],
+            ),
+        ];
+        for (row, params, k, want) in rows {
+            let log = simulate(flow(params, false), &k);
+            let mut it = log.iter();
+            for w in &want {
+                assert!(
+                    it.any(|l| l == w),
+                    "row `{row}`: missing `{w}` (in order) in {log:#?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn secure_collect_masks_and_ignores_escape() {
+        let log = simulate(
+            flow("min: 1, max: 4, escape: false", true),
+            &keys(3000, 250, "0412#"),
+        );
+        assert!(
+            log.contains(&"3750 collected v=****".to_string()),
+            "{log:#?}"
+        );
+    }
+
+    #[test]
+    fn secure_exits_and_auto_audit() {
+        let text = r##"
+flow: t
+version: "1"
+start: a
+states:
+  a:
+    attempt: begin
+    secure: true
+    collect: { into: pin, prompt: [p], min: 4, max: 4 }
+    next: done
+    on_fail: done
+  done: { hangup: {} }
+"##;
+        let f = Arc::new(parse(text, Path::new("t.yaml")).expect("parse"));
+        let t0 = Instant::now();
+        let mut it = Interpreter::new(t0, f, Vars::new());
+        it.handle_digit(t0, '4');
+        it.handle_hangup(t0 + Duration::from_secs(1));
+        let cmds: Vec<Command> = std::iter::from_fn(|| it.poll_command()).collect();
+        let pos = |c: &Command| cmds.iter().position(|x| x == c);
+        let on = pos(&Command::Secure(true)).expect("secure on");
+        let off = pos(&Command::Secure(false)).expect("secure off");
+        let audit = pos(&Command::Audit {
+            result: "abandoned".into(),
+            reason: "caller_hangup_in_secure_segment".into(),
+        })
+        .expect("audit");
+        assert!(on < off && off < audit, "{cmds:?}");
+        assert!(it.is_finished() && !it.is_secure() && it.poll_timeout().is_none());
+        assert_eq!(
+            cmds.iter()
+                .filter(|c| matches!(c, Command::Audit { .. }))
+                .count(),
+            1
+        );
+    }
 }

@@ -8,7 +8,28 @@
 //! `transfer`, `audit`, `set`, `hangup`) plus the transition keys that kind
 //! understands; [`RawState`] is that mapping and [`State`] the checked form.
 //! Semantic checks (references, reachability, loops, secrets) live in
-//! `validate`; this module only decides what the text *says*.
+//! `validate`; this module only decides what the text *says*. Repeated keys
+//! in a mapping (two states with one name) are load errors too.
+//!
+//! Header: `flow`, `version`, `start`, `language?`, `escape? { key, to }`,
+//! `variables? { name: default }`, `states`. Every state may add `secure`,
+//! `attempt: begin` and `counter { name, max, on_exceeded }`. Kinds:
+//!
+//! | kind | keys |
+//! |---|---|
+//! | `play: [items]` | `barge_in?` (false), `next` |
+//! | `collect: { into, prompt, min?(1), max, terminator?, first_digit_timeout?(5s), inter_digit_timeout?(3s), attempts?(3), no_input?, no_match?, pattern?, confirm? { prompt, mismatch }, barge_in?(true), escape?(false) }` | `next`, `on_fail`, `on_mismatch?` |
+//! | `menu: { prompt, options { key: state }, timeout?(5s), attempts?(3), no_input?, no_match?, barge_in?(true) }` | `on_fail` |
+//! | `branch: [ { var, equals \| is_set \| matches, to } ]` | `default` |
+//! | `action: name` | `processing? [items]`, `on { outcome: state }` |
+//! | `comfort_loop: { music, seconds, menu, options, menu_timeout?(5s), rounds, type_ahead? }` | `on_exhausted` |
+//! | `transfer: { target, reason }` | `on_refused` |
+//! | `audit: { result, reason }` | `next` |
+//! | `set: { vars? { name: template }, reset_counters? [names] }` | `next` |
+//! | `hangup: { prompt? [items] }` | — |
+//!
+//! Play items: `name`, `{ digits: "{{ template }}" }`, `{ silence: 500ms }`.
+//! Durations: `500ms`, `5s`, `1.5s`, `2m`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,8 +80,9 @@ pub struct Flow {
     pub escape: Option<Escape>,
     /// Defaults for flow variables; the config (and the runtime's call
     /// facts) may preset any of them before the call starts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique")]
     pub variables: BTreeMap<String, String>,
+    #[serde(deserialize_with = "unique")]
     pub states: BTreeMap<String, State>,
 }
 
@@ -117,6 +139,43 @@ impl<'de> Deserialize<'de> for PlayItem {
         }
         d.deserialize_any(V)
     }
+}
+
+/// Deserialize a map whose keys must be unique: YAML allows a repeated key
+/// and serde would keep the last one silently; in a flow that is always a
+/// mistake (two states with one name, one menu key twice).
+fn unique<'de, D, T>(d: D) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = BTreeMap<String, T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a mapping with unique keys")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(k) = map.next_key::<String>()? {
+                if out.contains_key(&k) {
+                    return Err(de::Error::custom(format!("duplicate key `{k}`")));
+                }
+                let v = map.next_value()?;
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V(std::marker::PhantomData))
+}
+
+fn unique_opt<'de, D, T>(d: D) -> Result<Option<BTreeMap<String, T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    unique(d).map(Some)
 }
 
 /// A duration written `5s`, `500ms`, `1.5s` or `2m`.
@@ -220,6 +279,7 @@ pub struct Confirm {
 pub struct Menu {
     pub prompt: Vec<PlayItem>,
     /// Key → state.
+    #[serde(deserialize_with = "unique")]
     pub options: BTreeMap<String, String>,
     #[serde(default = "five_s")]
     pub timeout: Dur,
@@ -256,6 +316,7 @@ pub struct ComfortLoop {
     pub seconds: Dur,
     /// Menu played after the music of each round.
     pub menu: Vec<PlayItem>,
+    #[serde(deserialize_with = "unique")]
     pub options: BTreeMap<String, String>,
     /// How long to wait for a menu key after the menu prompt.
     #[serde(default = "five_s")]
@@ -289,7 +350,7 @@ pub struct Audit {
 #[serde(deny_unknown_fields)]
 pub struct SetSpec {
     /// Variable → template (plain unless it reads a secret in a secure state).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique")]
     pub vars: BTreeMap<String, String>,
     /// Counters set back to zero.
     #[serde(default)]
@@ -343,7 +404,7 @@ pub struct RawState {
     pub on_fail: Option<String>,
     #[serde(default)]
     pub on_mismatch: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_opt")]
     pub on: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub default: Option<String>,
@@ -805,6 +866,16 @@ states:
             (
                 "flow: t\nversion: '1'\nstart: a\nstates:\n  a: { play: [{ silence: 5 }] }\n",
                 "needs a unit",
+                5,
+            ),
+            (
+                "flow: t\nversion: '1'\nstart: a\nstates:\n  a: { hangup: {} }\n  a: { hangup: {} }\n",
+                "duplicate key `a`",
+                5,
+            ),
+            (
+                "flow: t\nversion: '1'\nstart: a\nstates:\n  a: { action: x, on: { ok: a, ok: a } }\n",
+                "duplicate key `ok`",
                 5,
             ),
         ];

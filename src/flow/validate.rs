@@ -245,7 +245,7 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
                 cx.push(format!("{c}.attempts"), "attempts must be at least 1", None);
             }
             if spec.first_digit_timeout.0.is_zero() || spec.inter_digit_timeout.0.is_zero() {
-                cx.push(format!("{c}"), "timeouts must be longer than zero", None);
+                cx.push(c.clone(), "timeouts must be longer than zero", None);
             }
             if let Some(t) = &spec.terminator {
                 cx.keys(&format!("{c}.terminator"), std::iter::once(t));
