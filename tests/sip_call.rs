@@ -33,7 +33,13 @@ impl Pair {
         let t0 = Instant::now();
         let server: SocketAddr = SERVER.parse().unwrap();
         let client: SocketAddr = CLIENT.parse().unwrap();
-        let offer = sdp::offer("127.0.0.1:30000".parse().unwrap(), &[Codec::Pcmu, Codec::Pcma], 101, 20, 1);
+        let offer = sdp::offer(
+            "127.0.0.1:30000".parse().unwrap(),
+            &[Codec::Pcmu, Codec::Pcma],
+            101,
+            20,
+            1,
+        );
         let uac = Uac::new(
             t0,
             EndpointConfig::new(client, "dial-test"),
@@ -69,7 +75,8 @@ impl Pair {
                 let n = self.client_sent;
                 self.client_sent += 1;
                 if !self.drop_client.contains(&n) {
-                    self.ep.handle_datagram(self.now, Transport::Udp, client, &t.payload);
+                    self.ep
+                        .handle_datagram(self.now, Transport::Udp, client, &t.payload);
                 }
             }
             while let Some(ev) = self.ep.poll_event() {
@@ -78,7 +85,13 @@ impl Pair {
                     let offer = sdp::parse(ic.offer.as_deref().unwrap()).unwrap();
                     let neg = sdp::negotiate(&offer, &[Codec::Pcma, Codec::Pcmu]).unwrap();
                     let answer = sdp::answer(&neg, "127.0.0.1:20000".parse().unwrap(), 77);
-                    self.ep.handle_command(self.now, Command::Answer { call: ic.call.clone(), sdp: answer });
+                    self.ep.handle_command(
+                        self.now,
+                        Command::Answer {
+                            call: ic.call.clone(),
+                            sdp: answer,
+                        },
+                    );
                 }
                 self.server_events.push((self.now - self.t0, ev));
             }
@@ -88,7 +101,8 @@ impl Pair {
                 let n = self.server_sent;
                 self.server_sent += 1;
                 if !self.drop_server.contains(&n) {
-                    self.uac.handle_datagram(self.now, Transport::Udp, server, &t.payload);
+                    self.uac
+                        .handle_datagram(self.now, Transport::Udp, server, &t.payload);
                 }
             }
             while let Some(ev) = self.uac.poll_event() {
@@ -105,7 +119,10 @@ impl Pair {
     fn run_until(&mut self, limit: Duration) {
         self.settle();
         loop {
-            let next = [self.ep.poll_timeout(), self.uac.poll_timeout()].into_iter().flatten().min();
+            let next = [self.ep.poll_timeout(), self.uac.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
             match next {
                 Some(t) if t - self.t0 <= limit => {
                     assert!(t >= self.now);
@@ -133,10 +150,15 @@ fn full_call_info_refer_and_bye() {
         }
         other => panic!("{other:?}"),
     };
-    assert!(matches!(&p.server_events[1].1, Event::Established { ack_sdp: None, .. }));
+    assert!(matches!(
+        &p.server_events[1].1,
+        Event::Established { ack_sdp: None, .. }
+    ));
     let answered: Vec<_> = p.client_events.iter().map(|(_, e)| e.clone()).collect();
     assert_eq!(answered[0], UacEvent::Provisional(100));
-    let UacEvent::Answered { sdp: answer } = &answered[1] else { panic!("{answered:?}") };
+    let UacEvent::Answered { sdp: answer } = &answered[1] else {
+        panic!("{answered:?}")
+    };
     let neg = sdp::negotiate(&sdp::parse(answer).unwrap(), &[Codec::Pcma]).unwrap();
     assert_eq!((neg.audio_pt, neg.telephone_event_pt), (8, Some(101)));
 
@@ -149,20 +171,31 @@ fn full_call_info_refer_and_bye() {
         .server_events
         .iter()
         .filter_map(|(_, e)| match e {
-            Event::Dtmf { digit, duration_ms: Some(160), .. } => Some(*digit),
+            Event::Dtmf {
+                digit,
+                duration_ms: Some(160),
+                ..
+            } => Some(*digit),
             _ => None,
         })
         .collect();
     assert_eq!(digits, ['1', '2', '#']);
     assert_eq!(
-        p.client_events.iter().filter(|(_, e)| *e == UacEvent::Info { status: 200 }).count(),
+        p.client_events
+            .iter()
+            .filter(|(_, e)| *e == UacEvent::Info { status: 200 })
+            .count(),
         3
     );
 
     // Transfer: REFER → 202 + NOTIFY 200.
     p.ep.handle_command(
         p.now,
-        Command::Refer { call: call.clone(), target: "sip:agent@127.0.0.1:5090".into(), headers: vec![("X-Reason".into(), "help".into())] },
+        Command::Refer {
+            call: call.clone(),
+            target: "sip:agent@127.0.0.1:5090".into(),
+            headers: vec![("X-Reason".into(), "help".into())],
+        },
     );
     p.settle();
     let refer_events: Vec<_> = p
@@ -173,7 +206,10 @@ fn full_call_info_refer_and_bye() {
             _ => None,
         })
         .collect();
-    assert_eq!(refer_events, [ReferStatus::Accepted, ReferStatus::Notify(200)]);
+    assert_eq!(
+        refer_events,
+        [ReferStatus::Accepted, ReferStatus::Notify(200)]
+    );
     let refer_received = p.client_events.iter().find_map(|(_, e)| match e {
         UacEvent::ReferReceived { target, headers } => Some((target.clone(), headers.clone())),
         _ => None,
@@ -185,7 +221,11 @@ fn full_call_info_refer_and_bye() {
     // The caller hangs up.
     p.uac.hangup(p.now);
     p.run_until(Duration::from_secs(60));
-    assert!(p.server_events.iter().any(|(_, e)| *e == Event::Terminated { call: call.clone(), reason: EndReason::RemoteBye }));
+    assert!(p.server_events.iter().any(|(_, e)| *e
+        == Event::Terminated {
+            call: call.clone(),
+            reason: EndReason::RemoteBye
+        }));
     assert_eq!(p.client_events.last().unwrap().1, UacEvent::Terminated);
     assert!(p.uac.is_terminated());
     assert_eq!(p.ep.active_calls(), 0);
@@ -196,11 +236,16 @@ fn full_call_info_refer_and_bye() {
 fn server_hangup_reaches_the_caller() {
     let mut p = Pair::new();
     p.settle();
-    let Event::IncomingCall(ic) = p.server_events[0].1.clone() else { panic!() };
+    let Event::IncomingCall(ic) = p.server_events[0].1.clone() else {
+        panic!()
+    };
     p.ep.handle_command(p.now, Command::Hangup { call: ic.call });
     p.settle();
     let evs: Vec<_> = p.client_events.iter().map(|(_, e)| e.clone()).collect();
-    assert!(evs.ends_with(&[UacEvent::ByeReceived, UacEvent::Terminated]), "{evs:?}");
+    assert!(
+        evs.ends_with(&[UacEvent::ByeReceived, UacEvent::Terminated]),
+        "{evs:?}"
+    );
 }
 
 #[test]
@@ -208,10 +253,25 @@ fn refused_refer_is_reported_as_rejected() {
     let mut p = Pair::new();
     p.uac.refuse_refer(true);
     p.settle();
-    let Event::IncomingCall(ic) = p.server_events[0].1.clone() else { panic!() };
-    p.ep.handle_command(p.now, Command::Refer { call: ic.call, target: "sip:a@127.0.0.1".into(), headers: vec![] });
+    let Event::IncomingCall(ic) = p.server_events[0].1.clone() else {
+        panic!()
+    };
+    p.ep.handle_command(
+        p.now,
+        Command::Refer {
+            call: ic.call,
+            target: "sip:a@127.0.0.1".into(),
+            headers: vec![],
+        },
+    );
     p.settle();
-    assert!(p.server_events.iter().any(|(_, e)| matches!(e, Event::ReferStatus { status: ReferStatus::Rejected(603), .. })));
+    assert!(p.server_events.iter().any(|(_, e)| matches!(
+        e,
+        Event::ReferStatus {
+            status: ReferStatus::Rejected(603),
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -220,9 +280,19 @@ fn lost_invite_is_retransmitted_by_timer_a() {
     p.drop_client = vec![0, 1];
     p.run_until(Duration::from_secs(5));
     // INVITE at 0 and 0.5 s lost; the one at 1.5 s arrives.
-    let (at, _) = p.server_events.iter().find(|(_, e)| matches!(e, Event::IncomingCall(_))).unwrap();
+    let (at, _) = p
+        .server_events
+        .iter()
+        .find(|(_, e)| matches!(e, Event::IncomingCall(_)))
+        .unwrap();
     assert_eq!(*at, Duration::from_millis(1500));
-    assert_eq!(p.server_events.iter().filter(|(_, e)| matches!(e, Event::IncomingCall(_))).count(), 1);
+    assert_eq!(
+        p.server_events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::IncomingCall(_)))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -231,9 +301,19 @@ fn lost_ack_is_recovered_by_2xx_retransmission() {
     // Client datagrams: 0 INVITE, 1 ACK (lost), 2 the ACK again after the 2xx retransmit.
     p.drop_client = vec![1];
     p.run_until(Duration::from_secs(5));
-    let (at, _) = p.server_events.iter().find(|(_, e)| matches!(e, Event::Established { .. })).unwrap();
+    let (at, _) = p
+        .server_events
+        .iter()
+        .find(|(_, e)| matches!(e, Event::Established { .. }))
+        .unwrap();
     assert_eq!(*at, Duration::from_millis(500));
-    assert_eq!(p.client_events.iter().filter(|(_, e)| matches!(e, UacEvent::Answered { .. })).count(), 1);
+    assert_eq!(
+        p.client_events
+            .iter()
+            .filter(|(_, e)| matches!(e, UacEvent::Answered { .. }))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -241,8 +321,14 @@ fn no_answer_fails_with_408_after_timer_b() {
     let mut p = Pair::new();
     p.drop_client = (0..100).collect();
     p.run_until(Duration::from_secs(40));
-    let evs: Vec<_> = p.client_events.iter().cloned().collect();
-    assert_eq!(evs, [(Duration::from_secs(32), UacEvent::Failed(408)), (Duration::from_secs(32), UacEvent::Terminated)]);
+    let evs: Vec<_> = p.client_events.to_vec();
+    assert_eq!(
+        evs,
+        [
+            (Duration::from_secs(32), UacEvent::Failed(408)),
+            (Duration::from_secs(32), UacEvent::Terminated)
+        ]
+    );
     // Timer A: 0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s (doubling, no cap).
     assert_eq!(p.client_sent, 7);
 }
@@ -252,11 +338,27 @@ fn rejected_call_is_acked_and_reported() {
     let mut p = Pair::new();
     p.auto_answer = false;
     p.settle();
-    let Event::IncomingCall(ic) = p.server_events[0].1.clone() else { panic!() };
-    p.ep.handle_command(p.now, Command::Reject { call: ic.call, status: 486, retry_after: None });
+    let Event::IncomingCall(ic) = p.server_events[0].1.clone() else {
+        panic!()
+    };
+    p.ep.handle_command(
+        p.now,
+        Command::Reject {
+            call: ic.call,
+            status: 486,
+            retry_after: None,
+        },
+    );
     p.run_until(Duration::from_secs(60));
     let evs: Vec<_> = p.client_events.iter().map(|(_, e)| e.clone()).collect();
-    assert_eq!(evs, [UacEvent::Provisional(100), UacEvent::Failed(486), UacEvent::Terminated]);
+    assert_eq!(
+        evs,
+        [
+            UacEvent::Provisional(100),
+            UacEvent::Failed(486),
+            UacEvent::Terminated
+        ]
+    );
     // The ACK stopped Timer G: exactly one 486 was sent.
     assert_eq!(p.ep.stats().responses_sent.get(&486), Some(&1));
     assert_eq!(p.ep.stats().retransmits_sent, 0);
@@ -270,7 +372,20 @@ fn caller_cancels_while_ringing() {
     p.settle();
     p.uac.hangup(p.now);
     p.run_until(Duration::from_secs(60));
-    assert!(p.server_events.iter().any(|(_, e)| matches!(e, Event::Terminated { reason: EndReason::Cancelled, .. })));
+    assert!(p.server_events.iter().any(|(_, e)| matches!(
+        e,
+        Event::Terminated {
+            reason: EndReason::Cancelled,
+            ..
+        }
+    )));
     let evs: Vec<_> = p.client_events.iter().map(|(_, e)| e.clone()).collect();
-    assert_eq!(evs, [UacEvent::Provisional(100), UacEvent::Failed(487), UacEvent::Terminated]);
+    assert_eq!(
+        evs,
+        [
+            UacEvent::Provisional(100),
+            UacEvent::Failed(487),
+            UacEvent::Terminated
+        ]
+    );
 }

@@ -44,7 +44,7 @@ impl<'a> Req<'a> {
             body: "",
         }
     }
-    fn to_tag(mut self, t: &'a str) -> Self {
+    fn with_to_tag(mut self, t: &'a str) -> Self {
         self.to_tag = Some(t);
         self
     }
@@ -92,7 +92,8 @@ impl Harness {
         }
     }
     fn send(&mut self, r: &Req) {
-        self.ep.handle_datagram(self.now, Transport::Udp, caller(), &r.bytes());
+        self.ep
+            .handle_datagram(self.now, Transport::Udp, caller(), &r.bytes());
     }
     fn out(&mut self) -> Vec<(SocketAddr, Message)> {
         let mut v = Vec::new();
@@ -100,13 +101,20 @@ impl Harness {
             let Ok(Datagram::Message(p)) = message::parse(&t.payload) else {
                 panic!("unparseable output");
             };
-            assert!(p.defect.is_none(), "we sent a defective message: {:?}", p.defect);
+            assert!(
+                p.defect.is_none(),
+                "we sent a defective message: {:?}",
+                p.defect
+            );
             v.push((t.destination, p.message));
         }
         v
     }
     fn statuses(&mut self) -> Vec<u16> {
-        self.out().iter().map(|(_, m)| m.status().unwrap_or(0)).collect()
+        self.out()
+            .iter()
+            .map(|(_, m)| m.status().unwrap_or(0))
+            .collect()
     }
     fn events(&mut self) -> Vec<Event> {
         std::iter::from_fn(|| self.ep.poll_event()).collect()
@@ -131,7 +139,11 @@ impl Harness {
     }
     /// Start a call and answer it; returns (key, our tag, the 200).
     fn answered_call(&mut self, call_id: &str) -> (CallKey, String, Message) {
-        self.send(&Req::new("INVITE", call_id, "z9hG4bKinv1", 1).extra("Content-Type: application/sdp\r\n").body(OFFER));
+        self.send(
+            &Req::new("INVITE", call_id, "z9hG4bKinv1", 1)
+                .extra("Content-Type: application/sdp\r\n")
+                .body(OFFER),
+        );
         assert_eq!(self.statuses(), [100]);
         let Some(Event::IncomingCall(ic)) = self.events().pop() else {
             panic!("no IncomingCall");
@@ -152,8 +164,17 @@ impl Harness {
         (ic.call, tag, ok)
     }
     fn ack(&mut self, call_id: &str, tag: &str, cseq: u32, body: &str) {
-        let ct = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
-        self.send(&Req::new("ACK", call_id, "z9hG4bKack1", cseq).to_tag(tag).extra(ct).body(body));
+        let ct = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        self.send(
+            &Req::new("ACK", call_id, "z9hG4bKack1", cseq)
+                .with_to_tag(tag)
+                .extra(ct)
+                .body(body),
+        );
     }
 }
 
@@ -170,7 +191,11 @@ fn invite_answer_ack_establishes() {
     let (dest, trying) = &out[0];
     assert_eq!(*dest, caller());
     assert_eq!(trying.status(), Some(100));
-    assert_eq!(trying.header("To"), Some("<sip:echo@127.0.0.1>"), "no tag on 100");
+    assert_eq!(
+        trying.header("To"),
+        Some("<sip:echo@127.0.0.1>"),
+        "no tag on 100"
+    );
     let events = h.events();
     let [Event::IncomingCall(ic)] = events.as_slice() else {
         panic!("{events:?}");
@@ -196,12 +221,22 @@ fn invite_answer_ack_establishes() {
         ["<sip:127.0.0.9:5080;lr>", "<sip:p2.example.com;lr>"]
     );
     assert!(ok.header("Allow").unwrap().contains("INFO"));
-    let tag = message::NameAddr::parse(ok.header("To").unwrap()).unwrap().tag().unwrap().to_string();
+    let tag = message::NameAddr::parse(ok.header("To").unwrap())
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_string();
     assert!(tag.len() >= 8);
 
     h.now += ms(100);
     h.ack("c1", &tag, 1, "");
-    assert_eq!(h.events(), [Event::Established { call: ic.call.clone(), ack_sdp: None }]);
+    assert_eq!(
+        h.events(),
+        [Event::Established {
+            call: ic.call.clone(),
+            ack_sdp: None
+        }]
+    );
     assert!(h.out().is_empty(), "ACK is never answered");
     // No more 2xx retransmissions after the ACK.
     while h.step(h.t0 + Duration::from_secs(60)) {}
@@ -209,7 +244,9 @@ fn invite_answer_ack_establishes() {
     assert!(h.events().is_empty());
 
     // Hang up: BYE goes to the first Record-Route hop (an IP literal), with Route headers.
-    h.cmd(Command::Hangup { call: ic.call.clone() });
+    h.cmd(Command::Hangup {
+        call: ic.call.clone(),
+    });
     let out = h.out();
     let (dest, bye) = &out[0];
     assert_eq!(*dest, "127.0.0.9:5080".parse().unwrap());
@@ -218,10 +255,24 @@ fn invite_answer_ack_establishes() {
         bye.headers_named("Route").collect::<Vec<_>>(),
         ["<sip:127.0.0.9:5080;lr>", "<sip:p2.example.com;lr>"]
     );
-    assert!(matches!(&bye.start, StartLine::Request { uri, .. } if uri == "sip:alice@127.0.0.1:5070"));
-    assert_eq!(bye.header("To"), Some("\"Alice\" <sip:+15551234@127.0.0.1>;tag=caller1"));
-    assert_eq!(bye.header("From"), Some(format!("<sip:echo@127.0.0.1>;tag={tag}").as_str()));
-    assert_eq!(h.events(), [Event::Terminated { call: ic.call.clone(), reason: EndReason::LocalBye }]);
+    assert!(
+        matches!(&bye.start, StartLine::Request { uri, .. } if uri == "sip:alice@127.0.0.1:5070")
+    );
+    assert_eq!(
+        bye.header("To"),
+        Some("\"Alice\" <sip:+15551234@127.0.0.1>;tag=caller1")
+    );
+    assert_eq!(
+        bye.header("From"),
+        Some(format!("<sip:echo@127.0.0.1>;tag={tag}").as_str())
+    );
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: ic.call.clone(),
+            reason: EndReason::LocalBye
+        }]
+    );
 }
 
 #[test]
@@ -241,9 +292,18 @@ fn two_xx_retransmits_on_schedule_then_timer_h_sends_bye() {
             }
         }
     }
-    assert_eq!(times, [500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
+    assert_eq!(
+        times,
+        [500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+    );
     assert_eq!(bye_at, Some(32000));
-    assert_eq!(h.events(), [Event::Terminated { call: key, reason: EndReason::AckTimeout }]);
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: key,
+            reason: EndReason::AckTimeout
+        }]
+    );
     // Ten 2xx retransmissions, then the BYE's Timer E at 32.5, 33.5, 35.5 and 39.5 s.
     assert_eq!(h.ep.stats().retransmits_sent, 10 + 4);
 }
@@ -251,14 +311,30 @@ fn two_xx_retransmits_on_schedule_then_timer_h_sends_bye() {
 #[test]
 fn reject_retransmits_with_timer_g_until_ack() {
     let mut h = Harness::new();
-    h.send(&Req::new("INVITE", "c3", "z9hG4bKinv3", 1).extra("Content-Type: application/sdp\r\n").body(OFFER));
+    h.send(
+        &Req::new("INVITE", "c3", "z9hG4bKinv3", 1)
+            .extra("Content-Type: application/sdp\r\n")
+            .body(OFFER),
+    );
     h.out();
-    let Some(Event::IncomingCall(ic)) = h.events().pop() else { panic!() };
-    h.cmd(Command::Reject { call: ic.call.clone(), status: 486, retry_after: Some(30) });
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    h.cmd(Command::Reject {
+        call: ic.call.clone(),
+        status: 486,
+        retry_after: Some(30),
+    });
     let out = h.out();
     assert_eq!(out[0].1.status(), Some(486));
     assert_eq!(out[0].1.header("Retry-After"), Some("30"));
-    assert_eq!(h.events(), [Event::Terminated { call: ic.call, reason: EndReason::Rejected(486) }]);
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: ic.call,
+            reason: EndReason::Rejected(486)
+        }]
+    );
     let mut times = Vec::new();
     while h.step(h.t0 + ms(4000)) {
         if !h.out().is_empty() {
@@ -268,7 +344,7 @@ fn reject_retransmits_with_timer_g_until_ack() {
     assert_eq!(times, [500, 1500, 3500]);
     // The ACK (same branch as the INVITE) stops Timer G.
     let tag = "whatever";
-    h.send(&Req::new("ACK", "c3", "z9hG4bKinv3", 1).to_tag(tag));
+    h.send(&Req::new("ACK", "c3", "z9hG4bKinv3", 1).with_to_tag(tag));
     while h.step(h.t0 + Duration::from_secs(60)) {}
     assert!(h.out().is_empty());
     assert!(h.ep.poll_timeout().is_none(), "Timer I cleaned up");
@@ -279,8 +355,14 @@ fn unacknowledged_reject_stops_at_timer_h() {
     let mut h = Harness::new();
     h.send(&Req::new("INVITE", "c3b", "z9hG4bKinv3b", 1).body(""));
     h.out();
-    let Some(Event::IncomingCall(ic)) = h.events().pop() else { panic!() };
-    h.cmd(Command::Reject { call: ic.call, status: 503, retry_after: None });
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    h.cmd(Command::Reject {
+        call: ic.call,
+        status: 503,
+        retry_after: None,
+    });
     h.out();
     let mut last = 0;
     while h.step(h.t0 + Duration::from_secs(100)) {
@@ -296,16 +378,34 @@ fn unacknowledged_reject_stops_at_timer_h() {
 #[test]
 fn cancel_gives_200_and_487() {
     let mut h = Harness::new();
-    h.send(&Req::new("INVITE", "c4", "z9hG4bKinv4", 7).extra("Content-Type: application/sdp\r\n").body(OFFER));
+    h.send(
+        &Req::new("INVITE", "c4", "z9hG4bKinv4", 7)
+            .extra("Content-Type: application/sdp\r\n")
+            .body(OFFER),
+    );
     h.out();
-    let Some(Event::IncomingCall(ic)) = h.events().pop() else { panic!() };
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
     h.send(&Req::new("CANCEL", "c4", "z9hG4bKinv4", 7));
     let out = h.out();
-    let got: Vec<(u16, &str)> = out.iter().map(|(_, m)| (m.status().unwrap(), m.header("CSeq").unwrap())).collect();
+    let got: Vec<(u16, &str)> = out
+        .iter()
+        .map(|(_, m)| (m.status().unwrap(), m.header("CSeq").unwrap()))
+        .collect();
     assert_eq!(got, [(200, "7 CANCEL"), (487, "7 INVITE")]);
-    assert_eq!(h.events(), [Event::Terminated { call: ic.call.clone(), reason: EndReason::Cancelled }]);
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: ic.call.clone(),
+            reason: EndReason::Cancelled
+        }]
+    );
     // Too late to answer.
-    h.cmd(Command::Answer { call: ic.call, sdp: ANSWER.into() });
+    h.cmd(Command::Answer {
+        call: ic.call,
+        sdp: ANSWER.into(),
+    });
     assert!(h.out().is_empty());
     // A CANCEL retransmission is answered from its transaction; an unknown CANCEL gets 481.
     h.send(&Req::new("CANCEL", "c4", "z9hG4bKinv4", 7));
@@ -317,27 +417,49 @@ fn cancel_gives_200_and_487() {
 #[test]
 fn retransmitted_invite_and_bye_are_answered_once() {
     let mut h = Harness::new();
-    let inv = Req::new("INVITE", "c5", "z9hG4bKinv1", 1).extra("Content-Type: application/sdp\r\n").body(OFFER);
+    let inv = Req::new("INVITE", "c5", "z9hG4bKinv1", 1)
+        .extra("Content-Type: application/sdp\r\n")
+        .body(OFFER);
     h.send(&inv);
     assert_eq!(h.statuses(), [100]);
     assert_eq!(h.events().len(), 1);
     h.send(&inv);
-    assert_eq!(h.statuses(), [100], "retransmitted INVITE gets the 100 again");
+    assert_eq!(
+        h.statuses(),
+        [100],
+        "retransmitted INVITE gets the 100 again"
+    );
     assert!(h.events().is_empty(), "and is not reported again");
     let key = CallKey("c5".into());
-    h.cmd(Command::Answer { call: key.clone(), sdp: ANSWER.into() });
+    h.cmd(Command::Answer {
+        call: key.clone(),
+        sdp: ANSWER.into(),
+    });
     let ok = h.out().remove(0).1;
     h.send(&inv);
     let again = h.out();
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].1, ok, "after the 2xx, a retransmitted INVITE gets the 2xx");
-    let tag = message::NameAddr::parse(ok.header("To").unwrap()).unwrap().tag().unwrap().to_string();
+    assert_eq!(
+        again[0].1, ok,
+        "after the 2xx, a retransmitted INVITE gets the 2xx"
+    );
+    let tag = message::NameAddr::parse(ok.header("To").unwrap())
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_string();
     h.ack("c5", &tag, 1, "");
     h.events();
-    let bye = Req::new("BYE", "c5", "z9hG4bKbye1", 2).to_tag(&tag);
+    let bye = Req::new("BYE", "c5", "z9hG4bKbye1", 2).with_to_tag(&tag);
     h.send(&bye);
     assert_eq!(h.statuses(), [200]);
-    assert_eq!(h.events(), [Event::Terminated { call: key, reason: EndReason::RemoteBye }]);
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: key,
+            reason: EndReason::RemoteBye
+        }]
+    );
     h.send(&bye);
     assert_eq!(h.statuses(), [200]);
     assert!(h.events().is_empty());
@@ -356,14 +478,29 @@ fn late_offer_takes_the_answer_from_the_ack() {
     let mut h = Harness::new();
     h.send(&Req::new("INVITE", "c6", "z9hG4bKinv6", 1));
     h.out();
-    let Some(Event::IncomingCall(ic)) = h.events().pop() else { panic!() };
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
     assert_eq!(ic.offer, None);
-    h.cmd(Command::Answer { call: ic.call.clone(), sdp: ANSWER.into() });
+    h.cmd(Command::Answer {
+        call: ic.call.clone(),
+        sdp: ANSWER.into(),
+    });
     let ok = h.out().remove(0).1;
     assert_eq!(ok.body, ANSWER.as_bytes(), "our offer goes in the 200");
-    let tag = message::NameAddr::parse(ok.header("To").unwrap()).unwrap().tag().unwrap().to_string();
+    let tag = message::NameAddr::parse(ok.header("To").unwrap())
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_string();
     h.ack("c6", &tag, 1, OFFER);
-    assert_eq!(h.events(), [Event::Established { call: ic.call, ack_sdp: Some(OFFER.into()) }]);
+    assert_eq!(
+        h.events(),
+        [Event::Established {
+            call: ic.call,
+            ack_sdp: Some(OFFER.into())
+        }]
+    );
 }
 
 #[test]
@@ -373,7 +510,12 @@ fn reinvite_and_update_get_the_same_session() {
     h.ack("c7", &tag, 1, "");
     h.events();
     let hold = OFFER.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
-    h.send(&Req::new("INVITE", "c7", "z9hG4bKre1", 2).to_tag(&tag).extra("Content-Type: application/sdp\r\n").body(&hold));
+    h.send(
+        &Req::new("INVITE", "c7", "z9hG4bKre1", 2)
+            .with_to_tag(&tag)
+            .extra("Content-Type: application/sdp\r\n")
+            .body(&hold),
+    );
     let out = h.out();
     assert_eq!(out.len(), 1, "no 100 for a re-INVITE answered at once");
     assert_eq!(out[0].1.status(), Some(200));
@@ -388,12 +530,17 @@ fn reinvite_and_update_get_the_same_session() {
     assert!(h.out().is_empty());
     assert!(h.events().is_empty(), "a refresh is not reported");
 
-    h.send(&Req::new("UPDATE", "c7", "z9hG4bKup1", 3).to_tag(&tag).extra("Content-Type: application/sdp\r\n").body(OFFER));
+    h.send(
+        &Req::new("UPDATE", "c7", "z9hG4bKup1", 3)
+            .with_to_tag(&tag)
+            .extra("Content-Type: application/sdp\r\n")
+            .body(OFFER),
+    );
     let out = h.out();
     assert_eq!(out[0].1.status(), Some(200));
     assert_eq!(out[0].1.body, ok.body);
     // A re-INVITE in an unknown dialog: 481.
-    h.send(&Req::new("INVITE", "c7", "z9hG4bKre9", 4).to_tag("not-ours"));
+    h.send(&Req::new("INVITE", "c7", "z9hG4bKre9", 4).with_to_tag("not-ours"));
     assert_eq!(h.statuses(), [481]);
     assert_eq!(h.ep.active_calls(), 1);
     let _ = key;
@@ -412,9 +559,16 @@ fn refer_and_notify_report_transfer_progress() {
     });
     let out = h.out();
     let (dest, refer) = &out[0];
-    assert_eq!(*dest, caller(), "symmetric signalling: back to where the INVITE came from");
+    assert_eq!(
+        *dest,
+        caller(),
+        "symmetric signalling: back to where the INVITE came from"
+    );
     assert_eq!(refer.method(), Some("REFER"));
-    assert_eq!(refer.header("Refer-To"), Some("<sip:agents@127.0.0.1:5090>"));
+    assert_eq!(
+        refer.header("Refer-To"),
+        Some("<sip:agents@127.0.0.1:5090>")
+    );
     assert_eq!(refer.header("Referred-By"), Some("<sip:echo@127.0.0.1>"));
     assert_eq!(refer.header("X-Transfer-Reason"), Some("locked-out"));
     assert_eq!(refer.header("CSeq"), Some("1 REFER"));
@@ -429,35 +583,66 @@ fn refer_and_notify_report_transfer_progress() {
         refer.header("To").unwrap()
     );
     h.ep.handle_datagram(h.now, Transport::Udp, caller(), resp.as_bytes());
-    assert_eq!(h.events(), [Event::ReferStatus { call: key.clone(), status: ReferStatus::Accepted }]);
+    assert_eq!(
+        h.events(),
+        [Event::ReferStatus {
+            call: key.clone(),
+            status: ReferStatus::Accepted
+        }]
+    );
     // A retransmitted 202 is absorbed.
     h.ep.handle_datagram(h.now, Transport::Udp, caller(), resp.as_bytes());
     assert!(h.events().is_empty());
     // NOTIFY with the sipfrag.
     h.send(
         &Req::new("NOTIFY", "c8", "z9hG4bKn1", 2)
-            .to_tag(&tag)
+            .with_to_tag(&tag)
             .extra("Event: refer\r\nSubscription-State: terminated\r\nContent-Type: message/sipfrag;version=2.0\r\n")
             .body("SIP/2.0 180 Ringing\r\n"),
     );
     assert_eq!(h.statuses(), [200]);
-    assert_eq!(h.events(), [Event::ReferStatus { call: key.clone(), status: ReferStatus::Notify(180) }]);
+    assert_eq!(
+        h.events(),
+        [Event::ReferStatus {
+            call: key.clone(),
+            status: ReferStatus::Notify(180)
+        }]
+    );
     // NOTIFY for an unknown dialog: 481.
-    h.send(&Req::new("NOTIFY", "zz", "z9hG4bKn2", 3).to_tag("x").extra("Event: refer\r\nContent-Type: message/sipfrag\r\n").body("SIP/2.0 200 OK\r\n"));
+    h.send(
+        &Req::new("NOTIFY", "zz", "z9hG4bKn2", 3)
+            .with_to_tag("x")
+            .extra("Event: refer\r\nContent-Type: message/sipfrag\r\n")
+            .body("SIP/2.0 200 OK\r\n"),
+    );
     assert_eq!(h.statuses(), [481]);
     let _ = branch;
 
     // A second REFER is rejected, a third times out.
-    h.cmd(Command::Refer { call: key.clone(), target: "sip:a@127.0.0.1".into(), headers: vec![] });
+    h.cmd(Command::Refer {
+        call: key.clone(),
+        target: "sip:a@127.0.0.1".into(),
+        headers: vec![],
+    });
     let refer = h.out().remove(0).1;
     let resp = format!(
         "SIP/2.0 603 Decline\r\nVia: {}\r\nFrom: x\r\nTo: y\r\nCall-ID: c8\r\nCSeq: 2 REFER\r\nContent-Length: 0\r\n\r\n",
         refer.header("Via").unwrap()
     );
     h.ep.handle_datagram(h.now, Transport::Udp, caller(), resp.as_bytes());
-    assert_eq!(h.events(), [Event::ReferStatus { call: key.clone(), status: ReferStatus::Rejected(603) }]);
+    assert_eq!(
+        h.events(),
+        [Event::ReferStatus {
+            call: key.clone(),
+            status: ReferStatus::Rejected(603)
+        }]
+    );
     let start = h.now;
-    h.cmd(Command::Refer { call: key.clone(), target: "sip:a@127.0.0.1".into(), headers: vec![] });
+    h.cmd(Command::Refer {
+        call: key.clone(),
+        target: "sip:a@127.0.0.1".into(),
+        headers: vec![],
+    });
     h.out();
     let mut resent = Vec::new();
     while h.step(start + Duration::from_secs(40)) {
@@ -469,7 +654,10 @@ fn refer_and_notify_report_transfer_progress() {
         }
     }
     // Timer E: 0.5, 1.5, 3.5, 7.5, then every T2 = 4 s; Timer F at 32 s.
-    assert_eq!(resent, [500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
+    assert_eq!(
+        resent,
+        [500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+    );
     assert_eq!(h.now - start, Duration::from_secs(32));
 }
 
@@ -480,10 +668,20 @@ fn refer_timeout_is_reported_as_408() {
     h.ack("c8b", &tag, 1, "");
     h.events();
     let start = h.now;
-    h.cmd(Command::Refer { call: key.clone(), target: "sip:a@127.0.0.1".into(), headers: vec![] });
+    h.cmd(Command::Refer {
+        call: key.clone(),
+        target: "sip:a@127.0.0.1".into(),
+        headers: vec![],
+    });
     while h.step(start + Duration::from_secs(40)) {}
     h.out();
-    assert_eq!(h.events(), [Event::ReferStatus { call: key, status: ReferStatus::Rejected(408) }]);
+    assert_eq!(
+        h.events(),
+        [Event::ReferStatus {
+            call: key,
+            status: ReferStatus::Rejected(408)
+        }]
+    );
 }
 
 #[test]
@@ -497,13 +695,21 @@ fn options_in_and_out_of_dialog() {
     assert!(ok.header("Accept").unwrap().contains("application/sdp"));
     assert!(ok.header("Supported").is_some());
     let (_, tag, _) = h.answered_call("o2");
-    h.send(&Req::new("OPTIONS", "o2", "z9hG4bKo2", 2).to_tag(&tag));
+    h.send(&Req::new("OPTIONS", "o2", "z9hG4bKo2", 2).with_to_tag(&tag));
     let out = h.out();
     assert_eq!(out[0].1.status(), Some(200));
-    assert!(out[0].1.header("To").unwrap().ends_with(&format!(";tag={tag}")));
+    assert!(out[0]
+        .1
+        .header("To")
+        .unwrap()
+        .ends_with(&format!(";tag={tag}")));
     // Max-Forwards: 0 at an endpoint is processed normally.
     h.send(&Req::new("OPTIONS", "o3", "z9hG4bKo3", 1).extra("Max-Forwards: 0\r\n"));
-    assert_eq!(h.statuses(), [400], "two Max-Forwards headers are malformed");
+    assert_eq!(
+        h.statuses(),
+        [400],
+        "two Max-Forwards headers are malformed"
+    );
 }
 
 #[test]
@@ -512,10 +718,26 @@ fn info_carries_dtmf() {
     let (key, tag, _) = h.answered_call("i1");
     h.ack("i1", &tag, 1, "");
     h.events();
-    let cases: &[(&str, &str, u16, Option<(char, Option<u32>)>)] = &[
-        ("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", 200, Some(('5', Some(160)))),
-        ("application/dtmf-relay", "Signal= #\r\nDuration= 250\r\n", 200, Some(('#', Some(250)))),
-        ("Application/DTMF-Relay", "Signal=11\r\n", 200, Some(('#', None))),
+    type Digit = Option<(char, Option<u32>)>;
+    let cases: &[(&str, &str, u16, Digit)] = &[
+        (
+            "application/dtmf-relay",
+            "Signal=5\r\nDuration=160\r\n",
+            200,
+            Some(('5', Some(160))),
+        ),
+        (
+            "application/dtmf-relay",
+            "Signal= #\r\nDuration= 250\r\n",
+            200,
+            Some(('#', Some(250))),
+        ),
+        (
+            "Application/DTMF-Relay",
+            "Signal=11\r\n",
+            200,
+            Some(('#', None)),
+        ),
         ("application/dtmf", "5", 200, Some(('5', None))),
         ("application/dtmf", "*\r\n", 200, Some(('*', None))),
         ("application/dtmf-relay", "Signal=X\r\n", 400, None),
@@ -524,15 +746,29 @@ fn info_carries_dtmf() {
     for (i, (ct, body, status, digit)) in cases.iter().enumerate() {
         let branch = format!("z9hG4bKinfo{i}");
         let extra = format!("Content-Type: {ct}\r\n");
-        h.send(&Req::new("INFO", "i1", &branch, 2 + i as u32).to_tag(&tag).extra(&extra).body(body));
+        h.send(
+            &Req::new("INFO", "i1", &branch, 2 + i as u32)
+                .with_to_tag(&tag)
+                .extra(&extra)
+                .body(body),
+        );
         assert_eq!(h.statuses(), [*status], "{ct} {body:?}");
         let want: Vec<Event> = digit
             .iter()
-            .map(|(d, dur)| Event::Dtmf { call: key.clone(), digit: *d, duration_ms: *dur })
+            .map(|(d, dur)| Event::Dtmf {
+                call: key.clone(),
+                digit: *d,
+                duration_ms: *dur,
+            })
             .collect();
         assert_eq!(h.events(), want, "{ct} {body:?}");
     }
-    h.send(&Req::new("INFO", "unknown", "z9hG4bKinfoX", 1).to_tag("t").extra("Content-Type: application/dtmf\r\n").body("1"));
+    h.send(
+        &Req::new("INFO", "unknown", "z9hG4bKinfoX", 1)
+            .with_to_tag("t")
+            .extra("Content-Type: application/dtmf\r\n")
+            .body("1"),
+    );
     assert_eq!(h.statuses(), [481]);
 }
 
@@ -567,14 +803,24 @@ fn responses_go_to_the_source_with_received_and_rport() {
 #[test]
 fn tcp_has_no_retransmissions_but_timer_h_still_runs() {
     let mut h = Harness::new();
-    let r = Req::new("INVITE", "t1", "z9hG4bKt1", 1).extra("Content-Type: application/sdp\r\n").body(OFFER);
+    let r = Req::new("INVITE", "t1", "z9hG4bKt1", 1)
+        .extra("Content-Type: application/sdp\r\n")
+        .body(OFFER);
     h.ep.handle_datagram(h.now, Transport::Tcp, caller(), &r.bytes());
     h.out();
-    let Some(Event::IncomingCall(ic)) = h.events().pop() else { panic!() };
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
     assert_eq!(ic.transport, Transport::Tcp);
-    h.cmd(Command::Answer { call: ic.call.clone(), sdp: ANSWER.into() });
+    h.cmd(Command::Answer {
+        call: ic.call.clone(),
+        sdp: ANSWER.into(),
+    });
     let ok = h.out().remove(0).1;
-    assert_eq!(ok.header("Contact"), Some("<sip:ivr@127.0.0.1:5060;transport=tcp>"));
+    assert_eq!(
+        ok.header("Contact"),
+        Some("<sip:ivr@127.0.0.1:5060;transport=tcp>")
+    );
     let mut sent = Vec::new();
     while h.step(h.t0 + Duration::from_secs(40)) {
         for (_, m) in h.out() {
@@ -582,7 +828,13 @@ fn tcp_has_no_retransmissions_but_timer_h_still_runs() {
         }
     }
     assert_eq!(sent, [(32000, Some("BYE".to_string()))]);
-    assert_eq!(h.events(), [Event::Terminated { call: ic.call, reason: EndReason::AckTimeout }]);
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: ic.call,
+            reason: EndReason::AckTimeout
+        }]
+    );
 }
 
 #[test]
@@ -590,10 +842,20 @@ fn hangup_before_answer_sends_480() {
     let mut h = Harness::new();
     h.send(&Req::new("INVITE", "h1", "z9hG4bKh1", 1));
     h.out();
-    let Some(Event::IncomingCall(ic)) = h.events().pop() else { panic!() };
-    h.cmd(Command::Hangup { call: ic.call.clone() });
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    h.cmd(Command::Hangup {
+        call: ic.call.clone(),
+    });
     assert_eq!(h.statuses(), [480]);
-    assert_eq!(h.events(), [Event::Terminated { call: ic.call, reason: EndReason::LocalBye }]);
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: ic.call,
+            reason: EndReason::LocalBye
+        }]
+    );
 }
 
 #[test]
@@ -604,7 +866,12 @@ fn stats_count_what_happened() {
     h.send(&Req::new("SUBSCRIBE", "s2", "z9hG4bKs2", 1));
     h.ep.handle_datagram(h.now, Transport::Udp, caller(), b"\x00\x01garbage");
     h.ep.handle_datagram(h.now, Transport::Udp, caller(), b"\r\n\r\n");
-    h.ep.handle_datagram(h.now, Transport::Udp, caller(), b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP x;branch=z9hG4bKq\r\nCSeq: x\r\n\r\n");
+    h.ep.handle_datagram(
+        h.now,
+        Transport::Udp,
+        caller(),
+        b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP x;branch=z9hG4bKq\r\nCSeq: x\r\n\r\n",
+    );
     let s = h.ep.stats().clone();
     assert_eq!(s.requests_received.get("OPTIONS"), Some(&1));
     assert_eq!(s.responses_sent.get(&200), Some(&1));

@@ -210,7 +210,11 @@ fn every_torture_message_is_handled_as_the_manifest_says() {
                 let Ok(Datagram::Message(p)) = message::parse(&data) else {
                     panic!("{} must parse", row.file);
                 };
-                assert!(p.defect.is_none() && p.message.status().is_some(), "{}", row.file);
+                assert!(
+                    p.defect.is_none() && p.message.status().is_some(),
+                    "{}",
+                    row.file
+                );
             }
             Status(code) if !NORMAL_HANDLING.contains(&row.file.as_str()) => assert!(
                 row.handling.contains(&code.to_string()),
@@ -237,16 +241,25 @@ fn every_torture_message_is_handled_as_the_manifest_says() {
             }
         };
         if got != expect {
-            failures.push(format!("{}: expected {expect:?}, got {got:?} ({statuses:?})", row.file));
+            failures.push(format!(
+                "{}: expected {expect:?}, got {got:?} ({statuses:?})",
+                row.file
+            ));
         }
         let stats = ep.stats();
         match expect {
-            Dropped | Stray => assert_eq!(stats.garbage_dropped, 1, "{} counted as dropped", row.file),
+            Dropped | Stray => {
+                assert_eq!(stats.garbage_dropped, 1, "{} counted as dropped", row.file)
+            }
             Status(400) => assert_eq!(stats.parse_errors, 1, "{} counted as parse error", row.file),
             _ => {}
         }
     }
-    assert!(failures.is_empty(), "torture mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "torture mismatches:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -266,7 +279,14 @@ fn corpus_then_an_ordinary_call_completes() {
     let ep_addr: SocketAddr = "127.0.0.1:5060".parse().unwrap();
     let uac_addr: SocketAddr = "127.0.0.1:40002".parse().unwrap();
     let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
-    let mut uac = Uac::new(later, config(40002), "sip:echo@127.0.0.1:5060", "alice", offer.into()).unwrap();
+    let mut uac = Uac::new(
+        later,
+        config(40002),
+        "sip:echo@127.0.0.1:5060",
+        "alice",
+        offer.into(),
+    )
+    .unwrap();
     let mut answered = false;
     let mut established = false;
     for _ in 0..10 {
@@ -279,7 +299,13 @@ fn corpus_then_an_ordinary_call_completes() {
                 Event::IncomingCall(ic) => {
                     assert_eq!(ic.request_uri_user, "echo");
                     assert_eq!(ic.from_user, "alice");
-                    ep.handle_command(later, Command::Answer { call: ic.call, sdp: offer.into() });
+                    ep.handle_command(
+                        later,
+                        Command::Answer {
+                            call: ic.call,
+                            sdp: offer.into(),
+                        },
+                    );
                 }
                 Event::Established { .. } => established = true,
                 other => panic!("{other:?}"),
@@ -296,4 +322,71 @@ fn corpus_then_an_ordinary_call_completes() {
         }
     }
     assert!(answered && established);
+}
+
+/// Seeded mutations of every corpus message (truncations, byte flips, CRLF and
+/// comma insertions) must never panic the endpoint, the framing decoder or the UAC.
+#[test]
+fn mutated_corpus_never_panics() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4475);
+    let t0 = Instant::now();
+    let mut ep = Endpoint::new(config(5060));
+    let mut uac = Uac::new(
+        t0,
+        config(40002),
+        "sip:echo@127.0.0.1:5060",
+        "alice",
+        "v=0\r\n".into(),
+    )
+    .unwrap();
+    let src: SocketAddr = SOURCE.parse().unwrap();
+    let interesting: &[u8] = b"\r\n:;,<>\"\\ =@%\x00\xff/0123456789SIPsip";
+    for row in manifest() {
+        let data = std::fs::read(corpus_dir().join(&row.file)).unwrap();
+        for _ in 0..120 {
+            let mut m = data.clone();
+            match rng.gen_range(0..4) {
+                0 => m.truncate(rng.gen_range(0..=m.len())),
+                1 => {
+                    for _ in 0..rng.gen_range(1..8) {
+                        let i = rng.gen_range(0..m.len());
+                        m[i] = interesting[rng.gen_range(0..interesting.len())];
+                    }
+                }
+                2 => {
+                    let i = rng.gen_range(0..=m.len());
+                    let b = interesting[rng.gen_range(0..interesting.len())];
+                    m.insert(i, b);
+                }
+                _ => {
+                    let i = rng.gen_range(0..m.len());
+                    m.drain(i..(i + rng.gen_range(1..20)).min(m.len()));
+                }
+            }
+            ep.handle_datagram(t0, Transport::Udp, src, &m);
+            uac.handle_datagram(t0, Transport::Udp, src, &m);
+            let mut dec = sspr_ivr::sip::framing::StreamDecoder::new();
+            dec.push(&m);
+            while let Ok(Some(msg)) = dec.next_message() {
+                ep.handle_datagram(t0, Transport::Tcp, src, &msg);
+            }
+            while let Some(ev) = ep.poll_event() {
+                if let Event::IncomingCall(ic) = ev {
+                    ep.handle_command(
+                        t0,
+                        Command::Reject {
+                            call: ic.call,
+                            status: 486,
+                            retry_after: None,
+                        },
+                    );
+                }
+            }
+            while ep.poll_transmit().is_some() {}
+            while uac.poll_transmit().is_some() {}
+        }
+    }
+    ep.handle_timeout(t0 + Duration::from_secs(60));
+    uac.handle_timeout(t0 + Duration::from_secs(60));
 }

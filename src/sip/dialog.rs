@@ -12,7 +12,9 @@
 
 use std::net::SocketAddr;
 
-use super::message::{hostport_addr, split_list, uri_hostport, Header, Message, NameAddr, StartLine};
+use super::message::{
+    hostport_addr, split_list, uri_hostport, Header, Message, NameAddr, StartLine,
+};
 use super::transaction::new_branch;
 use super::Transport;
 
@@ -97,7 +99,10 @@ impl Dialog {
         let mut headers = vec![
             Header::new(
                 "Via",
-                format!("SIP/2.0/{} {local};branch={branch};rport", self.transport.via_name()),
+                format!(
+                    "SIP/2.0/{} {local};branch={branch};rport",
+                    self.transport.via_name()
+                ),
             ),
             Header::new("Max-Forwards", "70"),
             Header::new("From", self.local_party.clone()),
@@ -157,10 +162,20 @@ mod tests {
     fn destination_rules() {
         let cases: &[(&[&str], Option<&str>, bool, &str)] = &[
             // IP first hop wins, symmetric or not.
-            (&["<sip:127.0.0.2:5080;lr>"], Some("sip:a@127.0.0.3:5090"), true, "127.0.0.2:5080"),
+            (
+                &["<sip:127.0.0.2:5080;lr>"],
+                Some("sip:a@127.0.0.3:5090"),
+                true,
+                "127.0.0.2:5080",
+            ),
             (&["<sip:127.0.0.2;lr>"], None, false, "127.0.0.2:5060"),
             // A hostname first hop is never resolved.
-            (&["<sip:proxy.example.com;lr>"], Some("sip:a@127.0.0.3:5090"), true, "127.0.0.1:5070"),
+            (
+                &["<sip:proxy.example.com;lr>"],
+                Some("sip:a@127.0.0.3:5090"),
+                true,
+                "127.0.0.1:5070",
+            ),
             // Symmetric: the source, not the Contact.
             (&[], Some("sip:a@127.0.0.3:5090"), true, "127.0.0.1:5070"),
             // Not symmetric: the Contact if it is an IP literal, else the source.
@@ -170,19 +185,35 @@ mod tests {
         ];
         for (route, contact, sym, want) in cases {
             let d = dialog(route, *contact);
-            assert_eq!(d.destination(*sym), want.parse().unwrap(), "{route:?} {contact:?} {sym}");
+            assert_eq!(
+                d.destination(*sym),
+                want.parse().unwrap(),
+                "{route:?} {contact:?} {sym}"
+            );
         }
     }
 
     #[test]
     fn in_dialog_request_headers() {
-        let mut d = dialog(&["<sip:127.0.0.2:5080;lr>", "<sip:p2.example.com;lr>"], Some("sip:a@127.0.0.3"));
+        let mut d = dialog(
+            &["<sip:127.0.0.2:5080;lr>", "<sip:p2.example.com;lr>"],
+            Some("sip:a@127.0.0.3"),
+        );
         let (m, branch) = d.request("BYE", "127.0.0.1:5060".parse().unwrap(), "ua", None, vec![]);
         assert!(branch.starts_with("z9hG4bK"));
         assert_eq!(m.header("CSeq"), Some("1 BYE"));
-        assert_eq!(m.headers_named("Route").collect::<Vec<_>>(), ["<sip:127.0.0.2:5080;lr>", "<sip:p2.example.com;lr>"]);
+        assert_eq!(
+            m.headers_named("Route").collect::<Vec<_>>(),
+            ["<sip:127.0.0.2:5080;lr>", "<sip:p2.example.com;lr>"]
+        );
         assert!(matches!(&m.start, StartLine::Request { uri, .. } if uri == "sip:a@127.0.0.3"));
-        let (m2, _) = d.request("REFER", "127.0.0.1:5060".parse().unwrap(), "ua", None, vec![]);
+        let (m2, _) = d.request(
+            "REFER",
+            "127.0.0.1:5060".parse().unwrap(),
+            "ua",
+            None,
+            vec![],
+        );
         assert_eq!(m2.header("CSeq"), Some("2 REFER"));
     }
 }

@@ -25,8 +25,8 @@ use super::transaction::{
 };
 use super::validate::{validate, Request};
 use super::{
-    random_token, CallKey, Command, EndReason, EndpointConfig, Event, IncomingCall,
-    ReferStatus, SipStats, Transmit, Transport, ACCEPT, ALLOW, SUPPORTED,
+    random_token, CallKey, Command, EndReason, EndpointConfig, Event, IncomingCall, ReferStatus,
+    SipStats, Transmit, Transport, ACCEPT, ALLOW, SUPPORTED,
 };
 
 /// Contact user part of the IVR.
@@ -141,7 +141,13 @@ impl Endpoint {
     }
 
     /// Feed one UDP datagram or one framed stream message.
-    pub fn handle_datagram(&mut self, now: Instant, transport: Transport, source: SocketAddr, data: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        data: &[u8],
+    ) {
         let parsed = match message::parse(data) {
             Ok(Datagram::Keepalive) => return,
             Ok(Datagram::Message(p)) => p,
@@ -171,14 +177,25 @@ impl Endpoint {
                 }
                 tracing::debug!(status = rejection.status, why = rejection.why, %source, "rejecting request");
                 let tag = random_token(12);
-                let mut resp = response_to(&msg, source, rejection.status, Some(&tag), &self.config.user_agent);
+                let mut resp = response_to(
+                    &msg,
+                    source,
+                    rejection.status,
+                    Some(&tag),
+                    &self.config.user_agent,
+                );
                 resp.headers.extend(rejection.extra);
                 self.send_response(transport, source, &resp);
             }
         }
     }
 
-    fn send_response(&mut self, transport: Transport, destination: SocketAddr, resp: &Message) -> Vec<u8> {
+    fn send_response(
+        &mut self,
+        transport: Transport,
+        destination: SocketAddr,
+        resp: &Message,
+    ) -> Vec<u8> {
         if let Some(code) = resp.status() {
             *self.stats.responses_sent.entry(code).or_default() += 1;
         }
@@ -200,7 +217,13 @@ impl Endpoint {
         });
     }
 
-    fn handle_request(&mut self, now: Instant, transport: Transport, source: SocketAddr, req: Request) {
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        req: Request,
+    ) {
         let key = server_key(&req);
         if req.method == "ACK" {
             self.handle_ack(now, &key, req);
@@ -217,7 +240,11 @@ impl Endpoint {
             }
             return;
         }
-        *self.stats.requests_received.entry(req.method.clone()).or_default() += 1;
+        *self
+            .stats
+            .requests_received
+            .entry(req.method.clone())
+            .or_default() += 1;
         let in_dialog = req.to.tag().is_some();
         match req.method.as_str() {
             "INVITE" if in_dialog => self.handle_reinvite(now, transport, source, key, req),
@@ -228,10 +255,23 @@ impl Endpoint {
                     Header::new("Allow", ALLOW),
                     Header::new("Accept", ACCEPT),
                     Header::new("Supported", SUPPORTED),
-                    Header::new("Contact", contact_value(CONTACT_USER, self.config.local_addr, transport)),
+                    Header::new(
+                        "Contact",
+                        contact_value(CONTACT_USER, self.config.local_addr, transport),
+                    ),
                 ];
                 let tag = self.dialog_tag(&req).unwrap_or_else(|| random_token(12));
-                self.respond_non_invite(now, transport, source, key, req, 200, Some(tag), extra, None);
+                self.respond_non_invite(
+                    now,
+                    transport,
+                    source,
+                    key,
+                    req,
+                    200,
+                    Some(tag),
+                    extra,
+                    None,
+                );
             }
             _ => self.handle_in_dialog(now, transport, source, key, req),
         }
@@ -239,7 +279,8 @@ impl Endpoint {
 
     /// Our tag if the request belongs to one of our dialogs.
     fn dialog_tag(&self, req: &Request) -> Option<String> {
-        self.find_dialog(req).map(|c| self.calls[&c].dialog.local_tag.clone())
+        self.find_dialog(req)
+            .map(|c| self.calls[&c].dialog.local_tag.clone())
     }
 
     fn find_dialog(&self, req: &Request) -> Option<CallKey> {
@@ -263,7 +304,13 @@ impl Endpoint {
         extra: Vec<Header>,
         body: Option<(&str, String)>,
     ) {
-        let mut resp = response_to(&req.msg, source, status, to_tag.as_deref(), &self.config.user_agent);
+        let mut resp = response_to(
+            &req.msg,
+            source,
+            status,
+            to_tag.as_deref(),
+            &self.config.user_agent,
+        );
         resp.headers.extend(extra);
         if let Some((ct, b)) = body {
             set_body(&mut resp, ct, b.as_bytes());
@@ -295,7 +342,13 @@ impl Endpoint {
         self.timers.set(Owner::Server(id), Timer::J, now + j);
     }
 
-    fn new_invite_tx(&mut self, transport: Transport, source: SocketAddr, key: String, req: Request) -> u64 {
+    fn new_invite_tx(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        key: String,
+        req: Request,
+    ) -> u64 {
         let id = self.id();
         let call = Some(CallKey(req.call_id.clone()));
         self.servers.insert(
@@ -317,11 +370,24 @@ impl Endpoint {
     }
 
     /// Send a final non-2xx on an INVITE transaction: Completed, Timers G and H.
-    fn invite_final_error(&mut self, now: Instant, id: u64, status: u16, to_tag: Option<&str>, extra: Vec<Header>) {
+    fn invite_final_error(
+        &mut self,
+        now: Instant,
+        id: u64,
+        status: u16,
+        to_tag: Option<&str>,
+        extra: Vec<Header>,
+    ) {
         let Some(tx) = self.servers.get(&id) else {
             return;
         };
-        let mut resp = response_to(&tx.request.msg, tx.source, status, to_tag, &self.config.user_agent);
+        let mut resp = response_to(
+            &tx.request.msg,
+            tx.source,
+            status,
+            to_tag,
+            &self.config.user_agent,
+        );
         resp.headers.extend(extra);
         let (transport, source) = (tx.transport, tx.source);
         let payload = self.send_response(transport, source, &resp);
@@ -331,12 +397,21 @@ impl Endpoint {
             tx.interval = self.config.t1;
         }
         if !transport.is_reliable() {
-            self.timers.set(Owner::Server(id), Timer::G, now + self.config.t1);
+            self.timers
+                .set(Owner::Server(id), Timer::G, now + self.config.t1);
         }
-        self.timers.set(Owner::Server(id), Timer::H, now + self.config.t1 * 64);
+        self.timers
+            .set(Owner::Server(id), Timer::H, now + self.config.t1 * 64);
     }
 
-    fn handle_invite(&mut self, now: Instant, transport: Transport, source: SocketAddr, key: String, req: Request) {
+    fn handle_invite(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        key: String,
+        req: Request,
+    ) {
         let call_key = CallKey(req.call_id.clone());
         let id = self.new_invite_tx(transport, source, key, req);
         let tx = &self.servers[&id];
@@ -358,7 +433,10 @@ impl Endpoint {
             call_id: req.call_id.clone(),
             local_tag: local_tag.clone(),
             remote_tag: req.from.tag().unwrap_or_default().to_string(),
-            local_party: format!("{};tag={local_tag}", req.msg.header("To").unwrap_or_default()),
+            local_party: format!(
+                "{};tag={local_tag}",
+                req.msg.header("To").unwrap_or_default()
+            ),
             remote_party: req.msg.header("From").unwrap_or_default().to_string(),
             remote_target: req.contact.as_ref().map(|c| c.uri.clone()),
             route_set: Dialog::route_set_from(&req.msg, false),
@@ -389,7 +467,14 @@ impl Endpoint {
         self.events.push_back(Event::IncomingCall(incoming));
     }
 
-    fn handle_reinvite(&mut self, now: Instant, transport: Transport, source: SocketAddr, key: String, req: Request) {
+    fn handle_reinvite(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        key: String,
+        req: Request,
+    ) {
         let found = self.find_dialog(&req);
         let cseq = req.cseq;
         let id = self.new_invite_tx(transport, source, key, req);
@@ -418,7 +503,15 @@ impl Endpoint {
     }
 
     /// Send a 2xx to an INVITE (initial or re-INVITE) and start retransmitting it.
-    fn send_2xx(&mut self, now: Instant, tx_id: u64, call_key: &CallKey, status: u16, sdp: Option<&str>, initial: bool) {
+    fn send_2xx(
+        &mut self,
+        now: Instant,
+        tx_id: u64,
+        call_key: &CallKey,
+        status: u16,
+        sdp: Option<&str>,
+        initial: bool,
+    ) {
         let Some(tx) = self.servers.get(&tx_id) else {
             return;
         };
@@ -426,8 +519,17 @@ impl Endpoint {
             return;
         };
         let (transport, source) = (tx.transport, tx.source);
-        let mut resp = response_to(&tx.request.msg, source, status, Some(&call.dialog.local_tag), &self.config.user_agent);
-        resp.push("Contact", contact_value(CONTACT_USER, self.config.local_addr, transport));
+        let mut resp = response_to(
+            &tx.request.msg,
+            source,
+            status,
+            Some(&call.dialog.local_tag),
+            &self.config.user_agent,
+        );
+        resp.push(
+            "Contact",
+            contact_value(CONTACT_USER, self.config.local_addr, transport),
+        );
         resp.push("Allow", ALLOW);
         resp.push("Supported", SUPPORTED);
         if let Some(sdp) = sdp {
@@ -440,7 +542,8 @@ impl Endpoint {
             tx.last_response = Some(payload.clone());
         }
         let t1 = self.config.t1;
-        self.timers.set(Owner::Server(tx_id), Timer::L, now + t1 * 64);
+        self.timers
+            .set(Owner::Server(tx_id), Timer::L, now + t1 * 64);
         if let Some(call) = self.calls.get_mut(call_key) {
             call.pending_2xx = Some(Pending2xx {
                 cseq,
@@ -455,7 +558,8 @@ impl Endpoint {
         }
         let owner = Owner::Call(call_key.clone());
         if !transport.is_reliable() {
-            self.timers.set(owner.clone(), Timer::Retransmit2xx, now + t1);
+            self.timers
+                .set(owner.clone(), Timer::Retransmit2xx, now + t1);
         }
         self.timers.set(owner, Timer::H, now + t1 * 64);
     }
@@ -465,7 +569,11 @@ impl Endpoint {
         if let Some(id) = self.server_index.get(key).copied() {
             let tx = &self.servers[&id];
             if tx.invite && tx.state == ServerState::Completed {
-                *self.stats.requests_received.entry("ACK".into()).or_default() += 1;
+                *self
+                    .stats
+                    .requests_received
+                    .entry("ACK".into())
+                    .or_default() += 1;
                 let reliable = tx.transport.is_reliable();
                 if let Some(tx) = self.servers.get_mut(&id) {
                     tx.state = ServerState::Confirmed;
@@ -473,7 +581,11 @@ impl Endpoint {
                 let owner = Owner::Server(id);
                 self.timers.stop(&owner, Timer::G);
                 self.timers.stop(&owner, Timer::H);
-                let i = if reliable { Duration::ZERO } else { self.config.t4 };
+                let i = if reliable {
+                    Duration::ZERO
+                } else {
+                    self.config.t4
+                };
                 self.timers.set(owner, Timer::I, now + i);
                 return;
             }
@@ -493,13 +605,21 @@ impl Endpoint {
             Some(p) if p.cseq == req.cseq => {
                 let initial = p.initial;
                 call.pending_2xx = None;
-                *self.stats.requests_received.entry("ACK".into()).or_default() += 1;
+                *self
+                    .stats
+                    .requests_received
+                    .entry("ACK".into())
+                    .or_default() += 1;
                 let owner = Owner::Call(call_key.clone());
                 self.timers.stop(&owner, Timer::Retransmit2xx);
                 self.timers.stop(&owner, Timer::H);
                 if initial {
                     call.state = CallState::Confirmed;
-                    let ack_sdp = if call.late_offer { req.body_text() } else { None };
+                    let ack_sdp = if call.late_offer {
+                        req.body_text()
+                    } else {
+                        None
+                    };
                     let tx = call.invite_tx;
                     if let Some(tx) = self.servers.get_mut(&tx) {
                         tx.state = ServerState::Confirmed;
@@ -514,10 +634,27 @@ impl Endpoint {
         }
     }
 
-    fn handle_cancel(&mut self, now: Instant, transport: Transport, source: SocketAddr, key: String, req: Request) {
+    fn handle_cancel(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        key: String,
+        req: Request,
+    ) {
         let target = cancel_target_key(&req);
         let Some(invite_id) = self.server_index.get(&target).copied() else {
-            self.respond_non_invite(now, transport, source, key, req, 481, Some(random_token(12)), Vec::new(), None);
+            self.respond_non_invite(
+                now,
+                transport,
+                source,
+                key,
+                req,
+                481,
+                Some(random_token(12)),
+                Vec::new(),
+                None,
+            );
             return;
         };
         let call_key = self.servers[&invite_id].call.clone();
@@ -526,13 +663,27 @@ impl Endpoint {
             .and_then(|k| self.calls.get(k))
             .map(|c| c.dialog.local_tag.clone())
             .unwrap_or_else(|| random_token(12));
-        self.respond_non_invite(now, transport, source, key, req, 200, Some(local_tag.clone()), Vec::new(), None);
+        self.respond_non_invite(
+            now,
+            transport,
+            source,
+            key,
+            req,
+            200,
+            Some(local_tag.clone()),
+            Vec::new(),
+            None,
+        );
         if self.servers[&invite_id].state != ServerState::Proceeding {
             return; // Too late: a final response was already sent.
         }
         self.invite_final_error(now, invite_id, 487, Some(&local_tag), Vec::new());
         if let Some(k) = call_key {
-            if self.calls.get(&k).is_some_and(|c| c.state == CallState::Offered) {
+            if self
+                .calls
+                .get(&k)
+                .is_some_and(|c| c.state == CallState::Offered)
+            {
                 self.end_call(&k, EndReason::Cancelled);
             }
         }
@@ -548,9 +699,26 @@ impl Endpoint {
         }
     }
 
-    fn handle_in_dialog(&mut self, now: Instant, transport: Transport, source: SocketAddr, key: String, req: Request) {
+    fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        key: String,
+        req: Request,
+    ) {
         let Some(call_key) = self.find_dialog(&req) else {
-            self.respond_non_invite(now, transport, source, key, req, 481, Some(random_token(12)), Vec::new(), None);
+            self.respond_non_invite(
+                now,
+                transport,
+                source,
+                key,
+                req,
+                481,
+                Some(random_token(12)),
+                Vec::new(),
+                None,
+            );
             return;
         };
         let Some(call) = self.calls.get_mut(&call_key) else {
@@ -558,13 +726,33 @@ impl Endpoint {
         };
         let tag = call.dialog.local_tag.clone();
         if req.cseq < call.dialog.remote_cseq {
-            self.respond_non_invite(now, transport, source, key, req, 500, Some(tag), Vec::new(), None);
+            self.respond_non_invite(
+                now,
+                transport,
+                source,
+                key,
+                req,
+                500,
+                Some(tag),
+                Vec::new(),
+                None,
+            );
             return;
         }
         call.dialog.remote_cseq = req.cseq;
         match req.method.as_str() {
             "BYE" => {
-                self.respond_non_invite(now, transport, source, key, req, 200, Some(tag.clone()), Vec::new(), None);
+                self.respond_non_invite(
+                    now,
+                    transport,
+                    source,
+                    key,
+                    req,
+                    200,
+                    Some(tag.clone()),
+                    Vec::new(),
+                    None,
+                );
                 if let Some(call) = self.calls.get(&call_key) {
                     if call.state == CallState::Offered {
                         let tx = call.invite_tx;
@@ -585,18 +773,57 @@ impl Endpoint {
                     "Contact",
                     contact_value(CONTACT_USER, self.config.local_addr, transport),
                 )];
-                self.respond_non_invite(now, transport, source, key, req, 200, Some(tag), extra, body);
+                self.respond_non_invite(
+                    now,
+                    transport,
+                    source,
+                    key,
+                    req,
+                    200,
+                    Some(tag),
+                    extra,
+                    body,
+                );
             }
             "NOTIFY" => self.handle_notify(now, transport, source, key, req, call_key, tag),
             // REFER (we do not get transferred) and anything else served in a dialog.
-            _ => self.respond_non_invite(now, transport, source, key, req, 603, Some(tag), Vec::new(), None),
+            _ => self.respond_non_invite(
+                now,
+                transport,
+                source,
+                key,
+                req,
+                603,
+                Some(tag),
+                Vec::new(),
+                None,
+            ),
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn handle_info(&mut self, now: Instant, transport: Transport, source: SocketAddr, key: String, req: Request, call: CallKey, tag: String) {
+    fn handle_info(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        key: String,
+        req: Request,
+        call: CallKey,
+        tag: String,
+    ) {
         if req.msg.body.is_empty() {
-            self.respond_non_invite(now, transport, source, key, req, 200, Some(tag), Vec::new(), None);
+            self.respond_non_invite(
+                now,
+                transport,
+                source,
+                key,
+                req,
+                200,
+                Some(tag),
+                Vec::new(),
+                None,
+            );
             return;
         }
         let ct = req.content_type().unwrap_or_default();
@@ -608,12 +835,45 @@ impl Endpoint {
         };
         match parsed {
             None => {
-                let extra = vec![Header::new("Accept", "application/dtmf-relay, application/dtmf")];
-                self.respond_non_invite(now, transport, source, key, req, 415, Some(tag), extra, None);
+                let extra = vec![Header::new(
+                    "Accept",
+                    "application/dtmf-relay, application/dtmf",
+                )];
+                self.respond_non_invite(
+                    now,
+                    transport,
+                    source,
+                    key,
+                    req,
+                    415,
+                    Some(tag),
+                    extra,
+                    None,
+                );
             }
-            Some(None) => self.respond_non_invite(now, transport, source, key, req, 400, Some(tag), Vec::new(), None),
+            Some(None) => self.respond_non_invite(
+                now,
+                transport,
+                source,
+                key,
+                req,
+                400,
+                Some(tag),
+                Vec::new(),
+                None,
+            ),
             Some(Some((digit, duration_ms))) => {
-                self.respond_non_invite(now, transport, source, key, req, 200, Some(tag), Vec::new(), None);
+                self.respond_non_invite(
+                    now,
+                    transport,
+                    source,
+                    key,
+                    req,
+                    200,
+                    Some(tag),
+                    Vec::new(),
+                    None,
+                );
                 self.events.push_back(Event::Dtmf {
                     call,
                     digit,
@@ -624,11 +884,39 @@ impl Endpoint {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn handle_notify(&mut self, now: Instant, transport: Transport, source: SocketAddr, key: String, req: Request, call: CallKey, tag: String) {
-        let event = req.msg.header("Event").unwrap_or_default().to_ascii_lowercase();
-        let event_type = event.split(';').next().unwrap_or_default().trim().to_string();
+    fn handle_notify(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        key: String,
+        req: Request,
+        call: CallKey,
+        tag: String,
+    ) {
+        let event = req
+            .msg
+            .header("Event")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let event_type = event
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         if event_type != "refer" {
-            self.respond_non_invite(now, transport, source, key, req, 489, Some(tag), Vec::new(), None);
+            self.respond_non_invite(
+                now,
+                transport,
+                source,
+                key,
+                req,
+                489,
+                Some(tag),
+                Vec::new(),
+                None,
+            );
             return;
         }
         let ct = req.content_type().unwrap_or_default();
@@ -639,13 +927,33 @@ impl Endpoint {
         };
         match code {
             Some(code) => {
-                self.respond_non_invite(now, transport, source, key, req, 200, Some(tag), Vec::new(), None);
+                self.respond_non_invite(
+                    now,
+                    transport,
+                    source,
+                    key,
+                    req,
+                    200,
+                    Some(tag),
+                    Vec::new(),
+                    None,
+                );
                 self.events.push_back(Event::ReferStatus {
                     call,
                     status: ReferStatus::Notify(code),
                 });
             }
-            None => self.respond_non_invite(now, transport, source, key, req, 400, Some(tag), Vec::new(), None),
+            None => self.respond_non_invite(
+                now,
+                transport,
+                source,
+                key,
+                req,
+                400,
+                Some(tag),
+                Vec::new(),
+                None,
+            ),
         }
     }
 
@@ -677,7 +985,11 @@ impl Endpoint {
         let owner = Owner::Client(id);
         self.timers.stop(&owner, Timer::E);
         self.timers.stop(&owner, Timer::F);
-        let k = if reliable { Duration::ZERO } else { self.config.t4 };
+        let k = if reliable {
+            Duration::ZERO
+        } else {
+            self.config.t4
+        };
         self.timers.set(owner, Timer::K, now + k);
         if purpose == ClientPurpose::Refer {
             let status = if (200..300).contains(&code) {
@@ -689,11 +1001,24 @@ impl Endpoint {
         }
     }
 
-    fn send_request(&mut self, now: Instant, call_key: &CallKey, method: &str, purpose: ClientPurpose, extra: Vec<Header>) {
+    fn send_request(
+        &mut self,
+        now: Instant,
+        call_key: &CallKey,
+        method: &str,
+        purpose: ClientPurpose,
+        extra: Vec<Header>,
+    ) {
         let Some(call) = self.calls.get_mut(call_key) else {
             return;
         };
-        let (msg, branch) = call.dialog.request(method, self.config.local_addr, &self.config.user_agent, None, extra);
+        let (msg, branch) = call.dialog.request(
+            method,
+            self.config.local_addr,
+            &self.config.user_agent,
+            None,
+            extra,
+        );
         let destination = call.dialog.destination(self.config.symmetric_signalling);
         let transport = call.dialog.transport;
         let payload = msg.to_bytes();
@@ -719,7 +1044,8 @@ impl Endpoint {
         self.client_index.insert(branch, id);
         let owner = Owner::Client(id);
         if !transport.is_reliable() {
-            self.timers.set(owner.clone(), Timer::E, now + self.config.t1);
+            self.timers
+                .set(owner.clone(), Timer::E, now + self.config.t1);
         }
         self.timers.set(owner, Timer::F, now + self.config.t1 * 64);
     }
@@ -742,7 +1068,11 @@ impl Endpoint {
                 status,
                 retry_after,
             } => {
-                let status = if (300..700).contains(&status) { status } else { 500 };
+                let status = if (300..700).contains(&status) {
+                    status
+                } else {
+                    500
+                };
                 self.reject(now, &call, status, retry_after, EndReason::Rejected(status));
             }
             Command::Hangup { call } => {
@@ -770,14 +1100,19 @@ impl Endpoint {
                 let transport = c.dialog.transport;
                 let referred_by = NameAddr::parse(&c.dialog.local_party)
                     .map(|n| format!("<{}>", n.uri))
-                    .unwrap_or_else(|| contact_value(CONTACT_USER, self.config.local_addr, transport));
+                    .unwrap_or_else(|| {
+                        contact_value(CONTACT_USER, self.config.local_addr, transport)
+                    });
                 let refer_to = if target.trim_start().starts_with('<') {
                     target
                 } else {
                     format!("<{target}>")
                 };
                 let mut extra = vec![
-                    Header::new("Contact", contact_value(CONTACT_USER, self.config.local_addr, transport)),
+                    Header::new(
+                        "Contact",
+                        contact_value(CONTACT_USER, self.config.local_addr, transport),
+                    ),
                     Header::new("Refer-To", refer_to),
                     Header::new("Referred-By", referred_by),
                 ];
@@ -787,7 +1122,14 @@ impl Endpoint {
         }
     }
 
-    fn reject(&mut self, now: Instant, call: &CallKey, status: u16, retry_after: Option<u32>, reason: EndReason) {
+    fn reject(
+        &mut self,
+        now: Instant,
+        call: &CallKey,
+        status: u16,
+        retry_after: Option<u32>,
+        reason: EndReason,
+    ) {
         let Some(c) = self.calls.get(call) else {
             return;
         };
@@ -814,7 +1156,11 @@ impl Endpoint {
                     }
                     tx.interval = backoff(tx.interval, self.config.t2);
                     let next = deadline + tx.interval;
-                    let (t, d, p) = (tx.transport, tx.source, tx.last_response.clone().unwrap_or_default());
+                    let (t, d, p) = (
+                        tx.transport,
+                        tx.source,
+                        tx.last_response.clone().unwrap_or_default(),
+                    );
                     self.timers.set(Owner::Server(id), Timer::G, next);
                     self.resend(t, d, p);
                 }
@@ -849,13 +1195,18 @@ impl Endpoint {
                         Some(c) => c.dialog.transport,
                         None => continue,
                     };
-                    let Some(p) = self.calls.get_mut(&key).and_then(|c| c.pending_2xx.as_mut()) else {
+                    let Some(p) = self
+                        .calls
+                        .get_mut(&key)
+                        .and_then(|c| c.pending_2xx.as_mut())
+                    else {
                         continue;
                     };
                     p.interval = backoff(p.interval, t2);
                     let next = deadline + p.interval;
                     let (d, payload) = (p.destination, p.payload.clone());
-                    self.timers.set(Owner::Call(key), Timer::Retransmit2xx, next);
+                    self.timers
+                        .set(Owner::Call(key), Timer::Retransmit2xx, next);
                     self.resend(transport, d, payload);
                 }
                 (Owner::Call(key), Timer::H) => {

@@ -141,7 +141,10 @@ mod tests {
     #[test]
     fn errors_close_the_connection() {
         let cases: &[(&[u8], FramingError)] = &[
-            (b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\n", FramingError::MissingContentLength),
+            (
+                b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\n",
+                FramingError::MissingContentLength,
+            ),
             (
                 b"OPTIONS sip:a SIP/2.0\r\nContent-Length: -999\r\n\r\n",
                 FramingError::BadContentLength("negative Content-Length"),

@@ -316,7 +316,10 @@ pub fn parse(data: &[u8]) -> Result<Datagram, ParseError> {
     }))
 }
 
-fn parse_start_line(line: &str, defect: &mut Option<&'static str>) -> Result<StartLine, ParseError> {
+fn parse_start_line(
+    line: &str,
+    defect: &mut Option<&'static str>,
+) -> Result<StartLine, ParseError> {
     if let Some(after) = line.strip_prefix("SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let mut parts = after.splitn(3, ' ');
@@ -354,7 +357,7 @@ fn parse_start_line(line: &str, defect: &mut Option<&'static str>) -> Result<Sta
     if !version_guess.starts_with("SIP/") {
         return Err(ParseError::NoStartLine);
     }
-    if parts.len() != 3 || parts[1].is_empty() {
+    if parts.len() != 3 || parts[1].is_empty() || parts[2] != version_guess {
         *defect = defect.or(Some("malformed Request-Line"));
         let uri = parts[1..]
             .iter()
@@ -429,7 +432,8 @@ pub fn parse_content_length(value: &str) -> Result<usize, &'static str> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err("malformed Content-Length");
     }
-    v.parse::<usize>().map_err(|_| "Content-Length out of range")
+    v.parse::<usize>()
+        .map_err(|_| "Content-Length out of range")
 }
 
 impl Message {
@@ -717,7 +721,9 @@ impl Via {
     }
 
     pub fn has_param(&self, name: &str) -> bool {
-        self.params.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+        self.params
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(name))
     }
 
     /// The RFC 3261 branch, if it carries the magic cookie and something after it.
@@ -738,13 +744,20 @@ pub fn stamp_via(value: &str, source: std::net::SocketAddr) -> String {
     let mut out = head.trim_end().to_string();
     for p in params.split(';') {
         let name = p.split('=').next().unwrap_or_default().trim();
-        if name.is_empty() || name.eq_ignore_ascii_case("rport") || name.eq_ignore_ascii_case("received") {
+        if name.is_empty()
+            || name.eq_ignore_ascii_case("rport")
+            || name.eq_ignore_ascii_case("received")
+        {
             continue;
         }
         out.push(';');
         out.push_str(p.trim());
     }
-    out.push_str(&format!(";received={};rport={}", source.ip(), source.port()));
+    out.push_str(&format!(
+        ";received={};rport={}",
+        source.ip(),
+        source.port()
+    ));
     out
 }
 
@@ -797,7 +810,11 @@ pub fn hostport_addr(hostport: &str) -> Option<std::net::SocketAddr> {
     if let Ok(sa) = hostport.parse::<SocketAddr>() {
         return Some(sa);
     }
-    if let Ok(ip) = hostport.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    if let Ok(ip) = hostport
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         return Some(SocketAddr::new(ip, 5060));
     }
     None

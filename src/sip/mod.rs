@@ -206,7 +206,8 @@ pub enum SipError {
 /// Methods this endpoint implements (Allow header).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER, NOTIFY";
 /// Body types accepted in requests (Accept header).
-pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
+pub const ACCEPT: &str =
+    "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
 /// Extensions we support (Supported header): none beyond RFC 3261 and RFC 3515.
 pub const SUPPORTED: &str = "";
 

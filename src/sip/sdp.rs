@@ -179,9 +179,8 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
                 }
                 match (name, arg) {
                     ("rtpmap", Some(arg)) => {
-                        let (pt, enc) = arg
-                            .split_once(' ')
-                            .ok_or(SdpError::Malformed("a=rtpmap"))?;
+                        let (pt, enc) =
+                            arg.split_once(' ').ok_or(SdpError::Malformed("a=rtpmap"))?;
                         let pt: u8 = pt
                             .trim()
                             .parse()
@@ -195,7 +194,11 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
                         rtpmaps.push(Format { pt, name, rate });
                     }
                     ("ptime", Some(arg)) => {
-                        ptime = arg.trim().parse::<u32>().ok().filter(|p| *p > 0 && *p <= 200);
+                        ptime = arg
+                            .trim()
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|p| *p > 0 && *p <= 200);
                     }
                     _ => {}
                 }
@@ -204,9 +207,7 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
         }
     }
     let (port, pts) = audio.ok_or(SdpError::NoAudio)?;
-    let addr = media_conn
-        .or(session_conn)
-        .ok_or(SdpError::NoConnection)?;
+    let addr = media_conn.or(session_conn).ok_or(SdpError::NoConnection)?;
     let formats = pts
         .iter()
         .filter_map(|pt| {
@@ -279,14 +280,20 @@ pub fn answer(neg: &Negotiated, local: SocketAddr, session_id: u64) -> String {
     if let Some(te) = neg.telephone_event_pt {
         pts.push(te.to_string());
     }
-    s.push_str(&format!("m=audio {} RTP/AVP {}\r\n", local.port(), pts.join(" ")));
+    s.push_str(&format!(
+        "m=audio {} RTP/AVP {}\r\n",
+        local.port(),
+        pts.join(" ")
+    ));
     s.push_str(&format!(
         "a=rtpmap:{} {}/8000\r\n",
         neg.audio_pt,
         neg.codec.encoding_name()
     ));
     if let Some(te) = neg.telephone_event_pt {
-        s.push_str(&format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"));
+        s.push_str(&format!(
+            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"
+        ));
     }
     s.push_str(&format!("a=ptime:{}\r\n", neg.ptime_ms));
     s.push_str(&format!("a={}\r\n", Direction::SendRecv.attr()));
@@ -307,7 +314,11 @@ pub fn offer(
         .map(|c| c.static_payload_type().to_string())
         .collect();
     pts.push(te_pt.to_string());
-    s.push_str(&format!("m=audio {} RTP/AVP {}\r\n", local.port(), pts.join(" ")));
+    s.push_str(&format!(
+        "m=audio {} RTP/AVP {}\r\n",
+        local.port(),
+        pts.join(" ")
+    ));
     for c in preference {
         s.push_str(&format!(
             "a=rtpmap:{} {}/8000\r\n",
@@ -380,10 +391,19 @@ mod tests {
     #[test]
     fn rejects_broken_offers() {
         let cases: &[(&str, SdpError)] = &[
-            ("v=0\r\nc=IN IP4 1.2.3.4\r\nm=video 1 RTP/AVP 31\r\n", SdpError::NoAudio),
+            (
+                "v=0\r\nc=IN IP4 1.2.3.4\r\nm=video 1 RTP/AVP 31\r\n",
+                SdpError::NoAudio,
+            ),
             ("v=0\r\nm=audio 1 RTP/AVP 0\r\n", SdpError::NoConnection),
-            ("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n", SdpError::Malformed("m= port")),
-            ("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 300\r\n", SdpError::Malformed("m= payload type")),
+            (
+                "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n",
+                SdpError::Malformed("m= port"),
+            ),
+            (
+                "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 300\r\n",
+                SdpError::Malformed("m= payload type"),
+            ),
             ("garbage", SdpError::Malformed("line without '='")),
         ];
         for (sdp, err) in cases {
@@ -395,7 +415,10 @@ mod tests {
     fn negotiates_by_preference_and_mirrors_pts() {
         let o = parse(SIPP).unwrap();
         let n = negotiate(&o, &[Codec::Pcmu, Codec::Pcma]).unwrap();
-        assert_eq!((n.codec, n.audio_pt, n.telephone_event_pt), (Codec::Pcmu, 0, Some(96)));
+        assert_eq!(
+            (n.codec, n.audio_pt, n.telephone_event_pt),
+            (Codec::Pcmu, 0, Some(96))
+        );
         let n = negotiate(&o, &[Codec::Pcma]).unwrap();
         assert_eq!((n.codec, n.audio_pt), (Codec::Pcma, 8));
         assert_eq!(n.remote, "127.0.0.1:6000".parse().unwrap());
@@ -403,7 +426,10 @@ mod tests {
         // A dynamic PT for PCMU is mirrored too.
         let dynamic = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 7 RTP/AVP 112 113\r\na=rtpmap:112 pcmu/8000\r\na=rtpmap:113 telephone-event/8000\r\n";
         let n = negotiate(&parse(dynamic).unwrap(), &[Codec::Pcma, Codec::Pcmu]).unwrap();
-        assert_eq!((n.codec, n.audio_pt, n.telephone_event_pt), (Codec::Pcmu, 112, Some(113)));
+        assert_eq!(
+            (n.codec, n.audio_pt, n.telephone_event_pt),
+            (Codec::Pcmu, 112, Some(113))
+        );
         let g729 = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 7 RTP/AVP 18\r\n";
         assert_eq!(
             negotiate(&parse(g729).unwrap(), &[Codec::Pcmu]).unwrap_err(),
@@ -421,12 +447,18 @@ mod tests {
         assert!(a.contains("o=sspr-ivr 42 42 IN IP4 127.0.0.1\r\n"));
         let back = parse(&a).unwrap();
         assert_eq!(back.port, 20000);
-        assert_eq!(negotiate(&back, &[Codec::Pcmu]).unwrap().telephone_event_pt, Some(96));
+        assert_eq!(
+            negotiate(&back, &[Codec::Pcmu]).unwrap().telephone_event_pt,
+            Some(96)
+        );
         assert_eq!(a, answer(&n, local, 42), "same session, same bytes");
 
         let o = offer(local, &[Codec::Pcma, Codec::Pcmu], 101, 20, 7);
         let parsed = parse(&o).unwrap();
-        assert_eq!(parsed.formats.iter().map(|f| f.pt).collect::<Vec<_>>(), [8, 0, 101]);
+        assert_eq!(
+            parsed.formats.iter().map(|f| f.pt).collect::<Vec<_>>(),
+            [8, 0, 101]
+        );
         assert_eq!(parsed.ptime, Some(20));
         let n = negotiate(&parsed, &[Codec::Pcmu]).unwrap();
         assert_eq!((n.audio_pt, n.telephone_event_pt), (0, Some(101)));

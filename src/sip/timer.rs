@@ -126,8 +126,14 @@ mod tests {
         assert_eq!(t.next(), Some(t0 + Duration::from_secs(1)));
         assert_eq!(t.pop_expired(t0), None);
         let late = t0 + Duration::from_secs(5);
-        assert_eq!(t.pop_expired(late), Some((2, Timer::J, t0 + Duration::from_secs(1))));
-        assert_eq!(t.pop_expired(late), Some((1, Timer::G, t0 + Duration::from_secs(2))));
+        assert_eq!(
+            t.pop_expired(late),
+            Some((2, Timer::J, t0 + Duration::from_secs(1)))
+        );
+        assert_eq!(
+            t.pop_expired(late),
+            Some((1, Timer::G, t0 + Duration::from_secs(2)))
+        );
         assert_eq!(t.pop_expired(t0 + Duration::from_secs(5)), None);
         t.stop_all(&1);
         assert!(t.is_empty());

@@ -85,7 +85,10 @@ pub fn server_key(req: &Request) -> String {
 /// The key of the INVITE transaction a CANCEL refers to (same branch, method INVITE).
 pub fn cancel_target_key(cancel: &Request) -> String {
     match cancel.via.rfc3261_branch() {
-        Some(branch) => format!("{branch}|{}|INVITE", cancel.via.sent_by.to_ascii_lowercase()),
+        Some(branch) => format!(
+            "{branch}|{}|INVITE",
+            cancel.via.sent_by.to_ascii_lowercase()
+        ),
         None => format!(
             "2543|{}|{}|{}|{}|INVITE",
             cancel.call_id,

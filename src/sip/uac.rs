@@ -25,7 +25,9 @@ use super::{random_token, EndpointConfig, SipError, Transmit, Transport, ALLOW};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UacEvent {
     Provisional(u16),
-    Answered { sdp: String },
+    Answered {
+        sdp: String,
+    },
     Failed(u16),
     ReferReceived {
         target: String,
@@ -34,7 +36,9 @@ pub enum UacEvent {
     ByeReceived,
     Terminated,
     /// Final status of an INFO we sent.
-    Info { status: u16 },
+    Info {
+        status: u16,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,8 +74,19 @@ struct ClientTx {
 
 /// Headers of a REFER that are not reported as extra headers.
 const REFER_STANDARD: &[&str] = &[
-    "Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Contact", "Refer-To", "User-Agent",
-    "Content-Length", "Route", "Record-Route", "Server",
+    "Via",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Max-Forwards",
+    "Contact",
+    "Refer-To",
+    "User-Agent",
+    "Content-Length",
+    "Route",
+    "Record-Route",
+    "Server",
 ];
 
 /// The UAC. See the module docs.
@@ -232,7 +247,10 @@ impl Uac {
                 }
                 cancel.body.clear();
                 cancel.headers.retain(|h| {
-                    matches!(h.name.as_str(), "Via" | "Max-Forwards" | "From" | "To" | "Call-ID" | "CSeq" | "User-Agent")
+                    matches!(
+                        h.name.as_str(),
+                        "Via" | "Max-Forwards" | "From" | "To" | "Call-ID" | "CSeq" | "User-Agent"
+                    )
                 });
                 for h in &mut cancel.headers {
                     if h.name == "CSeq" {
@@ -240,7 +258,12 @@ impl Uac {
                     }
                 }
                 let payload = cancel.to_bytes();
-                self.start_client(now, format!("{}#cancel", self.invite_branch), Purpose::Cancel, payload);
+                self.start_client(
+                    now,
+                    format!("{}#cancel", self.invite_branch),
+                    Purpose::Cancel,
+                    payload,
+                );
             }
             State::Terminated => {}
         }
@@ -252,14 +275,33 @@ impl Uac {
             return;
         }
         let body = format!("Signal={digit}\r\nDuration={duration_ms}\r\n");
-        self.send_in_dialog(now, "INFO", Purpose::Info, Vec::new(), Some(("application/dtmf-relay", body)));
+        self.send_in_dialog(
+            now,
+            "INFO",
+            Purpose::Info,
+            Vec::new(),
+            Some(("application/dtmf-relay", body)),
+        );
     }
 
-    fn send_in_dialog(&mut self, now: Instant, method: &str, purpose: Purpose, extra: Vec<Header>, body: Option<(&str, String)>) {
+    fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        method: &str,
+        purpose: Purpose,
+        extra: Vec<Header>,
+        body: Option<(&str, String)>,
+    ) {
         let Some(dialog) = self.dialog.as_mut() else {
             return;
         };
-        let (mut msg, branch) = dialog.request(method, self.config.local_addr, &self.config.user_agent, None, extra);
+        let (mut msg, branch) = dialog.request(
+            method,
+            self.config.local_addr,
+            &self.config.user_agent,
+            None,
+            extra,
+        );
         if let Some((ct, b)) = body {
             set_body(&mut msg, ct, b.as_bytes());
         }
@@ -279,11 +321,18 @@ impl Uac {
                 completed: false,
             },
         );
-        self.timers.set(Owner::Client(key.clone()), Timer::E, now + t1);
+        self.timers
+            .set(Owner::Client(key.clone()), Timer::E, now + t1);
         self.timers.set(Owner::Client(key), Timer::F, now + t1 * 64);
     }
 
-    pub fn handle_datagram(&mut self, now: Instant, _transport: Transport, source: SocketAddr, data: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        _transport: Transport,
+        source: SocketAddr,
+        data: &[u8],
+    ) {
         let Ok(Datagram::Message(parsed)) = message::parse(data) else {
             return;
         };
@@ -362,14 +411,23 @@ impl Uac {
                 remote_tag,
                 local_party,
                 remote_party: to,
-                remote_target: msg.header("Contact").and_then(NameAddr::parse).map(|n| n.uri),
+                remote_target: msg
+                    .header("Contact")
+                    .and_then(NameAddr::parse)
+                    .map(|n| n.uri),
                 route_set: Dialog::route_set_from(&msg, true),
                 local_cseq: self.invite_cseq,
                 remote_cseq: 0,
                 source: self.destination,
                 transport: Transport::Udp,
             };
-            let (ack, _) = dialog.request("ACK", self.config.local_addr, &self.config.user_agent, Some(self.invite_cseq), Vec::new());
+            let (ack, _) = dialog.request(
+                "ACK",
+                self.config.local_addr,
+                &self.config.user_agent,
+                Some(self.invite_cseq),
+                Vec::new(),
+            );
             let ack = ack.to_bytes();
             self.destination = dialog.destination(self.config.symmetric_signalling);
             self.dialog = Some(dialog);
@@ -404,7 +462,8 @@ impl Uac {
         self.send(ack.to_bytes());
         if self.state != State::Terminated {
             self.timers.stop(&Owner::Invite, Timer::B);
-            self.timers.set(Owner::Invite, Timer::D, now + Duration::from_secs(32));
+            self.timers
+                .set(Owner::Invite, Timer::D, now + Duration::from_secs(32));
             self.events.push_back(UacEvent::Failed(code));
             self.terminate();
         }
@@ -430,9 +489,22 @@ impl Uac {
         }
     }
 
-    fn respond(&mut self, now: Instant, source: SocketAddr, req: &super::validate::Request, status: u16, extra: Vec<Header>) {
+    fn respond(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        req: &super::validate::Request,
+        status: u16,
+        extra: Vec<Header>,
+    ) {
         let tag = self.dialog.as_ref().map(|d| d.local_tag.clone());
-        let mut resp = response_to(&req.msg, source, status, tag.as_deref(), &self.config.user_agent);
+        let mut resp = response_to(
+            &req.msg,
+            source,
+            status,
+            tag.as_deref(),
+            &self.config.user_agent,
+        );
         resp.headers.extend(extra);
         let payload = resp.to_bytes();
         self.transmits.push_back(Transmit {
@@ -442,7 +514,8 @@ impl Uac {
         });
         let key = server_key(req);
         self.servers.insert(key.clone(), payload);
-        self.timers.set(Owner::Server(key), Timer::J, now + self.config.t1 * 64);
+        self.timers
+            .set(Owner::Server(key), Timer::J, now + self.config.t1 * 64);
     }
 
     fn handle_request(&mut self, now: Instant, source: SocketAddr, req: super::validate::Request) {
@@ -491,14 +564,19 @@ impl Uac {
                     .msg
                     .headers
                     .iter()
-                    .filter(|h| !REFER_STANDARD.iter().any(|s| s.eq_ignore_ascii_case(&h.name)))
+                    .filter(|h| {
+                        !REFER_STANDARD
+                            .iter()
+                            .any(|s| s.eq_ignore_ascii_case(&h.name))
+                    })
                     .map(|h| (h.name.clone(), h.value.clone()))
                     .collect();
                 if self.refuse_refer {
                     self.respond(now, source, &req, 603, Vec::new());
                 } else {
                     self.respond(now, source, &req, 202, Vec::new());
-                    let contact = contact_value(&self.from_user, self.config.local_addr, Transport::Udp);
+                    let contact =
+                        contact_value(&self.from_user, self.config.local_addr, Transport::Udp);
                     let extra = vec![
                         Header::new("Event", "refer"),
                         Header::new("Subscription-State", "terminated;reason=noresource"),
@@ -509,10 +587,14 @@ impl Uac {
                         "NOTIFY",
                         Purpose::Notify,
                         extra,
-                        Some(("message/sipfrag;version=2.0", "SIP/2.0 200 OK\r\n".to_string())),
+                        Some((
+                            "message/sipfrag;version=2.0",
+                            "SIP/2.0 200 OK\r\n".to_string(),
+                        )),
                     );
                 }
-                self.events.push_back(UacEvent::ReferReceived { target, headers });
+                self.events
+                    .push_back(UacEvent::ReferReceived { target, headers });
             }
             _ => self.respond(now, source, &req, 405, vec![Header::new("Allow", ALLOW)]),
         }
@@ -525,7 +607,8 @@ impl Uac {
                     if self.state == State::Calling {
                         // Timer A doubles without the T2 cap (RFC 3261 §17.1.1.2).
                         self.invite_interval *= 2;
-                        self.timers.set(Owner::Invite, Timer::A, deadline + self.invite_interval);
+                        self.timers
+                            .set(Owner::Invite, Timer::A, deadline + self.invite_interval);
                         let p = self.invite_payload.clone();
                         self.send(p);
                     }

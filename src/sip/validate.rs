@@ -86,7 +86,11 @@ fn bad(why: &'static str) -> Rejection {
     Rejection::new(400, why)
 }
 
-fn exactly_one<'a>(msg: &'a Message, name: &'static str, why: &'static str) -> Result<&'a str, Rejection> {
+fn exactly_one<'a>(
+    msg: &'a Message,
+    name: &'static str,
+    why: &'static str,
+) -> Result<&'a str, Rejection> {
     let mut it = msg.headers_named(name);
     match (it.next(), it.next()) {
         (Some(v), None) => Ok(v),
@@ -95,7 +99,10 @@ fn exactly_one<'a>(msg: &'a Message, name: &'static str, why: &'static str) -> R
 }
 
 /// Validate a request. `defect` is the normaliser's verdict on framing.
-pub fn validate(msg: Message, defect: Option<&'static str>) -> Result<Request, Box<(Message, Rejection)>> {
+pub fn validate(
+    msg: Message,
+    defect: Option<&'static str>,
+) -> Result<Request, Box<(Message, Rejection)>> {
     match check(&msg, defect) {
         Ok(parts) => Ok(Request {
             method: parts.0,
@@ -112,7 +119,16 @@ pub fn validate(msg: Message, defect: Option<&'static str>) -> Result<Request, B
     }
 }
 
-type Parts = (String, String, String, u32, NameAddr, NameAddr, Via, Option<NameAddr>);
+type Parts = (
+    String,
+    String,
+    String,
+    u32,
+    NameAddr,
+    NameAddr,
+    Via,
+    Option<NameAddr>,
+);
 
 fn check(msg: &Message, defect: Option<&'static str>) -> Result<Parts, Rejection> {
     let StartLine::Request {
@@ -164,7 +180,8 @@ fn check(msg: &Message, defect: Option<&'static str>) -> Result<Parts, Rejection
     let Some(scheme) = scheme.filter(|s| {
         !s.is_empty()
             && s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
     }) else {
         return Err(bad("malformed Request-URI"));
     };
@@ -205,12 +222,15 @@ fn check(msg: &Message, defect: Option<&'static str>) -> Result<Parts, Rejection
         .filter(|t| !t.is_empty())
         .collect();
     if !unsupported.is_empty() && method != "ACK" && method != "CANCEL" {
-        return Err(Rejection::new(420, "unsupported extension").with("Unsupported", unsupported.join(", ")));
+        return Err(Rejection::new(420, "unsupported extension")
+            .with("Unsupported", unsupported.join(", ")));
     }
     if (method == "INVITE" || method == "UPDATE") && !msg.body.is_empty() {
         let ct = msg.header("Content-Type").map(media_type);
         if ct.as_deref() != Some("application/sdp") {
-            return Err(Rejection::new(415, "unsupported body type").with("Accept", "application/sdp"));
+            return Err(
+                Rejection::new(415, "unsupported body type").with("Accept", "application/sdp")
+            );
         }
     }
     if method == "INVITE" && !accepts_sdp(msg) {
@@ -245,10 +265,9 @@ fn accepts_sdp(msg: &Message) -> bool {
 /// Headers (`?`) are not allowed in a Request-URI; raw whitespace, `<`, `>` and `"`
 /// never are.
 pub fn valid_sip_request_uri(uri: &str) -> bool {
-    if uri
-        .bytes()
-        .any(|b| b.is_ascii_whitespace() || b == b'<' || b == b'>' || b == b'"' || b < 0x20 || b >= 0x7f)
-    {
+    if uri.bytes().any(|b| {
+        b.is_ascii_whitespace() || b == b'<' || b == b'>' || b == b'"' || !(0x20..0x7f).contains(&b)
+    }) {
         return false;
     }
     let Some((_, rest)) = uri.split_once(':') else {
@@ -285,6 +304,7 @@ pub fn valid_sip_request_uri(uri: &str) -> bool {
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     host_ok && port_ok
 }
