@@ -776,20 +776,24 @@ pub fn parse_cseq(value: &str) -> Option<(u32, String)> {
     Some((n as u32, method.to_string()))
 }
 
-/// The user part and the host[:port] of a sip/sips/tel URI (no escapes decoded).
+/// The user part of a sip/sips URI, or the number of a tel URI, with `%HH` escapes
+/// decoded (RFC 3261 §19.1.4: `sip:%65cho@host` is user `echo`). If decoding would
+/// yield control characters or invalid UTF-8 (`%00`), the raw text is kept.
 pub fn uri_user(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once(':') else {
         return String::new();
     };
-    if scheme.eq_ignore_ascii_case("tel") {
-        return rest.split(';').next().unwrap_or_default().to_string();
-    }
-    match rest.rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            userinfo.split(':').next().unwrap_or_default().to_string()
+    let raw = if scheme.eq_ignore_ascii_case("tel") {
+        rest.split(';').next().unwrap_or_default()
+    } else {
+        match rest.rfind('@') {
+            Some(at) => rest[..at].split(':').next().unwrap_or_default(),
+            None => "",
         }
-        None => String::new(),
+    };
+    match percent_encoding::percent_decode_str(raw).decode_utf8() {
+        Ok(decoded) if !decoded.chars().any(char::is_control) => decoded.into_owned(),
+        _ => raw.to_string(),
     }
 }
 
