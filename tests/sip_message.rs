@@ -419,7 +419,10 @@ fn uri_users() {
         ("sip:echo@127.0.0.1:5060", "echo"),
         ("sip:%65cho@127.0.0.1", "echo"),
         ("sips:+15551234;npdi@host;user=phone", "+15551234;npdi"),
-        ("sip:user;par=u%40example.net@example.com", "user;par=u@example.net"),
+        (
+            "sip:user;par=u%40example.net@example.com",
+            "user;par=u@example.net",
+        ),
         ("sip:alice:secret@host", "alice"),
         ("sip:user%00null@example.com", "user%00null"),
         ("tel:+1-555-1234;phone-context=x", "+1-555-1234"),
