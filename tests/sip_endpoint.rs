@@ -861,6 +861,10 @@ fn hangup_before_answer_sends_480() {
 #[test]
 fn stats_count_what_happened() {
     let mut h = Harness::new();
+    let inv = Req::new("INVITE", "s0", "z9hG4bKs0", 1);
+    h.send(&inv);
+    h.send(&inv);
+    // OPTIONS is answered statelessly: a repeat is answered again, not from a cache.
     h.send(&Req::new("OPTIONS", "s1", "z9hG4bKs1", 1));
     h.send(&Req::new("OPTIONS", "s1", "z9hG4bKs1", 1));
     h.send(&Req::new("SUBSCRIBE", "s2", "z9hG4bKs2", 1));
@@ -872,9 +876,16 @@ fn stats_count_what_happened() {
         caller(),
         b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP x;branch=z9hG4bKq\r\nCSeq: x\r\n\r\n",
     );
+    assert_eq!(h.statuses(), [100, 100, 200, 200, 405, 400]);
     let s = h.ep.stats().clone();
-    assert_eq!(s.requests_received.get("OPTIONS"), Some(&1));
-    assert_eq!(s.responses_sent.get(&200), Some(&1));
+    assert_eq!(s.requests_received.get("INVITE"), Some(&1));
+    assert_eq!(s.requests_received.get("OPTIONS"), Some(&2));
+    assert_eq!(
+        s.responses_sent.get(&100),
+        Some(&1),
+        "first transmissions only"
+    );
+    assert_eq!(s.responses_sent.get(&200), Some(&2));
     assert_eq!(s.responses_sent.get(&405), Some(&1));
     assert_eq!(s.responses_sent.get(&400), Some(&1));
     assert_eq!(s.parse_errors, 1);
