@@ -200,6 +200,10 @@ fn start_lines() {
     assert!(
         matches!(p.message.start, StartLine::Response { code: 200, ref reason, .. } if reason.ends_with("но"))
     );
+    let p = parsed(b"OPTIONS sip:a@b sip/2.0\r\nVia: x\r\n\r\n");
+    assert_eq!(p.defect, None, "SIP-Version is case-insensitive");
+    let p = parsed(b"OPTIONS SIP/2.0 \r\nVia: x\r\n\r\n");
+    assert_eq!(p.defect, Some("malformed Request-Line"));
     let p = parsed(b"NEWMETHOD sip:a@b SIP/7.0\r\nVia: x\r\n\r\n");
     assert_eq!(
         p.message.start,

@@ -139,7 +139,7 @@ fn check(msg: &Message, defect: Option<&'static str>) -> Result<Parts, Rejection
     else {
         return Err(bad("not a request"));
     };
-    if version != "SIP/2.0" && defect != Some("malformed Request-Line") {
+    if !version.eq_ignore_ascii_case("SIP/2.0") && defect != Some("malformed Request-Line") {
         return Err(Rejection::new(505, "SIP version not supported"));
     }
     if let Some(why) = defect {
