@@ -893,3 +893,49 @@ fn stats_count_what_happened() {
     assert_eq!(s.retransmits_received, 1);
     assert_eq!(s.retransmits_sent, 1);
 }
+
+#[test]
+fn without_symmetric_signalling_bye_goes_to_the_contact() {
+    let mut cfg = EndpointConfig::new("127.0.0.1:5060".parse().unwrap(), "sspr-ivr-test");
+    cfg.symmetric_signalling = false;
+    let mut h = Harness::with(cfg);
+    let inv = Req::new("INVITE", "sym2", "z9hG4bKsym2", 1).body("");
+    let text = String::from_utf8(inv.bytes()).unwrap().replace(
+        "Contact: <sip:alice@127.0.0.1:5070>",
+        "Contact: <sip:alice@127.0.0.3:5999>",
+    );
+    h.ep.handle_datagram(h.now, Transport::Udp, caller(), text.as_bytes());
+    h.out();
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    h.cmd(Command::Answer {
+        call: ic.call.clone(),
+        sdp: ANSWER.into(),
+    });
+    h.out();
+    h.cmd(Command::Hangup { call: ic.call });
+    let out = h.out();
+    assert_eq!(out[0].1.method(), Some("BYE"));
+    assert_eq!(out[0].0, "127.0.0.3:5999".parse().unwrap());
+}
+
+#[test]
+fn rfc2543_invite_without_branch_is_matched_for_retransmissions() {
+    let mut h = Harness::new();
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sip-torture/inv2543.dat"
+    ))
+    .unwrap();
+    h.ep.handle_datagram(h.now, Transport::Udp, caller(), &data);
+    h.ep.handle_datagram(h.now, Transport::Udp, caller(), &data);
+    assert_eq!(h.statuses(), [100, 100]);
+    let events = h.events();
+    assert_eq!(events.len(), 1);
+    let Event::IncomingCall(ic) = &events[0] else {
+        panic!()
+    };
+    assert_eq!(ic.request_uri_user, "UserB");
+    assert_eq!(ic.from_user, "+13035551111");
+}
