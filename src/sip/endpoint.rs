@@ -481,6 +481,7 @@ impl Endpoint {
                 pending_2xx: None,
             },
         );
+        tracing::debug!(call = %incoming.call, %source, ?transport, late_offer = incoming.offer.is_none(), "incoming call");
         self.events.push_back(Event::IncomingCall(incoming));
     }
 
@@ -711,6 +712,7 @@ impl Endpoint {
 
     fn end_call(&mut self, key: &CallKey, reason: EndReason) {
         if self.calls.remove(key).is_some() {
+            tracing::debug!(call = %key, ?reason, "call ended");
             self.timers.stop_all(&Owner::Call(key.clone()));
             self.events.push_back(Event::Terminated {
                 call: key.clone(),
