@@ -9,8 +9,11 @@
 //! response — never reported twice. Incoming REFER is declined (603): an IVR transfers,
 //! it is not transferred. INFO bodies other than `application/dtmf-relay` and
 //! `application/dtmf` get 415; an INFO without a body gets 200. OPTIONS always gets
-//! 200, in or out of a dialog. Requests rejected by validation (400, 405, 415, …) are
-//! answered statelessly.
+//! 200, in or out of a dialog. Requests rejected by validation (400, 405, 415, …),
+//! OPTIONS and 481s are answered statelessly (RFC 3261 §8.2.7), so a flood of them
+//! builds no state. A non-refer NOTIFY gets 489; a NOTIFY, INFO, BYE or UPDATE outside
+//! any dialog gets 481; an in-dialog request with a CSeq below the last one gets 500;
+//! a re-INVITE while our 2xx is unacknowledged gets 491.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -261,17 +264,9 @@ impl Endpoint {
                     ),
                 ];
                 let tag = self.dialog_tag(&req).unwrap_or_else(|| random_token(12));
-                self.respond_non_invite(
-                    now,
-                    transport,
-                    source,
-                    key,
-                    req,
-                    200,
-                    Some(tag),
-                    extra,
-                    None,
-                );
+                // Stateless: a keepalive needs no transaction, and a flood of them
+                // must not build up state.
+                self.respond_stateless(transport, source, &req, 200, Some(tag), extra);
             }
             _ => self.handle_in_dialog(now, transport, source, key, req),
         }
@@ -281,6 +276,28 @@ impl Endpoint {
     fn dialog_tag(&self, req: &Request) -> Option<String> {
         self.find_dialog(req)
             .map(|c| self.calls[&c].dialog.local_tag.clone())
+    }
+
+    /// Answer without a transaction (RFC 3261 §8.2.7): a retransmitted request simply
+    /// gets the same answer again.
+    fn respond_stateless(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        req: &Request,
+        status: u16,
+        to_tag: Option<String>,
+        extra: Vec<Header>,
+    ) {
+        let mut resp = response_to(
+            &req.msg,
+            source,
+            status,
+            to_tag.as_deref(),
+            &self.config.user_agent,
+        );
+        resp.headers.extend(extra);
+        self.send_response(transport, source, &resp);
     }
 
     fn find_dialog(&self, req: &Request) -> Option<CallKey> {
@@ -464,6 +481,7 @@ impl Endpoint {
                 pending_2xx: None,
             },
         );
+        tracing::debug!(call = %incoming.call, %source, ?transport, late_offer = incoming.offer.is_none(), "incoming call");
         self.events.push_back(Event::IncomingCall(incoming));
     }
 
@@ -475,13 +493,19 @@ impl Endpoint {
         key: String,
         req: Request,
     ) {
-        let found = self.find_dialog(&req);
-        let cseq = req.cseq;
-        let id = self.new_invite_tx(transport, source, key, req);
-        let Some(call_key) = found else {
-            self.invite_final_error(now, id, 481, None, Vec::new());
+        let Some(call_key) = self.find_dialog(&req) else {
+            self.respond_stateless(
+                transport,
+                source,
+                &req,
+                481,
+                Some(random_token(12)),
+                Vec::new(),
+            );
             return;
         };
+        let cseq = req.cseq;
+        let id = self.new_invite_tx(transport, source, key, req);
         let call = &self.calls[&call_key];
         let tag = call.dialog.local_tag.clone();
         if cseq < call.dialog.remote_cseq {
@@ -644,16 +668,13 @@ impl Endpoint {
     ) {
         let target = cancel_target_key(&req);
         let Some(invite_id) = self.server_index.get(&target).copied() else {
-            self.respond_non_invite(
-                now,
+            self.respond_stateless(
                 transport,
                 source,
-                key,
-                req,
+                &req,
                 481,
                 Some(random_token(12)),
                 Vec::new(),
-                None,
             );
             return;
         };
@@ -691,6 +712,7 @@ impl Endpoint {
 
     fn end_call(&mut self, key: &CallKey, reason: EndReason) {
         if self.calls.remove(key).is_some() {
+            tracing::debug!(call = %key, ?reason, "call ended");
             self.timers.stop_all(&Owner::Call(key.clone()));
             self.events.push_back(Event::Terminated {
                 call: key.clone(),
@@ -708,16 +730,13 @@ impl Endpoint {
         req: Request,
     ) {
         let Some(call_key) = self.find_dialog(&req) else {
-            self.respond_non_invite(
-                now,
+            self.respond_stateless(
                 transport,
                 source,
-                key,
-                req,
+                &req,
                 481,
                 Some(random_token(12)),
                 Vec::new(),
-                None,
             );
             return;
         };

@@ -320,7 +320,15 @@ fn parse_start_line(
     line: &str,
     defect: &mut Option<&'static str>,
 ) -> Result<StartLine, ParseError> {
+<<<<<<< HEAD
     if let Some(after) = line.strip_prefix("SIP/") {
+=======
+    // SIP-Version is case-insensitive (RFC 3261 §7.1).
+    let is_sip_version =
+        |v: &str| v.len() >= 4 && v.is_char_boundary(4) && v[..4].eq_ignore_ascii_case("SIP/");
+    if is_sip_version(line) {
+        let after = &line[4..];
+>>>>>>> sip
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let mut parts = after.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
@@ -354,10 +362,10 @@ fn parse_start_line(
         .find(|p| !p.is_empty())
         .copied()
         .unwrap_or_default();
-    if !version_guess.starts_with("SIP/") {
+    if !is_sip_version(version_guess) {
         return Err(ParseError::NoStartLine);
     }
-    if parts.len() != 3 || parts[1].is_empty() {
+    if parts.len() != 3 || parts[1].is_empty() || parts[2] != version_guess {
         *defect = defect.or(Some("malformed Request-Line"));
         let uri = parts[1..]
             .iter()
@@ -776,20 +784,24 @@ pub fn parse_cseq(value: &str) -> Option<(u32, String)> {
     Some((n as u32, method.to_string()))
 }
 
-/// The user part and the host[:port] of a sip/sips/tel URI (no escapes decoded).
+/// The user part of a sip/sips URI, or the number of a tel URI, with `%HH` escapes
+/// decoded (RFC 3261 §19.1.4: `sip:%65cho@host` is user `echo`). If decoding would
+/// yield control characters or invalid UTF-8 (`%00`), the raw text is kept.
 pub fn uri_user(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once(':') else {
         return String::new();
     };
-    if scheme.eq_ignore_ascii_case("tel") {
-        return rest.split(';').next().unwrap_or_default().to_string();
-    }
-    match rest.rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            userinfo.split(':').next().unwrap_or_default().to_string()
+    let raw = if scheme.eq_ignore_ascii_case("tel") {
+        rest.split(';').next().unwrap_or_default()
+    } else {
+        match rest.rfind('@') {
+            Some(at) => rest[..at].split(':').next().unwrap_or_default(),
+            None => "",
         }
-        None => String::new(),
+    };
+    match percent_encoding::percent_decode_str(raw).decode_utf8() {
+        Ok(decoded) if !decoded.chars().any(char::is_control) => decoded.into_owned(),
+        _ => raw.to_string(),
     }
 }
 

@@ -86,7 +86,20 @@ pub struct EndpointConfig {
     pub t4: Duration,
 }
 
+impl Default for EndpointConfig {
+    /// `127.0.0.1:5060`, user agent `sspr-ivr/<version>`, symmetric signalling on,
+    /// RFC 3261 default timers.
+    fn default() -> Self {
+        EndpointConfig::new(
+            SocketAddr::from(([127, 0, 0, 1], 5060)),
+            concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")),
+        )
+    }
+}
+
 impl EndpointConfig {
+    /// `local_addr` must be the address peers can reach (it goes into Via and
+    /// Contact), not a wildcard bind address.
     pub fn new(local_addr: SocketAddr, user_agent: impl Into<String>) -> Self {
         EndpointConfig {
             local_addr,

@@ -139,7 +139,7 @@ fn check(msg: &Message, defect: Option<&'static str>) -> Result<Parts, Rejection
     else {
         return Err(bad("not a request"));
     };
-    if version != "SIP/2.0" && defect != Some("malformed Request-Line") {
+    if !version.eq_ignore_ascii_case("SIP/2.0") && defect != Some("malformed Request-Line") {
         return Err(Rejection::new(505, "SIP version not supported"));
     }
     if let Some(why) = defect {
@@ -266,7 +266,7 @@ fn accepts_sdp(msg: &Message) -> bool {
 /// never are.
 pub fn valid_sip_request_uri(uri: &str) -> bool {
     if uri.bytes().any(|b| {
-        b.is_ascii_whitespace() || b == b'<' || b == b'>' || b == b'"' || b < 0x20 || b >= 0x7f
+        b.is_ascii_whitespace() || b == b'<' || b == b'>' || b == b'"' || !(0x20..0x7f).contains(&b)
     }) {
         return false;
     }
