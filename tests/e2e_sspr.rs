@@ -194,7 +194,10 @@ fn inband_pin_is_not_in_the_recording() {
         .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
         .unwrap();
     assert!(sidecar.contains("suppressed"), "{sidecar}");
-    assert!(sidecar.contains("start_ms"), "suppression interval marked: {sidecar}");
+    assert!(
+        sidecar.contains("start_ms"),
+        "suppression interval marked: {sidecar}"
+    );
     assert_secret_nowhere(&server, NEW_PIN, "the new PIN");
 }
 
@@ -206,7 +209,12 @@ fn locked_account_is_transferred_to_recovery_by_refer() {
         &["--on", "enter_employee_id=345678#"],
         Duration::from_secs(90),
     );
-    assert!(ok, "{}\n{err}\n{}", transcript.join("\n"), server.output_text());
+    assert!(
+        ok,
+        "{}\n{err}\n{}",
+        transcript.join("\n"),
+        server.output_text()
+    );
     let heard = prompts_heard(&transcript);
     assert!(heard.contains(&"account_locked".to_string()), "{heard:?}");
     let refer = transcript

@@ -100,7 +100,8 @@ fn collect(sock: &UdpSocket, wait: Duration) -> Vec<(u16, String)> {
     let end = Instant::now() + wait;
     let mut buf = vec![0u8; 65_535];
     while Instant::now() < end {
-        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         if let Ok(n) = sock.recv(&mut buf) {
             let text = String::from_utf8_lossy(&buf[..n]).into_owned();
             if let Some(code) = text
