@@ -27,6 +27,7 @@ use serde::Deserialize;
 pub use digits::DigitMerger;
 pub use goertzel::{InbandDetector, ToneGenerator};
 pub use prompts::{Prompt, PromptCache, PromptError, PromptRecognizer};
+pub use session::{MediaConfig, MediaEvent, MediaSession, MediaStats};
 
 /// How a call's DTMF is taken: one source, or all of them merged (`auto`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Deserialize)]
