@@ -196,7 +196,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mono = g.sequence("0123456789*#", 70, 70, -15.0);
         let p = dir.path().join("mono.wav");
-        write_wav(&p, 8000, &[mono.clone()]);
+        write_wav(&p, 8000, std::slice::from_ref(&mono));
         assert_eq!(detect_file(&p).unwrap(), "0123456789*#");
 
         // stereo: the caller's keys on the left, the right channel's interleaved in time
