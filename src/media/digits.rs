@@ -79,13 +79,13 @@ impl DigitMerger {
 
     pub fn handle_digit(&mut self, now: Instant, digit: char, source: DigitSource) {
         self.handle_timeout(now);
-        let accepted = match (self.mode, source) {
-            (DtmfMode::Rfc4733, DigitSource::Rfc4733)
-            | (DtmfMode::Inband, DigitSource::Inband)
-            | (DtmfMode::Info, DigitSource::Info) => true,
-            (DtmfMode::Auto, _) => true,
-            _ => false,
-        };
+        let accepted = matches!(
+            (self.mode, source),
+            (DtmfMode::Auto, _)
+                | (DtmfMode::Rfc4733, DigitSource::Rfc4733)
+                | (DtmfMode::Inband, DigitSource::Inband)
+                | (DtmfMode::Info, DigitSource::Info)
+        );
         if !accepted {
             self.stats.suppressed += 1;
             return;
@@ -199,9 +199,11 @@ mod tests {
         out
     }
 
+    type Case<'a> = (DtmfMode, &'a [(u64, char, DigitSource)], &'a str);
+
     #[test]
     fn merge_table() {
-        let cases: &[(DtmfMode, &[(u64, char, DigitSource)], &str)] = &[
+        let cases: &[Case] = &[
             // single modes pass only their own source
             (
                 DtmfMode::Rfc4733,

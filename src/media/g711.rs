@@ -69,7 +69,7 @@ mod tests {
     fn silence_encodes_to_the_codec_silence_byte() {
         for codec in [Codec::Pcmu, Codec::Pcma] {
             assert_eq!(encode_sample(codec, 0), codec.silence_byte(), "{codec:?}");
-            assert_eq!(decode_sample(codec, codec.silence_byte()).abs() <= 8, true);
+            assert!(decode_sample(codec, codec.silence_byte()).abs() <= 8);
         }
     }
 

@@ -27,6 +27,7 @@ use serde::Deserialize;
 pub use digits::DigitMerger;
 pub use goertzel::{InbandDetector, ToneGenerator};
 pub use prompts::{Prompt, PromptCache, PromptError, PromptRecognizer};
+pub use session::{MediaConfig, MediaEvent, MediaSession, MediaStats};
 
 /// How a call's DTMF is taken: one source, or all of them merged (`auto`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Deserialize)]
@@ -166,4 +167,92 @@ fn read_wav_channels(path: &Path) -> Result<Vec<Vec<i16>>, MediaError> {
         channels[i % n].push(s.map_err(wav_err)?);
     }
     Ok(channels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_wav(path: &Path, rate: u32, channels: &[Vec<i16>]) {
+        let spec = hound::WavSpec {
+            channels: channels.len() as u16,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        let n = channels.iter().map(Vec::len).max().unwrap_or(0);
+        for i in 0..n {
+            for ch in channels {
+                w.write_sample(ch.get(i).copied().unwrap_or(0)).unwrap();
+            }
+        }
+        w.finalize().unwrap();
+    }
+
+    #[test]
+    fn detect_file_mono_stereo_and_raw() {
+        let g = ToneGenerator::new();
+        let dir = tempfile::tempdir().unwrap();
+        let mono = g.sequence("0123456789*#", 70, 70, -15.0);
+        let p = dir.path().join("mono.wav");
+        write_wav(&p, 8000, std::slice::from_ref(&mono));
+        assert_eq!(detect_file(&p).unwrap(), "0123456789*#");
+
+        // stereo: the caller's keys on the left, the right channel's interleaved in time
+        let mut left = g.sequence("1", 80, 320, -10.0);
+        left.extend(g.sequence("3", 80, 320, -10.0));
+        let mut right = g.silence(200);
+        right.extend(g.sequence("2", 80, 320, -10.0));
+        right.extend(g.sequence("4", 80, 320, -10.0));
+        let p = dir.path().join("stereo.WAV");
+        write_wav(&p, 8000, &[left, right]);
+        assert_eq!(detect_file(&p).unwrap(), "1234");
+
+        for ext in ["raw", "sln", "pcm"] {
+            let p = dir.path().join(format!("x.{ext}"));
+            let bytes: Vec<u8> = mono.iter().flat_map(|s| s.to_le_bytes()).collect();
+            std::fs::write(&p, bytes).unwrap();
+            assert_eq!(detect_file(&p).unwrap(), "0123456789*#", "{ext}");
+        }
+        // speech: nothing
+        let speech = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/en/welcome.wav");
+        assert_eq!(detect_file(&speech).unwrap(), "");
+    }
+
+    #[test]
+    fn detect_file_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let wide = dir.path().join("wide.wav");
+        write_wav(&wide, 16000, &[vec![0; 100]]);
+        let odd = dir.path().join("odd.raw");
+        std::fs::write(&odd, [1u8, 2, 3]).unwrap();
+        let junk = dir.path().join("junk.wav");
+        std::fs::write(&junk, b"not a wav").unwrap();
+        let cases = [
+            (wide, "8000 Hz"),
+            (odd, "odd number"),
+            (junk, "not a readable WAV"),
+            (dir.path().join("song.mp3"), "unknown file type"),
+            (dir.path().join("missing.raw"), "cannot read"),
+        ];
+        for (path, want) in cases {
+            let err = detect_file(&path).unwrap_err().to_string();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert!(err.contains(name) && err.contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn dtmf_mode_deserialises_lowercase() {
+        for (text, mode) in [
+            ("rfc4733", DtmfMode::Rfc4733),
+            ("inband", DtmfMode::Inband),
+            ("info", DtmfMode::Info),
+            ("auto", DtmfMode::Auto),
+        ] {
+            assert_eq!(serde_yaml::from_str::<DtmfMode>(text).unwrap(), mode);
+        }
+        assert!(serde_yaml::from_str::<DtmfMode>("Auto").is_err());
+    }
 }

@@ -430,7 +430,8 @@ mod tests {
 
     #[test]
     fn bad_prompts_are_errors_naming_the_file() {
-        let cases: [(&str, Box<dyn Fn(&Path)>, &str); 6] = [
+        type Make = Box<dyn Fn(&Path)>;
+        let cases: [(&str, Make, &str); 6] = [
             (
                 "rate.wav",
                 Box::new(|p| write_wav(p, 16000, 1, 16, 800)),

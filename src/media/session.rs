@@ -1,1 +1,557 @@
-//! placeholder
+//! `MediaSession`: the sans-IO media side of one call (RFC 3550 sender/receiver for
+//! one G.711 stream plus RFC 4733 events).
+//!
+//! Sending: one RTP packet every ptime (20 ms unless the SDP said otherwise; clamped
+//! to 10–120 ms), scheduled by absolute deadlines `start + n·ptime` so the stream never
+//! drifts. If the runtime wakes late, every frame that is due goes out at once and
+//! the ones more than [`LATE_TOLERANCE`] behind are counted `late`; if it is more
+//! than [`MAX_CATCH_UP`] frames behind, the older frames are skipped (timestamps still
+//! advance, audio resumes where it was) and counted `skipped`. The stream is
+//! continuous: silence (the codec's zero byte) between prompts. Sequence numbers
+//! increase by one per packet, timestamps by the samples per packet, and the marker
+//! bit is set on the first packet of the stream and of each prompt (talkspurt start).
+//! Prompts start on a packet boundary and go out byte-identical to the cache; the
+//! last partial packet is padded with silence.
+//!
+//! Playback: [`MediaSession::play`] replaces whatever was queued;
+//! `PlaybackFinished { id }` is emitted when the last item's last packet was sent (at
+//! once for an empty list). A playback that is replaced or stopped
+//! ([`MediaSession::stop_playback`], barge-in: silence from the next packet) emits no
+//! `PlaybackFinished`. A prompt name not in the cache is skipped with a warning.
+//!
+//! Receiving: malformed RTP is counted and ignored; the negotiated telephone-event
+//! payload type goes to the RFC 4733 receiver, the audio payload type to the in-band
+//! detector (only while the DTMF mode can still use it) and the recorder; SIP INFO
+//! digits come in through [`MediaSession::handle_info_digit`]. With symmetric RTP the
+//! session sends to the source of the first packet received, and re-latches to a new
+//! source only after the latched one has been quiet for [`RELATCH_AFTER`] (so a
+//! stray packet cannot hijack the stream). No packet for the inactivity timeout →
+//! one `RtpTimeout` (again only after traffic resumed and stopped again).
+//!
+//! Recording: with `record: true`, one `Record` event per sent packet carries the
+//! caller's audio received since the previous packet and the IVR's audio of that
+//! packet; while `set_secure(true)` both are silence and `suppressed` is true.
+//!
+//! It does not do RTCP, jitter buffering or SRTP, and never logs digit values.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::codec::Codec;
+use crate::media::digits::DigitMerger;
+use crate::media::goertzel::InbandDetector;
+use crate::media::prompts::PromptCache;
+use crate::media::rtp::{self, RtpHeader};
+use crate::media::telephone_event::{self, Receiver};
+use crate::media::{g711, DigitSource, DtmfMode, PlayItem};
+
+/// A packet sent later than this after its deadline counts as late.
+pub const LATE_TOLERANCE: Duration = Duration::from_millis(2);
+/// At most this many overdue packets are sent in one burst; older ones are skipped.
+pub const MAX_CATCH_UP: u64 = 10;
+/// Symmetric RTP re-latches only after the latched source was quiet this long.
+pub const RELATCH_AFTER: Duration = Duration::from_millis(500);
+/// Caller audio buffered for recording, at most this many packets' worth.
+const MAX_RECORD_BACKLOG_FRAMES: usize = 10;
+
+/// Everything a session needs from the SDP negotiation and the config.
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    pub codec: Codec,
+    pub audio_pt: u8,
+    pub telephone_event_pt: Option<u8>,
+    pub ptime_ms: u32,
+    pub remote: SocketAddr,
+    pub symmetric_rtp: bool,
+    pub dtmf_mode: DtmfMode,
+    pub inactivity_timeout: Duration,
+    pub record: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaEvent {
+    Digit {
+        digit: char,
+        source: DigitSource,
+    },
+    PlaybackFinished {
+        id: u64,
+    },
+    RtpTimeout,
+    Record {
+        caller: Vec<i16>,
+        ivr: Vec<i16>,
+        suppressed: bool,
+    },
+}
+
+/// Counters of one session (no digit values).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MediaStats {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// Packets sent more than [`LATE_TOLERANCE`] after their deadline.
+    pub late: u64,
+    /// Packets never sent because the runtime was too far behind.
+    pub skipped: u64,
+    /// RFC 3550 A.3 cumulative loss estimate of the caller's audio.
+    pub lost: u64,
+    pub out_of_order: u64,
+    pub malformed: u64,
+    pub unknown_payload_type: u64,
+    pub latches: u64,
+    pub digits_rfc4733: u64,
+    pub digits_inband: u64,
+    pub digits_info: u64,
+    /// Digits dropped by the merger (duplicates, or a source the mode ignores).
+    pub digits_suppressed: u64,
+    pub missing_prompts: u64,
+}
+
+#[derive(Debug)]
+enum Playing {
+    Prompt { name: String, pos: usize },
+    Silence { frames_left: u64 },
+}
+
+/// RFC 3550 A.1/A.3 sequence tracking for the caller's audio SSRC.
+#[derive(Debug)]
+struct SeqTracker {
+    ssrc: u32,
+    base: u64,
+    max: u64,
+    received: u64,
+}
+
+impl SeqTracker {
+    fn new(ssrc: u32, seq: u16) -> Self {
+        SeqTracker {
+            ssrc,
+            base: u64::from(seq) + 0x1_0000,
+            max: u64::from(seq) + 0x1_0000,
+            received: 1,
+        }
+    }
+
+    /// Returns true when the packet is out of order (or a duplicate).
+    fn update(&mut self, seq: u16) -> bool {
+        self.received += 1;
+        let cur = (self.max & 0xFFFF) as u16;
+        let delta = seq.wrapping_sub(cur) as i16;
+        if delta > 0 {
+            self.max += u64::from(delta as u16);
+            false
+        } else {
+            true
+        }
+    }
+
+    fn lost(&self) -> u64 {
+        (self.max + 1 - self.base).saturating_sub(self.received)
+    }
+}
+
+/// The media side of one call. See the module docs.
+pub struct MediaSession {
+    config: MediaConfig,
+    prompts: Arc<PromptCache>,
+    ptime: Duration,
+    samples_per_frame: usize,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    start: Instant,
+    next_frame: u64,
+    first_packet: bool,
+    current: Option<Playing>,
+    queue: VecDeque<PlayItem>,
+    play_id: Option<u64>,
+    remote: SocketAddr,
+    latched: Option<(SocketAddr, Instant)>,
+    last_rx: Instant,
+    timed_out: bool,
+    rfc4733: Receiver,
+    inband: InbandDetector,
+    merger: DigitMerger,
+    decoded: Vec<i16>,
+    caller_audio: VecDeque<i16>,
+    secure: bool,
+    seq_tracker: Option<SeqTracker>,
+    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<MediaEvent>,
+    stats: MediaStats,
+    lost_before: u64,
+}
+
+impl std::fmt::Debug for MediaSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSession")
+            .field("remote", &self.remote)
+            .field("ssrc", &self.ssrc)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MediaSession {
+    pub fn new(
+        now: Instant,
+        config: MediaConfig,
+        prompts: Arc<PromptCache>,
+        ssrc: u32,
+        seq: u16,
+        ts: u32,
+    ) -> Self {
+        let ptime_ms = config.ptime_ms.clamp(10, 120);
+        let samples_per_frame = (ptime_ms * crate::codec::SAMPLE_RATE / 1000) as usize;
+        MediaSession {
+            ptime: Duration::from_millis(u64::from(ptime_ms)),
+            samples_per_frame,
+            ssrc,
+            seq,
+            timestamp: ts,
+            start: now,
+            next_frame: 0,
+            first_packet: true,
+            current: None,
+            queue: VecDeque::new(),
+            play_id: None,
+            remote: config.remote,
+            latched: None,
+            last_rx: now,
+            timed_out: false,
+            rfc4733: Receiver::default(),
+            inband: InbandDetector::new(),
+            merger: DigitMerger::new(config.dtmf_mode),
+            decoded: Vec::with_capacity(samples_per_frame * 2),
+            caller_audio: VecDeque::new(),
+            secure: false,
+            seq_tracker: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: MediaStats::default(),
+            lost_before: 0,
+            prompts,
+            config,
+        }
+    }
+
+    /// Where packets are sent now (the SDP address, or the latched source).
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    pub fn stats(&self) -> MediaStats {
+        let mut s = self.stats;
+        s.lost = self.lost_before + self.seq_tracker.as_ref().map_or(0, SeqTracker::lost);
+        let m = self.merger.stats();
+        s.digits_rfc4733 = m.rfc4733;
+        s.digits_inband = m.inband;
+        s.digits_info = m.info;
+        s.digits_suppressed = m.suppressed;
+        s
+    }
+
+    fn deadline(&self, frame: u64) -> Instant {
+        self.start + Duration::from_micros(self.ptime.as_micros() as u64 * frame)
+    }
+
+    pub fn handle_rtp(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        let packet = match rtp::parse(data) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.malformed += 1;
+                tracing::trace!(error = %e, "malformed RTP ignored");
+                return;
+            }
+        };
+        self.stats.packets_received += 1;
+        self.last_rx = now;
+        self.timed_out = false;
+        self.latch(now, source);
+        let h = packet.header;
+        if Some(h.payload_type) == self.config.telephone_event_pt {
+            match self
+                .rfc4733
+                .handle_packet(now, h.ssrc, h.timestamp, packet.payload)
+            {
+                Ok(Some(digit)) => self.merger.handle_digit(now, digit, DigitSource::Rfc4733),
+                Ok(None) => {}
+                Err(_) => self.stats.malformed += 1,
+            }
+        } else if h.payload_type == self.config.audio_pt {
+            self.track_sequence(h.ssrc, h.sequence);
+            self.decoded.clear();
+            g711::decode_into(self.config.codec, packet.payload, &mut self.decoded);
+            if self.merger.wants_inband() {
+                for d in self.inband.push(&self.decoded) {
+                    self.merger.handle_digit(now, d.digit, DigitSource::Inband);
+                }
+            }
+            if self.config.record && !self.secure {
+                self.caller_audio.extend(self.decoded.iter().copied());
+                let cap = self.samples_per_frame * MAX_RECORD_BACKLOG_FRAMES;
+                while self.caller_audio.len() > cap {
+                    self.caller_audio.pop_front();
+                }
+            }
+        } else if h.payload_type != 13 {
+            // 13 = comfort noise (RFC 3389): fine to ignore.
+            self.stats.unknown_payload_type += 1;
+        }
+        self.drain_digits();
+    }
+
+    fn latch(&mut self, now: Instant, source: SocketAddr) {
+        if !self.config.symmetric_rtp {
+            return;
+        }
+        match self.latched {
+            Some((addr, _)) if addr == source => self.latched = Some((addr, now)),
+            Some((_, last)) if now.saturating_duration_since(last) < RELATCH_AFTER => {}
+            _ => {
+                if self.remote != source {
+                    tracing::debug!(from = %self.remote, to = %source, "symmetric RTP: latched");
+                }
+                self.remote = source;
+                self.latched = Some((source, now));
+                self.stats.latches += 1;
+            }
+        }
+    }
+
+    fn track_sequence(&mut self, ssrc: u32, seq: u16) {
+        match &mut self.seq_tracker {
+            Some(t) if t.ssrc == ssrc => {
+                if t.update(seq) {
+                    self.stats.out_of_order += 1;
+                }
+            }
+            other => {
+                self.lost_before += other.as_ref().map_or(0, SeqTracker::lost);
+                *other = Some(SeqTracker::new(ssrc, seq));
+            }
+        }
+    }
+
+    /// A digit from SIP INFO (already parsed by the SIP layer).
+    pub fn handle_info_digit(&mut self, now: Instant, digit: char) {
+        if telephone_event::digit_to_event(digit).is_none() {
+            self.stats.malformed += 1;
+            return;
+        }
+        self.merger
+            .handle_digit(now, digit.to_ascii_uppercase(), DigitSource::Info);
+        self.drain_digits();
+    }
+
+    fn drain_digits(&mut self) {
+        while let Some((digit, source)) = self.merger.poll_digit() {
+            tracing::debug!(source = ?source, "digit received");
+            self.events.push_back(MediaEvent::Digit { digit, source });
+        }
+    }
+
+    /// Send every packet that is due, run DTMF timers and the inactivity check.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.deadline(self.next_frame) <= now {
+            let elapsed = now.saturating_duration_since(self.start);
+            let due_through = (elapsed.as_micros() / self.ptime.as_micros()) as u64;
+            let due = due_through + 1 - self.next_frame;
+            if due > MAX_CATCH_UP {
+                let skip = due - MAX_CATCH_UP;
+                self.next_frame += skip;
+                self.timestamp = self
+                    .timestamp
+                    .wrapping_add((self.samples_per_frame as u64 * skip) as u32);
+                self.stats.skipped += skip;
+            }
+            while self.deadline(self.next_frame) <= now {
+                let deadline = self.deadline(self.next_frame);
+                if now.saturating_duration_since(deadline) > LATE_TOLERANCE {
+                    self.stats.late += 1;
+                }
+                self.send_frame();
+            }
+        }
+        self.rfc4733.handle_timeout(now);
+        self.merger.handle_timeout(now);
+        self.drain_digits();
+        if !self.timed_out
+            && now.saturating_duration_since(self.last_rx) >= self.config.inactivity_timeout
+        {
+            self.timed_out = true;
+            tracing::info!(
+                timeout_s = self.config.inactivity_timeout.as_secs(),
+                "RTP inactivity timeout"
+            );
+            self.events.push_back(MediaEvent::RtpTimeout);
+        }
+    }
+
+    fn send_frame(&mut self) {
+        let codec = self.config.codec;
+        let spf = self.samples_per_frame;
+        let mut payload = Vec::with_capacity(spf);
+        let mut marker = self.first_packet;
+        let mut from_item = false;
+        loop {
+            match &mut self.current {
+                None => match self.queue.pop_front() {
+                    Some(PlayItem::Prompt(name)) => {
+                        from_item = true;
+                        if self.prompts.contains(&name) {
+                            self.current = Some(Playing::Prompt { name, pos: 0 });
+                            marker = true;
+                        } else {
+                            self.stats.missing_prompts += 1;
+                            tracing::warn!(prompt = %name, "prompt not in the cache, skipped");
+                        }
+                    }
+                    Some(PlayItem::Silence(d)) => {
+                        from_item = true;
+                        let frames = (d.as_micros() as u64).div_ceil(self.ptime.as_micros() as u64);
+                        if frames > 0 {
+                            self.current = Some(Playing::Silence {
+                                frames_left: frames,
+                            });
+                        }
+                    }
+                    None => {
+                        payload.resize(spf, codec.silence_byte());
+                        break;
+                    }
+                },
+                Some(Playing::Prompt { name, pos }) => {
+                    from_item = true;
+                    let bytes = self
+                        .prompts
+                        .get(name)
+                        .map(|p| p.encoded(codec))
+                        .unwrap_or_default();
+                    let end = bytes.len().min(*pos + spf);
+                    payload.extend_from_slice(&bytes[(*pos).min(end)..end]);
+                    payload.resize(spf, codec.silence_byte());
+                    *pos = end;
+                    if end >= bytes.len() {
+                        self.current = None;
+                    }
+                    break;
+                }
+                Some(Playing::Silence { frames_left }) => {
+                    from_item = true;
+                    payload.resize(spf, codec.silence_byte());
+                    *frames_left -= 1;
+                    if *frames_left == 0 {
+                        self.current = None;
+                    }
+                    break;
+                }
+            }
+        }
+        let header = RtpHeader {
+            payload_type: self.config.audio_pt,
+            marker,
+            sequence: self.seq,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+        };
+        match rtp::build(&header, &payload) {
+            Ok(packet) => {
+                self.transmits.push_back((self.remote, packet));
+                self.stats.packets_sent += 1;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot build RTP packet"),
+        }
+        self.first_packet = false;
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(spf as u32);
+        self.next_frame += 1;
+        if self.config.record {
+            self.record_frame(&payload);
+        }
+        if from_item && self.current.is_none() && self.queue.is_empty() {
+            if let Some(id) = self.play_id.take() {
+                self.events.push_back(MediaEvent::PlaybackFinished { id });
+            }
+        }
+    }
+
+    fn record_frame(&mut self, payload: &[u8]) {
+        let spf = self.samples_per_frame;
+        let take = self.caller_audio.len().min(spf);
+        let mut caller: Vec<i16> = self.caller_audio.drain(..take).collect();
+        caller.resize(spf, 0);
+        let event = if self.secure {
+            MediaEvent::Record {
+                caller: vec![0; spf],
+                ivr: vec![0; spf],
+                suppressed: true,
+            }
+        } else {
+            MediaEvent::Record {
+                caller,
+                ivr: g711::decode(self.config.codec, payload),
+                suppressed: false,
+            }
+        };
+        self.events.push_back(event);
+    }
+
+    /// Replace whatever is playing or queued with `items`, starting at the next packet.
+    pub fn play(&mut self, _now: Instant, id: u64, items: Vec<PlayItem>) {
+        self.current = None;
+        self.queue = items.into();
+        if self.queue.is_empty() {
+            self.play_id = None;
+            self.events.push_back(MediaEvent::PlaybackFinished { id });
+        } else {
+            self.play_id = Some(id);
+        }
+    }
+
+    /// Barge-in: silence from the next packet; the stopped playback reports nothing.
+    pub fn stop_playback(&mut self, _now: Instant) {
+        self.current = None;
+        self.queue.clear();
+        self.play_id = None;
+    }
+
+    /// While true, `Record` events carry silence and `suppressed: true`.
+    pub fn set_secure(&mut self, secure: bool) {
+        // Audio buffered on either side of the switch belongs to the other mode.
+        self.secure = secure;
+        self.caller_audio.clear();
+    }
+
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.transmits.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next packet deadline, DTMF timer, or inactivity deadline.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.deadline(self.next_frame);
+        for other in [self.rfc4733.poll_timeout(), self.merger.poll_timeout()]
+            .into_iter()
+            .flatten()
+        {
+            t = t.min(other);
+        }
+        if !self.timed_out {
+            t = t.min(self.last_rx + self.config.inactivity_timeout);
+        }
+        Some(t)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -262,7 +262,7 @@ fn duration_wrap_and_long_event_segments_are_one_press() {
     let mut ms = 0;
     while dur <= 80_000 {
         push(
-            rx.handle_packet(t + MS * ms as u32, 3, 0, &ev(5, false, dur as u16))
+            rx.handle_packet(t + MS * ms, 3, 0, &ev(5, false, dur as u16))
                 .unwrap(),
         );
         dur += 400;
@@ -270,7 +270,7 @@ fn duration_wrap_and_long_event_segments_are_one_press() {
         rx.handle_timeout(t + ms * MS);
     }
     push(
-        rx.handle_packet(t + MS * ms as u32, 3, 0, &ev(5, true, 80_000u32 as u16))
+        rx.handle_packet(t + MS * ms, 3, 0, &ev(5, true, 80_000u32 as u16))
             .unwrap(),
     );
     assert_eq!(got, "5");

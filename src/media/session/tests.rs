@@ -1,0 +1,656 @@
+use super::*;
+use crate::media::prompts::{Prompt, PromptRecognizer};
+use crate::media::telephone_event::Sender;
+use crate::media::ToneGenerator;
+use std::path::Path;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn shipped() -> Arc<PromptCache> {
+    static CACHE: std::sync::OnceLock<Arc<PromptCache>> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            Arc::new(
+                PromptCache::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/en"))
+                    .unwrap(),
+            )
+        })
+        .clone()
+}
+
+fn tiny() -> Arc<PromptCache> {
+    // "a": 400 samples (2.5 packets), "b": 320 samples (exactly 2 packets)
+    Arc::new(PromptCache::from_prompts([
+        Prompt::from_pcm(
+            "a",
+            (0..400).map(|i| (i * 37 % 2000) as i16 - 1000).collect(),
+        ),
+        Prompt::from_pcm(
+            "b",
+            (0..320).map(|i| (i * 53 % 3000) as i16 - 1500).collect(),
+        ),
+    ]))
+}
+
+fn config() -> MediaConfig {
+    MediaConfig {
+        codec: Codec::Pcmu,
+        audio_pt: 0,
+        telephone_event_pt: Some(101),
+        ptime_ms: 20,
+        remote: "127.0.0.1:40000".parse().unwrap(),
+        symmetric_rtp: true,
+        dtmf_mode: DtmfMode::Auto,
+        inactivity_timeout: Duration::from_secs(60),
+        record: false,
+    }
+}
+
+struct Sent {
+    at: Instant,
+    to: SocketAddr,
+    header: RtpHeader,
+    payload: Vec<u8>,
+}
+
+struct Harness {
+    s: MediaSession,
+    t0: Instant,
+    now: Instant,
+    sent: Vec<Sent>,
+    events: Vec<MediaEvent>,
+}
+
+impl Harness {
+    fn new(config: MediaConfig, prompts: Arc<PromptCache>) -> Self {
+        let t0 = Instant::now();
+        Harness {
+            s: MediaSession::new(t0, config, prompts, 0x1234_5678, 65530, 0xFFFF_FF00),
+            t0,
+            now: t0,
+            sent: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some((to, data)) = self.s.poll_transmit() {
+            let p = rtp::parse(&data).unwrap();
+            self.sent.push(Sent {
+                at: self.now,
+                to,
+                header: p.header,
+                payload: p.payload.to_vec(),
+            });
+        }
+        while let Some(e) = self.s.poll_event() {
+            self.events.push(e);
+        }
+    }
+
+    /// Wake exactly at every deadline up to `until`.
+    fn run_until(&mut self, until: Instant) {
+        while let Some(t) = self.s.poll_timeout().filter(|&t| t <= until) {
+            self.now = t;
+            self.s.handle_timeout(t);
+            self.drain();
+        }
+        self.now = until;
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.t0 + MS * ms as u32
+    }
+
+    fn digits(&self) -> String {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Digit { digit, .. } => Some(*digit),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn pacing_uses_absolute_deadlines_even_when_woken_late() {
+    let mut h = Harness::new(config(), tiny());
+    // The runtime wakes at irregular, late times; packet n must still be due at t0 + 20n.
+    let wakeups = [0u64, 25, 31, 90, 95, 140, 141, 300, 301, 480];
+    for &ms in &wakeups {
+        h.now = h.at(ms);
+        h.s.handle_timeout(h.now);
+        h.drain();
+        // exactly the packets whose deadline has passed have been sent
+        assert_eq!(h.sent.len() as u64, ms / 20 + 1, "at {ms} ms");
+        assert_eq!(h.s.poll_timeout(), Some(h.at((ms / 20 + 1) * 20)));
+    }
+    for (n, p) in h.sent.iter().enumerate() {
+        assert!(p.at >= h.at(20 * n as u64), "packet {n} early");
+        assert_eq!(p.header.sequence, 65530u16.wrapping_add(n as u16));
+        assert_eq!(
+            p.header.timestamp,
+            0xFFFF_FF00u32.wrapping_add(160 * n as u32)
+        );
+        assert_eq!(p.header.ssrc, 0x1234_5678);
+        assert_eq!(p.header.payload_type, 0);
+        assert_eq!(p.header.marker, n == 0);
+        assert_eq!(p.payload, vec![0xFF; 160]);
+    }
+    // late: sent more than 2 ms after the deadline
+    let late = h
+        .sent
+        .iter()
+        .enumerate()
+        .filter(|(n, p)| p.at > h.at(20 * *n as u64) + 2 * MS)
+        .count();
+    assert_eq!(h.s.stats().late, late as u64);
+    assert!(late > 10);
+    assert_eq!(h.s.stats().packets_sent, 25);
+    assert_eq!(h.s.stats().skipped, 0);
+}
+
+#[test]
+fn a_long_stall_skips_old_packets_but_keeps_the_clock() {
+    let mut h = Harness::new(config(), tiny());
+    h.run_until(h.at(100)); // packets 0..=5
+    h.now = h.at(1100);
+    h.s.handle_timeout(h.now);
+    h.drain();
+    let st = h.s.stats();
+    assert_eq!(st.packets_sent, 6 + MAX_CATCH_UP);
+    assert_eq!(st.skipped, 55 - 5 - MAX_CATCH_UP);
+    let last = h.sent.last().unwrap();
+    assert_eq!(last.header.timestamp, 0xFFFF_FF00u32.wrapping_add(160 * 55));
+    assert_eq!(
+        last.header.sequence,
+        65530u16.wrapping_add(st.packets_sent as u16 - 1)
+    );
+    assert_eq!(h.s.poll_timeout(), Some(h.at(1120)));
+}
+
+#[test]
+fn honours_negotiated_ptime() {
+    for (ptime, bytes) in [(10u32, 80usize), (30, 240), (60, 480)] {
+        let mut h = Harness::new(
+            MediaConfig {
+                ptime_ms: ptime,
+                codec: Codec::Pcma,
+                audio_pt: 8,
+                ..config()
+            },
+            tiny(),
+        );
+        h.run_until(h.at(600));
+        assert_eq!(h.sent.len() as u64, 600 / u64::from(ptime) + 1);
+        for (n, p) in h.sent.iter().enumerate() {
+            assert_eq!(p.at, h.at(u64::from(ptime) * n as u64));
+            assert_eq!(p.payload, vec![0xD5; bytes]);
+            assert_eq!(p.header.payload_type, 8);
+            assert_eq!(
+                p.header.timestamp.wrapping_sub(0xFFFF_FF00),
+                (bytes * n) as u32
+            );
+        }
+    }
+}
+
+#[test]
+fn prompts_go_out_byte_identical_on_packet_boundaries() {
+    let cache = tiny();
+    let mut h = Harness::new(config(), cache.clone());
+    h.run_until(h.at(40)); // 3 silence packets
+    h.s.play(
+        h.now,
+        7,
+        vec![
+            PlayItem::Prompt("a".into()),
+            PlayItem::Silence(Duration::from_millis(30)),
+            PlayItem::Prompt("b".into()),
+        ],
+    );
+    h.run_until(h.at(400));
+    let a = cache.get("a").unwrap().encoded(Codec::Pcmu);
+    let b = cache.get("b").unwrap().encoded(Codec::Pcmu);
+    let p = &h.sent;
+    // packets 3,4,5 = "a" (last padded), 6,7 = 30 ms silence rounded up to 2 packets, 8,9 = "b"
+    assert_eq!(p[3].payload, a[..160]);
+    assert_eq!(p[4].payload, a[160..320]);
+    assert_eq!(p[5].payload[..80], a[320..]);
+    assert!(p[5].payload[80..].iter().all(|&x| x == 0xFF));
+    assert_eq!(p[6].payload, vec![0xFF; 160]);
+    assert_eq!(p[7].payload, vec![0xFF; 160]);
+    assert_eq!(p[8].payload, b[..160]);
+    assert_eq!(p[9].payload, b[160..]);
+    assert_eq!(p[10].payload, vec![0xFF; 160]);
+    let markers: Vec<usize> = p
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.header.marker)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(markers, [0, 3, 8]);
+    // PlaybackFinished right after the last packet of "b" (sent at 9 * 20 ms)
+    assert_eq!(h.events, [MediaEvent::PlaybackFinished { id: 7 }]);
+    let mut h2 = Harness::new(config(), cache);
+    h2.s.play(h2.now, 8, vec![PlayItem::Prompt("b".into())]);
+    h2.run_until(h2.at(19));
+    assert!(h2.events.is_empty());
+    h2.run_until(h2.at(20));
+    assert_eq!(h2.events, [MediaEvent::PlaybackFinished { id: 8 }]);
+}
+
+#[test]
+fn stop_and_replace_playback() {
+    let mut h = Harness::new(config(), shipped());
+    h.s.play(h.now, 1, vec![PlayItem::Prompt("welcome".into())]);
+    h.run_until(h.at(100));
+    h.s.stop_playback(h.now);
+    h.run_until(h.at(200));
+    assert!(h.sent[6..].iter().all(|p| p.payload == vec![0xFF; 160]));
+    // replaced playback does not finish; the new one does; an empty one finishes at once
+    h.s.play(h.now, 2, vec![PlayItem::Prompt("goodbye".into())]);
+    h.run_until(h.at(260));
+    h.s.play(
+        h.now,
+        3,
+        vec![
+            PlayItem::Prompt("digit_1".into()),
+            PlayItem::Prompt("no_such_prompt".into()),
+        ],
+    );
+    h.run_until(h.at(5000));
+    h.s.play(h.now, 4, vec![]);
+    h.drain();
+    assert_eq!(
+        h.events,
+        [
+            MediaEvent::PlaybackFinished { id: 3 },
+            MediaEvent::PlaybackFinished { id: 4 }
+        ]
+    );
+    assert_eq!(h.s.stats().missing_prompts, 1);
+}
+
+#[test]
+fn recognizer_finds_every_prompt_in_session_output() {
+    let cache = shipped();
+    let names: Vec<String> = cache.names().map(String::from).collect();
+    for (codec, pt, ptime) in [(Codec::Pcmu, 0u8, 20u32), (Codec::Pcma, 8, 30)] {
+        let mut h = Harness::new(
+            MediaConfig {
+                codec,
+                audio_pt: pt,
+                ptime_ms: ptime,
+                ..config()
+            },
+            cache.clone(),
+        );
+        let mut items = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            items.push(PlayItem::Prompt(n.clone()));
+            if i % 3 == 0 {
+                items.push(PlayItem::Silence(Duration::from_millis(100)));
+            }
+        }
+        h.s.play(h.now, 1, items);
+        let total: Duration = names.iter().map(|n| cache.get(n).unwrap().duration()).sum();
+        h.run_until(h.t0 + total + Duration::from_secs(3));
+        assert_eq!(
+            h.events.last(),
+            Some(&MediaEvent::PlaybackFinished { id: 1 })
+        );
+        let mut rec = PromptRecognizer::new(cache.clone(), codec);
+        let heard: Vec<String> = h.sent.iter().filter_map(|p| rec.push(&p.payload)).collect();
+        assert_eq!(heard, names, "{codec:?}");
+        // and what went out is the cache, byte for byte
+        let wire: Vec<u8> = h
+            .sent
+            .iter()
+            .flat_map(|p| p.payload.iter().copied())
+            .collect();
+        for n in &names {
+            let enc = cache.get(n).unwrap().encoded(codec);
+            assert!(
+                wire.windows(enc.len().min(4000))
+                    .any(|w| w == &enc[..enc.len().min(4000)]),
+                "{n}"
+            );
+        }
+    }
+}
+
+fn rtp_bytes(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    rtp::build(
+        &RtpHeader {
+            payload_type: pt,
+            marker: false,
+            sequence: seq,
+            timestamp: ts,
+            ssrc,
+        },
+        payload,
+    )
+    .unwrap()
+}
+
+#[test]
+fn sipp_pcap_digits_through_the_session() {
+    let text = include_str!("../testdata/sipp_dtmf_2833.txt");
+    let press = |key: &str| -> Vec<(u64, Vec<u8>)> {
+        text.lines()
+            .filter(|l| l.split_whitespace().next() == Some(key))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let hex = f[2];
+                let b = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                    .collect();
+                (f[1].parse::<u64>().unwrap() / 1000, b)
+            })
+            .collect()
+    };
+    let mut h = Harness::new(config(), tiny());
+    let src: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    let mut t = 1000u64;
+    for key in ["1", "0", "0", "1", "0", "0", "pound"] {
+        for (off, data) in press(key) {
+            h.run_until(h.at(t + off));
+            h.s.handle_rtp(h.now, src, &data);
+            h.drain();
+        }
+        t += 160;
+    }
+    h.run_until(h.at(t + 1000));
+    assert_eq!(h.digits(), "100100#");
+    assert!(h.events.iter().all(
+        |e| !matches!(e, MediaEvent::Digit { source, .. } if *source != DigitSource::Rfc4733)
+    ));
+    assert_eq!(h.s.stats().digits_rfc4733, 7);
+    // symmetric RTP latched to the pcap's source
+    assert_eq!(h.sent.last().unwrap().to, src);
+    // a session that negotiated PT 96 does not take PT 101 events
+    let mut h = Harness::new(
+        MediaConfig {
+            telephone_event_pt: Some(96),
+            ..config()
+        },
+        tiny(),
+    );
+    for (off, data) in press("5") {
+        h.s.handle_rtp(h.at(off), src, &data);
+    }
+    h.drain();
+    assert_eq!(h.digits(), "");
+    assert_eq!(h.s.stats().unknown_payload_type, 10);
+}
+
+/// The caller sends 20 ms audio packets of `pcm` starting at `start_ms`.
+fn send_audio(h: &mut Harness, start_ms: u64, pcm: &[i16], seq0: u16, codec: Codec, pt: u8) {
+    let src: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    for (i, chunk) in pcm.chunks(160).enumerate() {
+        h.run_until(h.at(start_ms + 20 * i as u64));
+        let data = rtp_bytes(
+            pt,
+            seq0.wrapping_add(i as u16),
+            160 * i as u32,
+            99,
+            &g711::encode(codec, chunk),
+        );
+        h.s.handle_rtp(h.now, src, &data);
+        h.drain();
+    }
+}
+
+#[test]
+fn inband_digits_and_auto_mode_without_double_count() {
+    let g = ToneGenerator::new();
+    let tones = g.sequence("159#", 80, 80, -12.0);
+    // in-band only
+    let mut h = Harness::new(config(), tiny());
+    send_audio(&mut h, 0, &tones, 1, Codec::Pcmu, 0);
+    h.run_until(h.at(3000));
+    assert_eq!(h.digits(), "159#");
+    assert_eq!(h.s.stats().digits_inband, 4);
+    // a peer sending both RFC 4733 and the tones: each key once
+    let mut h = Harness::new(config(), tiny());
+    let sender = Sender::new(101, 20).unwrap();
+    let src: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    let mut events: Vec<(u64, Vec<u8>)> = Vec::new();
+    for (k, d) in "159#".chars().enumerate() {
+        for p in sender
+            .press(
+                d,
+                77,
+                k as u16 * 10,
+                1280 * k as u32,
+                Duration::from_millis(80),
+            )
+            .unwrap()
+        {
+            events.push((160 * k as u64 + p.offset.as_millis() as u64, p.to_bytes()));
+        }
+    }
+    let mut audio: Vec<(u64, Vec<u8>)> = tones
+        .chunks(160)
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                20 * i as u64,
+                rtp_bytes(
+                    0,
+                    i as u16,
+                    160 * i as u32,
+                    99,
+                    &g711::encode(Codec::Pcmu, c),
+                ),
+            )
+        })
+        .collect();
+    audio.extend(events);
+    audio.sort_by_key(|(t, _)| *t);
+    for (t, data) in audio {
+        h.run_until(h.at(t));
+        h.s.handle_rtp(h.now, src, &data);
+        h.drain();
+    }
+    h.run_until(h.at(3000));
+    assert_eq!(h.digits(), "159#");
+    let st = h.s.stats();
+    assert_eq!((st.digits_rfc4733, st.digits_inband), (4, 0));
+    // inband mode ignores RFC 4733 and INFO; info mode takes only INFO
+    let mut h = Harness::new(
+        MediaConfig {
+            dtmf_mode: DtmfMode::Info,
+            ..config()
+        },
+        tiny(),
+    );
+    send_audio(&mut h, 0, &tones, 1, Codec::Pcmu, 0);
+    h.s.handle_info_digit(h.now, '7');
+    h.s.handle_info_digit(h.now, 'x');
+    h.drain();
+    assert_eq!(h.digits(), "7");
+    assert_eq!(h.s.stats().digits_info, 1);
+    assert_eq!(h.s.stats().malformed, 1);
+}
+
+#[test]
+fn recording_per_packet_and_secure_suppression() {
+    let cache = tiny();
+    let mut h = Harness::new(
+        MediaConfig {
+            record: true,
+            ..config()
+        },
+        cache.clone(),
+    );
+    let mut x: u32 = 3;
+    let speech: Vec<i16> = (0..1600)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            ((x >> 16) as i16) / 8
+        })
+        .collect();
+    h.s.play(h.now, 1, vec![PlayItem::Prompt("b".into())]);
+    send_audio(&mut h, 0, &speech[..800], 0, Codec::Pcmu, 0);
+    h.s.set_secure(true);
+    send_audio(&mut h, 100, &speech[800..], 5, Codec::Pcmu, 0);
+    h.s.set_secure(false);
+    h.run_until(h.at(300));
+    let records: Vec<(&Vec<i16>, &Vec<i16>, bool)> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            MediaEvent::Record {
+                caller,
+                ivr,
+                suppressed,
+            } => Some((caller, ivr, *suppressed)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records.len(), h.sent.len());
+    assert!(records
+        .iter()
+        .all(|(c, i, _)| c.len() == 160 && i.len() == 160));
+    // the IVR side is what was sent; the first packets carry prompt "b"
+    assert_eq!(
+        *records[0].1,
+        g711::decode(
+            Codec::Pcmu,
+            &cache.get("b").unwrap().encoded(Codec::Pcmu)[..160]
+        )
+    );
+    let secure_from = h.sent.iter().position(|p| p.at >= h.at(100)).unwrap();
+    let secure_to = h.sent.iter().position(|p| p.at >= h.at(200)).unwrap();
+    for (n, (caller, ivr, suppressed)) in records.iter().enumerate() {
+        let in_secure = (secure_from..secure_to).contains(&n);
+        assert_eq!(*suppressed, in_secure, "packet {n}");
+        if in_secure {
+            assert!(caller.iter().chain(ivr.iter()).all(|&s| s == 0));
+        }
+    }
+    // some caller audio is recorded outside the secure segment, none of the secure part
+    let heard: Vec<i16> = records
+        .iter()
+        .filter(|r| !r.2)
+        .flat_map(|r| r.0.iter().copied())
+        .filter(|&s| s != 0)
+        .collect();
+    assert!(heard.len() >= 600, "{}", heard.len());
+    let secret_part = g711::decode(Codec::Pcmu, &g711::encode(Codec::Pcmu, &speech[800..]));
+    assert!(!heard
+        .windows(40)
+        .any(|w| secret_part.windows(40).any(|s| s == w)));
+}
+
+#[test]
+fn symmetric_rtp_latching_rules() {
+    let a: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    let b: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+    let pkt = rtp_bytes(0, 1, 0, 5, &[0xFF; 160]);
+    let mut h = Harness::new(config(), tiny());
+    h.run_until(h.at(0));
+    assert_eq!(h.sent[0].to, config().remote);
+    h.s.handle_rtp(h.at(10), a, &pkt);
+    assert_eq!(h.s.remote(), a);
+    h.s.handle_rtp(h.at(20), b, &pkt); // a stray packet does not hijack
+    assert_eq!(h.s.remote(), a);
+    h.s.handle_rtp(h.at(600), b, &pkt); // a quiet for 500 ms+: NAT rebinding
+    assert_eq!(h.s.remote(), b);
+    h.run_until(h.at(620));
+    assert_eq!(h.sent.last().unwrap().to, b);
+    // without symmetric RTP the SDP address stays
+    let mut h = Harness::new(
+        MediaConfig {
+            symmetric_rtp: false,
+            ..config()
+        },
+        tiny(),
+    );
+    h.s.handle_rtp(h.at(10), a, &pkt);
+    assert_eq!(h.s.remote(), config().remote);
+}
+
+#[test]
+fn inactivity_timeout_fires_once_and_rearms_on_traffic() {
+    let mut h = Harness::new(
+        MediaConfig {
+            inactivity_timeout: Duration::from_secs(60),
+            ..config()
+        },
+        tiny(),
+    );
+    h.run_until(h.at(59_999));
+    assert!(!h.events.contains(&MediaEvent::RtpTimeout));
+    h.run_until(h.at(60_000));
+    assert_eq!(
+        h.events
+            .iter()
+            .filter(|e| **e == MediaEvent::RtpTimeout)
+            .count(),
+        1
+    );
+    h.run_until(h.at(130_000));
+    assert_eq!(
+        h.events
+            .iter()
+            .filter(|e| **e == MediaEvent::RtpTimeout)
+            .count(),
+        1
+    );
+    h.s.handle_rtp(
+        h.now,
+        "127.0.0.1:7000".parse().unwrap(),
+        &rtp_bytes(0, 1, 0, 5, &[0xFF; 160]),
+    );
+    h.run_until(h.at(190_000));
+    assert_eq!(
+        h.events
+            .iter()
+            .filter(|e| **e == MediaEvent::RtpTimeout)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn malformed_packets_and_loss_statistics() {
+    let mut h = Harness::new(config(), tiny());
+    let src: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    for bad in [&[][..], &[0x80, 0][..], &[0x40; 20][..], &[0xBF; 12][..]] {
+        h.s.handle_rtp(h.now, src, bad);
+    }
+    h.s.handle_rtp(h.now, src, &rtp_bytes(101, 1, 0, 5, &[1, 2])); // short event payload
+                                                                   // audio seq 10, 11, 13, 12, 16: 2 lost (14, 15), 1 out of order
+    for seq in [10u16, 11, 13, 12, 16] {
+        h.s.handle_rtp(h.now, src, &rtp_bytes(0, seq, 0, 5, &[0xFF; 160]));
+    }
+    let st = h.s.stats();
+    assert_eq!(st.malformed, 5);
+    assert_eq!(st.packets_received, 6);
+    assert_eq!(st.lost, 2);
+    assert_eq!(st.out_of_order, 1);
+    // random bytes never panic
+    let mut x: u32 = 1;
+    for len in 0..400 {
+        let data: Vec<u8> = (0..len % 200)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        let mut d = data.clone();
+        if let Some(b) = d.first_mut() {
+            *b = 0x80;
+        }
+        if d.len() > 1 {
+            d[1] = [0u8, 101, 8][len % 3];
+        }
+        h.s.handle_rtp(h.now, src, &data);
+        h.s.handle_rtp(h.now, src, &d);
+    }
+}
