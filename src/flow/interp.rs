@@ -36,12 +36,8 @@ use crate::vars::{Value, Vars};
 
 use super::model::{self, Collect, ComfortLoop, Flow, Kind, Menu, State};
 
-/// One piece of audio to play; mirrors `crate::media::PlayItem`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PlayItem {
-    Prompt(String),
-    Silence(Duration),
-}
+/// One piece of audio to play: the media layer's own type.
+pub use crate::media::PlayItem;
 
 /// What the runtime must do. Drain with [`Interpreter::poll_command`] after
 /// every input.

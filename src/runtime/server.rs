@@ -777,8 +777,8 @@ pub fn dtmf_transport(source: crate::media::DigitSource) -> DtmfTransport {
 /// Media counters as metrics counts.
 pub fn rtp_counts(stats: &crate::media::MediaStats) -> RtpCounts {
     RtpCounts {
-        sent: stats.sent,
-        received: stats.received,
+        sent: stats.packets_sent,
+        received: stats.packets_received,
         late: stats.late,
         lost: stats.lost,
         malformed: stats.malformed,

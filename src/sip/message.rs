@@ -320,15 +320,11 @@ fn parse_start_line(
     line: &str,
     defect: &mut Option<&'static str>,
 ) -> Result<StartLine, ParseError> {
-<<<<<<< HEAD
-    if let Some(after) = line.strip_prefix("SIP/") {
-=======
     // SIP-Version is case-insensitive (RFC 3261 §7.1).
     let is_sip_version =
         |v: &str| v.len() >= 4 && v.is_char_boundary(4) && v[..4].eq_ignore_ascii_case("SIP/");
     if is_sip_version(line) {
         let after = &line[4..];
->>>>>>> sip
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let mut parts = after.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
