@@ -111,14 +111,24 @@ localhost_secure:
     let info = exec.info("okta_like").unwrap();
     assert_eq!(
         info.outcomes,
-        ["success", "reused", "too_simple", "five", "timeout", "error"]
+        [
+            "success",
+            "reused",
+            "too_simple",
+            "five",
+            "timeout",
+            "error"
+        ]
     );
     assert!(info.secure);
     assert_eq!(info.inputs, ["new_pin", "user_id"]);
     let info = exec.info("twilio_like").unwrap();
     assert_eq!(info.inputs, ["mobile"]);
     assert!(!info.secure);
-    assert_eq!(exec.info("loopback_secure").unwrap().inputs, ["call_id", "new_pin"]);
+    assert_eq!(
+        exec.info("loopback_secure").unwrap().inputs,
+        ["call_id", "new_pin"]
+    );
     assert_eq!(exec.infos().len(), 4);
 }
 
@@ -126,10 +136,47 @@ localhost_secure:
 fn demo_wiring_has_the_flow_contract() {
     let map = demo_actions("http://127.0.0.1:1").unwrap();
     let want: &[(&str, &[&str], bool)] = &[
-        ("lookup_user", &["success", "not_found", "locked", "rate_limited", "timeout", "error"], false),
-        ("send_otp", &["success", "rate_limited", "timeout", "error"], false),
-        ("verify_otp", &["success", "invalid", "expired", "rate_limited", "timeout", "error"], true),
-        ("reset_pin", &["success", "too_simple", "reused", "locked", "timeout", "error"], true),
+        (
+            "lookup_user",
+            &[
+                "success",
+                "not_found",
+                "locked",
+                "rate_limited",
+                "timeout",
+                "error",
+            ],
+            false,
+        ),
+        (
+            "send_otp",
+            &["success", "rate_limited", "timeout", "error"],
+            false,
+        ),
+        (
+            "verify_otp",
+            &[
+                "success",
+                "invalid",
+                "expired",
+                "rate_limited",
+                "timeout",
+                "error",
+            ],
+            true,
+        ),
+        (
+            "reset_pin",
+            &[
+                "success",
+                "too_simple",
+                "reused",
+                "locked",
+                "timeout",
+                "error",
+            ],
+            true,
+        ),
     ];
     for (name, outcomes, secure) in want {
         let info = map[*name].info();
@@ -141,18 +188,30 @@ fn demo_wiring_has_the_flow_contract() {
         assert_eq!(info.secure, *secure, "{name}");
     }
     let lookup = map["lookup_user"].info();
-    assert_eq!(lookup.outputs, ["email", "factor", "mobile", "status", "user_id"]);
+    assert_eq!(
+        lookup.outputs,
+        ["email", "factor", "mobile", "status", "user_id"]
+    );
     assert_eq!(lookup.inputs, ["employee_id"]);
     assert_eq!(map["verify_otp"].info().inputs, ["otp", "user_id"]);
     assert_eq!(map["reset_pin"].info().inputs, ["new_pin", "user_id"]);
     // The audit action can be delivered with or without a receiver's dedupe.
-    assert!(map["audit"].info().outcomes.contains(&"duplicate".to_string()));
+    assert!(map["audit"]
+        .info()
+        .outcomes
+        .contains(&"duplicate".to_string()));
     Executor::with_env(map, |_| None).unwrap();
 }
 
 #[test]
 fn durations() {
-    for (text, ms) in [("500ms", 500), ("5s", 5000), ("1.5s", 1500), ("2m", 120_000), ("1h", 3_600_000)] {
+    for (text, ms) in [
+        ("500ms", 500),
+        ("5s", 5000),
+        ("1.5s", 1500),
+        ("2m", 120_000),
+        ("1h", 3_600_000),
+    ] {
         assert_eq!(parse_duration(text).unwrap().as_millis(), ms, "{text}");
     }
     for bad in ["5", "s", "-1s", "5 days", ""] {

@@ -55,9 +55,15 @@ async fn awkward_server() -> (SocketAddr, Arc<AtomicU32>) {
             any(|State(h): State<Arc<AtomicU32>>| async move {
                 let n = h.fetch_add(1, Ordering::SeqCst);
                 if n < 2 {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy".to_string())
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "busy".to_string(),
+                    )
                 } else {
-                    (axum::http::StatusCode::OK, format!("{{\"attempt\": {}}}", n + 1))
+                    (
+                        axum::http::StatusCode::OK,
+                        format!("{{\"attempt\": {}}}", n + 1),
+                    )
                 }
             }),
         )
@@ -205,7 +211,10 @@ async fn escaping_auth_and_outputs() {
         r.outputs.plain("path"),
         Some("/echo/users/12%2034%2F..%2F%26x%3D%22y%22")
     );
-    assert_eq!(r.outputs.plain("query"), Some("q=12%2034%2F..%2F%26x%3D%22y%22"));
+    assert_eq!(
+        r.outputs.plain("query"),
+        Some("q=12%2034%2F..%2F%26x%3D%22y%22")
+    );
     assert_eq!(r.outputs.plain("mobile"), Some("+1 555-010-0199"));
     assert_eq!(r.outputs.plain("second"), Some("2"));
     assert_eq!(r.outputs.plain("auth"), Some("SSWS tok-abc"));
@@ -231,7 +240,10 @@ async fn escaping_auth_and_outputs() {
     assert!(sent.contains(&("To".into(), "+15550100316".into())));
     assert!(sent.contains(&("Weird".into(), "12 34/../&x=\"y\"".into())));
     assert_eq!(sent.len(), 3, "no field injected by the & in the input");
-    assert_eq!(r.outputs.plain("ctype"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(
+        r.outputs.plain("ctype"),
+        Some("application/x-www-form-urlencoded")
+    );
     assert_eq!(r.outputs.plain("auth"), Some("Bearer tok-abc"));
 }
 
@@ -243,7 +255,10 @@ async fn secrets_only_in_secure_actions_and_never_logged() {
     let mut v = vars();
 
     let r = exec.run("insecure_uses_secret", &v).await;
-    assert_eq!(r.outcome, "error", "a secret must not render into an insecure action");
+    assert_eq!(
+        r.outcome, "error",
+        "a secret must not render into an insecure action"
+    );
     assert_eq!(r.status, None, "nothing was sent");
 
     let r = exec.run("secure_uses_secret", &v).await;
@@ -258,11 +273,17 @@ async fn secrets_only_in_secure_actions_and_never_logged() {
     assert_eq!(r.status, None);
 
     let logs = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("data action finished"), "logs were captured: {logs}");
+    assert!(
+        logs.contains("data action finished"),
+        "logs were captured: {logs}"
+    );
     assert!(logs.contains("secure_uses_secret"));
     assert!(!logs.contains("739164"), "PIN in logs:\n{logs}");
     assert!(!logs.contains("tok-abc"), "credential in logs:\n{logs}");
-    assert!(!logs.contains("/echo/pin"), "URL of a secure action in logs:\n{logs}");
+    assert!(
+        !logs.contains("/echo/pin"),
+        "URL of a secure action in logs:\n{logs}"
+    );
 }
 
 #[tokio::test]
@@ -277,7 +298,10 @@ async fn timeouts_retries_and_bad_responses() {
 
     // GET is retried through two 503s.
     let r = exec.run("flaky_get", &v).await;
-    assert_eq!((r.outcome.as_str(), r.outputs.plain("attempt")), ("success", Some("3")));
+    assert_eq!(
+        (r.outcome.as_str(), r.outputs.plain("attempt")),
+        ("success", Some("3"))
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 3);
 
     // POST without an idempotency key: exactly one attempt.
@@ -305,7 +329,10 @@ async fn connection_refused_is_error_and_connect_timeout_is_bounded() {
     let addr = l.local_addr().unwrap();
     drop(l);
     let exec = Executor::with_env(
-        actions("a: { url: BASE/x, timeout: 1s, outcomes: [ { status: 200, outcome: success } ] }", addr),
+        actions(
+            "a: { url: BASE/x, timeout: 1s, outcomes: [ { status: 200, outcome: success } ] }",
+            addr,
+        ),
         env,
     )
     .unwrap();
@@ -325,7 +352,11 @@ async fn demo_backend_end_to_end() {
     let exec = Executor::with_env(demo_actions(&backend.base_url()).unwrap(), |_| None).unwrap();
     let mut v = Vars::new();
 
-    for (id, outcome) in [("999999", "not_found"), ("345678", "locked"), ("12/34", "not_found")] {
+    for (id, outcome) in [
+        ("999999", "not_found"),
+        ("345678", "locked"),
+        ("12/34", "not_found"),
+    ] {
         v.set_plain("employee_id", id);
         assert_eq!(exec.run("lookup_user", &v).await.outcome, outcome, "{id}");
     }
@@ -350,7 +381,11 @@ async fn demo_backend_end_to_end() {
     assert_eq!(exec.run("reset_pin", &v).await.outcome, "error");
 
     assert_eq!(exec.run("send_otp", &v).await.outcome, "success");
-    assert_eq!(exec.run("send_otp", &v).await.outcome, "rate_limited", "resend window");
+    assert_eq!(
+        exec.run("send_otp", &v).await.outcome,
+        "rate_limited",
+        "resend window"
+    );
     let code = backend.last_code("u-123456").unwrap();
     assert_eq!(code.len(), 6);
 
@@ -362,11 +397,23 @@ async fn demo_backend_end_to_end() {
     // A code is single-use.
     assert_eq!(exec.run("verify_otp", &v).await.outcome, "expired");
 
-    for (pin, outcome) in [("111111", "too_simple"), ("123456", "too_simple"), ("250814", "reused"), ("739164", "success")] {
+    for (pin, outcome) in [
+        ("111111", "too_simple"),
+        ("123456", "too_simple"),
+        ("250814", "reused"),
+        ("739164", "success"),
+    ] {
         v.set_secret("new_pin", Secret::new(pin));
         assert_eq!(exec.run("reset_pin", &v).await.outcome, outcome, "{pin}");
     }
-    assert_eq!(backend.pin_history("123456").unwrap().last().map(String::as_str), Some("739164"));
+    assert_eq!(
+        backend
+            .pin_history("123456")
+            .unwrap()
+            .last()
+            .map(String::as_str),
+        Some("739164")
+    );
 
     // The backend saw the PIN only on the reset path, in a JSON body.
     let reqs = backend.requests();
@@ -374,7 +421,9 @@ async fn demo_backend_end_to_end() {
         .iter()
         .filter(|r| r.body.to_string().contains("739164") || r.path.contains("739164"))
         .collect();
-    assert!(pin_reqs.iter().all(|r| r.path == "/users/u-123456/pin" && r.method == "POST"));
+    assert!(pin_reqs
+        .iter()
+        .all(|r| r.path == "/users/u-123456/pin" && r.method == "POST"));
     assert_eq!(pin_reqs.len(), 2);
     assert_eq!(pin_reqs[1].body, json!({"pin": "739164"}));
     assert_eq!(reqs[0].path, "/users/999999");
@@ -402,7 +451,11 @@ async fn demo_otp_limits() {
         assert_eq!(exec.run("verify_otp", &v).await.outcome, "invalid");
     }
     v.set_secret("otp", Secret::new(code));
-    assert_eq!(exec.run("verify_otp", &v).await.outcome, "rate_limited", "6th check");
+    assert_eq!(
+        exec.run("verify_otp", &v).await.outcome,
+        "rate_limited",
+        "6th check"
+    );
     // A fresh code resets the count.
     assert_eq!(exec.run("send_otp", &v).await.outcome, "success");
     v.set_secret("otp", Secret::new(backend.last_code("u-567890").unwrap()));

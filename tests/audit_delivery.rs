@@ -48,7 +48,10 @@ async fn backend() -> (DemoBackend, Arc<Executor>) {
 async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -117,7 +120,11 @@ async fn undelivered_records_survive_a_restart() {
     assert_eq!(d.backlog(), 2);
     let task = tokio::spawn(d.run(cancel.clone()));
     eventually("redelivered", || spool.backlog() == 0).await;
-    let ids: Vec<_> = b.audit_records().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<_> = b
+        .audit_records()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, [r1.id.clone(), r2.id.clone()]);
     cancel.cancel();
     task.await.unwrap();
@@ -164,6 +171,8 @@ async fn deliverer_needs_a_defined_action() {
     let (_b, exec) = backend().await;
     let dir = tempfile::tempdir().unwrap();
     let spool = Arc::new(Spool::open(dir.path()).unwrap());
-    let err = Deliverer::new(spool, exec, "no_such_audit", FAST).err().unwrap();
+    let err = Deliverer::new(spool, exec, "no_such_audit", FAST)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("no_such_audit"));
 }

@@ -120,9 +120,18 @@ pub struct BasicAuth {
 /// The auth forms after validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthKind<'a> {
-    Bearer { env: &'a str },
-    Basic { username_env: &'a str, password_env: &'a str },
-    Header { name: &'a str, value_env: &'a str, prefix: &'a str },
+    Bearer {
+        env: &'a str,
+    },
+    Basic {
+        username_env: &'a str,
+        password_env: &'a str,
+    },
+    Header {
+        name: &'a str,
+        value_env: &'a str,
+        prefix: &'a str,
+    },
 }
 
 impl AuthConfig {
@@ -195,7 +204,9 @@ impl StatusPattern {
                 } else if let Ok(c) = t.parse::<u16>() {
                     StatusPattern::parse(StatusItem::Code(c))
                 } else {
-                    Err(format!("status {t:?} is neither a code nor a class like \"2xx\""))
+                    Err(format!(
+                        "status {t:?} is neither a code nor a class like \"2xx\""
+                    ))
                 }
             }
         }
@@ -320,6 +331,11 @@ pub struct ActionConfig {
     /// Flow variable ← JSON pointer or JSONPath into the response.
     #[serde(default)]
     pub outputs: BTreeMap<String, String>,
+    /// Flow variable ← literal, set when an HTTP response arrived and the
+    /// output of the same name was absent (e.g. `factor: sms` for a
+    /// directory that only knows phone numbers).
+    #[serde(default)]
+    pub defaults: BTreeMap<String, String>,
     /// Ordered rules; `timeout` and `error` are built in.
     #[serde(default)]
     pub outcomes: Vec<OutcomeRule>,
@@ -495,7 +511,9 @@ impl ActionConfig {
         check("url", &self.url)?;
         for (h, v) in &self.headers {
             if !is_header_name(h) {
-                return Err(bad(format!("header name {h:?} is not a valid HTTP header name")));
+                return Err(bad(format!(
+                    "header name {h:?} is not a valid HTTP header name"
+                )));
             }
             check(&format!("headers.{h}"), v)?;
         }
@@ -535,10 +553,18 @@ impl ActionConfig {
         }
         for (var, sel) in &self.outputs {
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(bad(format!("output variable name {var:?} is not an identifier")));
+                return Err(bad(format!(
+                    "output variable name {var:?} is not an identifier"
+                )));
             }
-            super::outcome::Selector::parse(sel)
-                .map_err(|e| bad(format!("output {var}: {e}")))?;
+            super::outcome::Selector::parse(sel).map_err(|e| bad(format!("output {var}: {e}")))?;
+        }
+        for var in self.defaults.keys() {
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(bad(format!(
+                    "default variable name {var:?} is not an identifier"
+                )));
+            }
         }
         for (i, rule) in self.outcomes.iter().enumerate() {
             if !is_outcome_name(&rule.outcome) {
@@ -638,7 +664,14 @@ impl ActionConfig {
             outcomes,
             secure: self.secure,
             inputs: inputs.into_iter().collect(),
-            outputs: self.outputs.keys().cloned().collect(),
+            outputs: self
+                .outputs
+                .keys()
+                .chain(self.defaults.keys())
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
         }
     }
 }

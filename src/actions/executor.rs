@@ -57,7 +57,10 @@ enum Attempt {
     Timeout,
     /// Connection refused/reset, TLS failure, oversized body… (a fixed token).
     Failed(&'static str),
-    Response { status: u16, body: Vec<u8> },
+    Response {
+        status: u16,
+        body: Vec<u8>,
+    },
 }
 
 impl Executor {
@@ -228,13 +231,24 @@ impl Executor {
                 let bad_json = doc.is_none() && !body.iter().all(u8::is_ascii_whitespace);
                 if bad_json && (200..300).contains(&status) && !action.outputs.is_empty() {
                     tracing::debug!(action = name, status, "data action response is not JSON");
-                    return finish(name, OUTCOME_ERROR.into(), Vars::new(), Some(status), started);
+                    return finish(
+                        name,
+                        OUTCOME_ERROR.into(),
+                        Vars::new(),
+                        Some(status),
+                        started,
+                    );
                 }
                 let outcome = decide(&action.rules, status, doc.as_ref());
-                let outputs = doc
+                let mut outputs = doc
                     .as_ref()
                     .map(|d| extract(&action.outputs, d))
                     .unwrap_or_default();
+                for (var, value) in &cfg.defaults {
+                    if outputs.get(var).is_none() {
+                        outputs.set_plain(var.clone(), value.clone());
+                    }
+                }
                 finish(name, outcome, outputs, Some(status), started)
             }
         }
@@ -286,9 +300,7 @@ impl Executor {
             Some(Body::Json(tree)) => {
                 let doc = self.render_tree(tree, vars, secure)?;
                 let text = serde_json::to_vec(&doc).map_err(|_| "body: not serialisable")?;
-                builder = builder
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(text);
+                builder = builder.header(CONTENT_TYPE, "application/json").body(text);
             }
             Some(Body::JsonTemplate(src)) => {
                 let text = self
@@ -298,9 +310,7 @@ impl Executor {
                 if serde_json::from_str::<Json>(&text).is_err() {
                     return Err("body: json_template did not render to valid JSON".into());
                 }
-                builder = builder
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(text);
+                builder = builder.header(CONTENT_TYPE, "application/json").body(text);
             }
             Some(Body::Form(fields)) => {
                 let mut pairs = Vec::with_capacity(fields.len());
@@ -329,7 +339,9 @@ impl Executor {
                 builder.header(h.clone(), hv)
             }
         };
-        builder.build().map_err(|_| "request not buildable".to_string())
+        builder
+            .build()
+            .map_err(|_| "request not buildable".to_string())
     }
 
     fn render_tree(&self, tree: &Json, vars: &Vars, secure: bool) -> Result<Json, String> {

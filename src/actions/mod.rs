@@ -23,8 +23,8 @@ pub mod outcome;
 pub mod ratelimit;
 
 pub use config::{
-    deserialize_duration, parse_duration, ActionConfig, ActionInfo, AuthConfig, BasicAuth, Body, BodyConfig,
-    Method, OutcomeRule, Scalar, StatusPattern, OUTCOME_ERROR, OUTCOME_TIMEOUT,
+    deserialize_duration, parse_duration, ActionConfig, ActionInfo, AuthConfig, BasicAuth, Body,
+    BodyConfig, Method, OutcomeRule, Scalar, StatusPattern, OUTCOME_ERROR, OUTCOME_TIMEOUT,
 };
 pub use executor::{ActionResult, Executor};
 

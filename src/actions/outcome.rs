@@ -151,7 +151,13 @@ mod tests {
             (204, None, "success"),
             (403, Some(reused), "reused"),
             (403, Some(json!({"errorCode": "E0000080"})), "too_simple"),
-            (403, Some(json!({"errorCauses": [{"errorSummary": "password: Password has been used too recently"}]})), "reused2"),
+            (
+                403,
+                Some(
+                    json!({"errorCauses": [{"errorSummary": "password: Password has been used too recently"}]}),
+                ),
+                "reused2",
+            ),
             (403, Some(json!({"errorCode": "E0000069"})), "error"),
             (404, None, "not_found"),
             (410, Some(json!("gone")), "not_found"),
@@ -176,7 +182,10 @@ mod tests {
         let outputs: Vec<(String, Selector)> = [
             ("user_id", "/id"),
             ("mobile", "/profile/mobilePhone"),
-            ("sms_phone", "$.factors[?@.factorType == 'sms'].profile.phoneNumber"),
+            (
+                "sms_phone",
+                "$.factors[?@.factorType == 'sms'].profile.phoneNumber",
+            ),
             ("first", "$.factors[0].factorType"),
             ("n", "/n"),
             ("ok", "/ok"),

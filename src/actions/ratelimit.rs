@@ -165,8 +165,15 @@ mod tests {
             assert!(rl.check_and_record(at(51_000 + i), &format!("spray{i}")));
         }
         assert_eq!(rl.len(), 10);
-        assert!(!rl.check_and_record(at(52_000), "victim"), "victim still limited");
-        assert_eq!(rl.remaining(at(52_000), "quiet"), 2, "quiet key was evicted");
+        assert!(
+            !rl.check_and_record(at(52_000), "victim"),
+            "victim still limited"
+        );
+        assert_eq!(
+            rl.remaining(at(52_000), "quiet"),
+            2,
+            "quiet key was evicted"
+        );
         for i in 0..1000u64 {
             rl.check_and_record(at(53_000 + i), &format!("more{i}"));
             assert!(rl.len() <= 10);

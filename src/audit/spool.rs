@@ -119,7 +119,10 @@ impl Spool {
         }
         let (records, record_lines) = open_log(&dir, RECORDS)?;
         let (acks, ack_lines) = open_log(&dir, ACKS)?;
-        let acked: HashSet<String> = ack_lines.into_iter().map(|l| l.trim().to_string()).collect();
+        let acked: HashSet<String> = ack_lines
+            .into_iter()
+            .map(|l| l.trim().to_string())
+            .collect();
         let mut pending = VecDeque::new();
         let mut acked_in_file = 0;
         let mut seen = HashSet::new();
@@ -166,8 +169,7 @@ impl Spool {
     /// file IO: from async code call it inside `spawn_blocking` if the
     /// latency of an fsync matters.
     pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        let mut line =
-            serde_json::to_vec(record).map_err(|e| AuditError::Encode(e.to_string()))?;
+        let mut line = serde_json::to_vec(record).map_err(|e| AuditError::Encode(e.to_string()))?;
         line.push(b'\n');
         let path = self.dir.join(RECORDS);
         {

@@ -124,6 +124,10 @@ pub struct DemoOptions {
     pub max_checks: u32,
     /// Print `[DEMO SMS] …` lines to stdout (off in tests).
     pub print_codes: bool,
+    /// Refuse a PIN reset unless a code was approved for the user in the
+    /// last 10 minutes (off when another service, e.g. Twilio Verify, checks
+    /// the codes).
+    pub require_verified_code: bool,
 }
 
 impl Default for DemoOptions {
@@ -136,6 +140,7 @@ impl Default for DemoOptions {
             code_ttl: Duration::from_secs(300),
             max_checks: 5,
             print_codes: true,
+            require_verified_code: true,
         }
     }
 }
@@ -327,10 +332,7 @@ async fn send_otp(
             let since = now.saturating_duration_since(*last);
             if since < opts.resend_window {
                 let wait = (opts.resend_window - since).as_secs().max(1);
-                return json_response(
-                    429,
-                    json!({"error": "resend_window", "retryAfter": wait}),
-                );
+                return json_response(429, json!({"error": "resend_window", "retryAfter": wait}));
             }
         }
         let channel = body
@@ -361,7 +363,11 @@ async fn send_otp(
     };
     if opts.print_codes {
         let delay = opts.sms_delay;
-        let label = if channel == "email" { "DEMO EMAIL" } else { "DEMO SMS" };
+        let label = if channel == "email" {
+            "DEMO EMAIL"
+        } else {
+            "DEMO SMS"
+        };
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             // The demo's stand-in for a phone: deliberately stdout, not a log.
@@ -433,7 +439,7 @@ async fn reset_pin(
         .verified_until
         .get(&user_id)
         .is_some_and(|until| now < *until);
-    if !verified {
+    if s.options.require_verified_code && !verified {
         return json_response(403, json!({"errorCode": "NOT_VERIFIED"}));
     }
     match pin_policy(&body.pin, &user.pin_history) {

@@ -139,7 +139,8 @@ async fn record(State(log): State<RequestLog>, req: Request, next: Next) -> Resp
             .collect(),
         body,
     });
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// A running loopback server.
@@ -215,7 +216,10 @@ pub fn pin_policy(pin: &str, history: &[String]) -> PinVerdict {
         .windows(2)
         .map(|w| i16::from(w[1]) - i16::from(w[0]))
         .collect();
-    if steps.iter().all(|s| *s == 0) || steps.iter().all(|s| *s == 1) || steps.iter().all(|s| *s == -1) {
+    if steps.iter().all(|s| *s == 0)
+        || steps.iter().all(|s| *s == 1)
+        || steps.iter().all(|s| *s == -1)
+    {
         return PinVerdict::TooSimple;
     }
     if history.iter().rev().take(3).any(|h| h == pin) {
@@ -257,7 +261,11 @@ fn random_code(len: usize) -> String {
 
 /// Constant-time string comparison for codes.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn json_response(status: u16, body: Json) -> Response {
@@ -274,7 +282,12 @@ mod tests {
 
     #[test]
     fn pin_policy_table() {
-        let history = vec!["111222".to_string(), "482913".to_string(), "902817".to_string(), "551177".to_string()];
+        let history = vec![
+            "111222".to_string(),
+            "482913".to_string(),
+            "902817".to_string(),
+            "551177".to_string(),
+        ];
         for (pin, want) in [
             ("739164", PinVerdict::Ok),
             ("111111", PinVerdict::TooSimple),
@@ -294,7 +307,13 @@ mod tests {
 
     #[test]
     fn base64_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
         assert!(same("123456", "123456"));

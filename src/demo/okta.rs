@@ -194,7 +194,10 @@ impl OktaShaped {
             options,
         });
         let router = Router::new()
-            .route("/api/v1/users/:id", get(get_user).post(update_user).put(update_user))
+            .route(
+                "/api/v1/users/:id",
+                get(get_user).post(update_user).put(update_user),
+            )
             .route("/api/v1/users/:id/factors", get(list_factors))
             .route("/api/v1/users/:id/factors/:fid/verify", post(verify_factor))
             .with_state(shared.clone());
@@ -291,7 +294,12 @@ async fn verify_factor(
         return not_found(&key);
     };
     if factor_id(&user) != fid {
-        return okta_error(404, "E0000007", "Not found: Resource not found: factor (UserFactor)", &[]);
+        return okta_error(
+            404,
+            "E0000007",
+            "Not found: Resource not found: factor (UserFactor)",
+            &[],
+        );
     }
     let id = okta_id(&user);
     let pass_code = body
@@ -329,21 +337,41 @@ async fn verify_factor(
         );
     };
     let Some(ch) = st.challenges.get_mut(&id) else {
-        return okta_error(403, "E0000068", "Invalid Passcode/Answer", &["Your passcode doesn't match our records. Please try again."]);
+        return okta_error(
+            403,
+            "E0000068",
+            "Invalid Passcode/Answer",
+            &["Your passcode doesn't match our records. Please try again."],
+        );
     };
     if now.saturating_duration_since(ch.issued) > opts.code_ttl {
         st.challenges.remove(&id);
-        return okta_error(403, "E0000068", "Invalid Passcode/Answer", &["Your passcode doesn't match our records. Please try again."]);
+        return okta_error(
+            403,
+            "E0000068",
+            "Invalid Passcode/Answer",
+            &["Your passcode doesn't match our records. Please try again."],
+        );
     }
     if ch.checks >= opts.max_checks {
-        return okta_error(429, "E0000047", "API call exceeded rate limit due to too many requests.", &[]);
+        return okta_error(
+            429,
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+            &[],
+        );
     }
     ch.checks += 1;
     if same(&ch.code, &pass_code) {
         st.challenges.remove(&id);
         json_response(200, json!({"factorResult": "SUCCESS"}))
     } else {
-        okta_error(403, "E0000068", "Invalid Passcode/Answer", &["Your passcode doesn't match our records. Please try again."])
+        okta_error(
+            403,
+            "E0000068",
+            "Invalid Passcode/Answer",
+            &["Your passcode doesn't match our records. Please try again."],
+        )
     }
 }
 
@@ -370,7 +398,12 @@ async fn update_user(
         .and_then(Json::as_str)
         .map(str::to_string);
     let Some(password) = password else {
-        return okta_error(400, "E0000001", "Api validation failed: credentials", &["credentials: The request body was not well-formed."]);
+        return okta_error(
+            400,
+            "E0000001",
+            "Api validation failed: credentials",
+            &["credentials: The request body was not well-formed."],
+        );
     };
     if st.users[idx].is_locked() {
         return okta_error(403, "E0000069", "User Locked", &[]);
