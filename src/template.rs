@@ -11,9 +11,7 @@
 //! Filters for phone numbers live here because a masked number must be the
 //! only form that reaches a caller's ear: `last4`, `e164`, `digits_only`.
 
-use minijinja::{
-    value::Value as JValue, AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior,
-};
+use minijinja::{value::Value as JValue, AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::collections::BTreeMap;
 
@@ -145,9 +143,7 @@ fn context(vars: &Vars, allow_secrets: bool) -> BTreeMap<String, JValue> {
 /// engine's short detail (names, not values) and the line.
 fn describe(e: &Error) -> String {
     let mut s = match e.kind() {
-        ErrorKind::UndefinedError => {
-            "undefined variable (or a secret used where secrets are not allowed)".to_string()
-        }
+        ErrorKind::UndefinedError => "undefined variable (or a secret used where secrets are not allowed)".to_string(),
         kind => kind.to_string(),
     };
     if let Some(detail) = e.detail() {
@@ -184,9 +180,7 @@ fn digits_only(value: String) -> String {
 /// digits, so a bad directory entry cannot leak a number into a log.
 pub fn e164_of(value: &str, default_cc: Option<&str>) -> Result<String, &'static str> {
     let trimmed = value.trim();
-    let mut allowed = trimmed
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '/'));
+    let mut allowed = trimmed.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '/'));
     let compact: String = allowed.by_ref().collect();
     let (international, rest) = if let Some(r) = compact.strip_prefix('+') {
         (true, r.to_string())
@@ -232,12 +226,7 @@ mod tests {
     fn url_outputs_are_percent_encoded() {
         let t = Templates::new();
         let out = t
-            .render(
-                "https://idp/users/{{ id }}?x=1",
-                &vars(),
-                Escape::Url,
-                false,
-            )
+            .render("https://idp/users/{{ id }}?x=1", &vars(), Escape::Url, false)
             .unwrap();
         assert_eq!(out, "https://idp/users/12%2034%26x%3D%22y%22?x=1");
     }
@@ -269,13 +258,11 @@ mod tests {
     fn phone_filters() {
         let t = Templates::new();
         assert_eq!(
-            t.render("{{ mobile | last4 }}", &vars(), Escape::None, false)
-                .unwrap(),
+            t.render("{{ mobile | last4 }}", &vars(), Escape::None, false).unwrap(),
             "0316"
         );
         assert_eq!(
-            t.render("{{ mobile | e164 }}", &vars(), Escape::None, false)
-                .unwrap(),
+            t.render("{{ mobile | e164 }}", &vars(), Escape::None, false).unwrap(),
             "+15550100316"
         );
         for (input, want) in [
@@ -285,10 +272,7 @@ mod tests {
         ] {
             assert_eq!(e164_of(input, None).unwrap(), want);
         }
-        assert_eq!(
-            e164_of("07700 900123", Some("44")).unwrap(),
-            "+447700900123"
-        );
+        assert_eq!(e164_of("07700 900123", Some("44")).unwrap(), "+447700900123");
         assert!(e164_of("555-0199", None).is_err());
         assert!(e164_of("+1 555 CALL NOW", None).is_err());
     }
