@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sspr_ivr::actions::Executor;
+use sspr_ivr::actions::{AuthConfig, Executor};
 use sspr_ivr::demo::{demo_actions, DemoBackend, DemoOptions};
 use sspr_ivr::secret::Secret;
 use sspr_ivr::vars::Vars;
@@ -49,7 +49,20 @@ async fn no_secret_in_any_log_line() {
     // Put the PIN in a secure action's query string too.
     let reset = actions.get_mut("reset_pin").unwrap();
     reset.url.push_str("?pin={{ new_pin }}");
-    let exec = Executor::with_env(actions, |_| None).unwrap();
+    // And a credential on the lookup.
+    actions.get_mut("lookup_user").unwrap().auth = Some(AuthConfig {
+        bearer_env: Some("DEMO_TOKEN".into()),
+        ..AuthConfig::default()
+    });
+    // An insecure action that tries to read the PIN.
+    let mut leaky = actions["send_otp"].clone();
+    leaky.body = None;
+    leaky.url.push_str("?pin={{ new_pin }}");
+    actions.insert("leaky".into(), leaky);
+    let exec = Executor::with_env(actions, |v| {
+        (v == "DEMO_TOKEN").then(|| "tok-very-secret".to_string())
+    })
+    .unwrap();
 
     let mut v = Vars::new();
     v.set_plain("employee_id", "456789");
@@ -63,6 +76,11 @@ async fn no_secret_in_any_log_line() {
     assert_eq!(exec.run("verify_otp", &v).await.outcome, "success");
     v.set_secret("new_pin", Secret::new("864209"));
     assert_eq!(exec.run("reset_pin", &v).await.outcome, "success");
+    assert_eq!(exec.run("leaky", &v).await.outcome, "error");
+    assert_eq!(
+        backend.requests()[0].header("authorization"),
+        Some("Bearer tok-very-secret")
+    );
 
     let logs = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("data action finished"), "capture works");
@@ -71,7 +89,14 @@ async fn no_secret_in_any_log_line() {
         logs.contains("starting new connection"),
         "reqwest's `log` records are captured too:\n{logs}"
     );
-    for needle in ["864209", code.as_str(), "/pin", "/otp/verify"] {
+    assert!(logs.contains("leaky"));
+    for needle in [
+        "864209",
+        code.as_str(),
+        "/pin",
+        "/otp/verify",
+        "tok-very-secret",
+    ] {
         assert!(!logs.contains(needle), "{needle:?} found in logs:\n{logs}");
     }
 }
