@@ -63,6 +63,8 @@ fn rejections_table() {
         ("a: { url: 'https://x', outcomes: [ { field: /s, equals: A, exists: true, outcome: ok } ] }", "exactly one of equals"),
         ("a: { url: 'https://x', outcomes: [ { equals: A, outcome: ok } ] }", "need a `field`"),
         ("a: { url: 'https://x', timeout: 0s }", "greater than zero"),
+        ("a: { url: 'https://x', auth: { bearer_env: TOKEN }, headers: { authorization: 'Bearer x' } }", "set by `auth`"),
+        ("a: { url: 'https://x', auth: { header: X-Api-Key, value_env: TOKEN }, headers: { x-api-key: k } }", "set by `auth`"),
     ];
     for (yaml, want) in cases {
         match load(yaml) {

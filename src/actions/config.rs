@@ -525,10 +525,24 @@ impl ActionConfig {
         }
         if let Some(auth) = &self.auth {
             let kind = auth.kind().map_err(bad)?;
-            if let AuthKind::Header { name: h, .. } = kind {
-                if !is_header_name(h) {
-                    return Err(bad(format!("auth header {h:?} is not a valid header name")));
+            let auth_header = match kind {
+                AuthKind::Header { name: h, .. } => {
+                    if !is_header_name(h) {
+                        return Err(bad(format!("auth header {h:?} is not a valid header name")));
+                    }
+                    h
                 }
+                _ => "Authorization",
+            };
+            if self
+                .headers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case(auth_header))
+            {
+                return Err(bad(format!(
+                    "header {auth_header} is set by `auth`; remove it from `headers` \
+                     (credentials belong in environment variables)"
+                )));
             }
         }
         if self.timeout.is_zero() {
