@@ -698,15 +698,37 @@ mod tests {
     fn literal_origin_table() {
         let ok = |u: &str, https: bool, host: &str, port: Option<u16>, lo: bool| {
             let o = literal_origin(u).unwrap_or_else(|e| panic!("{u}: {e}"));
-            assert_eq!((o.https, o.host.as_str(), o.port), (https, host, port), "{u}");
+            assert_eq!(
+                (o.https, o.host.as_str(), o.port),
+                (https, host, port),
+                "{u}"
+            );
             assert_eq!(o.is_loopback(), lo, "{u}");
         };
-        ok("https://IdP.Example.com/x/{{ a }}", true, "idp.example.com", None, false);
-        ok("http://127.0.0.1:8085/users?x={{ a }}", false, "127.0.0.1", Some(8085), true);
+        ok(
+            "https://IdP.Example.com/x/{{ a }}",
+            true,
+            "idp.example.com",
+            None,
+            false,
+        );
+        ok(
+            "http://127.0.0.1:8085/users?x={{ a }}",
+            false,
+            "127.0.0.1",
+            Some(8085),
+            true,
+        );
         ok("http://127.9.9.9", false, "127.9.9.9", None, true);
         ok("http://[::1]:9000/pin", false, "[::1]", Some(9000), true);
         ok("http://localhost:1/", false, "localhost", Some(1), true);
-        ok("https://example.okta.com#frag", true, "example.okta.com", None, false);
+        ok(
+            "https://example.okta.com#frag",
+            true,
+            "example.okta.com",
+            None,
+            false,
+        );
         for bad in [
             "//x/",
             "https://",
@@ -721,7 +743,11 @@ mod tests {
             assert!(literal_origin(bad).is_err(), "{bad}");
         }
         // 127.0.0.1.example.com is not loopback.
-        assert!(!literal_origin("http://127.0.0.1.example.com/").unwrap().is_loopback());
-        assert!(!literal_origin("http://localhost.example.com/").unwrap().is_loopback());
+        assert!(!literal_origin("http://127.0.0.1.example.com/")
+            .unwrap()
+            .is_loopback());
+        assert!(!literal_origin("http://localhost.example.com/")
+            .unwrap()
+            .is_loopback());
     }
 }
