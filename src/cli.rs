@@ -127,7 +127,8 @@ fn init_logging(cli: &Cli, cfg_format: Option<LogFormatName>, cfg_level: Option<
         .clone()
         .or_else(|| cfg_level.map(str::to_string))
         .unwrap_or_else(|| "info".into());
-    logging::init(
+    // A second init (tests embedding the CLI) keeps the first subscriber.
+    let _ = logging::init(
         if json {
             LogFormat::Json
         } else {

@@ -63,6 +63,8 @@ fn rejections_table() {
         ("a: { url: 'https://x', outcomes: [ { field: /s, equals: A, exists: true, outcome: ok } ] }", "exactly one of equals"),
         ("a: { url: 'https://x', outcomes: [ { equals: A, outcome: ok } ] }", "need a `field`"),
         ("a: { url: 'https://x', timeout: 0s }", "greater than zero"),
+        ("a: { url: 'https://x', auth: { bearer_env: TOKEN }, headers: { authorization: 'Bearer x' } }", "set by `auth`"),
+        ("a: { url: 'https://x', auth: { header: X-Api-Key, value_env: TOKEN }, headers: { x-api-key: k } }", "set by `auth`"),
     ];
     for (yaml, want) in cases {
         match load(yaml) {
@@ -224,4 +226,35 @@ fn missing_env_error_names_variable_not_value() {
     let map = parse("a: { url: 'https://x', auth: { bearer_env: SSPR_TEST_UNSET_VAR } }").unwrap();
     let err = Executor::with_env(map, |_| None).err().unwrap();
     assert!(matches!(err, ActionError::MissingEnv { ref var, .. } if var == "SSPR_TEST_UNSET_VAR"));
+}
+
+#[test]
+fn readme_schema_example_loads() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/providers/README.md"
+    ))
+    .unwrap();
+    let start = text.find("```yaml\n").unwrap() + 8;
+    let end = start + text[start..].find("```").unwrap();
+    #[derive(serde::Deserialize)]
+    struct File {
+        actions: BTreeMap<String, ActionConfig>,
+    }
+    let f: File = serde_yaml::from_str(&text[start..end]).unwrap();
+    let exec = Executor::with_env(f.actions, |_| Some("x".into())).unwrap();
+    let info = exec.info("reset_pin").unwrap();
+    assert_eq!(
+        info.outcomes,
+        [
+            "success",
+            "too_simple",
+            "reused",
+            "locked",
+            "timeout",
+            "error"
+        ]
+    );
+    assert_eq!(info.inputs, ["call_id", "new_pin", "user_id"]);
+    assert_eq!(info.outputs, ["factor", "phone", "status"]);
 }

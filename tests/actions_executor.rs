@@ -1,11 +1,11 @@
 //! The executor against real loopback servers: escaping, auth, outcomes,
-//! outputs, timeouts, retries, and that secrets never reach a log line.
+//! outputs, timeouts, retries, secrets only in secure actions. (The log
+//! scan is in `actions_logscan.rs`: it needs a global subscriber.)
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -84,30 +84,6 @@ fn actions(yaml: &str, addr: SocketAddr) -> BTreeMap<String, ActionConfig> {
 
 fn env(var: &str) -> Option<String> {
     (var == "ECHO_TOKEN").then(|| "tok-abc".to_string())
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
-    let cap = Capture::default();
-    let writer = cap.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    (cap.clone(), tracing::subscriber::set_default(sub))
 }
 
 const ECHO: &str = r#"
@@ -248,8 +224,7 @@ async fn escaping_auth_and_outputs() {
 }
 
 #[tokio::test]
-async fn secrets_only_in_secure_actions_and_never_logged() {
-    let (cap, _guard) = capture_logs();
+async fn secrets_only_in_secure_actions() {
     let (addr, _) = awkward_server().await;
     let exec = Executor::with_env(actions(ECHO, addr), env).unwrap();
     let mut v = vars();
@@ -271,19 +246,6 @@ async fn secrets_only_in_secure_actions_and_never_logged() {
     let r = exec.run("header_injection", &v).await;
     assert_eq!(r.outcome, "error");
     assert_eq!(r.status, None);
-
-    let logs = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.contains("data action finished"),
-        "logs were captured: {logs}"
-    );
-    assert!(logs.contains("secure_uses_secret"));
-    assert!(!logs.contains("739164"), "PIN in logs:\n{logs}");
-    assert!(!logs.contains("tok-abc"), "credential in logs:\n{logs}");
-    assert!(
-        !logs.contains("/echo/pin"),
-        "URL of a secure action in logs:\n{logs}"
-    );
 }
 
 #[tokio::test]

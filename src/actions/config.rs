@@ -331,6 +331,11 @@ pub struct ActionConfig {
     /// Flow variable ← JSON pointer or JSONPath into the response.
     #[serde(default)]
     pub outputs: BTreeMap<String, String>,
+    /// Flow variable ← literal, set when an HTTP response arrived and the
+    /// output of the same name was absent (e.g. `factor: sms` for a
+    /// directory that only knows phone numbers).
+    #[serde(default)]
+    pub defaults: BTreeMap<String, String>,
     /// Ordered rules; `timeout` and `error` are built in.
     #[serde(default)]
     pub outcomes: Vec<OutcomeRule>,
@@ -512,10 +517,24 @@ impl ActionConfig {
         }
         if let Some(auth) = &self.auth {
             let kind = auth.kind().map_err(bad)?;
-            if let AuthKind::Header { name: h, .. } = kind {
-                if !is_header_name(h) {
-                    return Err(bad(format!("auth header {h:?} is not a valid header name")));
+            let auth_header = match kind {
+                AuthKind::Header { name: h, .. } => {
+                    if !is_header_name(h) {
+                        return Err(bad(format!("auth header {h:?} is not a valid header name")));
+                    }
+                    h
                 }
+                _ => "Authorization",
+            };
+            if self
+                .headers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case(auth_header))
+            {
+                return Err(bad(format!(
+                    "header {auth_header} is set by `auth`; remove it from `headers` \
+                     (credentials belong in environment variables)"
+                )));
             }
         }
         if self.timeout.is_zero() {
@@ -545,6 +564,13 @@ impl ActionConfig {
                 )));
             }
             super::outcome::Selector::parse(sel).map_err(|e| bad(format!("output {var}: {e}")))?;
+        }
+        for var in self.defaults.keys() {
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(bad(format!(
+                    "default variable name {var:?} is not an identifier"
+                )));
+            }
         }
         for (i, rule) in self.outcomes.iter().enumerate() {
             if !is_outcome_name(&rule.outcome) {
@@ -644,7 +670,76 @@ impl ActionConfig {
             outcomes,
             secure: self.secure,
             inputs: inputs.into_iter().collect(),
-            outputs: self.outputs.keys().cloned().collect(),
+            outputs: self
+                .outputs
+                .keys()
+                .chain(self.defaults.keys())
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_origin_table() {
+        let ok = |u: &str, https: bool, host: &str, port: Option<u16>, lo: bool| {
+            let o = literal_origin(u).unwrap_or_else(|e| panic!("{u}: {e}"));
+            assert_eq!(
+                (o.https, o.host.as_str(), o.port),
+                (https, host, port),
+                "{u}"
+            );
+            assert_eq!(o.is_loopback(), lo, "{u}");
+        };
+        ok(
+            "https://IdP.Example.com/x/{{ a }}",
+            true,
+            "idp.example.com",
+            None,
+            false,
+        );
+        ok(
+            "http://127.0.0.1:8085/users?x={{ a }}",
+            false,
+            "127.0.0.1",
+            Some(8085),
+            true,
+        );
+        ok("http://127.9.9.9", false, "127.9.9.9", None, true);
+        ok("http://[::1]:9000/pin", false, "[::1]", Some(9000), true);
+        ok("http://localhost:1/", false, "localhost", Some(1), true);
+        ok(
+            "https://example.okta.com#frag",
+            true,
+            "example.okta.com",
+            None,
+            false,
+        );
+        for bad in [
+            "//x/",
+            "https://",
+            "https://{{ host }}/",
+            "https://x{{ a }}.com/",
+            "https://x:{{ port }}/",
+            "https://x:99999/",
+            "https://a@b/",
+            "http://[::1/",
+            "HTTPS://x/",
+        ] {
+            assert!(literal_origin(bad).is_err(), "{bad}");
+        }
+        // 127.0.0.1.example.com is not loopback.
+        assert!(!literal_origin("http://127.0.0.1.example.com/")
+            .unwrap()
+            .is_loopback());
+        assert!(!literal_origin("http://localhost.example.com/")
+            .unwrap()
+            .is_loopback());
     }
 }

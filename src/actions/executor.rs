@@ -240,10 +240,15 @@ impl Executor {
                     );
                 }
                 let outcome = decide(&action.rules, status, doc.as_ref());
-                let outputs = doc
+                let mut outputs = doc
                     .as_ref()
                     .map(|d| extract(&action.outputs, d))
                     .unwrap_or_default();
+                for (var, value) in &cfg.defaults {
+                    if outputs.get(var).is_none() {
+                        outputs.set_plain(var.clone(), value.clone());
+                    }
+                }
                 finish(name, outcome, outputs, Some(status), started)
             }
         }

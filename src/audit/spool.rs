@@ -52,16 +52,20 @@ fn sync_dir(dir: &Path) -> Result<(), AuditError> {
         .map_err(io_err(dir))
 }
 
+/// Spool files hold caller numbers: owner read/write only.
+fn private(o: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(o, 0o600);
+    o
+}
+
 /// Open `path` for appending, creating it (and fsyncing the directory) if
 /// needed, after cutting off a torn last line. Returns the file and its
 /// complete lines.
 fn open_log(dir: &Path, name: &str) -> Result<(File, Vec<String>), AuditError> {
     let path = dir.join(name);
     let existed = path.exists();
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
+    let mut file = private(OpenOptions::new().read(true).append(true).create(true))
         .open(&path)
         .map_err(io_err(&path))?;
     if !existed {
@@ -94,7 +98,9 @@ fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<File, AuditError> 
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
     {
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut f = private(OpenOptions::new().write(true).create(true).truncate(true))
+            .open(&tmp)
+            .map_err(io_err(&tmp))?;
         f.write_all(contents).map_err(io_err(&tmp))?;
         f.sync_all().map_err(io_err(&tmp))?;
     }
@@ -112,7 +118,11 @@ impl Spool {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, AuditError> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.exists() {
-            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(&dir).map_err(io_err(&dir))?;
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 sync_dir(parent)?;
             }
@@ -292,6 +302,18 @@ mod tests {
         s.append(&d).unwrap();
         drop(s);
         assert_eq!(Spool::open(&path).unwrap().pending(), vec![d]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for (p, want) in [
+                (path.clone(), 0o700),
+                (path.join(RECORDS), 0o600),
+                (path.join(ACKS), 0o600),
+            ] {
+                let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, want, "{}", p.display());
+            }
+        }
     }
 
     #[test]

@@ -321,4 +321,43 @@ mod tests {
         assert!(!same("12345", "123456"));
         assert_eq!(random_code(6).len(), 6);
     }
+
+    #[tokio::test]
+    async fn refuses_non_loopback_bind() {
+        let opts = DemoOptions {
+            bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+            ..DemoOptions::default()
+        };
+        assert!(matches!(
+            DemoBackend::start(opts).await.err(),
+            Some(DemoError::NotLoopback(_))
+        ));
+    }
+
+    #[test]
+    fn fixtures() {
+        let users = DemoUsers::embedded();
+        let by_id = |id: &str| users.users.iter().find(|u| u.employee_id == id).unwrap();
+        assert_eq!(by_id("123456").mobile, "+1 555-010-0199");
+        assert_eq!(by_id("234567").factor, "email");
+        assert!(by_id("345678").is_locked());
+        assert_eq!(by_id("456789").mobile, "+1 (555) 010-0316");
+        assert_eq!(by_id("567890").mobile, "+44 7700 900123");
+
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("users.yaml");
+        std::fs::write(&good, "users:\n  - { employee_id: '1', user_id: u1, name: A, status: ACTIVE, factor: sms, mobile: '+1 555 010 0000' }\n").unwrap();
+        assert_eq!(DemoUsers::load(&good).unwrap().users.len(), 1);
+        for (text, want) in [
+            ("users:\n  - { employee_id: '1', user_id: u1, name: A, status: ACTIVE, factor: fax }\n", "factor"),
+            ("users:\n  - { employee_id: '1', user_id: u1, name: A, status: ACTIVE, factor: sms, pager: 1 }\n", "unknown field"),
+            ("users:\n  - { employee_id: '1', user_id: u1, name: A, status: ACTIVE, factor: sms }\n  - { employee_id: '1', user_id: u2, name: B, status: ACTIVE, factor: sms }\n", "duplicate"),
+        ] {
+            let bad = dir.path().join("bad.yaml");
+            std::fs::write(&bad, text).unwrap();
+            let err = DemoUsers::load(&bad).unwrap_err().to_string();
+            assert!(err.contains("bad.yaml") && err.contains(want), "{err}");
+        }
+        assert!(DemoUsers::load(&dir.path().join("missing.yaml")).is_err());
+    }
 }

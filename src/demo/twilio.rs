@@ -1,7 +1,8 @@
 //! A Twilio-Verify-shaped test server (Verify API v2).
 //!
 //! - HTTP Basic auth with the account SID and auth token, else 401 (20003);
-//! - `POST /v2/Services/{sid}/Verifications` form `To` (E.164), `Channel`
+//! - `POST /v2/Services/{sid}/Verifications` form `To` (E.164, or an
+//!   address for the email channel), `Channel`
 //!   → 201 verification (`status: pending`); 400 (60200) for a `To` that is
 //!   not E.164; 429 (60203) after five sends to one number;
 //! - `POST /v2/Services/{sid}/VerificationCheck` form `To`, `Code` → 200
@@ -216,13 +217,21 @@ async fn start_verification(
     let Some(Form(form)) = form else {
         return twilio_error(400, 20001, "Missing required parameter To in the post body");
     };
-    let Some(to) = form.to.filter(|t| is_e164(t)) else {
-        return twilio_error(400, 60200, "Invalid parameter `To`");
-    };
     let channel = form.channel.unwrap_or_default();
     if !matches!(channel.as_str(), "sms" | "call" | "email" | "whatsapp") {
         return twilio_error(400, 60200, "Invalid parameter `Channel`");
     }
+    // Email verifications go to an address, every other channel to E.164.
+    let valid_to = |t: &String| {
+        if channel == "email" {
+            t.contains('@') && !t.starts_with('@') && !t.ends_with('@')
+        } else {
+            is_e164(t)
+        }
+    };
+    let Some(to) = form.to.filter(valid_to) else {
+        return twilio_error(400, 60200, "Invalid parameter `To`");
+    };
     let now = Instant::now();
     let mut st = s.lock();
     let ttl = s.options.code_ttl;

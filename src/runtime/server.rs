@@ -305,7 +305,7 @@ pub async fn serve(
     };
     on_bound(&bound);
     info!(sip = %sip_addr, admin = ?admin_addr, "listening");
-    crate::ops::systemd::notify_ready();
+    let _ = crate::ops::systemd::notify_ready();
 
     // Watchdog: ping from the main loop while it is alive.
     let watchdog = crate::ops::systemd::watchdog_interval();
@@ -330,7 +330,7 @@ pub async fn serve(
                 readiness.beat();
                 metrics.audit_backlog(spool.backlog() as u64);
                 if watchdog.is_some() {
-                    crate::ops::systemd::notify_watchdog();
+                    let _ = crate::ops::systemd::notify_watchdog();
                 }
             }
         }
@@ -338,7 +338,7 @@ pub async fn serve(
 
     // Drain: refuse new calls, let live ones finish up to the limit.
     info!("draining: new calls get 503");
-    crate::ops::systemd::notify_stopping();
+    let _ = crate::ops::systemd::notify_stopping();
     shared.draining.store(true, Ordering::SeqCst);
     readiness.set_draining();
     let drain_limit = shared.loaded().config.drain.timeout;
