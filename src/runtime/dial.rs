@@ -51,6 +51,10 @@ pub struct DialArgs {
     /// Repeat for several prompts; each rule is used once, in order.
     #[arg(long = "on", value_name = "PROMPT=DIGITS")]
     pub on: Vec<String>,
+    /// Press DIGITS one second after PROMPT starts (barge-in, or typing
+    /// during hold music): `--during hold_music=246810`.
+    #[arg(long = "during", value_name = "PROMPT=DIGITS")]
+    pub during: Vec<String>,
     /// Also read digits to press from standard input, one line at a time.
     #[arg(long)]
     pub stdin: bool,
@@ -142,13 +146,18 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         Some(d) => Some(parse_presses(d)?),
         None => None,
     };
-    let mut rules: Vec<(String, Vec<Press>)> = Vec::new();
-    for r in &args.on {
-        let (p, d) = r
-            .split_once('=')
-            .with_context(|| format!("--on `{r}`: expected PROMPT=DIGITS"))?;
-        rules.push((p.to_string(), parse_presses(d)?));
-    }
+    let parse_rules = |list: &[String], flag: &str| -> anyhow::Result<Vec<(String, Vec<Press>)>> {
+        list.iter()
+            .map(|r| {
+                let (p, d) = r
+                    .split_once('=')
+                    .with_context(|| format!("{flag} `{r}`: expected PROMPT=DIGITS"))?;
+                Ok((p.to_string(), parse_presses(d)?))
+            })
+            .collect()
+    };
+    let mut rules = parse_rules(&args.on, "--on")?;
+    let mut during_rules = parse_rules(&args.during, "--during")?;
     let cache = Arc::new(
         PromptCache::load_dir(&args.prompts)
             .with_context(|| format!("prompts {}", args.prompts.display()))?,
@@ -346,6 +355,12 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                     if let Some(name) = rec.push(pkt.payload) {
                         tr.line(&format!("prompt {name}"));
                         let len = cache.get(&name).map(|p| p.duration()).unwrap_or_default();
+                        if let Some(i) = during_rules.iter().position(|(p, _)| *p == name) {
+                            let (_, p) = during_rules.remove(i);
+                            presses.push_back(Press::Pause(Duration::from_secs(1)));
+                            presses.extend(p);
+                            next_press_at.get_or_insert(Instant::now());
+                        }
                         playing = Some((name, Instant::now() + len));
                     }
                 }
