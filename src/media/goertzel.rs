@@ -288,32 +288,6 @@ impl InbandDetector {
         h
     }
 
-    /// Least-squares fit of a sine at `hz` to `sig`: Σ sig[n]·e^{-jωn} (the
-    /// sine is Re(z·e^{jωn})·2/N).
-    fn fit(sig: &[f32; WIN], hz: f32) -> C32 {
-        let w = 2.0 * PI * hz / SAMPLE_RATE as f32;
-        let (mut ph, step) = (C32::new(1.0, 0.0), C32::cis(-w));
-        let mut z = C32::default();
-        for &v in sig {
-            z = z.add(C32::new(v * ph.re, v * ph.im));
-            ph = ph.mul(step);
-        }
-        z
-    }
-
-    /// `sig` minus the fitted sine.
-    fn without(sig: &[f32; WIN], hz: f32, z: C32) -> [f32; WIN] {
-        let w = 2.0 * PI * hz / SAMPLE_RATE as f32;
-        let scale = 2.0 / WIN as f32;
-        let (mut ph, step) = (C32::new(1.0, 0.0), C32::cis(w));
-        let mut out = *sig;
-        for v in out.iter_mut() {
-            *v -= scale * z.mul(ph).re;
-            ph = ph.mul(step);
-        }
-        out
-    }
-
     fn power_of(z: C32) -> f32 {
         2.0 * z.norm2() / (WIN * WIN) as f32
     }
@@ -321,18 +295,43 @@ impl InbandDetector {
     /// Joint fit of both tones on the raw window (so neither tone's leakage biases the
     /// other's level), then the second-harmonic powers of the residual.
     /// Returns (row power, column power, row 2nd harmonic, column 2nd harmonic).
+    /// Four passes over the window: fit column; fit row on (signal − column); refit
+    /// column on (signal − row); residual harmonics.
     fn refine(&self, f_row: f32, f_col: f32) -> (f32, f32, f32, f32) {
         let h = self.history();
-        let zc0 = Self::fit(&h, f_col);
-        let zr = Self::fit(&Self::without(&h, f_col, zc0), f_row);
-        let no_row = Self::without(&h, f_row, zr);
-        let zc = Self::fit(&no_row, f_col);
-        let residual = Self::without(&no_row, f_col, zc);
+        let step = |hz: f32| C32::cis(2.0 * PI * hz / SAMPLE_RATE as f32);
+        let (s_row, s_col) = (step(f_row), step(f_col));
+        let scale = 2.0 / WIN as f32;
+        // Σ (h[n] − Re(z_sub·p_sub[n])·scale) · conj(p_fit[n])
+        let fit_without = |z_sub: C32, s_sub: C32, s_fit: C32| {
+            let (mut p_sub, mut p_fit) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
+            let mut z = C32::default();
+            for &x in &h {
+                let v = x - scale * z_sub.mul(p_sub).re;
+                z = z.add(C32::new(v * p_fit.re, -v * p_fit.im));
+                p_sub = p_sub.mul(s_sub);
+                p_fit = p_fit.mul(s_fit);
+            }
+            z
+        };
+        let zc0 = fit_without(C32::default(), s_col, s_col);
+        let zr = fit_without(zc0, s_col, s_row);
+        let zc = fit_without(zr, s_row, s_col);
+        let (mut p_r, mut p_c) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
+        let (mut h_r, mut h_c) = (C32::default(), C32::default());
+        for &x in &h {
+            let v = x - scale * (zr.mul(p_r).re + zc.mul(p_c).re);
+            let (q_r, q_c) = (p_r.mul(p_r), p_c.mul(p_c)); // e^{j2ωn}
+            h_r = h_r.add(C32::new(v * q_r.re, -v * q_r.im));
+            h_c = h_c.add(C32::new(v * q_c.re, -v * q_c.im));
+            p_r = p_r.mul(s_row);
+            p_c = p_c.mul(s_col);
+        }
         (
             Self::power_of(zr),
             Self::power_of(zc),
-            Self::power_of(Self::fit(&residual, 2.0 * f_row)),
-            Self::power_of(Self::fit(&residual, 2.0 * f_col)),
+            Self::power_of(h_r),
+            Self::power_of(h_c),
         )
     }
 
