@@ -13,20 +13,24 @@
 //! sub-blocks form a 20 ms analysis window. In it the strongest row and column bins
 //! are chosen; for each, the frequency offset is measured from the phase advance of
 //! the 20 ms bin over 5 ms (precise to a few Hz, where the 50 Hz bin width alone could
-//! not separate 1.5 % from 3.5 %), the sub-blocks are re-summed coherently at the
-//! measured frequency, and a window counts as a *hit* when: both offsets are within
+//! not separate 1.5 % from 3.5 %); the levels are screened from the sub-blocks
+//! re-summed coherently at the measured frequencies, then measured by a joint
+//! least-squares fit of both tones over the window (so one tone's spectral leakage
+//! does not bias the other's level). A window counts as a *hit* when: both offsets are within
 //! ±2.5 %; each tone is at least −32 dBm0; the twist is within −9/+5 dB; the two tones
 //! carry at least 75 % of the window's energy (speech and music spread theirs; this
 //! also means a window must be mostly filled by the tone, which gives the duration
 //! limits); and neither tone's second harmonic exceeds −12 dB relative to it (voiced
-//! speech is harmonic-rich). A digit starts after 4 consecutive hits (≈ 35 ms of tone:
-//! a 40 ms tone yields at least 6 hits, a 23 ms tone at most 3) and is reported once,
+//! speech is harmonic-rich; the row tone's harmonic is judged only when it lies at
+//! least 120 Hz from the column tone, which it otherwise cannot be told apart from).
+//! A digit starts after 4 consecutive hits (≈ 35 ms of tone: a 40 ms tone yields at
+//! least 6 hits, a 23 ms tone at most 3) and is reported once,
 //! at its start; it ends after 7 consecutive non-hits (a 10 ms gap costs at most 4, a
 //! 40 ms pause at least 9).
 //!
 //! Level reference: 0 dBm0 is a sine whose peak is 3.17 dB below 16-bit full scale
 //! (ITU-T G.711: the μ-law maximum is +3.17 dBm0; A-law's +3.14 dBm0 differs by a
-//! negligible 0.03 dB), i.e. peak ≈ 22 778. The detector does not do echo cancellation
+//! negligible 0.03 dB), i.e. peak ≈ 22 754. The detector does not do echo cancellation
 //! or talk-off training; it works on 8 kHz samples only.
 
 use std::f32::consts::PI;
@@ -58,6 +62,7 @@ const MAX_TWIST_DB: f32 = 5.0; // high group stronger (reverse twist)
 const MIN_TWIST_DB: f32 = -9.0; // high group weaker (normal twist)
 const MIN_ENERGY_RATIO: f32 = 0.75;
 const MAX_HARMONIC_DB: f32 = -12.0;
+const HARMONIC_CLEARANCE_HZ: f32 = 120.0;
 const MIN_HITS: u32 = 4;
 const END_MISSES: u32 = 7;
 
@@ -363,7 +368,11 @@ impl InbandDetector {
             return None;
         }
         let limit = db_to_power_ratio(MAX_HARMONIC_DB);
-        if h_row > limit * p_row || h_col > limit * p_col {
+        // Twice a row frequency can lie within a bin or two of the column tone
+        // (2·770 Hz vs 1477 Hz); there the column tone's onset or end would pass for
+        // a harmonic, so the row's harmonic is only judged when clear of it.
+        let row_harmonic_clear = (2.0 * f_row - f_col).abs() >= HARMONIC_CLEARANCE_HZ;
+        if (row_harmonic_clear && h_row > limit * p_row) || h_col > limit * p_col {
             return None;
         }
         Some(KEYPAD[r][c - 4])

@@ -301,3 +301,31 @@ fn digits_are_found_over_hold_music() {
     }
     assert_eq!(detect(&mix), "5");
 }
+
+#[test]
+fn worst_case_combinations_are_accepted() {
+    // frequency deviation at the edge, the weakest level, the largest twists and the
+    // shortest tone, together
+    for key in ALL.chars() {
+        let (lo, hi) = digit_frequencies(key).unwrap();
+        for (dl, dh) in [(1.5, 1.5), (-1.5, -1.5), (1.5, -1.5), (-1.5, 1.5)] {
+            for (l, h) in [(-17.0, -25.0), (-25.0, -21.0), (0.0, -8.0), (-4.0, 0.0)] {
+                for lead in [0, 21] {
+                    let body = gen().dual(
+                        f64::from(lo) * (1.0 + dl / 100.0),
+                        f64::from(hi) * (1.0 + dh / 100.0),
+                        l,
+                        h,
+                        40,
+                    );
+                    let got = detect(&framed(lead, body));
+                    assert_eq!(
+                        got,
+                        key.to_string(),
+                        "key {key} dev {dl}/{dh}% level {l}/{h} lead {lead}"
+                    );
+                }
+            }
+        }
+    }
+}
