@@ -30,7 +30,7 @@
 //!
 //! Level reference: 0 dBm0 is a sine whose peak is 3.17 dB below 16-bit full scale
 //! (ITU-T G.711: the μ-law maximum is +3.17 dBm0; A-law's +3.14 dBm0 differs by a
-//! negligible 0.03 dB), i.e. peak ≈ 22 754. The detector does not do echo cancellation
+//! negligible 0.03 dB), i.e. peak ≈ 22 748. The detector does not do echo cancellation
 //! or talk-off training; it works on 8 kHz samples only.
 
 use std::f32::consts::PI;
@@ -40,7 +40,7 @@ use crate::codec::SAMPLE_RATE;
 /// Level of a full-scale sine in dBm0 (G.711 μ-law T_max).
 pub const FULL_SCALE_DBM0: f64 = 3.17;
 /// Peak amplitude of a 0 dBm0 sine in 16-bit PCM.
-pub const DBM0_PEAK: f64 = 32768.0 * 0.694_386_9; // 10^(-3.17/20)
+pub const DBM0_PEAK: f64 = 32768.0 * 0.694_224_7; // 10^(-3.17/20)
 
 /// Low ("row") group frequencies in Hz.
 pub const ROW_HZ: [f32; 4] = [697.0, 770.0, 852.0, 941.0];

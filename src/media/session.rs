@@ -70,7 +70,9 @@ pub struct MediaConfig {
     pub record: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the session reports. `Debug` never shows a digit's value (digits typed in a
+/// secure segment are secrets, and the media layer cannot tell which ones are).
+#[derive(Clone, PartialEq, Eq)]
 pub enum MediaEvent {
     Digit {
         digit: char,
@@ -85,6 +87,30 @@ pub enum MediaEvent {
         ivr: Vec<i16>,
         suppressed: bool,
     },
+}
+
+impl std::fmt::Debug for MediaEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MediaEvent::Digit { source, .. } => f
+                .debug_struct("Digit")
+                .field("source", source)
+                .finish_non_exhaustive(),
+            MediaEvent::PlaybackFinished { id } => {
+                f.debug_struct("PlaybackFinished").field("id", id).finish()
+            }
+            MediaEvent::RtpTimeout => f.write_str("RtpTimeout"),
+            MediaEvent::Record {
+                caller,
+                ivr,
+                suppressed,
+            } => f
+                .debug_struct("Record")
+                .field("samples", &caller.len().max(ivr.len()))
+                .field("suppressed", suppressed)
+                .finish(),
+        }
+    }
 }
 
 /// Counters of one session (no digit values).

@@ -548,6 +548,16 @@ fn recording_per_packet_and_secure_suppression() {
 }
 
 #[test]
+fn event_debug_never_shows_a_digit() {
+    let e = MediaEvent::Digit {
+        digit: '7',
+        source: DigitSource::Info,
+    };
+    let text = format!("{e:?}");
+    assert!(!text.contains('7') && text.contains("Info"), "{text}");
+}
+
+#[test]
 fn symmetric_rtp_latching_rules() {
     let a: SocketAddr = "127.0.0.1:7000".parse().unwrap();
     let b: SocketAddr = "127.0.0.1:7002".parse().unwrap();
