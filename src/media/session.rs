@@ -2,7 +2,7 @@
 //! one G.711 stream plus RFC 4733 events).
 //!
 //! Sending: one RTP packet every ptime (20 ms unless the SDP said otherwise; clamped
-//! to 10–120 ms), scheduled by absolute deadlines `start + n·ptime` so the stream never
+//! to 10–120 ms, 0 meaning the default), scheduled by absolute deadlines `start + n·ptime` so the stream never
 //! drifts. If the runtime wakes late, every frame that is due goes out at once and
 //! the ones more than [`LATE_TOLERANCE`] behind are counted `late`; if it is more
 //! than [`MAX_CATCH_UP`] frames behind, the older frames are skipped (timestamps still
@@ -230,7 +230,10 @@ impl MediaSession {
         seq: u16,
         ts: u32,
     ) -> Self {
-        let ptime_ms = config.ptime_ms.clamp(10, 120);
+        let ptime_ms = match config.ptime_ms {
+            0 => 20,
+            p => p.clamp(10, 120),
+        };
         let samples_per_frame = (ptime_ms * crate::codec::SAMPLE_RATE / 1000) as usize;
         MediaSession {
             ptime: Duration::from_millis(u64::from(ptime_ms)),

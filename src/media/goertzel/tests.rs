@@ -83,6 +83,35 @@ fn frequency_deviation_sweep() {
 }
 
 #[test]
+fn off_frequency_tones_are_rejected_at_every_level() {
+    for key in ALL.chars() {
+        let (lo, hi) = digit_frequencies(key).unwrap();
+        for (dl, dh) in [
+            (3.5, 0.0),
+            (-3.5, 0.0),
+            (0.0, 3.5),
+            (0.0, -3.5),
+            (3.5, -3.5),
+        ] {
+            for level in [0.0, -10.0, -25.0] {
+                let body = gen().dual(
+                    f64::from(lo) * (1.0 + dl / 100.0),
+                    f64::from(hi) * (1.0 + dh / 100.0),
+                    level,
+                    level,
+                    200,
+                );
+                assert_eq!(
+                    detect(&framed(5, body)),
+                    "",
+                    "key {key} dev {dl}/{dh}% level {level}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn duration_sweep() {
     let table: &[(u32, bool)] = &[
         (5, false),

@@ -152,6 +152,22 @@ fn pacing_uses_absolute_deadlines_even_when_woken_late() {
 }
 
 #[test]
+fn ten_minutes_without_drift() {
+    let mut h = Harness::new(config(), tiny());
+    let end = h.at(600_000);
+    let mut n = 0u64;
+    while let Some(t) = h.s.poll_timeout().filter(|&t| t <= end) {
+        // every wake-up is a packet deadline exactly n * 20 ms after the start
+        assert_eq!(t, h.at(20 * n));
+        h.s.handle_timeout(t);
+        while h.s.poll_transmit().is_some() {}
+        n += 1;
+    }
+    assert_eq!(n, 30_001);
+    assert_eq!(h.s.stats().late, 0);
+}
+
+#[test]
 fn a_long_stall_skips_old_packets_but_keeps_the_clock() {
     let mut h = Harness::new(config(), tiny());
     h.run_until(h.at(100)); // packets 0..=5
