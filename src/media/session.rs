@@ -3,8 +3,9 @@
 //!
 //! Sending: one RTP packet every ptime (20 ms unless the SDP said otherwise; clamped
 //! to 10–120 ms, 0 meaning the default), scheduled by absolute deadlines
-//! `start + n·ptime` so the stream never drifts. If the runtime wakes late, every frame that is due goes out at once and
-//! the ones more than [`LATE_TOLERANCE`] behind are counted `late`; if it is more
+//! `start + n·ptime` so the stream never drifts. If the runtime wakes late, every
+//! frame that is due goes out at once and the ones more than [`LATE_TOLERANCE`]
+//! behind are counted `late`; if it is more
 //! than [`MAX_CATCH_UP`] frames behind, the older frames are skipped (timestamps still
 //! advance, audio resumes where it was) and counted `skipped`. The stream is
 //! continuous: silence (the codec's zero byte) between prompts. Sequence numbers
