@@ -36,7 +36,6 @@ pub struct MergerStats {
     pub suppressed: u64,
 }
 
-#[derive(Debug)]
 pub struct DigitMerger {
     mode: DtmfMode,
     out_of_band_seen: bool,
@@ -45,6 +44,16 @@ pub struct DigitMerger {
     recent: VecDeque<(char, DigitSource, Instant)>,
     ready: VecDeque<(char, DigitSource)>,
     stats: MergerStats,
+}
+
+impl std::fmt::Debug for DigitMerger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Counts only: never a digit value.
+        f.debug_struct("DigitMerger")
+            .field("mode", &self.mode)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DigitMerger {

@@ -13,20 +13,24 @@
 //! sub-blocks form a 20 ms analysis window. In it the strongest row and column bins
 //! are chosen; for each, the frequency offset is measured from the phase advance of
 //! the 20 ms bin over 5 ms (precise to a few Hz, where the 50 Hz bin width alone could
-//! not separate 1.5 % from 3.5 %), the sub-blocks are re-summed coherently at the
-//! measured frequency, and a window counts as a *hit* when: both offsets are within
+//! not separate 1.5 % from 3.5 %); the levels are screened from the sub-blocks
+//! re-summed coherently at the measured frequencies, then measured by a joint
+//! least-squares fit of both tones over the window (so one tone's spectral leakage
+//! does not bias the other's level). A window counts as a *hit* when: both offsets are within
 //! ±2.5 %; each tone is at least −32 dBm0; the twist is within −9/+5 dB; the two tones
 //! carry at least 75 % of the window's energy (speech and music spread theirs; this
 //! also means a window must be mostly filled by the tone, which gives the duration
 //! limits); and neither tone's second harmonic exceeds −12 dB relative to it (voiced
-//! speech is harmonic-rich). A digit starts after 4 consecutive hits (≈ 35 ms of tone:
-//! a 40 ms tone yields at least 6 hits, a 23 ms tone at most 3) and is reported once,
+//! speech is harmonic-rich; the row tone's harmonic is judged only when it lies at
+//! least 120 Hz from the column tone, which it otherwise cannot be told apart from).
+//! A digit starts after 4 consecutive hits (≈ 35 ms of tone: a 40 ms tone yields at
+//! least 6 hits, a 23 ms tone at most 3) and is reported once,
 //! at its start; it ends after 7 consecutive non-hits (a 10 ms gap costs at most 4, a
 //! 40 ms pause at least 9).
 //!
 //! Level reference: 0 dBm0 is a sine whose peak is 3.17 dB below 16-bit full scale
 //! (ITU-T G.711: the μ-law maximum is +3.17 dBm0; A-law's +3.14 dBm0 differs by a
-//! negligible 0.03 dB), i.e. peak ≈ 22 778. The detector does not do echo cancellation
+//! negligible 0.03 dB), i.e. peak ≈ 22 748. The detector does not do echo cancellation
 //! or talk-off training; it works on 8 kHz samples only.
 
 use std::f32::consts::PI;
@@ -36,7 +40,7 @@ use crate::codec::SAMPLE_RATE;
 /// Level of a full-scale sine in dBm0 (G.711 μ-law T_max).
 pub const FULL_SCALE_DBM0: f64 = 3.17;
 /// Peak amplitude of a 0 dBm0 sine in 16-bit PCM.
-pub const DBM0_PEAK: f64 = 32768.0 * 0.694_386_9; // 10^(-3.17/20)
+pub const DBM0_PEAK: f64 = 32768.0 * 0.694_224_7; // 10^(-3.17/20)
 
 /// Low ("row") group frequencies in Hz.
 pub const ROW_HZ: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
@@ -58,6 +62,7 @@ const MAX_TWIST_DB: f32 = 5.0; // high group stronger (reverse twist)
 const MIN_TWIST_DB: f32 = -9.0; // high group weaker (normal twist)
 const MIN_ENERGY_RATIO: f32 = 0.75;
 const MAX_HARMONIC_DB: f32 = -12.0;
+const HARMONIC_CLEARANCE_HZ: f32 = 120.0;
 const MIN_HITS: u32 = 4;
 const END_MISSES: u32 = 7;
 
@@ -288,32 +293,6 @@ impl InbandDetector {
         h
     }
 
-    /// Least-squares fit of a sine at `hz` to `sig`: Σ sig[n]·e^{-jωn} (the
-    /// sine is Re(z·e^{jωn})·2/N).
-    fn fit(sig: &[f32; WIN], hz: f32) -> C32 {
-        let w = 2.0 * PI * hz / SAMPLE_RATE as f32;
-        let (mut ph, step) = (C32::new(1.0, 0.0), C32::cis(-w));
-        let mut z = C32::default();
-        for &v in sig {
-            z = z.add(C32::new(v * ph.re, v * ph.im));
-            ph = ph.mul(step);
-        }
-        z
-    }
-
-    /// `sig` minus the fitted sine.
-    fn without(sig: &[f32; WIN], hz: f32, z: C32) -> [f32; WIN] {
-        let w = 2.0 * PI * hz / SAMPLE_RATE as f32;
-        let scale = 2.0 / WIN as f32;
-        let (mut ph, step) = (C32::new(1.0, 0.0), C32::cis(w));
-        let mut out = *sig;
-        for v in out.iter_mut() {
-            *v -= scale * z.mul(ph).re;
-            ph = ph.mul(step);
-        }
-        out
-    }
-
     fn power_of(z: C32) -> f32 {
         2.0 * z.norm2() / (WIN * WIN) as f32
     }
@@ -321,18 +300,43 @@ impl InbandDetector {
     /// Joint fit of both tones on the raw window (so neither tone's leakage biases the
     /// other's level), then the second-harmonic powers of the residual.
     /// Returns (row power, column power, row 2nd harmonic, column 2nd harmonic).
+    /// Four passes over the window: fit column; fit row on (signal − column); refit
+    /// column on (signal − row); residual harmonics.
     fn refine(&self, f_row: f32, f_col: f32) -> (f32, f32, f32, f32) {
         let h = self.history();
-        let zc0 = Self::fit(&h, f_col);
-        let zr = Self::fit(&Self::without(&h, f_col, zc0), f_row);
-        let no_row = Self::without(&h, f_row, zr);
-        let zc = Self::fit(&no_row, f_col);
-        let residual = Self::without(&no_row, f_col, zc);
+        let step = |hz: f32| C32::cis(2.0 * PI * hz / SAMPLE_RATE as f32);
+        let (s_row, s_col) = (step(f_row), step(f_col));
+        let scale = 2.0 / WIN as f32;
+        // Σ (h[n] − Re(z_sub·p_sub[n])·scale) · conj(p_fit[n])
+        let fit_without = |z_sub: C32, s_sub: C32, s_fit: C32| {
+            let (mut p_sub, mut p_fit) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
+            let mut z = C32::default();
+            for &x in &h {
+                let v = x - scale * z_sub.mul(p_sub).re;
+                z = z.add(C32::new(v * p_fit.re, -v * p_fit.im));
+                p_sub = p_sub.mul(s_sub);
+                p_fit = p_fit.mul(s_fit);
+            }
+            z
+        };
+        let zc0 = fit_without(C32::default(), s_col, s_col);
+        let zr = fit_without(zc0, s_col, s_row);
+        let zc = fit_without(zr, s_row, s_col);
+        let (mut p_r, mut p_c) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
+        let (mut h_r, mut h_c) = (C32::default(), C32::default());
+        for &x in &h {
+            let v = x - scale * (zr.mul(p_r).re + zc.mul(p_c).re);
+            let (q_r, q_c) = (p_r.mul(p_r), p_c.mul(p_c)); // e^{j2ωn}
+            h_r = h_r.add(C32::new(v * q_r.re, -v * q_r.im));
+            h_c = h_c.add(C32::new(v * q_c.re, -v * q_c.im));
+            p_r = p_r.mul(s_row);
+            p_c = p_c.mul(s_col);
+        }
         (
             Self::power_of(zr),
             Self::power_of(zc),
-            Self::power_of(Self::fit(&residual, 2.0 * f_row)),
-            Self::power_of(Self::fit(&residual, 2.0 * f_col)),
+            Self::power_of(h_r),
+            Self::power_of(h_c),
         )
     }
 
@@ -364,7 +368,11 @@ impl InbandDetector {
             return None;
         }
         let limit = db_to_power_ratio(MAX_HARMONIC_DB);
-        if h_row > limit * p_row || h_col > limit * p_col {
+        // Twice a row frequency can lie within a bin or two of the column tone
+        // (2·770 Hz vs 1477 Hz); there the column tone's onset or end would pass for
+        // a harmonic, so the row's harmonic is only judged when clear of it.
+        let row_harmonic_clear = (2.0 * f_row - f_col).abs() >= HARMONIC_CLEARANCE_HZ;
+        if (row_harmonic_clear && h_row > limit * p_row) || h_col > limit * p_col {
             return None;
         }
         Some(KEYPAD[r][c - 4])

@@ -221,6 +221,14 @@ mod tests {
     }
 
     #[test]
+    fn detect_file_on_tones_made_by_sox() {
+        // An independent generator (see testdata/README): 70 ms tones, 80 ms pauses.
+        let p =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/media/testdata/sox_dtmf_159_pound.wav");
+        assert_eq!(detect_file(&p).unwrap(), "159#");
+    }
+
+    #[test]
     fn detect_file_errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let wide = dir.path().join("wide.wav");

@@ -2,9 +2,10 @@
 //! one G.711 stream plus RFC 4733 events).
 //!
 //! Sending: one RTP packet every ptime (20 ms unless the SDP said otherwise; clamped
-//! to 10–120 ms), scheduled by absolute deadlines `start + n·ptime` so the stream never
-//! drifts. If the runtime wakes late, every frame that is due goes out at once and
-//! the ones more than [`LATE_TOLERANCE`] behind are counted `late`; if it is more
+//! to 10–120 ms, 0 meaning the default), scheduled by absolute deadlines
+//! `start + n·ptime` so the stream never drifts. If the runtime wakes late, every
+//! frame that is due goes out at once and the ones more than [`LATE_TOLERANCE`]
+//! behind are counted `late`; if it is more
 //! than [`MAX_CATCH_UP`] frames behind, the older frames are skipped (timestamps still
 //! advance, audio resumes where it was) and counted `skipped`. The stream is
 //! continuous: silence (the codec's zero byte) between prompts. Sequence numbers
@@ -70,7 +71,9 @@ pub struct MediaConfig {
     pub record: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the session reports. `Debug` never shows a digit's value (digits typed in a
+/// secure segment are secrets, and the media layer cannot tell which ones are).
+#[derive(Clone, PartialEq, Eq)]
 pub enum MediaEvent {
     Digit {
         digit: char,
@@ -85,6 +88,30 @@ pub enum MediaEvent {
         ivr: Vec<i16>,
         suppressed: bool,
     },
+}
+
+impl std::fmt::Debug for MediaEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MediaEvent::Digit { source, .. } => f
+                .debug_struct("Digit")
+                .field("source", source)
+                .finish_non_exhaustive(),
+            MediaEvent::PlaybackFinished { id } => {
+                f.debug_struct("PlaybackFinished").field("id", id).finish()
+            }
+            MediaEvent::RtpTimeout => f.write_str("RtpTimeout"),
+            MediaEvent::Record {
+                caller,
+                ivr,
+                suppressed,
+            } => f
+                .debug_struct("Record")
+                .field("samples", &caller.len().max(ivr.len()))
+                .field("suppressed", suppressed)
+                .finish(),
+        }
+    }
 }
 
 /// Counters of one session (no digit values).
@@ -204,7 +231,10 @@ impl MediaSession {
         seq: u16,
         ts: u32,
     ) -> Self {
-        let ptime_ms = config.ptime_ms.clamp(10, 120);
+        let ptime_ms = match config.ptime_ms {
+            0 => 20,
+            p => p.clamp(10, 120),
+        };
         let samples_per_frame = (ptime_ms * crate::codec::SAMPLE_RATE / 1000) as usize;
         MediaSession {
             ptime: Duration::from_millis(u64::from(ptime_ms)),

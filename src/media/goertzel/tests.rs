@@ -83,6 +83,35 @@ fn frequency_deviation_sweep() {
 }
 
 #[test]
+fn off_frequency_tones_are_rejected_at_every_level() {
+    for key in ALL.chars() {
+        let (lo, hi) = digit_frequencies(key).unwrap();
+        for (dl, dh) in [
+            (3.5, 0.0),
+            (-3.5, 0.0),
+            (0.0, 3.5),
+            (0.0, -3.5),
+            (3.5, -3.5),
+        ] {
+            for level in [0.0, -10.0, -25.0] {
+                let body = gen().dual(
+                    f64::from(lo) * (1.0 + dl / 100.0),
+                    f64::from(hi) * (1.0 + dh / 100.0),
+                    level,
+                    level,
+                    200,
+                );
+                assert_eq!(
+                    detect(&framed(5, body)),
+                    "",
+                    "key {key} dev {dl}/{dh}% level {level}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn duration_sweep() {
     let table: &[(u32, bool)] = &[
         (5, false),
@@ -300,4 +329,32 @@ fn digits_are_found_over_hold_music() {
         *m = m.saturating_add(*t);
     }
     assert_eq!(detect(&mix), "5");
+}
+
+#[test]
+fn worst_case_combinations_are_accepted() {
+    // frequency deviation at the edge, the weakest level, the largest twists and the
+    // shortest tone, together
+    for key in ALL.chars() {
+        let (lo, hi) = digit_frequencies(key).unwrap();
+        for (dl, dh) in [(1.5, 1.5), (-1.5, -1.5), (1.5, -1.5), (-1.5, 1.5)] {
+            for (l, h) in [(-17.0, -25.0), (-25.0, -21.0), (0.0, -8.0), (-4.0, 0.0)] {
+                for lead in [0, 21] {
+                    let body = gen().dual(
+                        f64::from(lo) * (1.0 + dl / 100.0),
+                        f64::from(hi) * (1.0 + dh / 100.0),
+                        l,
+                        h,
+                        40,
+                    );
+                    let got = detect(&framed(lead, body));
+                    assert_eq!(
+                        got,
+                        key.to_string(),
+                        "key {key} dev {dl}/{dh}% level {l}/{h} lead {lead}"
+                    );
+                }
+            }
+        }
+    }
 }

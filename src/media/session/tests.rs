@@ -152,6 +152,22 @@ fn pacing_uses_absolute_deadlines_even_when_woken_late() {
 }
 
 #[test]
+fn ten_minutes_without_drift() {
+    let mut h = Harness::new(config(), tiny());
+    let end = h.at(600_000);
+    let mut n = 0u64;
+    while let Some(t) = h.s.poll_timeout().filter(|&t| t <= end) {
+        // every wake-up is a packet deadline exactly n * 20 ms after the start
+        assert_eq!(t, h.at(20 * n));
+        h.s.handle_timeout(t);
+        while h.s.poll_transmit().is_some() {}
+        n += 1;
+    }
+    assert_eq!(n, 30_001);
+    assert_eq!(h.s.stats().late, 0);
+}
+
+#[test]
 fn a_long_stall_skips_old_packets_but_keeps_the_clock() {
     let mut h = Harness::new(config(), tiny());
     h.run_until(h.at(100)); // packets 0..=5
@@ -387,6 +403,34 @@ fn sipp_pcap_digits_through_the_session() {
     assert_eq!(h.s.stats().unknown_payload_type, 10);
 }
 
+#[test]
+fn real_sipp_play_dtmf_capture() {
+    // sipp's play_dtmf: PT 96, R bit set on some packets, 3 end packets, and 4-byte
+    // PT 97 packets before the keys (ignored: not the negotiated event type).
+    let text = include_str!("../testdata/sipp_play_dtmf_1p11.txt");
+    let src: SocketAddr = "127.0.0.1:16000".parse().unwrap();
+    let mut h = Harness::new(
+        MediaConfig {
+            telephone_event_pt: Some(96),
+            ..config()
+        },
+        tiny(),
+    );
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (us, hex) = line.split_once(' ').unwrap();
+        let data: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        h.run_until(h.t0 + Duration::from_micros(us.parse().unwrap()));
+        h.s.handle_rtp(h.now, src, &data);
+        h.drain();
+    }
+    h.run_until(h.at(5000));
+    assert_eq!(h.digits(), "1#11");
+    assert_eq!(h.s.stats().unknown_payload_type, 20);
+}
+
 /// The caller sends 20 ms audio packets of `pcm` starting at `start_ms`.
 fn send_audio(h: &mut Harness, start_ms: u64, pcm: &[i16], seq0: u16, codec: Codec, pt: u8) {
     let src: SocketAddr = "127.0.0.1:6000".parse().unwrap();
@@ -545,6 +589,16 @@ fn recording_per_packet_and_secure_suppression() {
     assert!(!heard
         .windows(40)
         .any(|w| secret_part.windows(40).any(|s| s == w)));
+}
+
+#[test]
+fn event_debug_never_shows_a_digit() {
+    let e = MediaEvent::Digit {
+        digit: '7',
+        source: DigitSource::Info,
+    };
+    let text = format!("{e:?}");
+    assert!(!text.contains('7') && text.contains("Info"), "{text}");
 }
 
 #[test]
