@@ -278,7 +278,11 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Dial(args) => {
             init_logging(&cli, None, Some("warn"));
             let rt = runtime()?;
-            rt.block_on(crate::runtime::dial::run(args.clone()))?;
+            let result = rt.block_on(crate::runtime::dial::run(args.clone()));
+            // A pending read of standard input (`--stdin`) sits on a blocking
+            // thread; do not wait for it.
+            rt.shutdown_timeout(std::time::Duration::from_millis(100));
+            result?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dtmf { file } => {
