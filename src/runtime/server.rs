@@ -106,7 +106,8 @@ impl Shared {
         };
         let record = AuditRecord::new(&SystemClock, &facts, result, reason);
         info!(result = %record.result, reason = %record.reason, "audit");
-        self.metrics.reset_finished(reset_metric(&record.result, &record.reason));
+        self.metrics
+            .reset_finished(reset_metric(&record.result, &record.reason));
         if let Some(spool) = &self.spool {
             let spool = spool.clone();
             // fsync is blocking work: keep it off the call task's thread.
