@@ -82,6 +82,16 @@ pub enum Command {
         #[arg(long, default_value = "5s")]
         resend_window: String,
     },
+    /// Run only the demo directory/OTP backend (for `serve` with
+    /// config.example.yaml, which expects it on 127.0.0.1:8089).
+    DemoBackend {
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "3s")]
+        sms_delay: String,
+        #[arg(long, value_name = "DIGITS")]
+        fixed_otp: Option<String>,
+    },
     /// Validate config, flows, prompts and action wiring; exit 0 or 1.
     Check {
         #[arg(long, default_value = "config.example.yaml")]
@@ -239,6 +249,28 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     println!("  try            sspr-ivr dial sip:reset@{} --stdin", b.sip);
                 })
                 .await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DemoBackend {
+            listen,
+            sms_delay,
+            fixed_otp,
+        } => {
+            init_logging(&cli, None, None);
+            let delay = crate::config::parse_duration(sms_delay).map_err(anyhow::Error::msg)?;
+            runtime()?.block_on(async {
+                let demo = crate::demo::DemoBackend::start(crate::demo::DemoOptions {
+                    bind: *listen,
+                    sms_delay: delay,
+                    fixed_code: fixed_otp.clone(),
+                    ..Default::default()
+                })
+                .await
+                .context("start the demo backend")?;
+                println!("sspr-ivr demo backend listening on {}", demo.base_url());
+                tokio::signal::ctrl_c().await.ok();
+                anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
         }
