@@ -124,6 +124,11 @@ enum Phase {
 /// Wait this long for our BYE to be answered before dropping the call.
 const BYE_GUARD: Duration = Duration::from_secs(32);
 
+/// After a 202 to our REFER, wait this long for the NOTIFY with the final
+/// result; a peer that never sends one has taken the call (RFC 3515 leaves
+/// the transferor free to hang up).
+const REFER_NOTIFY_WAIT: Duration = Duration::from_secs(5);
+
 pub struct Call {
     key: CallKey,
     media: MediaSession,
@@ -135,6 +140,9 @@ pub struct Call {
     transfer_targets: BTreeMap<String, String>,
     reason_header: String,
     transferring: bool,
+    /// After 202 to our REFER: settle as transferred if no final NOTIFY
+    /// arrives by then.
+    refer_deadline: Option<Instant>,
     ended_reported: bool,
 }
 
@@ -161,6 +169,7 @@ impl Call {
             transfer_targets: p.transfer_targets,
             reason_header: p.reason_header,
             transferring: false,
+            refer_deadline: None,
             ended_reported: false,
         }
     }
@@ -202,28 +211,20 @@ impl Call {
                 self.media.handle_info_digit(now, digit);
             }
             SipEvent::ReferStatus { status, .. } => {
-                let verdict = match status {
-                    ReferStatus::Accepted => None,
-                    ReferStatus::Notify(code) if code < 200 => None,
-                    ReferStatus::Notify(code) => Some((200..300).contains(&code)),
-                    ReferStatus::Rejected(_) => Some(false),
-                };
-                if let Some(accepted) = verdict {
-                    if self.transferring {
-                        self.transferring = false;
-                        if accepted {
-                            self.phase = Phase::Ending(CallOutcome::Transferred);
+                match status {
+                    // 202: the peer took the REFER. Wait for the NOTIFY that
+                    // says how the transfer went (RFC 3515 §2.4.5): a failed
+                    // transfer leaves the caller with us, on the fallback path.
+                    ReferStatus::Accepted => {
+                        if self.transferring && self.refer_deadline.is_none() {
+                            self.refer_deadline = Some(now + REFER_NOTIFY_WAIT);
                         }
-                        self.flow.handle_transfer_result(now, accepted);
                     }
-                } else if matches!(status, ReferStatus::Accepted) && self.transferring {
-                    // 202: the peer took the transfer; the NOTIFY with the
-                    // final sipfrag settles it, but a peer that never sends
-                    // one must not keep the caller here: treat 202 as
-                    // success (RFC 3515 leaves the transferor free to hang up).
-                    self.transferring = false;
-                    self.phase = Phase::Ending(CallOutcome::Transferred);
-                    self.flow.handle_transfer_result(now, true);
+                    ReferStatus::Notify(code) if code < 200 => {}
+                    ReferStatus::Notify(code) => {
+                        self.settle_transfer(now, (200..300).contains(&code))
+                    }
+                    ReferStatus::Rejected(_) => self.settle_transfer(now, false),
                 }
             }
             SipEvent::Terminated { reason, .. } => {
@@ -265,6 +266,9 @@ impl Call {
         if now >= self.deadline_max && !matches!(self.phase, Phase::Ending(_)) {
             self.force_end(now, CallOutcome::MaxDuration);
         }
+        if self.refer_deadline.is_some_and(|t| now >= t) {
+            self.settle_transfer(now, true);
+        }
         if let Some(t) = self.deadline_bye {
             if now >= t {
                 let outcome = match self.phase {
@@ -303,6 +307,7 @@ impl Call {
             consider(self.flow.poll_timeout());
         }
         consider(self.deadline_bye);
+        consider(self.refer_deadline);
         Some(t)
     }
 
@@ -417,6 +422,19 @@ impl Call {
             }
         }
         any
+    }
+
+    /// The transfer's final result reaches the flow once.
+    fn settle_transfer(&mut self, now: Instant, accepted: bool) {
+        if !self.transferring {
+            return;
+        }
+        self.transferring = false;
+        self.refer_deadline = None;
+        if accepted {
+            self.phase = Phase::Ending(CallOutcome::Transferred);
+        }
+        self.flow.handle_transfer_result(now, accepted);
     }
 
     fn transfer(&mut self, now: Instant, target: &str, reason: &str) {
