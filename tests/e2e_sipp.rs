@@ -33,7 +33,13 @@ fn requests(server: &Server) -> Vec<serde_json::Value> {
 /// Run one scenario against a fresh server; returns the server for checks.
 fn run(scenario: &str) -> Server {
     let server = demo();
-    let (ok, out) = run_sipp(&server, scenario, "reset", &["-m", "1"], Duration::from_secs(100));
+    let (ok, out) = run_sipp(
+        &server,
+        scenario,
+        "reset",
+        &["-m", "1"],
+        Duration::from_secs(100),
+    );
     assert!(
         ok,
         "sipp {scenario} failed:\n{out}\nserver:\n{}",
