@@ -80,7 +80,8 @@ pub enum Command {
 
 /// The per-call interaction timeline. Never carries a secret: digits
 /// collected in a secure state are shown as `*`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum TimelineEvent {
     StateEntered {
         state: String,
@@ -118,6 +119,7 @@ pub enum TimelineEvent {
     ActionFinished {
         action: String,
         outcome: String,
+        #[serde(rename = "latency_ms", serialize_with = "millis")]
         latency: Duration,
     },
     TransferRequested {
@@ -134,6 +136,10 @@ pub enum TimelineEvent {
         state: String,
         message: String,
     },
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0)
 }
 
 /// Immediate transitions allowed per input before the flow is declared

@@ -132,10 +132,11 @@ impl Recorder {
     }
 
     pub fn timeline(&mut self, ev: &TimelineEvent) {
-        let line = serde_json::json!({
-            "time": OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
-            "event": format!("{ev:?}"),
-        });
+        let mut line = serde_json::to_value(ev).unwrap_or_default();
+        line["time"] = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default()
+            .into();
         let _ = self.tx.send(Msg::Timeline(line.to_string()));
     }
 
