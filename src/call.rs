@@ -296,19 +296,23 @@ impl Call {
         if self.phase == Phase::Ended {
             return None;
         }
-        let mut t = self.deadline_max;
+        // Once the BYE is on its way the call limit has done its job; keeping
+        // it would return a deadline in the past forever.
+        let limit = self.deadline_bye.is_none().then_some(self.deadline_max);
+        let mut t: Option<Instant> = None;
         let mut consider = |d: Option<Instant>| {
             if let Some(d) = d {
-                t = t.min(d);
+                t = Some(t.map_or(d, |t| t.min(d)));
             }
         };
+        consider(limit);
         consider(self.media.poll_timeout());
         if self.phase == Phase::Running {
             consider(self.flow.poll_timeout());
         }
         consider(self.deadline_bye);
         consider(self.refer_deadline);
-        Some(t)
+        t
     }
 
     /// Caller hung up on us or a limit hit: let the flow audit, then BYE.
@@ -458,5 +462,357 @@ impl Call {
             target: uri,
             headers: vec![(self.reason_header.clone(), reason)],
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One call in virtual time: the real flows and prompts, SIP events in,
+    //! outputs checked. No sockets, no clock.
+    use super::*;
+    use crate::codec::Codec;
+    use crate::media::DtmfMode;
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn prompts() -> Arc<PromptCache> {
+        static P: OnceLock<Arc<PromptCache>> = OnceLock::new();
+        P.get_or_init(|| {
+            Arc::new(PromptCache::load_dir(&root().join("prompts/en")).expect("prompts"))
+        })
+        .clone()
+    }
+
+    fn call(flow: &str, t0: Instant) -> Call {
+        let flow = crate::flow::model::load(&root().join(format!("flows/{flow}.yaml")))
+            .expect("flow");
+        Call::new(
+            t0,
+            CallParams {
+                key: CallKey("c1@test".into()),
+                ani: "5550100199".into(),
+                dnis: "reset".into(),
+                flow_name: "sspr".into(),
+                flow: Arc::new(flow),
+                media: MediaConfig {
+                    codec: Codec::Pcmu,
+                    audio_pt: 0,
+                    telephone_event_pt: Some(101),
+                    ptime_ms: 20,
+                    remote: "127.0.0.1:40000".parse().unwrap(),
+                    symmetric_rtp: true,
+                    dtmf_mode: DtmfMode::Auto,
+                    inactivity_timeout: Duration::from_secs(600),
+                    record: false,
+                },
+                prompts: prompts(),
+                ssrc: 1,
+                seq: 1,
+                timestamp: 0,
+                max_duration: Duration::from_secs(900),
+                transfer_targets: BTreeMap::from([
+                    ("agent".into(), "sip:agents@127.0.0.1:5070".into()),
+                    ("account_recovery".into(), "sip:recovery@127.0.0.1:5070".into()),
+                ]),
+                reason_header: "X-Transfer-Reason".into(),
+                variables: BTreeMap::new(),
+            },
+        )
+    }
+
+    /// Drives a call: time jumps to each deadline; non-RTP outputs are kept.
+    struct Harness {
+        call: Call,
+        now: Instant,
+        t0: Instant,
+        seen: Vec<(Duration, Output)>,
+        rtp_packets: usize,
+        replied: Vec<u64>,
+    }
+
+    impl Harness {
+        fn new(flow: &str) -> Harness {
+            let t0 = Instant::now();
+            let mut h = Harness {
+                call: call(flow, t0),
+                now: t0,
+                t0,
+                seen: Vec::new(),
+                rtp_packets: 0,
+                replied: Vec::new(),
+            };
+            h.sip(SipEvent::Established {
+                call: CallKey("c1@test".into()),
+                ack_sdp: None,
+            });
+            h
+        }
+
+        fn drain(&mut self) {
+            while let Some(o) = self.call.poll_output() {
+                match o {
+                    Output::Rtp { .. } => self.rtp_packets += 1,
+                    o => self.seen.push((self.now - self.t0, o)),
+                }
+            }
+        }
+
+        fn sip(&mut self, ev: SipEvent) {
+            self.call.handle_sip(self.now, ev);
+            self.drain();
+        }
+
+        /// Advance virtual time by `d`, waking at every deadline on the way.
+        fn run_for(&mut self, d: Duration) {
+            let end = self.now + d;
+            while let Some(t) = self.call.poll_timeout() {
+                if t > end {
+                    break;
+                }
+                assert!(t >= self.now, "deadline in the past");
+                self.now = t;
+                self.call.handle_timeout(t);
+                self.drain();
+            }
+            self.now = end;
+        }
+
+        /// Run until `pred` matches an output seen from now on (max 120 s).
+        fn run_until(&mut self, what: &str, pred: impl Fn(&Output) -> bool) -> Duration {
+            let from = self.seen.len();
+            for _ in 0..120_000 {
+                if let Some((at, _)) = self.seen[from..].iter().find(|(_, o)| pred(o)) {
+                    return *at;
+                }
+                self.run_for(Duration::from_millis(1));
+            }
+            panic!("never saw {what}: {:#?}", self.seen);
+        }
+
+        fn press(&mut self, digits: &str) {
+            for d in digits.chars() {
+                self.sip(SipEvent::Dtmf {
+                    call: CallKey("c1@test".into()),
+                    digit: d,
+                    duration_ms: Some(100),
+                });
+                self.run_for(Duration::from_millis(250));
+            }
+        }
+
+        /// The id of the newest request for action `name` not yet answered.
+        fn action(&mut self, name: &str) -> u64 {
+            let find = |h: &Harness| {
+                h.seen.iter().rev().find_map(|(_, o)| match o {
+                    Output::RunAction { id, action, .. }
+                        if action == name && !h.replied.contains(id) =>
+                    {
+                        Some(*id)
+                    }
+                    _ => None,
+                })
+            };
+            if find(self).is_none() {
+                self.run_until(name, |o| {
+                    matches!(o, Output::RunAction { action, .. } if action == name)
+                });
+            }
+            find(self).expect("requested")
+        }
+
+        fn reply(&mut self, id: u64, outcome: &str, outputs: &[(&str, &str)]) {
+            self.replied.push(id);
+            let mut vars = Vars::new();
+            for (k, v) in outputs {
+                vars.set_plain(*k, *v);
+            }
+            self.call.handle_action_result(self.now, id, outcome, vars);
+            self.drain();
+        }
+
+        fn refer_sent(&mut self) -> (String, Vec<(String, String)>) {
+            self.run_until("REFER", |o| matches!(o, Output::Sip(SipCommand::Refer { .. })));
+            self.seen
+                .iter()
+                .find_map(|(_, o)| match o {
+                    Output::Sip(SipCommand::Refer {
+                        target, headers, ..
+                    }) => Some((target.clone(), headers.clone())),
+                    _ => None,
+                })
+                .unwrap()
+        }
+
+        fn hung_up(&self) -> bool {
+            self.seen
+                .iter()
+                .any(|(_, o)| matches!(o, Output::Sip(SipCommand::Hangup { .. })))
+        }
+
+        fn audits(&self) -> Vec<(String, String)> {
+            self.seen
+                .iter()
+                .filter_map(|(_, o)| match o {
+                    Output::Audit { result, reason } => Some((result.clone(), reason.clone())),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn refer_status(&mut self, status: ReferStatus) {
+            self.sip(SipEvent::ReferStatus {
+                call: CallKey("c1@test".into()),
+                status,
+            });
+        }
+    }
+
+    fn to_locked_refer(h: &mut Harness) -> (String, Vec<(String, String)>) {
+        h.run_for(Duration::from_secs(1));
+        h.press("345678#");
+        let id = h.action("lookup_user");
+        h.reply(id, "locked", &[("status", "LOCKED_OUT")]);
+        h.refer_sent()
+    }
+
+    #[test]
+    fn media_flows_before_the_ack_and_paces_at_20_ms() {
+        let t0 = Instant::now();
+        let mut c = call("echo", t0);
+        let mut sent = 0;
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(1) {
+            c.handle_timeout(now);
+            while let Some(o) = c.poll_output() {
+                if matches!(o, Output::Rtp { .. }) {
+                    sent += 1;
+                }
+            }
+            now = c.poll_timeout().unwrap();
+        }
+        // 0, 20, …, 980 ms: fifty packets of silence before the caller ACKs.
+        assert_eq!(sent, 50);
+    }
+
+    #[test]
+    fn locked_account_waits_for_the_notify_before_hanging_up() {
+        let mut h = Harness::new("sspr");
+        let (target, headers) = to_locked_refer(&mut h);
+        assert_eq!(target, "sip:recovery@127.0.0.1:5070");
+        assert_eq!(
+            headers,
+            [("X-Transfer-Reason".to_string(), "account_locked".to_string())]
+        );
+        h.refer_status(ReferStatus::Accepted);
+        h.run_for(Duration::from_secs(2));
+        assert!(!h.hung_up(), "no BYE while the transfer is in progress");
+        h.refer_status(ReferStatus::Notify(200));
+        assert!(h.hung_up(), "BYE once the NOTIFY says the transfer worked");
+        h.sip(SipEvent::Terminated {
+            call: CallKey("c1@test".into()),
+            reason: EndReason::LocalBye,
+        });
+        assert!(matches!(
+            h.seen.last().map(|(_, o)| o),
+            Some(Output::Ended(CallOutcome::Transferred))
+        ));
+        assert_eq!(
+            h.audits(),
+            [("failure".to_string(), "account_locked".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_202_without_notify_settles_as_transferred_after_five_seconds() {
+        let mut h = Harness::new("sspr");
+        to_locked_refer(&mut h);
+        h.refer_status(ReferStatus::Accepted);
+        let accepted_at = h.now - h.t0;
+        let bye_at = h.run_until("BYE", |o| matches!(o, Output::Sip(SipCommand::Hangup { .. })));
+        assert_eq!(bye_at - accepted_at, REFER_NOTIFY_WAIT);
+    }
+
+    #[test]
+    fn a_failed_transfer_takes_the_fallback_path() {
+        let mut h = Harness::new("sspr");
+        to_locked_refer(&mut h);
+        h.refer_status(ReferStatus::Accepted);
+        h.refer_status(ReferStatus::Notify(486));
+        assert!(!h.hung_up(), "the caller is still with us");
+        h.run_until("BYE after the help-desk announcement", |o| {
+            matches!(o, Output::Sip(SipCommand::Hangup { .. }))
+        });
+        let timeline: Vec<String> = h
+            .seen
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::Timeline(TimelineEvent::PromptPlayed { prompts }) => {
+                    Some(prompts.join(","))
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(
+            timeline.iter().any(|p| p.contains("helpdesk_number")),
+            "{timeline:?}"
+        );
+    }
+
+    #[test]
+    fn caller_hangup_inside_the_secure_segment_is_audited_and_unsecures() {
+        let mut h = Harness::new("sspr");
+        h.run_for(Duration::from_secs(1));
+        h.press("123456#");
+        let id = h.action("lookup_user");
+        h.reply(
+            id,
+            "success",
+            &[("user_id", "u1"), ("mobile", "+1 555-010-0199"), ("factor", "sms")],
+        );
+        let id = h.action("send_otp");
+        h.reply(id, "success", &[]);
+        // Into the comfort loop (secure), type half a code, hang up.
+        h.run_for(Duration::from_secs(8));
+        assert!(h.call.is_secure(), "comfort loop is secure");
+        h.press("246");
+        h.sip(SipEvent::Terminated {
+            call: CallKey("c1@test".into()),
+            reason: EndReason::RemoteBye,
+        });
+        assert!(!h.call.is_secure());
+        assert_eq!(
+            h.audits(),
+            [(
+                "abandoned".to_string(),
+                "caller_hangup_in_secure_segment".to_string()
+            )]
+        );
+        assert!(matches!(
+            h.seen.last().map(|(_, o)| o),
+            Some(Output::Ended(CallOutcome::CallerHangup))
+        ));
+        let debug = format!("{:?}", h.seen);
+        assert!(!debug.contains("246"), "typed code digits never in outputs");
+    }
+
+    #[test]
+    fn max_duration_ends_the_call_with_bye() {
+        let t0 = Instant::now();
+        let mut h = Harness::new("echo");
+        h.call.deadline_max = t0 + Duration::from_secs(3);
+        let at = h.run_until("BYE", |o| matches!(o, Output::Sip(SipCommand::Hangup { .. })));
+        assert!(at <= Duration::from_secs(3), "{at:?}");
+        h.sip(SipEvent::Terminated {
+            call: CallKey("c1@test".into()),
+            reason: EndReason::LocalBye,
+        });
+        assert!(matches!(
+            h.seen.last().map(|(_, o)| o),
+            Some(Output::Ended(CallOutcome::MaxDuration))
+        ));
     }
 }
