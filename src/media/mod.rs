@@ -1,1 +1,169 @@
-//! (placeholder: filled in by the media work)
+//! Media: everything between the RTP socket and the call logic, sans-IO.
+//!
+//! G.711 (ITU-T G.711, RFC 3551 payload types 0 and 8) encode/decode, RTP header
+//! parsing and building (RFC 3550), DTMF in three forms — RFC 4733 telephone-events,
+//! in-band tones (Goertzel detector meeting ITU-T Q.24 receiver limits) and SIP INFO
+//! digits handed in by the SIP layer — merged into one digit stream, pre-encoded
+//! prompts shared by every call, and [`session::MediaSession`], the per-call state
+//! machine that paces outbound RTP by absolute deadlines. Nothing here owns a socket,
+//! reads a clock or spawns a task: the runtime feeds datagrams and `Instant`s in and
+//! drains transmits and events out. It deliberately does not do RTCP, SRTP, jitter
+//! buffering, transcoding beyond G.711, or comfort noise generation (silence is sent
+//! as encoded zero samples). The media layer never logs a digit value, only counts.
+
+pub mod digits;
+pub mod g711;
+pub mod goertzel;
+pub mod prompts;
+pub mod rtp;
+pub mod session;
+pub mod telephone_event;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use digits::DigitMerger;
+pub use goertzel::{InbandDetector, ToneGenerator};
+pub use prompts::{Prompt, PromptCache, PromptError, PromptRecognizer};
+
+/// How a call's DTMF is taken: one source, or all of them merged (`auto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DtmfMode {
+    /// RFC 4733 telephone-events only.
+    Rfc4733,
+    /// In-band tones in the audio only.
+    Inband,
+    /// SIP INFO only.
+    Info,
+    /// All three, merged with no double count.
+    #[default]
+    Auto,
+}
+
+/// Where a digit came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DigitSource {
+    Rfc4733,
+    Inband,
+    Info,
+}
+
+/// One item of a playback request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlayItem {
+    /// A prompt by name (`digit_7`, `welcome`, ...).
+    Prompt(String),
+    /// Silence, rounded up to whole packets so the next prompt starts on a packet boundary.
+    Silence(Duration),
+}
+
+/// Errors of [`detect_file`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: not a readable WAV file: {source}")]
+    Wav {
+        file: PathBuf,
+        #[source]
+        source: hound::Error,
+    },
+    #[error("{file}: unsupported audio format: {reason}")]
+    Format { file: PathBuf, reason: String },
+    #[error(
+        "{file}: unknown file type (expected .wav, or raw s16le 8 kHz mono as .raw/.sln/.pcm)"
+    )]
+    UnknownExtension { file: PathBuf },
+}
+
+/// Detect in-band DTMF digits in an audio file: a WAV (8 kHz, 16-bit integer PCM, mono
+/// or stereo) or raw signed 16-bit little-endian 8 kHz mono (`.raw`, `.sln`, `.pcm`).
+///
+/// Stereo files are analysed channel by channel (a recording usually has the caller on
+/// one channel and the IVR on the other, and mixing would let one side mask the other);
+/// the digits of both channels are merged in the order of their detection time, ties
+/// going to the left channel.
+pub fn detect_file(path: &Path) -> Result<String, MediaError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let channels: Vec<Vec<i16>> = match ext.as_str() {
+        "wav" => read_wav_channels(path)?,
+        "raw" | "sln" | "pcm" => {
+            let bytes = std::fs::read(path).map_err(|source| MediaError::Io {
+                file: path.to_path_buf(),
+                source,
+            })?;
+            if bytes.len() % 2 != 0 {
+                return Err(MediaError::Format {
+                    file: path.to_path_buf(),
+                    reason: "odd number of bytes in a 16-bit raw file".into(),
+                });
+            }
+            vec![bytes
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect()]
+        }
+        _ => {
+            return Err(MediaError::UnknownExtension {
+                file: path.to_path_buf(),
+            })
+        }
+    };
+    let mut found: Vec<(u64, usize, char)> = Vec::new();
+    for (ch, pcm) in channels.iter().enumerate() {
+        let mut detector = InbandDetector::new();
+        for d in detector.push(pcm) {
+            found.push((d.at_sample, ch, d.digit));
+        }
+    }
+    found.sort_by_key(|&(at, ch, _)| (at, ch));
+    Ok(found.into_iter().map(|(_, _, d)| d).collect())
+}
+
+fn read_wav_channels(path: &Path) -> Result<Vec<Vec<i16>>, MediaError> {
+    let wav_err = |source| MediaError::Wav {
+        file: path.to_path_buf(),
+        source,
+    };
+    let reader = hound::WavReader::open(path).map_err(wav_err)?;
+    let spec = reader.spec();
+    if spec.sample_rate != crate::codec::SAMPLE_RATE {
+        return Err(MediaError::Format {
+            file: path.to_path_buf(),
+            reason: format!("sample rate {} Hz, expected 8000 Hz", spec.sample_rate),
+        });
+    }
+    if spec.channels == 0 || spec.channels > 2 {
+        return Err(MediaError::Format {
+            file: path.to_path_buf(),
+            reason: format!("{} channels, expected mono or stereo", spec.channels),
+        });
+    }
+    if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 {
+        return Err(MediaError::Format {
+            file: path.to_path_buf(),
+            reason: format!(
+                "{} bit {:?} samples, expected 16-bit integer PCM",
+                spec.bits_per_sample, spec.sample_format
+            ),
+        });
+    }
+    let n = usize::from(spec.channels);
+    let mut channels = vec![Vec::with_capacity(reader.len() as usize / n); n];
+    for (i, s) in reader.into_samples::<i16>().enumerate() {
+        channels[i % n].push(s.map_err(wav_err)?);
+    }
+    Ok(channels)
+}
