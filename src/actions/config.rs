@@ -1,0 +1,644 @@
+//! The YAML shape of one data action and its load-time validation.
+//!
+//! Everything that can be checked before the first call is checked here:
+//! templates compile, the scheme and host of the URL are literal (caller input
+//! can only reach the path and query), secure actions use HTTPS (or plain HTTP
+//! to a loopback host when explicitly allowed), retries are only configured
+//! where repeating the request is safe, outcome rules are well formed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::ActionError;
+use crate::template::Templates;
+
+/// HTTP method of an action. Written upper-case in YAML (`GET`, `POST`, …).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    #[default]
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+impl Method {
+    /// RFC 9110 §9.2.2: repeating these has the same effect as sending once.
+    pub fn is_idempotent(self) -> bool {
+        matches!(
+            self,
+            Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options
+        )
+    }
+
+    pub fn as_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Head => reqwest::Method::HEAD,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Options => reqwest::Method::OPTIONS,
+        }
+    }
+}
+
+/// Request body, as written: exactly one of `json`, `json_template`, `form`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyConfig {
+    #[serde(default)]
+    pub json: Option<serde_json::Value>,
+    #[serde(default)]
+    pub json_template: Option<String>,
+    #[serde(default)]
+    pub form: Option<BTreeMap<String, String>>,
+}
+
+impl BodyConfig {
+    pub fn kind(&self) -> Result<Body<'_>, String> {
+        match (&self.json, &self.json_template, &self.form) {
+            (Some(j), None, None) => Ok(Body::Json(j)),
+            (None, Some(t), None) => Ok(Body::JsonTemplate(t)),
+            (None, None, Some(f)) => Ok(Body::Form(f)),
+            _ => Err("body must be exactly one of `json`, `json_template`, `form`".into()),
+        }
+    }
+}
+
+/// The body forms.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Body<'a> {
+    /// A JSON document written as YAML. Every string leaf is a template
+    /// (rendered without escaping) whose result is inserted as a JSON string
+    /// value; keys, numbers, booleans and nulls are sent as written. Caller
+    /// input can therefore never change the document's structure.
+    Json(&'a serde_json::Value),
+    /// Raw JSON text; every `{{ }}` output is JSON-encoded (strings quoted).
+    /// The result must parse as JSON or the action ends in `error`.
+    JsonTemplate(&'a str),
+    /// `application/x-www-form-urlencoded` fields (Twilio-style APIs); each
+    /// value is a template, the encoder escapes the result.
+    Form(&'a BTreeMap<String, String>),
+}
+
+/// Credentials, always from environment variables read at start-up.
+///
+/// One of:
+/// - `{ bearer_env: VAR }` → `Authorization: Bearer $VAR`
+/// - `{ basic: { username_env: A, password_env: B } }` → HTTP Basic
+/// - `{ header: Authorization, value_env: VAR, prefix: "SSWS " }` → any header
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub bearer_env: Option<String>,
+    #[serde(default)]
+    pub basic: Option<BasicAuth>,
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub value_env: Option<String>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username_env: String,
+    pub password_env: String,
+}
+
+/// The auth forms after validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthKind<'a> {
+    Bearer { env: &'a str },
+    Basic { username_env: &'a str, password_env: &'a str },
+    Header { name: &'a str, value_env: &'a str, prefix: &'a str },
+}
+
+impl AuthConfig {
+    pub fn kind(&self) -> Result<AuthKind<'_>, String> {
+        match (
+            &self.bearer_env,
+            &self.basic,
+            &self.header,
+            &self.value_env,
+            &self.prefix,
+        ) {
+            (Some(env), None, None, None, None) => Ok(AuthKind::Bearer { env }),
+            (None, Some(b), None, None, None) => Ok(AuthKind::Basic {
+                username_env: &b.username_env,
+                password_env: &b.password_env,
+            }),
+            (None, None, Some(name), Some(value_env), prefix) => Ok(AuthKind::Header {
+                name,
+                value_env,
+                prefix: prefix.as_deref().unwrap_or(""),
+            }),
+            _ => Err("auth must be exactly one of `{ bearer_env: VAR }`, \
+                      `{ basic: { username_env: A, password_env: B } }` or \
+                      `{ header: NAME, value_env: VAR, prefix: \"…\" }`"
+                .to_string()),
+        }
+    }
+
+    /// Every environment variable this auth reads.
+    pub fn env_vars(&self) -> Vec<&str> {
+        match self.kind() {
+            Ok(AuthKind::Bearer { env }) => vec![env],
+            Ok(AuthKind::Basic {
+                username_env,
+                password_env,
+            }) => vec![username_env, password_env],
+            Ok(AuthKind::Header { value_env, .. }) => vec![value_env],
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// A status pattern: `200`, `"2xx"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusPattern {
+    Exact(u16),
+    /// The hundreds digit: `4` for `4xx`.
+    Class(u16),
+}
+
+impl StatusPattern {
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            StatusPattern::Exact(s) => s == status,
+            StatusPattern::Class(c) => status / 100 == c,
+        }
+    }
+
+    fn parse(item: StatusItem) -> Result<Self, String> {
+        match item {
+            StatusItem::Code(c) if (100..=599).contains(&c) => Ok(StatusPattern::Exact(c)),
+            StatusItem::Code(c) => Err(format!("status {c} is not an HTTP status code")),
+            StatusItem::Text(t) => {
+                let b = t.as_bytes();
+                if b.len() == 3
+                    && (b'1'..=b'5').contains(&b[0])
+                    && b[1..].eq_ignore_ascii_case(b"xx")
+                {
+                    Ok(StatusPattern::Class(u16::from(b[0] - b'0')))
+                } else if let Ok(c) = t.parse::<u16>() {
+                    StatusPattern::parse(StatusItem::Code(c))
+                } else {
+                    Err(format!("status {t:?} is neither a code nor a class like \"2xx\""))
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StatusItem {
+    Code(u16),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StatusSpec {
+    One(StatusItem),
+    Many(Vec<StatusItem>),
+}
+
+fn deserialize_status<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<StatusPattern>>, D::Error> {
+    let spec = StatusSpec::deserialize(d)?;
+    let items = match spec {
+        StatusSpec::One(i) => vec![i],
+        StatusSpec::Many(v) => v,
+    };
+    if items.is_empty() {
+        return Err(serde::de::Error::custom("status list is empty"));
+    }
+    items
+        .into_iter()
+        .map(StatusPattern::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// A scalar to compare a response field with (`equals: LOCKED_OUT`, `equals: 5`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Scalar {
+    /// The form a response value is compared in (see `outcome::value_text`).
+    pub fn text(&self) -> String {
+        match self {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// One outcome rule; the first rule whose conditions all hold names the
+/// outcome. A rule with no condition matches any HTTP response.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeRule {
+    #[serde(default, deserialize_with = "deserialize_status")]
+    pub status: Option<Vec<StatusPattern>>,
+    /// JSON pointer (`/status`) or JSONPath (`$.errorCauses[0].errorSummary`).
+    #[serde(default)]
+    pub field: Option<String>,
+    #[serde(default)]
+    pub equals: Option<Scalar>,
+    #[serde(default, rename = "in")]
+    pub in_: Option<Vec<Scalar>>,
+    #[serde(default)]
+    pub exists: Option<bool>,
+    /// The field's text contains this substring.
+    #[serde(default)]
+    pub contains: Option<String>,
+    pub outcome: String,
+}
+
+/// One named HTTP data action, as written under `actions:` in the config.
+///
+/// Retries use exponential backoff and are allowed only for idempotent
+/// methods, or for a request that carries an idempotency key header (named
+/// in `idempotency_header`, which must also be in `headers`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionConfig {
+    #[serde(default)]
+    pub method: Method,
+    /// URL template; every `{{ }}` output is percent-encoded. Scheme and host
+    /// must be literal.
+    pub url: String,
+    /// Header templates (outputs not escaped; CR/LF in a result is an error).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<BodyConfig>,
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// Per attempt: connect, send and read the whole response.
+    #[serde(default = "default_timeout", deserialize_with = "deserialize_duration")]
+    pub timeout: Duration,
+    /// Extra attempts after a timeout, network error or 502/503/504.
+    #[serde(default)]
+    pub retries: u32,
+    /// First backoff; doubles per retry, capped at 5 s.
+    #[serde(default = "default_backoff", deserialize_with = "deserialize_duration")]
+    pub retry_backoff: Duration,
+    /// A header that makes a POST/PATCH safe to repeat (e.g. `Idempotency-Key`).
+    #[serde(default)]
+    pub idempotency_header: Option<String>,
+    /// May read secret variables (PIN, OTP). Must use HTTPS.
+    #[serde(default)]
+    pub secure: bool,
+    /// Let a secure action use plain HTTP, only to a loopback host (tests, demo).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// Flow variable ← JSON pointer or JSONPath into the response.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+    /// Ordered rules; `timeout` and `error` are built in.
+    #[serde(default)]
+    pub outcomes: Vec<OutcomeRule>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_backoff() -> Duration {
+    Duration::from_millis(200)
+}
+
+/// Built-in outcome: no response within `timeout` (including connect).
+pub const OUTCOME_TIMEOUT: &str = "timeout";
+/// Built-in outcome: anything else that did not match a rule.
+pub const OUTCOME_ERROR: &str = "error";
+
+/// Parse `500ms`, `5s`, `2m`, `1h` (also `1.5s`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("duration {t:?} has no unit (use ms, s, m or h)"))?;
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("duration {t:?} does not start with a number"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("duration unit {other:?} is not one of ms, s, m, h")),
+    };
+    if !secs.is_finite() || !(0.0..=86_400.0 * 365.0).contains(&secs) {
+        return Err(format!("duration {t:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Serde helper for duration fields written as `5s` / `500ms`.
+pub fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// What the flow validator needs to know about an action.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ActionInfo {
+    /// Every outcome the action can produce, including `timeout` and `error`.
+    pub outcomes: Vec<String>,
+    pub secure: bool,
+    /// Variables its URL, header and body templates read.
+    pub inputs: Vec<String>,
+    /// Variables it sets from the response.
+    pub outputs: Vec<String>,
+}
+
+/// Scheme and authority as written in a URL template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub https: bool,
+    /// Host as written (brackets kept for IPv6), lower-cased.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Origin {
+    /// Host as `url::Url::host_str` prints it (IPv6 in brackets).
+    pub fn is_loopback(&self) -> bool {
+        let h = self.host.trim_start_matches('[').trim_end_matches(']');
+        if h == "localhost" {
+            return true;
+        }
+        h.parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+    }
+}
+
+pub(crate) fn literal_origin(url: &str) -> Result<Origin, String> {
+    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err("url must start with a literal https:// or http://".into());
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.contains('{') || authority.contains('}') || authority.is_empty() {
+        return Err("the host and port of url must be literal (no template in them)".into());
+    }
+    if authority.contains('@') {
+        return Err("url must not carry credentials; use `auth`".into());
+    }
+    let (host, port) = if let Some(stripped) = authority.strip_prefix('[') {
+        let close = stripped
+            .find(']')
+            .ok_or("url has an unterminated IPv6 address")?;
+        let host = format!("[{}]", &stripped[..close]);
+        let after = &stripped[close + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| "url has a bad port")?),
+            None if after.is_empty() => None,
+            None => return Err("url has a bad authority".into()),
+        };
+        (host, port)
+    } else if let Some((h, p)) = authority.rsplit_once(':') {
+        (
+            h.to_string(),
+            Some(p.parse::<u16>().map_err(|_| "url has a bad port")?),
+        )
+    } else {
+        (authority.to_string(), None)
+    };
+    Ok(Origin {
+        https,
+        host: host.to_ascii_lowercase(),
+        port,
+    })
+}
+
+fn is_outcome_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn is_header_name(s: &str) -> bool {
+    reqwest::header::HeaderName::from_bytes(s.as_bytes()).is_ok()
+}
+
+impl ActionConfig {
+    /// Check everything that does not need the environment. `name` is used
+    /// in error messages.
+    pub fn validate(&self, name: &str, templates: &Templates) -> Result<(), ActionError> {
+        let bad = |message: String| ActionError::Config {
+            action: name.to_string(),
+            message,
+        };
+        let origin = literal_origin(&self.url).map_err(bad)?;
+        if self.secure && !origin.https {
+            if !self.allow_insecure_http {
+                return Err(bad(
+                    "a secure action must use https:// (plain http is allowed only to a \
+                     loopback host with `allow_insecure_http: true`)"
+                        .into(),
+                ));
+            }
+            if !origin.is_loopback() {
+                return Err(bad(format!(
+                    "allow_insecure_http is only honoured for loopback hosts, not {}",
+                    origin.host
+                )));
+            }
+        }
+        if self.allow_insecure_http && !origin.https && !origin.is_loopback() {
+            return Err(bad(format!(
+                "allow_insecure_http is only honoured for loopback hosts, not {}",
+                origin.host
+            )));
+        }
+        let check = |field: &str, src: &str| {
+            templates.check(src).map_err(|e| ActionError::Template {
+                action: name.to_string(),
+                field: field.to_string(),
+                error: e,
+            })
+        };
+        check("url", &self.url)?;
+        for (h, v) in &self.headers {
+            if !is_header_name(h) {
+                return Err(bad(format!("header name {h:?} is not a valid HTTP header name")));
+            }
+            check(&format!("headers.{h}"), v)?;
+        }
+        if let Some(b) = &self.body {
+            b.kind().map_err(bad)?;
+        }
+        for (field, src) in self.body_templates() {
+            check(&field, src)?;
+        }
+        if let Some(auth) = &self.auth {
+            let kind = auth.kind().map_err(bad)?;
+            if let AuthKind::Header { name: h, .. } = kind {
+                if !is_header_name(h) {
+                    return Err(bad(format!("auth header {h:?} is not a valid header name")));
+                }
+            }
+        }
+        if self.timeout.is_zero() {
+            return Err(bad("timeout must be greater than zero".into()));
+        }
+        if self.retries > 10 {
+            return Err(bad("retries is at most 10".into()));
+        }
+        if let Some(h) = &self.idempotency_header {
+            if !self.headers.keys().any(|k| k.eq_ignore_ascii_case(h)) {
+                return Err(bad(format!(
+                    "idempotency_header {h:?} must also be set in `headers` (e.g. to the record id)"
+                )));
+            }
+        }
+        if self.retries > 0 && !self.method.is_idempotent() && self.idempotency_header.is_none() {
+            return Err(bad(format!(
+                "retries on a {:?} request could apply it twice; remove `retries` or name an \
+                 `idempotency_header` the server deduplicates on",
+                self.method
+            )));
+        }
+        for (var, sel) in &self.outputs {
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(bad(format!("output variable name {var:?} is not an identifier")));
+            }
+            super::outcome::Selector::parse(sel)
+                .map_err(|e| bad(format!("output {var}: {e}")))?;
+        }
+        for (i, rule) in self.outcomes.iter().enumerate() {
+            if !is_outcome_name(&rule.outcome) {
+                return Err(bad(format!(
+                    "outcomes[{i}]: outcome {:?} must be lower-case letters, digits and _",
+                    rule.outcome
+                )));
+            }
+            if rule.outcome == OUTCOME_TIMEOUT {
+                return Err(bad(format!(
+                    "outcomes[{i}]: `timeout` is built in (no response in time); use another name"
+                )));
+            }
+            let conditions = usize::from(rule.equals.is_some())
+                + usize::from(rule.in_.is_some())
+                + usize::from(rule.exists.is_some())
+                + usize::from(rule.contains.is_some());
+            match (&rule.field, conditions) {
+                (Some(f), 1) => {
+                    super::outcome::Selector::parse(f)
+                        .map_err(|e| bad(format!("outcomes[{i}].field: {e}")))?;
+                }
+                (Some(_), _) => {
+                    return Err(bad(format!(
+                        "outcomes[{i}]: a `field` needs exactly one of equals, in, exists, contains"
+                    )))
+                }
+                (None, 0) => {}
+                (None, _) => {
+                    return Err(bad(format!(
+                        "outcomes[{i}]: equals/in/exists/contains need a `field`"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every template in the body with a field path for error messages.
+    pub(crate) fn body_templates(&self) -> Vec<(String, &str)> {
+        fn walk<'a>(path: String, v: &'a serde_json::Value, out: &mut Vec<(String, &'a str)>) {
+            match v {
+                serde_json::Value::String(s) => out.push((path, s)),
+                serde_json::Value::Array(a) => {
+                    for (i, x) in a.iter().enumerate() {
+                        walk(format!("{path}[{i}]"), x, out);
+                    }
+                }
+                serde_json::Value::Object(m) => {
+                    for (k, x) in m {
+                        walk(format!("{path}.{k}"), x, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        match self.body.as_ref().and_then(|b| b.kind().ok()) {
+            Some(Body::Json(v)) => walk("body.json".into(), v, &mut out),
+            Some(Body::JsonTemplate(s)) => out.push(("body.json_template".into(), s)),
+            Some(Body::Form(m)) => {
+                for (k, v) in m {
+                    out.push((format!("body.form.{k}"), v));
+                }
+            }
+            None => {}
+        }
+        out
+    }
+
+    /// Outcomes, secure flag, inputs and outputs, for the flow validator.
+    /// Templates that do not compile contribute no inputs (`validate`
+    /// reports them).
+    pub fn info(&self) -> ActionInfo {
+        let templates = Templates::new();
+        let mut outcomes: Vec<String> = Vec::new();
+        for r in &self.outcomes {
+            if !outcomes.contains(&r.outcome) {
+                outcomes.push(r.outcome.clone());
+            }
+        }
+        for builtin in [OUTCOME_TIMEOUT, OUTCOME_ERROR] {
+            if !outcomes.iter().any(|o| o == builtin) {
+                outcomes.push(builtin.to_string());
+            }
+        }
+        let mut inputs = BTreeSet::new();
+        let mut sources: Vec<&str> = vec![&self.url];
+        sources.extend(self.headers.values().map(String::as_str));
+        sources.extend(self.body_templates().into_iter().map(|(_, s)| s));
+        for src in sources {
+            if let Ok(names) = templates.check(src) {
+                inputs.extend(names);
+            }
+        }
+        ActionInfo {
+            outcomes,
+            secure: self.secure,
+            inputs: inputs.into_iter().collect(),
+            outputs: self.outputs.keys().cloned().collect(),
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! Running actions: render, send, retry, read, decide.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use serde_json::Value as Json;
+
+use super::config::{literal_origin, ActionConfig, ActionInfo, AuthKind, Body, Origin};
+use super::outcome::{decide, extract, Rule, Selector};
+use super::{ActionError, OUTCOME_ERROR, OUTCOME_TIMEOUT};
+use crate::secret::Secret;
+use crate::template::{Escape, Templates};
+use crate::vars::Vars;
+
+/// Responses larger than this end in `error` (a directory answer is small).
+const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+/// Upper bound of one retry backoff.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What one run of an action produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionResult {
+    pub outcome: String,
+    /// Plain variables read from the response (only those present).
+    pub outputs: Vars,
+    /// Status of the last HTTP response, if one arrived.
+    pub status: Option<u16>,
+    /// Wall time of the whole run, retries included.
+    pub latency: Duration,
+}
+
+enum ResolvedAuth {
+    Bearer(Secret),
+    Basic(Secret, Secret),
+    Header(HeaderName, Secret),
+}
+
+struct Compiled {
+    config: ActionConfig,
+    origin: Origin,
+    auth: Option<ResolvedAuth>,
+    outputs: Vec<(String, Selector)>,
+    rules: Vec<Rule>,
+    info: ActionInfo,
+}
+
+/// Runs configured actions. Cheap to share behind an `Arc`.
+pub struct Executor {
+    client: reqwest::Client,
+    templates: Templates,
+    actions: BTreeMap<String, Compiled>,
+}
+
+/// One attempt's result before rules are applied.
+enum Attempt {
+    Timeout,
+    /// Connection refused/reset, TLS failure, oversized body… (a fixed token).
+    Failed(&'static str),
+    Response { status: u16, body: Vec<u8> },
+}
+
+impl Executor {
+    /// Validate every action and read its credentials from the process
+    /// environment.
+    pub fn new(actions: BTreeMap<String, ActionConfig>) -> Result<Self, ActionError> {
+        Self::with_env(actions, |var| std::env::var(var).ok())
+    }
+
+    /// As [`Executor::new`], with the environment supplied by `env` (tests,
+    /// or a secrets manager).
+    pub fn with_env(
+        actions: BTreeMap<String, ActionConfig>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ActionError> {
+        let templates = Templates::new();
+        let mut compiled = BTreeMap::new();
+        for (name, config) in actions {
+            config.validate(&name, &templates)?;
+            let bad = |message: String| ActionError::Config {
+                action: name.clone(),
+                message,
+            };
+            let origin = literal_origin(&config.url).map_err(bad)?;
+            let read = |var: &str| {
+                env(var)
+                    .filter(|v| !v.is_empty())
+                    .map(Secret::new)
+                    .ok_or_else(|| ActionError::MissingEnv {
+                        action: name.clone(),
+                        var: var.to_string(),
+                    })
+            };
+            let auth = match &config.auth {
+                None => None,
+                Some(a) => Some(match a.kind().map_err(bad)? {
+                    AuthKind::Bearer { env } => ResolvedAuth::Bearer(read(env)?),
+                    AuthKind::Basic {
+                        username_env,
+                        password_env,
+                    } => ResolvedAuth::Basic(read(username_env)?, read(password_env)?),
+                    AuthKind::Header {
+                        name: h,
+                        value_env,
+                        prefix,
+                    } => {
+                        let value = read(value_env)?;
+                        let header = HeaderName::from_bytes(h.as_bytes())
+                            .map_err(|_| bad(format!("auth header {h:?} is not a header name")))?;
+                        let full = Secret::new(format!("{prefix}{}", value.expose()));
+                        if HeaderValue::from_str(full.expose()).is_err() {
+                            return Err(bad(format!(
+                                "the value of {value_env} is not a valid header value"
+                            )));
+                        }
+                        ResolvedAuth::Header(header, full)
+                    }
+                }),
+            };
+            let outputs = config
+                .outputs
+                .iter()
+                .map(|(var, sel)| Selector::parse(sel).map(|s| (var.clone(), s)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad)?;
+            let rules = config
+                .outcomes
+                .iter()
+                .map(Rule::compile)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad)?;
+            let info = config.info();
+            compiled.insert(
+                name.clone(),
+                Compiled {
+                    config,
+                    origin,
+                    auth,
+                    outputs,
+                    rules,
+                    info,
+                },
+            );
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")))
+            .https_only(false)
+            .build()
+            .map_err(|e| ActionError::Client(e.to_string()))?;
+        Ok(Executor {
+            client,
+            templates,
+            actions: compiled,
+        })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.actions.contains_key(name)
+    }
+
+    pub fn info(&self, name: &str) -> Option<&ActionInfo> {
+        self.actions.get(name).map(|c| &c.info)
+    }
+
+    /// Every action's info, for building the flow validator's catalog.
+    pub fn infos(&self) -> BTreeMap<String, ActionInfo> {
+        self.actions
+            .iter()
+            .map(|(n, c)| (n.clone(), c.info.clone()))
+            .collect()
+    }
+
+    /// Run action `name` against `vars`. Never fails: problems are the
+    /// `timeout` and `error` outcomes.
+    pub async fn run(&self, name: &str, vars: &Vars) -> ActionResult {
+        let started = Instant::now();
+        let Some(action) = self.actions.get(name) else {
+            tracing::warn!(action = name, "unknown data action");
+            return finish(name, OUTCOME_ERROR.into(), Vars::new(), None, started);
+        };
+        let request = match self.build(name, action, vars) {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::warn!(action = name, problem = %why, "data action request not built");
+                return finish(name, OUTCOME_ERROR.into(), Vars::new(), None, started);
+            }
+        };
+        let cfg = &action.config;
+        let retryable = cfg.method.is_idempotent() || cfg.idempotency_header.is_some();
+        let attempts = if retryable { cfg.retries + 1 } else { 1 };
+        let mut backoff = cfg.retry_backoff;
+        let mut last = Attempt::Failed("no attempt");
+        for attempt in 1..=attempts {
+            let Some(req) = request.try_clone() else {
+                break;
+            };
+            last = self.attempt(req, cfg.timeout).await;
+            let again = match &last {
+                Attempt::Timeout | Attempt::Failed(_) => true,
+                Attempt::Response { status, .. } => matches!(status, 502..=504),
+            };
+            if !again || attempt == attempts {
+                break;
+            }
+            tracing::debug!(
+                action = name,
+                attempt,
+                problem = attempt_token(&last),
+                "data action retrying"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        match last {
+            Attempt::Timeout => finish(name, OUTCOME_TIMEOUT.into(), Vars::new(), None, started),
+            Attempt::Failed(why) => {
+                tracing::debug!(action = name, problem = why, "data action failed");
+                finish(name, OUTCOME_ERROR.into(), Vars::new(), None, started)
+            }
+            Attempt::Response { status, body } => {
+                let doc: Option<Json> = if body.iter().all(u8::is_ascii_whitespace) {
+                    None
+                } else {
+                    serde_json::from_slice(&body).ok()
+                };
+                let bad_json = doc.is_none() && !body.iter().all(u8::is_ascii_whitespace);
+                if bad_json && (200..300).contains(&status) && !action.outputs.is_empty() {
+                    tracing::debug!(action = name, status, "data action response is not JSON");
+                    return finish(name, OUTCOME_ERROR.into(), Vars::new(), Some(status), started);
+                }
+                let outcome = decide(&action.rules, status, doc.as_ref());
+                let outputs = doc
+                    .as_ref()
+                    .map(|d| extract(&action.outputs, d))
+                    .unwrap_or_default();
+                finish(name, outcome, outputs, Some(status), started)
+            }
+        }
+    }
+
+    /// Render the request. Errors are fixed descriptions without values.
+    fn build(
+        &self,
+        _name: &str,
+        action: &Compiled,
+        vars: &Vars,
+    ) -> Result<reqwest::Request, String> {
+        let cfg = &action.config;
+        let secure = cfg.secure;
+        let url_text = self
+            .templates
+            .render(&cfg.url, vars, Escape::Url, secure)
+            .map_err(|e| format!("url: {e}"))?;
+        let url = reqwest::Url::parse(&url_text).map_err(|_| "url does not parse".to_string())?;
+        // The host was literal in the template; make sure rendering kept it.
+        let https = url.scheme() == "https";
+        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+        let default_port = if action.origin.https { 443 } else { 80 };
+        if https != action.origin.https
+            || host != action.origin.host
+            || url.port_or_known_default() != Some(action.origin.port.unwrap_or(default_port))
+        {
+            return Err("rendered url changed scheme, host or port".into());
+        }
+        let mut builder = self
+            .client
+            .request(cfg.method.as_reqwest(), url)
+            .timeout(cfg.timeout);
+        for (name, src) in &cfg.headers {
+            let value = self
+                .templates
+                .render(src, vars, Escape::None, secure)
+                .map_err(|e| format!("header {name}: {e}"))?;
+            if value.contains(['\r', '\n']) {
+                return Err(format!("header {name}: value contains CR or LF"));
+            }
+            let mut hv = HeaderValue::from_str(&value)
+                .map_err(|_| format!("header {name}: not a valid header value"))?;
+            hv.set_sensitive(secure);
+            builder = builder.header(name.as_str(), hv);
+        }
+        match cfg.body.as_ref().and_then(|b| b.kind().ok()) {
+            None => {}
+            Some(Body::Json(tree)) => {
+                let doc = self.render_tree(tree, vars, secure)?;
+                let text = serde_json::to_vec(&doc).map_err(|_| "body: not serialisable")?;
+                builder = builder
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(text);
+            }
+            Some(Body::JsonTemplate(src)) => {
+                let text = self
+                    .templates
+                    .render(src, vars, Escape::Json, secure)
+                    .map_err(|e| format!("body: {e}"))?;
+                if serde_json::from_str::<Json>(&text).is_err() {
+                    return Err("body: json_template did not render to valid JSON".into());
+                }
+                builder = builder
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(text);
+            }
+            Some(Body::Form(fields)) => {
+                let mut pairs = Vec::with_capacity(fields.len());
+                for (k, src) in fields {
+                    let v = self
+                        .templates
+                        .render(src, vars, Escape::None, secure)
+                        .map_err(|e| format!("body.form.{k}: {e}"))?;
+                    pairs.push((k.as_str(), v));
+                }
+                let text = serde_urlencoded::to_string(&pairs)
+                    .map_err(|_| "body: form not encodable".to_string())?;
+                builder = builder
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(text);
+            }
+        }
+        builder = match &action.auth {
+            None => builder,
+            Some(ResolvedAuth::Bearer(t)) => builder.bearer_auth(t.expose()),
+            Some(ResolvedAuth::Basic(u, p)) => builder.basic_auth(u.expose(), Some(p.expose())),
+            Some(ResolvedAuth::Header(h, v)) => {
+                let mut hv = HeaderValue::from_str(v.expose())
+                    .map_err(|_| "auth header value invalid".to_string())?;
+                hv.set_sensitive(true);
+                builder.header(h.clone(), hv)
+            }
+        };
+        builder.build().map_err(|_| "request not buildable".to_string())
+    }
+
+    fn render_tree(&self, tree: &Json, vars: &Vars, secure: bool) -> Result<Json, String> {
+        Ok(match tree {
+            Json::String(src) => Json::String(
+                self.templates
+                    .render(src, vars, Escape::None, secure)
+                    .map_err(|e| format!("body: {e}"))?,
+            ),
+            Json::Array(items) => Json::Array(
+                items
+                    .iter()
+                    .map(|x| self.render_tree(x, vars, secure))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Json::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    out.insert(k.clone(), self.render_tree(v, vars, secure)?);
+                }
+                Json::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    async fn attempt(&self, req: reqwest::Request, timeout: Duration) -> Attempt {
+        let work = async {
+            let mut resp = match self.client.execute(req).await {
+                Ok(r) => r,
+                Err(e) if e.is_timeout() => return Attempt::Timeout,
+                Err(e) if e.is_connect() => return Attempt::Failed("connect failed"),
+                Err(_) => return Attempt::Failed("request failed"),
+            };
+            let status = resp.status().as_u16();
+            let mut body = Vec::new();
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => {
+                        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                            return Attempt::Failed("response too large");
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => break,
+                    Err(e) if e.is_timeout() => return Attempt::Timeout,
+                    Err(_) => return Attempt::Failed("response body failed"),
+                }
+            }
+            Attempt::Response { status, body }
+        };
+        // reqwest's own timeout covers the body too; this is the backstop.
+        match tokio::time::timeout(timeout + Duration::from_millis(50), work).await {
+            Ok(a) => a,
+            Err(_) => Attempt::Timeout,
+        }
+    }
+}
+
+fn attempt_token(a: &Attempt) -> &'static str {
+    match a {
+        Attempt::Timeout => "timeout",
+        Attempt::Failed(why) => why,
+        Attempt::Response { .. } => "server error",
+    }
+}
+
+fn finish(
+    name: &str,
+    outcome: String,
+    outputs: Vars,
+    status: Option<u16>,
+    started: Instant,
+) -> ActionResult {
+    let latency = started.elapsed();
+    tracing::info!(
+        action = name,
+        outcome = %outcome,
+        status = status.unwrap_or(0),
+        latency_ms = latency.as_millis() as u64,
+        "data action finished"
+    );
+    ActionResult {
+        outcome,
+        outputs,
+        status,
+        latency,
+    }
+}
