@@ -1,0 +1,231 @@
+//! Admin HTTP server (axum): `GET /metrics`, `GET /healthz`, `GET /readyz`.
+//!
+//! It listens on loopback by default (`127.0.0.1:9090`, see [`DEFAULT_ADDR`]); nothing on it is
+//! secret, but nothing on it is meant for callers either. `/metrics` is the OpenMetrics text of
+//! [`Metrics`]; `/healthz` answers 200 while the main loop keeps beating ([`Readiness::beat`]);
+//! `/readyz` answers 200 only while the SIP listeners are up and the process is not draining,
+//! which is what a load balancer or Kamailio health check should follow.
+//!
+//! It does not do TLS or authentication: keep it on loopback or behind a firewall.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::{Metrics, CONTENT_TYPE};
+
+/// Default admin listen address.
+pub const DEFAULT_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+
+/// How long the main loop may go without a [`Readiness::beat`] before `/healthz` fails.
+pub const DEFAULT_LIVENESS_LIMIT: Duration = Duration::from_secs(30);
+
+/// Errors of the admin server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The admin address could not be bound.
+    #[error("cannot bind the admin HTTP address {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The HTTP server stopped with an IO error.
+    #[error("admin HTTP server failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Shared process state behind `/healthz` and `/readyz`.
+///
+/// `listening` is set once every SIP listener is bound, `draining` when shutdown starts; ready
+/// means listening and not draining. `beat` is called by the main loop (and the watchdog tick);
+/// before the first beat the process counts as alive.
+#[derive(Debug)]
+pub struct Readiness {
+    listening: AtomicBool,
+    draining: AtomicBool,
+    last_beat: Mutex<Option<Instant>>,
+    liveness_limit: Duration,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Readiness {
+    /// Not listening, not draining, liveness limit [`DEFAULT_LIVENESS_LIMIT`].
+    pub fn new() -> Self {
+        Self::with_liveness_limit(DEFAULT_LIVENESS_LIMIT)
+    }
+
+    /// Like [`new`](Self::new) with another liveness limit.
+    pub fn with_liveness_limit(limit: Duration) -> Self {
+        Readiness {
+            listening: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            last_beat: Mutex::new(None),
+            liveness_limit: limit,
+        }
+    }
+
+    /// Marks the SIP listeners as bound (or not).
+    pub fn set_listening(&self, listening: bool) {
+        self.listening.store(listening, Ordering::SeqCst);
+    }
+
+    /// Marks the process as draining: `/readyz` turns 503 for good.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// True while listening and not draining.
+    pub fn is_ready(&self) -> bool {
+        self.listening.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
+    }
+
+    /// True once draining started.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Records that the main loop is alive now.
+    pub fn beat(&self) {
+        self.beat_at(Instant::now());
+    }
+
+    /// Records a beat at a given instant (tests use a past instant to simulate a stall).
+    pub fn beat_at(&self, at: Instant) {
+        let mut guard = match self.last_beat.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *guard = Some(at);
+    }
+
+    /// Alive if no beat was ever recorded or the last one is within the liveness limit.
+    pub fn is_alive(&self, now: Instant) -> bool {
+        let guard = match self.last_beat.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match *guard {
+            None => true,
+            Some(at) => now.saturating_duration_since(at) <= self.liveness_limit,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+}
+
+/// The admin router, for embedding or testing without a socket.
+pub fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz_handler))
+        .route("/readyz", get(readyz_handler))
+        .with_state(AppState { metrics, readiness })
+}
+
+/// Binds the admin address (do it at start-up, before `READY=1`, so a taken port fails the start).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, AdminError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AdminError::Bind { addr, source })
+}
+
+/// Serves the admin endpoints on `listener` until `cancel` fires, then finishes in-flight
+/// requests and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    cancel: CancellationToken,
+) -> Result<(), AdminError> {
+    let app = router(metrics, readiness);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+async fn healthz_handler(State(state): State<AppState>) -> Response {
+    if state.readiness.is_alive(Instant::now()) {
+        (StatusCode::OK, [(header::CONTENT_TYPE, TEXT)], "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, TEXT)],
+            "main loop stalled\n",
+        )
+            .into_response()
+    }
+}
+
+async fn readyz_handler(State(state): State<AppState>) -> Response {
+    let r = &state.readiness;
+    let (status, body) = if r.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else if r.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not listening\n")
+    };
+    (status, [(header::CONTENT_TYPE, TEXT)], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_table() {
+        let r = Readiness::new();
+        assert!(!r.is_ready());
+        r.set_listening(true);
+        assert!(r.is_ready());
+        r.set_draining();
+        assert!(!r.is_ready());
+        assert!(r.is_draining());
+        r.set_listening(true);
+        assert!(!r.is_ready(), "draining is final");
+    }
+
+    #[test]
+    fn liveness_follows_beats() {
+        let r = Readiness::with_liveness_limit(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert!(r.is_alive(t0), "alive before the first beat");
+        r.beat_at(t0);
+        assert!(r.is_alive(t0 + Duration::from_secs(10)));
+        assert!(!r.is_alive(t0 + Duration::from_secs(11)));
+        r.beat_at(t0 + Duration::from_secs(11));
+        assert!(r.is_alive(t0 + Duration::from_secs(12)));
+    }
+}
