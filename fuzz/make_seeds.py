@@ -103,6 +103,32 @@ SEEDS["rtp"] = {
     "interleaved": rtp_input([event(0, 0, 0, 1, False, 10, 160, 0), press(10, 2, 200, 0), event(10, 0, 0, 1, True, 10, 320, 3), event(0, 1, 0, 16, False, 10, 160, 0)]),
 }
 
+# DtmfInput: mode u8, audio Vec<u8> (not last: (1, byte)* 0, here empty), steps.
+def dtmf_step(delay, key, source):
+    return struct.pack("<HBB", delay, KEYS.index(key), source)
+
+
+def dtmf_input(mode, steps, audio=b""):
+    out = bytes([mode])
+    for b in audio:
+        out += bytes([1, b])
+    out += b"\x00"
+    for s in steps:
+        out += b"\x01" + s
+    return out + b"\x00"
+
+
+SEEDS["dtmf_merge"] = {
+    "rfc4733_only": dtmf_input(0, [dtmf_step(0, "1", 0), dtmf_step(100, "1", 0), dtmf_step(100, "#", 2)]),
+    "inband_only": dtmf_input(1, [dtmf_step(0, "5", 1), dtmf_step(50, "5", 1), dtmf_step(300, "7", 0)]),
+    "info_only": dtmf_input(2, [dtmf_step(0, "9", 2), dtmf_step(10, "9", 2)]),
+    "auto_mixed": dtmf_input(3, [dtmf_step(0, "4", 1), dtmf_step(30, "4", 0), dtmf_step(200, "4", 2), dtmf_step(500, "8", 1), dtmf_step(150, "8", 1), dtmf_step(50, "2", 0)]),
+    "auto_same_source": dtmf_input(3, [dtmf_step(0, "3", 1), dtmf_step(10, "3", 1), dtmf_step(10, "3", 1)]),
+    # 40 ms of a PCMU tone-ish pattern for the in-band detector.
+    "auto_with_audio": dtmf_input(3, [dtmf_step(0, "6", 1)], bytes((0x80 + (i * 37) % 64) & 0xFF for i in range(320))),
+}
+
+
 for target, seeds in SEEDS.items():
     d = os.path.join(HERE, "seeds", target)
     os.makedirs(d, exist_ok=True)

@@ -234,6 +234,17 @@ fn structured_seeds_decode() {
         ),
         "{input:?}"
     );
+    let data = std::fs::read(seeds_dir("dtmf_merge").join("auto_mixed.bin")).expect("seed");
+    let input =
+        drivers::DtmfInput::arbitrary_take_rest(arbitrary::Unstructured::new(&data)).expect("dtmf");
+    assert_eq!(
+        (input.mode, input.audio.len(), input.steps.len()),
+        (3, 0, 6)
+    );
+    let data = std::fs::read(seeds_dir("dtmf_merge").join("auto_with_audio.bin")).expect("seed");
+    let input =
+        drivers::DtmfInput::arbitrary_take_rest(arbitrary::Unstructured::new(&data)).expect("dtmf");
+    assert_eq!((input.audio.len(), input.steps.len()), (320, 1));
 }
 
 #[test]
@@ -295,4 +306,9 @@ fn flow_seeds_reach_the_secure_segment_and_the_audits() {
 
     let r = report("echo_digits.bin");
     assert!(r.states.iter().any(|s| s == "read_back"), "{r:?}");
+}
+
+#[test]
+fn random_dtmf_merge() {
+    random_inputs("dtmf_merge", 1500);
 }
