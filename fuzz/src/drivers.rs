@@ -227,20 +227,31 @@ pub fn sip_datagram(data: &[u8]) {
         );
         ep.handle_datagram(now, Transport::Udp, source, &datagram);
         drain_endpoint(&mut ep, now, source, &mut tag, clean);
-        now += Duration::from_millis(10);
+        // 10 ms later the next datagram arrives; timers due meanwhile fire first.
+        now = fire_endpoint_timers(&mut ep, now, now + Duration::from_millis(10), &mut tag);
     }
-    // Let every retransmission and transaction timer fire.
+    // Let every retransmission and transaction timer run out.
+    fire_endpoint_timers(&mut ep, now, now + Duration::from_secs(600), &mut tag);
+}
+
+/// Fire the endpoint's deadlines up to `to` as the runtime does; returns `to`.
+fn fire_endpoint_timers(
+    ep: &mut Endpoint,
+    mut now: Instant,
+    to: Instant,
+    tag: &mut Option<String>,
+) -> Instant {
+    let source = addr(PEER);
     for _ in 0..MAX_TIMER_STEPS {
-        let Some(d) = ep.poll_timeout() else {
-            return;
-        };
-        assert!(d >= now, "sip endpoint deadline in the past");
-        if d.duration_since(t0()) > Duration::from_secs(600) {
-            return;
+        match ep.poll_timeout() {
+            Some(d) if d <= to => {
+                assert!(d >= now, "sip endpoint deadline in the past");
+                now = d;
+                ep.handle_timeout(now);
+                drain_endpoint(ep, now, source, tag, false);
+            }
+            _ => return to,
         }
-        now = d;
-        ep.handle_timeout(now);
-        drain_endpoint(&mut ep, now, source, &mut tag, false);
     }
     panic!("sip endpoint timers never settle");
 }
