@@ -7,7 +7,8 @@
 //!
 //! `FUZZ_SMOKE_ITERS=N` sets the random inputs per target (default 1500, sized to
 //! keep the whole file well under 20 s in a debug build); `FUZZ_SMOKE_SEED=S`
-//! changes the generator seed. A failing input is written to
+//! changes the generator seed; `FUZZ_SMOKE_KEEP_GOING=1` runs on past failures and
+//! lists the distinct ones at the end. A failing input is written to
 //! `target/fuzz-smoke-failures/<target>-<n>.bin` so it can be replayed with
 //! `cargo +nightly fuzz run <target> <file>` or added as a regression.
 
@@ -48,21 +49,39 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Run one input; on a panic, keep the input and fail with where it is.
-fn run_one(target: &str, what: &str, data: &[u8]) {
+/// Run one input; on a panic, keep the input and fail with where it is. With
+/// `keep_going` (`FUZZ_SMOKE_KEEP_GOING=1`, for long exploratory runs) the failure is
+/// returned instead, so one known bug does not hide the next.
+fn run_one_inner(target: &str, what: &str, data: &[u8], keep_going: bool) -> Option<String> {
     let result = catch_unwind(AssertUnwindSafe(|| drivers::run_target(target, data)));
-    if result.is_err() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-smoke-failures");
-        let _ = std::fs::create_dir_all(&dir);
-        let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-        let file = dir.join(format!("{target}-{n}.bin"));
+    let Err(payload) = result else {
+        return None;
+    };
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-smoke-failures");
+    let _ = std::fs::create_dir_all(&dir);
+    let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    let file = dir.join(format!("{target}-{n}.bin"));
+    if n < 200 {
         let _ = std::fs::write(&file, data);
-        panic!(
-            "fuzz target {target} failed on {what} ({} bytes); input saved to {}",
-            data.len(),
-            file.display()
-        );
     }
+    let report = format!(
+        "fuzz target {target} failed on {what} ({} bytes): {message}; input saved to {}",
+        data.len(),
+        file.display()
+    );
+    if keep_going {
+        return Some(message);
+    }
+    panic!("{report}");
+}
+
+fn run_one(target: &str, what: &str, data: &[u8]) {
+    run_one_inner(target, what, data, false);
 }
 
 /// Byte strings parsers like to see (separators, numbers at the edges).
@@ -159,6 +178,8 @@ fn random_inputs(target: &str, default_iters: u64) {
     let mut rng = StdRng::seed_from_u64(seed ^ fnv(target));
     let pool = seeds(target);
     assert!(!pool.is_empty(), "no seeds for {target}");
+    let keep_going = env_num("FUZZ_SMOKE_KEEP_GOING", 0) != 0;
+    let mut failures: Vec<(String, u64)> = Vec::new();
     let started = Instant::now();
     for i in 0..iters {
         let data = if rng.gen_ratio(1, 5) {
@@ -167,8 +188,18 @@ fn random_inputs(target: &str, default_iters: u64) {
             let base = &pool[rng.gen_range(0..pool.len())].1;
             mutate(&mut rng, base, &pool)
         };
-        run_one(target, &format!("random input #{i} (seed {seed})"), &data);
+        let what = format!("random input #{i} (seed {seed})");
+        if let Some(message) = run_one_inner(target, &what, &data, keep_going) {
+            match failures.iter_mut().find(|(m, _)| *m == message) {
+                Some((_, n)) => *n += 1,
+                None => failures.push((message, 1)),
+            }
+        }
     }
+    assert!(
+        failures.is_empty(),
+        "{target}: distinct failures (message, count), inputs in target/fuzz-smoke-failures: {failures:#?}"
+    );
     eprintln!(
         "fuzz smoke {target}: {iters} random inputs in {:.1?}",
         started.elapsed()
