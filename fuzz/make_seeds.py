@@ -53,7 +53,7 @@ def result(i, bits=0x3f):
 
 def happy():
     ops = [P, P] + digits("123456#") + [OK, OK, P, P, P, P]
-    ops += digits("654321") + [OK, P, P] + digits("246813#") + [P, P] + digits("246813#")
+    ops += digits("918273") + [OK, P, P] + digits("246813#") + [P, P] + digits("246813#")
     ops += [OK, P, P, P, DL, DL]
     return ops
 

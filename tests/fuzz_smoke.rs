@@ -323,6 +323,8 @@ fn flow_seeds_reach_the_secure_segment_and_the_audits() {
     let r = report("happy_path.bin");
     assert!(r.secure_segments >= 1, "{r:?}");
     assert_eq!(r.audits, [("success".into(), "pin_reset".into())], "{r:?}");
+    // The OTP and the new PIN were both held as secrets and checked against the log.
+    assert_eq!(r.secrets_checked, 2, "{r:?}");
 
     let r = report("hangup_in_secure.bin");
     assert!(r.secure_segments >= 1, "{r:?}");

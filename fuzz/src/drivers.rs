@@ -20,7 +20,8 @@
 //!   same codec, payload types and ptime;
 //! - RFC 4733: a byte-identical packet repeated at once never yields a digit; a
 //!   well-formed key press yields exactly one digit, the right one;
-//! - flow: while the interpreter is secure no timeline text carries a digit and no
+//! - flow: a PIN/OTP the interpreter holds as a secret never appears in any logged
+//!   command; while the interpreter is secure no timeline text carries a digit and no
 //!   action sees a secret outside a secure state; no transfer or hangup leaves while
 //!   secure; every `Secure(true)` is closed by `Secure(false)` when the call ends; at
 //!   most one `Audit` per reset attempt; nothing happens after the call finished.
@@ -47,7 +48,7 @@ use sspr_ivr::media::{DigitSource, DtmfMode};
 use sspr_ivr::sip::framing::StreamDecoder;
 use sspr_ivr::sip::message::{self, Datagram};
 use sspr_ivr::sip::{self, sdp, Endpoint, EndpointConfig, Event, Transport};
-use sspr_ivr::vars::Vars;
+use sspr_ivr::vars::{Value, Vars};
 
 #[path = "../../tests/golden/catalog.rs"]
 mod catalog;
@@ -781,6 +782,8 @@ pub struct FlowReport {
     pub audits: Vec<(String, String)>,
     pub secure_segments: u32,
     pub transfers: Vec<String>,
+    /// Secret values checked against the logged commands.
+    pub secrets_checked: usize,
 }
 
 /// [`flow_run`], returning what happened.
@@ -813,6 +816,9 @@ struct FlowRun {
     check_audits: bool,
     finished_seen: bool,
     report: FlowReport,
+    /// Debug text of every logged command so far.
+    log: Vec<String>,
+    secrets: Vec<String>,
 }
 
 impl FlowRun {
@@ -820,6 +826,12 @@ impl FlowRun {
         let was_finished = self.finished_seen;
         while let Some(c) = self.it.poll_command() {
             assert!(!was_finished, "command after the call finished: {c:?}");
+            // Everything but audio and actions is logged by the runtime.
+            if !matches!(c, Command::Play { .. } | Command::StopPlayback) {
+                let line = format!("{c:?}");
+                self.check_secrets_absent(&line);
+                self.log.push(line);
+            }
             match c {
                 Command::Secure(on) => {
                     assert_ne!(on, self.secure, "redundant Secure({on})");
@@ -881,6 +893,7 @@ impl FlowRun {
                 }
             }
         }
+        self.learn_secrets();
         assert_eq!(self.it.is_secure(), self.secure, "is_secure() out of step");
         if self.finished_seen {
             assert!(
@@ -894,6 +907,48 @@ impl FlowRun {
             assert_eq!(self.it.poll_timeout(), None, "finished but wants a wake-up");
         }
         assert_deadline("interpreter", self.it.poll_timeout(), self.now);
+    }
+
+    /// Secret values (PIN, OTP) the interpreter holds that cannot be told apart from
+    /// plain data (at least 6 characters, not inside any plain variable): once one
+    /// is known, no logged command may contain it, before or after.
+    fn learn_secrets(&mut self) {
+        let plain: Vec<&str> = self
+            .it
+            .vars()
+            .iter()
+            .filter_map(|(_, v)| v.as_plain())
+            .collect();
+        let mut new = Vec::new();
+        for (_, v) in self.it.vars().iter() {
+            if let Value::Secret(s) = v {
+                let s = s.expose();
+                if s.len() >= 6
+                    && !plain.iter().any(|p| p.contains(s))
+                    && !self.secrets.iter().any(|k| k == s)
+                {
+                    new.push(s.to_string());
+                }
+            }
+        }
+        for s in new {
+            for line in &self.log {
+                assert!(
+                    !line.contains(&s),
+                    "a secret the caller typed appears in a logged command: {line}"
+                );
+            }
+            self.secrets.push(s);
+        }
+    }
+
+    fn check_secrets_absent(&self, line: &str) {
+        for s in &self.secrets {
+            assert!(
+                !line.contains(s.as_str()),
+                "a secret the caller typed appears in a logged command: {line}"
+            );
+        }
     }
 
     fn fire_until(&mut self, to: Instant) {
@@ -1002,6 +1057,8 @@ fn run_flow(flow: Arc<Flow>, vars: Vars, ops: &[FlowOp], check_audits: bool) -> 
         check_audits,
         finished_seen: false,
         report: FlowReport::default(),
+        log: Vec::new(),
+        secrets: Vec::new(),
     };
     run.drain();
     for op in ops.iter().take(1024) {
@@ -1023,6 +1080,7 @@ fn run_flow(flow: Arc<Flow>, vars: Vars, ops: &[FlowOp], check_audits: bool) -> 
         "not finished after the caller hung up"
     );
     assert!(!run.secure, "call ended inside a secure segment");
+    run.report.secrets_checked = run.secrets.len();
     run.report
 }
 
