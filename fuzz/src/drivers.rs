@@ -20,6 +20,8 @@
 //!   same codec, payload types and ptime;
 //! - RFC 4733: a byte-identical packet repeated at once never yields a digit; a
 //!   well-formed key press yields exactly one digit, the right one;
+//! - DTMF merging: a single-source mode passes exactly that source's digits;
+//!   same-source repeats are never merged; nothing is invented or left held;
 //! - flow: a PIN/OTP the interpreter holds as a secret never appears in any logged
 //!   command; while the interpreter is secure no timeline text carries a digit and no
 //!   action sees a secret outside a secure state; no transfer or hangup leaves while
