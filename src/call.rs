@@ -200,7 +200,10 @@ impl Call {
 
     pub fn handle_sip(&mut self, now: Instant, event: SipEvent) {
         match event {
-            SipEvent::Established { .. } => {
+            SipEvent::Established { ack_sdp, .. } => {
+                if let Some(answer) = ack_sdp {
+                    self.apply_late_answer(&answer);
+                }
                 if self.phase == Phase::Answered {
                     self.phase = Phase::Running;
                     // The flow's clock starts when the caller can hear us.
@@ -428,6 +431,23 @@ impl Call {
         any
     }
 
+    /// Late offer: we offered in the 200; the caller answered in the ACK.
+    fn apply_late_answer(&mut self, answer: &str) {
+        let negotiated = crate::sip::sdp::parse(answer).and_then(|offer| {
+            crate::sip::sdp::negotiate(
+                &offer,
+                &[crate::codec::Codec::Pcmu, crate::codec::Codec::Pcma],
+            )
+        });
+        match negotiated {
+            Ok(n) => self
+                .media
+                .apply_answer(n.codec, n.audio_pt, n.telephone_event_pt, n.remote),
+            // Keep what we have: symmetric RTP latches to the caller's packets.
+            Err(e) => tracing::warn!(error = %e, "unusable SDP answer in ACK"),
+        }
+    }
+
     /// The transfer's final result reaches the flow once.
     fn settle_transfer(&mut self, now: Instant, accepted: bool) {
         if !self.transferring {
@@ -488,8 +508,8 @@ mod tests {
     }
 
     fn call(flow: &str, t0: Instant) -> Call {
-        let flow = crate::flow::model::load(&root().join(format!("flows/{flow}.yaml")))
-            .expect("flow");
+        let flow =
+            crate::flow::model::load(&root().join(format!("flows/{flow}.yaml"))).expect("flow");
         Call::new(
             t0,
             CallParams {
@@ -516,7 +536,10 @@ mod tests {
                 max_duration: Duration::from_secs(900),
                 transfer_targets: BTreeMap::from([
                     ("agent".into(), "sip:agents@127.0.0.1:5070".into()),
-                    ("account_recovery".into(), "sip:recovery@127.0.0.1:5070".into()),
+                    (
+                        "account_recovery".into(),
+                        "sip:recovery@127.0.0.1:5070".into(),
+                    ),
                 ]),
                 reason_header: "X-Transfer-Reason".into(),
                 variables: BTreeMap::new(),
@@ -617,9 +640,10 @@ mod tests {
                 })
             };
             if find(self).is_none() {
-                self.run_until(name, |o| {
-                    matches!(o, Output::RunAction { action, .. } if action == name)
-                });
+                self.run_until(
+                    name,
+                    |o| matches!(o, Output::RunAction { action, .. } if action == name),
+                );
             }
             find(self).expect("requested")
         }
@@ -635,7 +659,9 @@ mod tests {
         }
 
         fn refer_sent(&mut self) -> (String, Vec<(String, String)>) {
-            self.run_until("REFER", |o| matches!(o, Output::Sip(SipCommand::Refer { .. })));
+            self.run_until("REFER", |o| {
+                matches!(o, Output::Sip(SipCommand::Refer { .. }))
+            });
             self.seen
                 .iter()
                 .find_map(|(_, o)| match o {
@@ -705,7 +731,10 @@ mod tests {
         assert_eq!(target, "sip:recovery@127.0.0.1:5070");
         assert_eq!(
             headers,
-            [("X-Transfer-Reason".to_string(), "account_locked".to_string())]
+            [(
+                "X-Transfer-Reason".to_string(),
+                "account_locked".to_string()
+            )]
         );
         h.refer_status(ReferStatus::Accepted);
         h.run_for(Duration::from_secs(2));
@@ -732,7 +761,9 @@ mod tests {
         to_locked_refer(&mut h);
         h.refer_status(ReferStatus::Accepted);
         let accepted_at = h.now - h.t0;
-        let bye_at = h.run_until("BYE", |o| matches!(o, Output::Sip(SipCommand::Hangup { .. })));
+        let bye_at = h.run_until("BYE", |o| {
+            matches!(o, Output::Sip(SipCommand::Hangup { .. }))
+        });
         assert_eq!(bye_at - accepted_at, REFER_NOTIFY_WAIT);
     }
 
@@ -771,7 +802,11 @@ mod tests {
         h.reply(
             id,
             "success",
-            &[("user_id", "u1"), ("mobile", "+1 555-010-0199"), ("factor", "sms")],
+            &[
+                ("user_id", "u1"),
+                ("mobile", "+1 555-010-0199"),
+                ("factor", "sms"),
+            ],
         );
         let id = h.action("send_otp");
         h.reply(id, "success", &[]);
@@ -800,11 +835,39 @@ mod tests {
     }
 
     #[test]
+    fn late_offer_takes_the_answer_from_the_ack() {
+        let t0 = Instant::now();
+        let mut c = call("echo", t0);
+        let answer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                      m=audio 41000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+                      a=rtpmap:101 telephone-event/8000\r\n";
+        c.handle_sip(
+            t0,
+            SipEvent::Established {
+                call: CallKey("c1@test".into()),
+                ack_sdp: Some(answer.into()),
+            },
+        );
+        let mut now = t0;
+        let (to, data) = loop {
+            if let Some(Output::Rtp { to, data }) = c.poll_output() {
+                break (to, data);
+            }
+            now = c.poll_timeout().unwrap().max(now);
+            c.handle_timeout(now);
+        };
+        assert_eq!(to, "127.0.0.1:41000".parse().unwrap());
+        assert_eq!(data[1] & 0x7f, 8, "PCMA, as the answer chose");
+    }
+
+    #[test]
     fn max_duration_ends_the_call_with_bye() {
         let t0 = Instant::now();
         let mut h = Harness::new("echo");
         h.call.deadline_max = t0 + Duration::from_secs(3);
-        let at = h.run_until("BYE", |o| matches!(o, Output::Sip(SipCommand::Hangup { .. })));
+        let at = h.run_until("BYE", |o| {
+            matches!(o, Output::Sip(SipCommand::Hangup { .. }))
+        });
         assert!(at <= Duration::from_secs(3), "{at:?}");
         h.sip(SipEvent::Terminated {
             call: CallKey("c1@test".into()),

@@ -269,6 +269,25 @@ impl MediaSession {
     }
 
     /// Where packets are sent now (the SDP address, or the latched source).
+    /// Late offer (INVITE without SDP): the caller's answer, carried in the
+    /// ACK, fixes the codec, payload types and address after the session
+    /// started. A latched source (symmetric RTP) keeps precedence.
+    pub fn apply_answer(
+        &mut self,
+        codec: crate::codec::Codec,
+        audio_pt: u8,
+        telephone_event_pt: Option<u8>,
+        remote: SocketAddr,
+    ) {
+        self.config.codec = codec;
+        self.config.audio_pt = audio_pt;
+        self.config.telephone_event_pt = telephone_event_pt;
+        self.config.remote = remote;
+        if self.latched.is_none() {
+            self.remote = remote;
+        }
+    }
+
     pub fn remote(&self) -> SocketAddr {
         self.remote
     }
