@@ -85,3 +85,16 @@ fn sipp_stock_pcaps_repeated_keys_count_once_each() {
         .collect();
     assert_eq!(collected, ["100100"], "timeline:\n{timeline}");
 }
+
+#[test]
+fn sipp_over_tcp() {
+    let server = Server::demo(&[]);
+    let (ok, out) = run_sipp(
+        &server,
+        "echo_rfc4733.xml",
+        "echo",
+        &["-m", "1", "-t", "t1"],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "sipp over TCP failed:\n{out}\nserver:\n{}", server.output_text());
+}
