@@ -96,5 +96,9 @@ fn sipp_over_tcp() {
         &["-m", "1", "-t", "t1"],
         Duration::from_secs(60),
     );
-    assert!(ok, "sipp over TCP failed:\n{out}\nserver:\n{}", server.output_text());
+    assert!(
+        ok,
+        "sipp over TCP failed:\n{out}\nserver:\n{}",
+        server.output_text()
+    );
 }
