@@ -7,6 +7,7 @@
 //! where repeating the request is safe, outcome rules are well formed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -174,6 +175,29 @@ impl AuthConfig {
     }
 }
 
+/// TLS settings of one action (`tls:`); the files are read when the actions
+/// are loaded, so a missing or malformed file stops start-up (and `check`).
+///
+/// ```yaml
+/// tls:
+///   ca_file: /etc/sspr-ivr/idp-ca.pem          # one or more PEM certificates
+///   client_cert_file: /etc/sspr-ivr/ivr.pem    # optional, mTLS: PEM chain
+///   client_key_file: /etc/sspr-ivr/ivr.key     # optional, mTLS: PEM key
+/// ```
+///
+/// The certificates in `ca_file` are trusted in addition to the built-in
+/// (Mozilla) roots. Relative paths are relative to the working directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+}
+
 /// A status pattern: `200`, `"2xx"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusPattern {
@@ -328,6 +352,10 @@ pub struct ActionConfig {
     /// Let a secure action use plain HTTP, only to a loopback host (tests, demo).
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// Extra trust roots and an optional client certificate for HTTPS
+    /// (an identity provider behind a private CA, or one that wants mTLS).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// Flow variable ← JSON pointer or JSONPath into the response.
     #[serde(default)]
     pub outputs: BTreeMap<String, String>,
@@ -492,6 +520,26 @@ impl ActionConfig {
                 "allow_insecure_http is only honoured for loopback hosts, not {}",
                 origin.host
             )));
+        }
+        if let Some(tls) = &self.tls {
+            if !origin.https {
+                return Err(bad(
+                    "`tls` settings need an https:// url (this action uses plain http)".into(),
+                ));
+            }
+            match (&tls.client_cert_file, &tls.client_key_file) {
+                (Some(_), Some(_)) | (None, None) => {}
+                _ => {
+                    return Err(bad(
+                        "tls: client_cert_file and client_key_file go together".into()
+                    ))
+                }
+            }
+            if tls.ca_file.is_none() && tls.client_cert_file.is_none() {
+                return Err(bad(
+                    "tls: set ca_file and/or client_cert_file + client_key_file".into(),
+                ));
+            }
         }
         let check = |field: &str, src: &str| {
             templates.check(src).map_err(|e| ActionError::Template {

@@ -1,12 +1,13 @@
 //! Running actions: render, send, retry, read, decide.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use serde_json::Value as Json;
 
-use super::config::{literal_origin, ActionConfig, ActionInfo, AuthKind, Body, Origin};
+use super::config::{literal_origin, ActionConfig, ActionInfo, AuthKind, Body, Origin, TlsConfig};
 use super::outcome::{decide, extract, Rule, Selector};
 use super::{ActionError, OUTCOME_ERROR, OUTCOME_TIMEOUT};
 use crate::secret::Secret;
@@ -40,6 +41,8 @@ struct Compiled {
     config: ActionConfig,
     origin: Origin,
     auth: Option<ResolvedAuth>,
+    /// Own client when the action has `tls:` settings; else the shared one.
+    client: Option<reqwest::Client>,
     outputs: Vec<(String, Selector)>,
     rules: Vec<Rule>,
     info: ActionInfo,
@@ -132,6 +135,10 @@ impl Executor {
                 .map(Rule::compile)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(bad)?;
+            let client = match &config.tls {
+                None => None,
+                Some(tls) => Some(tls_client(tls).map_err(bad)?),
+            };
             let info = config.info();
             compiled.insert(
                 name.clone(),
@@ -139,17 +146,14 @@ impl Executor {
                     config,
                     origin,
                     auth,
+                    client,
                     outputs,
                     rules,
                     info,
                 },
             );
         }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")))
-            .https_only(false)
+        let client = client_builder()
             .build()
             .map_err(|e| ActionError::Client(e.to_string()))?;
         Ok(Executor {
@@ -199,7 +203,7 @@ impl Executor {
             let Some(req) = request.try_clone() else {
                 break;
             };
-            last = self.attempt(req, cfg.timeout).await;
+            last = self.attempt(self.client_of(action), req, cfg.timeout).await;
             let again = match &last {
                 Attempt::Timeout | Attempt::Failed(_) => true,
                 Attempt::Response { status, .. } => matches!(status, 502..=504),
@@ -279,7 +283,7 @@ impl Executor {
             return Err("rendered url changed scheme, host or port".into());
         }
         let mut builder = self
-            .client
+            .client_of(action)
             .request(cfg.method.as_reqwest(), url)
             .timeout(cfg.timeout);
         for (name, src) in &cfg.headers {
@@ -368,9 +372,18 @@ impl Executor {
         })
     }
 
-    async fn attempt(&self, req: reqwest::Request, timeout: Duration) -> Attempt {
+    fn client_of<'a>(&'a self, action: &'a Compiled) -> &'a reqwest::Client {
+        action.client.as_ref().unwrap_or(&self.client)
+    }
+
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        req: reqwest::Request,
+        timeout: Duration,
+    ) -> Attempt {
         let work = async {
-            let mut resp = match self.client.execute(req).await {
+            let mut resp = match client.execute(req).await {
                 Ok(r) => r,
                 Err(e) if e.is_timeout() => return Attempt::Timeout,
                 Err(e) if e.is_connect() => return Attempt::Failed("connect failed"),
@@ -399,6 +412,80 @@ impl Executor {
             Err(_) => Attempt::Timeout,
         }
     }
+}
+
+/// Settings shared by every client: no redirects, no system proxy.
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")))
+        .https_only(false)
+}
+
+/// Read a PEM file named in `tls.<field>`; errors name the field and file.
+fn read_pem(field: &str, path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("tls.{field} {}: cannot read: {e}", path.display()))
+}
+
+/// PEM certificates of `tls.<field>`: at least one, each well formed.
+fn pem_certificates(field: &str, path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = read_pem(field, path)?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+        format!(
+            "tls.{field} {}: not a valid PEM certificate file",
+            path.display()
+        )
+    })?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls.{field} {}: contains no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// A client for an action with `tls:` settings: the CA certificates are
+/// trusted in addition to the built-in roots; the client certificate and
+/// key, if any, are presented for mTLS. Every file is checked here, so a bad
+/// file stops start-up with its name in the message.
+fn tls_client(tls: &TlsConfig) -> Result<reqwest::Client, String> {
+    let mut builder = client_builder();
+    if let Some(path) = &tls.ca_file {
+        let mut check = client_builder();
+        for cert in pem_certificates("ca_file", path)? {
+            check = check.add_root_certificate(cert.clone());
+            builder = builder.add_root_certificate(cert);
+        }
+        // rustls parses the certificates when the client is built.
+        check.build().map_err(|_| {
+            format!(
+                "tls.ca_file {}: a certificate in it is not a valid X.509 CA certificate",
+                path.display()
+            )
+        })?;
+    }
+    if let (Some(cert_path), Some(key_path)) = (&tls.client_cert_file, &tls.client_key_file) {
+        pem_certificates("client_cert_file", cert_path)?;
+        let mut pem = read_pem("client_cert_file", cert_path)?;
+        pem.push(b'\n');
+        let key = read_pem("client_key_file", key_path)?;
+        pem.extend_from_slice(&key);
+        let key_problem = || {
+            format!(
+                "tls.client_key_file {}: not a PEM private key matching client_cert_file {}",
+                key_path.display(),
+                cert_path.display()
+            )
+        };
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|_| key_problem())?;
+        builder = builder.identity(identity);
+        return builder.build().map_err(|_| key_problem());
+    }
+    builder
+        .build()
+        .map_err(|e| format!("HTTP client with tls settings: {e}"))
 }
 
 fn attempt_token(a: &Attempt) -> &'static str {

@@ -24,7 +24,8 @@ pub mod ratelimit;
 
 pub use config::{
     deserialize_duration, parse_duration, ActionConfig, ActionInfo, AuthConfig, BasicAuth, Body,
-    BodyConfig, Method, OutcomeRule, Scalar, StatusPattern, OUTCOME_ERROR, OUTCOME_TIMEOUT,
+    BodyConfig, Method, OutcomeRule, Scalar, StatusPattern, TlsConfig, OUTCOME_ERROR,
+    OUTCOME_TIMEOUT,
 };
 pub use executor::{ActionResult, Executor};
 
