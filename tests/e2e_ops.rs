@@ -1,0 +1,500 @@
+//! Operations, end to end against the real binary: `sspr-ivr serve` with a
+//! config in a temp dir, real signals, real SIP/RTP over loopback UDP, the
+//! admin HTTP endpoints. Drain on SIGTERM, reload on SIGHUP, admission
+//! (503 + Retry-After, 488, OPTIONS) and the Prometheus metrics after real
+//! calls. Every wait is bounded.
+
+mod common;
+
+use common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// RTP ranges of this test binary: 36000-37998 in blocks of 200 ports.
+static RTP_SLOT: AtomicU16 = AtomicU16::new(0);
+
+fn rtp_range() -> (u16, u16) {
+    let n = RTP_SLOT.fetch_add(1, Ordering::SeqCst) % 10;
+    let min = 36000 + n * 200;
+    (min, min + 198)
+}
+
+/// `sspr-ivr serve` on a config in a temp dir that routes every call to a
+/// copy of flows/echo.yaml (`<dir>/echo.yaml`, editable for reload tests).
+/// `extra` is appended to the YAML (top-level sections not set here).
+fn serve(limits: &str, drain: &str, extra: &str) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(repo().join("flows/echo.yaml"), dir.path().join("echo.yaml")).unwrap();
+    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (min, max) = rtp_range();
+    let cfg = format!(
+        "sip: {{ listen: \"{sip}\" }}\n\
+         media: {{ rtp_port_min: {min}, rtp_port_max: {max}, inactivity_timeout: 30s }}\n\
+         prompts: {{ dir: {prompts} }}\n\
+         flows: {{ echo: echo.yaml }}\n\
+         routes: {{ default: echo }}\n\
+         limits: {{ {limits} }}\n\
+         admin: {{ listen: \"{admin}\" }}\n\
+         drain: {{ timeout: {drain} }}\n\
+         actions: {{}}\n\
+         audit: {{ action: null, spool_dir: spool }}\n\
+         {extra}",
+        prompts = repo().join("prompts").display(),
+    );
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, cfg).unwrap();
+    let args: Vec<String> = vec![
+        "--log-level".into(),
+        "debug".into(),
+        "serve".into(),
+        "--config".into(),
+        path.display().to_string(),
+    ];
+    // No demo backend here: `backend` is unused.
+    Server::spawn(&args, sip, admin, admin, dir)
+}
+
+fn metrics(server: &Server) -> String {
+    let (status, body) = http_get_text(server.admin, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The value of one sample (`name{labels}` exactly as exposed), or 0.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == series).then(|| v.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Waits until the server reports `n` active calls.
+fn wait_active(server: &Server, n: f64) {
+    wait_for(
+        &format!("{n} active calls"),
+        Duration::from_secs(20),
+        || (sample(&metrics(server), "sspr_ivr_calls_active") == n).then_some(()),
+    );
+}
+
+/// Waits until a dial transcript shows `prompt`.
+fn wait_heard(d: &Dialer, prompt: &str) {
+    wait_for(&format!("prompt {prompt}"), Duration::from_secs(30), || {
+        prompts_heard(&d.transcript())
+            .iter()
+            .any(|p| p == prompt)
+            .then_some(())
+    });
+}
+
+fn sdp(codecs: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 40000 RTP/AVP {codecs}\r\na=sendrecv\r\n"
+    )
+}
+
+/// Sends one raw SIP request over UDP; returns the final response (the first
+/// one with a status ≥ 200), after ACKing it if it answers an INVITE.
+fn raw_request(to: SocketAddr, method: &str, body: Option<&str>) -> String {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let me = sock.local_addr().unwrap();
+    let n: u64 = rand::random();
+    let branch = format!("z9hG4bK-ops{n:x}");
+    let call_id = format!("ops-{n:x}@127.0.0.1");
+    let from = format!("<sip:4155550123@127.0.0.1>;tag=t{n:x}");
+    let ruri = format!("sip:echo@{to}");
+    let (ctype, body) = match body {
+        Some(b) => ("Content-Type: application/sdp\r\n", b),
+        None => ("", ""),
+    };
+    let msg = format!(
+        "{method} {ruri} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch={branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: {from}\r\n\
+         To: <{ruri}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 {method}\r\n\
+         Contact: <sip:4155550123@{me}>\r\n\
+         {ctype}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 65_535];
+    let mut last_send = Instant::now() - Duration::from_secs(1);
+    loop {
+        assert!(Instant::now() < end, "no final response to {method}");
+        // Retransmit like a UAC would (UDP).
+        if last_send.elapsed() >= Duration::from_millis(500) {
+            sock.send_to(msg.as_bytes(), to).unwrap();
+            last_send = Instant::now();
+        }
+        let Ok((len, _)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+        let code: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        if code < 200 {
+            continue;
+        }
+        if method == "INVITE" && code >= 300 {
+            let to_hdr = text
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+                .unwrap_or("To: <sip:echo@127.0.0.1>")
+                .trim();
+            let ack = format!(
+                "ACK {ruri} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {me};branch={branch};rport\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: {from}\r\n\
+                 {to_hdr}\r\n\
+                 Call-ID: {call_id}\r\n\
+                 CSeq: 1 ACK\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            sock.send_to(ack.as_bytes(), to).unwrap();
+        }
+        return text;
+    }
+}
+
+fn status_of(resp: &str) -> u16 {
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    resp.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn spool_text(dir: &Path) -> String {
+    all_files(&dir.join("spool"))
+        .into_iter()
+        .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn sigterm_drains_refuses_new_calls_and_exits_after_the_last_call() {
+    let mut server = serve("retry_after_secs: 17", "30s", "");
+    let mut live = Dialer::start(&server.uri("echo"), &["--timeout", "60"]);
+    wait_heard(&live, "echo_intro");
+    wait_active(&server, 1.0);
+    assert_eq!(http_get(server.admin, "/readyz").0, 200);
+
+    server.signal("TERM");
+    wait_for("/readyz 503", Duration::from_secs(10), || {
+        (http_get(server.admin, "/readyz").0 == 503).then_some(())
+    });
+    let (status, body) = http_get(server.admin, "/healthz");
+    assert_eq!(status, 200, "liveness stays up while draining: {body}");
+
+    // A new INVITE is refused for now, with a hint when to come back.
+    let resp = raw_request(server.sip, "INVITE", Some(&sdp("0 101")));
+    assert_eq!(status_of(&resp), 503, "{resp}");
+    assert_eq!(header(&resp, "Retry-After"), Some("17"), "{resp}");
+
+    // The live call is not cut: it finishes normally.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(server.child.try_wait().unwrap().is_none(), "exited early");
+    live.type_digits("42#");
+    assert!(live.wait(Duration::from_secs(40)), "{:?}", live.transcript());
+    let heard = prompts_heard(&live.transcript());
+    assert_eq!(
+        heard,
+        ["echo_intro", "you_entered", "digit_4", "digit_2", "goodbye"],
+        "{:?}",
+        live.transcript()
+    );
+    let status = server
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("still running after the last call:\n{}", server.output_text()));
+    assert!(status.success(), "{status:?}\n{}", server.output_text());
+    let out = server.output_text();
+    assert!(out.contains("draining"), "{out}");
+    assert!(!out.contains("drain limit reached"), "{out}");
+}
+
+#[test]
+fn drain_limit_ends_a_long_call_with_bye_and_audits_it() {
+    let mut server = serve("", "2s", "");
+    let mut live = Dialer::start(&server.uri("echo"), &["--timeout", "60"]);
+    wait_heard(&live, "echo_intro");
+    wait_active(&server, 1.0);
+
+    let t0 = Instant::now();
+    server.signal("TERM");
+    // The caller never presses a key: the server hangs up at the limit.
+    assert!(live.wait(Duration::from_secs(20)), "{:?}", live.transcript());
+    let took = t0.elapsed();
+    assert!(
+        live.transcript().iter().any(|l| l.contains("sip BYE received")),
+        "{:?}",
+        live.transcript()
+    );
+    assert!(took >= Duration::from_millis(1800), "BYE after {took:?}");
+    assert!(took < Duration::from_secs(10), "BYE after {took:?}");
+    let status = server
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("still running:\n{}", server.output_text()));
+    assert!(status.success(), "{status:?}\n{}", server.output_text());
+    assert!(server.output_text().contains("drain limit reached"));
+    // The ended call was audited (spool only: no audit action configured).
+    let spool = spool_text(server.dir.path());
+    assert!(!spool.is_empty(), "no audit record spooled");
+}
+
+#[test]
+fn sighup_swaps_flows_for_new_calls_and_refuses_an_invalid_one() {
+    let server = serve("", "5s", "");
+    let flow = server.dir.path().join("echo.yaml");
+    let original = std::fs::read_to_string(&flow).unwrap();
+
+    // A call that starts on the old flow.
+    let mut old = Dialer::start(&server.uri("echo"), &["--timeout", "60"]);
+    wait_heard(&old, "echo_intro");
+
+    // New flow: another intro and another read-back prompt.
+    let edited = original
+        .replace("prompt: [echo_intro]", "prompt: [welcome]")
+        .replace("play: [you_entered,", "play: [thank_you,");
+    assert_ne!(edited, original);
+    std::fs::write(&flow, &edited).unwrap();
+    server.signal("HUP");
+    assert!(
+        server.wait_output("configuration reloaded", Duration::from_secs(20)),
+        "{}",
+        server.output_text()
+    );
+    assert_eq!(
+        sample(&metrics(&server), "sspr_ivr_config_reloads_total{result=\"ok\"}"),
+        1.0
+    );
+
+    // A new call hears the new flow...
+    let (ok, t, err) = dial(&server.uri("echo"), &["--dtmf", "5#"], Duration::from_secs(60));
+    assert!(ok, "{t:?}\n{err}");
+    assert_eq!(
+        prompts_heard(&t),
+        ["welcome", "thank_you", "digit_5", "goodbye"],
+        "{t:?}"
+    );
+    // ...the one that started before keeps its own to the end.
+    old.type_digits("7#");
+    assert!(old.wait(Duration::from_secs(40)), "{:?}", old.transcript());
+    assert_eq!(
+        prompts_heard(&old.transcript()),
+        ["echo_intro", "you_entered", "digit_7", "goodbye"]
+    );
+
+    // An invalid flow is refused with its reason; the last good one stays.
+    std::fs::write(&flow, edited.replace("next: read_back", "next: nowhere")).unwrap();
+    server.signal("HUP");
+    assert!(
+        server.wait_output("reload refused", Duration::from_secs(20)),
+        "{}",
+        server.output_text()
+    );
+    let out = server.output_text();
+    let line = out
+        .lines()
+        .find(|l| l.contains("reload refused"))
+        .unwrap()
+        .to_string();
+    assert!(
+        out.contains("unknown state `nowhere`") && out.contains("states.get_digits.next"),
+        "the refusal names the problem:\n{line}\n{out}"
+    );
+    let m = metrics(&server);
+    assert_eq!(
+        sample(&m, "sspr_ivr_config_reloads_total{result=\"rejected\"}"),
+        1.0
+    );
+    assert_eq!(sample(&m, "sspr_ivr_config_reloads_total{result=\"ok\"}"), 1.0);
+    let (ok, t, err) = dial(&server.uri("echo"), &["--dtmf", "8#"], Duration::from_secs(60));
+    assert!(ok, "{t:?}\n{err}");
+    assert_eq!(
+        prompts_heard(&t),
+        ["welcome", "thank_you", "digit_8", "goodbye"],
+        "{t:?}"
+    );
+    assert_eq!(http_get(server.admin, "/readyz").0, 200);
+}
+
+#[test]
+fn admission_capacity_codec_and_options() {
+    let server = serve("max_calls: 1, retry_after_secs: 9", "2s", "");
+
+    // OPTIONS (what Kamailio probes with) is answered 200.
+    let resp = raw_request(server.sip, "OPTIONS", None);
+    assert_eq!(status_of(&resp), 200, "{resp}");
+
+    // Only G.729 offered: no common codec.
+    let resp = raw_request(server.sip, "INVITE", Some(&sdp("18")));
+    assert_eq!(status_of(&resp), 488, "{resp}");
+    assert_eq!(header(&resp, "Retry-After"), None, "{resp}");
+
+    // At capacity: 503 with Retry-After.
+    let mut live = Dialer::start(&server.uri("echo"), &["--timeout", "60"]);
+    wait_heard(&live, "echo_intro");
+    wait_active(&server, 1.0);
+    let resp = raw_request(server.sip, "INVITE", Some(&sdp("0 8 101")));
+    assert_eq!(status_of(&resp), 503, "{resp}");
+    assert_eq!(header(&resp, "Retry-After"), Some("9"), "{resp}");
+
+    // Capacity comes back when the call ends.
+    live.type_digits("1#");
+    assert!(live.wait(Duration::from_secs(40)), "{:?}", live.transcript());
+    wait_active(&server, 0.0);
+    let (ok, t, err) = dial(&server.uri("echo"), &["--dtmf", "3#"], Duration::from_secs(60));
+    assert!(ok, "{t:?}\n{err}");
+
+    let m = metrics(&server);
+    for (series, want) in [
+        ("sspr_ivr_sip_responses_sent_total{code=\"503\"}", 1.0),
+        ("sspr_ivr_sip_responses_sent_total{code=\"488\"}", 1.0),
+        (
+            "sspr_ivr_call_setup_rejections_total{reason=\"capacity\",status=\"503\"}",
+            1.0,
+        ),
+        (
+            "sspr_ivr_call_setup_rejections_total{reason=\"no_common_codec\",status=\"488\"}",
+            1.0,
+        ),
+        ("sspr_ivr_calls_finished_total{outcome=\"completed\"}", 2.0),
+    ] {
+        assert_eq!(sample(&m, series), want, "{series}\n{m}");
+    }
+    // 200 for OPTIONS and for the two INVITEs answered.
+    assert!(sample(&m, "sspr_ivr_sip_responses_sent_total{code=\"200\"}") >= 3.0);
+    assert!(sample(&m, "sspr_ivr_sip_requests_received_total{method=\"OPTIONS\"}") >= 1.0);
+}
+
+/// Every label value of every sample.
+fn label_values(metrics: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let Some((_, rest)) = line.split_once('{') else {
+            continue;
+        };
+        let Some((labels, _)) = rest.rsplit_once('}') else {
+            continue;
+        };
+        for pair in labels.split("\",") {
+            if let Some((_, v)) = pair.split_once("=\"") {
+                out.push(v.trim_end_matches('"').to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn metrics_after_real_calls() {
+    let server = Server::demo(&[]);
+    let uri_echo = server.uri("echo");
+    let uri_reset = server.uri("reset");
+    let caller = "4155550123";
+    // One echo call per DTMF transport, and one short password-reset call
+    // (the locked user: lookup, then the locked announcement), concurrently.
+    let calls: Vec<_> = [
+        ("rfc4733", "3141#"),
+        ("inband", "2718#"),
+        ("info", "1618#"),
+    ]
+    .into_iter()
+    .map(|(mode, digits)| {
+        let uri = uri_echo.clone();
+        std::thread::spawn(move || {
+            dial(
+                &uri,
+                &["--dtmf", digits, "--dtmf-mode", mode, "--from", caller],
+                Duration::from_secs(60),
+            )
+        })
+    })
+    .chain(std::iter::once(std::thread::spawn(move || {
+        dial(
+            &uri_reset,
+            &["--on", "enter_employee_id=345678#", "--from", caller],
+            Duration::from_secs(90),
+        )
+    })))
+    .collect();
+    for c in calls {
+        let (ok, t, err) = c.join().unwrap();
+        assert!(ok, "{t:?}\n{err}\n{}", server.output_text());
+    }
+    wait_active(&server, 0.0);
+    // The audit backlog gauge is refreshed by the main loop's tick.
+    std::thread::sleep(Duration::from_millis(1200));
+    let m = metrics(&server);
+
+    let at_least = |series: &str, n: f64| {
+        let v = sample(&m, series);
+        assert!(v >= n, "{series} = {v}, want ≥ {n}\n{m}");
+    };
+    at_least("sspr_ivr_calls_finished_total{outcome=\"completed\"}", 3.0);
+    // The locked user is handed to account recovery (REFER, accepted by dial).
+    at_least("sspr_ivr_calls_finished_total{outcome=\"transferred\"}", 1.0);
+    // Each echo call typed four digits and #, each on its own transport.
+    for t in ["rfc4733", "inband", "info"] {
+        let series = format!("sspr_ivr_dtmf_digits_total{{transport=\"{t}\"}}");
+        let v = sample(&m, &series);
+        assert!(v >= 5.0, "{series} = {v}\n{m}");
+    }
+    // The reset call's 7 keys went over RFC 4733 too.
+    at_least("sspr_ivr_dtmf_digits_total{transport=\"rfc4733\"}", 12.0);
+    at_least("sspr_ivr_sip_responses_sent_total{code=\"200\"}", 4.0);
+    at_least("sspr_ivr_sip_requests_received_total{method=\"INVITE\"}", 4.0);
+    at_least("sspr_ivr_rtp_packets_sent_total", 100.0);
+    at_least("sspr_ivr_rtp_packets_received_total", 100.0);
+    at_least(
+        "sspr_ivr_action_duration_seconds_count{action=\"lookup_user\",outcome=\"locked\"}",
+        1.0,
+    );
+    assert!(
+        m.lines().any(|l| l.starts_with("sspr_ivr_action_duration_seconds_bucket{")
+            && l.contains("action=\"lookup_user\"")
+            && l.contains("le=\"+Inf\"")
+            && l.ends_with(" 1")),
+        "{m}"
+    );
+    at_least("sspr_ivr_resets_total{result=\"locked\"}", 1.0);
+    assert!(
+        m.lines().any(|l| l.starts_with("sspr_ivr_audit_spool_backlog ")),
+        "{m}"
+    );
+    assert_eq!(sample(&m, "sspr_ivr_calls_active"), 0.0);
+
+    // No caller data in any label: not the number (or its last four), not
+    // the employee id, not a digit string typed.
+    let secrets = [caller, "0123", "345678", "3141", "2718", "1618"];
+    for v in label_values(&m) {
+        for s in secrets {
+            assert!(!v.contains(s), "label value {v:?} carries caller data {s:?}");
+        }
+    }
+    assert!(!label_values(&m).is_empty());
+}
