@@ -49,6 +49,16 @@ fn serve(limits: &str, drain: &str, extra: &str) -> Server {
 
 /// `sspr-ivr serve --config <dir>/config.yaml` with `text` as the config.
 fn serve_config(dir: tempfile::TempDir, text: &str, sip: SocketAddr, admin: SocketAddr) -> Server {
+    serve_config_env(dir, text, sip, admin, &[])
+}
+
+fn serve_config_env(
+    dir: tempfile::TempDir,
+    text: &str,
+    sip: SocketAddr,
+    admin: SocketAddr,
+    env: &[(&str, String)],
+) -> Server {
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, text).unwrap();
     let args: Vec<String> = vec![
@@ -58,8 +68,7 @@ fn serve_config(dir: tempfile::TempDir, text: &str, sip: SocketAddr, admin: Sock
         "--config".into(),
         path.display().to_string(),
     ];
-    // No demo backend here: `backend` is unused.
-    Server::spawn(&args, sip, admin, admin, dir)
+    Server::spawn_env(&args, env, sip, admin, dir)
 }
 
 /// `sspr-ivr demo-backend` on a free port, killed on drop.
@@ -583,4 +592,103 @@ fn metrics_after_real_calls() {
         }
     }
     assert!(!label_values(&m).is_empty());
+}
+
+/// The sd_notify protocol as systemd sees it (`Type=notify`, `WatchdogSec`):
+/// a datagram socket standing in for systemd's `NOTIFY_SOCKET`.
+#[test]
+fn systemd_notifications_for_ready_reload_watchdog_and_drain() {
+    use std::os::unix::net::UnixDatagram;
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock_path = sock_dir.path().join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let msgs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(Instant, String)>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (msgs, stop) = (msgs.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    msgs.lock().unwrap().push((Instant::now(), text));
+                }
+            }
+        })
+    };
+    let has = |what: &str| msgs.lock().unwrap().iter().any(|(_, m)| m.contains(what));
+
+    // Like `serve`, with systemd's environment: watchdog every 1 s.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo().join("flows/echo.yaml"), dir.path().join("echo.yaml")).unwrap();
+    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (min, max) = rtp_range();
+    let cfg = format!(
+        "sip: {{ listen: \"{sip}\" }}\n\
+         media: {{ rtp_port_min: {min}, rtp_port_max: {max} }}\n\
+         prompts: {{ dir: {} }}\n\
+         flows: {{ echo: echo.yaml }}\n\
+         routes: {{ default: echo }}\n\
+         admin: {{ listen: \"{admin}\" }}\n\
+         drain: {{ timeout: 4s }}\n\
+         actions: {{}}\n\
+         audit: {{ action: null, spool_dir: spool }}\n",
+        repo().join("prompts").display()
+    );
+    let env = [
+        ("NOTIFY_SOCKET", sock_path.display().to_string()),
+        ("WATCHDOG_USEC", "1000000".to_string()),
+    ];
+    let mut server = serve_config_env(dir, &cfg, sip, admin, &env);
+    wait_for("READY=1", Duration::from_secs(10), || has("READY=1").then_some(()));
+    wait_for("WATCHDOG=1", Duration::from_secs(10), || {
+        has("WATCHDOG=1").then_some(())
+    });
+
+    // Reload: RELOADING=1 (with MONOTONIC_USEC), then READY=1 again.
+    let before = msgs.lock().unwrap().len();
+    server.signal("HUP");
+    assert!(server.wait_output("configuration reloaded", Duration::from_secs(20)));
+    wait_for("READY=1 after reload", Duration::from_secs(10), || {
+        let m = msgs.lock().unwrap();
+        let after: Vec<&String> = m[before..].iter().map(|(_, t)| t).collect();
+        let r = after.iter().position(|t| t.contains("RELOADING=1"))?;
+        (after[r].contains("MONOTONIC_USEC=")
+            && after[r + 1..].iter().any(|t| t.contains("READY=1")))
+        .then_some(())
+    });
+
+    // Drain with a live call: STOPPING=1, and the watchdog keeps being fed
+    // while the call holds the process up (here 4 s, 4 watchdog periods).
+    let mut live = Dialer::start(&server.uri("echo"), &["--timeout", "60"]);
+    wait_heard(&live, "echo_intro");
+    server.signal("TERM");
+    wait_for("STOPPING=1", Duration::from_secs(10), || {
+        has("STOPPING=1").then_some(())
+    });
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still running:\n{}", server.output_text()));
+    assert!(status.success(), "{}", server.output_text());
+    assert!(live.wait(Duration::from_secs(10)), "{:?}", live.transcript());
+    stop.store(true, Ordering::SeqCst);
+    reader.join().unwrap();
+    let m = msgs.lock().unwrap();
+    let stopping = m
+        .iter()
+        .find(|(_, t)| t.contains("STOPPING=1"))
+        .map(|(at, _)| *at)
+        .unwrap();
+    let pings_while_draining = m
+        .iter()
+        .filter(|(at, t)| *at > stopping && t.contains("WATCHDOG=1"))
+        .count();
+    assert!(
+        pings_while_draining >= 4,
+        "{pings_while_draining} WATCHDOG=1 during a 4 s drain: {:?}",
+        m.iter().map(|(_, t)| t).collect::<Vec<_>>()
+    );
 }
