@@ -75,7 +75,9 @@ fn broken_yaml_names_file_line_and_column() {
     let (ok, out) = check(&cfg);
     assert!(!ok, "broken YAML passed: {out}");
     let want = format!("{}:", cfg.display());
-    let pos = out.find(&want).unwrap_or_else(|| panic!("no file name: {out}"));
+    let pos = out
+        .find(&want)
+        .unwrap_or_else(|| panic!("no file name: {out}"));
     let rest = &out[pos + want.len()..];
     let mut parts = rest.splitn(3, ':');
     let line: usize = parts.next().unwrap().parse().expect("line number");
@@ -134,9 +136,10 @@ fn mappings(v: &Value, path: &str, out: &mut Vec<String>) {
         Value::Mapping(m) => {
             out.push(path.to_string());
             for (k, child) in m {
-                let key = k.as_str().map(str::to_string).unwrap_or_else(|| {
-                    serde_yaml::to_string(k).unwrap().trim().to_string()
-                });
+                let key = k
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| serde_yaml::to_string(k).unwrap().trim().to_string());
                 let p = if path.is_empty() {
                     key
                 } else {
@@ -221,7 +224,11 @@ fn every_table_rejects_spurious_key(
         file.display(),
         failures.join("\n")
     );
-    assert!(tried >= 5, "only {tried} tables tried in {}", file.display());
+    assert!(
+        tried >= 5,
+        "only {tried} tables tried in {}",
+        file.display()
+    );
 }
 
 #[test]
@@ -229,14 +236,14 @@ fn every_config_table_rejects_unknown_keys() {
     let file = repo().join("config.example.yaml");
     // Maps whose keys are names chosen by the operator, not schema keys:
     let data_maps = [
-        "flows",            // flow name -> file
-        "routes.by_user",   // Request-URI user -> flow
-        "transfer.targets", // target name -> URI
-        "variables",        // variable name -> value
-        "actions",          // action name -> action
-        "actions.*.headers",  // HTTP header name -> template
-        "actions.*.outputs",  // variable name -> JSON pointer
-        "actions.*.defaults", // variable name -> default
+        "flows",                  // flow name -> file
+        "routes.by_user",         // Request-URI user -> flow
+        "transfer.targets",       // target name -> URI
+        "variables",              // variable name -> value
+        "actions",                // action name -> action
+        "actions.*.headers",      // HTTP header name -> template
+        "actions.*.outputs",      // variable name -> JSON pointer
+        "actions.*.defaults",     // variable name -> default
         "actions.*.body.json.**", // the JSON body sent, verbatim
         "actions.*.body.form",    // form field name -> template
     ];
@@ -251,12 +258,12 @@ fn every_config_table_rejects_unknown_keys() {
 fn every_flow_table_rejects_unknown_keys() {
     // Maps whose keys are names chosen by the flow author:
     let data_maps = [
-        "variables",                   // variable name -> default
-        "states",                      // state name -> state
-        "states.*.on",                 // action outcome -> state
-        "states.*.menu.options",       // key -> state
+        "variables",                     // variable name -> default
+        "states",                        // state name -> state
+        "states.*.on",                   // action outcome -> state
+        "states.*.menu.options",         // key -> state
         "states.*.comfort_loop.options", // key -> state
-        "states.*.set.vars",           // variable name -> template
+        "states.*.set.vars",             // variable name -> template
     ];
     for name in ["flows/sspr.yaml", "flows/echo.yaml"] {
         let file = repo().join(name);
@@ -301,8 +308,14 @@ fn packaged_config_checks_against_packaged_flows_and_prompts() {
     assert_eq!(text.lines().count(), example.lines().count());
 
     let rerooted = text
-        .replace("/usr/share/sspr-ivr", &s.join("usr/share/sspr-ivr").display().to_string())
-        .replace("/var/lib/sspr-ivr", &s.join("var/lib/sspr-ivr").display().to_string());
+        .replace(
+            "/usr/share/sspr-ivr",
+            &s.join("usr/share/sspr-ivr").display().to_string(),
+        )
+        .replace(
+            "/var/lib/sspr-ivr",
+            &s.join("var/lib/sspr-ivr").display().to_string(),
+        );
     let cfg = s.join("etc/sspr-ivr/rerooted.yaml");
     std::fs::write(&cfg, rerooted).unwrap();
     let (ok, out) = check(&cfg);

@@ -82,7 +82,13 @@ impl Backend {
         use std::io::{BufRead, BufReader};
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut child = std::process::Command::new(BIN)
-            .args(["demo-backend", "--listen", &addr.to_string(), "--sms-delay", "0s"])
+            .args([
+                "demo-backend",
+                "--listen",
+                &addr.to_string(),
+                "--sms-delay",
+                "0s",
+            ])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -304,7 +310,11 @@ fn sigterm_drains_refuses_new_calls_and_exits_after_the_last_call() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(server.child.try_wait().unwrap().is_none(), "exited early");
     live.type_digits("42#");
-    assert!(live.wait(Duration::from_secs(40)), "{:?}", live.transcript());
+    assert!(
+        live.wait(Duration::from_secs(40)),
+        "{:?}",
+        live.transcript()
+    );
     let heard = prompts_heard(&live.transcript());
     assert_eq!(
         heard,
@@ -314,7 +324,12 @@ fn sigterm_drains_refuses_new_calls_and_exits_after_the_last_call() {
     );
     let status = server
         .wait_exit(Duration::from_secs(15))
-        .unwrap_or_else(|| panic!("still running after the last call:\n{}", server.output_text()));
+        .unwrap_or_else(|| {
+            panic!(
+                "still running after the last call:\n{}",
+                server.output_text()
+            )
+        });
     assert!(status.success(), "{status:?}\n{}", server.output_text());
     let out = server.output_text();
     assert!(out.contains("draining"), "{out}");
@@ -332,15 +347,24 @@ fn drain_limit_ends_a_long_call_with_bye_and_audits_it() {
     );
     wait_heard(&live, "code_sent_to_number");
     wait_active(&server, 1.0);
-    assert!(spool_text(server.dir.path()).is_empty(), "audited too early");
+    assert!(
+        spool_text(server.dir.path()).is_empty(),
+        "audited too early"
+    );
 
     let t0 = Instant::now();
     server.signal("TERM");
     // The caller never types the code: the server hangs up at the limit.
-    assert!(live.wait(Duration::from_secs(20)), "{:?}", live.transcript());
+    assert!(
+        live.wait(Duration::from_secs(20)),
+        "{:?}",
+        live.transcript()
+    );
     let took = t0.elapsed();
     assert!(
-        live.transcript().iter().any(|l| l.contains("sip BYE received")),
+        live.transcript()
+            .iter()
+            .any(|l| l.contains("sip BYE received")),
         "{:?}",
         live.transcript()
     );
@@ -354,8 +378,14 @@ fn drain_limit_ends_a_long_call_with_bye_and_audits_it() {
     // The open reset attempt was audited before the process exited (spool
     // only: the audit action is switched off here).
     let spool = spool_text(server.dir.path());
-    assert!(spool.contains("\"flow\":\"sspr\""), "no audit record spooled: {spool}");
-    assert!(!spool.contains("123456"), "the employee id is not audited: {spool}");
+    assert!(
+        spool.contains("\"flow\":\"sspr\""),
+        "no audit record spooled: {spool}"
+    );
+    assert!(
+        !spool.contains("123456"),
+        "the employee id is not audited: {spool}"
+    );
     // (The record's reason is currently `caller_hangup`: the call model
     // reports a drained call to the flow as a hangup. Not asserted here.)
 }
@@ -383,12 +413,19 @@ fn sighup_swaps_flows_for_new_calls_and_refuses_an_invalid_one() {
         server.output_text()
     );
     assert_eq!(
-        sample(&metrics(&server), "sspr_ivr_config_reloads_total{result=\"ok\"}"),
+        sample(
+            &metrics(&server),
+            "sspr_ivr_config_reloads_total{result=\"ok\"}"
+        ),
         1.0
     );
 
     // A new call hears the new flow...
-    let (ok, t, err) = dial(&server.uri("echo"), &["--dtmf", "5#"], Duration::from_secs(60));
+    let (ok, t, err) = dial(
+        &server.uri("echo"),
+        &["--dtmf", "5#"],
+        Duration::from_secs(60),
+    );
     assert!(ok, "{t:?}\n{err}");
     assert_eq!(
         prompts_heard(&t),
@@ -426,8 +463,15 @@ fn sighup_swaps_flows_for_new_calls_and_refuses_an_invalid_one() {
         sample(&m, "sspr_ivr_config_reloads_total{result=\"rejected\"}"),
         1.0
     );
-    assert_eq!(sample(&m, "sspr_ivr_config_reloads_total{result=\"ok\"}"), 1.0);
-    let (ok, t, err) = dial(&server.uri("echo"), &["--dtmf", "8#"], Duration::from_secs(60));
+    assert_eq!(
+        sample(&m, "sspr_ivr_config_reloads_total{result=\"ok\"}"),
+        1.0
+    );
+    let (ok, t, err) = dial(
+        &server.uri("echo"),
+        &["--dtmf", "8#"],
+        Duration::from_secs(60),
+    );
     assert!(ok, "{t:?}\n{err}");
     assert_eq!(
         prompts_heard(&t),
@@ -460,9 +504,17 @@ fn admission_capacity_codec_and_options() {
 
     // Capacity comes back when the call ends.
     live.type_digits("1#");
-    assert!(live.wait(Duration::from_secs(40)), "{:?}", live.transcript());
+    assert!(
+        live.wait(Duration::from_secs(40)),
+        "{:?}",
+        live.transcript()
+    );
     wait_active(&server, 0.0);
-    let (ok, t, err) = dial(&server.uri("echo"), &["--dtmf", "3#"], Duration::from_secs(60));
+    let (ok, t, err) = dial(
+        &server.uri("echo"),
+        &["--dtmf", "3#"],
+        Duration::from_secs(60),
+    );
     assert!(ok, "{t:?}\n{err}");
 
     let m = metrics(&server);
@@ -483,7 +535,12 @@ fn admission_capacity_codec_and_options() {
     }
     // 200 for OPTIONS and for the two INVITEs answered.
     assert!(sample(&m, "sspr_ivr_sip_responses_sent_total{code=\"200\"}") >= 3.0);
-    assert!(sample(&m, "sspr_ivr_sip_requests_received_total{method=\"OPTIONS\"}") >= 1.0);
+    assert!(
+        sample(
+            &m,
+            "sspr_ivr_sip_requests_received_total{method=\"OPTIONS\"}"
+        ) >= 1.0
+    );
 }
 
 /// Every label value of every sample.
@@ -513,30 +570,26 @@ fn metrics_after_real_calls() {
     let caller = "4155550123";
     // One echo call per DTMF transport, and one short password-reset call
     // (the locked user: lookup, then the locked announcement), concurrently.
-    let calls: Vec<_> = [
-        ("rfc4733", "3141#"),
-        ("inband", "2718#"),
-        ("info", "1618#"),
-    ]
-    .into_iter()
-    .map(|(mode, digits)| {
-        let uri = uri_echo.clone();
-        std::thread::spawn(move || {
-            dial(
-                &uri,
-                &["--dtmf", digits, "--dtmf-mode", mode, "--from", caller],
-                Duration::from_secs(60),
-            )
+    let calls: Vec<_> = [("rfc4733", "3141#"), ("inband", "2718#"), ("info", "1618#")]
+        .into_iter()
+        .map(|(mode, digits)| {
+            let uri = uri_echo.clone();
+            std::thread::spawn(move || {
+                dial(
+                    &uri,
+                    &["--dtmf", digits, "--dtmf-mode", mode, "--from", caller],
+                    Duration::from_secs(60),
+                )
+            })
         })
-    })
-    .chain(std::iter::once(std::thread::spawn(move || {
-        dial(
-            &uri_reset,
-            &["--on", "enter_employee_id=345678#", "--from", caller],
-            Duration::from_secs(90),
-        )
-    })))
-    .collect();
+        .chain(std::iter::once(std::thread::spawn(move || {
+            dial(
+                &uri_reset,
+                &["--on", "enter_employee_id=345678#", "--from", caller],
+                Duration::from_secs(90),
+            )
+        })))
+        .collect();
     for c in calls {
         let (ok, t, err) = c.join().unwrap();
         assert!(ok, "{t:?}\n{err}\n{}", server.output_text());
@@ -552,7 +605,10 @@ fn metrics_after_real_calls() {
     };
     at_least("sspr_ivr_calls_finished_total{outcome=\"completed\"}", 3.0);
     // The locked user is handed to account recovery (REFER, accepted by dial).
-    at_least("sspr_ivr_calls_finished_total{outcome=\"transferred\"}", 1.0);
+    at_least(
+        "sspr_ivr_calls_finished_total{outcome=\"transferred\"}",
+        1.0,
+    );
     // Each echo call typed four digits and #, each on its own transport.
     for t in ["rfc4733", "inband", "info"] {
         let series = format!("sspr_ivr_dtmf_digits_total{{transport=\"{t}\"}}");
@@ -562,7 +618,10 @@ fn metrics_after_real_calls() {
     // The reset call's 7 keys went over RFC 4733 too.
     at_least("sspr_ivr_dtmf_digits_total{transport=\"rfc4733\"}", 12.0);
     at_least("sspr_ivr_sip_responses_sent_total{code=\"200\"}", 4.0);
-    at_least("sspr_ivr_sip_requests_received_total{method=\"INVITE\"}", 4.0);
+    at_least(
+        "sspr_ivr_sip_requests_received_total{method=\"INVITE\"}",
+        4.0,
+    );
     at_least("sspr_ivr_rtp_packets_sent_total", 100.0);
     at_least("sspr_ivr_rtp_packets_received_total", 100.0);
     at_least(
@@ -570,15 +629,18 @@ fn metrics_after_real_calls() {
         1.0,
     );
     assert!(
-        m.lines().any(|l| l.starts_with("sspr_ivr_action_duration_seconds_bucket{")
-            && l.contains("action=\"lookup_user\"")
-            && l.contains("le=\"+Inf\"")
-            && l.ends_with(" 1")),
+        m.lines().any(
+            |l| l.starts_with("sspr_ivr_action_duration_seconds_bucket{")
+                && l.contains("action=\"lookup_user\"")
+                && l.contains("le=\"+Inf\"")
+                && l.ends_with(" 1")
+        ),
         "{m}"
     );
     at_least("sspr_ivr_resets_total{result=\"locked\"}", 1.0);
     assert!(
-        m.lines().any(|l| l.starts_with("sspr_ivr_audit_spool_backlog ")),
+        m.lines()
+            .any(|l| l.starts_with("sspr_ivr_audit_spool_backlog ")),
         "{m}"
     );
     assert_eq!(sample(&m, "sspr_ivr_calls_active"), 0.0);
@@ -588,7 +650,10 @@ fn metrics_after_real_calls() {
     let secrets = [caller, "0123", "345678", "3141", "2718", "1618"];
     for v in label_values(&m) {
         for s in secrets {
-            assert!(!v.contains(s), "label value {v:?} carries caller data {s:?}");
+            assert!(
+                !v.contains(s),
+                "label value {v:?} carries caller data {s:?}"
+            );
         }
     }
     assert!(!label_values(&m).is_empty());
@@ -643,7 +708,9 @@ fn systemd_notifications_for_ready_reload_watchdog_and_drain() {
         ("WATCHDOG_USEC", "1000000".to_string()),
     ];
     let mut server = serve_config_env(dir, &cfg, sip, admin, &env);
-    wait_for("READY=1", Duration::from_secs(10), || has("READY=1").then_some(()));
+    wait_for("READY=1", Duration::from_secs(10), || {
+        has("READY=1").then_some(())
+    });
     wait_for("WATCHDOG=1", Duration::from_secs(10), || {
         has("WATCHDOG=1").then_some(())
     });
@@ -673,7 +740,11 @@ fn systemd_notifications_for_ready_reload_watchdog_and_drain() {
         .wait_exit(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("still running:\n{}", server.output_text()));
     assert!(status.success(), "{}", server.output_text());
-    assert!(live.wait(Duration::from_secs(10)), "{:?}", live.transcript());
+    assert!(
+        live.wait(Duration::from_secs(10)),
+        "{:?}",
+        live.transcript()
+    );
     stop.store(true, Ordering::SeqCst);
     reader.join().unwrap();
     let m = msgs.lock().unwrap();

@@ -443,9 +443,10 @@ pub fn http_get_text(addr: SocketAddr, path: &str) -> (u16, String) {
     let Some((head, body)) = text.split_once("\r\n\r\n") else {
         return (status, String::new());
     };
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
     if !chunked {
         return (status, body.to_string());
     }
