@@ -771,3 +771,53 @@ fn systemd_notifications_for_ready_reload_watchdog_and_drain() {
         m.iter().map(|(_, t)| t).collect::<Vec<_>>()
     );
 }
+
+/// A reload that renames a data action: its latency is exported under the
+/// new name (the metrics' action allowlist follows the configuration), not
+/// as `other`.
+#[test]
+fn reload_updates_the_action_names_in_the_metrics() {
+    use serde_yaml::Value;
+    let backend = Backend::start();
+    let server = serve_example(&backend, "5s");
+    let dir = server.dir.path();
+    let flow = std::fs::read_to_string(repo().join("flows/sspr.yaml"))
+        .unwrap()
+        .replace("action: lookup_user", "action: directory_lookup");
+    std::fs::write(dir.join("sspr.yaml"), flow).unwrap();
+    let cfg_path = dir.join("config.yaml");
+    let mut v: Value = serde_yaml::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    v["flows"]["sspr"] = Value::from(dir.join("sspr.yaml").display().to_string());
+    v["security"]["lookup_action"] = Value::from("directory_lookup");
+    let actions = v["actions"].as_mapping_mut().unwrap();
+    let lookup = actions.remove("lookup_user").unwrap();
+    actions.insert(Value::from("directory_lookup"), lookup);
+    std::fs::write(&cfg_path, serde_yaml::to_string(&v).unwrap()).unwrap();
+    server.signal("HUP");
+    assert!(
+        server.wait_output("configuration reloaded", Duration::from_secs(20)),
+        "{}",
+        server.output_text()
+    );
+
+    let (ok, t, err) = dial(
+        &server.uri("reset"),
+        &["--on", "enter_employee_id=345678#"],
+        Duration::from_secs(90),
+    );
+    assert!(ok, "{t:?}\n{err}");
+    assert!(
+        prompts_heard(&t).contains(&"account_locked".to_string()),
+        "{t:?}"
+    );
+    let m = metrics(&server);
+    assert_eq!(
+        sample(
+            &m,
+            "sspr_ivr_action_duration_seconds_count{action=\"directory_lookup\",outcome=\"locked\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    assert!(!m.contains("action=\"other\""), "{m}");
+}

@@ -166,6 +166,12 @@ impl Shared {
             });
         match result {
             Ok((loaded, exec)) => {
+                // Action names and outcomes allowed as metric labels follow the config.
+                self.metrics.set_action_catalog(
+                    exec.infos()
+                        .into_iter()
+                        .map(|(name, info)| (name, info.outcomes)),
+                );
                 *self.loaded.write().expect("config lock") = Arc::new(loaded);
                 *self.executor.write().expect("executor lock") = Arc::new(exec);
                 self.metrics.config_reloaded(ReloadResult::Ok);
