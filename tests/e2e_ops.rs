@@ -821,3 +821,78 @@ fn reload_updates_the_action_names_in_the_metrics() {
     );
     assert!(!m.contains("action=\"other\""), "{m}");
 }
+
+/// `--log-json`: every line on stderr is one JSON object; every line logged
+/// while handling the call carries its Call-ID; the caller's number is not
+/// logged.
+#[test]
+fn json_logs_carry_the_call_id_on_every_call_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo().join("flows/echo.yaml"), dir.path().join("echo.yaml")).unwrap();
+    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (min, max) = rtp_range();
+    let cfg = format!(
+        "sip: {{ listen: \"{sip}\" }}\n\
+         media: {{ rtp_port_min: {min}, rtp_port_max: {max} }}\n\
+         prompts: {{ dir: {} }}\n\
+         flows: {{ echo: echo.yaml }}\n\
+         routes: {{ default: echo }}\n\
+         admin: {{ listen: \"{admin}\" }}\n\
+         actions: {{}}\n\
+         audit: {{ action: null, spool_dir: spool }}\n",
+        repo().join("prompts").display()
+    );
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, cfg).unwrap();
+    let args: Vec<String> = ["--log-json", "--log-level", "debug", "serve", "--config"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([path.display().to_string()])
+        .collect();
+    let mut server = Server::spawn_env(&args, &[], sip, admin, dir);
+    let caller = "4155550123";
+    let (ok, t, err) = dial(
+        &server.uri("echo"),
+        &["--dtmf", "86#", "--from", caller],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{t:?}\n{err}");
+    wait_active(&server, 0.0);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(15)).is_some());
+    std::thread::sleep(Duration::from_millis(200));
+
+    let out = server.output_text();
+    let mut call_id = None;
+    let mut call_lines = 0;
+    for line in out.lines() {
+        if line.starts_with("sspr-ivr listening on") {
+            continue; // the start-up banner on stdout
+        }
+        let j: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(!line.contains(caller), "caller number logged: {line}");
+        let target = j["target"].as_str().unwrap_or("");
+        if j["fields"]["message"] == "call answered" {
+            call_id = j["fields"]["call_id"].as_str().map(str::to_string);
+        }
+        let in_call = [
+            "sspr_ivr::runtime::call_task",
+            "sspr_ivr::media",
+            "sspr_ivr::flow",
+            "sspr_ivr::call",
+        ]
+        .iter()
+        .any(|t| target.starts_with(t));
+        if in_call {
+            let id = call_id
+                .as_deref()
+                .expect("call lines after `call answered`");
+            assert_eq!(j["span"]["call_id"], id, "{line}");
+            call_lines += 1;
+        }
+    }
+    assert!(call_id.is_some(), "{out}");
+    assert!(call_lines >= 5, "{call_lines} call lines:\n{out}");
+}
