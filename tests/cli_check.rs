@@ -329,3 +329,125 @@ fn packaged_config_checks_against_packaged_flows_and_prompts() {
     let (ok, out) = check(&naive);
     assert!(!ok, "{out}");
 }
+
+/// `serve` refuses to start on an invalid configuration: exit 1 with the
+/// same message as `check` (systemd then reports the failed start).
+#[test]
+fn serve_refuses_an_invalid_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = echo_config(dir.path());
+    let flow = dir.path().join("echo.yaml");
+    let text = std::fs::read_to_string(&flow).unwrap();
+    std::fs::write(&flow, text.replace("next: read_back", "next: read_bak")).unwrap();
+    let (ok, out, err) = run_with_timeout(
+        Command::new(BIN).arg("serve").arg("--config").arg(&cfg),
+        Duration::from_secs(30),
+    );
+    assert!(!ok, "{out}{err}");
+    assert!(
+        !err.contains("[killed: timeout]"),
+        "serve kept running: {err}"
+    );
+    assert!(
+        err.contains("states.get_digits.next: unknown state `read_bak`"),
+        "{err}"
+    );
+    assert!(!out.contains("listening on"), "{out}");
+}
+
+/// The operations guide names only flags the binary has and configuration
+/// keys the example configuration has.
+#[test]
+fn operations_guide_uses_real_flags_and_config_keys() {
+    let guide = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    let mut help = String::new();
+    for cmd in [
+        &[][..],
+        &["serve"],
+        &["check"],
+        &["graph"],
+        &["demo"],
+        &["demo-backend"],
+        &["dial"],
+    ] {
+        let (_, out, err) = run_with_timeout(
+            Command::new(BIN).args(cmd).arg("--help"),
+            Duration::from_secs(30),
+        );
+        help.push_str(&out);
+        help.push_str(&err);
+    }
+    let mut flags = Vec::new();
+    let bytes = guide.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = guide[i..].find("--") {
+        let start = i + pos;
+        let mut end = start + 2;
+        while end < bytes.len() && (bytes[end].is_ascii_lowercase() || bytes[end] == b'-') {
+            end += 1;
+        }
+        let before = start.checked_sub(1).map(|b| bytes[b]);
+        // Command-line flags only: not `---` rules, not `--force-…` of dpkg.
+        if end > start + 2 && before.is_none_or(|c| c == b' ' || c == b'`' || c == b'(') {
+            flags.push(guide[start..end].trim_end_matches('-').to_string());
+        }
+        i = end;
+    }
+    let foreign = [
+        "--now",
+        "--since",
+        "--offline",
+        "--root",
+        "--force",
+        "--purge",
+    ];
+    for flag in flags {
+        if foreign.iter().any(|f| flag.starts_with(f)) {
+            continue; // systemctl, journalctl, systemd-analyze, dpkg
+        }
+        assert!(
+            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+            "docs/operations.md mentions `{flag}`, which sspr-ivr does not have"
+        );
+    }
+
+    let example: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(repo().join("config.example.yaml")).unwrap())
+            .unwrap();
+    let mut checked = 0;
+    for span in guide.split('`').skip(1).step_by(2) {
+        let span = span.split(':').next().unwrap().trim();
+        let Some((section, key)) = span.split_once('.') else {
+            continue;
+        };
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '*' || c == '.')
+        };
+        if !plain(section) || !plain(key) || example.get(section).is_none() {
+            continue;
+        }
+        let key = key.split('.').next().unwrap();
+        if key.contains('*') {
+            let (pre, post) = key.split_once('*').unwrap();
+            let m = example[section].as_mapping().unwrap();
+            assert!(
+                m.keys()
+                    .filter_map(|k| k.as_str())
+                    .any(|k| k.starts_with(pre) && k.ends_with(post)),
+                "docs/operations.md names `{span}`, which config.example.yaml lacks"
+            );
+        } else {
+            assert!(
+                example[section].get(key).is_some(),
+                "docs/operations.md names `{span}`, which config.example.yaml lacks"
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} config keys found in the guide"
+    );
+}
