@@ -13,6 +13,8 @@
 #   /usr/share/doc/sspr-ivr/operations.md   docs/operations.md
 #
 # Usage: deploy/build-deb.sh
+#        deploy/build-deb.sh --print-config   the packaged /etc/sspr-ivr/config.yaml on stdout
+#                                             (deploy/config.yaml is this, for `cargo deb`)
 # Env:
 #   SSPR_IVR_BIN  binary to package (default target/release/sspr-ivr, built with
 #                 `cargo build --release --locked` if missing; an explicit path is never built)
@@ -33,7 +35,7 @@ die() {
     exit 1
 }
 
-if [ -z "${STAGE_DIR:-}" ]; then
+if [ -z "${STAGE_DIR:-}" ] && [ "${1:-}" != "--print-config" ]; then
     for tool in dpkg-deb dpkg; do
         command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
     done
@@ -50,6 +52,11 @@ packaged_config() {
         -e 's#^\(  dir: \)var/#\1/var/lib/sspr-ivr/#' \
         "$1"
 }
+
+if [ "${1:-}" = "--print-config" ]; then
+    packaged_config "$root/config.example.yaml"
+    exit 0
+fi
 
 version=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$here/../Cargo.toml" | head -n 1)
 [ -n "$version" ] || die "cannot read the version from Cargo.toml"

@@ -303,6 +303,12 @@ fn packaged_config_checks_against_packaged_flows_and_prompts() {
     ] {
         assert!(text.contains(want), "staged config lacks `{want}`:\n{text}");
     }
+    // deploy/config.yaml (the asset for `cargo deb`) is the same file.
+    let committed = std::fs::read_to_string(repo().join("deploy/config.yaml")).unwrap();
+    assert!(
+        committed == text,
+        "deploy/config.yaml is stale: run `deploy/build-deb.sh --print-config > deploy/config.yaml`"
+    );
     // Everything else is the example config, comments included.
     let example = std::fs::read_to_string(repo().join("config.example.yaml")).unwrap();
     assert_eq!(text.lines().count(), example.lines().count());
