@@ -406,6 +406,7 @@ fn operations_guide_uses_real_flags_and_config_keys() {
         "--root",
         "--force",
         "--purge",
+        "--print-config",
     ];
     for flag in flags {
         if foreign.iter().any(|f| flag.starts_with(f)) {
