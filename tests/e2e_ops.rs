@@ -896,3 +896,38 @@ fn json_logs_carry_the_call_id_on_every_call_line() {
     assert!(call_id.is_some(), "{out}");
     assert!(call_lines >= 5, "{call_lines} call lines:\n{out}");
 }
+
+/// A second SIGTERM during the drain skips the rest of it: the live call
+/// gets BYE at once instead of at `drain.timeout`.
+#[test]
+fn second_sigterm_ends_the_drain_at_once() {
+    let mut server = serve("", "60s", "");
+    let mut live = Dialer::start(&server.uri("echo"), &["--timeout", "60"]);
+    wait_heard(&live, "echo_intro");
+    wait_active(&server, 1.0);
+    server.signal("TERM");
+    wait_for("/readyz 503", Duration::from_secs(10), || {
+        (http_get(server.admin, "/readyz").0 == 503).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.child.try_wait().unwrap().is_none(), "exited early");
+    let t0 = Instant::now();
+    server.signal("TERM");
+    assert!(
+        live.wait(Duration::from_secs(15)),
+        "{:?}",
+        live.transcript()
+    );
+    assert!(
+        live.transcript()
+            .iter()
+            .any(|l| l.contains("sip BYE received")),
+        "{:?}",
+        live.transcript()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    let status = server
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("still running:\n{}", server.output_text()));
+    assert!(status.success(), "{}", server.output_text());
+}
