@@ -180,12 +180,15 @@ fn wait_active(server: &Server, n: f64) {
 
 /// Waits until a dial transcript shows `prompt`.
 fn wait_heard(d: &Dialer, prompt: &str) {
-    wait_for(&format!("prompt {prompt}"), Duration::from_secs(30), || {
-        prompts_heard(&d.transcript())
-            .iter()
-            .any(|p| p == prompt)
-            .then_some(())
-    });
+    let end = Instant::now() + Duration::from_secs(45);
+    while !prompts_heard(&d.transcript()).iter().any(|p| p == prompt) {
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for prompt {prompt}; transcript:\n{}",
+            d.transcript().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn sdp(codecs: &str) -> String {
