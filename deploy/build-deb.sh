@@ -5,18 +5,24 @@
 #
 #   /usr/bin/sspr-ivr                       the binary
 #   /lib/systemd/system/sspr-ivr.service    the unit (deploy/sspr-ivr.service)
-#   /etc/sspr-ivr/config.yaml               config.example.yaml, a dpkg conffile
+#   /etc/sspr-ivr/config.yaml               config.example.yaml, a dpkg conffile, with its
+#                                           relative paths made absolute for the packaged
+#                                           layout (see packaged_config below)
 #   /usr/share/sspr-ivr/flows/              flows/
 #   /usr/share/sspr-ivr/prompts/            prompts/ (per-language subdirectories kept)
 #   /usr/share/doc/sspr-ivr/operations.md   docs/operations.md
 #
 # Usage: deploy/build-deb.sh
+#        deploy/build-deb.sh --print-config   the packaged /etc/sspr-ivr/config.yaml on stdout
+#                                             (deploy/config.yaml is this, for `cargo deb`)
 # Env:
 #   SSPR_IVR_BIN  binary to package (default target/release/sspr-ivr, built with
 #                 `cargo build --release --locked` if missing; an explicit path is never built)
 #   SOURCE_DIR    project root holding config.example.yaml, flows/, prompts/ (default: ..)
 #   OUT_DIR       where the .deb goes (default: target/debian, like cargo-deb)
 #   STRIP         1 (default) strips debug info from the packaged copy; 0 keeps it
+#   STAGE_DIR     only stage the package tree into this directory (no dpkg-deb run, no .deb);
+#                 the tests use it to run `sspr-ivr check` on the staged configuration
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,13 +35,32 @@ die() {
     exit 1
 }
 
-for tool in dpkg-deb dpkg; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
-done
+if [ -z "${STAGE_DIR:-}" ] && [ "${1:-}" != "--print-config" ]; then
+    for tool in dpkg-deb dpkg; do
+        command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
+    done
+fi
+
+# config.example.yaml resolves relative paths against its own directory, which is
+# /etc/sspr-ivr once installed: point flows and prompts at /usr/share/sspr-ivr and the audit
+# spool and recordings at the StateDirectory (/var/lib/sspr-ivr; /etc is read-only to the
+# service under ProtectSystem=strict). Everything else, comments included, stays as it is.
+packaged_config() {
+    sed -e 's#^\(  [A-Za-z0-9_-]*: \)flows/#\1/usr/share/sspr-ivr/flows/#' \
+        -e 's#^\(  dir: \)prompts$#\1/usr/share/sspr-ivr/prompts#' \
+        -e 's#^\(  spool_dir: \)var/#\1/var/lib/sspr-ivr/#' \
+        -e 's#^\(  dir: \)var/#\1/var/lib/sspr-ivr/#' \
+        "$1"
+}
+
+if [ "${1:-}" = "--print-config" ]; then
+    packaged_config "$root/config.example.yaml"
+    exit 0
+fi
 
 version=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$here/../Cargo.toml" | head -n 1)
 [ -n "$version" ] || die "cannot read the version from Cargo.toml"
-arch=$(dpkg --print-architecture)
+arch=$(dpkg --print-architecture 2>/dev/null || echo unknown)
 
 if [ -n "${SSPR_IVR_BIN:-}" ]; then
     bin=$SSPR_IVR_BIN
@@ -55,7 +80,11 @@ ls "$root"/flows/*.yaml >/dev/null 2>&1 || die "no flows/*.yaml in $root"
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT INT TERM
-pkg="$stage/sspr-ivr"
+if [ -n "${STAGE_DIR:-}" ]; then
+    pkg=$STAGE_DIR
+else
+    pkg="$stage/sspr-ivr"
+fi
 
 install -d -m 0755 "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/lib/systemd/system" \
     "$pkg/etc/sspr-ivr" "$pkg/usr/share/sspr-ivr" "$pkg/usr/share/doc/sspr-ivr"
@@ -64,7 +93,13 @@ if [ "$strip_bin" = 1 ] && command -v strip >/dev/null 2>&1; then
     strip --strip-debug "$pkg/usr/bin/sspr-ivr"
 fi
 install -m 0644 "$here/sspr-ivr.service" "$pkg/lib/systemd/system/sspr-ivr.service"
-install -m 0644 "$root/config.example.yaml" "$pkg/etc/sspr-ivr/config.yaml"
+packaged_config "$root/config.example.yaml" >"$pkg/etc/sspr-ivr/config.yaml"
+chmod 0644 "$pkg/etc/sspr-ivr/config.yaml"
+# No relative data path may survive: it would resolve under /etc/sspr-ivr.
+if grep -Eq '^  ([A-Za-z0-9_-]+: flows/|dir: prompts$|spool_dir: [^/]|dir: var/)' \
+    "$pkg/etc/sspr-ivr/config.yaml"; then
+    die "config.example.yaml has a relative path the packaged config does not rewrite"
+fi
 cp -R "$root/flows" "$pkg/usr/share/sspr-ivr/flows"
 cp -R "$root/prompts" "$pkg/usr/share/sspr-ivr/prompts"
 if [ -f "$root/docs/operations.md" ]; then
@@ -73,6 +108,11 @@ fi
 # Normalise permissions whatever the checkout's umask was.
 find "$pkg/usr/share" "$pkg/etc" -type d -exec chmod 0755 {} +
 find "$pkg/usr/share" "$pkg/etc" -type f -exec chmod 0644 {} +
+
+if [ -n "${STAGE_DIR:-}" ]; then
+    echo "build-deb: staged in $pkg"
+    exit 0
+fi
 
 # Runtime dependencies from the binary's shared libraries.
 depends=""

@@ -166,6 +166,12 @@ impl Shared {
             });
         match result {
             Ok((loaded, exec)) => {
+                // Action names and outcomes allowed as metric labels follow the config.
+                self.metrics.set_action_catalog(
+                    exec.infos()
+                        .into_iter()
+                        .map(|(name, info)| (name, info.outcomes)),
+                );
                 *self.loaded.write().expect("config lock") = Arc::new(loaded);
                 *self.executor.write().expect("executor lock") = Arc::new(exec);
                 self.metrics.config_reloaded(ReloadResult::Ok);
@@ -324,8 +330,11 @@ pub async fn serve(
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
             _ = hup.recv() => {
+                // systemd shows the unit as `reloading` until READY=1 again.
+                let _ = crate::ops::systemd::notify_reloading();
                 let s = shared.clone();
                 let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+                let _ = crate::ops::systemd::notify_ready();
             }
             _ = tick.tick() => {
                 readiness.beat();
@@ -348,6 +357,15 @@ pub async fn serve(
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             _ = term.recv() => break,
+            // Still alive while draining: keep /healthz up and the systemd
+            // watchdog fed, or a drain longer than WatchdogSec is killed.
+            _ = tick.tick() => {
+                readiness.beat();
+                metrics.audit_backlog(spool.backlog() as u64);
+                if watchdog.is_some() {
+                    let _ = crate::ops::systemd::notify_watchdog();
+                }
+            }
         }
     }
     if shared.live_calls.load(Ordering::SeqCst) > 0 {

@@ -419,3 +419,102 @@ impl Drop for Dialer {
         let _ = self.child.wait();
     }
 }
+
+/// Like [`http_get`], but returns the whole body as text, de-chunked
+/// (for `/metrics`, whose text must not be cut to a JSON-looking part).
+pub fn http_get_text(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return (status, String::new());
+    };
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    if !chunked {
+        return (status, body.to_string());
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].strip_prefix("\r\n").unwrap_or(&after[n..]);
+    }
+    (status, out)
+}
+
+impl Server {
+    /// [`Server::spawn`] with extra environment variables for the child
+    /// (e.g. `NOTIFY_SOCKET` and `WATCHDOG_USEC` for the systemd protocol).
+    pub fn spawn_env(
+        args: &[String],
+        env: &[(&str, String)],
+        sip: SocketAddr,
+        admin: SocketAddr,
+        dir: tempfile::TempDir,
+    ) -> Server {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(repo())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sspr-ivr");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            let ready_tx = ready_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if line.contains("listening on") {
+                        let _ = ready_tx.send(());
+                    }
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        let server = Server {
+            child,
+            sip,
+            admin,
+            backend: admin,
+            dir,
+            output,
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            panic!(
+                "server did not start within 60 s; output:\n{}",
+                server.output_text()
+            );
+        }
+        server
+    }
+}
