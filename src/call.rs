@@ -318,12 +318,13 @@ impl Call {
         t
     }
 
-    /// Caller hung up on us or a limit hit: let the flow audit, then BYE.
+    /// A limit hit or the server is stopping: let the flow audit (with the
+    /// reason, not as a caller hangup), then BYE.
     fn force_end(&mut self, now: Instant, outcome: CallOutcome) {
         if self.phase == Phase::Ended || self.deadline_bye.is_some() {
             return;
         }
-        self.flow.handle_hangup(now);
+        self.flow.handle_abort(now, outcome.as_str());
         self.drain_flow(now);
         self.hangup(now, outcome);
     }
@@ -832,6 +833,34 @@ mod tests {
         ));
         let debug = format!("{:?}", h.seen);
         assert!(!debug.contains("246"), "typed code digits never in outputs");
+    }
+
+    #[test]
+    fn shutdown_at_the_drain_limit_is_audited_as_the_servers_doing() {
+        let mut h = Harness::new("sspr");
+        h.run_for(Duration::from_secs(1));
+        h.press("123456#");
+        let id = h.action("lookup_user");
+        h.reply(
+            id,
+            "success",
+            &[("user_id", "u1"), ("mobile", "+1 555-010-0199")],
+        );
+        let id = h.action("send_otp");
+        h.reply(id, "success", &[]);
+        h.run_for(Duration::from_secs(8));
+        assert!(h.call.is_secure());
+        h.call.terminate(h.now, CallOutcome::Shutdown);
+        h.drain();
+        assert!(h.hung_up(), "BYE");
+        assert!(!h.call.is_secure(), "recording re-armed");
+        assert_eq!(
+            h.audits(),
+            [(
+                "abandoned".to_string(),
+                "shutdown_in_secure_segment".to_string()
+            )]
+        );
     }
 
     #[test]

@@ -385,6 +385,12 @@ fn drain_limit_ends_a_long_call_with_bye_and_audits_it() {
         spool.contains("\"flow\":\"sspr\""),
         "no audit record spooled: {spool}"
     );
+    // The server ended it (`shutdown`, or `shutdown_in_secure_segment` if
+    // the caller had reached the hold music): not "caller_hangup".
+    assert!(
+        spool.contains("\"reason\":\"shutdown"),
+        "audited as the server's doing: {spool}"
+    );
     assert!(
         !spool.contains("123456"),
         "the employee id is not audited: {spool}"

@@ -534,23 +534,34 @@ impl Interpreter {
     }
 
     /// The caller hung up (BYE, CANCEL, media timeout).
-    pub fn handle_hangup(&mut self, _now: Instant) {
+    pub fn handle_hangup(&mut self, now: Instant) {
+        self.end_call(now, true, "caller_hangup");
+    }
+
+    /// The server ends the call (call limit, RTP timeout, shutdown after the
+    /// drain limit): like a hangup, but an open attempt is audited with
+    /// `reason` (a fixed token such as `shutdown`), not as the caller's doing.
+    pub fn handle_abort(&mut self, now: Instant, reason: &str) {
+        self.end_call(now, false, reason);
+    }
+
+    fn end_call(&mut self, _now: Instant, by_caller: bool, reason: &str) {
         if self.is_finished() {
             return;
         }
-        self.timeline(TimelineEvent::Hangup { by_caller: true });
+        self.timeline(TimelineEvent::Hangup { by_caller });
         let was_secure = self.secure;
         self.leave_secure();
         if self.attempt_open {
             self.attempt_open = false;
             let reason = if was_secure {
-                "caller_hangup_in_secure_segment"
+                format!("{reason}_in_secure_segment")
             } else {
-                "caller_hangup"
+                reason.to_string()
             };
             self.emit(Command::Audit {
                 result: "abandoned".into(),
-                reason: reason.into(),
+                reason,
             });
         }
         self.phase = Phase::Done;
