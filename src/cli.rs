@@ -205,9 +205,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             resend_window,
         } => {
             init_logging(&cli, None, None);
-            let delay = crate::config::parse_duration(sms_delay).map_err(anyhow::Error::msg)?;
+            let delay = crate::actions::parse_duration(sms_delay).map_err(anyhow::Error::msg)?;
             let resend_window =
-                crate::config::parse_duration(resend_window).map_err(anyhow::Error::msg)?;
+                crate::actions::parse_duration(resend_window).map_err(anyhow::Error::msg)?;
             let rt = runtime()?;
             rt.block_on(async {
                 let demo = crate::demo::DemoBackend::start(crate::demo::DemoOptions {
@@ -258,7 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             fixed_otp,
         } => {
             init_logging(&cli, None, None);
-            let delay = crate::config::parse_duration(sms_delay).map_err(anyhow::Error::msg)?;
+            let delay = crate::actions::parse_duration(sms_delay).map_err(anyhow::Error::msg)?;
             runtime()?.block_on(async {
                 let demo = crate::demo::DemoBackend::start(crate::demo::DemoOptions {
                     bind: *listen,

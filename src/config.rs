@@ -47,33 +47,9 @@ pub enum ConfigError {
     Actions(String),
 }
 
-/// Parse a human duration: `250ms`, `5s`, `2m`, `1h`, or a bare number of
-/// seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => (&s[..i], s[i..].trim()),
-        None => (s, "s"),
-    };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (try `5s` or `250ms`)"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "`{s}` has an unknown unit `{unit}` (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("`{s}` is not a valid duration"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+/// Durations are written as in the actions (`250ms`, `5s`, `2m`, `1h`); a
+/// bare number is seconds.
+pub use crate::actions::parse_duration;
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
@@ -437,6 +413,20 @@ impl Config {
         }
         fix(&mut self.audit.spool_dir);
         fix(&mut self.recording.dir);
+        for action in self.actions.values_mut() {
+            if let Some(tls) = &mut action.tls {
+                for p in [
+                    &mut tls.ca_file,
+                    &mut tls.client_cert_file,
+                    &mut tls.client_key_file,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    fix(p);
+                }
+            }
+        }
     }
 
     fn check_basic(&self, file: &Path) -> Result<(), ConfigError> {
@@ -566,11 +556,20 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("abc").is_err());
+        let de = |y: &str| -> Result<Duration, String> {
+            #[derive(Deserialize)]
+            struct D {
+                #[serde(deserialize_with = "de_duration")]
+                d: Duration,
+            }
+            serde_yaml::from_str::<D>(y)
+                .map(|d| d.d)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(de("d: 250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(de("d: 2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(de("d: 7").unwrap(), Duration::from_secs(7));
+        assert!(de("d: 5 parsecs").is_err());
+        assert!(de("d: abc").is_err());
     }
 }
