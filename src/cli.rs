@@ -81,6 +81,9 @@ pub enum Command {
         /// The demo backend refuses a second code for a user within this window.
         #[arg(long, default_value = "5s")]
         resend_window: String,
+        /// The demo directory (YAML like src/demo/users.yaml); embedded otherwise.
+        #[arg(long, value_name = "FILE")]
+        users: Option<PathBuf>,
     },
     /// Run only the demo directory/OTP backend (for `serve` with
     /// config.example.yaml, which expects it on 127.0.0.1:8089).
@@ -203,6 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             enumeration_safe,
             fixed_otp,
             resend_window,
+            users,
         } => {
             init_logging(&cli, None, None);
             let delay = crate::actions::parse_duration(sms_delay).map_err(anyhow::Error::msg)?;
@@ -215,6 +219,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     sms_delay: delay,
                     fixed_code: fixed_otp.clone(),
                     resend_window,
+                    users: match users {
+                        Some(path) => crate::demo::DemoUsers::load(path)?,
+                        None => crate::demo::DemoUsers::embedded(),
+                    },
                     ..Default::default()
                 })
                 .await
