@@ -78,20 +78,28 @@ def load_prompts(d):
 
 
 def classify(prompts, payloads):
-    """Name the prompt whose first frames best match `payloads` (PCMU bytes)."""
-    best, best_score = None, 0.0
+    """Name the prompt whose leading frames match the longest prefix of
+    `payloads` (PCMU bytes; a frame matches when >= 90 % of its bytes agree).
+    A prompt stopped early (barge-in, or a processing prompt stopped when its
+    action answered) is followed by silence, so only a prefix can match. All
+    prompts start with two near-silent frames: a match of <= 2 frames shared
+    by several prompts is ambiguous and gives None."""
+    def eq(a, b):
+        return len(b) >= len(a) and sum(1 for x, y in zip(a, b) if x == y) >= 0.9 * len(a)
+    best, best_m, tie = None, 0, False
     for name, frames in prompts.items():
-        n = min(len(frames), len(payloads))
-        if n == 0:
-            continue
-        same = total = 0
-        for a, b in zip(frames[:n], payloads[:n]):
-            total += len(a)
-            same += sum(1 for x, y in zip(a, b) if x == y)
-        score = same / total
-        if score > best_score:
-            best, best_score = name, score
-    return (best, best_score) if best_score >= 0.9 else (None, best_score)
+        m = 0
+        for a, b in zip(frames, payloads):
+            if not eq(a, b):
+                break
+            m += 1
+        if m > best_m:
+            best, best_m, tie = name, m, False
+        elif m == best_m and m > 0:
+            tie = True
+    if best_m == 0 or (tie and best_m <= 2):
+        return None, best_m
+    return best, best_m
 
 
 def presses(events):
@@ -126,8 +134,15 @@ def next_prompt(prompts, out, t):
     """First marker packet after t: (time, prompt name); out is in capture order."""
     for i, p in enumerate(out):
         if p.ts > t and p.marker:
-            payloads = [q.payload for q in out[i:i + MATCH_FRAMES]]
-            return p.ts, classify(prompts, payloads)[0], i
+            payloads = [out[i].payload]
+            for q in out[i + 1:i + MATCH_FRAMES]:
+                if q.marker:
+                    break
+                payloads.append(q.payload)
+            name, m = classify(prompts, payloads)
+            if name is None:
+                name = f"(unidentified: {m} leading silent packets, then not a prompt)"
+            return p.ts, name, i
     return None, None, None
 
 

@@ -14,6 +14,14 @@
 #                  (snaplen 64) -> OUT/jitter.pcap, then run bench/rtp_jitter.py on it
 #   --capture-all  capture both RTP directions with payloads for the whole run
 #                  -> OUT/all.pcap, then run bench/latency.py on it
+#   --serve        instead of `demo`, run `sspr-ivr demo-backend --fixed-otp 246810` and
+#                  `sspr-ivr serve` with OUT/config.yaml: config.example.yaml with the ports
+#                  above, absolute paths, and the per-ANI / per-account attempt limits raised
+#                  to 1000000 (the stock 10 and 5 per hour stop a load test of one demo
+#                  account after 5 calls)
+#   --stub-backend with --serve: bench/load_backend.py instead of demo-backend (every
+#                  employee ID its own account, no resend window / code consumption / PIN
+#                  history), so each concurrent call of the stock scenario can complete a reset
 #   --out DIR      where to put everything (default bench/out/MODE-N-HHMMSS)
 # Prints (and writes to OUT/summary.txt): sipp's successful/failed calls, the server's
 # calls by outcome and DTMF digits by transport, the digit check, CPU-seconds per
@@ -24,7 +32,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODE=${1:?usage: bench/load.sh echo|reset N [options]}
 N=${2:?usage: bench/load.sh echo|reset N [options]}
 shift 2
-L=$N RATE="" HOLD_MS=8000 RECORD=0 JITTER=0 CAPALL=0 OUT=""
+L=$N RATE="" HOLD_MS=8000 RECORD=0 JITTER=0 CAPALL=0 OUT="" SERVE=0 STUB=0
 while [ $# -gt 0 ]; do
   case $1 in
     -l) L=$2; shift 2 ;;
@@ -34,6 +42,8 @@ while [ $# -gt 0 ]; do
     --jitter) JITTER=$2; shift 2 ;;
     --capture-all) CAPALL=1; shift ;;
     --out) OUT=$2; shift 2 ;;
+    --serve) SERVE=1; shift ;;
+    --stub-backend) STUB=1; SERVE=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -60,7 +70,7 @@ ulimit -n "$(ulimit -Hn)" || true
 
 log() { echo "$*" | tee -a "$OUT/summary.txt"; }
 : > "$OUT/summary.txt"
-log "# bench/load.sh $MODE $N -l $L -r $RATE -d $HOLD_MS record=$RECORD jitter=$JITTER capture_all=$CAPALL"
+log "# bench/load.sh $MODE $N -l $L -r $RATE -d $HOLD_MS record=$RECORD jitter=$JITTER capture_all=$CAPALL serve=$SERVE stub_backend=$STUB"
 log "date: $(date -u +%FT%TZ)  uptime:$(uptime)"
 log "out: $OUT"
 
@@ -70,10 +80,45 @@ for p in "$SIP_PORT" "${ADMIN#*:}" "${BACKEND#*:}"; do
   fi
 done
 
-DEMO_ARGS=(demo --sip "127.0.0.1:$SIP_PORT" --admin "$ADMIN" --backend "$BACKEND"
-  --rtp-port-min "$RTP_MIN" --spool "$OUT/spool" --fixed-otp 246810 --resend-window 0s)
-[ "$RECORD" = 1 ] && DEMO_ARGS+=(--record "$OUT/rec")
-"$BIN" "${DEMO_ARGS[@]}" > "$OUT/server.log" 2>&1 &
+BACKEND_PID=""
+if [ "$SERVE" = 1 ]; then
+  python3 - "$ROOT" "$OUT" "$BACKEND" "$RTP_MIN" "$RTP_MAX" "$RECORD" <<'PY'
+import re, sys
+root, out, backend, lo, hi, record = sys.argv[1:]
+s = open(f"{root}/config.example.yaml").read()
+subs = [
+    (r"127\.0\.0\.1:8089", backend),
+    (r"(?m)^(  rtp_port_min:) \d+", rf"\1 {lo}"),
+    (r"(?m)^(  rtp_port_max:) \d+", rf"\1 {hi}"),
+    (r"(?m)^(  attempts_per_ani_per_hour:) \d+", r"\1 1000000"),
+    (r"(?m)^(  attempts_per_account_per_hour:) \d+", r"\1 1000000"),
+    (r"(?m)^(  dir:) prompts$", rf"\1 {root}/prompts"),
+    (r"(?m)^(  \w+:) flows/", rf"\1 {root}/flows/"),
+    (r"(?m)^(  spool_dir:) .*$", rf"\1 {out}/spool"),
+    (r"(?m)^(  dir:) var/recordings$", rf"\1 {out}/rec"),
+]
+if record == "1":
+    subs.append((r"(?m)^(recording:\n  enabled:) false", r"\1 true"))
+for pat, rep in subs:
+    s, n = re.subn(pat, rep, s)
+    if n == 0:
+        sys.exit(f"config.example.yaml: no match for {pat}")
+open(f"{out}/config.yaml", "w").write(s)
+PY
+  if [ "$STUB" = 1 ]; then
+    python3 "$ROOT/bench/load_backend.py" --listen "$BACKEND" --otp 246810 > "$OUT/backend.log" 2>&1 &
+  else
+    "$BIN" demo-backend --listen "$BACKEND" --fixed-otp 246810 > "$OUT/backend.log" 2>&1 &
+  fi
+  BACKEND_PID=$!
+  "$BIN" serve --config "$OUT/config.yaml" --sip "127.0.0.1:$SIP_PORT" --admin "$ADMIN" \
+    > "$OUT/server.log" 2>&1 &
+else
+  DEMO_ARGS=(demo --sip "127.0.0.1:$SIP_PORT" --admin "$ADMIN" --backend "$BACKEND"
+    --rtp-port-min "$RTP_MIN" --spool "$OUT/spool" --fixed-otp 246810 --resend-window 0s)
+  [ "$RECORD" = 1 ] && DEMO_ARGS+=(--record "$OUT/rec")
+  "$BIN" "${DEMO_ARGS[@]}" > "$OUT/server.log" 2>&1 &
+fi
 SERVER=$!
 CAP=""
 SIPP=""
@@ -85,6 +130,7 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$SERVER" 2>/dev/null || true
   fi
+  [ -n "$BACKEND_PID" ] && kill "$BACKEND_PID" 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -102,7 +148,7 @@ IDLE_RSS=$(rss_kb)
 log "server pid $SERVER: idle VmRSS ${IDLE_RSS} kB, threads $(awk '/^Threads/ {print $2}' /proc/$SERVER/status)"
 
 if [ "$CAPALL" = 1 ]; then
-  timeout $((SIPP_TIMEOUT + 30)) dumpcap -q -i lo -s 256 -F pcap -B 64 -w "$OUT/all.pcap" \
+  timeout $((SIPP_TIMEOUT + 30)) dumpcap -q -i lo -s 256 -P -B 64 -w "$OUT/all.pcap" \
     -f "udp and portrange $RTP_MIN-$RTP_MAX" > "$OUT/dumpcap.log" 2>&1 &
   CAP=$!
   sleep 1
@@ -124,7 +170,7 @@ while kill -0 "$SIPP" 2>/dev/null; do
   echo -e "$(date +%s.%N)\t$a\t$(cpu_ticks)\t$(rss_kb)" >> "$OUT/samples.tsv"
   if [ "$JITTER" != 0 ] && [ "$JSTARTED" = 0 ] && [ "$a" -ge "$L" ]; then
     JSTARTED=1
-    timeout $((JITTER + 10)) dumpcap -q -i lo -s 64 -F pcap -B 64 -a "duration:$JITTER" \
+    timeout $((JITTER + 10)) dumpcap -q -i lo -s 64 -P -B 64 -a "duration:$JITTER" \
       -w "$OUT/jitter.pcap" -f "udp and src portrange $RTP_MIN-$RTP_MAX" > "$OUT/dumpcap.log" 2>&1 &
     CAP=$!
   fi
@@ -173,12 +219,12 @@ print(f"digits: server counted {total_digits}, expected {expect} x {n} calls = {
       + ("OK" if total_digits == expect * n else "MISMATCH"))
 if record:
     tls = glob.glob(os.path.join(out, "rec", "*.timeline.jsonl"))
-    want = {"echo": "['100100']", "reset": "['123456', masked, masked, masked]"}[mode]
+    want = {"echo": "['100100']", "reset": "['123456', otp masked, new_pin masked]"}[mode]
     good, bad = 0, []
     for f in tls:
         shown = re.findall(r'DigitsCollected \{ var: \\"\w+\\", shown: \\"([^\\]*)\\"', open(f).read())
         ok = shown == ["100100"] if mode == "echo" else (
-            len(shown) == 4 and shown[0] == "123456" and all(x and set(x) == {"*"} for x in shown[1:]))
+            len(shown) == 3 and shown[0] == "123456" and all(x and set(x) == {"*"} for x in shown[1:]))
         if ok:
             good += 1
         else:
@@ -202,7 +248,12 @@ else:
     print(f"steady window: never saw {l} calls up at once (max {max((x[1] for x in s), default=0)})")
 PY
 if [ "$MODE" = reset ]; then
-  curl -sf "http://$BACKEND/demo/audit" > "$OUT/audit.json" || true
+  for _ in $(seq 20); do  # audit delivery to the backend is asynchronous
+    curl -sf "http://$BACKEND/demo/audit" > "$OUT/audit.json" || true
+    python3 -c 'import json,sys; sys.exit(0 if len(json.load(open(sys.argv[1]))) >= int(sys.argv[2]) else 1)' \
+      "$OUT/audit.json" "$N" 2>/dev/null && break
+    sleep 0.5
+  done
   python3 -c '
 import json, sys, collections
 a = json.load(open(sys.argv[1]))
