@@ -21,7 +21,10 @@
 #                  account after 5 calls)
 #   --stub-backend with --serve: bench/load_backend.py instead of demo-backend (every
 #                  employee ID its own account, no resend window / code consumption / PIN
-#                  history), so each concurrent call of the stock scenario can complete a reset
+#                  history), so each concurrent call of the stock scenario can complete a reset;
+#                  LOOKUP_DELAY_MS=300 makes its directory lookup that slow
+#   --rt           run the server under `chrt -f 10` (SCHED_FIFO): separates the server's own
+#                  pacing from CPU contention with sipp, dumpcap and whatever else runs
 #   --out DIR      where to put everything (default bench/out/MODE-N-HHMMSS)
 # Prints (and writes to OUT/summary.txt): sipp's successful/failed calls, the server's
 # calls by outcome and DTMF digits by transport, the digit check, CPU-seconds per
@@ -32,7 +35,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODE=${1:?usage: bench/load.sh echo|reset N [options]}
 N=${2:?usage: bench/load.sh echo|reset N [options]}
 shift 2
-L=$N RATE="" HOLD_MS=8000 RECORD=0 JITTER=0 CAPALL=0 OUT="" SERVE=0 STUB=0
+L=$N RATE="" HOLD_MS=8000 RECORD=0 JITTER=0 CAPALL=0 OUT="" SERVE=0 STUB=0 WRAP=()
 while [ $# -gt 0 ]; do
   case $1 in
     -l) L=$2; shift 2 ;;
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
     --capture-all) CAPALL=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     --serve) SERVE=1; shift ;;
+    --rt) WRAP=(chrt -f 10); shift ;;
     --stub-backend) STUB=1; SERVE=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -70,7 +74,7 @@ ulimit -n "$(ulimit -Hn)" || true
 
 log() { echo "$*" | tee -a "$OUT/summary.txt"; }
 : > "$OUT/summary.txt"
-log "# bench/load.sh $MODE $N -l $L -r $RATE -d $HOLD_MS record=$RECORD jitter=$JITTER capture_all=$CAPALL serve=$SERVE stub_backend=$STUB"
+log "# bench/load.sh $MODE $N -l $L -r $RATE -d $HOLD_MS record=$RECORD jitter=$JITTER capture_all=$CAPALL serve=$SERVE stub_backend=$STUB lookup_delay_ms=${LOOKUP_DELAY_MS:-0} wrap=${WRAP[*]:-none}"
 log "date: $(date -u +%FT%TZ)  uptime:$(uptime)"
 log "out: $OUT"
 
@@ -106,18 +110,19 @@ for pat, rep in subs:
 open(f"{out}/config.yaml", "w").write(s)
 PY
   if [ "$STUB" = 1 ]; then
-    python3 "$ROOT/bench/load_backend.py" --listen "$BACKEND" --otp 246810 > "$OUT/backend.log" 2>&1 &
+    python3 "$ROOT/bench/load_backend.py" --listen "$BACKEND" --otp 246810 \
+      --lookup-delay-ms "${LOOKUP_DELAY_MS:-0}" > "$OUT/backend.log" 2>&1 &
   else
     "$BIN" demo-backend --listen "$BACKEND" --fixed-otp 246810 > "$OUT/backend.log" 2>&1 &
   fi
   BACKEND_PID=$!
-  "$BIN" serve --config "$OUT/config.yaml" --sip "127.0.0.1:$SIP_PORT" --admin "$ADMIN" \
+  "${WRAP[@]}" "$BIN" serve --config "$OUT/config.yaml" --sip "127.0.0.1:$SIP_PORT" --admin "$ADMIN" \
     > "$OUT/server.log" 2>&1 &
 else
   DEMO_ARGS=(demo --sip "127.0.0.1:$SIP_PORT" --admin "$ADMIN" --backend "$BACKEND"
     --rtp-port-min "$RTP_MIN" --spool "$OUT/spool" --fixed-otp 246810 --resend-window 0s)
   [ "$RECORD" = 1 ] && DEMO_ARGS+=(--record "$OUT/rec")
-  "$BIN" "${DEMO_ARGS[@]}" > "$OUT/server.log" 2>&1 &
+  "${WRAP[@]}" "$BIN" "${DEMO_ARGS[@]}" > "$OUT/server.log" 2>&1 &
 fi
 SERVER=$!
 CAP=""
@@ -163,11 +168,11 @@ log "sipp ${SIPP_ARGS[*]}"
 SIPP=$!
 
 # Sample the server every 0.25 s: time, calls_active, CPU ticks, VmRSS.
-echo -e "t\tactive\tcpu_ticks\trss_kb" > "$OUT/samples.tsv"
+echo -e "t\tactive\tcpu_ticks\trss_kb\tsipp_cpu_ticks" > "$OUT/samples.tsv"
 JSTARTED=0
 while kill -0 "$SIPP" 2>/dev/null; do
   a=$(metric sspr_ivr_calls_active || echo 0)
-  echo -e "$(date +%s.%N)\t$a\t$(cpu_ticks)\t$(rss_kb)" >> "$OUT/samples.tsv"
+  echo -e "$(date +%s.%N)\t$a\t$(cpu_ticks)\t$(rss_kb)\t$(awk '{print $14 + $15}' "/proc/$SIPP/stat" 2>/dev/null || echo 0)" >> "$OUT/samples.tsv"
   if [ "$JITTER" != 0 ] && [ "$JSTARTED" = 0 ] && [ "$a" -ge "$L" ]; then
     JSTARTED=1
     timeout $((JITTER + 10)) dumpcap -q -i lo -s 64 -P -B 64 -a "duration:$JITTER" \
@@ -232,7 +237,7 @@ if record:
     print(f"timelines: {len(tls)} calls, {good} collected exactly {want}, {len(bad)} did not" + (f": {bad[:5]}" if bad else ""))
 # steady window: samples with calls_active >= l
 s = [r for r in csv.reader(open(os.path.join(out, "samples.tsv")), delimiter="\t")][1:]
-s = [(float(t), int(a), int(c), int(r or 0)) for t, a, c, r in s]
+s = [(float(t), int(a), int(c), int(r or 0), int(sp or 0)) for t, a, c, r, sp in s]
 full = [i for i, x in enumerate(s) if x[1] >= l]
 if len(full) >= 2:
     i, j = full[0], full[-1]
@@ -242,7 +247,8 @@ if len(full) >= 2:
     dur = s[j][0] - s[i][0]
     peak_rss = max(x[3] for x in win)
     print(f"steady window: {dur:.2f} s with >= {l} calls up (mean {call_s / dur:.1f}), {call_s / 60:.2f} call-minutes, "
-          f"server CPU {cpu:.2f} s ({100 * cpu / dur:.0f} % of one core) -> {cpu / (call_s / 60):.4f} CPU-s per call-minute")
+          f"server CPU {cpu:.2f} s ({100 * cpu / dur:.0f} % of one core) -> {cpu / (call_s / 60):.4f} CPU-s per call-minute; "
+          f"sipp CPU {(s[j][4] - s[i][4]) / tck:.2f} s")
     print(f"RSS: idle {idle_rss} kB, peak in window {peak_rss} kB -> {(peak_rss - idle_rss) / l:.1f} kB per call")
 else:
     print(f"steady window: never saw {l} calls up at once (max {max((x[1] for x in s), default=0)})")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in for the demo backend's HTTP API with any number of accounts, for load.
 
-    bench/load_backend.py --listen 127.0.0.1:28089 [--otp 246810]
+    bench/load_backend.py --listen 127.0.0.1:28089 [--otp 246810] [--lookup-delay-ms MS]
 
 `sspr-ivr demo`'s backend holds five fixture users and, like a real identity
 provider, refuses a second code for a user inside its resend window, consumes
@@ -17,6 +17,8 @@ audit list, so N concurrent calls of that scenario can each complete a reset:
   POST /users/{user_id}/pin            -> 200, or 400 PIN_TOO_SIMPLE for one repeated digit
   POST /audit                          -> 201 stored | 200 duplicate (by Idempotency-Key)
   GET  /demo/audit                     -> the audit records received
+--lookup-delay-ms makes every directory lookup answer that much later (a slow
+directory: the flow's processing prompt `please_wait` then plays meanwhile).
 Standard library only; binds loopback only.
 """
 import argparse
@@ -24,6 +26,7 @@ import json
 import re
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
@@ -34,6 +37,7 @@ AUDIT_KEYS = set()
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     otp = "246810"
+    lookup_delay = 0.0
 
     def log_message(self, *a):
         pass
@@ -63,6 +67,8 @@ class H(BaseHTTPRequestHandler):
     def do_GET(self):
         m = re.fullmatch(r"/users/([0-9]{1,10})", self.path)
         if m:
+            if self.lookup_delay:
+                time.sleep(self.lookup_delay)
             e = m.group(1)
             return self.reply(200, {"userId": f"u-{e}", "employeeId": e, "status": "ACTIVE",
                                     "factor": "sms", "mobile": "+1 555-010-0199",
@@ -100,11 +106,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--listen", default="127.0.0.1:28089")
     ap.add_argument("--otp", default="246810")
+    ap.add_argument("--lookup-delay-ms", type=float, default=0.0)
     a = ap.parse_args()
     host, port = a.listen.rsplit(":", 1)
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("loopback only")
     H.otp = a.otp
+    H.lookup_delay = a.lookup_delay_ms / 1000.0
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 512
     ThreadingHTTPServer((host, int(port)), H).serve_forever()
