@@ -186,7 +186,10 @@ wait "$SIPP"; SIPP_RC=$?
 SIPP=""
 set -e
 sleep 1
-curl -sf "http://$ADMIN/metrics" > "$OUT/metrics.txt"
+if ! curl -sf "http://$ADMIN/metrics" > "$OUT/metrics.txt"; then
+  log "WARNING: the server is gone before the end of the run (see $OUT/server.log)"
+fi
+kill -0 "$SERVER" 2>/dev/null || log "WARNING: server process $SERVER exited during the run"
 if [ -n "$CAP" ]; then
   if [ "$CAPALL" = 1 ]; then kill -INT "$CAP" 2>/dev/null || true; fi
   wait "$CAP" 2>/dev/null || true
