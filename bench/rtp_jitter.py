@@ -42,6 +42,7 @@ def main():
 
     deltas = []
     offsets = []
+    bins_all, bins_late = {}, {}
     gaps = 0
     reorder = 0
     packets = 0
@@ -63,12 +64,20 @@ def main():
             offs.append((p.ts - first.ts - n * ptime) * 1000.0)
         m = min(offs)
         offsets.extend(o - m for o in offs)
+        for p, o in zip(pkts, offs):
+            b = int(p.ts * 10)
+            bins_all[b] = bins_all.get(b, 0) + 1
+            if o - m > 8.0:
+                bins_late[b] = bins_late.get(b, 0) + 1
 
     deltas.sort()
     offsets.sort()
     within = sum(1 for d in deltas if 18.0 <= d <= 22.0)
     pc = pcaprtp.percentile
+    stall_bins = sorted(b for b in bins_all if bins_late.get(b, 0) > 0.05 * bins_all[b])
     res = {
+        "bins_100ms": len(bins_all),
+        "stall_bins_100ms": len(stall_bins),
         "pcap": args.pcap,
         "records": st.records,
         "streams": len(streams),
@@ -106,6 +115,8 @@ def main():
     so = res["schedule_offset_ms"]
     print(f"offset from ideal 20 ms schedule (ms): p50 {so['p50']}  p99 {so['p99']}  "
           f"p99.9 {so['p99.9']}  max {so['max']}")
+    print(f"100 ms bins where > 5 % of packets were > 8 ms behind schedule (stalls hitting all calls at once): "
+          f"{len(stall_bins)} of {len(bins_all)}")
 
 
 if __name__ == "__main__":
