@@ -68,7 +68,7 @@ pub enum Command {
         /// Where the audit spool lives.
         #[arg(long)]
         spool: Option<PathBuf>,
-        /// First RTP port (the demo uses 200 from here).
+        /// First RTP port (the demo uses the 2000 ports from here: 1000 calls).
         #[arg(long)]
         rtp_port_min: Option<u16>,
         /// Treat unknown employee IDs like known ones until the code step.
