@@ -488,6 +488,7 @@ impl SipDriver {
                 _ = stop.cancelled() => return,
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
+                        trace_sip("in", Transport::Udp, from, &buf[..n]);
                         self.endpoint.handle_datagram(now(), Transport::Udp, from, &buf[..n]);
                     }
                     Err(e) => debug!(error = %e, "SIP UDP receive error"),
@@ -504,6 +505,7 @@ impl SipDriver {
     fn on_input(&mut self, m: SipIn) {
         match m {
             SipIn::Tcp { peer, data } => {
+                trace_sip("in", Transport::Tcp, peer, &data);
                 self.endpoint
                     .handle_datagram(now(), Transport::Tcp, peer, &data)
             }
@@ -531,6 +533,7 @@ impl SipDriver {
             let mut progressed = false;
             while let Some(t) = self.endpoint.poll_transmit() {
                 progressed = true;
+                trace_sip("out", t.transport, t.destination, &t.payload);
                 match t.transport {
                     Transport::Udp => {
                         if let Err(e) = self.udp.send_to(&t.payload, t.destination).await {
@@ -770,6 +773,46 @@ impl SipDriver {
             shared.live_calls.fetch_sub(1, Ordering::SeqCst);
         });
     }
+}
+
+/// SIP on the wire at trace level: the start line, Call-ID and CSeq only.
+/// Never headers beyond those, never bodies — an INFO body is a DTMF digit,
+/// and inside the secure segment that digit is part of a PIN.
+fn trace_sip(dir: &str, transport: Transport, peer: SocketAddr, data: &[u8]) {
+    if !tracing::enabled!(tracing::Level::TRACE) {
+        return;
+    }
+    let text = String::from_utf8_lossy(&data[..data.len().min(2048)]);
+    let mut lines = text.lines();
+    let start: String = lines
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let mut call_id = "";
+    let mut cseq = "";
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "call-id" | "i" => call_id = value.trim(),
+            "cseq" => cseq = value.trim(),
+            _ => {}
+        }
+    }
+    tracing::trace!(
+        dir,
+        transport = transport.via_name(),
+        %peer,
+        bytes = data.len(),
+        start = %start,
+        call_id = %crate::ops::logging::sanitize(call_id, 128),
+        cseq = %crate::ops::logging::sanitize(cseq, 64),
+        "sip"
+    );
 }
 
 fn metric_outcome(o: CallOutcome) -> CallOutcomeLabel {
