@@ -290,35 +290,10 @@ pub fn read_to_string(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
 
-/// A minimal HTTP/1.1 GET over loopback with a timeout; returns (status, body).
+/// A minimal HTTP/1.1 GET over loopback with a timeout; returns (status,
+/// body), the body de-chunked.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    // Chunked bodies (axum): keep only the JSON-looking part.
-    let body = match (body.find(['[', '{']), body.rfind([']', '}'])) {
-        (Some(a), Some(b)) if b >= a && !body.starts_with(['[', '{']) => body[a..=b].to_string(),
-        _ => body,
-    };
-    (status, body)
+    http_get_text(addr, path)
 }
 
 /// Poll `f` until it returns Some, or panic after `timeout`.
