@@ -118,11 +118,18 @@ enum Phase {
     Running,
     /// We sent BYE (or are waiting for the transfer to settle).
     Ending(CallOutcome),
+    /// The dialog is over, but a secure action (the PIN reset) was already
+    /// sent: wait for its result so the audit says what really happened.
+    Lingering(CallOutcome),
     Ended,
 }
 
 /// Wait this long for our BYE to be answered before dropping the call.
 const BYE_GUARD: Duration = Duration::from_secs(32);
+
+/// After the dialog ends, wait this long for a secure action already in
+/// flight (longer than an action's timeout and retries).
+const LINGER: Duration = Duration::from_secs(15);
 
 /// After a 202 to our REFER, wait this long for the NOTIFY with the final
 /// result; a peer that never sends one has taken the call (RFC 3515 leaves
@@ -140,6 +147,9 @@ pub struct Call {
     transfer_targets: BTreeMap<String, String>,
     reason_header: String,
     transferring: bool,
+    /// Secure actions sent and not yet answered (id → action name).
+    secure_in_flight: BTreeMap<u64, String>,
+    linger_until: Option<Instant>,
     /// After 202 to our REFER: settle as transferred if no final NOTIFY
     /// arrives by then.
     refer_deadline: Option<Instant>,
@@ -169,6 +179,8 @@ impl Call {
             transfer_targets: p.transfer_targets,
             reason_header: p.reason_header,
             transferring: false,
+            secure_in_flight: BTreeMap::new(),
+            linger_until: None,
             refer_deadline: None,
             ended_reported: false,
         }
@@ -191,7 +203,7 @@ impl Call {
     }
 
     pub fn handle_rtp(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
-        if self.phase == Phase::Ended {
+        if matches!(self.phase, Phase::Ended | Phase::Lingering(_)) {
             return;
         }
         self.media.handle_rtp(now, source, data);
@@ -199,6 +211,9 @@ impl Call {
     }
 
     pub fn handle_sip(&mut self, now: Instant, event: SipEvent) {
+        if matches!(self.phase, Phase::Ended | Phase::Lingering(_)) {
+            return;
+        }
         match event {
             SipEvent::Established { ack_sdp, .. } => {
                 if let Some(answer) = ack_sdp {
@@ -241,7 +256,7 @@ impl Call {
                     self.flow.handle_hangup(now);
                 }
                 self.drain_flow(now);
-                self.finish(outcome);
+                self.finish(now, outcome);
             }
             SipEvent::IncomingCall(_) => {}
         }
@@ -249,6 +264,24 @@ impl Call {
     }
 
     pub fn handle_action_result(&mut self, now: Instant, id: u64, outcome: &str, outputs: Vars) {
+        let action = self.secure_in_flight.remove(&id);
+        if let Phase::Lingering(ended) = self.phase {
+            if let Some(action) = action {
+                let result = if outcome == "success" {
+                    "success"
+                } else {
+                    "failure"
+                };
+                self.outputs.push_back(Output::Audit {
+                    result: result.into(),
+                    reason: format!("{action}_{outcome}_after_hangup"),
+                });
+            }
+            if self.secure_in_flight.is_empty() {
+                self.finish(now, ended);
+            }
+            return;
+        }
         if self.phase == Phase::Ended {
             return;
         }
@@ -266,6 +299,18 @@ impl Call {
         if self.phase == Phase::Ended {
             return;
         }
+        if let Phase::Lingering(ended) = self.phase {
+            if self.linger_until.is_some_and(|t| now >= t) {
+                for action in std::mem::take(&mut self.secure_in_flight).into_values() {
+                    self.outputs.push_back(Output::Audit {
+                        result: "unknown".into(),
+                        reason: format!("{action}_no_result_after_hangup"),
+                    });
+                }
+                self.finish(now, ended);
+            }
+            return;
+        }
         if now >= self.deadline_max && !matches!(self.phase, Phase::Ending(_)) {
             self.force_end(now, CallOutcome::MaxDuration);
         }
@@ -278,7 +323,7 @@ impl Call {
                     Phase::Ending(o) => o,
                     _ => CallOutcome::Completed,
                 };
-                self.finish(outcome);
+                self.finish(now, outcome);
                 return;
             }
         }
@@ -296,8 +341,10 @@ impl Call {
 
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.phase == Phase::Ended {
-            return None;
+        match self.phase {
+            Phase::Ended => return None,
+            Phase::Lingering(_) => return self.linger_until,
+            _ => {}
         }
         // Once the BYE is on its way the call limit has done its job; keeping
         // it would return a deadline in the past forever.
@@ -342,8 +389,13 @@ impl Call {
         }));
     }
 
-    fn finish(&mut self, outcome: CallOutcome) {
+    fn finish(&mut self, now: Instant, outcome: CallOutcome) {
         self.media.set_secure(false);
+        if !self.secure_in_flight.is_empty() && self.linger_until.is_none() {
+            self.phase = Phase::Lingering(outcome);
+            self.linger_until = Some(now + LINGER);
+            return;
+        }
         self.phase = Phase::Ended;
         if !self.ended_reported {
             self.ended_reported = true;
@@ -355,6 +407,10 @@ impl Call {
     fn pump(&mut self, now: Instant) {
         loop {
             let mut progressed = false;
+            if matches!(self.phase, Phase::Ended | Phase::Lingering(_)) {
+                // Nothing more goes to the caller; the flow is over.
+                break;
+            }
             while let Some((to, data)) = self.media.poll_transmit() {
                 progressed = true;
                 if self.phase != Phase::Ended {
@@ -411,6 +467,9 @@ impl Call {
                 FlowCommand::Play { id, items, .. } => self.media.play(now, id, items),
                 FlowCommand::StopPlayback => self.media.stop_playback(now),
                 FlowCommand::RunAction { id, action, vars } => {
+                    if self.flow.is_secure() {
+                        self.secure_in_flight.insert(id, action.clone());
+                    }
                     self.outputs
                         .push_back(Output::RunAction { id, action, vars });
                 }
@@ -861,6 +920,81 @@ mod tests {
                 "shutdown_in_secure_segment".to_string()
             )]
         );
+    }
+
+    /// Up to the moment `reset_pin` has been sent; returns its action id.
+    fn to_reset_in_flight(h: &mut Harness) -> u64 {
+        h.run_for(Duration::from_secs(1));
+        h.press("123456#");
+        let id = h.action("lookup_user");
+        h.reply(
+            id,
+            "success",
+            &[("user_id", "u1"), ("mobile", "+1 555-010-0199")],
+        );
+        let id = h.action("send_otp");
+        h.reply(id, "success", &[]);
+        h.run_for(Duration::from_secs(8));
+        h.press("246810");
+        let id = h.action("verify_otp");
+        h.reply(id, "success", &[]);
+        h.run_for(Duration::from_secs(1));
+        h.press("835172");
+        h.run_for(Duration::from_secs(1));
+        h.press("835172");
+        h.action("reset_pin")
+    }
+
+    #[test]
+    fn a_reset_in_flight_when_the_caller_hangs_up_is_audited_with_its_result() {
+        let mut h = Harness::new("sspr");
+        let id = to_reset_in_flight(&mut h);
+        h.sip(SipEvent::Terminated {
+            call: CallKey("c1@test".into()),
+            reason: EndReason::RemoteBye,
+        });
+        assert!(
+            !h.seen.iter().any(|(_, o)| matches!(o, Output::Ended(_))),
+            "the call waits for the reset it already sent"
+        );
+        let before = h.rtp_packets;
+        h.run_for(Duration::from_secs(2));
+        assert_eq!(h.rtp_packets, before, "no RTP after the caller left");
+        h.reply(id, "success", &[]);
+        assert_eq!(
+            h.audits(),
+            [
+                (
+                    "abandoned".to_string(),
+                    "caller_hangup_in_secure_segment".to_string()
+                ),
+                (
+                    "success".to_string(),
+                    "reset_pin_success_after_hangup".to_string()
+                ),
+            ]
+        );
+        assert!(matches!(
+            h.seen.last().map(|(_, o)| o),
+            Some(Output::Ended(CallOutcome::CallerHangup))
+        ));
+    }
+
+    #[test]
+    fn a_reset_that_never_answers_after_hangup_is_audited_as_unknown() {
+        let mut h = Harness::new("sspr");
+        to_reset_in_flight(&mut h);
+        h.sip(SipEvent::Terminated {
+            call: CallKey("c1@test".into()),
+            reason: EndReason::RemoteBye,
+        });
+        let at = h.now;
+        let ended = h.run_until("the end", |o| matches!(o, Output::Ended(_)));
+        assert_eq!(ended, at - h.t0 + LINGER);
+        assert!(h.audits().contains(&(
+            "unknown".to_string(),
+            "reset_pin_no_result_after_hangup".to_string()
+        )));
     }
 
     #[test]
