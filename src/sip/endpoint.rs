@@ -485,6 +485,24 @@ impl Endpoint {
         self.events.push_back(Event::IncomingCall(incoming));
     }
 
+    /// 481 Call/Transaction Does Not Exist (RFC 3261 §12.2.2, §9.2), sent
+    /// statelessly so that stray requests build no state.
+    fn respond_no_such_transaction(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        req: &Request,
+    ) {
+        self.respond_stateless(
+            transport,
+            source,
+            req,
+            481,
+            Some(random_token(12)),
+            Vec::new(),
+        );
+    }
+
     fn handle_reinvite(
         &mut self,
         now: Instant,
@@ -494,14 +512,7 @@ impl Endpoint {
         req: Request,
     ) {
         let Some(call_key) = self.find_dialog(&req) else {
-            self.respond_stateless(
-                transport,
-                source,
-                &req,
-                481,
-                Some(random_token(12)),
-                Vec::new(),
-            );
+            self.respond_no_such_transaction(transport, source, &req);
             return;
         };
         let cseq = req.cseq;
@@ -668,14 +679,7 @@ impl Endpoint {
     ) {
         let target = cancel_target_key(&req);
         let Some(invite_id) = self.server_index.get(&target).copied() else {
-            self.respond_stateless(
-                transport,
-                source,
-                &req,
-                481,
-                Some(random_token(12)),
-                Vec::new(),
-            );
+            self.respond_no_such_transaction(transport, source, &req);
             return;
         };
         let call_key = self.servers[&invite_id].call.clone();
@@ -730,14 +734,7 @@ impl Endpoint {
         req: Request,
     ) {
         let Some(call_key) = self.find_dialog(&req) else {
-            self.respond_stateless(
-                transport,
-                source,
-                &req,
-                481,
-                Some(random_token(12)),
-                Vec::new(),
-            );
+            self.respond_no_such_transaction(transport, source, &req);
             return;
         };
         let Some(call) = self.calls.get_mut(&call_key) else {

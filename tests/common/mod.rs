@@ -87,8 +87,20 @@ impl Server {
         backend: SocketAddr,
         dir: tempfile::TempDir,
     ) -> Server {
+        Server::spawn_with(args, &[], sip, admin, backend, dir)
+    }
+
+    fn spawn_with(
+        args: &[String],
+        env: &[(&str, String)],
+        sip: SocketAddr,
+        admin: SocketAddr,
+        backend: SocketAddr,
+        dir: tempfile::TempDir,
+    ) -> Server {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(repo())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -450,46 +462,6 @@ impl Server {
         admin: SocketAddr,
         dir: tempfile::TempDir,
     ) -> Server {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(repo())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sspr-ivr");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = output.clone();
-            let ready_tx = ready_tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if line.contains("listening on") {
-                        let _ = ready_tx.send(());
-                    }
-                    output.lock().unwrap().push(line);
-                }
-            });
-        }
-        let server = Server {
-            child,
-            sip,
-            admin,
-            backend: admin,
-            dir,
-            output,
-        };
-        if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            panic!(
-                "server did not start within 60 s; output:\n{}",
-                server.output_text()
-            );
-        }
-        server
+        Server::spawn_with(args, env, sip, admin, admin, dir)
     }
 }
