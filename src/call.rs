@@ -757,6 +757,25 @@ mod tests {
         }
     }
 
+    /// Known employee, code sent, eight seconds into the hold music (secure).
+    fn to_comfort_loop(h: &mut Harness) {
+        h.run_for(Duration::from_secs(1));
+        h.press("123456#");
+        let id = h.action("lookup_user");
+        h.reply(
+            id,
+            "success",
+            &[
+                ("user_id", "u1"),
+                ("mobile", "+1 555-010-0199"),
+                ("factor", "sms"),
+            ],
+        );
+        let id = h.action("send_otp");
+        h.reply(id, "success", &[]);
+        h.run_for(Duration::from_secs(8));
+    }
+
     fn to_locked_refer(h: &mut Harness) -> (String, Vec<(String, String)>) {
         h.run_for(Duration::from_secs(1));
         h.press("345678#");
@@ -856,22 +875,8 @@ mod tests {
     #[test]
     fn caller_hangup_inside_the_secure_segment_is_audited_and_unsecures() {
         let mut h = Harness::new("sspr");
-        h.run_for(Duration::from_secs(1));
-        h.press("123456#");
-        let id = h.action("lookup_user");
-        h.reply(
-            id,
-            "success",
-            &[
-                ("user_id", "u1"),
-                ("mobile", "+1 555-010-0199"),
-                ("factor", "sms"),
-            ],
-        );
-        let id = h.action("send_otp");
-        h.reply(id, "success", &[]);
         // Into the comfort loop (secure), type half a code, hang up.
-        h.run_for(Duration::from_secs(8));
+        to_comfort_loop(&mut h);
         assert!(h.call.is_secure(), "comfort loop is secure");
         h.press("246");
         h.sip(SipEvent::Terminated {
@@ -897,17 +902,7 @@ mod tests {
     #[test]
     fn shutdown_at_the_drain_limit_is_audited_as_the_servers_doing() {
         let mut h = Harness::new("sspr");
-        h.run_for(Duration::from_secs(1));
-        h.press("123456#");
-        let id = h.action("lookup_user");
-        h.reply(
-            id,
-            "success",
-            &[("user_id", "u1"), ("mobile", "+1 555-010-0199")],
-        );
-        let id = h.action("send_otp");
-        h.reply(id, "success", &[]);
-        h.run_for(Duration::from_secs(8));
+        to_comfort_loop(&mut h);
         assert!(h.call.is_secure());
         h.call.terminate(h.now, CallOutcome::Shutdown);
         h.drain();
@@ -924,17 +919,7 @@ mod tests {
 
     /// Up to the moment `reset_pin` has been sent; returns its action id.
     fn to_reset_in_flight(h: &mut Harness) -> u64 {
-        h.run_for(Duration::from_secs(1));
-        h.press("123456#");
-        let id = h.action("lookup_user");
-        h.reply(
-            id,
-            "success",
-            &[("user_id", "u1"), ("mobile", "+1 555-010-0199")],
-        );
-        let id = h.action("send_otp");
-        h.reply(id, "success", &[]);
-        h.run_for(Duration::from_secs(8));
+        to_comfort_loop(h);
         h.press("246810");
         let id = h.action("verify_otp");
         h.reply(id, "success", &[]);
