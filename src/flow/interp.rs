@@ -31,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::secret::Secret;
-use crate::template::{Escape, Templates};
+use crate::template::{Escaping, Templates};
 use crate::vars::{Value, Vars};
 
 use super::model::{self, Collect, ComfortLoop, Flow, Kind, Menu, State};
@@ -823,7 +823,7 @@ impl Interpreter {
                             .any(|n| self.vars.get(n).is_some_and(Value::is_secret)),
                         Err(e) => return self.fail(&format!("set `{k}`: {e}")),
                     };
-                    match templates().render(src, &self.vars, Escape::None, st.secure) {
+                    match templates().render(src, &self.vars, Escaping::None, st.secure) {
                         Ok(v) if reads_secret => self.vars.set_secret(k.clone(), Secret::new(v)),
                         Ok(v) => self.vars.set_plain(k.clone(), v),
                         Err(e) => return self.fail(&format!("set `{k}`: {e}")),
@@ -906,7 +906,7 @@ impl Interpreter {
                 model::PlayItem::Prompt(p) => out.push(PlayItem::Prompt(p.clone())),
                 model::PlayItem::Silence(d) => out.push(PlayItem::Silence(*d)),
                 model::PlayItem::Digits(src) => {
-                    match templates().render(src, &self.vars, Escape::None, false) {
+                    match templates().render(src, &self.vars, Escaping::None, false) {
                         Ok(text) => out.extend(
                             text.chars()
                                 .filter(char::is_ascii_digit)

@@ -132,10 +132,7 @@ impl CallTask {
                         rec.timeline(&ev);
                     }
                 }
-                Output::DigitHeard(source) => self
-                    .shared
-                    .metrics
-                    .dtmf_digit(crate::runtime::server::dtmf_transport(source)),
+                Output::DigitHeard(source) => self.shared.metrics.dtmf_digit(source),
                 Output::Ended(outcome) => return Some(outcome),
             }
         }

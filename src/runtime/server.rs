@@ -27,12 +27,11 @@ use crate::actions::ratelimit::RateLimiter;
 use crate::actions::Executor;
 use crate::audit::{AuditRecord, Backoff, CallFacts, Deliverer, Spool, SystemClock};
 use crate::call::{Call, CallOutcome, CallParams};
-use crate::config::{Config, Loaded, TransportName};
+use crate::config::{Config, Loaded};
 use crate::media::MediaConfig;
 use crate::ops::admin::Readiness;
 use crate::ops::metrics::{
-    CallOutcome as CallOutcomeLabel, DtmfTransport, Metrics, RejectReason, ReloadResult,
-    ResetResult, RtpCounts, SipMethod,
+    CallEnd, Metrics, RejectReason, ReloadResult, ResetResult, RtpCounts, SipMethod,
 };
 use crate::runtime::call_task::{CallInput, CallTask};
 use crate::runtime::ports::PortPool;
@@ -252,7 +251,7 @@ pub async fn serve(
     let tasks = tokio_util::task::TaskTracker::new();
     let hard_stop = CancellationToken::new();
 
-    if cfg.sip.transports.contains(&TransportName::Tcp) {
+    if cfg.sip.transports.contains(&Transport::Tcp) {
         let listener = TcpListener::bind(sip_addr)
             .await
             .with_context(|| format!("bind SIP TCP {sip_addr}"))?;
@@ -759,15 +758,15 @@ impl SipDriver {
         self.tasks.spawn(async move {
             let _active = active;
             let outcome = match handle.await {
-                Ok(outcome) => metric_outcome(outcome),
+                Ok(outcome) => CallEnd::from(outcome),
                 Err(e) if e.is_panic() => {
                     error!(call_id = %key.0, "call task panicked; hanging up");
                     shared.metrics.call_panicked();
                     let _ = sip_tx.send(SipIn::Command(SipCommand::Hangup { call: key.clone() }));
                     let _ = sip_tx.send(SipIn::CallGone(key));
-                    CallOutcomeLabel::Panicked
+                    CallEnd::Panicked
                 }
-                Err(_) => CallOutcomeLabel::Failed,
+                Err(_) => CallEnd::Failed,
             };
             shared.metrics.call_finished(outcome);
             shared.live_calls.fetch_sub(1, Ordering::SeqCst);
@@ -813,27 +812,6 @@ fn trace_sip(dir: &str, transport: Transport, peer: SocketAddr, data: &[u8]) {
         cseq = %crate::ops::logging::sanitize(cseq, 64),
         "sip"
     );
-}
-
-fn metric_outcome(o: CallOutcome) -> CallOutcomeLabel {
-    match o {
-        CallOutcome::Completed => CallOutcomeLabel::Completed,
-        CallOutcome::Transferred => CallOutcomeLabel::Transferred,
-        CallOutcome::CallerHangup => CallOutcomeLabel::CallerHangup,
-        CallOutcome::AckTimeout | CallOutcome::RtpTimeout | CallOutcome::MaxDuration => {
-            CallOutcomeLabel::Timeout
-        }
-        CallOutcome::Shutdown => CallOutcomeLabel::Drained,
-    }
-}
-
-/// The metrics label for a digit's transport.
-pub fn dtmf_transport(source: crate::media::DigitSource) -> DtmfTransport {
-    match source {
-        crate::media::DigitSource::Rfc4733 => DtmfTransport::Rfc4733,
-        crate::media::DigitSource::Inband => DtmfTransport::Inband,
-        crate::media::DigitSource::Info => DtmfTransport::Info,
-    }
 }
 
 /// Media counters as metrics counts.
