@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::super::model::ComfortLoop;
-use super::{Activity, Interpreter, PlayItem};
+use super::{Activity, Interpreter, Say};
 
 #[derive(Debug)]
 pub(super) enum ComfortPart {
@@ -24,7 +24,7 @@ impl Interpreter {
         if let Activity::Comfort(run) = &mut self.activity {
             run.part = ComfortPart::Music { id };
         }
-        self.emit_play(id, vec![PlayItem::Prompt(spec.music.clone())], true);
+        self.emit_play(id, vec![Say::Prompt(spec.music.clone())], true);
         self.deadline = Some(now + spec.seconds.0);
     }
 

@@ -52,8 +52,7 @@ use collect::CollectRun;
 use comfort::{ComfortPart, ComfortRun};
 use menu::MenuRun;
 
-/// One piece of audio to play: the media layer's own type.
-pub use crate::media::PlayItem;
+pub use say::{digit_prompt, Say};
 
 /// What the runtime must do. Drain with [`Interpreter::poll_command`] after
 /// every input.
@@ -65,7 +64,7 @@ pub enum Command {
     /// when it barges in).
     Play {
         id: u64,
-        items: Vec<PlayItem>,
+        items: Vec<Say>,
         barge_in: bool,
     },
     StopPlayback,
@@ -424,7 +423,7 @@ impl Interpreter {
                         run.part = ComfortPart::Music { id: new };
                     }
                     let music = spec.music.clone();
-                    self.emit_play(new, vec![PlayItem::Prompt(music)], true);
+                    self.emit_play(new, vec![Say::Prompt(music)], true);
                 }
                 ComfortPart::Menu { prompt: Some(p) } if p == id => {
                     run.part = ComfortPart::Menu { prompt: None };

@@ -43,8 +43,9 @@ fn simulate(flow: Arc<Flow>, keys: &[(u64, char)]) -> Vec<String> {
                     let names: Vec<String> = items
                         .iter()
                         .map(|i| match i {
-                            PlayItem::Prompt(p) => p.clone(),
-                            PlayItem::Silence(_) => "-".into(),
+                            Say::Prompt(p) => p.clone(),
+                            Say::Digit(d) => digit_prompt(*d),
+                            Say::Silence(_) => "-".into(),
                         })
                         .collect();
                     log.push(format!("{} play {}", ms(now), names.join(",")));
