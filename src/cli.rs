@@ -306,7 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
         }
         Command::Graph { flow, format } => {
-            let f = crate::flow::model::load(flow)?;
+            let f = crate::files::load_flow(flow)?;
             let text = match format {
                 GraphFormat::Dot => crate::flow::graph::to_dot(&f),
                 GraphFormat::Mermaid => crate::flow::graph::to_mermaid(&f),
@@ -325,8 +325,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dtmf { file } => {
-            let digits =
-                crate::media::detect_file(file).with_context(|| format!("{}", file.display()))?;
+            let bytes = std::fs::read(file)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
+            let digits = crate::media::detect_digits(file, &bytes)?;
             println!("{digits}");
             Ok(ExitCode::SUCCESS)
         }

@@ -473,7 +473,7 @@ pub struct Loaded {
 impl Loaded {
     /// Load and validate everything; any problem is an error naming the file.
     pub fn from_config(config: Config) -> Result<Loaded, ConfigError> {
-        let prompts = PromptCache::load_dir(&config.prompt_dir())
+        let prompts = crate::files::load_prompts(&config.prompt_dir())
             .map_err(|e| ConfigError::Prompts(e.to_string()))?;
         let mut actions = BTreeMap::new();
         for (name, action) in &config.actions {
@@ -487,7 +487,7 @@ impl Loaded {
         let mut flows = BTreeMap::new();
         let mut problems = Vec::new();
         for (name, path) in &config.flows {
-            match crate::flow::model::load(path) {
+            match crate::files::load_flow(path) {
                 Ok(flow) => {
                     let diags = crate::flow::validate::validate(&flow, path, &catalog);
                     if diags.is_empty() {

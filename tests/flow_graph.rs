@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use sspr_ivr::flow::{load, to_dot, to_mermaid, Flow};
+use sspr_ivr::files::load_flow as load;
+use sspr_ivr::flow::{to_dot, to_mermaid, Flow};
 
 fn sspr() -> Flow {
     load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("flows/sspr.yaml"))

@@ -27,7 +27,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::codec::Codec;
 use crate::media::g711;
 use crate::media::goertzel::ToneGenerator;
-use crate::media::prompts::{PromptCache, PromptRecognizer};
+use crate::media::prompts::PromptRecognizer;
 use crate::media::rtp;
 use crate::media::telephone_event;
 use crate::media::DigitSource;
@@ -177,7 +177,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     let mut rules = parse_rules(&args.on, "--on")?;
     let mut during_rules = parse_rules(&args.during, "--during")?;
     let cache = Arc::new(
-        PromptCache::load_dir(&args.prompts)
+        crate::files::load_prompts(&args.prompts)
             .with_context(|| format!("prompts {}", args.prompts.display()))?,
     );
     let sip = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;

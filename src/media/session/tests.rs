@@ -11,8 +11,10 @@ fn shipped() -> Arc<PromptCache> {
     CACHE
         .get_or_init(|| {
             Arc::new(
-                PromptCache::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/en"))
-                    .unwrap(),
+                crate::files::load_prompts(
+                    &Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/en"),
+                )
+                .unwrap(),
             )
         })
         .clone()

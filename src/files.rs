@@ -1,0 +1,45 @@
+//! The file reading that the sans-IO layers leave to their callers.
+//!
+//! `flow/` parses flow text and `media/` decodes WAV bytes, but neither opens a file
+//! (the rule is checked by `tests/sans_io.rs`). Start-up loading (`config::Loaded`),
+//! `sspr-ivr graph`, `dtmf`, `dial` and tests read through here, so a file that is missing
+//! or unreadable is always an error naming it, in the layer's own error type.
+
+use std::path::{Path, PathBuf};
+
+use crate::flow::{Flow, FlowError};
+use crate::media::{PromptCache, PromptError};
+
+/// Reads and parses one flow file.
+pub fn load_flow(path: &Path) -> Result<Flow, FlowError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FlowError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    crate::flow::model::parse(&text, path)
+}
+
+/// Reads every `*.wav` in `dir` (not recursive; other files are ignored) into a
+/// [`PromptCache`]; see [`PromptCache::from_wav_files`] for what is checked.
+pub fn load_prompts(dir: &Path) -> Result<PromptCache, PromptError> {
+    let dir_err = |source| PromptError::Dir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(dir_err)? {
+        let path = entry.map_err(dir_err)?.path();
+        let is_wav = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+        if is_wav {
+            let bytes = std::fs::read(&path).map_err(|source| PromptError::Read {
+                file: path.clone(),
+                source,
+            })?;
+            files.push((path, bytes));
+        }
+    }
+    PromptCache::from_wav_files(dir, files)
+}
