@@ -291,7 +291,7 @@ pub async fn serve(
     let advertised = cfg.sip.advertised_addr.unwrap_or(sip_addr);
     let mut sip_cfg = EndpointConfig::new(advertised, cfg.sip.user_agent.clone());
     sip_cfg.symmetric_signalling = cfg.sip.symmetric_signalling;
-    let endpoint = Endpoint::new(sip_cfg);
+    let endpoint = Endpoint::new(sip_cfg, crate::sip::TokenRng::from_seed(rand::random()));
     let driver = SipDriver {
         endpoint,
         udp: udp.clone(),

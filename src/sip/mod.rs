@@ -4,6 +4,7 @@
 //! [`transaction`]), dialogs ([`dialog`]), SDP offer/answer for G.711 and
 //! telephone-event ([`sdp`]), Content-Length framing for TCP ([`framing`]), the UAS
 //! [`Endpoint`] the server runs, and a small UAC ([`uac`]) for the `dial` test caller.
+//! Tags, branches and Call-IDs come from a [`TokenRng`] each endpoint holds ([`rng`]).
 //!
 //! Nothing here opens a socket or reads a clock: the runtime feeds datagrams with
 //! `handle_datagram(now, ..)`, drains `poll_transmit()` / `poll_event()`, and sleeps
@@ -17,6 +18,7 @@ pub mod dialog;
 pub mod endpoint;
 pub mod framing;
 pub mod message;
+pub mod rng;
 pub mod sdp;
 pub mod timer;
 pub mod transaction;
@@ -28,6 +30,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use endpoint::Endpoint;
+pub use rng::TokenRng;
 
 /// Which transport a message arrived on or leaves by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -223,13 +226,3 @@ pub const ACCEPT: &str =
     "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
 /// Extensions we support (Supported header): none beyond RFC 3261 and RFC 3515.
 pub const SUPPORTED: &str = "";
-
-/// A random token for tags, branches and Call-IDs.
-pub(crate) fn random_token(len: usize) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
-}
