@@ -65,9 +65,21 @@ pub struct Transmit {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallKey(pub String);
 
+/// Longest Call-ID shown by [`CallKey`]'s `Display`.
+const CALL_KEY_SHOWN: usize = 128;
+
+/// For logs: the Call-ID is peer data, so control characters become `?` and it is cut
+/// at 128 characters (with `…`); it cannot forge or flood a log line.
 impl std::fmt::Display for CallKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        use std::fmt::Write;
+        for (i, c) in self.0.chars().enumerate() {
+            if i == CALL_KEY_SHOWN {
+                return f.write_char('…');
+            }
+            f.write_char(if c.is_control() { '?' } else { c })?;
+        }
+        Ok(())
     }
 }
 
@@ -226,3 +238,18 @@ pub const ACCEPT: &str =
     "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
 /// Extensions we support (Supported header): none beyond RFC 3261 and RFC 3515.
 pub const SUPPORTED: &str = "";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_key_display_is_bounded_and_escaped() {
+        let forged = CallKey("abc\r\n2026-01-01 INFO forged line\x1b[31m".into());
+        assert_eq!(forged.to_string(), "abc??2026-01-01 INFO forged line?[31m");
+        let long = CallKey("x".repeat(20_000));
+        let shown = long.to_string();
+        assert_eq!(shown.chars().count(), CALL_KEY_SHOWN + 1);
+        assert!(shown.ends_with('…'));
+    }
+}
