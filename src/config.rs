@@ -21,6 +21,7 @@ use crate::flow::model::Flow;
 use crate::flow::Catalog;
 use crate::media::prompts::PromptCache;
 use crate::media::DtmfMode;
+use crate::sip::Transport;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,19 +48,12 @@ pub enum ConfigError {
     Actions(String),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportName {
-    Udp,
-    Tcp,
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
     /// Address for SIP over UDP and TCP.
     pub listen: SocketAddr,
-    pub transports: Vec<TransportName>,
+    pub transports: Vec<Transport>,
     /// Address written into Via/Contact; defaults to `listen`.
     pub advertised_addr: Option<SocketAddr>,
     pub user_agent: String,
@@ -71,7 +65,7 @@ impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
             listen: "127.0.0.1:5060".parse().expect("static address"),
-            transports: vec![TransportName::Udp, TransportName::Tcp],
+            transports: vec![Transport::Udp, Transport::Tcp],
             advertised_addr: None,
             user_agent: concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             symmetric_signalling: true,
