@@ -70,14 +70,9 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ),
 ];
 
-/// Known exceptions: (file, pattern that matched, why, and until when).
-const ALLOWED: &[(&str, &str, &str)] = &[(
-    "src/sip/mod.rs",
-    "thread_rng",
-    "TEMPORARY: sip::random_token draws tags, branches and Call-IDs from the thread RNG. \
-     Issue 9.2 moves SIP randomness into an RNG the endpoint holds (seedable in tests); \
-     remove this entry when that lands (this test then fails until it is removed).",
-)];
+/// Known exceptions: (file, pattern that matched, why, and until when). Empty: the last
+/// one (`thread_rng` in `sip::random_token`) went when the endpoint got its own `TokenRng`.
+const ALLOWED: &[(&str, &str, &str)] = &[];
 
 /// Source text with comments, string/char literals (their contents) and nothing else
 /// changed; newlines are kept so line numbers stay right.
