@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Loaded, LogFormatName};
+use crate::config::{Config, Loaded};
 use crate::ops::logging::{self, LogFormat};
 use crate::runtime::dial::DialArgs;
 
@@ -133,8 +133,8 @@ fn data_root() -> PathBuf {
     cwd
 }
 
-fn init_logging(cli: &Cli, cfg_format: Option<LogFormatName>, cfg_level: Option<&str>) {
-    let json = cli.log_json || cfg_format == Some(LogFormatName::Json);
+fn init_logging(cli: &Cli, cfg_format: Option<LogFormat>, cfg_level: Option<&str>) {
+    let json = cli.log_json || cfg_format == Some(LogFormat::Json);
     let level = cli
         .log_level
         .clone()

@@ -21,6 +21,7 @@ use crate::flow::model::Flow;
 use crate::flow::Catalog;
 use crate::media::prompts::PromptCache;
 use crate::media::DtmfMode;
+use crate::ops::logging::LogFormat;
 use crate::sip::Transport;
 
 #[derive(Debug, thiserror::Error)]
@@ -256,17 +257,10 @@ impl Default for AdminConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormatName {
-    Human,
-    Json,
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
-    pub format: LogFormatName,
+    pub format: LogFormat,
     /// tracing filter (`info`, `sspr_ivr=debug`); `RUST_LOG` overrides.
     pub level: String,
 }
@@ -274,7 +268,7 @@ pub struct LoggingConfig {
 impl Default for LoggingConfig {
     fn default() -> Self {
         LoggingConfig {
-            format: LogFormatName::Human,
+            format: LogFormat::Human,
             level: "info".into(),
         }
     }
