@@ -225,8 +225,11 @@ impl Call {
                     self.flow.handle_timeout(now);
                 }
             }
-            SipEvent::Dtmf { digit, .. } => {
-                self.media.handle_info_digit(now, digit);
+            SipEvent::Dtmf {
+                digit, duration_ms, ..
+            } => {
+                let duration = duration_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+                self.media.handle_info_digit(now, digit, duration);
             }
             SipEvent::ReferStatus { status, .. } => {
                 match status {
@@ -391,6 +394,7 @@ impl Call {
 
     fn finish(&mut self, now: Instant, outcome: CallOutcome) {
         self.media.set_secure(false);
+        self.flush_recording();
         if !self.secure_in_flight.is_empty() && self.linger_until.is_none() {
             self.phase = Phase::Lingering(outcome);
             self.linger_until = Some(now + LINGER);
@@ -400,6 +404,26 @@ impl Call {
         if !self.ended_reported {
             self.ended_reported = true;
             self.outputs.push_back(Output::Ended(outcome));
+        }
+    }
+
+    /// The dialog is over: hand the recorder the frames the media layer
+    /// still holds back (its look-back); nothing else goes out any more.
+    fn flush_recording(&mut self) {
+        self.media.flush_recording();
+        while let Some(ev) = self.media.poll_event() {
+            if let MediaEvent::Record {
+                caller,
+                ivr,
+                suppressed,
+            } = ev
+            {
+                self.outputs.push_back(Output::Record {
+                    caller,
+                    ivr,
+                    suppressed,
+                });
+            }
         }
     }
 
@@ -488,6 +512,7 @@ impl Call {
                     self.outputs.push_back(Output::Audit { result, reason });
                 }
                 FlowCommand::Secure(on) => self.media.set_secure(on),
+                FlowCommand::KeyGuard(on) => self.media.set_key_guard(on),
                 FlowCommand::Timeline(ev) => self.outputs.push_back(Output::Timeline(ev)),
             }
         }

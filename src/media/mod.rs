@@ -15,6 +15,7 @@ pub mod digits;
 pub mod g711;
 pub mod goertzel;
 pub mod prompts;
+pub mod recording;
 pub mod rtp;
 pub mod session;
 pub mod telephone_event;

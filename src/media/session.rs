@@ -31,7 +31,10 @@
 //!
 //! Recording: with `record: true`, one `Record` event per sent packet carries the
 //! caller's audio received since the previous packet and the IVR's audio of that
-//! packet; while `set_secure(true)` both are silence and `suppressed` is true.
+//! packet, handed out [`recording::LOOKBACK`] late; while `set_secure(true)` or
+//! `set_key_guard(true)` both are silence and `suppressed` is true, reaching back
+//! over the frames still held, and after both end suppression waits for the last
+//! key's tail ([`crate::media::recording`]). `flush_recording` hands out the rest.
 //!
 //! It does not do RTCP, jitter buffering or SRTP, and never logs digit values.
 
@@ -44,6 +47,7 @@ use crate::codec::Codec;
 use crate::media::digits::DigitMerger;
 use crate::media::goertzel::InbandDetector;
 use crate::media::prompts::PromptCache;
+use crate::media::recording::{self, RecordingTap};
 use crate::media::rtp::{self, RtpHeader};
 use crate::media::telephone_event::{self, Receiver};
 use crate::media::{g711, DigitSource, DtmfMode, PlayItem};
@@ -52,10 +56,10 @@ use crate::media::{g711, DigitSource, DtmfMode, PlayItem};
 pub const LATE_TOLERANCE: Duration = Duration::from_millis(2);
 /// At most this many overdue packets are sent in one burst; older ones are skipped.
 pub const MAX_CATCH_UP: u64 = 10;
+/// A SIP INFO digit without a duration is taken to sound this long.
+const INFO_DIGIT_DURATION: Duration = Duration::from_millis(250);
 /// Symmetric RTP re-latches only after the latched source was quiet this long.
 pub const RELATCH_AFTER: Duration = Duration::from_millis(500);
-/// Caller audio buffered for recording, at most this many packets' worth.
-const MAX_RECORD_BACKLOG_FRAMES: usize = 10;
 
 /// Everything a session needs from the SDP negotiation and the config.
 #[derive(Clone, Debug)]
@@ -203,8 +207,7 @@ pub struct MediaSession {
     inband: InbandDetector,
     merger: DigitMerger,
     decoded: Vec<i16>,
-    caller_audio: VecDeque<i16>,
-    secure: bool,
+    tap: RecordingTap,
     seq_tracker: Option<SeqTracker>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<MediaEvent>,
@@ -256,8 +259,10 @@ impl MediaSession {
             inband: InbandDetector::new(),
             merger: DigitMerger::new(config.dtmf_mode),
             decoded: Vec::with_capacity(samples_per_frame * 2),
-            caller_audio: VecDeque::new(),
-            secure: false,
+            tap: RecordingTap::new(
+                samples_per_frame,
+                Duration::from_millis(u64::from(ptime_ms)),
+            ),
             seq_tracker: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -322,6 +327,8 @@ impl MediaSession {
         self.latch(now, source);
         let h = packet.header;
         if Some(h.payload_type) == self.config.telephone_event_pt {
+            // Any event packet is key activity (the recording's tail rule).
+            self.tap.key_active(now);
             match self
                 .rfc4733
                 .handle_packet(now, h.ssrc, h.timestamp, packet.payload)
@@ -338,13 +345,12 @@ impl MediaSession {
                 for d in self.inband.push(&self.decoded) {
                     self.merger.handle_digit(now, d.digit, DigitSource::Inband);
                 }
-            }
-            if self.config.record && !self.secure {
-                self.caller_audio.extend(self.decoded.iter().copied());
-                let cap = self.samples_per_frame * MAX_RECORD_BACKLOG_FRAMES;
-                while self.caller_audio.len() > cap {
-                    self.caller_audio.pop_front();
+                if self.inband.in_digit() {
+                    self.tap.key_active(now);
                 }
+            }
+            if self.config.record {
+                self.tap.push_caller(&self.decoded);
             }
         } else if h.payload_type != 13 {
             // 13 = comfort noise (RFC 3389): fine to ignore.
@@ -385,12 +391,15 @@ impl MediaSession {
         }
     }
 
-    /// A digit from SIP INFO (already parsed by the SIP layer).
-    pub fn handle_info_digit(&mut self, now: Instant, digit: char) {
+    /// A digit from SIP INFO (already parsed by the SIP layer), with the
+    /// key's duration if the INFO said it.
+    pub fn handle_info_digit(&mut self, now: Instant, digit: char, duration: Option<Duration>) {
         if telephone_event::digit_to_event(digit).is_none() {
             self.stats.malformed += 1;
             return;
         }
+        self.tap
+            .key_active(now + duration.unwrap_or(INFO_DIGIT_DURATION));
         self.merger
             .handle_digit(now, digit.to_ascii_uppercase(), DigitSource::Info);
         self.drain_digits();
@@ -422,7 +431,7 @@ impl MediaSession {
                 if now.saturating_duration_since(deadline) > LATE_TOLERANCE {
                     self.stats.late += 1;
                 }
-                self.send_frame();
+                self.send_frame(now);
             }
         }
         self.rfc4733.handle_timeout(now);
@@ -440,7 +449,7 @@ impl MediaSession {
         }
     }
 
-    fn send_frame(&mut self) {
+    fn send_frame(&mut self, now: Instant) {
         let codec = self.config.codec;
         let spf = self.samples_per_frame;
         let mut payload = Vec::with_capacity(spf);
@@ -519,7 +528,7 @@ impl MediaSession {
         self.timestamp = self.timestamp.wrapping_add(spf as u32);
         self.next_frame += 1;
         if self.config.record {
-            self.record_frame(&payload);
+            self.record_frame(now, &payload);
         }
         if from_item && self.current.is_none() && self.queue.is_empty() {
             if let Some(id) = self.play_id.take() {
@@ -528,25 +537,19 @@ impl MediaSession {
         }
     }
 
-    fn record_frame(&mut self, payload: &[u8]) {
-        let spf = self.samples_per_frame;
-        let take = self.caller_audio.len().min(spf);
-        let mut caller: Vec<i16> = self.caller_audio.drain(..take).collect();
-        caller.resize(spf, 0);
-        let event = if self.secure {
-            MediaEvent::Record {
-                caller: vec![0; spf],
-                ivr: vec![0; spf],
-                suppressed: true,
-            }
-        } else {
-            MediaEvent::Record {
-                caller,
-                ivr: g711::decode(self.config.codec, payload),
-                suppressed: false,
-            }
-        };
-        self.events.push_back(event);
+    fn record_frame(&mut self, now: Instant, payload: &[u8]) {
+        let pressing = self.rfc4733.is_pressing() || self.inband.in_digit();
+        let ivr = g711::decode(self.config.codec, payload);
+        if let Some(f) = self.tap.frame(now, ivr, pressing) {
+            self.events.push_back(record_event(f));
+        }
+    }
+
+    /// Hand out the recording frames still held back (the call is over).
+    pub fn flush_recording(&mut self) {
+        for f in self.tap.flush() {
+            self.events.push_back(record_event(f));
+        }
     }
 
     /// Replace whatever is playing or queued with `items`, starting at the next packet.
@@ -568,11 +571,16 @@ impl MediaSession {
         self.play_id = None;
     }
 
-    /// While true, `Record` events carry silence and `suppressed: true`.
+    /// The secure segment: while true (and for the keys' tail after it),
+    /// `Record` events carry silence and `suppressed: true`.
     pub fn set_secure(&mut self, secure: bool) {
-        // Audio buffered on either side of the switch belongs to the other mode.
-        self.secure = secure;
-        self.caller_audio.clear();
+        self.tap.set_secure(secure);
+    }
+
+    /// Keys that may become a secret are waiting: suppress like
+    /// `set_secure`, reaching back [`recording::LOOKBACK`].
+    pub fn set_key_guard(&mut self, on: bool) {
+        self.tap.set_guard(on);
     }
 
     #[must_use]
@@ -599,6 +607,14 @@ impl MediaSession {
             t = t.min(self.last_rx + self.config.inactivity_timeout);
         }
         Some(t)
+    }
+}
+
+fn record_event(f: recording::RecordFrame) -> MediaEvent {
+    MediaEvent::Record {
+        caller: f.caller,
+        ivr: f.ivr,
+        suppressed: f.suppressed,
     }
 }
 
