@@ -96,6 +96,86 @@ impl KeyRoutes {
     }
 }
 
+/// One finding of [`check_guards`]: (state, message, hint).
+pub type GuardFinding = (String, String, String);
+
+/// The validator's half of the key guard: a non-secure state whose kept
+/// keys can reach a secure collect directly must say `guard_keys: true`
+/// (or be secure), and `guard_keys` where it cannot matter is a mistake.
+/// Keys that reach a secure collect only as the leftover of a non-secure
+/// entry need no declaration: the interpreter sorts the entry's keys from
+/// the rest itself.
+pub fn check_guards(flow: &Flow, routes: &KeyRoutes) -> Vec<GuardFinding> {
+    let mut out = Vec::new();
+    for (name, st) in &flow.states {
+        let secure_target = if st.secure {
+            None
+        } else {
+            direct_secure_target(flow, name, st, routes)
+        };
+        match (st.guard_keys, st.secure, secure_target) {
+            (false, false, Some(target)) => out.push((
+                name.clone(),
+                format!(
+                    "keys typed here can be type-ahead for secure collect `{target}`: \
+                     they would be recorded before the secure segment begins"
+                ),
+                "add `guard_keys: true` (the caller's audio is kept out of the recording from \
+                 the first such key), or make this state `secure: true`"
+                    .to_string(),
+            )),
+            (true, true, _) => out.push((
+                name.clone(),
+                "`guard_keys` has no effect in a secure state (nothing in it is recorded)".into(),
+                "remove `guard_keys`".into(),
+            )),
+            (true, false, None) => out.push((
+                name.clone(),
+                "`guard_keys` has no effect here: keys typed in this state cannot reach a \
+                 secure collect as type-ahead"
+                    .into(),
+                "remove `guard_keys`".into(),
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The secure collect a key kept in (non-secure) `st` can go to without a
+/// non-secure entry in between, if any.
+fn direct_secure_target(flow: &Flow, name: &str, st: &State, routes: &KeyRoutes) -> Option<String> {
+    let secure_collect = |n: &str| {
+        flow.states
+            .get(n)
+            .is_some_and(|t| t.secure && matches!(t.kind, Kind::Collect { .. }))
+    };
+    let via_comfort = |n: &str| match flow.states.get(n).map(|s| &s.kind) {
+        Some(Kind::ComfortLoop { spec, .. }) => spec
+            .type_ahead
+            .as_deref()
+            .filter(|t| secure_collect(t))
+            .map(str::to_string),
+        _ => None,
+    };
+    match &st.kind {
+        // Keys typed during the music go straight to the type-ahead collect.
+        Kind::ComfortLoop { .. } => via_comfort(name),
+        Kind::Play { .. } | Kind::Action { .. } => {
+            routes.get(name).consumers.iter().find_map(|c| {
+                if secure_collect(c) {
+                    Some(c.clone())
+                } else {
+                    via_comfort(c)
+                }
+            })
+        }
+        // Other kinds take no time (branch, audit, set), read the keys
+        // themselves (collect, menu) or drop them (transfer, hangup).
+        _ => None,
+    }
+}
+
 /// Whether `st` reads keys itself (kept keys stop there).
 pub fn is_consumer(st: &State) -> bool {
     matches!(
