@@ -16,6 +16,7 @@
 //! protect the directory with file permissions (the service's state dir).
 
 mod deliver;
+mod log;
 mod spool;
 
 pub use deliver::{Backoff, Deliverer};

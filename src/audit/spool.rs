@@ -1,22 +1,23 @@
 //! The on-disk spool: `records.jsonl` (one record per line) and
-//! `acked.log` (one delivered id per line), both append-only and fsynced.
+//! `acked.log` (one delivered id per line), both append-only and fsynced
+//! (see [`AppendLog`] for how a failed or torn write is cut off, at start-up
+//! and on every write).
 //!
-//! Crash safety: a record line is written with one `write_all` and then
-//! `sync_data`; a torn last line (no newline) left by a crash is cut off when
-//! the spool is reopened, before anything new is appended. Compaction writes
-//! the still-pending records to a temporary file, fsyncs it, renames it over
-//! `records.jsonl`, fsyncs the directory, and only then empties the ack log
-//! the same way — a crash between the two steps leaves acks for ids that no
-//! longer exist, which is harmless.
+//! Compaction writes the still-pending records to a temporary file, fsyncs
+//! it, renames it over `records.jsonl`, fsyncs the directory, and only then
+//! empties the ack log the same way — a crash between the two steps leaves
+//! acks for ids that no longer exist, which is harmless. A compaction that
+//! fails (full disk) is retried after a later ack; nothing is lost.
 
 use std::collections::{HashSet, VecDeque};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use super::log::{io_err, sync_dir, AppendLog};
 use super::{AuditError, AuditRecord};
 
 const RECORDS: &str = "records.jsonl";
@@ -25,8 +26,8 @@ const ACKS: &str = "acked.log";
 const COMPACT_AFTER: usize = 1024;
 
 struct Inner {
-    records: File,
-    acks: File,
+    records: AppendLog,
+    acks: AppendLog,
     pending: VecDeque<AuditRecord>,
     /// Records in `records.jsonl` already acknowledged.
     acked_in_file: usize,
@@ -39,77 +40,10 @@ pub struct Spool {
     notify: Arc<Notify>,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> AuditError + '_ {
-    move |source| AuditError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), AuditError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
-}
-
-/// Spool files hold caller numbers: owner read/write only.
-fn private(o: &mut OpenOptions) -> &mut OpenOptions {
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(o, 0o600);
-    o
-}
-
-/// Open `path` for appending, creating it (and fsyncing the directory) if
-/// needed, after cutting off a torn last line. Returns the file and its
-/// complete lines.
-fn open_log(dir: &Path, name: &str) -> Result<(File, Vec<String>), AuditError> {
-    let path = dir.join(name);
-    let existed = path.exists();
-    let mut file = private(OpenOptions::new().read(true).append(true).create(true))
-        .open(&path)
-        .map_err(io_err(&path))?;
-    if !existed {
-        file.sync_all().map_err(io_err(&path))?;
-        sync_dir(dir)?;
-    }
-    let mut bytes = Vec::new();
-    file.seek(SeekFrom::Start(0)).map_err(io_err(&path))?;
-    file.read_to_end(&mut bytes).map_err(io_err(&path))?;
-    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    if complete < bytes.len() {
-        tracing::warn!(
-            file = %path.display(),
-            bytes = bytes.len() - complete,
-            "audit spool: dropping a torn last line left by a crash"
-        );
-        file.set_len(complete as u64).map_err(io_err(&path))?;
-        file.sync_all().map_err(io_err(&path))?;
-    }
-    let lines = String::from_utf8_lossy(&bytes[..complete])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
-    Ok((file, lines))
-}
-
-/// Replace `dir/name` atomically with `contents`.
-fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<File, AuditError> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let path = dir.join(name);
-    {
-        let mut f = private(OpenOptions::new().write(true).create(true).truncate(true))
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        f.write_all(contents).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    sync_dir(dir)?;
-    OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .map_err(io_err(&path))
+fn encode(record: &AuditRecord) -> Result<Vec<u8>, AuditError> {
+    let mut line = serde_json::to_vec(record).map_err(|e| AuditError::Encode(e.to_string()))?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 impl Spool {
@@ -127,8 +61,8 @@ impl Spool {
                 sync_dir(parent)?;
             }
         }
-        let (records, record_lines) = open_log(&dir, RECORDS)?;
-        let (acks, ack_lines) = open_log(&dir, ACKS)?;
+        let (records, record_lines) = AppendLog::open(&dir, RECORDS)?;
+        let (acks, ack_lines) = AppendLog::open(&dir, ACKS)?;
         let acked: HashSet<String> = ack_lines
             .into_iter()
             .map(|l| l.trim().to_string())
@@ -175,17 +109,14 @@ impl Spool {
         &self.dir
     }
 
-    /// Write `record` durably (fsync) and queue it for delivery. Blocking
-    /// file IO: from async code call it inside `spawn_blocking` if the
-    /// latency of an fsync matters.
+    /// Write `record` durably (fsync) and queue it for delivery. On error
+    /// nothing of it is on disk. Blocking file IO: from async code call it
+    /// inside `spawn_blocking`.
     pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        let mut line = serde_json::to_vec(record).map_err(|e| AuditError::Encode(e.to_string()))?;
-        line.push(b'\n');
-        let path = self.dir.join(RECORDS);
+        let line = encode(record)?;
         {
             let mut inner = self.lock();
-            inner.records.write_all(&line).map_err(io_err(&path))?;
-            inner.records.sync_data().map_err(io_err(&path))?;
+            inner.records.append(&line)?;
             inner.pending.push_back(record.clone());
         }
         self.notify.notify_one();
@@ -194,34 +125,32 @@ impl Spool {
 
     /// Mark `id` delivered (fsynced). Returns false if it was not pending.
     pub fn ack(&self, id: &str) -> Result<bool, AuditError> {
-        let path = self.dir.join(ACKS);
         let mut inner = self.lock();
         let Some(pos) = inner.pending.iter().position(|r| r.id == id) else {
             return Ok(false);
         };
         let mut line = id.as_bytes().to_vec();
         line.push(b'\n');
-        inner.acks.write_all(&line).map_err(io_err(&path))?;
-        inner.acks.sync_data().map_err(io_err(&path))?;
+        inner.acks.append(&line)?;
         inner.pending.remove(pos);
         inner.acked_in_file += 1;
-        if inner.acked_in_file > 0
-            && (inner.pending.is_empty() || inner.acked_in_file >= COMPACT_AFTER)
-        {
-            self.compact(&mut inner)?;
+        if inner.pending.is_empty() || inner.acked_in_file >= COMPACT_AFTER {
+            if let Err(e) = Self::compact(&mut inner) {
+                // The ack is durable; compaction is only housekeeping.
+                tracing::warn!(error = %e, "audit spool: compaction failed; will retry");
+            }
         }
         Ok(true)
     }
 
-    fn compact(&self, inner: &mut Inner) -> Result<(), AuditError> {
+    fn compact(inner: &mut Inner) -> Result<(), AuditError> {
         let mut text = Vec::new();
         for r in &inner.pending {
-            serde_json::to_writer(&mut text, r).map_err(|e| AuditError::Encode(e.to_string()))?;
-            text.push(b'\n');
+            text.extend(encode(r)?);
         }
-        inner.records = replace(&self.dir, RECORDS, &text)?;
-        inner.acks = replace(&self.dir, ACKS, b"")?;
+        inner.records.replace(&text)?;
         inner.acked_in_file = 0;
+        inner.acks.replace(b"")?;
         tracing::debug!(pending = inner.pending.len(), "audit spool compacted");
         Ok(())
     }
@@ -251,6 +180,8 @@ impl Spool {
 mod tests {
     use super::*;
     use crate::audit::{CallFacts, FixedClock};
+    use std::fs::OpenOptions;
+    use std::io::Write;
     use time::macros::datetime;
 
     fn record(n: u32) -> AuditRecord {

@@ -112,10 +112,9 @@ impl Shared {
             let spool = spool.clone();
             // fsync is blocking work: keep it off the call task's thread.
             // The spool wakes its deliverer itself.
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = spool.append(&record) {
-                    error!(error = %e, "audit spool append failed");
-                }
+            tokio::task::spawn_blocking(move || match spool.append(&record) {
+                Ok(()) => debug!(id = %record.id, "audit record spooled"),
+                Err(e) => error!(error = %e, "audit spool append failed"),
             });
         }
     }
