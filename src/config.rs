@@ -220,6 +220,10 @@ pub struct AuditConfig {
     pub spool_dir: PathBuf,
     /// The data action records are delivered through; none = spool only.
     pub action: Option<String>,
+    /// A record the receiver rejects (4xx other than 408/425/429, or the
+    /// outcome `rejected`) this many times in a row moves to the spool's
+    /// dead-letter file, and delivery continues behind it; 0: never.
+    pub dead_letter_after: u32,
 }
 
 impl Default for AuditConfig {
@@ -227,6 +231,7 @@ impl Default for AuditConfig {
         AuditConfig {
             spool_dir: PathBuf::from("var/audit"),
             action: Some("audit".into()),
+            dead_letter_after: crate::audit::DEFAULT_DEAD_LETTER_AFTER,
         }
     }
 }

@@ -350,3 +350,85 @@ fn kill_9_during_a_stream_of_spool_writes_loses_no_complete_record() {
     let unique: std::collections::HashSet<&&str> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "no duplicates");
 }
+
+#[test]
+fn a_reload_sends_the_spooled_records_through_the_new_audit_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let backend: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _backend = Backend(
+        Command::new(BIN)
+            .args(["demo-backend", "--listen", &backend.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the demo backend", Duration::from_secs(20), || {
+        (http_get_opt(backend, "/demo/audit").is_some()).then_some(())
+    });
+    // Started with the audit action pointing nowhere.
+    let config = dir.path().join("config.yaml");
+    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dead = free_port();
+    write_config(
+        &config,
+        sip,
+        admin,
+        backend,
+        &format!("http://127.0.0.1:{dead}/audit"),
+        &spool,
+    );
+    let server = serve(&config, sip, admin, backend);
+    let (ok, transcript, err) = dial(
+        &server.uri("reset"),
+        &["--on", "enter_employee_id=345678#"],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{}\n{err}", transcript.join("\n"));
+    let ids = wait_for("the spooled record", Duration::from_secs(10), || {
+        let ids = spool_ids(&spool);
+        (ids.len() == 1).then_some(ids)
+    });
+    // Let delivery fail a few times so that it is deep in its backoff.
+    assert!(
+        server.wait_output("audit delivery failed", Duration::from_secs(20)),
+        "{}",
+        server.output_text()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(http_get(backend, "/demo/audit").1.trim(), "[]");
+
+    // The operator fixes the URL and reloads: the record goes out at once.
+    write_config(
+        &config,
+        sip,
+        admin,
+        backend,
+        &format!("http://{backend}/audit"),
+        &spool,
+    );
+    server.signal("HUP");
+    assert!(
+        server.wait_output("configuration reloaded", Duration::from_secs(20)),
+        "{}",
+        server.output_text()
+    );
+    let delivered = wait_for("delivery after the reload", Duration::from_secs(10), || {
+        let (_, body) = http_get(backend, "/demo/audit");
+        let v: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+        (!v.is_empty()).then_some(v)
+    });
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0]["id"], ids[0].as_str());
+    let (_, metrics) = http_get_text(admin, "/metrics");
+    assert!(
+        metrics.contains("sspr_ivr_audit_records_delivered_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("sspr_ivr_audit_delivery_failures_total 0"),
+        "failures were counted: {metrics}"
+    );
+}

@@ -19,8 +19,8 @@ mod deliver;
 mod log;
 mod spool;
 
-pub use deliver::{Backoff, Deliverer};
-pub use spool::Spool;
+pub use deliver::{Backoff, Deliverer, DeliveryTarget, DEFAULT_DEAD_LETTER_AFTER};
+pub use spool::{Spool, DEAD_LETTERS};
 
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;

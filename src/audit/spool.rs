@@ -1,7 +1,12 @@
-//! The on-disk spool: `records.jsonl` (one record per line) and
-//! `acked.log` (one delivered id per line), both append-only and fsynced
-//! (see [`AppendLog`] for how a failed or torn write is cut off, at start-up
-//! and on every write).
+//! The on-disk spool: `records.jsonl` (one record per line),
+//! `acked.log` (one delivered id per line) and `dead-letter.jsonl` (records
+//! the receiver kept rejecting, in the format of `records.jsonl`), all
+//! append-only and fsynced (see [`AppendLog`] for how a failed or torn write
+//! is cut off, at start-up and on every write).
+//!
+//! A dead letter is written before its id is acknowledged; a crash between
+//! the two leaves the record in both files, and opening the spool treats a
+//! dead-lettered id as done.
 //!
 //! Compaction writes the still-pending records to a temporary file, fsyncs
 //! it, renames it over `records.jsonl`, fsyncs the directory, and only then
@@ -22,12 +27,15 @@ use super::{AuditError, AuditRecord};
 
 const RECORDS: &str = "records.jsonl";
 const ACKS: &str = "acked.log";
+/// Records moved aside after repeated rejection; never compacted.
+pub const DEAD_LETTERS: &str = "dead-letter.jsonl";
 /// Compact once this many acknowledged records sit in the records file.
 const COMPACT_AFTER: usize = 1024;
 
 struct Inner {
     records: AppendLog,
     acks: AppendLog,
+    dead: AppendLog,
     pending: VecDeque<AuditRecord>,
     /// Records in `records.jsonl` already acknowledged.
     acked_in_file: usize,
@@ -63,10 +71,17 @@ impl Spool {
         }
         let (records, record_lines) = AppendLog::open(&dir, RECORDS)?;
         let (acks, ack_lines) = AppendLog::open(&dir, ACKS)?;
-        let acked: HashSet<String> = ack_lines
+        let (dead, dead_lines) = AppendLog::open(&dir, DEAD_LETTERS)?;
+        let mut acked: HashSet<String> = ack_lines
             .into_iter()
             .map(|l| l.trim().to_string())
             .collect();
+        acked.extend(
+            dead_lines
+                .iter()
+                .filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok())
+                .map(|r| r.id),
+        );
         let mut pending = VecDeque::new();
         let mut acked_in_file = 0;
         let mut seen = HashSet::new();
@@ -92,6 +107,7 @@ impl Spool {
             inner: Mutex::new(Inner {
                 records,
                 acks,
+                dead,
                 pending,
                 acked_in_file,
             }),
@@ -125,7 +141,10 @@ impl Spool {
 
     /// Mark `id` delivered (fsynced). Returns false if it was not pending.
     pub fn ack(&self, id: &str) -> Result<bool, AuditError> {
-        let mut inner = self.lock();
+        Self::ack_locked(&mut self.lock(), id)
+    }
+
+    fn ack_locked(inner: &mut Inner, id: &str) -> Result<bool, AuditError> {
         let Some(pos) = inner.pending.iter().position(|r| r.id == id) else {
             return Ok(false);
         };
@@ -135,12 +154,24 @@ impl Spool {
         inner.pending.remove(pos);
         inner.acked_in_file += 1;
         if inner.pending.is_empty() || inner.acked_in_file >= COMPACT_AFTER {
-            if let Err(e) = Self::compact(&mut inner) {
+            if let Err(e) = Self::compact(inner) {
                 // The ack is durable; compaction is only housekeeping.
                 tracing::warn!(error = %e, "audit spool: compaction failed; will retry");
             }
         }
         Ok(true)
+    }
+
+    /// Move pending record `id` to the dead-letter file (fsynced), then
+    /// acknowledge it. Returns false if it was not pending.
+    pub fn dead_letter(&self, id: &str) -> Result<bool, AuditError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.pending.iter().find(|r| r.id == id) else {
+            return Ok(false);
+        };
+        let line = encode(record)?;
+        inner.dead.append(&line)?;
+        Self::ack_locked(&mut inner, id)
     }
 
     fn compact(inner: &mut Inner) -> Result<(), AuditError> {

@@ -25,7 +25,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::actions::ratelimit::RateLimiter;
 use crate::actions::Executor;
-use crate::audit::{AuditRecord, Backoff, CallFacts, Deliverer, Spool, SystemClock};
+use crate::audit::{
+    AuditRecord, Backoff, CallFacts, Deliverer, DeliveryTarget, Spool, SystemClock,
+};
 use crate::call::{Call, CallOutcome, CallParams};
 use crate::config::{Config, Loaded, TransportName};
 use crate::media::MediaConfig;
@@ -274,18 +276,21 @@ pub async fn serve(
         None
     };
 
-    // Audit delivery: through the configured action, with backoff; what is
-    // not acknowledged stays in the spool for the next start.
-    if let Some(action) = cfg.audit.action.clone() {
-        let deliverer = Deliverer::new(
-            spool.clone(),
-            shared.executor(),
-            &action,
-            Backoff::default(),
-        )
-        .context("audit")?;
-        tasks.spawn(deliverer.run(hard_stop.clone()));
-    }
+    // Audit delivery: through the configured action (as of the last
+    // reload), with backoff; what is not acknowledged stays in the spool for
+    // the next start.
+    let target = shared.clone();
+    let deliverer = Deliverer::following(spool.clone(), Backoff::default(), move || {
+        let loaded = target.loaded();
+        DeliveryTarget {
+            executor: target.executor(),
+            action: loaded.config.audit.action.clone(),
+            dead_letter_after: loaded.config.audit.dead_letter_after,
+        }
+    })
+    .with_metrics(metrics.clone());
+    let audit_wake = deliverer.waker();
+    tasks.spawn(deliverer.run(hard_stop.clone()));
 
     let advertised = cfg.sip.advertised_addr.unwrap_or(sip_addr);
     let mut sip_cfg = EndpointConfig::new(advertised, cfg.sip.user_agent.clone());
@@ -333,6 +338,7 @@ pub async fn serve(
                 let _ = crate::ops::systemd::notify_reloading();
                 let s = shared.clone();
                 let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+                audit_wake.notify_one();
                 let _ = crate::ops::systemd::notify_ready();
             }
             _ = tick.tick() => {
