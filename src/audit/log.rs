@@ -128,7 +128,6 @@ impl AppendLog {
 
     /// Prove that a line of `size` bytes fits right now: write a blank line
     /// that long (readers skip blank lines), fsync, then cut it off again.
-    #[allow(dead_code)] // the fail-closed readiness check uses it (next change)
     pub fn probe(&mut self, size: usize) -> Result<(), AuditError> {
         let mut blank = vec![b' '; size.max(1) - 1];
         blank.push(b'\n');

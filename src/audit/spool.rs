@@ -8,6 +8,13 @@
 //! the two leaves the record in both files, and opening the spool treats a
 //! dead-lettered id as done.
 //!
+//! When a record cannot be written (full disk, I/O error) the spool turns
+//! *unhealthy*. A record written with [`Spool::append_or_hold`] is then held
+//! in memory (bounded) and written before anything else once the disk takes
+//! writes again — [`Spool::recover`] retries, and proves with a probe write
+//! that space is back. [`Spool::append`] holds nothing: the write-ahead
+//! record of a reset attempt either is on disk or the attempt does not start.
+//!
 //! Compaction writes the still-pending records to a temporary file, fsyncs
 //! it, renames it over `records.jsonl`, fsyncs the directory, and only then
 //! empties the ack log the same way — a crash between the two steps leaves
@@ -18,6 +25,7 @@ use std::collections::{HashSet, VecDeque};
 use std::fs;
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -31,6 +39,12 @@ const ACKS: &str = "acked.log";
 pub const DEAD_LETTERS: &str = "dead-letter.jsonl";
 /// Compact once this many acknowledged records sit in the records file.
 const COMPACT_AFTER: usize = 1024;
+/// Records kept in memory while the disk refuses them; beyond this the
+/// oldest is dropped (with an error line).
+const MAX_HELD: usize = 10_000;
+/// Bytes a probe must be able to write: more than any record line (every
+/// field is bounded; a record is well under 1 KiB).
+const PROBE_BYTES: usize = 4096;
 
 struct Inner {
     records: AppendLog,
@@ -39,6 +53,8 @@ struct Inner {
     pending: VecDeque<AuditRecord>,
     /// Records in `records.jsonl` already acknowledged.
     acked_in_file: usize,
+    /// Records not yet written because the disk refused them, oldest first.
+    held: VecDeque<AuditRecord>,
 }
 
 /// The audit spool. Share it as `Arc<Spool>`; methods take `&self`.
@@ -46,6 +62,8 @@ pub struct Spool {
     dir: PathBuf,
     inner: Mutex<Inner>,
     notify: Arc<Notify>,
+    /// False from a failed write until a write or probe succeeds.
+    healthy: AtomicBool,
 }
 
 fn encode(record: &AuditRecord) -> Result<Vec<u8>, AuditError> {
@@ -110,8 +128,10 @@ impl Spool {
                 dead,
                 pending,
                 acked_in_file,
+                held: VecDeque::new(),
             }),
             notify: Arc::new(Notify::new()),
+            healthy: AtomicBool::new(true),
         })
     }
 
@@ -125,18 +145,101 @@ impl Spool {
         &self.dir
     }
 
-    /// Write `record` durably (fsync) and queue it for delivery. On error
-    /// nothing of it is on disk. Blocking file IO: from async code call it
-    /// inside `spawn_blocking`.
+    /// Write `record` durably (fsync) and queue it for delivery, after any
+    /// held records. On error nothing of it is on disk and nothing of it is
+    /// kept. Blocking file IO: from async code call it inside
+    /// `spawn_blocking`.
     pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
         let line = encode(record)?;
-        {
-            let mut inner = self.lock();
-            inner.records.append(&line)?;
+        let mut inner = self.lock();
+        let result = self
+            .flush_held(&mut inner)
+            .and_then(|()| inner.records.append(&line));
+        if result.is_ok() {
             inner.pending.push_back(record.clone());
         }
-        self.notify.notify_one();
+        drop(inner);
+        self.settle(result)
+    }
+
+    /// Like [`append`](Self::append), but a record the disk refuses is held
+    /// in memory and written later (before anything else), so it is not
+    /// lost unless the process ends first. The error still tells the
+    /// caller the record is not on disk yet.
+    pub fn append_or_hold(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        let line = encode(record)?;
+        let mut inner = self.lock();
+        let result = self
+            .flush_held(&mut inner)
+            .and_then(|()| inner.records.append(&line));
+        match &result {
+            Ok(()) => inner.pending.push_back(record.clone()),
+            Err(_) => {
+                if inner.held.len() >= MAX_HELD {
+                    if let Some(lost) = inner.held.pop_front() {
+                        tracing::error!(
+                            id = %lost.id,
+                            held = MAX_HELD,
+                            "audit spool: too many records held in memory; dropping the oldest"
+                        );
+                    }
+                }
+                inner.held.push_back(record.clone());
+            }
+        }
+        drop(inner);
+        self.settle(result)
+    }
+
+    /// Write the held records, oldest first; stop at the first failure.
+    fn flush_held(&self, inner: &mut Inner) -> Result<(), AuditError> {
+        while let Some(record) = inner.held.front() {
+            let line = encode(record)?;
+            inner.records.append(&line)?;
+            let record = inner.held.pop_front().expect("front exists");
+            inner.pending.push_back(record);
+        }
         Ok(())
+    }
+
+    /// Note the health a write showed; wake the deliverer after a success.
+    fn settle(&self, result: Result<(), AuditError>) -> Result<(), AuditError> {
+        self.healthy.store(result.is_ok(), Ordering::SeqCst);
+        if result.is_ok() {
+            self.notify.notify_one();
+        }
+        result
+    }
+
+    /// Try to get back to healthy: write the held records, and if none
+    /// were held, prove with a probe write (cut off again) that a record
+    /// would fit. Cheap when healthy (no IO). Returns the health.
+    pub fn recover(&self) -> bool {
+        if self.is_healthy() {
+            return true;
+        }
+        let mut inner = self.lock();
+        let result = if inner.held.is_empty() {
+            inner.records.probe(PROBE_BYTES)
+        } else {
+            self.flush_held(&mut inner)
+        };
+        drop(inner);
+        if result.is_ok() {
+            tracing::info!("audit spool: writable again");
+        }
+        self.settle(result).is_ok()
+    }
+
+    /// False from a failed write until a write or [`recover`](Self::recover)
+    /// succeeds.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+    }
+
+    /// Records held in memory because the disk refused them.
+    pub fn held(&self) -> usize {
+        self.lock().held.len()
     }
 
     /// Mark `id` delivered (fsynced). Returns false if it was not pending.
