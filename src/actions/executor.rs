@@ -8,7 +8,8 @@ use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use serde_json::Value as Json;
 
 use super::config::{literal_origin, ActionConfig, ActionInfo, AuthKind, Body, Origin, TlsConfig};
-use super::outcome::{decide, extract, Rule, Selector};
+use super::outcome::{decide, Rule};
+use super::selector::{extract, Selector};
 use super::{ActionError, OUTCOME_ERROR, OUTCOME_TIMEOUT};
 use crate::secret::Secret;
 use crate::template::{Escape, Templates};
