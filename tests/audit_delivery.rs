@@ -316,6 +316,10 @@ async fn a_record_rejected_n_times_is_dead_lettered_and_delivery_continues() {
         3.0
     );
     assert_eq!(metric(&metrics, "sspr_ivr_audit_spool_backlog"), 0.0);
+    assert_eq!(
+        metric(&metrics, "sspr_ivr_audit_records_dead_lettered_total"),
+        1.0
+    );
     // A restart does not bring the dead letter back.
     assert!(Spool::open(dir.path()).unwrap().pending().is_empty());
 }

@@ -240,6 +240,9 @@ impl Deliverer {
                                     rejections = count,
                                     "audit record rejected by the receiver; moved to the dead-letter file"
                                 );
+                                if let Some(m) = &self.metrics {
+                                    m.audit_dead_lettered();
+                                }
                                 rejections = None;
                                 delay = self.backoff.initial;
                                 self.observe_backlog();

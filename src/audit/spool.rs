@@ -25,7 +25,7 @@ use std::collections::{HashSet, VecDeque};
 use std::fs;
 use std::path::Path;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -64,6 +64,44 @@ pub struct Spool {
     notify: Arc<Notify>,
     /// False from a failed write until a write or probe succeeds.
     healthy: AtomicBool,
+    counts: Counts,
+}
+
+/// Queue lengths, readable without the lock (which a hung disk can hold).
+#[derive(Default)]
+struct Counts {
+    pending: AtomicUsize,
+    held: AtomicUsize,
+}
+
+/// The locked spool; publishes the queue lengths when released.
+struct Locked<'a> {
+    inner: MutexGuard<'a, Inner>,
+    counts: &'a Counts,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.inner
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.counts
+            .pending
+            .store(self.inner.pending.len(), Ordering::SeqCst);
+        self.counts
+            .held
+            .store(self.inner.held.len(), Ordering::SeqCst);
+    }
 }
 
 fn encode(record: &AuditRecord) -> Result<Vec<u8>, AuditError> {
@@ -120,8 +158,13 @@ impl Spool {
         if !pending.is_empty() {
             tracing::info!(pending = pending.len(), "audit spool: records to redeliver");
         }
+        let counts = Counts {
+            pending: AtomicUsize::new(pending.len()),
+            held: AtomicUsize::new(0),
+        };
         Ok(Spool {
             dir,
+            counts,
             inner: Mutex::new(Inner {
                 records,
                 acks,
@@ -135,10 +178,13 @@ impl Spool {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> Locked<'_> {
         // A panic while holding the lock cannot leave the files half-written
         // in a way reopening does not repair; keep going.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        Locked {
+            inner: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
+            counts: &self.counts,
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -239,7 +285,7 @@ impl Spool {
 
     /// Records held in memory because the disk refused them.
     pub fn held(&self) -> usize {
-        self.lock().held.len()
+        self.counts.held.load(Ordering::SeqCst)
     }
 
     /// Mark `id` delivered (fsynced). Returns false if it was not pending.
@@ -301,7 +347,7 @@ impl Spool {
 
     /// Number of records waiting for delivery.
     pub fn backlog(&self) -> usize {
-        self.lock().pending.len()
+        self.counts.pending.load(Ordering::SeqCst)
     }
 
     /// Woken on every append (the deliverer waits on it).

@@ -26,7 +26,7 @@ use tracing::{debug, error, info, warn};
 use crate::actions::ratelimit::RateLimiter;
 use crate::actions::Executor;
 use crate::audit::{
-    AuditRecord, Backoff, CallFacts, Deliverer, DeliveryTarget, Spool, SystemClock,
+    AuditRecord, AuditTrail, Backoff, CallFacts, Deliverer, DeliveryTarget, Spool, SystemClock,
 };
 use crate::call::{Call, CallOutcome, CallParams};
 use crate::config::{Config, Loaded, TransportName};
@@ -74,7 +74,8 @@ pub struct Shared {
     pub ports: PortPool,
     pub draining: AtomicBool,
     pub live_calls: AtomicUsize,
-    spool: Option<Arc<Spool>>,
+    /// The audit spool, with readiness and metrics following its health.
+    pub audit_trail: AuditTrail,
     pub config_path: Option<PathBuf>,
     /// Reset attempts per caller number and per account, across calls.
     limits: Mutex<(RateLimiter, RateLimiter)>,
@@ -110,15 +111,10 @@ impl Shared {
         info!(result = %record.result, reason = %record.reason, "audit");
         self.metrics
             .reset_finished(reset_metric(&record.result, &record.reason));
-        if let Some(spool) = &self.spool {
-            let spool = spool.clone();
-            // fsync is blocking work: keep it off the call task's thread.
-            // The spool wakes its deliverer itself.
-            tokio::task::spawn_blocking(move || match spool.append(&record) {
-                Ok(()) => debug!(id = %record.id, "audit record spooled"),
-                Err(e) => error!(error = %e, "audit spool append failed"),
-            });
-        }
+        // fsync is blocking work: the trail keeps it off the call task's
+        // thread, holds the record if the spool refuses it, and wakes the
+        // deliverer.
+        self.audit_trail.record(record);
     }
 
     /// Admit one run of the lookup action for this caller and account, or
@@ -227,7 +223,7 @@ pub async fn serve(
         ),
         draining: AtomicBool::new(false),
         live_calls: AtomicUsize::new(0),
-        spool: Some(spool.clone()),
+        audit_trail: AuditTrail::new(spool.clone(), metrics.clone(), readiness.clone()),
         limits: Mutex::new((
             RateLimiter::new(
                 cfg.security.attempts_per_ani_per_hour,
@@ -343,7 +339,7 @@ pub async fn serve(
             }
             _ = tick.tick() => {
                 readiness.beat();
-                metrics.audit_backlog(spool.backlog() as u64);
+                shared.audit_trail.tick();
                 if watchdog.is_some() {
                     let _ = crate::ops::systemd::notify_watchdog();
                 }
@@ -366,7 +362,7 @@ pub async fn serve(
             // watchdog fed, or a drain longer than WatchdogSec is killed.
             _ = tick.tick() => {
                 readiness.beat();
-                metrics.audit_backlog(spool.backlog() as u64);
+                shared.audit_trail.tick();
                 if watchdog.is_some() {
                     let _ = crate::ops::systemd::notify_watchdog();
                 }
@@ -866,6 +862,7 @@ fn reset_metric(result: &str, reason: &str) -> ResetResult {
         "backend_error" | "backend_unavailable" => ResetResult::BackendError,
         "unknown_id" => ResetResult::NotFound,
         "rate_limited" => ResetResult::RateLimited,
+        "audit_unavailable" => ResetResult::AuditUnavailable,
         r if r.starts_with("caller_hangup") || r.contains("abandon") => ResetResult::Abandoned,
         r if r.contains("transfer") => ResetResult::Transferred,
         _ => ResetResult::from_audit(result),
