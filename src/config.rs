@@ -154,6 +154,8 @@ impl Default for RoutesConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub max_calls: usize,
+    /// Live calls from one source IP address (apart from the INVITE rate).
+    pub max_calls_per_source: usize,
     /// New INVITEs per second accepted from one source address.
     pub invites_per_second_per_source: u32,
     #[serde(deserialize_with = "crate::duration::deserialize")]
@@ -166,6 +168,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_calls: 1000,
+            max_calls_per_source: 1000,
             invites_per_second_per_source: 200,
             max_call_duration: Duration::from_secs(900),
             retry_after_secs: 30,

@@ -3,6 +3,7 @@
 //! `flow`, `call`), driven by a thin tokio layer (`runtime`). See the README
 //! and `docs/` for the architecture.
 pub mod actions;
+pub mod admission;
 pub mod audit;
 pub mod call;
 pub mod cli;

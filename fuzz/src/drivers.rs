@@ -215,7 +215,10 @@ pub fn sip_message(data: &[u8]) {
 /// endpoint answers calls, then its timers run out in virtual time.
 pub fn sip_datagram(data: &[u8]) {
     let source = addr(PEER);
-    let mut ep = Endpoint::new(EndpointConfig::new(addr(LOCAL), "sspr-ivr-fuzz"));
+    let mut ep = Endpoint::new(
+        EndpointConfig::new(addr(LOCAL), "sspr-ivr-fuzz"),
+        sip::TokenRng::seeded(0),
+    );
     let mut now = t0();
     let mut tag: Option<String> = None;
     for datagram in split(data, DATAGRAM_SEPARATOR) {

@@ -182,6 +182,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         &args.uri,
         &args.from,
         offer,
+        crate::sip::TokenRng::from_seed(rand::random()),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     uac.refuse_refer(args.refuse_refer);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use sspr_ivr::sip::message::{self, Datagram, Message, StartLine};
 use sspr_ivr::sip::{
-    CallKey, Command, EndReason, Endpoint, EndpointConfig, Event, ReferStatus, Transport,
+    CallKey, Command, EndReason, Endpoint, EndpointConfig, Event, ReferStatus, TokenRng, Transport,
 };
 
 const CALLER: &str = "127.0.0.1:5070";
@@ -91,7 +91,7 @@ impl Harness {
     fn with(cfg: EndpointConfig) -> Self {
         let t0 = Instant::now();
         Harness {
-            ep: Endpoint::new(cfg),
+            ep: Endpoint::new(cfg, TokenRng::seeded(1)),
             t0,
             now: t0,
         }

@@ -63,6 +63,8 @@ label_enum! {
         Capacity => "capacity",
         /// INVITE rate limit per source reached (503).
         RateLimited => "rate_limited",
+        /// Live-call limit per source reached (503).
+        SourceLimit => "source_limit",
         /// Shutting down (503 with Retry-After).
         Draining => "draining",
         /// No codec in common (488).

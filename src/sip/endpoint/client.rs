@@ -70,6 +70,7 @@ impl Endpoint {
         };
         let (msg, branch) = call.dialog.request(
             method,
+            self.rng.branch(),
             self.config.local_addr,
             &self.config.user_agent,
             None,

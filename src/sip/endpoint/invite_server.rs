@@ -14,9 +14,7 @@ use super::super::transaction::{
     cancel_target_key, response_to, set_body, ServerState, ServerTransaction,
 };
 use super::super::validate::Request;
-use super::super::{
-    random_token, CallKey, EndReason, Event, IncomingCall, Transport, ALLOW, SUPPORTED,
-};
+use super::super::{CallKey, EndReason, Event, IncomingCall, Transport, ALLOW, SUPPORTED};
 use super::{Call, CallState, Endpoint, Owner, Pending2xx, CONTACT_USER};
 
 impl Endpoint {
@@ -100,12 +98,12 @@ impl Endpoint {
         }
         if self.calls.contains_key(&call_key) {
             // Same Call-ID, new transaction, no To tag: a merged or looped request.
-            let tag = random_token(12);
+            let tag = self.rng.tag();
             self.invite_final_error(now, id, 482, Some(&tag), Vec::new());
             return;
         }
         let req = &self.servers[&id].request;
-        let local_tag = random_token(12);
+        let local_tag = self.rng.tag();
         let offer = req.body_text();
         let dialog = Dialog {
             call_id: req.call_id.clone(),
@@ -330,7 +328,7 @@ impl Endpoint {
             .as_ref()
             .and_then(|k| self.calls.get(k))
             .map(|c| c.dialog.local_tag.clone())
-            .unwrap_or_else(|| random_token(12));
+            .unwrap_or_else(|| self.rng.tag());
         self.respond_non_invite(
             now,
             transport,

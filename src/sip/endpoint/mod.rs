@@ -39,8 +39,8 @@ use super::transaction::{
 };
 use super::validate::{validate, Request};
 use super::{
-    random_token, CallKey, Command, EndReason, EndpointConfig, Event, ReferStatus, SipStats,
-    Transmit, Transport, ACCEPT, ALLOW, SUPPORTED,
+    CallKey, Command, EndReason, EndpointConfig, Event, ReferStatus, SipStats, TokenRng, Transmit,
+    Transport, ACCEPT, ALLOW, SUPPORTED,
 };
 
 pub use bodies::{parse_dtmf, parse_dtmf_relay, sipfrag_status};
@@ -99,11 +99,15 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: SipStats,
+    /// Tags and branches (see [`TokenRng`]).
+    rng: TokenRng,
 }
 
 impl Endpoint {
-    pub fn new(config: EndpointConfig) -> Self {
+    /// An endpoint drawing its tags and branches from `rng`.
+    pub fn new(config: EndpointConfig, rng: TokenRng) -> Self {
         Endpoint {
+            rng,
             config,
             timers: TimerTable::default(),
             next_id: 1,
@@ -192,7 +196,7 @@ impl Endpoint {
                     self.stats.parse_errors += 1;
                 }
                 tracing::debug!(status = rejection.status, why = rejection.why, %source, "rejecting request");
-                let tag = random_token(12);
+                let tag = self.rng.tag();
                 let mut resp = response_to(
                     &msg,
                     source,
@@ -276,7 +280,7 @@ impl Endpoint {
                         contact_value(CONTACT_USER, self.config.local_addr, transport),
                     ),
                 ];
-                let tag = self.dialog_tag(&req).unwrap_or_else(|| random_token(12));
+                let tag = self.dialog_tag(&req).unwrap_or_else(|| self.rng.tag());
                 // Stateless: a keepalive needs no transaction, and a flood of them
                 // must not build up state.
                 self.respond_stateless(transport, source, &req, 200, Some(tag), extra);

@@ -12,7 +12,7 @@ use super::super::message::Header;
 use super::super::timer::Timer;
 use super::super::transaction::{response_to, set_body, ServerState, ServerTransaction};
 use super::super::validate::Request;
-use super::super::{random_token, CallKey, EndReason, Event, ReferStatus, Transport};
+use super::super::{CallKey, EndReason, Event, ReferStatus, Transport};
 use super::bodies::{parse_dtmf, parse_dtmf_relay, sipfrag_status};
 use super::{CallState, Endpoint, Owner, CONTACT_USER};
 
@@ -98,14 +98,8 @@ impl Endpoint {
         source: SocketAddr,
         req: &Request,
     ) {
-        self.respond_stateless(
-            transport,
-            source,
-            req,
-            481,
-            Some(random_token(12)),
-            Vec::new(),
-        );
+        let tag = self.rng.tag();
+        self.respond_stateless(transport, source, req, 481, Some(tag), Vec::new());
     }
 
     pub(super) fn handle_in_dialog(
