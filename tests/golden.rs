@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use sspr_ivr::flow::model::parse_duration;
+use sspr_ivr::duration;
 use sspr_ivr::flow::{load, Catalog, Command, Interpreter, Say, TimelineEvent};
 use sspr_ivr::vars::{Value, Vars};
 
@@ -87,7 +87,7 @@ fn default_latency() -> String {
 }
 
 fn dur(s: &str) -> Duration {
-    parse_duration(s).unwrap_or_else(|e| panic!("{e}"))
+    duration::parse(s).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// How long the runner pretends each prompt lasts.

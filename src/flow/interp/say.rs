@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::template::Escape;
+use crate::template::Escaping;
 
 use super::super::model;
 use super::{templates, Command, Interpreter, TimelineEvent};
@@ -50,7 +50,7 @@ impl Interpreter {
                 model::PlayItem::Prompt(p) => out.push(Say::Prompt(p.clone())),
                 model::PlayItem::Silence(d) => out.push(Say::Silence(*d)),
                 model::PlayItem::Digits(src) => {
-                    match templates().render(src, &self.vars, Escape::None, false) {
+                    match templates().render(src, &self.vars, Escaping::None, false) {
                         Ok(text) => {
                             out.extend(text.chars().filter(char::is_ascii_digit).map(Say::Digit))
                         }

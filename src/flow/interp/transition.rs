@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::secret::Secret;
-use crate::template::Escape;
+use crate::template::Escaping;
 use crate::vars::{Value, Vars};
 
 use super::super::model::{self, Kind, State};
@@ -238,7 +238,7 @@ impl Interpreter {
                             .any(|n| self.vars.get(n).is_some_and(Value::is_secret)),
                         Err(e) => return self.fail(&format!("set `{k}`: {e}")),
                     };
-                    match templates().render(src, &self.vars, Escape::None, st.secure) {
+                    match templates().render(src, &self.vars, Escaping::None, st.secure) {
                         Ok(v) if reads_secret => self.vars.set_secret(k.clone(), Secret::new(v)),
                         Ok(v) => self.vars.set_plain(k.clone(), v),
                         Err(e) => return self.fail(&format!("set `{k}`: {e}")),
