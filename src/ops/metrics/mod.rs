@@ -73,7 +73,7 @@ mod tests;
 
 pub use actions::ACTION_BUCKETS;
 pub use calls::{ActiveCall, CallOutcome, RejectReason};
-pub use media::{DtmfTransport, RtpCounter, RtpCounts};
+pub use media::{DtmfTransport, RtpCounter, RtpCounts, RtpRejectReason};
 pub use process::ReloadResult;
 pub use results::{OtpSendResult, OtpVerifyResult, ResetResult};
 pub use sip::{SipMethod, SipStatus};
