@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use crate::flow::interp::Interpreter;
 use crate::flow::model::Flow;
-use crate::flow::{Command as FlowCommand, TimelineEvent};
+use crate::flow::{digit_prompt, Command as FlowCommand, Say, TimelineEvent};
 use crate::media::prompts::PromptCache;
 use crate::media::session::MediaSession;
-use crate::media::{DigitSource, MediaConfig, MediaEvent, MediaStats};
+use crate::media::{DigitSource, MediaConfig, MediaEvent, MediaStats, PlayItem};
 use crate::sip::{CallKey, Command as SipCommand, EndReason, Event as SipEvent, ReferStatus};
 use crate::vars::Vars;
 
@@ -470,7 +470,10 @@ impl Call {
         while let Some(cmd) = self.flow.poll_command() {
             any = true;
             match cmd {
-                FlowCommand::Play { id, items, .. } => self.media.play(now, id, items),
+                FlowCommand::Play { id, items, .. } => {
+                    self.media
+                        .play(now, id, items.into_iter().map(media_item).collect())
+                }
                 FlowCommand::StopPlayback => self.media.stop_playback(now),
                 FlowCommand::RunAction { id, action, vars } => {
                     if self.flow.is_secure() {
@@ -548,6 +551,15 @@ impl Call {
             target: uri,
             headers: vec![(self.reason_header.clone(), reason)],
         }));
+    }
+}
+
+/// A flow's play item in the media layer's terms (a digit is its prompt).
+fn media_item(item: Say) -> PlayItem {
+    match item {
+        Say::Prompt(p) => PlayItem::Prompt(p),
+        Say::Digit(d) => PlayItem::Prompt(digit_prompt(d)),
+        Say::Silence(d) => PlayItem::Silence(d),
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::actions::ActionConfig;
 use crate::codec::Codec;
@@ -21,6 +21,7 @@ use crate::flow::model::Flow;
 use crate::flow::Catalog;
 use crate::media::prompts::PromptCache;
 use crate::media::{DtmfMode, RtpSource};
+use crate::sip::Transport;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,36 +48,12 @@ pub enum ConfigError {
     Actions(String),
 }
 
-/// Durations are written as in the actions (`250ms`, `5s`, `2m`, `1h`); a
-/// bare number is seconds.
-pub use crate::actions::parse_duration;
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Num(u64),
-        Str(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Num(n) => Ok(Duration::from_secs(n)),
-        Raw::Str(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportName {
-    Udp,
-    Tcp,
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
     /// Address for SIP over UDP and TCP.
     pub listen: SocketAddr,
-    pub transports: Vec<TransportName>,
+    pub transports: Vec<Transport>,
     /// Address written into Via/Contact; defaults to `listen`.
     pub advertised_addr: Option<SocketAddr>,
     pub user_agent: String,
@@ -88,7 +65,7 @@ impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
             listen: "127.0.0.1:5060".parse().expect("static address"),
-            transports: vec![TransportName::Udp, TransportName::Tcp],
+            transports: vec![Transport::Udp, Transport::Tcp],
             advertised_addr: None,
             user_agent: concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             symmetric_signalling: true,
@@ -114,7 +91,7 @@ pub struct MediaSettings {
     pub accept_rtp_from: Vec<RtpSource>,
     /// End a call when no RTP arrives for this long (sipp sends none between
     /// key presses, so keep it generous).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub inactivity_timeout: Duration,
     /// The telephone-event payload type offered on late-offer calls.
     pub telephone_event_pt: u8,
@@ -179,7 +156,7 @@ pub struct LimitsConfig {
     pub max_calls_per_source: usize,
     /// New INVITEs per second accepted from one source address.
     pub invites_per_second_per_source: u32,
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub max_call_duration: Duration,
     /// `Retry-After` seconds on 503.
     pub retry_after_secs: u32,
@@ -341,7 +318,7 @@ impl Default for SecurityConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DrainConfig {
     /// How long live calls may continue after SIGTERM.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub timeout: Duration,
 }
 
@@ -559,29 +536,5 @@ impl Loaded {
             .or_else(|| self.flows.get(&self.config.routes.default))
             .expect("routes were validated against flows at load");
         (name.as_str(), flow.clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        let de = |y: &str| -> Result<Duration, String> {
-            #[derive(Deserialize)]
-            struct D {
-                #[serde(deserialize_with = "de_duration")]
-                d: Duration,
-            }
-            serde_yaml::from_str::<D>(y)
-                .map(|d| d.d)
-                .map_err(|e| e.to_string())
-        };
-        assert_eq!(de("d: 250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(de("d: 2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(de("d: 7").unwrap(), Duration::from_secs(7));
-        assert!(de("d: 5 parsecs").is_err());
-        assert!(de("d: abc").is_err());
     }
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod demo;
+pub mod duration;
 pub mod flow;
 pub mod media;
 pub mod ops;

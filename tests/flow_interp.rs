@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sspr_ivr::flow::model::parse;
-use sspr_ivr::flow::{Command, Interpreter, PlayItem, TimelineEvent};
+use sspr_ivr::flow::{Command, Interpreter, Say, TimelineEvent};
 use sspr_ivr::vars::Vars;
 
 enum Input {
@@ -39,8 +39,8 @@ fn drive(text: &str, vars: Vars, script: &[(u64, Input)]) -> Vec<String> {
                     let n: Vec<String> = items
                         .iter()
                         .map(|i| match i {
-                            PlayItem::Prompt(p) => p.clone(),
-                            PlayItem::Silence(d) => format!("silence{}", d.as_millis()),
+                            Say::Silence(d) => format!("silence{}", d.as_millis()),
+                            other => other.prompt_name().unwrap_or_default(),
                         })
                         .collect();
                     log.push(format!("{t} play {}", n.join(",")));

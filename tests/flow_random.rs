@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sspr_ivr::flow::{load, Command, Interpreter, PlayItem, TimelineEvent};
+use sspr_ivr::flow::{load, Command, Interpreter, Say, TimelineEvent};
 use sspr_ivr::vars::Vars;
 
 #[test]
@@ -54,8 +54,8 @@ fn random_calls_keep_the_invariants() {
                         let len: u64 = items
                             .iter()
                             .map(|i| match i {
-                                PlayItem::Prompt(_) => 1500,
-                                PlayItem::Silence(d) => d.as_millis() as u64,
+                                Say::Prompt(_) | Say::Digit(_) => 1500,
+                                Say::Silence(d) => d.as_millis() as u64,
                             })
                             .sum();
                         playing = Some((id, now + Duration::from_millis(len)));

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use sspr_ivr::flow::model::parse_duration;
-use sspr_ivr::flow::{load, Catalog, Command, Interpreter, PlayItem, TimelineEvent};
+use sspr_ivr::duration;
+use sspr_ivr::flow::{load, Catalog, Command, Interpreter, Say, TimelineEvent};
 use sspr_ivr::vars::{Value, Vars};
 
 #[derive(Deserialize)]
@@ -87,7 +87,7 @@ fn default_latency() -> String {
 }
 
 fn dur(s: &str) -> Duration {
-    parse_duration(s).unwrap_or_else(|e| panic!("{e}"))
+    duration::parse(s).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// How long the runner pretends each prompt lasts.
@@ -152,16 +152,17 @@ impl Sim {
                     let mut total = Duration::ZERO;
                     let mut names = Vec::new();
                     for i in &items {
-                        match i {
-                            PlayItem::Prompt(p) => {
-                                self.started.push((self.now + total, p.clone()));
-                                total += prompt_len(p);
-                                names.push(p.clone());
-                            }
-                            PlayItem::Silence(d) => {
+                        match (i, i.prompt_name()) {
+                            (Say::Silence(d), _) => {
                                 total += *d;
                                 names.push(format!("<silence {}ms>", d.as_millis()));
                             }
+                            (_, Some(p)) => {
+                                self.started.push((self.now + total, p.clone()));
+                                total += prompt_len(&p);
+                                names.push(p);
+                            }
+                            (_, None) => {}
                         }
                     }
                     let flag = if barge_in { " (barge-in)" } else { "" };

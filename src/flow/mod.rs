@@ -39,5 +39,5 @@ pub struct ActionInfo {
 }
 
 pub use graph::{to_dot, to_mermaid};
-pub use interp::{Command, Interpreter, PlayItem, TimelineEvent};
+pub use interp::{digit_prompt, Command, Interpreter, Say, TimelineEvent};
 pub use validate::{validate, Diagnostic};

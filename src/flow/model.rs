@@ -29,7 +29,7 @@
 //! | `hangup: { prompt? [items] }` | — |
 //!
 //! Play items: `name`, `{ digits: "{{ template }}" }`, `{ silence: 500ms }`.
-//! Durations: `500ms`, `5s`, `1.5s`, `2m`.
+//! Durations: `500ms`, `5s`, `1.5s`, `2m`, `1h` (the grammar of [`crate::duration`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -178,39 +178,14 @@ where
     unique(d).map(Some)
 }
 
-/// A duration written `5s`, `500ms`, `1.5s` or `2m`.
+/// A duration in the crate's one grammar ([`crate::duration`]: `500ms`, `5s`, `1.5s`, `2m`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s).map(Dur).map_err(de::Error::custom)
+        crate::duration::deserialize(d).map(Dur)
     }
-}
-
-/// Parse `5s`, `500ms`, `1.5s`, `2m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, scale_ms) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60_000.0)
-    } else {
-        return Err(format!(
-            "duration `{s}` needs a unit: ms, s or m (e.g. `5s`, `500ms`)"
-        ));
-    };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("duration `{s}` is not a number followed by ms, s or m"))?;
-    if !value.is_finite() || value < 0.0 || value > 86_400.0 * 1000.0 / scale_ms {
-        return Err(format!("duration `{s}` is out of range"));
-    }
-    Ok(Duration::from_millis((value * scale_ms).round() as u64))
 }
 
 /// Bounded-loop counter on a state: every entry increments `name`; the entry
@@ -787,22 +762,6 @@ pub fn load(path: &Path) -> Result<Flow, FlowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        for (s, ms) in [
-            ("5s", 5000),
-            ("500ms", 500),
-            ("1.5s", 1500),
-            ("2m", 120_000),
-            ("0ms", 0),
-        ] {
-            assert_eq!(parse_duration(s).unwrap(), Duration::from_millis(ms), "{s}");
-        }
-        for s in ["5", "abc", "-1s", "5h", "s"] {
-            assert!(parse_duration(s).is_err(), "{s}");
-        }
-    }
 
     fn p(text: &str) -> Result<Flow, FlowError> {
         parse(text, Path::new("t.yaml"))

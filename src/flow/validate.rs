@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::template::Templates;
 
-use super::interp::anchored;
+use super::interp::{anchored, digit_prompt};
 use super::model::{Flow, Kind, PlayItem, State};
 use super::Catalog;
 
@@ -87,8 +87,8 @@ impl Ctx<'_> {
                 PlayItem::Prompt(p) => self.prompt(&format!("{at}.{i}"), p),
                 PlayItem::Silence(_) => {}
                 PlayItem::Digits(src) => {
-                    for d in 0..10 {
-                        self.prompt(&format!("{at}.{i}.digits"), &format!("digit_{d}"));
+                    for d in '0'..='9' {
+                        self.prompt(&format!("{at}.{i}.digits"), &digit_prompt(d));
                     }
                     match self.templates.check(src) {
                         Ok(names) => {

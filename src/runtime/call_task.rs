@@ -121,10 +121,7 @@ impl CallTask {
                         rec.timeline(&ev);
                     }
                 }
-                Output::DigitHeard(source) => self
-                    .shared
-                    .metrics
-                    .dtmf_digit(labels::dtmf_transport(source)),
+                Output::DigitHeard(source) => self.shared.metrics.dtmf_digit(source),
                 Output::Ended(outcome) => return Some(outcome),
             }
         }

@@ -1,25 +1,9 @@
-//! Runtime facts as metric labels: how a call ended, which DTMF transport a digit
-//! took, why a call was refused, what an audit record means for the reset counters.
+//! Runtime facts as metric labels: why a call was refused, what an audit record
+//! means for the reset counters, media counters as metric counts.
 
 use crate::admission::Refusal;
-use crate::call::CallOutcome;
-use crate::media::{DigitSource, MediaStats};
-use crate::ops::metrics::{
-    CallOutcome as CallOutcomeLabel, DtmfTransport, RejectReason, ResetResult, RtpCounts,
-};
-
-/// The `outcome` label of a finished call.
-pub fn call_outcome(o: CallOutcome) -> CallOutcomeLabel {
-    match o {
-        CallOutcome::Completed => CallOutcomeLabel::Completed,
-        CallOutcome::Transferred => CallOutcomeLabel::Transferred,
-        CallOutcome::CallerHangup => CallOutcomeLabel::CallerHangup,
-        CallOutcome::AckTimeout | CallOutcome::RtpTimeout | CallOutcome::MaxDuration => {
-            CallOutcomeLabel::Timeout
-        }
-        CallOutcome::Shutdown => CallOutcomeLabel::Drained,
-    }
-}
+use crate::media::MediaStats;
+use crate::ops::metrics::{RejectReason, ResetResult, RtpCounts};
 
 /// The `reason` label of a refused INVITE.
 pub fn refusal(r: Refusal) -> RejectReason {
@@ -30,15 +14,6 @@ pub fn refusal(r: Refusal) -> RejectReason {
         Refusal::SourceLimit => RejectReason::SourceLimit,
         Refusal::NoCommonCodec => RejectReason::NoCommonCodec,
         Refusal::BadSdp => RejectReason::BadSdp,
-    }
-}
-
-/// The metrics label for a digit's transport.
-pub fn dtmf_transport(source: DigitSource) -> DtmfTransport {
-    match source {
-        DigitSource::Rfc4733 => DtmfTransport::Rfc4733,
-        DigitSource::Inband => DtmfTransport::Inband,
-        DigitSource::Info => DtmfTransport::Info,
     }
 }
 

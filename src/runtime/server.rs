@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::actions::ratelimit::RateLimiter;
 use crate::actions::Executor;
 use crate::audit::{Backoff, Deliverer, Spool};
-use crate::config::{Loaded, TransportName};
+use crate::config::Loaded;
 use crate::ops::admin::Readiness;
 use crate::ops::metrics::Metrics;
 use crate::ops::shutdown::{Drain, Signal, Signals};
@@ -34,7 +34,7 @@ use crate::runtime::ports::PortPool;
 use crate::runtime::shared::Shared;
 use crate::runtime::sip_task::SipDriver;
 use crate::runtime::tcp;
-use crate::sip::{Endpoint, EndpointConfig, TokenRng};
+use crate::sip::{Endpoint, EndpointConfig, TokenRng, Transport};
 
 /// How often the main loop proves it is alive when systemd asks for nothing
 /// shorter (`/healthz`'s beat, the audit backlog gauge).
@@ -106,7 +106,7 @@ pub async fn serve(
     let tasks = tokio_util::task::TaskTracker::new();
     let hard_stop = CancellationToken::new();
 
-    if cfg.sip.transports.contains(&TransportName::Tcp) {
+    if cfg.sip.transports.contains(&Transport::Tcp) {
         let listener = TcpListener::bind(sip_addr)
             .await
             .with_context(|| format!("bind SIP TCP {sip_addr}"))?;

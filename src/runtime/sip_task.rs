@@ -22,7 +22,7 @@ use tracing::{debug, error, info, warn, Instrument};
 use crate::admission::{Admission, Load, Refusal};
 use crate::call::{Call, CallOutcome, CallParams};
 use crate::ops::logging::{call_span, sanitize};
-use crate::ops::metrics::{CallOutcome as CallOutcomeLabel, SipMethod};
+use crate::ops::metrics::{CallEnd, SipMethod};
 use crate::runtime::call_task::CallTask;
 use crate::runtime::channels::{CallInput, SipIn, TcpWriter};
 use crate::runtime::labels;
@@ -327,16 +327,16 @@ impl SipDriver {
                 let _active = active;
                 let _live = live;
                 let outcome = match handle.await {
-                    Ok(outcome) => labels::call_outcome(outcome),
+                    Ok(outcome) => CallEnd::from(outcome),
                     Err(e) if e.is_panic() => {
                         error!("call task panicked; hanging up");
                         shared.metrics.call_panicked();
                         let _ =
                             sip_tx.send(SipIn::Command(SipCommand::Hangup { call: key.clone() }));
                         let _ = sip_tx.send(SipIn::CallGone(key));
-                        CallOutcomeLabel::Panicked
+                        CallEnd::Panicked
                     }
-                    Err(_) => CallOutcomeLabel::Failed,
+                    Err(_) => CallEnd::Failed,
                 };
                 shared.metrics.call_finished(outcome);
             }

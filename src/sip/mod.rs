@@ -32,8 +32,9 @@ use std::time::Duration;
 pub use endpoint::Endpoint;
 pub use rng::TokenRng;
 
-/// Which transport a message arrived on or leaves by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Which transport a message arrived on or leaves by (`udp`, `tcp` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Transport {
     Udp,
     Tcp,

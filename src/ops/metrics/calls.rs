@@ -11,6 +11,7 @@ use prometheus_client::registry::Registry;
 
 use super::sip::SipStatus;
 use super::{MetricDoc, Metrics};
+use crate::call::CallOutcome;
 
 const HELP_CALLS_ACTIVE: &str = "Calls currently in progress (answered or being set up)";
 const HELP_CALLS_FINISHED: &str = "Calls finished, by how they ended";
@@ -35,8 +36,10 @@ pub const FAMILIES: &[MetricDoc] = &[
 ];
 
 label_enum! {
-    /// How a call ended (`sspr_ivr_calls_finished_total{outcome}`).
-    CallOutcome {
+    /// How a call ended, as a label (`sspr_ivr_calls_finished_total{outcome}`): the call's own
+    /// [`crate::call::CallOutcome`] folded into fewer values, plus what only the runtime knows
+    /// (refused, failed, panicked).
+    CallEnd {
         /// The flow reached its end and hung up.
         Completed => "completed",
         /// Transferred to an agent (REFER accepted).
@@ -80,7 +83,7 @@ label_enum! {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OutcomeLabels {
-    outcome: CallOutcome,
+    outcome: CallEnd,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -134,7 +137,7 @@ impl Metrics {
     }
 
     /// Counts a finished call by outcome.
-    pub fn call_finished(&self, outcome: CallOutcome) {
+    pub fn call_finished(&self, outcome: CallEnd) {
         self.calls
             .finished
             .get_or_create(&OutcomeLabels { outcome })
@@ -155,6 +158,20 @@ impl Metrics {
     /// Counts a panic in a call task.
     pub fn call_panicked(&self) {
         self.calls.panics.inc();
+    }
+}
+
+impl From<CallOutcome> for CallEnd {
+    fn from(o: CallOutcome) -> Self {
+        match o {
+            CallOutcome::Completed => CallEnd::Completed,
+            CallOutcome::Transferred => CallEnd::Transferred,
+            CallOutcome::CallerHangup => CallEnd::CallerHangup,
+            CallOutcome::AckTimeout | CallOutcome::RtpTimeout | CallOutcome::MaxDuration => {
+                CallEnd::Timeout
+            }
+            CallOutcome::Shutdown => CallEnd::Drained,
+        }
     }
 }
 

@@ -1,11 +1,12 @@
 //! Media families: DTMF digits by transport (counts, never values) and RTP packet counters.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use super::{MetricDoc, Metrics};
+use crate::media::DigitSource;
 
 const HELP_DTMF: &str = "DTMF digits received, by transport (counts only, never values)";
 const HELP_RTP_SENT: &str = "RTP packets sent";
@@ -54,15 +55,23 @@ struct RejectLabels {
     reason: RtpRejectReason,
 }
 
-label_enum! {
-    /// How a DTMF digit arrived.
-    DtmfTransport {
-        /// RFC 4733 telephone-event in RTP.
-        Rfc4733 => "rfc4733",
-        /// In-band tones (Goertzel detector).
-        Inband => "inband",
-        /// SIP INFO (application/dtmf-relay or application/dtmf).
-        Info => "info",
+/// Every [`DigitSource`], the `transport` label of `sspr_ivr_dtmf_digits_total`.
+pub const DIGIT_SOURCES: [DigitSource; 3] =
+    [DigitSource::Rfc4733, DigitSource::Inband, DigitSource::Info];
+
+/// The `transport` label value of a digit's source.
+pub fn digit_source_label(source: DigitSource) -> &'static str {
+    match source {
+        DigitSource::Rfc4733 => "rfc4733",
+        DigitSource::Inband => "inband",
+        DigitSource::Info => "info",
+    }
+}
+
+impl EncodeLabelValue for DigitSource {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(digit_source_label(*self))
     }
 }
 
@@ -89,7 +98,7 @@ pub struct RtpCounts {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct DtmfLabels {
-    transport: DtmfTransport,
+    transport: DigitSource,
 }
 
 /// The media families.
@@ -149,7 +158,7 @@ impl MediaMetrics {
 
 impl Metrics {
     /// Counts one DTMF digit (never its value).
-    pub fn dtmf_digit(&self, transport: DtmfTransport) {
+    pub fn dtmf_digit(&self, transport: DigitSource) {
         self.media
             .dtmf
             .get_or_create(&DtmfLabels { transport })

@@ -1,7 +1,7 @@
 //! Prometheus metrics for the whole process, on `prometheus-client`.
 //!
 //! One [`Metrics`] value is created at start-up and shared (`Arc`) with every task. Callers
-//! record through typed methods (`m.call_finished(CallOutcome::Completed)`), never through raw
+//! record through typed methods (`m.call_finished(CallEnd::Completed)`), never through raw
 //! label strings, so the set of label values is fixed by closed enums: no label can ever carry
 //! caller data (ANI, digits, Call-IDs). The only free-form labels are data-action names and their
 //! outcomes, and those are checked against an allowlist taken from the configuration
@@ -72,8 +72,8 @@ pub mod sip;
 mod tests;
 
 pub use actions::ACTION_BUCKETS;
-pub use calls::{ActiveCall, CallOutcome, RejectReason};
-pub use media::{DtmfTransport, RtpCounter, RtpCounts, RtpRejectReason};
+pub use calls::{ActiveCall, CallEnd, RejectReason};
+pub use media::{RtpCounter, RtpCounts, RtpRejectReason, DIGIT_SOURCES};
 pub use process::ReloadResult;
 pub use results::{OtpSendResult, OtpVerifyResult, ResetResult};
 pub use sip::{SipMethod, SipStatus};

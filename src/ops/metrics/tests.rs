@@ -33,7 +33,7 @@ fn samples(text: &str) -> Vec<(String, Vec<(String, String)>)> {
 fn exercise_everything(m: &Arc<Metrics>) {
     m.set_action_catalog([("lookup_user", ["found", "not_found"])]);
     let _g = m.call_started();
-    for o in CallOutcome::ALL {
+    for o in CallEnd::ALL {
         m.call_finished(*o);
     }
     for r in RejectReason::ALL {
@@ -49,8 +49,8 @@ fn exercise_everything(m: &Arc<Metrics>) {
     for r in OtpVerifyResult::ALL {
         m.otp_verified(*r);
     }
-    for t in DtmfTransport::ALL {
-        m.dtmf_digit(*t);
+    for t in DIGIT_SOURCES {
+        m.dtmf_digit(t);
     }
     for meth in SipMethod::ALL {
         m.sip_requests_received(*meth, 1);
@@ -123,11 +123,11 @@ fn every_documented_metric_is_exposed_with_its_type_and_help() {
 fn expected_names_and_labels() {
     let m = Arc::new(Metrics::new());
     m.set_action_catalog([("lookup_user", vec!["found".to_string()])]);
-    m.call_finished(CallOutcome::CallerHangup);
-    m.call_finished(CallOutcome::CallerHangup);
+    m.call_finished(CallEnd::CallerHangup);
+    m.call_finished(CallEnd::CallerHangup);
     m.call_rejected(RejectReason::Draining, 503);
     m.reset_finished(ResetResult::MismatchExhausted);
-    m.dtmf_digit(DtmfTransport::Rfc4733);
+    m.dtmf_digit(crate::media::DigitSource::Rfc4733);
     m.sip_requests_received(SipMethod::from_name("invite"), 2);
     m.sip_responses_sent(486, 1);
     m.sip_responses_sent(42, 1);
@@ -186,12 +186,11 @@ fn only_allowed_label_values_can_be_produced() {
         ($($t:ty),*) => {$(for v in <$t>::ALL { allowed.insert(v.as_str().to_string()); })*};
     }
     allow!(
-        CallOutcome,
+        CallEnd,
         RejectReason,
         ResetResult,
         OtpSendResult,
         OtpVerifyResult,
-        DtmfTransport,
         RtpRejectReason,
         SipMethod,
         ReloadResult
@@ -205,6 +204,9 @@ fn only_allowed_label_values_can_be_produced() {
         OTHER,
     ] {
         allowed.insert(v.to_string());
+    }
+    for s in DIGIT_SOURCES {
+        allowed.insert(media::digit_source_label(s).to_string());
     }
     allowed.insert(env!("CARGO_PKG_VERSION").to_string());
     for b in ACTION_BUCKETS {
