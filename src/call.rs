@@ -198,6 +198,11 @@ impl Call {
         self.media.stats()
     }
 
+    /// RTP datagrams dropped unparsed so far: (untrusted IP, not the latched source).
+    pub fn rtp_rejected(&self) -> (u64, u64) {
+        self.media.rejected()
+    }
+
     pub fn is_ended(&self) -> bool {
         self.phase == Phase::Ended
     }
@@ -219,6 +224,7 @@ impl Call {
                 if let Some(answer) = ack_sdp {
                     self.apply_late_answer(&answer);
                 }
+                self.media.start_sending();
                 if self.phase == Phase::Answered {
                     self.phase = Phase::Running;
                     // The flow's clock starts when the caller can hear us.
@@ -625,6 +631,11 @@ mod tests {
                     dtmf_mode: DtmfMode::Auto,
                     inactivity_timeout: Duration::from_secs(600),
                     record: false,
+                    trust: crate::media::RtpTrust::from_sources(&[
+                        crate::media::RtpSource::Sdp,
+                        crate::media::RtpSource::Signalling,
+                    ]),
+                    signalling_ip: Some("127.0.0.1".parse().unwrap()),
                 },
                 prompts: prompts(),
                 ssrc: 1,
@@ -822,22 +833,35 @@ mod tests {
     }
 
     #[test]
-    fn media_flows_before_the_ack_and_paces_at_20_ms() {
+    fn no_media_before_the_ack_then_20_ms_pacing() {
         let t0 = Instant::now();
         let mut c = call("echo", t0);
-        let mut sent = 0;
+        let mut sent = Vec::new();
         let mut now = t0;
-        while now < t0 + Duration::from_secs(1) {
-            c.handle_timeout(now);
-            while let Some(o) = c.poll_output() {
-                if matches!(o, Output::Rtp { .. }) {
-                    sent += 1;
+        let mut run = |c: &mut Call, until: Instant, now: &mut Instant| {
+            while *now < until {
+                c.handle_timeout(*now);
+                while let Some(o) = c.poll_output() {
+                    if matches!(o, Output::Rtp { .. }) {
+                        sent.push(*now - t0);
+                    }
                 }
+                *now = c.poll_timeout().unwrap();
             }
-            now = c.poll_timeout().unwrap();
-        }
-        // 0, 20, …, 980 ms: fifty packets of silence before the caller ACKs.
-        assert_eq!(sent, 50);
+        };
+        // A second without the ACK and without a packet from the caller: nothing
+        // (a spoofed INVITE aims no stream at anyone).
+        run(&mut c, t0 + Duration::from_secs(1), &mut now);
+        c.handle_sip(
+            now,
+            SipEvent::Established {
+                call: CallKey("c1@test".into()),
+                ack_sdp: None,
+            },
+        );
+        run(&mut c, t0 + Duration::from_secs(2), &mut now);
+        let want: Vec<Duration> = (50..100).map(|n| Duration::from_millis(20 * n)).collect();
+        assert_eq!(sent, want);
     }
 
     #[test]

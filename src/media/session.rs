@@ -20,14 +20,20 @@
 //! ([`MediaSession::stop_playback`], barge-in: silence from the next packet) emits no
 //! `PlaybackFinished`. A prompt name not in the cache is skipped with a warning.
 //!
-//! Receiving: malformed RTP is counted and ignored; the negotiated telephone-event
+//! Receiving: a datagram from a source the call does not trust, or not from the
+//! latched source, is dropped before it is parsed and counted by reason (see
+//! [`super::trust`]: the caller's SDP or signalling IP, one latched address, re-latch
+//! within that IP only after [`RELATCH_AFTER`] of quiet). Malformed RTP is counted and
+//! ignored; the negotiated telephone-event
 //! payload type goes to the RFC 4733 receiver, the audio payload type to the in-band
 //! detector (only while the DTMF mode can still use it) and the recorder; SIP INFO
 //! digits come in through [`MediaSession::handle_info_digit`]. With symmetric RTP the
-//! session sends to the source of the first packet received, and re-latches to a new
-//! source only after the latched one has been quiet for [`RELATCH_AFTER`] (so a
-//! stray packet cannot hijack the stream). No packet for the inactivity timeout →
+//! session sends to the latched source. No packet for the inactivity timeout →
 //! one `RtpTimeout` (again only after traffic resumed and stopped again).
+//!
+//! Nothing is sent before [`MediaSession::start_sending`] (the call's ACK) or the
+//! caller's first valid packet, whichever comes first: a spoofed INVITE cannot aim a
+//! stream at a third party. Until then the packet clock runs on without sending.
 //!
 //! Recording: with `record: true`, one `Record` event per sent packet carries the
 //! caller's audio received since the previous packet and the IVR's audio of that
@@ -39,7 +45,7 @@
 //! It does not do RTCP, jitter buffering or SRTP, and never logs digit values.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +56,8 @@ use crate::media::prompts::PromptCache;
 use crate::media::recording::{self, RecordingTap};
 use crate::media::rtp::{self, RtpHeader};
 use crate::media::telephone_event::{self, Receiver};
+pub use crate::media::trust::RELATCH_AFTER;
+use crate::media::trust::{Rejected, RtpTrust, SourceGuard};
 use crate::media::{g711, DigitSource, DtmfMode, PlayItem};
 
 /// A packet sent later than this after its deadline counts as late.
@@ -58,8 +66,6 @@ pub const LATE_TOLERANCE: Duration = Duration::from_millis(2);
 pub const MAX_CATCH_UP: u64 = 10;
 /// A SIP INFO digit without a duration is taken to sound this long.
 const INFO_DIGIT_DURATION: Duration = Duration::from_millis(250);
-/// Symmetric RTP re-latches only after the latched source was quiet this long.
-pub const RELATCH_AFTER: Duration = Duration::from_millis(500);
 
 /// Everything a session needs from the SDP negotiation and the config.
 #[derive(Clone, Debug)]
@@ -73,6 +79,10 @@ pub struct MediaConfig {
     pub dtmf_mode: DtmfMode,
     pub inactivity_timeout: Duration,
     pub record: bool,
+    /// Whose RTP is accepted (see [`super::trust`]).
+    pub trust: RtpTrust,
+    /// The IP address the call's INVITE came from.
+    pub signalling_ip: Option<IpAddr>,
 }
 
 /// What the session reports. `Debug` never shows a digit's value (digits typed in a
@@ -131,6 +141,10 @@ pub struct MediaStats {
     pub lost: u64,
     pub out_of_order: u64,
     pub malformed: u64,
+    /// Datagrams dropped unparsed: from an untrusted IP.
+    pub rejected_untrusted: u64,
+    /// Datagrams dropped unparsed: from a trusted IP but not the latched source.
+    pub rejected_not_latched: u64,
     pub unknown_payload_type: u64,
     pub latches: u64,
     pub digits_rfc4733: u64,
@@ -200,7 +214,9 @@ pub struct MediaSession {
     queue: VecDeque<PlayItem>,
     play_id: Option<u64>,
     remote: SocketAddr,
-    latched: Option<(SocketAddr, Instant)>,
+    guard: SourceGuard,
+    /// False until the ACK or the caller's first valid packet.
+    sending: bool,
     last_rx: Instant,
     timed_out: bool,
     rfc4733: Receiver,
@@ -252,7 +268,12 @@ impl MediaSession {
             queue: VecDeque::new(),
             play_id: None,
             remote: config.remote,
-            latched: None,
+            guard: SourceGuard::new(
+                config.trust.clone(),
+                Some(config.remote.ip()),
+                config.signalling_ip,
+            ),
+            sending: false,
             last_rx: now,
             timed_out: false,
             rfc4733: Receiver::default(),
@@ -288,9 +309,24 @@ impl MediaSession {
         self.config.audio_pt = audio_pt;
         self.config.telephone_event_pt = telephone_event_pt;
         self.config.remote = remote;
-        if self.latched.is_none() {
+        self.guard.set_sdp(remote.ip());
+        if self.guard.latched().is_none() || !self.config.symmetric_rtp {
             self.remote = remote;
         }
+    }
+
+    /// The call is confirmed (ACK): start sending, if the caller's first packet has
+    /// not started it already.
+    pub fn start_sending(&mut self) {
+        self.sending = true;
+    }
+
+    /// Datagrams dropped before parsing: (untrusted IP, not the latched source).
+    pub fn rejected(&self) -> (u64, u64) {
+        (
+            self.stats.rejected_untrusted,
+            self.stats.rejected_not_latched,
+        )
     }
 
     pub fn remote(&self) -> SocketAddr {
@@ -313,6 +349,13 @@ impl MediaSession {
     }
 
     pub fn handle_rtp(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        if let Err(why) = self.guard.check(now, source) {
+            match why {
+                Rejected::UntrustedSource => self.stats.rejected_untrusted += 1,
+                Rejected::NotLatched => self.stats.rejected_not_latched += 1,
+            }
+            return;
+        }
         let packet = match rtp::parse(data) {
             Ok(p) => p,
             Err(e) => {
@@ -359,21 +402,17 @@ impl MediaSession {
         self.drain_digits();
     }
 
+    /// A valid packet from a source the guard let through: latch to it, and let
+    /// the stream start.
     fn latch(&mut self, now: Instant, source: SocketAddr) {
-        if !self.config.symmetric_rtp {
+        self.sending = true;
+        if !self.guard.accept(now, source) {
             return;
         }
-        match self.latched {
-            Some((addr, _)) if addr == source => self.latched = Some((addr, now)),
-            Some((_, last)) if now.saturating_duration_since(last) < RELATCH_AFTER => {}
-            _ => {
-                if self.remote != source {
-                    tracing::debug!(from = %self.remote, to = %source, "symmetric RTP: latched");
-                }
-                self.remote = source;
-                self.latched = Some((source, now));
-                self.stats.latches += 1;
-            }
+        self.stats.latches += 1;
+        if self.config.symmetric_rtp && self.remote != source {
+            tracing::debug!(from = %self.remote, to = %source, "symmetric RTP: latched");
+            self.remote = source;
         }
     }
 
@@ -418,7 +457,13 @@ impl MediaSession {
             let elapsed = now.saturating_duration_since(self.start);
             let due_through = (elapsed.as_micros() / self.ptime.as_micros()) as u64;
             let due = due_through + 1 - self.next_frame;
-            if due > MAX_CATCH_UP {
+            if !self.sending {
+                // Not yet: the clock runs on, nothing goes out.
+                self.next_frame += due;
+                self.timestamp = self
+                    .timestamp
+                    .wrapping_add((self.samples_per_frame as u64 * due) as u32);
+            } else if due > MAX_CATCH_UP {
                 let skip = due - MAX_CATCH_UP;
                 self.next_frame += skip;
                 self.timestamp = self

@@ -5,6 +5,8 @@ use crate::media::telephone_event::Sender;
 use crate::media::ToneGenerator;
 use std::path::Path;
 
+mod trust;
+
 const MS: Duration = Duration::from_millis(1);
 
 fn shipped() -> Arc<PromptCache> {
@@ -44,6 +46,11 @@ fn config() -> MediaConfig {
         dtmf_mode: DtmfMode::Auto,
         inactivity_timeout: Duration::from_secs(60),
         record: false,
+        trust: RtpTrust::from_sources(&[
+            crate::media::RtpSource::Sdp,
+            crate::media::RtpSource::Signalling,
+        ]),
+        signalling_ip: Some("127.0.0.1".parse().unwrap()),
     }
 }
 
@@ -63,7 +70,15 @@ struct Harness {
 }
 
 impl Harness {
+    /// A session of a confirmed call (ACK received: sending from the start).
     fn new(config: MediaConfig, prompts: Arc<PromptCache>) -> Self {
+        let mut h = Self::unconfirmed(config, prompts);
+        h.s.start_sending();
+        h
+    }
+
+    /// A session before the ACK.
+    fn unconfirmed(config: MediaConfig, prompts: Arc<PromptCache>) -> Self {
         let t0 = Instant::now();
         Harness {
             s: MediaSession::new(t0, config, prompts, 0x1234_5678, 65530, 0xFFFF_FF00),
@@ -630,6 +645,7 @@ fn symmetric_rtp_latching_rules() {
     assert_eq!(h.s.remote(), a);
     h.s.handle_rtp(h.at(20), b, &pkt); // a stray packet does not hijack
     assert_eq!(h.s.remote(), a);
+    assert_eq!(h.s.rejected(), (0, 1));
     h.s.handle_rtp(h.at(600), b, &pkt); // a quiet for 500 ms+: NAT rebinding
     assert_eq!(h.s.remote(), b);
     h.run_until(h.at(620));
