@@ -62,10 +62,17 @@ fn exercise_everything(m: &Arc<Metrics>) {
     for c in RtpCounter::ALL {
         m.rtp_add(*c, 1);
     }
+    for r in RtpRejectReason::ALL {
+        m.rtp_rejected(*r, 1);
+    }
     m.action_observed("lookup_user", "found", Duration::from_millis(40));
     m.audit_backlog(3);
     m.audit_delivered();
     m.audit_delivery_failed();
+    m.audit_dead_lettered();
+    m.audit_spool_state(false, 2);
+    m.audit_spool_write_failed();
+    m.reset_refused_audit_unavailable();
     m.config_reloaded(ReloadResult::Ok);
 }
 
@@ -188,6 +195,7 @@ fn only_allowed_label_values_can_be_produced() {
         ResetResult,
         OtpSendResult,
         OtpVerifyResult,
+        RtpRejectReason,
         SipMethod,
         ReloadResult
     );
