@@ -367,11 +367,17 @@ impl Config {
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((0, 0));
+            // serde_yaml ends its message with the location the prefix already gives.
+            let message = e.to_string();
+            let message = message
+                .strip_suffix(&format!(" at line {line} column {column}"))
+                .unwrap_or(&message)
+                .to_string();
             ConfigError::Yaml {
                 file: file.to_path_buf(),
                 line,
                 column,
-                message: e.to_string(),
+                message,
             }
         })?;
         let base = file

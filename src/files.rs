@@ -43,3 +43,38 @@ pub fn load_prompts(dir: &Path) -> Result<PromptCache, PromptError> {
     }
     PromptCache::from_wav_files(dir, files)
 }
+
+/// The shipped English prompts (`prompts/en/*.wav`), embedded in the binary at build time
+/// (`build.rs`): `sspr-ivr dial` recognises what it hears from any directory.
+pub fn embedded_prompts() -> Result<PromptCache, PromptError> {
+    mod generated {
+        include!(concat!(env!("OUT_DIR"), "/prompts_en.rs"));
+    }
+    let dir = Path::new("prompts/en");
+    PromptCache::from_wav_files(
+        dir,
+        generated::PROMPTS_EN
+            .iter()
+            .map(|(name, bytes)| (dir.join(name), bytes.to_vec())),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The embedded prompts are the files in `prompts/en`, byte for byte.
+    #[test]
+    fn embedded_prompts_match_the_prompt_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/en");
+        let on_disk = load_prompts(&dir).expect("prompts/en");
+        let embedded = embedded_prompts().expect("embedded");
+        let names: Vec<&str> = on_disk.names().collect();
+        assert_eq!(embedded.names().collect::<Vec<_>>(), names);
+        assert!(names.len() > 40, "{names:?}");
+        for name in names {
+            let pcm = |c: &PromptCache| c.get(name).map(|p| p.pcm().to_vec());
+            assert_eq!(pcm(&embedded), pcm(&on_disk), "{name}");
+        }
+    }
+}

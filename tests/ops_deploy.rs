@@ -93,6 +93,11 @@ fn deb_builds_with_expected_layout() {
         "./lib/systemd/system/sspr-ivr.service",
         "./etc/sspr-ivr/config.yaml",
         "./usr/share/sspr-ivr/flows/sspr.yaml",
+        "./usr/share/man/man1/sspr-ivr.1.gz",
+        "./usr/share/man/man1/sspr-ivr-serve.1.gz",
+        "./usr/share/bash-completion/completions/sspr-ivr",
+        "./usr/share/zsh/vendor-completions/_sspr-ivr",
+        "./usr/share/fish/vendor_completions.d/sspr-ivr.fish",
     ] {
         assert!(
             listing.lines().any(|l| l.ends_with(&format!(" {path}"))),

@@ -9,7 +9,6 @@
 //! on every [`Watchdog`] tick: `/healthz`'s beat, and `WATCHDOG=1` when systemd
 //! asked for it.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -29,6 +28,7 @@ use crate::ops::admin::Readiness;
 use crate::ops::metrics::Metrics;
 use crate::ops::shutdown::{Drain, Signal, Signals};
 use crate::ops::systemd::{self, Watchdog};
+pub use crate::runtime::bound::Bound;
 use crate::runtime::channels::SipIn;
 use crate::runtime::ports::PortPool;
 use crate::runtime::shared::Shared;
@@ -41,12 +41,6 @@ use crate::sip::{Endpoint, EndpointConfig, TokenRng, Transport};
 const BEAT: Duration = Duration::from_secs(1);
 /// After the drain limit, how long the BYEs to the calls still live may take.
 const BYE_GRACE: Duration = Duration::from_secs(5);
-
-/// What `serve` was started with, and where it ended up listening.
-pub struct Bound {
-    pub sip: SocketAddr,
-    pub admin: Option<SocketAddr>,
-}
 
 /// Start everything; returns when `shutdown` completes the drain.
 pub async fn serve(
@@ -161,10 +155,23 @@ pub async fn serve(
     readiness.set_listening(true);
     let bound = Bound {
         sip: sip_addr,
+        transports: cfg.sip.transports.clone(),
+        advertised: cfg.sip.advertised_addr,
+        rtp_ip: cfg.media.rtp_ip,
+        rtp_ports: cfg.media.rtp_port_min..=cfg.media.rtp_port_max,
         admin: admin_addr,
+        config: shared.config_path.clone(),
     };
     on_bound(&bound);
-    info!(sip = %sip_addr, admin = ?admin_addr, "listening");
+    info!(
+        version = bound.version(),
+        config = %bound.config_text(),
+        sip = %sip_addr,
+        transports = %bound.transports_text(),
+        rtp = %bound.rtp_text(),
+        admin = %bound.admin_text(),
+        "listening"
+    );
     let _ = systemd::notify_ready();
 
     let mut signals = Signals::new()?;
