@@ -369,6 +369,9 @@ fn operations_guide_uses_real_flags_and_config_keys() {
         &["demo"],
         &["demo-backend"],
         &["dial"],
+        &["dtmf"],
+        &["completions"],
+        &["man"],
     ] {
         let (_, out, err) = run_with_timeout(
             Command::new(BIN).args(cmd).arg("--help"),
