@@ -148,6 +148,9 @@ pub async fn serve(
     let advertised = cfg.sip.advertised_addr.unwrap_or(sip_addr);
     let mut sip_cfg = EndpointConfig::new(advertised, cfg.sip.user_agent.clone());
     sip_cfg.symmetric_signalling = cfg.sip.symmetric_signalling;
+    sip_cfg.max_server_transactions = cfg.sip.max_server_transactions;
+    sip_cfg.max_server_transaction_bytes = cfg.sip.max_server_transaction_bytes;
+    sip_cfg.retry_after_secs = cfg.limits.retry_after_secs;
     let endpoint = Endpoint::new(sip_cfg, TokenRng::from_seed(rand::random()));
     let driver = SipDriver::new(
         endpoint,
