@@ -26,13 +26,16 @@ pub const FAMILIES: &[MetricDoc] = &[
 label_enum! {
     /// Why the server refused or closed a TCP connection.
     TcpCloseReason {
+        /// `sip.tcp_max_connections` reached (after the descriptor reservation):
+        /// closed at accept.
+        Limit => "limit",
         /// `sip.tcp_max_connections_per_source` reached: closed at accept.
         SourceLimit => "source_limit",
-        /// Nothing received for `sip.tcp_connection_lifetime` and no call on it.
+        /// No complete message received for `sip.tcp_idle_timeout` and no call on it.
         Idle => "idle",
         /// A message not complete within `sip.tcp_message_timeout` (slowloris).
         SlowMessage => "slow_message",
-        /// More than `sip.tcp_conn_wq_max` bytes waiting to be written.
+        /// More than `sip.tcp_write_queue_bytes` bytes waiting to be written.
         WriteQueue => "write_queue",
         /// Broken framing (no or bad Content-Length, oversized message).
         Framing => "framing",
