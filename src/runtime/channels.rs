@@ -7,15 +7,20 @@
 use std::net::SocketAddr;
 
 use crate::call::CallOutcome;
-pub use crate::runtime::tcp::TcpWriter;
+pub use crate::runtime::tcp::{InFlight, TcpWriter};
 use crate::sip::{CallKey, Command as SipCommand, Event as SipEvent};
 use crate::vars::Vars;
 
 /// Inputs of the SIP task.
 #[derive(Debug)]
 pub enum SipIn {
-    /// One framed message from a TCP connection.
-    Tcp { peer: SocketAddr, data: Vec<u8> },
+    /// One framed message from a TCP connection. It holds its bytes of the
+    /// TCP connections' shared in-flight budget until the SIP task drops it.
+    Tcp {
+        peer: SocketAddr,
+        data: Vec<u8>,
+        in_flight: InFlight,
+    },
     /// A TCP connection is up; responses for `peer` go to `writer`.
     TcpOpened { peer: SocketAddr, writer: TcpWriter },
     /// That connection closed (`id`: [`TcpWriter::id`]).

@@ -108,7 +108,7 @@ impl SipDriver {
 
     fn on_input(&mut self, m: SipIn) {
         match m {
-            SipIn::Tcp { peer, data } => {
+            SipIn::Tcp { peer, data, .. } => {
                 trace_sip("in", Transport::Tcp, peer, &data);
                 self.endpoint
                     .handle_datagram(now(), Transport::Tcp, peer, &data)

@@ -16,6 +16,11 @@
 //!   not read);
 //! - its framing is broken (a stream cannot be resynchronised).
 //!
+//! Messages read but not yet handled by the SIP task are bounded in bytes
+//! across all connections ([`IN_FLIGHT_BYTES`]): when the SIP task falls
+//! behind, connections stop reading and TCP flow control pushes back on the
+//! peers, instead of the queue growing.
+//!
 //! The global cap is also lowered at start-up so that the process's descriptor
 //! limit keeps room for every call's sockets and files ([`connection_cap`]): a
 //! flood of connections is refused before a call is.
@@ -45,6 +50,11 @@ use crate::sip::framing::StreamDecoder;
 const BASE_DESCRIPTORS: u64 = 256;
 /// Bytes read from a connection at a time.
 const READ_CHUNK: usize = 4096;
+/// Bytes of framed messages on their way to the SIP task, all connections together.
+pub const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
+
+/// A message's share of [`IN_FLIGHT_BYTES`], given back on drop.
+pub type InFlight = tokio::sync::OwnedSemaphorePermit;
 
 /// The TCP limits in force (see the module docs).
 #[derive(Clone, Debug)]
@@ -191,6 +201,7 @@ struct Context {
     metrics: Arc<Metrics>,
     stop: CancellationToken,
     next_id: AtomicU64,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 pub async fn accept(
@@ -207,6 +218,7 @@ pub async fn accept(
         metrics,
         stop,
         next_id: AtomicU64::new(1),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES)),
     });
     loop {
         tokio::select! {
@@ -314,9 +326,22 @@ async fn read_loop(
         loop {
             match decoder.next_message() {
                 Ok(Some(msg)) => {
+                    // A message is at most 80 kB: always within the budget.
+                    let bytes = u32::try_from(msg.len()).unwrap_or(u32::MAX);
+                    let in_flight = tokio::select! {
+                        _ = ctx.stop.cancelled() => return None,
+                        p = ctx.in_flight.clone().acquire_many_owned(bytes) => match p {
+                            Ok(p) => p,
+                            Err(_) => return None,
+                        },
+                    };
                     last_message = Instant::now();
                     message_due = None;
-                    let _ = ctx.sip_tx.send(SipIn::Tcp { peer, data: msg });
+                    let _ = ctx.sip_tx.send(SipIn::Tcp {
+                        peer,
+                        data: msg,
+                        in_flight,
+                    });
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -393,5 +418,48 @@ mod tests {
         assert!(!w.overflow.is_cancelled());
         assert!(!w.send(vec![0; 6]));
         assert!(w.overflow.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_sip_task_that_falls_behind_pushes_back_on_the_peers() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (sip_tx, mut sip_rx) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let mut l = limits(10, 10);
+        l.write_queue_bytes = 65536;
+        l.idle_timeout = Duration::from_secs(60);
+        tokio::spawn(accept(
+            listener,
+            sip_tx,
+            l,
+            Arc::new(Metrics::new()),
+            stop.clone(),
+        ));
+        // A peer pipelines OPTIONS as fast as it can; nobody handles them.
+        let msg = b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n".repeat(100);
+        let mut peer = TcpStream::connect(addr).await.unwrap();
+        let mut written = 0;
+        while let Ok(Ok(())) =
+            tokio::time::timeout(Duration::from_millis(500), peer.write_all(&msg)).await
+        {
+            written += msg.len();
+            assert!(
+                written < 512 * 1024 * 1024,
+                "the peer was never pushed back"
+            );
+        }
+        let mut queued = 0;
+        while let Ok(m) = sip_rx.try_recv() {
+            if let SipIn::Tcp { data, .. } = m {
+                queued += data.len();
+            }
+        }
+        assert!(written > IN_FLIGHT_BYTES, "{written} written");
+        assert!(
+            queued <= IN_FLIGHT_BYTES,
+            "{queued} bytes queued for the SIP task"
+        );
+        stop.cancel();
     }
 }
