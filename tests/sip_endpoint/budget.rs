@@ -79,3 +79,30 @@ fn when_live_transactions_fill_the_budget_a_new_invite_gets_503_statelessly() {
     assert_eq!(h.ep.server_transactions().0, 5);
     assert_eq!(h.ep.active_calls(), 5);
 }
+
+#[test]
+fn an_options_flood_is_answered_and_builds_no_state() {
+    let mut h = Harness::with(flood_cfg(50, 1 << 20));
+    // Two calls ringing: live transactions that must survive the flood.
+    for n in 0..2 {
+        h.ep.handle_datagram(h.now, Transport::Udp, caller(), &big_invite(n, 100));
+        assert_eq!(h.events().len(), 1);
+    }
+    h.out();
+    for n in 0..5000 {
+        let (call, branch) = (format!("o{n}"), format!("z9hG4bKo{n}"));
+        h.send(&Req::new("OPTIONS", &call, &branch, 1));
+        assert_eq!(h.statuses(), [200], "OPTIONS {n}");
+        assert_eq!(h.ep.server_transactions().0, 2, "OPTIONS {n}");
+    }
+    assert_eq!(h.ep.stats().requests_received.get("OPTIONS"), Some(&5000));
+    // Both ringing calls can still be answered.
+    for n in 0..2 {
+        h.cmd(Command::Answer {
+            call: CallKey(format!("flood-{n}")),
+            sdp: ANSWER.into(),
+        });
+        assert_eq!(h.statuses(), [200], "call {n}");
+    }
+    assert_eq!(h.ep.active_calls(), 2);
+}
