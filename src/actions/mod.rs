@@ -27,6 +27,7 @@ mod config;
 mod executor;
 pub mod outcome;
 pub mod ratelimit;
+mod render;
 pub mod selector;
 
 pub use config::{
