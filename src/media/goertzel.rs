@@ -108,6 +108,73 @@ impl C32 {
     }
 }
 
+/// e^{jω} for a frequency in Hz: the per-sample rotation of a tone.
+fn step(hz: f32) -> C32 {
+    C32::cis(2.0 * std::f32::consts::PI * hz / SAMPLE_RATE as f32)
+}
+
+/// A least-squares fit of two tones at fixed frequencies over `x`, neither tone's
+/// leakage biasing the other's amplitude: fit the column; the row on (signal − column);
+/// the column again on (signal − row). Three passes.
+struct JointFit {
+    /// z = Σ x[n]·e^{-jωn} of each tone, net of the other; the fitted sine is
+    /// Re(z·e^{jωn})·2/N.
+    row: C32,
+    col: C32,
+    s_row: C32,
+    s_col: C32,
+}
+
+impl JointFit {
+    fn new(x: &[f32], row_hz: f32, col_hz: f32) -> Self {
+        let (s_row, s_col) = (step(row_hz), step(col_hz));
+        let scale = 2.0 / x.len() as f32;
+        // Σ (x[n] − Re(z_sub·p_sub[n])·scale) · conj(p_fit[n])
+        let fit_without = |z_sub: C32, s_sub: C32, s_fit: C32| {
+            let (mut p_sub, mut p_fit) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
+            let mut z = C32::default();
+            for &v in x {
+                let v = v - scale * z_sub.mul(p_sub).re;
+                z = z.add(C32::new(v * p_fit.re, -v * p_fit.im));
+                p_sub = p_sub.mul(s_sub);
+                p_fit = p_fit.mul(s_fit);
+            }
+            z
+        };
+        let col = fit_without(C32::default(), s_col, s_col);
+        let row = fit_without(col, s_col, s_row);
+        let col = fit_without(row, s_row, s_col);
+        JointFit {
+            row,
+            col,
+            s_row,
+            s_col,
+        }
+    }
+
+    /// Calls `each(n, x[n] − both fitted tones, e^{jω_row·n}, e^{jω_col·n})`.
+    fn residual(&self, x: &[f32], mut each: impl FnMut(usize, f32, C32, C32)) {
+        let scale = 2.0 / x.len() as f32;
+        let (mut p_r, mut p_c) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
+        for (n, &v) in x.iter().enumerate() {
+            each(
+                n,
+                v - scale * (self.row.mul(p_r).re + self.col.mul(p_c).re),
+                p_r,
+                p_c,
+            );
+            p_r = p_r.mul(self.s_row);
+            p_c = p_c.mul(self.s_col);
+        }
+    }
+
+    /// Mean squares of the fitted row and column tones over `n` samples.
+    fn powers(&self, n: usize) -> (f32, f32) {
+        let p = |z: C32| 2.0 * z.norm2() / (n * n) as f32;
+        (p(self.row), p(self.col))
+    }
+}
+
 fn db_to_power_ratio(db: f32) -> f32 {
     10f32.powf(db / 10.0)
 }

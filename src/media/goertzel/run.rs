@@ -19,7 +19,10 @@
 
 use std::f32::consts::PI;
 
-use super::{db_to_power_ratio, Hit, InbandDetector, C32, MIN_HITS, RUN_SPAN, WIN};
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
+
+use super::{db_to_power_ratio, step, Hit, InbandDetector, JointFit, C32, MIN_HITS, RUN_SPAN, WIN};
 use crate::codec::SAMPLE_RATE;
 
 /// Largest deviation of the run's frequencies from nominal.
@@ -49,21 +52,26 @@ const MAX_TONAL_PEAK_DB: f32 = -20.0;
 /// Strongest third harmonic of the row tone allowed, relative to it (2.1–2.8 kHz, always
 /// in the band; the column's is not).
 const MAX_THIRD_HARMONIC_DB: f32 = -12.0;
-/// Residual peaks are looked for on this grid, skipping the tones' neighbourhood.
+/// Residual peaks are looked for in the spectrum (Hann window, 31.25 Hz bins) of the
+/// run's last FFT_LEN samples, between these frequencies, skipping the tones'
+/// neighbourhood.
+const FFT_LEN: usize = 256;
 const PROBE_FROM_HZ: f32 = 250.0;
 const PROBE_TO_HZ: f32 = 3450.0;
-const PROBE_STEP_HZ: f32 = 25.0;
 const PROBE_CLEARANCE_HZ: f32 = 80.0;
-const PROBES: usize = ((PROBE_TO_HZ - PROBE_FROM_HZ) / PROBE_STEP_HZ) as usize + 1;
+const BIN_HZ: f32 = SAMPLE_RATE as f32 / FFT_LEN as f32;
 /// The frequency re-measurement compares the first and the last WIN samples of the run.
 const LAG: usize = RUN_SPAN - WIN;
 
-/// Hann windows and the Goertzel coefficients of the probe grid.
+/// Hann windows, the residual's FFT plan and the limits as power ratios.
 struct RunTables {
-    hann_run: [f32; RUN_SPAN],
+    hann_fft: [f32; FFT_LEN],
     hann_win: [f32; WIN],
-    /// (probe frequency, 2·cos ω)
-    probes: [(f32, f32); PROBES],
+    fft: std::sync::Arc<dyn RealToComplex<f32>>,
+    tonal: f32,
+    max_tonal_peak: f32,
+    max_residual_peak: f32,
+    max_third_harmonic: f32,
 }
 
 fn hann<const N: usize>() -> [f32; N] {
@@ -74,13 +82,13 @@ fn hann<const N: usize>() -> [f32; N] {
 }
 
 static RUN_TABLES: std::sync::LazyLock<RunTables> = std::sync::LazyLock::new(|| RunTables {
-    hann_run: hann(),
+    hann_fft: hann(),
     hann_win: hann(),
-    probes: std::array::from_fn(|i| {
-        let hz = PROBE_FROM_HZ + PROBE_STEP_HZ * i as f32;
-        let w = 2.0 * std::f64::consts::PI * f64::from(hz) / f64::from(SAMPLE_RATE);
-        (hz, (2.0 * w.cos()) as f32)
-    }),
+    fft: RealFftPlanner::<f32>::new().plan_fft_forward(FFT_LEN),
+    tonal: db_to_power_ratio(TONAL_PEAK_DB),
+    max_tonal_peak: db_to_power_ratio(MAX_TONAL_PEAK_DB),
+    max_residual_peak: db_to_power_ratio(MAX_RESIDUAL_PEAK_DB),
+    max_third_harmonic: db_to_power_ratio(MAX_THIRD_HARMONIC_DB),
 });
 
 /// True when `col_hz / row_hz` is (nearly) the ratio of two harmonics no key can have.
@@ -91,18 +99,14 @@ fn harmonic_pair(row_hz: f32, col_hz: f32) -> bool {
         .any(|&(m, n, tolerance)| (ratio * n / m - 1.0).abs() < tolerance)
 }
 
-fn step(hz: f32) -> C32 {
-    C32::cis(2.0 * PI * hz / SAMPLE_RATE as f32)
-}
-
-/// Σ x[n]·w[n]·e^{-jωn} for n from `start`, ω from `hz`; w = 1 when `window` is None.
-fn correlate(x: &[f32], window: Option<&[f32]>, hz: f32, start: usize) -> C32 {
+/// Σ x[n]·w[n]·e^{-jω(n + start)}, ω from `hz`: the tone's phase referenced to the
+/// run's first sample.
+fn correlate(x: &[f32], w: &[f32], hz: f32, start: usize) -> C32 {
     let s = step(hz);
     let mut p = C32::cis(2.0 * PI * hz * start as f32 / SAMPLE_RATE as f32);
     let mut z = C32::default();
-    for (i, &v) in x.iter().enumerate() {
-        let v = window.map_or(v, |w| v * w[i]);
-        z = z.add(C32::new(v * p.re, -v * p.im));
+    for (&v, &w) in x.iter().zip(w) {
+        z = z.add(C32::new(v * w * p.re, -v * w * p.im));
         p = p.mul(s);
     }
     z
@@ -112,8 +116,8 @@ fn correlate(x: &[f32], window: Option<&[f32]>, hz: f32, start: usize) -> C32 {
 /// last WIN samples, each Hann-windowed and correlated at `hz` itself.
 fn steadier_frequency(x: &[f32; RUN_SPAN], hz: f32) -> f32 {
     let w = &RUN_TABLES.hann_win;
-    let first = correlate(&x[..WIN], Some(w), hz, 0);
-    let last = correlate(&x[LAG..], Some(w), hz, LAG);
+    let first = correlate(&x[..WIN], w, hz, 0);
+    let last = correlate(&x[LAG..], w, hz, LAG);
     let q = last.mul(first.conj());
     if q.norm2() == 0.0 {
         return hz;
@@ -137,67 +141,61 @@ struct Residual {
 impl Residual {
     fn of(x: &[f32; RUN_SPAN], f_row: f32, f_col: f32) -> Residual {
         let t = &*RUN_TABLES;
-        let n = RUN_SPAN as f32;
-        let remove = |v: &mut [f32; RUN_SPAN], z: C32, hz: f32| {
-            let s = step(hz);
-            let mut p = C32::new(1.0, 0.0);
-            for x in v.iter_mut() {
-                *x -= 2.0 / n * z.mul(p).re;
-                p = p.mul(s);
+        let fit = JointFit::new(x, f_row, f_col);
+        // The last FFT_LEN samples of the residual, Hann-windowed, and (on the way) the
+        // row's third harmonic in them.
+        let mut r = [0.0f32; FFT_LEN];
+        let (mut third, mut third_step) = (C32::default(), C32::new(1.0, 0.0));
+        let s_third = step(3.0 * f_row);
+        fit.residual(x, |n, v, _, _| {
+            if let Some(i) = n.checked_sub(RUN_SPAN - FFT_LEN) {
+                let w = v * t.hann_fft[i];
+                r[i] = w;
+                third = third.add(C32::new(w * third_step.re, -w * third_step.im));
+                third_step = third_step.mul(s_third);
             }
-        };
-        // column, row on (signal − column), column again on (signal − row)
-        let mut v = *x;
-        remove(&mut v, correlate(x, None, f_col, 0), f_col);
-        let z_row = correlate(&v, None, f_row, 0);
-        let mut v = *x;
-        remove(&mut v, z_row, f_row);
-        let z_col = correlate(&v, None, f_col, 0);
-        remove(&mut v, z_col, f_col);
-        let power = |z: C32| 2.0 * z.norm2() / (n * n);
-        for (r, h) in v.iter_mut().zip(&t.hann_run) {
-            *r *= h;
-        }
+        });
         // A sine of amplitude A gives |X| = A·N/4 through a Hann window: mean square 8|X|²/N².
-        let goertzel = |coeff: f32| {
-            let (mut s1, mut s2) = (0.0f32, 0.0f32);
-            for &r in &v {
-                let s0 = r + coeff * s1 - s2;
-                s2 = s1;
-                s1 = s0;
-            }
-            8.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (n * n)
-        };
-        let mut probes = [0.0f32; PROBES];
+        let scale = 8.0 / (FFT_LEN * FFT_LEN) as f32;
+        let mut spectrum = [Complex::default(); FFT_LEN / 2 + 1];
+        let mut scratch = [Complex::default(); FFT_LEN];
+        let scratch = &mut scratch[..t.fft.get_scratch_len()];
+        t.fft
+            .process_with_scratch(&mut r, &mut spectrum, scratch)
+            .expect("buffers sized for the plan");
+        let mut probes = [0.0f32; FFT_LEN / 2 + 1];
         let mut count = 0;
-        for &(hz, coeff) in &t.probes {
-            if (hz - f_row).abs() >= PROBE_CLEARANCE_HZ && (hz - f_col).abs() >= PROBE_CLEARANCE_HZ
+        for (k, x) in spectrum.iter().enumerate() {
+            let hz = k as f32 * BIN_HZ;
+            if (PROBE_FROM_HZ..=PROBE_TO_HZ).contains(&hz)
+                && (hz - f_row).abs() >= PROBE_CLEARANCE_HZ
+                && (hz - f_col).abs() >= PROBE_CLEARANCE_HZ
             {
-                probes[count] = goertzel(coeff);
+                probes[count] = scale * x.norm_sqr();
                 count += 1;
             }
         }
         let probes = &mut probes[..count];
         let peak = probes.iter().copied().fold(0.0, f32::max);
         let median = *probes.select_nth_unstable_by(count / 2, f32::total_cmp).1;
+        let (row, col) = fit.powers(RUN_SPAN);
         Residual {
-            tones: power(z_row) + power(z_col),
-            row: power(z_row),
+            tones: row + col,
+            row,
             peak,
             median,
-            row_third: goertzel(2.0 * (2.0 * PI * 3.0 * f_row / SAMPLE_RATE as f32).cos()),
+            row_third: scale * third.norm2(),
         }
     }
 
     fn clean(&self) -> bool {
-        let tonal = self.peak > self.median * db_to_power_ratio(TONAL_PEAK_DB);
-        let limit = if tonal {
-            MAX_TONAL_PEAK_DB
+        let t = &*RUN_TABLES;
+        let limit = if self.peak > self.median * t.tonal {
+            t.max_tonal_peak
         } else {
-            MAX_RESIDUAL_PEAK_DB
+            t.max_residual_peak
         };
-        self.peak <= self.tones * db_to_power_ratio(limit)
-            && self.row_third <= self.row * db_to_power_ratio(MAX_THIRD_HARMONIC_DB)
+        self.peak <= self.tones * limit && self.row_third <= self.row * t.max_third_harmonic
     }
 }
 

@@ -7,7 +7,7 @@
 use std::f32::consts::PI;
 
 use super::{
-    db_to_power_ratio, dbm0_power, Hit, InbandDetector, C32, RUN_SPAN, SUB, WIN, WIN_SUBS,
+    db_to_power_ratio, dbm0_power, Hit, InbandDetector, JointFit, C32, RUN_SPAN, SUB, WIN, WIN_SUBS,
 };
 use crate::codec::SAMPLE_RATE;
 
@@ -29,6 +29,42 @@ const HOLD_LEVEL_SLACK_DB: f32 = 6.0;
 const HOLD_TWIST_SLACK_DB: f32 = 3.0;
 const HOLD_ENERGY_RATIO: f32 = 0.5;
 
+/// How much the sub-block screening widens the level and twist limits before the
+/// joint fit decides.
+const SCREEN_SLACK_DB: f32 = 3.0;
+
+/// The limits of a window test as mean squares and power ratios.
+struct Limits {
+    floor: f32,
+    max_twist: f32,
+    min_twist: f32,
+    energy_ratio: f32,
+}
+
+impl Limits {
+    /// The limits above, each widened by `slack_db` (level) and `twist_slack_db`, with
+    /// `energy_ratio` required of the two tones.
+    fn new(slack_db: f32, twist_slack_db: f32, energy_ratio: f32) -> Self {
+        Limits {
+            floor: dbm0_power(MIN_TONE_DBM0 - slack_db),
+            max_twist: db_to_power_ratio(MAX_TWIST_DB + twist_slack_db),
+            min_twist: db_to_power_ratio(MIN_TWIST_DB - twist_slack_db),
+            energy_ratio,
+        }
+    }
+}
+
+/// (strict, screening, hold) limits, computed once.
+static LIMITS: std::sync::LazyLock<(Limits, Limits, Limits)> = std::sync::LazyLock::new(|| {
+    (
+        Limits::new(0.0, 0.0, MIN_ENERGY_RATIO),
+        Limits::new(SCREEN_SLACK_DB, SCREEN_SLACK_DB, MIN_ENERGY_RATIO / 2.0),
+        Limits::new(HOLD_LEVEL_SLACK_DB, HOLD_TWIST_SLACK_DB, HOLD_ENERGY_RATIO),
+    )
+});
+static HARMONIC_LIMIT: std::sync::LazyLock<f32> =
+    std::sync::LazyLock::new(|| db_to_power_ratio(MAX_HARMONIC_DB));
+
 /// Levels of a window's two tones and its total power (mean squares).
 struct Levels {
     row: f32,
@@ -37,17 +73,13 @@ struct Levels {
 }
 
 impl Levels {
-    /// Level, twist and energy-ratio checks; each limit widened by `slack_db` and the
-    /// energy ratio required to be `ratio`.
-    fn ok(&self, slack_db: f32, twist_slack_db: f32, ratio: f32) -> bool {
-        let slack = db_to_power_ratio(slack_db);
-        let twist = db_to_power_ratio(twist_slack_db);
-        let floor = dbm0_power(MIN_TONE_DBM0) / slack;
-        self.row >= floor
-            && self.col >= floor
-            && self.col <= self.row * db_to_power_ratio(MAX_TWIST_DB) * twist
-            && self.col * twist >= self.row * db_to_power_ratio(MIN_TWIST_DB)
-            && self.row + self.col >= ratio * self.total
+    /// Level, twist and energy-ratio checks.
+    fn within(&self, limits: &Limits) -> bool {
+        self.row >= limits.floor
+            && self.col >= limits.floor
+            && self.col <= self.row * limits.max_twist
+            && self.col >= self.row * limits.min_twist
+            && self.row + self.col >= limits.energy_ratio * self.total
     }
 }
 
@@ -106,61 +138,32 @@ impl InbandDetector {
         self.energies.iter().sum::<f32>() / WIN as f32
     }
 
-    /// The last `N` samples in time order.
+    /// The last `N` (≤ RUN_SPAN) samples in time order.
     pub(super) fn recent<const N: usize>(&self) -> [f32; N] {
         let mut h = [0.0; N];
-        let start = self.samples + RUN_SPAN as u64 - N as u64;
-        for (i, v) in h.iter_mut().enumerate() {
-            *v = self.history[((start + i as u64) % RUN_SPAN as u64) as usize];
-        }
+        // the ring slot of the oldest sample wanted
+        let start = ((self.samples + (RUN_SPAN - N) as u64) % RUN_SPAN as u64) as usize;
+        let first = (RUN_SPAN - start).min(N);
+        h[..first].copy_from_slice(&self.history[start..start + first]);
+        h[first..].copy_from_slice(&self.history[..N - first]);
         h
-    }
-
-    fn power_of(z: C32) -> f32 {
-        2.0 * z.norm2() / (WIN * WIN) as f32
     }
 
     /// Joint fit of both tones on the raw window (so neither tone's leakage biases the
     /// other's level), then the second-harmonic powers of the residual.
     /// Returns (row power, column power, row 2nd harmonic, column 2nd harmonic).
-    /// Four passes over the window: fit column; fit row on (signal − column); refit
-    /// column on (signal − row); residual harmonics.
     fn refine(&self, f_row: f32, f_col: f32) -> (f32, f32, f32, f32) {
         let h = self.recent::<WIN>();
-        let step = |hz: f32| C32::cis(2.0 * PI * hz / SAMPLE_RATE as f32);
-        let (s_row, s_col) = (step(f_row), step(f_col));
-        let scale = 2.0 / WIN as f32;
-        // Σ (h[n] − Re(z_sub·p_sub[n])·scale) · conj(p_fit[n])
-        let fit_without = |z_sub: C32, s_sub: C32, s_fit: C32| {
-            let (mut p_sub, mut p_fit) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
-            let mut z = C32::default();
-            for &x in &h {
-                let v = x - scale * z_sub.mul(p_sub).re;
-                z = z.add(C32::new(v * p_fit.re, -v * p_fit.im));
-                p_sub = p_sub.mul(s_sub);
-                p_fit = p_fit.mul(s_fit);
-            }
-            z
-        };
-        let zc0 = fit_without(C32::default(), s_col, s_col);
-        let zr = fit_without(zc0, s_col, s_row);
-        let zc = fit_without(zr, s_row, s_col);
-        let (mut p_r, mut p_c) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
+        let fit = JointFit::new(&h, f_row, f_col);
         let (mut h_r, mut h_c) = (C32::default(), C32::default());
-        for &x in &h {
-            let v = x - scale * (zr.mul(p_r).re + zc.mul(p_c).re);
+        fit.residual(&h, |_, v, p_r, p_c| {
             let (q_r, q_c) = (p_r.mul(p_r), p_c.mul(p_c)); // e^{j2ωn}
             h_r = h_r.add(C32::new(v * q_r.re, -v * q_r.im));
             h_c = h_c.add(C32::new(v * q_c.re, -v * q_c.im));
-            p_r = p_r.mul(s_row);
-            p_c = p_c.mul(s_col);
-        }
-        (
-            Self::power_of(zr),
-            Self::power_of(zc),
-            Self::power_of(h_r),
-            Self::power_of(h_c),
-        )
+        });
+        let (row, col) = fit.powers(WIN);
+        let harmonic = |z: C32| 2.0 * z.norm2() / (WIN * WIN) as f32;
+        (row, col, harmonic(h_r), harmonic(h_c))
     }
 
     /// The strict test: does this window show a key?
@@ -177,7 +180,7 @@ impl InbandDetector {
             col: p_col,
             total,
         };
-        if !screened.ok(3.0, 3.0, MIN_ENERGY_RATIO / 2.0) {
+        if !screened.within(&LIMITS.1) {
             return None;
         }
         let (p_row, p_col, h_row, h_col) = self.refine(f_row, f_col);
@@ -186,10 +189,10 @@ impl InbandDetector {
             col: p_col,
             total,
         };
-        if !fitted.ok(0.0, 0.0, MIN_ENERGY_RATIO) {
+        if !fitted.within(&LIMITS.0) {
             return None;
         }
-        let limit = db_to_power_ratio(MAX_HARMONIC_DB);
+        let limit = *HARMONIC_LIMIT;
         let row_harmonic_clear = (2.0 * f_row - f_col).abs() >= HARMONIC_CLEARANCE_HZ;
         if (row_harmonic_clear && h_row > limit * p_row) || h_col > limit * p_col {
             return None;
@@ -218,6 +221,6 @@ impl InbandDetector {
             col,
             total: self.window_power(),
         }
-        .ok(HOLD_LEVEL_SLACK_DB, HOLD_TWIST_SLACK_DB, HOLD_ENERGY_RATIO)
+        .within(&LIMITS.2)
     }
 }
