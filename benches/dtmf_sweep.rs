@@ -5,7 +5,9 @@
 //!
 //! Run it through `bench/dtmf/sweep.sh` (which builds bench/dtmf/spandsp_dtmf.c against
 //! libspandsp and passes `--spandsp PATH`); by hand:
-//! `cargo bench --bench dtmf_sweep -- [--spandsp PATH] [--minutes N] [--seeds S] [--quick]`.
+//! `cargo bench --bench dtmf_sweep -- [--spandsp PATH] [--minutes N] [--seeds S]
+//! [--ablation-minutes N] [--quick]`. The last table turns the talk-off checks off one at
+//! a time (and on one at a time) to show what each buys.
 //! Without `--spandsp` only this crate's detector is measured. Prints a Markdown report.
 //!
 //! Every case is μ-law coded and decoded first (what a call delivers), then given to a
@@ -17,7 +19,7 @@ use std::process::{Command, Stdio};
 use sspr_ivr::codec::Codec;
 use sspr_ivr::media::g711;
 use sspr_ivr::media::goertzel::talkoff::{white_noise, Material};
-use sspr_ivr::media::goertzel::{digit_frequencies, DBM0_PEAK};
+use sspr_ivr::media::goertzel::{digit_frequencies, Checks, DBM0_PEAK};
 use sspr_ivr::media::{InbandDetector, ToneGenerator};
 
 const ALL: &str = "123A456B789C*0#D";
@@ -28,17 +30,30 @@ trait Receiver {
     fn run(&mut self, cases: &[Vec<i16>]) -> Vec<String>;
 }
 
-struct Ours;
+/// This crate's detector, running the talk-off checks in `checks`.
+struct Ours {
+    name: String,
+    checks: Checks,
+}
+
+impl Ours {
+    fn new() -> Self {
+        Ours {
+            name: "sspr-ivr".to_string(),
+            checks: Checks::ALL,
+        }
+    }
+}
 
 impl Receiver for Ours {
     fn name(&self) -> &str {
-        "sspr-ivr"
+        &self.name
     }
     fn run(&mut self, cases: &[Vec<i16>]) -> Vec<String> {
         cases
             .iter()
             .map(|pcm| {
-                let mut det = InbandDetector::new();
+                let mut det = InbandDetector::with_checks(self.checks);
                 pcm.chunks(160)
                     .flat_map(|f| det.push(f))
                     .map(|d| d.digit)
@@ -534,7 +549,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let minutes: u32 = opt("--minutes").map_or(60, |m| m.parse().expect("--minutes N"));
     let seeds: u64 = opt("--seeds").map_or(4, |s| s.parse().expect("--seeds S"));
-    let mut rxs: Vec<Box<dyn Receiver>> = vec![Box::new(Ours)];
+    let mut rxs: Vec<Box<dyn Receiver>> = vec![Box::new(Ours::new())];
     if let Some(path) = opt("--spandsp") {
         rxs.push(Box::new(Spandsp { path }));
     }
@@ -580,6 +595,9 @@ fn main() {
         );
     }
     let real = mulaw(&real_audio());
+    let ablation_minutes: u32 =
+        opt("--ablation-minutes").map_or(minutes, |m| m.parse().expect("--ablation-minutes N"));
+
     let heard: Vec<String> = rxs
         .iter_mut()
         .map(|rx| rx.run(std::slice::from_ref(&real)).remove(0))
@@ -590,6 +608,138 @@ fn main() {
         "0",
         &heard,
     );
+    ablation(seeds, ablation_minutes, &real);
+}
+
+/// The detector with some talk-off checks off: (label, checks).
+fn variants() -> Vec<(&'static str, Checks)> {
+    let all = Checks::ALL;
+    let window_only = Checks {
+        steadier_frequency: false,
+        harmonic_ratio: false,
+        residual_peak: false,
+        third_harmonic: false,
+        ..all
+    };
+    vec![
+        ("all checks (as shipped)", all),
+        (
+            "without energy ratio",
+            Checks {
+                energy_ratio: false,
+                ..all
+            },
+        ),
+        (
+            "without 2nd harmonic",
+            Checks {
+                second_harmonic: false,
+                ..all
+            },
+        ),
+        (
+            "without steadier frequency",
+            Checks {
+                steadier_frequency: false,
+                ..all
+            },
+        ),
+        (
+            "without harmonic ratio",
+            Checks {
+                harmonic_ratio: false,
+                ..all
+            },
+        ),
+        (
+            "without residual peak",
+            Checks {
+                residual_peak: false,
+                ..all
+            },
+        ),
+        (
+            "without 3rd harmonic",
+            Checks {
+                third_harmonic: false,
+                ..all
+            },
+        ),
+        ("window tests only (no run check)", window_only),
+        (
+            "window tests + steadier frequency",
+            Checks {
+                steadier_frequency: true,
+                ..window_only
+            },
+        ),
+        (
+            "window tests + harmonic ratio",
+            Checks {
+                harmonic_ratio: true,
+                ..window_only
+            },
+        ),
+        (
+            "window tests + residual peak",
+            Checks {
+                residual_peak: true,
+                ..window_only
+            },
+        ),
+        (
+            "window tests + 3rd harmonic",
+            Checks {
+                third_harmonic: true,
+                ..window_only
+            },
+        ),
+        (
+            "no talk-off check (level, twist, frequency only)",
+            Checks {
+                energy_ratio: false,
+                second_harmonic: false,
+                ..window_only
+            },
+        ),
+    ]
+}
+
+/// What each talk-off check buys: digits per hour on each material (and on the real
+/// audio) with checks turned off one at a time, and with the run checks one at a time.
+fn ablation(seeds: u64, minutes: u32, real: &[i16]) {
+    let hours = f64::from(minutes) * seeds as f64 / 60.0;
+    println!(
+        "\n### What each talk-off check buys: digits per hour ({seeds} × {minutes} min of each material; real audio {:.2} h)\n",
+        real.len() as f64 / 8000.0 / 3600.0
+    );
+    let names: Vec<&str> = Material::ALL.iter().map(|m| m.name()).collect();
+    println!(
+        "| detector | {} | real speech and music (digits) |",
+        names.join(" | ")
+    );
+    println!("|---|{}---|", "---|".repeat(names.len()));
+    let material: Vec<Vec<i16>> = Material::ALL
+        .iter()
+        .flat_map(|m| (1..=seeds).map(move |seed| mulaw(&m.generate(minutes * 60, seed))))
+        .collect();
+    for (label, checks) in variants() {
+        let mut rx = Ours {
+            name: label.to_string(),
+            checks,
+        };
+        let heard = rx.run(&material);
+        let mut cells: Vec<String> = heard
+            .chunks(seeds as usize)
+            .map(|h| {
+                let n: usize = h.iter().map(|d| d.chars().count()).sum();
+                format!("{:.1}", n as f64 / hours)
+            })
+            .collect();
+        let n = rx.run(&[real.to_vec()]).remove(0).chars().count();
+        cells.push(n.to_string());
+        println!("| {label} | {} |", cells.join(" | "));
+    }
 }
 
 /// One talk-off line: per receiver, the digits heard and the rate per hour.

@@ -22,7 +22,9 @@ use std::f32::consts::PI;
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
-use super::{db_to_power_ratio, step, Hit, InbandDetector, JointFit, C32, MIN_HITS, RUN_SPAN, WIN};
+use super::{
+    db_to_power_ratio, step, Checks, Hit, InbandDetector, JointFit, C32, MIN_HITS, RUN_SPAN, WIN,
+};
 use crate::codec::SAMPLE_RATE;
 
 /// Largest deviation of the run's frequencies from nominal.
@@ -188,14 +190,15 @@ impl Residual {
         }
     }
 
-    fn clean(&self) -> bool {
+    fn clean(&self, checks: Checks) -> bool {
         let t = &*RUN_TABLES;
         let limit = if self.peak > self.median * t.tonal {
             t.max_tonal_peak
         } else {
             t.max_residual_peak
         };
-        self.peak <= self.tones * limit && self.row_third <= self.row * t.max_third_harmonic
+        (!checks.residual_peak || self.peak <= self.tones * limit)
+            && (!checks.third_harmonic || self.row_third <= self.row * t.max_third_harmonic)
     }
 }
 
@@ -208,13 +211,19 @@ impl InbandDetector {
         let f_row = steadier_frequency(&x, mean(|h| h.f_row));
         let f_col = steadier_frequency(&x, mean(|h| h.f_col));
         let off = |f: f32, k: usize| (f / self.tables.hz[k] - 1.0).abs();
-        if off(f_row, key.row) > RUN_FREQ_TOLERANCE
-            || off(f_col, key.col) > RUN_FREQ_TOLERANCE
-            || harmonic_pair(f_row, f_col)
+        let c = self.checks;
+        if c.steadier_frequency
+            && (off(f_row, key.row) > RUN_FREQ_TOLERANCE
+                || off(f_col, key.col) > RUN_FREQ_TOLERANCE)
         {
             return false;
         }
-        let residual = Residual::of(&x, f_row, f_col);
-        residual.clean()
+        if c.harmonic_ratio && harmonic_pair(f_row, f_col) {
+            return false;
+        }
+        if !(c.residual_peak || c.third_harmonic) {
+            return true;
+        }
+        Residual::of(&x, f_row, f_col).clean(c)
     }
 }

@@ -73,13 +73,13 @@ struct Levels {
 }
 
 impl Levels {
-    /// Level, twist and energy-ratio checks.
-    fn within(&self, limits: &Limits) -> bool {
+    /// Level, twist and (when `energy_ratio`) energy-ratio checks.
+    fn within(&self, limits: &Limits, energy_ratio: bool) -> bool {
         self.row >= limits.floor
             && self.col >= limits.floor
             && self.col <= self.row * limits.max_twist
             && self.col >= self.row * limits.min_twist
-            && self.row + self.col >= limits.energy_ratio * self.total
+            && (!energy_ratio || self.row + self.col >= limits.energy_ratio * self.total)
     }
 }
 
@@ -180,7 +180,7 @@ impl InbandDetector {
             col: p_col,
             total,
         };
-        if !screened.within(&LIMITS.1) {
+        if !screened.within(&LIMITS.1, self.checks.energy_ratio) {
             return None;
         }
         let (p_row, p_col, h_row, h_col) = self.refine(f_row, f_col);
@@ -189,12 +189,14 @@ impl InbandDetector {
             col: p_col,
             total,
         };
-        if !fitted.within(&LIMITS.0) {
+        if !fitted.within(&LIMITS.0, self.checks.energy_ratio) {
             return None;
         }
         let limit = *HARMONIC_LIMIT;
         let row_harmonic_clear = (2.0 * f_row - f_col).abs() >= HARMONIC_CLEARANCE_HZ;
-        if (row_harmonic_clear && h_row > limit * p_row) || h_col > limit * p_col {
+        if self.checks.second_harmonic
+            && ((row_harmonic_clear && h_row > limit * p_row) || h_col > limit * p_col)
+        {
             return None;
         }
         Some(Hit {
@@ -221,6 +223,6 @@ impl InbandDetector {
             col,
             total: self.window_power(),
         }
-        .within(&LIMITS.2)
+        .within(&LIMITS.2, true)
     }
 }
