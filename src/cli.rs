@@ -209,9 +209,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             users,
         } => {
             init_logging(&cli, None, None);
-            let delay = crate::actions::parse_duration(sms_delay).map_err(anyhow::Error::msg)?;
-            let resend_window =
-                crate::actions::parse_duration(resend_window).map_err(anyhow::Error::msg)?;
+            let delay = crate::duration::parse(sms_delay)?;
+            let resend_window = crate::duration::parse(resend_window)?;
             let rt = runtime()?;
             rt.block_on(async {
                 let demo = crate::demo::DemoBackend::start(crate::demo::DemoOptions {
@@ -266,7 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             fixed_otp,
         } => {
             init_logging(&cli, None, None);
-            let delay = crate::actions::parse_duration(sms_delay).map_err(anyhow::Error::msg)?;
+            let delay = crate::duration::parse(sms_delay)?;
             runtime()?.block_on(async {
                 let demo = crate::demo::DemoBackend::start(crate::demo::DemoOptions {
                     bind: *listen,

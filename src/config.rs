@@ -13,14 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::actions::ActionConfig;
 use crate::codec::Codec;
 use crate::flow::model::Flow;
 use crate::flow::Catalog;
 use crate::media::prompts::PromptCache;
-use crate::media::DtmfMode;
+use crate::media::{DtmfMode, RtpSource};
+use crate::sip::Transport;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,36 +48,12 @@ pub enum ConfigError {
     Actions(String),
 }
 
-/// Durations are written as in the actions (`250ms`, `5s`, `2m`, `1h`); a
-/// bare number is seconds.
-pub use crate::actions::parse_duration;
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Num(u64),
-        Str(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Num(n) => Ok(Duration::from_secs(n)),
-        Raw::Str(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportName {
-    Udp,
-    Tcp,
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
     /// Address for SIP over UDP and TCP.
     pub listen: SocketAddr,
-    pub transports: Vec<TransportName>,
+    pub transports: Vec<Transport>,
     /// Address written into Via/Contact; defaults to `listen`.
     pub advertised_addr: Option<SocketAddr>,
     pub user_agent: String,
@@ -88,7 +65,7 @@ impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
             listen: "127.0.0.1:5060".parse().expect("static address"),
-            transports: vec![TransportName::Udp, TransportName::Tcp],
+            transports: vec![Transport::Udp, Transport::Tcp],
             advertised_addr: None,
             user_agent: concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             symmetric_signalling: true,
@@ -109,9 +86,12 @@ pub struct MediaSettings {
     pub dtmf_mode: DtmfMode,
     /// Latch RTP to where the caller's packets come from (NAT).
     pub symmetric_rtp: bool,
+    /// Whose RTP a call accepts: `sdp` (the offer's `c=` address), `signalling`
+    /// (the INVITE's source IP), or `any` (the first sender anywhere).
+    pub accept_rtp_from: Vec<RtpSource>,
     /// End a call when no RTP arrives for this long (sipp sends none between
     /// key presses, so keep it generous).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub inactivity_timeout: Duration,
     /// The telephone-event payload type offered on late-offer calls.
     pub telephone_event_pt: u8,
@@ -127,6 +107,7 @@ impl Default for MediaSettings {
             ptime_ms: 20,
             dtmf_mode: DtmfMode::Auto,
             symmetric_rtp: true,
+            accept_rtp_from: vec![RtpSource::Sdp, RtpSource::Signalling],
             inactivity_timeout: Duration::from_secs(120),
             telephone_event_pt: 101,
         }
@@ -171,9 +152,11 @@ impl Default for RoutesConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub max_calls: usize,
+    /// Live calls from one source IP address (apart from the INVITE rate).
+    pub max_calls_per_source: usize,
     /// New INVITEs per second accepted from one source address.
     pub invites_per_second_per_source: u32,
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub max_call_duration: Duration,
     /// `Retry-After` seconds on 503.
     pub retry_after_secs: u32,
@@ -183,6 +166,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_calls: 1000,
+            max_calls_per_source: 1000,
             invites_per_second_per_source: 200,
             max_call_duration: Duration::from_secs(900),
             retry_after_secs: 30,
@@ -220,6 +204,10 @@ pub struct AuditConfig {
     pub spool_dir: PathBuf,
     /// The data action records are delivered through; none = spool only.
     pub action: Option<String>,
+    /// A record the receiver rejects (4xx other than 408/425/429, or the
+    /// outcome `rejected`) this many times in a row moves to the spool's
+    /// dead-letter file, and delivery continues behind it; 0: never.
+    pub dead_letter_after: u32,
 }
 
 impl Default for AuditConfig {
@@ -227,6 +215,7 @@ impl Default for AuditConfig {
         AuditConfig {
             spool_dir: PathBuf::from("var/audit"),
             action: Some("audit".into()),
+            dead_letter_after: crate::audit::DEFAULT_DEAD_LETTER_AFTER,
         }
     }
 }
@@ -315,6 +304,12 @@ pub struct SecurityConfig {
     /// The actions counted as OTP sends and OTP checks in the metrics.
     pub otp_send_action: String,
     pub otp_verify_action: String,
+    /// The action that sets the new PIN. Its request is sent only after an
+    /// `attempt_started` audit record for it is spooled (fsynced); when the
+    /// spool cannot take one, the request is not sent and the action's
+    /// outcome is `audit_unavailable`, which the flow must handle. `None`
+    /// (YAML `null`): no action is guarded.
+    pub reset_action: Option<String>,
 }
 
 impl Default for SecurityConfig {
@@ -326,6 +321,7 @@ impl Default for SecurityConfig {
             attempts_per_account_per_hour: 5,
             otp_send_action: "send_otp".into(),
             otp_verify_action: "verify_otp".into(),
+            reset_action: Some("reset_pin".into()),
         }
     }
 }
@@ -334,7 +330,7 @@ impl Default for SecurityConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DrainConfig {
     /// How long live calls may continue after SIGTERM.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub timeout: Duration,
 }
 
@@ -456,6 +452,11 @@ impl Config {
                 "media: rtp_port_min must be > 0 and ≤ rtp_port_max".into(),
             ));
         }
+        if self.media.accept_rtp_from.is_empty() {
+            return Err(invalid(
+                "media.accept_rtp_from: list at least one of sdp, signalling, any".into(),
+            ));
+        }
         if self.media.codecs.is_empty() {
             return Err(invalid("media.codecs: list at least one codec".into()));
         }
@@ -467,6 +468,14 @@ impl Config {
                 "media.inactivity_timeout: at least 10s (sipp sends no RTP between key presses)"
                     .into(),
             ));
+        }
+        if let Some(action) = &self.security.reset_action {
+            if !self.actions.is_empty() && !self.actions.contains_key(action) {
+                return Err(invalid(format!(
+                    "security.reset_action: action `{action}` is not defined under `actions` \
+                     (set it to null if no action resets a PIN)"
+                )));
+            }
         }
         if let Some(action) = &self.audit.action {
             if !self.actions.contains_key(action) {
@@ -493,6 +502,24 @@ pub struct Loaded {
     pub catalog: Catalog,
 }
 
+/// Outcomes the runtime gives actions without asking the backend, added to
+/// what their rules can produce so that flows must handle them:
+/// `audit_unavailable` for the reset action (fail closed, see
+/// `audit::AuditTrail`).
+pub fn runtime_outcomes(config: &Config, actions: &mut BTreeMap<String, crate::flow::ActionInfo>) {
+    let mut add = |action: &Option<String>, outcome: &str| {
+        if let Some(info) = action.as_ref().and_then(|a| actions.get_mut(a)) {
+            if !info.outcomes.iter().any(|o| o == outcome) {
+                info.outcomes.push(outcome.to_string());
+            }
+        }
+    };
+    add(
+        &config.security.reset_action,
+        crate::audit::AUDIT_UNAVAILABLE,
+    );
+}
+
 impl Loaded {
     /// Load and validate everything; any problem is an error naming the file.
     pub fn from_config(config: Config) -> Result<Loaded, ConfigError> {
@@ -502,6 +529,7 @@ impl Loaded {
         for (name, action) in &config.actions {
             actions.insert(name.clone(), action.info());
         }
+        runtime_outcomes(&config, &mut actions);
         let catalog = Catalog {
             prompts: prompts.names().map(str::to_string).collect(),
             actions,
@@ -547,29 +575,5 @@ impl Loaded {
             .or_else(|| self.flows.get(&self.config.routes.default))
             .expect("routes were validated against flows at load");
         (name.as_str(), flow.clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        let de = |y: &str| -> Result<Duration, String> {
-            #[derive(Deserialize)]
-            struct D {
-                #[serde(deserialize_with = "de_duration")]
-                d: Duration,
-            }
-            serde_yaml::from_str::<D>(y)
-                .map(|d| d.d)
-                .map_err(|e| e.to_string())
-        };
-        assert_eq!(de("d: 250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(de("d: 2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(de("d: 7").unwrap(), Duration::from_secs(7));
-        assert!(de("d: 5 parsecs").is_err());
-        assert!(de("d: abc").is_err());
     }
 }

@@ -3,12 +3,14 @@
 //! `flow`, `call`), driven by a thin tokio layer (`runtime`). See the README
 //! and `docs/` for the architecture.
 pub mod actions;
+pub mod admission;
 pub mod audit;
 pub mod call;
 pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod demo;
+pub mod duration;
 pub mod flow;
 pub mod media;
 pub mod ops;

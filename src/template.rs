@@ -21,7 +21,7 @@ use crate::vars::{Value, Vars};
 
 /// Where the rendered text goes; decides how each `{{ }}` output is escaped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Escape {
+pub enum Escaping {
     /// Plain text: prompts' spoken digits, headers, form fields.
     None,
     /// A URL: every output is percent-encoded (unreserved characters kept).
@@ -86,11 +86,11 @@ impl Templates {
         Templates { plain, url, json }
     }
 
-    fn env(&self, escape: Escape) -> &Environment<'static> {
+    fn env(&self, escape: Escaping) -> &Environment<'static> {
         match escape {
-            Escape::None => &self.plain,
-            Escape::Url => &self.url,
-            Escape::Json => &self.json,
+            Escaping::None => &self.plain,
+            Escaping::Url => &self.url,
+            Escaping::Json => &self.json,
         }
     }
 
@@ -113,7 +113,7 @@ impl Templates {
         &self,
         source: &str,
         vars: &Vars,
-        escape: Escape,
+        escape: Escaping,
         allow_secrets: bool,
     ) -> Result<String, TemplateError> {
         let ctx = context(vars, allow_secrets);
@@ -235,7 +235,7 @@ mod tests {
             .render(
                 "https://idp/users/{{ id }}?x=1",
                 &vars(),
-                Escape::Url,
+                Escaping::Url,
                 false,
             )
             .unwrap();
@@ -246,7 +246,7 @@ mod tests {
     fn json_outputs_are_json_escaped() {
         let t = Templates::new();
         let out = t
-            .render(r#"{"login": {{ id }}}"#, &vars(), Escape::Json, false)
+            .render(r#"{"login": {{ id }}}"#, &vars(), Escaping::Json, false)
             .unwrap();
         let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(parsed["login"], "12 34&x=\"y\"");
@@ -256,11 +256,11 @@ mod tests {
     fn secrets_only_when_allowed_and_errors_hide_values() {
         let t = Templates::new();
         let err = t
-            .render(r#"{"pin": {{ pin }}}"#, &vars(), Escape::Json, false)
+            .render(r#"{"pin": {{ pin }}}"#, &vars(), Escaping::Json, false)
             .unwrap_err();
         assert!(!err.to_string().contains("482913"));
         let ok = t
-            .render(r#"{"pin": {{ pin }}}"#, &vars(), Escape::Json, true)
+            .render(r#"{"pin": {{ pin }}}"#, &vars(), Escaping::Json, true)
             .unwrap();
         assert_eq!(ok, r#"{"pin": "482913"}"#);
     }
@@ -269,12 +269,12 @@ mod tests {
     fn phone_filters() {
         let t = Templates::new();
         assert_eq!(
-            t.render("{{ mobile | last4 }}", &vars(), Escape::None, false)
+            t.render("{{ mobile | last4 }}", &vars(), Escaping::None, false)
                 .unwrap(),
             "0316"
         );
         assert_eq!(
-            t.render("{{ mobile | e164 }}", &vars(), Escape::None, false)
+            t.render("{{ mobile | e164 }}", &vars(), Escaping::None, false)
                 .unwrap(),
             "+15550100316"
         );

@@ -884,7 +884,8 @@ fn json_logs_carry_the_call_id_on_every_call_line() {
         assert!(!line.contains(caller), "caller number logged: {line}");
         let target = j["target"].as_str().unwrap_or("");
         if j["fields"]["message"] == "call answered" {
-            call_id = j["fields"]["call_id"].as_str().map(str::to_string);
+            // Logged inside the call's span already.
+            call_id = j["span"]["call_id"].as_str().map(str::to_string);
         }
         let in_call = [
             "sspr_ivr::runtime::call_task",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sspr_ivr::flow::model::parse;
-use sspr_ivr::flow::{Command, Interpreter, PlayItem, TimelineEvent};
+use sspr_ivr::flow::{Command, Interpreter, Say, TimelineEvent};
 use sspr_ivr::vars::Vars;
 
 enum Input {
@@ -39,8 +39,8 @@ fn drive(text: &str, vars: Vars, script: &[(u64, Input)]) -> Vec<String> {
                     let n: Vec<String> = items
                         .iter()
                         .map(|i| match i {
-                            PlayItem::Prompt(p) => p.clone(),
-                            PlayItem::Silence(d) => format!("silence{}", d.as_millis()),
+                            Say::Silence(d) => format!("silence{}", d.as_millis()),
+                            other => other.prompt_name().unwrap_or_default(),
                         })
                         .collect();
                     log.push(format!("{t} play {}", n.join(",")));
@@ -61,6 +61,7 @@ fn drive(text: &str, vars: Vars, script: &[(u64, Input)]) -> Vec<String> {
                     log.push(format!("{t} audit {result} {reason}"))
                 }
                 Command::Secure(on) => log.push(format!("{t} secure {on}")),
+                Command::KeyGuard(on) => log.push(format!("{t} key guard {on}")),
                 Command::Timeline(TimelineEvent::StateEntered { state, .. }) => {
                     log.push(format!("{t} state {state}"))
                 }
@@ -181,10 +182,11 @@ fn comfort_loop_rounds_music_and_type_ahead() {
             "20000 state gone",
         ],
     );
-    // Menu option.
+    // Menu option: once the menu was offered, a lone option key is the
+    // choice when the default 1.5 s pause follows it.
     has_in_order(
         &drive(COMFORT, Vars::new(), &[(6000, Input::Key('2'))]),
-        &["6000 state resend"],
+        &["7500 state resend"],
     );
     // Keys during the music go to the code entry as type-ahead.
     has_in_order(

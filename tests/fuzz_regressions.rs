@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use sspr_ivr::sip::message::{self, Datagram};
-use sspr_ivr::sip::{Endpoint, EndpointConfig, Transport};
+use sspr_ivr::sip::{Endpoint, EndpointConfig, TokenRng, Transport};
 
 /// Was a bug (sip::message::parse_start_line): a Request-Line
 /// with a single trailing space after the version, `OPTIONS SIP/2.0 `, splits into
@@ -31,10 +31,10 @@ fn request_line_with_trailing_space_after_version_does_not_panic() {
             assert!(p.defect.is_some(), "`{:?}` is not a valid Request-Line", p.message.start);
         }
         let source: SocketAddr = "127.0.0.1:5070".parse().unwrap();
-        let mut ep = Endpoint::new(EndpointConfig::new(
-            "127.0.0.1:5060".parse().unwrap(),
-            "sspr-ivr-test",
-        ));
+        let mut ep = Endpoint::new(
+            EndpointConfig::new("127.0.0.1:5060".parse().unwrap(), "sspr-ivr-test"),
+            TokenRng::seeded(1),
+        );
         ep.handle_datagram(Instant::now(), Transport::Udp, source, data);
         while ep.poll_transmit().is_some() {}
     }

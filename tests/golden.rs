@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use sspr_ivr::flow::model::parse_duration;
-use sspr_ivr::flow::{load, Catalog, Command, Interpreter, PlayItem, TimelineEvent};
+use sspr_ivr::duration;
+use sspr_ivr::flow::{load, Catalog, Command, Interpreter, Say, TimelineEvent};
 use sspr_ivr::vars::{Value, Vars};
 
 #[derive(Deserialize)]
@@ -87,7 +87,7 @@ fn default_latency() -> String {
 }
 
 fn dur(s: &str) -> Duration {
-    parse_duration(s).unwrap_or_else(|e| panic!("{e}"))
+    duration::parse(s).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// How long the runner pretends each prompt lasts.
@@ -142,7 +142,12 @@ impl Sim {
     }
 
     fn drain(&mut self, it: &mut Interpreter) {
-        while let Some(c) = it.poll_command() {
+        let commands: Vec<Command> = std::iter::from_fn(|| it.poll_command()).collect();
+        self.log_commands(commands);
+    }
+
+    fn log_commands(&mut self, commands: Vec<Command>) {
+        for c in commands {
             match c {
                 Command::Play {
                     id,
@@ -152,16 +157,17 @@ impl Sim {
                     let mut total = Duration::ZERO;
                     let mut names = Vec::new();
                     for i in &items {
-                        match i {
-                            PlayItem::Prompt(p) => {
-                                self.started.push((self.now + total, p.clone()));
-                                total += prompt_len(p);
-                                names.push(p.clone());
-                            }
-                            PlayItem::Silence(d) => {
+                        match (i, i.prompt_name()) {
+                            (Say::Silence(d), _) => {
                                 total += *d;
                                 names.push(format!("<silence {}ms>", d.as_millis()));
                             }
+                            (_, Some(p)) => {
+                                self.started.push((self.now + total, p.clone()));
+                                total += prompt_len(&p);
+                                names.push(p);
+                            }
+                            (_, None) => {}
                         }
                     }
                     let flag = if barge_in { " (barge-in)" } else { "" };
@@ -229,6 +235,9 @@ impl Sim {
                     self.log(&format!("AUDIT result={result} reason={reason}"))
                 }
                 Command::Secure(on) => self.log(if on { "SECURE on" } else { "SECURE off" }),
+                Command::KeyGuard(on) => {
+                    self.log(if on { "KEY GUARD on" } else { "KEY GUARD off" })
+                }
                 Command::Timeline(ev) => match ev {
                     TimelineEvent::StateEntered { state, .. } => {
                         self.log(&format!("  state {state}"))
@@ -249,6 +258,9 @@ impl Sim {
                         self.log(&format!("  counter {counter} exceeded at {state}"))
                     }
                     TimelineEvent::Escape { from } => self.log(&format!("  escape from {from}")),
+                    TimelineEvent::EntryRestarted { state } => {
+                        self.log(&format!("  restart {state}"))
+                    }
                     TimelineEvent::ActionFinished {
                         action,
                         outcome,
@@ -382,9 +394,25 @@ fn run_case(dir: &Path) -> (String, Vec<String>) {
             let (_, _, d) = sim.due.remove(0);
             match d {
                 Due::Key(k) => {
-                    let shown = if it.is_secure() { '*' } else { k };
-                    sim.log(&format!("caller presses {shown}"));
+                    // A digit is hidden when it lands in the secure segment or
+                    // is guarded as a possible secret (before or after it).
+                    let hidden_before = it.is_secure() || it.is_guarding_keys();
                     it.handle_digit(sim.now, k);
+                    let commands: Vec<Command> = std::iter::from_fn(|| it.poll_command()).collect();
+                    let hidden = hidden_before
+                        || it.is_secure()
+                        || it.is_guarding_keys()
+                        || commands
+                            .iter()
+                            .any(|c| matches!(c, Command::Secure(true) | Command::KeyGuard(true)));
+                    // `#` and `*` end or restart an entry and are never part
+                    // of a value: shown, so the keypad rows stay readable.
+                    if hidden && k.is_ascii_digit() {
+                        sim.log("caller presses (hidden)");
+                    } else {
+                        sim.log(&format!("caller presses {k}"));
+                    }
+                    sim.log_commands(commands);
                 }
                 Due::CallerHangup => {
                     sim.log("caller hangs up");

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sspr_ivr::ops::admin::{self, Readiness};
-use sspr_ivr::ops::metrics::{CallOutcome, Metrics, CONTENT_TYPE};
+use sspr_ivr::ops::metrics::{CallEnd, Metrics, CONTENT_TYPE};
 use tokio_util::sync::CancellationToken;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,7 +68,7 @@ impl Server {
 #[tokio::test]
 async fn metrics_endpoint_serves_openmetrics_text() {
     let metrics = Arc::new(Metrics::new());
-    metrics.call_finished(CallOutcome::Transferred);
+    metrics.call_finished(CallEnd::Transferred);
     let _active = metrics.call_started();
     let server = start(metrics.clone(), Arc::new(Readiness::new())).await;
 
@@ -80,7 +80,7 @@ async fn metrics_endpoint_serves_openmetrics_text() {
     assert!(body.ends_with("# EOF\n"));
 
     // Live values, not a snapshot taken at start-up.
-    metrics.call_finished(CallOutcome::Transferred);
+    metrics.call_finished(CallEnd::Transferred);
     let (_, _, body) = server.get("/metrics").await;
     assert!(body.contains("sspr_ivr_calls_finished_total{outcome=\"transferred\"} 2\n"));
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use sspr_ivr::ops::metrics::METRICS;
+use sspr_ivr::ops::metrics::{families, MetricDoc};
 
 #[test]
 fn operations_guide_lists_every_metric_and_no_other() {
@@ -13,12 +13,11 @@ fn operations_guide_lists_every_metric_and_no_other() {
         .filter_map(|l| l.strip_prefix("| `sspr_ivr_"))
         .filter_map(|rest| rest.split('`').next())
         .collect();
-    let exposed: BTreeSet<&str> = METRICS
-        .iter()
-        .map(|(name, _, _)| name.strip_prefix("sspr_ivr_").expect("prefix"))
+    let exposed: BTreeSet<&str> = families()
+        .map(|d| d.name.strip_prefix("sspr_ivr_").expect("prefix"))
         .collect();
     assert_eq!(documented, exposed);
-    for (name, kind, _) in METRICS {
+    for MetricDoc { name, kind, .. } in families() {
         let row = doc
             .lines()
             .find(|l| l.starts_with(&format!("| `{name}` |")))

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use sspr_ivr::codec::Codec;
 use sspr_ivr::sip::sdp;
 use sspr_ivr::sip::uac::{Uac, UacEvent};
-use sspr_ivr::sip::{Command, EndReason, Endpoint, EndpointConfig, Event, ReferStatus, Transport};
+use sspr_ivr::sip::{
+    Command, EndReason, Endpoint, EndpointConfig, Event, ReferStatus, TokenRng, Transport,
+};
 
 const SERVER: &str = "127.0.0.1:5060";
 const CLIENT: &str = "127.0.0.1:5072";
@@ -46,10 +48,14 @@ impl Pair {
             "sip:echo@127.0.0.1:5060",
             "5551234",
             offer,
+            TokenRng::seeded(2),
         )
         .unwrap();
         Pair {
-            ep: Endpoint::new(EndpointConfig::new(server, "sspr-ivr-test")),
+            ep: Endpoint::new(
+                EndpointConfig::new(server, "sspr-ivr-test"),
+                TokenRng::seeded(1),
+            ),
             uac,
             t0,
             now: t0,

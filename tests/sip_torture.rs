@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sspr_ivr::sip::message::{self, Datagram, StartLine};
 use sspr_ivr::sip::uac::{Uac, UacEvent};
-use sspr_ivr::sip::{Command, Endpoint, EndpointConfig, Event, Transport};
+use sspr_ivr::sip::{Command, Endpoint, EndpointConfig, Event, TokenRng, Transport};
 
 #[path = "torture_table/mod.rs"]
 mod torture_table;
@@ -139,7 +139,7 @@ fn every_torture_message_is_handled_as_the_manifest_says() {
             ),
             _ => {}
         }
-        let mut ep = Endpoint::new(config(5060));
+        let mut ep = Endpoint::new(config(5060), TokenRng::seeded(1));
         let (statuses, call) = run_one(&mut ep, t0, &data);
         let got = if call {
             if statuses == [100, 603] {
@@ -180,7 +180,7 @@ fn every_torture_message_is_handled_as_the_manifest_says() {
 #[test]
 fn corpus_then_an_ordinary_call_completes() {
     let t0 = Instant::now();
-    let mut ep = Endpoint::new(config(5060));
+    let mut ep = Endpoint::new(config(5060), TokenRng::seeded(1));
     for row in manifest() {
         let data = std::fs::read(corpus_dir().join(&row.file)).unwrap();
         let _ = run_one(&mut ep, t0, &data);
@@ -200,6 +200,7 @@ fn corpus_then_an_ordinary_call_completes() {
         "sip:echo@127.0.0.1:5060",
         "alice",
         offer.into(),
+        TokenRng::seeded(2),
     )
     .unwrap();
     let mut answered = false;
@@ -246,13 +247,14 @@ fn mutated_corpus_never_panics() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(4475);
     let t0 = Instant::now();
-    let mut ep = Endpoint::new(config(5060));
+    let mut ep = Endpoint::new(config(5060), TokenRng::seeded(1));
     let mut uac = Uac::new(
         t0,
         config(40002),
         "sip:echo@127.0.0.1:5060",
         "alice",
         "v=0\r\n".into(),
+        TokenRng::seeded(2),
     )
     .unwrap();
     let src: SocketAddr = SOURCE.parse().unwrap();

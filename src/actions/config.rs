@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
+use super::outcome::{OutcomeRule, OUTCOME_ERROR, OUTCOME_TIMEOUT};
+use super::selector::Selector;
 use super::ActionError;
 use crate::template::Templates;
 
@@ -198,122 +200,6 @@ pub struct TlsConfig {
     pub client_key_file: Option<PathBuf>,
 }
 
-/// A status pattern: `200`, `"2xx"`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StatusPattern {
-    Exact(u16),
-    /// The hundreds digit: `4` for `4xx`.
-    Class(u16),
-}
-
-impl StatusPattern {
-    pub fn matches(self, status: u16) -> bool {
-        match self {
-            StatusPattern::Exact(s) => s == status,
-            StatusPattern::Class(c) => status / 100 == c,
-        }
-    }
-
-    fn parse(item: StatusItem) -> Result<Self, String> {
-        match item {
-            StatusItem::Code(c) if (100..=599).contains(&c) => Ok(StatusPattern::Exact(c)),
-            StatusItem::Code(c) => Err(format!("status {c} is not an HTTP status code")),
-            StatusItem::Text(t) => {
-                let b = t.as_bytes();
-                if b.len() == 3
-                    && (b'1'..=b'5').contains(&b[0])
-                    && b[1..].eq_ignore_ascii_case(b"xx")
-                {
-                    Ok(StatusPattern::Class(u16::from(b[0] - b'0')))
-                } else if let Ok(c) = t.parse::<u16>() {
-                    StatusPattern::parse(StatusItem::Code(c))
-                } else {
-                    Err(format!(
-                        "status {t:?} is neither a code nor a class like \"2xx\""
-                    ))
-                }
-            }
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StatusItem {
-    Code(u16),
-    Text(String),
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StatusSpec {
-    One(StatusItem),
-    Many(Vec<StatusItem>),
-}
-
-fn deserialize_status<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Vec<StatusPattern>>, D::Error> {
-    let spec = StatusSpec::deserialize(d)?;
-    let items = match spec {
-        StatusSpec::One(i) => vec![i],
-        StatusSpec::Many(v) => v,
-    };
-    if items.is_empty() {
-        return Err(serde::de::Error::custom("status list is empty"));
-    }
-    items
-        .into_iter()
-        .map(StatusPattern::parse)
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-        .map_err(serde::de::Error::custom)
-}
-
-/// A scalar to compare a response field with (`equals: LOCKED_OUT`, `equals: 5`).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum Scalar {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-}
-
-impl Scalar {
-    /// The form a response value is compared in (see `outcome::value_text`).
-    pub fn text(&self) -> String {
-        match self {
-            Scalar::Bool(b) => b.to_string(),
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Text(s) => s.clone(),
-        }
-    }
-}
-
-/// One outcome rule; the first rule whose conditions all hold names the
-/// outcome. A rule with no condition matches any HTTP response.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutcomeRule {
-    #[serde(default, deserialize_with = "deserialize_status")]
-    pub status: Option<Vec<StatusPattern>>,
-    /// JSON pointer (`/status`) or JSONPath (`$.errorCauses[0].errorSummary`).
-    #[serde(default)]
-    pub field: Option<String>,
-    #[serde(default)]
-    pub equals: Option<Scalar>,
-    #[serde(default, rename = "in")]
-    pub in_: Option<Vec<Scalar>>,
-    #[serde(default)]
-    pub exists: Option<bool>,
-    /// The field's text contains this substring.
-    #[serde(default)]
-    pub contains: Option<String>,
-    pub outcome: String,
-}
-
 /// One named HTTP data action, as written under `actions:` in the config.
 ///
 /// Retries use exponential backoff and are allowed only for idempotent
@@ -335,13 +221,19 @@ pub struct ActionConfig {
     #[serde(default)]
     pub auth: Option<AuthConfig>,
     /// Per attempt: connect, send and read the whole response.
-    #[serde(default = "default_timeout", deserialize_with = "deserialize_duration")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::duration::deserialize"
+    )]
     pub timeout: Duration,
     /// Extra attempts after a timeout, network error or 502/503/504.
     #[serde(default)]
     pub retries: u32,
     /// First backoff; doubles per retry, capped at 5 s.
-    #[serde(default = "default_backoff", deserialize_with = "deserialize_duration")]
+    #[serde(
+        default = "default_backoff",
+        deserialize_with = "crate::duration::deserialize"
+    )]
     pub retry_backoff: Duration,
     /// A header that makes a POST/PATCH safe to repeat (e.g. `Idempotency-Key`).
     #[serde(default)]
@@ -375,40 +267,6 @@ fn default_timeout() -> Duration {
 
 fn default_backoff() -> Duration {
     Duration::from_millis(200)
-}
-
-/// Built-in outcome: no response within `timeout` (including connect).
-pub const OUTCOME_TIMEOUT: &str = "timeout";
-/// Built-in outcome: anything else that did not match a rule.
-pub const OUTCOME_ERROR: &str = "error";
-
-/// Parse `500ms`, `5s`, `2m`, `1h` (also `1.5s`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration {t:?} has no unit (use ms, s, m or h)"))?;
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("duration {t:?} does not start with a number"))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        other => return Err(format!("duration unit {other:?} is not one of ms, s, m, h")),
-    };
-    if !secs.is_finite() || !(0.0..=86_400.0 * 365.0).contains(&secs) {
-        return Err(format!("duration {t:?} is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// Serde helper for duration fields written as `5s` / `500ms`.
-pub fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 /// What the flow validator needs to know about an action: the flow's own
@@ -478,13 +336,6 @@ pub(crate) fn literal_origin(url: &str) -> Result<Origin, String> {
         host: host.to_ascii_lowercase(),
         port,
     })
-}
-
-fn is_outcome_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn is_header_name(s: &str) -> bool {
@@ -611,7 +462,7 @@ impl ActionConfig {
                     "output variable name {var:?} is not an identifier"
                 )));
             }
-            super::outcome::Selector::parse(sel).map_err(|e| bad(format!("output {var}: {e}")))?;
+            Selector::parse(sel).map_err(|e| bad(format!("output {var}: {e}")))?;
         }
         for var in self.defaults.keys() {
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -621,38 +472,8 @@ impl ActionConfig {
             }
         }
         for (i, rule) in self.outcomes.iter().enumerate() {
-            if !is_outcome_name(&rule.outcome) {
-                return Err(bad(format!(
-                    "outcomes[{i}]: outcome {:?} must be lower-case letters, digits and _",
-                    rule.outcome
-                )));
-            }
-            if rule.outcome == OUTCOME_TIMEOUT {
-                return Err(bad(format!(
-                    "outcomes[{i}]: `timeout` is built in (no response in time); use another name"
-                )));
-            }
-            let conditions = usize::from(rule.equals.is_some())
-                + usize::from(rule.in_.is_some())
-                + usize::from(rule.exists.is_some())
-                + usize::from(rule.contains.is_some());
-            match (&rule.field, conditions) {
-                (Some(f), 1) => {
-                    super::outcome::Selector::parse(f)
-                        .map_err(|e| bad(format!("outcomes[{i}].field: {e}")))?;
-                }
-                (Some(_), _) => {
-                    return Err(bad(format!(
-                        "outcomes[{i}]: a `field` needs exactly one of equals, in, exists, contains"
-                    )))
-                }
-                (None, 0) => {}
-                (None, _) => {
-                    return Err(bad(format!(
-                        "outcomes[{i}]: equals/in/exists/contains need a `field`"
-                    )))
-                }
-            }
+            rule.check()
+                .map_err(|e| bad(format!("outcomes[{i}]: {e}")))?;
         }
         Ok(())
     }

@@ -8,10 +8,11 @@ use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use serde_json::Value as Json;
 
 use super::config::{literal_origin, ActionConfig, ActionInfo, AuthKind, Body, Origin, TlsConfig};
-use super::outcome::{decide, extract, Rule, Selector};
+use super::outcome::{decide, Rule};
+use super::selector::{extract, Selector};
 use super::{ActionError, OUTCOME_ERROR, OUTCOME_TIMEOUT};
 use crate::secret::Secret;
-use crate::template::{Escape, Templates};
+use crate::template::{Escaping, Templates};
 use crate::vars::Vars;
 
 /// Responses larger than this end in `error` (a directory answer is small).
@@ -269,7 +270,7 @@ impl Executor {
         let secure = cfg.secure;
         let url_text = self
             .templates
-            .render(&cfg.url, vars, Escape::Url, secure)
+            .render(&cfg.url, vars, Escaping::Url, secure)
             .map_err(|e| format!("url: {e}"))?;
         let url = reqwest::Url::parse(&url_text).map_err(|_| "url does not parse".to_string())?;
         // The host was literal in the template; make sure rendering kept it.
@@ -289,7 +290,7 @@ impl Executor {
         for (name, src) in &cfg.headers {
             let value = self
                 .templates
-                .render(src, vars, Escape::None, secure)
+                .render(src, vars, Escaping::None, secure)
                 .map_err(|e| format!("header {name}: {e}"))?;
             if value.contains(['\r', '\n']) {
                 return Err(format!("header {name}: value contains CR or LF"));
@@ -309,7 +310,7 @@ impl Executor {
             Some(Body::JsonTemplate(src)) => {
                 let text = self
                     .templates
-                    .render(src, vars, Escape::Json, secure)
+                    .render(src, vars, Escaping::Json, secure)
                     .map_err(|e| format!("body: {e}"))?;
                 if serde_json::from_str::<Json>(&text).is_err() {
                     return Err("body: json_template did not render to valid JSON".into());
@@ -321,7 +322,7 @@ impl Executor {
                 for (k, src) in fields {
                     let v = self
                         .templates
-                        .render(src, vars, Escape::None, secure)
+                        .render(src, vars, Escaping::None, secure)
                         .map_err(|e| format!("body.form.{k}: {e}"))?;
                     pairs.push((k.as_str(), v));
                 }
@@ -352,7 +353,7 @@ impl Executor {
         Ok(match tree {
             Json::String(src) => Json::String(
                 self.templates
-                    .render(src, vars, Escape::None, secure)
+                    .render(src, vars, Escaping::None, secure)
                     .map_err(|e| format!("body: {e}"))?,
             ),
             Json::Array(items) => Json::Array(

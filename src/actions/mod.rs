@@ -16,18 +16,24 @@
 //! are ignored (a data action talks to exactly the host it names). This
 //! module does not cache responses or share rate-limit state between
 //! processes.
+//!
+//! Files: `config` (the YAML shape of an action and its load-time checks),
+//! [`outcome`] (outcome rules: shape, check, evaluation), [`selector`] (JSON
+//! pointer / JSONPath into a response, outputs), `executor` (reqwest, retries,
+//! templates at run time), [`ratelimit`]. Dependencies point one way:
+//! executor → config → outcome → selector.
 
 mod config;
 mod executor;
 pub mod outcome;
 pub mod ratelimit;
+pub mod selector;
 
 pub use config::{
-    deserialize_duration, parse_duration, ActionConfig, ActionInfo, AuthConfig, BasicAuth, Body,
-    BodyConfig, Method, OutcomeRule, Scalar, StatusPattern, TlsConfig, OUTCOME_ERROR,
-    OUTCOME_TIMEOUT,
+    ActionConfig, ActionInfo, AuthConfig, BasicAuth, Body, BodyConfig, Method, TlsConfig,
 };
 pub use executor::{ActionResult, Executor};
+pub use outcome::{OutcomeRule, Scalar, StatusPattern, OUTCOME_ERROR, OUTCOME_TIMEOUT};
 
 use crate::template::TemplateError;
 

@@ -1,57 +1,174 @@
-//! Reading a response: field selectors (RFC 6901 JSON pointer or RFC 9535
-//! JSONPath), outputs into flow variables, and the ordered outcome rules.
+//! Outcome rules: how an HTTP response becomes a named outcome.
 //!
-//! Pure functions over a status code and an optional parsed body, so every
-//! rule is testable without a server.
+//! The YAML shape of a rule ([`OutcomeRule`]: status patterns, a field selector and one
+//! comparison), its load-time check, and the ordered evaluation ([`decide`]): the first rule
+//! whose conditions all hold names the outcome, else the built-in `error`. Pure functions over
+//! a status code and an optional parsed body, so every rule is testable without a server.
+//! Reading fields is [`super::selector`]'s job.
 
+use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
-use serde_json_path::JsonPath;
 
-use super::config::{OutcomeRule, OUTCOME_ERROR};
-use crate::vars::Vars;
+use super::selector::{value_text, Selector};
 
-/// Where in a JSON document a value is taken from.
-#[derive(Clone, Debug)]
-pub enum Selector {
-    /// `/profile/mobilePhone` (and `""` for the whole document).
-    Pointer(String),
-    /// `$.factors[0].profile.phoneNumber`
-    Path(Box<JsonPath>),
+/// Built-in outcome: no response within `timeout` (including connect).
+pub const OUTCOME_TIMEOUT: &str = "timeout";
+/// Built-in outcome: anything else that did not match a rule.
+pub const OUTCOME_ERROR: &str = "error";
+
+/// A status pattern: `200`, `"2xx"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusPattern {
+    Exact(u16),
+    /// The hundreds digit: `4` for `4xx`.
+    Class(u16),
 }
 
-impl Selector {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text.is_empty() || text.starts_with('/') {
-            Ok(Selector::Pointer(text.to_string()))
-        } else if text.starts_with('$') {
-            JsonPath::parse(text)
-                .map(|p| Selector::Path(Box::new(p)))
-                .map_err(|e| format!("bad JSONPath {text:?}: {e}"))
-        } else {
-            Err(format!(
-                "{text:?} is neither a JSON pointer (starting with /) nor a JSONPath (starting with $)"
-            ))
-        }
-    }
-
-    /// The first value selected, if any.
-    pub fn select<'a>(&self, doc: &'a Json) -> Option<&'a Json> {
+impl StatusPattern {
+    pub fn matches(self, status: u16) -> bool {
         match self {
-            Selector::Pointer(p) => doc.pointer(p),
-            Selector::Path(p) => p.query(doc).first(),
+            StatusPattern::Exact(s) => s == status,
+            StatusPattern::Class(c) => status / 100 == c,
+        }
+    }
+
+    fn parse(item: StatusItem) -> Result<Self, String> {
+        match item {
+            StatusItem::Code(c) if (100..=599).contains(&c) => Ok(StatusPattern::Exact(c)),
+            StatusItem::Code(c) => Err(format!("status {c} is not an HTTP status code")),
+            StatusItem::Text(t) => {
+                let b = t.as_bytes();
+                if b.len() == 3
+                    && (b'1'..=b'5').contains(&b[0])
+                    && b[1..].eq_ignore_ascii_case(b"xx")
+                {
+                    Ok(StatusPattern::Class(u16::from(b[0] - b'0')))
+                } else if let Ok(c) = t.parse::<u16>() {
+                    StatusPattern::parse(StatusItem::Code(c))
+                } else {
+                    Err(format!(
+                        "status {t:?} is neither a code nor a class like \"2xx\""
+                    ))
+                }
+            }
         }
     }
 }
 
-/// A JSON value as a flow variable / comparison string. `null` is absent.
-pub fn value_text(v: &Json) -> Option<String> {
-    match v {
-        Json::Null => None,
-        Json::String(s) => Some(s.clone()),
-        Json::Bool(b) => Some(b.to_string()),
-        Json::Number(n) => Some(n.to_string()),
-        other => Some(other.to_string()),
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StatusItem {
+    Code(u16),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StatusSpec {
+    One(StatusItem),
+    Many(Vec<StatusItem>),
+}
+
+fn deserialize_status<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<StatusPattern>>, D::Error> {
+    let spec = StatusSpec::deserialize(d)?;
+    let items = match spec {
+        StatusSpec::One(i) => vec![i],
+        StatusSpec::Many(v) => v,
+    };
+    if items.is_empty() {
+        return Err(serde::de::Error::custom("status list is empty"));
     }
+    items
+        .into_iter()
+        .map(StatusPattern::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// A scalar to compare a response field with (`equals: LOCKED_OUT`, `equals: 5`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Scalar {
+    /// The form a response value is compared in (see [`value_text`]).
+    pub fn text(&self) -> String {
+        match self {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// One outcome rule; the first rule whose conditions all hold names the
+/// outcome. A rule with no condition matches any HTTP response.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeRule {
+    #[serde(default, deserialize_with = "deserialize_status")]
+    pub status: Option<Vec<StatusPattern>>,
+    /// JSON pointer (`/status`) or JSONPath (`$.errorCauses[0].errorSummary`).
+    #[serde(default)]
+    pub field: Option<String>,
+    #[serde(default)]
+    pub equals: Option<Scalar>,
+    #[serde(default, rename = "in")]
+    pub in_: Option<Vec<Scalar>>,
+    #[serde(default)]
+    pub exists: Option<bool>,
+    /// The field's text contains this substring.
+    #[serde(default)]
+    pub contains: Option<String>,
+    pub outcome: String,
+}
+
+impl OutcomeRule {
+    /// Load-time check of one rule: a well-formed outcome name, not the built-in `timeout`,
+    /// and a `field` with exactly one comparison (or neither).
+    pub fn check(&self) -> Result<(), String> {
+        if !is_outcome_name(&self.outcome) {
+            return Err(format!(
+                "outcome {:?} must be lower-case letters, digits and _",
+                self.outcome
+            ));
+        }
+        if self.outcome == OUTCOME_TIMEOUT {
+            return Err(
+                "`timeout` is built in (no response in time); use another name".to_string(),
+            );
+        }
+        let conditions = usize::from(self.equals.is_some())
+            + usize::from(self.in_.is_some())
+            + usize::from(self.exists.is_some())
+            + usize::from(self.contains.is_some());
+        match (&self.field, conditions) {
+            (Some(f), 1) => Selector::parse(f)
+                .map(|_| ())
+                .map_err(|e| format!("field: {e}")),
+            (Some(_), _) => {
+                Err("a `field` needs exactly one of equals, in, exists, contains".to_string())
+            }
+            (None, 0) => Ok(()),
+            (None, _) => Err("equals/in/exists/contains need a `field`".to_string()),
+        }
+    }
+}
+
+fn is_outcome_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// A compiled outcome rule.
@@ -108,17 +225,6 @@ pub(crate) fn decide(rules: &[Rule], status: u16, doc: Option<&Json>) -> String 
         .unwrap_or_else(|| OUTCOME_ERROR.to_string())
 }
 
-/// Outputs present in `doc`, as plain variables.
-pub(crate) fn extract(outputs: &[(String, Selector)], doc: &Json) -> Vars {
-    let mut vars = Vars::new();
-    for (name, sel) in outputs {
-        if let Some(text) = sel.select(doc).and_then(value_text) {
-            vars.set_plain(name.clone(), text);
-        }
-    }
-    vars
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,41 +276,5 @@ mod tests {
         for (status, doc, want) in cases {
             assert_eq!(decide(&r, status, doc.as_ref()), want, "{status} {doc:?}");
         }
-    }
-
-    #[test]
-    fn selectors_and_outputs() {
-        let doc = json!({
-            "id": "00u1", "status": "ACTIVE", "n": 5, "ok": true, "none": null,
-            "profile": {"mobilePhone": "+1 555-010-0199"},
-            "factors": [{"factorType": "email"}, {"factorType": "sms", "profile": {"phoneNumber": "+44 7700 900123"}}]
-        });
-        let outputs: Vec<(String, Selector)> = [
-            ("user_id", "/id"),
-            ("mobile", "/profile/mobilePhone"),
-            (
-                "sms_phone",
-                "$.factors[?@.factorType == 'sms'].profile.phoneNumber",
-            ),
-            ("first", "$.factors[0].factorType"),
-            ("n", "/n"),
-            ("ok", "/ok"),
-            ("none", "/none"),
-            ("missing", "/nope"),
-        ]
-        .into_iter()
-        .map(|(n, s)| (n.to_string(), Selector::parse(s).unwrap()))
-        .collect();
-        let vars = extract(&outputs, &doc);
-        assert_eq!(vars.plain("user_id"), Some("00u1"));
-        assert_eq!(vars.plain("mobile"), Some("+1 555-010-0199"));
-        assert_eq!(vars.plain("sms_phone"), Some("+44 7700 900123"));
-        assert_eq!(vars.plain("first"), Some("email"));
-        assert_eq!(vars.plain("n"), Some("5"));
-        assert_eq!(vars.plain("ok"), Some("true"));
-        assert!(vars.get("none").is_none());
-        assert!(vars.get("missing").is_none());
-        assert!(Selector::parse("profile.mobilePhone").is_err());
-        assert!(Selector::parse("$[").is_err());
     }
 }

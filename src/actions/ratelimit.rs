@@ -19,7 +19,7 @@ use serde::Deserialize;
 pub struct RateLimitConfig {
     /// Events admitted per key within any `window`.
     pub max: u32,
-    #[serde(deserialize_with = "super::deserialize_duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub window: Duration,
     /// Keys tracked at once (default 100 000).
     #[serde(default = "default_max_keys")]

@@ -1,6 +1,7 @@
 //! Call flows: the YAML model (`model`), its static checks (`validate`), the
-//! sans-IO interpreter that walks one call through a flow (`interp`) and
-//! renderings for people (`graph`).
+//! sans-IO interpreter that walks one call through a flow (`interp`), where
+//! typed-ahead keys can go (`keys`, read by both) and renderings for people
+//! (`graph`).
 //!
 //! Nothing here touches a clock, a socket or a file except
 //! [`model::load`]; the runtime feeds events with an `Instant` and executes
@@ -11,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub mod graph;
 pub mod interp;
+pub mod keys;
 pub mod model;
 pub mod validate;
 
@@ -39,5 +41,5 @@ pub struct ActionInfo {
 }
 
 pub use graph::{to_dot, to_mermaid};
-pub use interp::{Command, Interpreter, PlayItem, TimelineEvent};
+pub use interp::{digit_prompt, Command, Interpreter, Say, TimelineEvent};
 pub use validate::{validate, Diagnostic};

@@ -63,7 +63,7 @@
 //! drain.start();
 //! let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
 //! if !drain.wait_idle(deadline).await {
-//!     // … BYE and audit the calls still live (CallOutcome::Drained) …
+//!     // … BYE and audit the calls still live (CallEnd::Drained) …
 //! }
 //! stop_admin.cancel();
 //! admin_task.await??;

@@ -12,24 +12,14 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::call::{Call, CallOutcome, Output};
-use crate::ops::metrics::{OtpSendResult, OtpVerifyResult};
+use crate::ops::metrics::{OtpSendResult, OtpVerifyResult, RtpRejectReason};
+use crate::runtime::channels::{CallInput, SipIn};
+use crate::runtime::labels;
 use crate::runtime::ports::RtpPort;
 use crate::runtime::recorder::Recorder;
-use crate::runtime::server::{Shared, SipIn};
-use crate::sip::{CallKey, Event as SipEvent};
+use crate::runtime::shared::Shared;
+use crate::sip::CallKey;
 use crate::vars::Vars;
-
-/// What reaches a call task from outside.
-#[derive(Debug)]
-pub enum CallInput {
-    Sip(SipEvent),
-    ActionDone {
-        id: u64,
-        outcome: String,
-        outputs: Vars,
-    },
-    Terminate(CallOutcome),
-}
 
 pub struct CallTask {
     pub call: Call,
@@ -49,14 +39,12 @@ fn now() -> std::time::Instant {
 }
 
 impl CallTask {
-    pub async fn run(self) -> CallOutcome {
-        let span = tracing::info_span!("call", call_id = %self.call.key().0);
-        self.run_inner().instrument(span).await
-    }
-
-    async fn run_inner(mut self) -> CallOutcome {
+    /// Run the call to its end. The caller instruments this future with the
+    /// call's span ([`crate::ops::logging::call_span`]).
+    pub async fn run(mut self) -> CallOutcome {
         let mut buf = vec![0u8; 2048];
         let key: CallKey = self.call.key().clone();
+        let mut rejected = (0, 0);
         let outcome = loop {
             if let Some(outcome) = self.drain_outputs().await {
                 break outcome;
@@ -68,7 +56,10 @@ impl CallTask {
                 .unwrap_or_else(|| TokioInstant::now() + std::time::Duration::from_secs(3600));
             tokio::select! {
                 r = self.rtp.socket.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.call.handle_rtp(now(), from, &buf[..n]),
+                    Ok((n, from)) => {
+                        self.call.handle_rtp(now(), from, &buf[..n]);
+                        self.report_rejected(&mut rejected);
+                    }
                     Err(e) => debug!(error = %e, "rtp receive error"),
                 },
                 input = self.rx.recv() => match input {
@@ -83,9 +74,7 @@ impl CallTask {
             }
         };
         let stats = self.call.media_stats();
-        self.shared
-            .metrics
-            .rtp_observed(crate::runtime::server::rtp_counts(&stats));
+        self.shared.metrics.rtp_observed(labels::rtp_counts(&stats));
         if let Some(rec) = self.recorder.take() {
             rec.finish();
         }
@@ -132,14 +121,23 @@ impl CallTask {
                         rec.timeline(&ev);
                     }
                 }
-                Output::DigitHeard(source) => self
-                    .shared
-                    .metrics
-                    .dtmf_digit(crate::runtime::server::dtmf_transport(source)),
+                Output::DigitHeard(source) => self.shared.metrics.dtmf_digit(source),
                 Output::Ended(outcome) => return Some(outcome),
             }
         }
         None
+    }
+
+    /// Datagrams the media trust dropped, to the metrics as they happen: an attack
+    /// on a call's port shows while it lasts.
+    fn report_rejected(&self, reported: &mut (u64, u64)) {
+        let now = self.call.rtp_rejected();
+        if now != *reported {
+            let m = &self.shared.metrics;
+            m.rtp_rejected(RtpRejectReason::UntrustedSource, now.0 - reported.0);
+            m.rtp_rejected(RtpRejectReason::NotLatched, now.1 - reported.1);
+            *reported = now;
+        }
     }
 
     fn start_action(&self, id: u64, action: String, vars: Vars) {
@@ -152,16 +150,41 @@ impl CallTask {
             return;
         }
         let executor = self.shared.executor();
-        let otp_actions = {
+        let (otp_actions, guarded) = {
             let loaded = self.shared.loaded();
             let sec = &loaded.config.security;
-            (sec.otp_send_action.clone(), sec.otp_verify_action.clone())
+            (
+                (sec.otp_send_action.clone(), sec.otp_verify_action.clone()),
+                sec.reset_action.as_deref() == Some(action.as_str()),
+            )
         };
         let tx = self.tx.clone();
         let metrics = self.shared.metrics.clone();
         let span = tracing::Span::current();
+        // Fail closed: the reset request goes out only after its write-ahead
+        // audit record is on disk.
+        let write_ahead = guarded.then(|| {
+            let facts = crate::audit::CallFacts {
+                ani: &self.ani,
+                call_id: &self.call.key().0,
+                flow: &self.flow_name,
+                flow_version: &self.flow_version,
+            };
+            let trail = self.shared.audit_trail.clone();
+            (trail.started(&facts, &action), trail)
+        });
         tokio::spawn(
             async move {
+                if let Some((record, trail)) = write_ahead {
+                    if !trail.write_ahead(record).await {
+                        let _ = tx.send(CallInput::ActionDone {
+                            id,
+                            outcome: crate::audit::AUDIT_UNAVAILABLE.into(),
+                            outputs: Vars::new(),
+                        });
+                        return;
+                    }
+                }
                 let result = executor.run(&action, &vars).await;
                 metrics.action_observed(&action, &result.outcome, result.latency);
                 if action == otp_actions.0 {

@@ -30,14 +30,37 @@ use crate::media::goertzel::ToneGenerator;
 use crate::media::prompts::{PromptCache, PromptRecognizer};
 use crate::media::rtp;
 use crate::media::telephone_event;
+use crate::media::DigitSource;
 use crate::sip::uac::{Uac, UacEvent};
 use crate::sip::{sdp, EndpointConfig, Transport};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum DialDtmfMode {
-    Rfc4733,
-    Inband,
-    Info,
+/// `--dtmf-mode`: how keys travel, the media layer's [`DigitSource`].
+impl clap::ValueEnum for DigitSource {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[DigitSource::Rfc4733, DigitSource::Inband, DigitSource::Info]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            DigitSource::Rfc4733 => "rfc4733",
+            DigitSource::Inband => "inband",
+            DigitSource::Info => "info",
+        }))
+    }
+}
+
+/// `--codec`: the [`Codec`] to offer, by its lower-case encoding name.
+impl clap::ValueEnum for Codec {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Codec::Pcmu, Codec::Pcma]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Codec::Pcmu => "pcmu",
+            Codec::Pcma => "pcma",
+        }))
+    }
 }
 
 #[derive(Clone, Debug, clap::Args)]
@@ -59,10 +82,14 @@ pub struct DialArgs {
     #[arg(long)]
     pub stdin: bool,
     #[arg(long, value_enum, default_value = "rfc4733")]
-    pub dtmf_mode: DialDtmfMode,
+    pub dtmf_mode: DigitSource,
     /// Hang up (BYE) this many seconds after the answer.
     #[arg(long)]
     pub hangup_after: Option<f64>,
+    /// Send no RTP until this many seconds after the answer (a phone whose media
+    /// starts late; the server's media trust must not let anyone else in first).
+    #[arg(long, value_name = "SECONDS")]
+    pub rtp_after: Option<f64>,
     /// Give up after this many seconds in all.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
@@ -74,7 +101,7 @@ pub struct DialArgs {
     pub from: String,
     /// Offer only this codec.
     #[arg(long, value_enum)]
-    pub codec: Option<DialCodec>,
+    pub codec: Option<Codec>,
     /// Answer a REFER with 603 Decline instead of accepting it.
     #[arg(long)]
     pub refuse_refer: bool,
@@ -83,25 +110,19 @@ pub struct DialArgs {
     pub local_ip: std::net::IpAddr,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum DialCodec {
-    Pcmu,
-    Pcma,
-}
-
-/// One key press in the send queue.
+/// One step of the send queue: a key to press, or a pause.
 #[derive(Clone, Copy, Debug)]
-enum Press {
+enum SendStep {
     Key(char),
     Pause(Duration),
 }
 
-fn parse_presses(s: &str) -> anyhow::Result<Vec<Press>> {
+fn parse_presses(s: &str) -> anyhow::Result<Vec<SendStep>> {
     s.chars()
         .filter(|c| !c.is_whitespace())
         .map(|c| match c {
-            '0'..='9' | '*' | '#' | 'A'..='D' => Ok(Press::Key(c)),
-            ',' => Ok(Press::Pause(Duration::from_secs(1))),
+            '0'..='9' | '*' | '#' | 'A'..='D' => Ok(SendStep::Key(c)),
+            ',' => Ok(SendStep::Pause(Duration::from_secs(1))),
             other => bail!("`{other}` is not a DTMF key (use 0-9 * # A-D, and , to pause)"),
         })
         .collect()
@@ -141,21 +162,22 @@ struct Media {
 }
 
 pub async fn run(args: DialArgs) -> anyhow::Result<()> {
-    let mut presses: VecDeque<Press> = VecDeque::new();
+    let mut presses: VecDeque<SendStep> = VecDeque::new();
     let mut first_prompt_presses = match &args.dtmf {
         Some(d) => Some(parse_presses(d)?),
         None => None,
     };
-    let parse_rules = |list: &[String], flag: &str| -> anyhow::Result<Vec<(String, Vec<Press>)>> {
-        list.iter()
-            .map(|r| {
-                let (p, d) = r
-                    .split_once('=')
-                    .with_context(|| format!("{flag} `{r}`: expected PROMPT=DIGITS"))?;
-                Ok((p.to_string(), parse_presses(d)?))
-            })
-            .collect()
-    };
+    let parse_rules =
+        |list: &[String], flag: &str| -> anyhow::Result<Vec<(String, Vec<SendStep>)>> {
+            list.iter()
+                .map(|r| {
+                    let (p, d) = r
+                        .split_once('=')
+                        .with_context(|| format!("{flag} `{r}`: expected PROMPT=DIGITS"))?;
+                    Ok((p.to_string(), parse_presses(d)?))
+                })
+                .collect()
+        };
     let mut rules = parse_rules(&args.on, "--on")?;
     let mut during_rules = parse_rules(&args.during, "--during")?;
     let cache = Arc::new(
@@ -167,8 +189,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     let sip_local = sip.local_addr()?;
     let rtp_local = rtp_sock.local_addr()?;
     let codecs: Vec<Codec> = match args.codec {
-        Some(DialCodec::Pcmu) => vec![Codec::Pcmu],
-        Some(DialCodec::Pcma) => vec![Codec::Pcma],
+        Some(codec) => vec![codec],
         None => vec![Codec::Pcmu, Codec::Pcma],
     };
     let offer = sdp::offer(rtp_local, &codecs, 101, 20, rand::random::<u32>() as u64);
@@ -182,6 +203,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         &args.uri,
         &args.from,
         offer,
+        crate::sip::TokenRng::from_seed(rand::random()),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     uac.refuse_refer(args.refuse_refer);
@@ -222,13 +244,14 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                     let neg = sdp::negotiate(&parsed, &codecs)
                         .map_err(|e| anyhow::anyhow!("answer SDP: {e}"))?;
                     tr.line(&format!(
-                        "media {} pt {} telephone-event {} ptime {}",
+                        "media {} pt {} telephone-event {} ptime {} to {}",
                         neg.codec.encoding_name(),
                         neg.audio_pt,
                         neg.telephone_event_pt
                             .map(|p| p.to_string())
                             .unwrap_or("-".into()),
-                        neg.ptime_ms
+                        neg.ptime_ms,
+                        neg.remote
                     ));
                     recognizer = Some(PromptRecognizer::new(cache.clone(), neg.codec));
                     let ptime = Duration::from_millis(u64::from(neg.ptime_ms));
@@ -242,7 +265,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                         ssrc: rand::random(),
                         seq: rand::random(),
                         ts: rand::random(),
-                        next: Instant::now(),
+                        next: Instant::now()
+                            + Duration::from_secs_f64(args.rtp_after.unwrap_or(0.0).max(0.0)),
                         tone: VecDeque::new(),
                         events: VecDeque::new(),
                     });
@@ -300,12 +324,12 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         if let (Some(m), Some(at)) = (&mut media, next_press_at) {
             if now >= at && m.tone.is_empty() && m.events.is_empty() {
                 match presses.pop_front() {
-                    Some(Press::Key(k)) => {
+                    Some(SendStep::Key(k)) => {
                         press(&mut uac, m, k, args.dtmf_mode, now);
                         tr.line("dtmf 1 key sent");
                         next_press_at = Some(now + Duration::from_millis(250));
                     }
-                    Some(Press::Pause(d)) => next_press_at = Some(now + d),
+                    Some(SendStep::Pause(d)) => next_press_at = Some(now + d),
                     None => next_press_at = None,
                 }
             }
@@ -357,7 +381,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                         let len = cache.get(&name).map(|p| p.duration()).unwrap_or_default();
                         if let Some(i) = during_rules.iter().position(|(p, _)| *p == name) {
                             let (_, p) = during_rules.remove(i);
-                            presses.push_back(Press::Pause(Duration::from_secs(1)));
+                            presses.push_back(SendStep::Pause(Duration::from_secs(1)));
                             presses.extend(p);
                             next_press_at.get_or_insert(Instant::now());
                         }
@@ -387,15 +411,15 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
 }
 
 /// Start one key press in the chosen way.
-fn press(uac: &mut Uac, m: &mut Media, key: char, mode: DialDtmfMode, now: Instant) {
+fn press(uac: &mut Uac, m: &mut Media, key: char, mode: DigitSource, now: Instant) {
     match mode {
-        DialDtmfMode::Info => uac.send_info(now.into_std(), key, 100),
-        DialDtmfMode::Inband => {
+        DigitSource::Info => uac.send_info(now.into_std(), key, 100),
+        DigitSource::Inband => {
             if let Some(samples) = ToneGenerator::new().digit(key, 100, -10.0) {
                 m.tone.extend(samples);
             }
         }
-        DialDtmfMode::Rfc4733 => {
+        DigitSource::Rfc4733 => {
             // The event's timestamp is the audio clock at the start of the
             // press; the packets follow every ptime with growing duration.
             let Some(pt) = m.te_pt else { return };

@@ -3,7 +3,12 @@
 //! it decides nothing about protocol or flow.
 
 pub mod call_task;
+pub mod channels;
 pub mod dial;
+pub mod labels;
 pub mod ports;
 pub mod recorder;
 pub mod server;
+pub mod shared;
+pub mod sip_task;
+pub mod tcp;

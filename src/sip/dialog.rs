@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use super::message::{
     hostport_addr, split_list, uri_hostport, Header, Message, NameAddr, StartLine,
 };
-use super::transaction::new_branch;
 use super::Transport;
 
 #[derive(Clone, Debug)]
@@ -73,17 +72,17 @@ impl Dialog {
             .unwrap_or(self.source)
     }
 
-    /// Build an in-dialog request with a new branch. Increments the local CSeq
-    /// unless `cseq` is given (ACK and CANCEL reuse the INVITE's).
+    /// Build an in-dialog request with this (new) branch. Increments the local
+    /// CSeq unless `cseq` is given (ACK and CANCEL reuse the INVITE's).
     pub fn request(
         &mut self,
         method: &str,
+        branch: String,
         local: SocketAddr,
         user_agent: &str,
         cseq: Option<u32>,
         extra: Vec<Header>,
     ) -> (Message, String) {
-        let branch = new_branch();
         let cseq = match cseq {
             Some(c) => c,
             None => {
@@ -199,8 +198,17 @@ mod tests {
             &["<sip:127.0.0.2:5080;lr>", "<sip:p2.example.com;lr>"],
             Some("sip:a@127.0.0.3"),
         );
-        let (m, branch) = d.request("BYE", "127.0.0.1:5060".parse().unwrap(), "ua", None, vec![]);
+        let mut rng = super::super::TokenRng::seeded(1);
+        let (m, branch) = d.request(
+            "BYE",
+            rng.branch(),
+            "127.0.0.1:5060".parse().unwrap(),
+            "ua",
+            None,
+            vec![],
+        );
         assert!(branch.starts_with("z9hG4bK"));
+        assert!(m.header("Via").unwrap().contains(&branch));
         assert_eq!(m.header("CSeq"), Some("1 BYE"));
         assert_eq!(
             m.headers_named("Route").collect::<Vec<_>>(),
@@ -209,6 +217,7 @@ mod tests {
         assert!(matches!(&m.start, StartLine::Request { uri, .. } if uri == "sip:a@127.0.0.3"));
         let (m2, _) = d.request(
             "REFER",
+            rng.branch(),
             "127.0.0.1:5060".parse().unwrap(),
             "ua",
             None,

@@ -4,6 +4,7 @@
 //! [`transaction`]), dialogs ([`dialog`]), SDP offer/answer for G.711 and
 //! telephone-event ([`sdp`]), Content-Length framing for TCP ([`framing`]), the UAS
 //! [`Endpoint`] the server runs, and a small UAC ([`uac`]) for the `dial` test caller.
+//! Tags, branches and Call-IDs come from a [`TokenRng`] each endpoint holds ([`rng`]).
 //!
 //! Nothing here opens a socket or reads a clock: the runtime feeds datagrams with
 //! `handle_datagram(now, ..)`, drains `poll_transmit()` / `poll_event()`, and sleeps
@@ -17,6 +18,7 @@ pub mod dialog;
 pub mod endpoint;
 pub mod framing;
 pub mod message;
+pub mod rng;
 pub mod sdp;
 pub mod timer;
 pub mod transaction;
@@ -28,9 +30,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use endpoint::Endpoint;
+pub use rng::TokenRng;
 
-/// Which transport a message arrived on or leaves by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Which transport a message arrived on or leaves by (`udp`, `tcp` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Transport {
     Udp,
     Tcp,
@@ -62,9 +66,21 @@ pub struct Transmit {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallKey(pub String);
 
+/// Longest Call-ID shown by [`CallKey`]'s `Display`.
+const CALL_KEY_SHOWN: usize = 128;
+
+/// For logs: the Call-ID is peer data, so control characters become `?` and it is cut
+/// at 128 characters (with `…`); it cannot forge or flood a log line.
 impl std::fmt::Display for CallKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        use std::fmt::Write;
+        for (i, c) in self.0.chars().enumerate() {
+            if i == CALL_KEY_SHOWN {
+                return f.write_char('…');
+            }
+            f.write_char(if c.is_control() { '?' } else { c })?;
+        }
+        Ok(())
     }
 }
 
@@ -224,12 +240,17 @@ pub const ACCEPT: &str =
 /// Extensions we support (Supported header): none beyond RFC 3261 and RFC 3515.
 pub const SUPPORTED: &str = "";
 
-/// A random token for tags, branches and Call-IDs.
-pub(crate) fn random_token(len: usize) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_key_display_is_bounded_and_escaped() {
+        let forged = CallKey("abc\r\n2026-01-01 INFO forged line\x1b[31m".into());
+        assert_eq!(forged.to_string(), "abc??2026-01-01 INFO forged line?[31m");
+        let long = CallKey("x".repeat(20_000));
+        let shown = long.to_string();
+        assert_eq!(shown.chars().count(), CALL_KEY_SHOWN + 1);
+        assert!(shown.ends_with('…'));
+    }
 }

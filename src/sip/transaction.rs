@@ -164,8 +164,3 @@ pub fn set_body(msg: &mut Message, content_type: &str, body: &[u8]) {
     msg.headers.push(Header::new("Content-Type", content_type));
     msg.body = body.to_vec();
 }
-
-/// A fresh RFC 3261 branch.
-pub fn new_branch() -> String {
-    format!("z9hG4bK{}", super::random_token(16))
-}

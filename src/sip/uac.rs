@@ -17,9 +17,9 @@ use super::message::{
     self, hostport_addr, uri_hostport, Datagram, Header, Message, NameAddr, StartLine,
 };
 use super::timer::{Timer, TimerTable};
-use super::transaction::{backoff, new_branch, response_to, server_key, set_body};
+use super::transaction::{backoff, response_to, server_key, set_body};
 use super::validate::validate;
-use super::{random_token, EndpointConfig, SipError, Transmit, Transport, ALLOW};
+use super::{EndpointConfig, SipError, TokenRng, Transmit, Transport, ALLOW};
 
 /// What the caller observes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +93,8 @@ const REFER_STANDARD: &[&str] = &[
 #[derive(Debug)]
 pub struct Uac {
     config: EndpointConfig,
+    /// Call-ID, tags and branches (see [`TokenRng`]).
+    rng: TokenRng,
     destination: SocketAddr,
     from_user: String,
     call_id: String,
@@ -122,6 +124,7 @@ impl Uac {
         target_uri: &str,
         from_user: &str,
         offer_sdp: String,
+        mut rng: TokenRng,
     ) -> Result<Self, SipError> {
         let target = target_uri.trim();
         let lower = target.to_ascii_lowercase();
@@ -134,9 +137,9 @@ impl Uac {
         if !message::is_token(from_user) {
             return Err(SipError::BadTarget);
         }
-        let call_id = format!("{}@{}", random_token(20), config.local_addr.ip());
-        let local_tag = random_token(12);
-        let branch = new_branch();
+        let call_id = format!("{}@{}", rng.token(20), config.local_addr.ip());
+        let local_tag = rng.tag();
+        let branch = rng.branch();
         let local = config.local_addr;
         let mut invite = Message {
             start: StartLine::Request {
@@ -161,6 +164,7 @@ impl Uac {
         let payload = invite.to_bytes();
         let t1 = config.t1;
         let mut uac = Uac {
+            rng,
             config,
             destination,
             from_user: from_user.to_string(),
@@ -297,6 +301,7 @@ impl Uac {
         };
         let (mut msg, branch) = dialog.request(
             method,
+            self.rng.branch(),
             self.config.local_addr,
             &self.config.user_agent,
             None,
@@ -423,6 +428,7 @@ impl Uac {
             };
             let (ack, _) = dialog.request(
                 "ACK",
+                self.rng.branch(),
                 self.config.local_addr,
                 &self.config.user_agent,
                 Some(self.invite_cseq),

@@ -1,0 +1,413 @@
+//! Admission of a new call, sans-IO: may this INVITE become a call, and with which
+//! media session?
+//!
+//! The SIP task asks [`Admission::admit`] for every [`IncomingCall`] the endpoint
+//! reports, with `now` and the server's load, and carries out the answer: a
+//! [`Refusal`] becomes a final response (`503` with `Retry-After` for draining,
+//! capacity and per-source limits; `488` for an offer it cannot answer), a
+//! [`MediaPlan`] becomes an RTP socket, an SDP body ([`MediaPlan::local_sdp`]) and
+//! the call's [`MediaConfig`] ([`MediaPlan::media_config`]). The checks run cheapest
+//! first, in this order:
+//!
+//! 1. draining (SIGTERM) → `503`;
+//! 2. `limits.max_calls` live calls → `503`;
+//! 3. `limits.invites_per_second_per_source`: new INVITEs from one IP address in a
+//!    one-second window (every INVITE counts, admitted or not) → `503`;
+//! 4. `limits.max_calls_per_source` live calls from one IP address → `503`;
+//! 5. the SDP offer: no codec in common → `488`, unparseable → `488`; no offer at
+//!    all (late offer, RFC 3261 §13.2.1) → we offer our codecs in the 200 and take
+//!    the caller's answer from the ACK.
+//!
+//! An admitted call holds a slot of its source's quota until the runtime calls
+//! [`Admission::release`] for it. Nothing here reads a clock, binds a port or draws a
+//! random number: the runtime passes `now`, the bound RTP address and the session id.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::config::{LimitsConfig, MediaSettings};
+use crate::media::{MediaConfig, RtpTrust};
+use crate::sip::sdp::{self, Negotiated};
+use crate::sip::IncomingCall;
+
+/// Rate windows kept before old ones are swept.
+const RATE_TABLE_SWEEP: usize = 10_000;
+/// The INVITE rate window.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Why an INVITE does not become a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The server is draining (SIGTERM).
+    Draining,
+    /// `limits.max_calls` calls are live.
+    Capacity,
+    /// The source sent more than `limits.invites_per_second_per_source` INVITEs.
+    RateLimited,
+    /// The source has `limits.max_calls_per_source` live calls.
+    SourceLimit,
+    /// No free RTP port (the runtime decides this one).
+    NoRtpPort,
+    /// The offer has no codec we can use.
+    NoCommonCodec,
+    /// The offer is not usable SDP.
+    BadSdp,
+}
+
+impl Refusal {
+    /// The final response status.
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::NoCommonCodec | Refusal::BadSdp => 488,
+            _ => 503,
+        }
+    }
+
+    /// `Retry-After` seconds: on every `503`, never on a `488` (trying again will not
+    /// help an offer we cannot answer).
+    pub fn retry_after(self, limits: &LimitsConfig) -> Option<u32> {
+        (self.status() == 503).then_some(limits.retry_after_secs)
+    }
+}
+
+/// What the rest of the server knows about its load.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    pub live_calls: usize,
+    pub draining: bool,
+}
+
+/// The media side of an admitted call, decided before its RTP port is bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaPlan {
+    /// Early offer: negotiated now; the 200 carries our answer.
+    Answer(Negotiated),
+    /// Late offer: the 200 carries our offer; until the ACK brings the caller's
+    /// answer the session uses our first codec and learns the caller's address from
+    /// its packets (symmetric RTP, from the signalling source's IP).
+    Offer(Negotiated),
+}
+
+impl MediaPlan {
+    /// What is negotiated so far.
+    pub fn negotiated(&self) -> &Negotiated {
+        match self {
+            MediaPlan::Answer(n) | MediaPlan::Offer(n) => n,
+        }
+    }
+
+    /// The SDP body of our 200: an answer or an offer, for the RTP socket at `rtp`.
+    pub fn local_sdp(&self, rtp: SocketAddr, session_id: u64, media: &MediaSettings) -> String {
+        match self {
+            MediaPlan::Answer(n) => sdp::answer(n, rtp, session_id),
+            MediaPlan::Offer(_) => sdp::offer(
+                rtp,
+                &media.codecs,
+                media.telephone_event_pt,
+                media.ptime_ms,
+                session_id,
+            ),
+        }
+    }
+
+    /// The call's media session settings; `signalling` is the INVITE's source IP.
+    pub fn media_config(
+        &self,
+        media: &MediaSettings,
+        signalling: IpAddr,
+        record: bool,
+    ) -> MediaConfig {
+        let n = self.negotiated();
+        MediaConfig {
+            codec: n.codec,
+            audio_pt: n.audio_pt,
+            telephone_event_pt: n.telephone_event_pt,
+            ptime_ms: n.ptime_ms,
+            remote: n.remote,
+            // With no address to send to yet (late offer), the caller's packets say.
+            symmetric_rtp: media.symmetric_rtp || n.remote.port() == 0,
+            dtmf_mode: media.dtmf_mode,
+            inactivity_timeout: media.inactivity_timeout,
+            record,
+            trust: RtpTrust::from_sources(&media.accept_rtp_from),
+            signalling_ip: Some(signalling),
+        }
+    }
+}
+
+/// Per-source INVITE rate and live-call counts. See the module docs.
+#[derive(Debug, Default)]
+pub struct Admission {
+    /// INVITEs per source in the current one-second window.
+    rate: HashMap<IpAddr, (Instant, u32)>,
+    /// Live (admitted, not yet released) calls per source.
+    calls: HashMap<IpAddr, usize>,
+}
+
+impl Admission {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decide on one new INVITE. On `Ok` the call holds a slot of its source's quota
+    /// until [`release`](Self::release).
+    pub fn admit(
+        &mut self,
+        now: Instant,
+        call: &IncomingCall,
+        load: Load,
+        limits: &LimitsConfig,
+        media: &MediaSettings,
+    ) -> Result<MediaPlan, Refusal> {
+        if load.draining {
+            return Err(Refusal::Draining);
+        }
+        if load.live_calls >= limits.max_calls {
+            return Err(Refusal::Capacity);
+        }
+        let ip = call.source.ip();
+        if !self.count_invite(now, ip, limits.invites_per_second_per_source) {
+            return Err(Refusal::RateLimited);
+        }
+        if self.calls.get(&ip).copied().unwrap_or(0) >= limits.max_calls_per_source {
+            return Err(Refusal::SourceLimit);
+        }
+        let plan = plan_media(call, media)?;
+        *self.calls.entry(ip).or_default() += 1;
+        Ok(plan)
+    }
+
+    /// A call admitted from `source` ended (or never started): free its slot.
+    pub fn release(&mut self, source: IpAddr) {
+        if let Some(n) = self.calls.get_mut(&source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.calls.remove(&source);
+            }
+        }
+    }
+
+    /// Live calls admitted from `source`.
+    pub fn calls_from(&self, source: IpAddr) -> usize {
+        self.calls.get(&source).copied().unwrap_or(0)
+    }
+
+    /// Count one INVITE; false when the source is over its rate.
+    fn count_invite(&mut self, now: Instant, ip: IpAddr, per_second: u32) -> bool {
+        let entry = self.rate.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(entry.0) >= RATE_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        let ok = entry.1 <= per_second;
+        if self.rate.len() > RATE_TABLE_SWEEP {
+            self.rate
+                .retain(|_, (start, _)| now.saturating_duration_since(*start) < RATE_WINDOW);
+        }
+        ok
+    }
+}
+
+/// SDP offer/answer for a new call (RFC 3264): negotiate an early offer, or prepare
+/// our own offer for a late one.
+fn plan_media(call: &IncomingCall, media: &MediaSettings) -> Result<MediaPlan, Refusal> {
+    match call.offer.as_deref() {
+        Some(text) => {
+            let offer = sdp::parse(text).map_err(|_| Refusal::BadSdp)?;
+            let n = sdp::negotiate(&offer, &media.codecs).map_err(|_| Refusal::NoCommonCodec)?;
+            Ok(MediaPlan::Answer(n))
+        }
+        None => {
+            let codec = media.codecs[0];
+            Ok(MediaPlan::Offer(Negotiated {
+                codec,
+                audio_pt: codec.static_payload_type(),
+                telephone_event_pt: Some(media.telephone_event_pt),
+                ptime_ms: media.ptime_ms,
+                remote: SocketAddr::new(call.source.ip(), 0),
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Codec;
+    use crate::sip::{CallKey, Transport};
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\nm=audio 30000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:30\r\n";
+    const G729_ONLY: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\nm=audio 30000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+
+    fn incoming(n: u32, source: &str, offer: Option<&str>) -> IncomingCall {
+        IncomingCall {
+            call: CallKey(format!("c{n}@test")),
+            request_uri_user: "reset".into(),
+            from_user: "5550100".into(),
+            source: source.parse().unwrap(),
+            transport: Transport::Udp,
+            offer: offer.map(str::to_string),
+        }
+    }
+
+    fn limits() -> LimitsConfig {
+        LimitsConfig {
+            max_calls: 4,
+            max_calls_per_source: 2,
+            invites_per_second_per_source: 3,
+            ..LimitsConfig::default()
+        }
+    }
+
+    #[test]
+    fn refusals_in_order_with_their_status_and_retry_after() {
+        let (l, m) = (limits(), MediaSettings::default());
+        let t0 = Instant::now();
+        let a = "192.0.2.1:5060";
+        let idle = Load::default();
+        let cases: &[(Load, Option<&str>, Option<Refusal>)] = &[
+            (
+                Load {
+                    draining: true,
+                    live_calls: 4,
+                },
+                Some(OFFER),
+                Some(Refusal::Draining),
+            ),
+            (
+                Load {
+                    draining: false,
+                    live_calls: 4,
+                },
+                Some(OFFER),
+                Some(Refusal::Capacity),
+            ),
+            (idle, Some(G729_ONLY), Some(Refusal::NoCommonCodec)),
+            (idle, Some("not sdp"), Some(Refusal::BadSdp)),
+        ];
+        for (i, (load, offer, want)) in cases.iter().enumerate() {
+            // A fresh table per row, so the rate limit stays out of the way.
+            let mut adm = Admission::new();
+            let got = adm.admit(t0, &incoming(i as u32, a, *offer), *load, &l, &m);
+            assert_eq!(got.err(), *want, "row {i}");
+            assert_eq!(adm.calls_from("192.0.2.1".parse().unwrap()), 0, "row {i}");
+        }
+        assert_eq!(Refusal::Capacity.retry_after(&l), Some(l.retry_after_secs));
+        assert_eq!(Refusal::SourceLimit.status(), 503);
+        assert_eq!(Refusal::NoCommonCodec.status(), 488);
+        assert_eq!(Refusal::BadSdp.retry_after(&l), None);
+    }
+
+    #[test]
+    fn per_source_calls_are_capped_apart_from_the_rate() {
+        let (l, m) = (limits(), MediaSettings::default());
+        let t0 = Instant::now();
+        let mut adm = Admission::new();
+        let load = Load::default();
+        let a = "192.0.2.1:5060";
+        assert!(adm
+            .admit(t0, &incoming(1, a, Some(OFFER)), load, &l, &m)
+            .is_ok());
+        assert!(adm.admit(t0, &incoming(2, a, None), load, &l, &m).is_ok());
+        // A third live call from the same address: over its call quota.
+        let third = adm.admit(t0, &incoming(3, a, Some(OFFER)), load, &l, &m);
+        assert_eq!(third.err(), Some(Refusal::SourceLimit));
+        // Another address is not affected.
+        let b = "192.0.2.2:5060";
+        assert!(adm
+            .admit(t0, &incoming(4, b, Some(OFFER)), load, &l, &m)
+            .is_ok());
+        // One call ends: a slot is free again, but this window's rate is used up
+        // (three INVITEs already counted), so the next one second later.
+        adm.release("192.0.2.1".parse().unwrap());
+        let fourth = adm.admit(t0, &incoming(5, a, Some(OFFER)), load, &l, &m);
+        assert_eq!(fourth.err(), Some(Refusal::RateLimited));
+        let later = t0 + Duration::from_secs(1);
+        assert!(adm
+            .admit(later, &incoming(6, a, Some(OFFER)), load, &l, &m)
+            .is_ok());
+        assert_eq!(adm.calls_from("192.0.2.1".parse().unwrap()), 2);
+        adm.release("192.0.2.1".parse().unwrap());
+        adm.release("192.0.2.1".parse().unwrap());
+        adm.release("192.0.2.1".parse().unwrap());
+        assert_eq!(adm.calls_from("192.0.2.1".parse().unwrap()), 0);
+    }
+
+    #[test]
+    fn rate_counts_every_invite_per_one_second_window() {
+        let (mut l, m) = (limits(), MediaSettings::default());
+        l.max_calls_per_source = 100;
+        l.max_calls = 100;
+        let t0 = Instant::now();
+        let mut adm = Admission::new();
+        let load = Load::default();
+        let a = "192.0.2.1:5060";
+        // Refused offers count against the rate too.
+        for i in 0..3 {
+            let _ = adm.admit(t0, &incoming(i, a, Some(G729_ONLY)), load, &l, &m);
+        }
+        let over = adm.admit(
+            t0 + Duration::from_millis(999),
+            &incoming(9, a, None),
+            load,
+            &l,
+            &m,
+        );
+        assert_eq!(over.err(), Some(Refusal::RateLimited));
+        let next = adm.admit(
+            t0 + Duration::from_secs(1),
+            &incoming(10, a, None),
+            load,
+            &l,
+            &m,
+        );
+        assert!(next.is_ok());
+    }
+
+    #[test]
+    fn early_offer_is_answered_with_the_offers_payload_types() {
+        let m = MediaSettings::default();
+        let plan = plan_media(&incoming(1, "192.0.2.1:5060", Some(OFFER)), &m).unwrap();
+        let MediaPlan::Answer(n) = &plan else {
+            panic!("early offer gives an answer: {plan:?}");
+        };
+        // Our preference (PCMU first) wins over the offer's order; numbers mirrored.
+        assert_eq!((n.codec, n.audio_pt), (Codec::Pcmu, 0));
+        assert_eq!(n.telephone_event_pt, Some(101));
+        assert_eq!(n.ptime_ms, 30);
+        assert_eq!(n.remote, "192.0.2.7:30000".parse().unwrap());
+        let rtp: SocketAddr = "127.0.0.1:20002".parse().unwrap();
+        let body = plan.local_sdp(rtp, 42, &m);
+        assert!(body.contains("m=audio 20002 RTP/AVP 0 101\r\n"), "{body}");
+        assert!(body.contains("a=ptime:30\r\n"), "{body}");
+        let cfg = plan.media_config(&m, "192.0.2.1".parse().unwrap(), true);
+        assert_eq!(cfg.remote, n.remote);
+        assert!(cfg.record);
+        // By default the caller's RTP may come from its SDP or its signalling IP.
+        assert_eq!(cfg.signalling_ip, Some("192.0.2.1".parse().unwrap()));
+        assert!(cfg.trust.sdp && cfg.trust.signalling && !cfg.trust.any);
+    }
+
+    #[test]
+    fn late_offer_offers_our_codecs_and_latches_to_the_caller() {
+        let m = MediaSettings {
+            codecs: vec![Codec::Pcma, Codec::Pcmu],
+            symmetric_rtp: false,
+            ..MediaSettings::default()
+        };
+        let plan = plan_media(&incoming(1, "192.0.2.1:5070", None), &m).unwrap();
+        let MediaPlan::Offer(n) = &plan else {
+            panic!("late offer gives an offer: {plan:?}");
+        };
+        assert_eq!((n.codec, n.audio_pt), (Codec::Pcma, 8));
+        assert_eq!(n.remote, "192.0.2.1:0".parse().unwrap());
+        let body = plan.local_sdp("127.0.0.1:20004".parse().unwrap(), 7, &m);
+        assert!(body.contains("m=audio 20004 RTP/AVP 8 0 101\r\n"), "{body}");
+        // No address to send to until the caller's packets (or the ACK) say.
+        assert!(
+            plan.media_config(&m, "192.0.2.1".parse().unwrap(), false)
+                .symmetric_rtp
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! The messages the runtime's tasks send each other: [`SipIn`] into the SIP task
+//! (from TCP connections, call tasks and the shutdown sequence) and [`CallInput`]
+//! into one call task (from the SIP task and the call's own HTTP actions).
+//!
+//! They live apart from both tasks so that neither task's module imports the other.
+
+use std::net::SocketAddr;
+
+use tokio::sync::mpsc;
+
+use crate::call::CallOutcome;
+use crate::sip::{CallKey, Command as SipCommand, Event as SipEvent};
+use crate::vars::Vars;
+
+/// Inputs of the SIP task.
+#[derive(Debug)]
+pub enum SipIn {
+    /// One framed message from a TCP connection.
+    Tcp {
+        peer: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// A TCP connection is up; responses for `peer` go to `writer`.
+    TcpOpened {
+        peer: SocketAddr,
+        writer: TcpWriter,
+    },
+    TcpClosed {
+        peer: SocketAddr,
+    },
+    /// A call asks the endpoint to do something (answer, BYE, REFER…).
+    Command(SipCommand),
+    /// A call task ended.
+    CallGone(CallKey),
+    /// Shutdown: end every live call now.
+    TerminateAll,
+}
+
+/// The sending half of a TCP connection's write queue.
+pub type TcpWriter = mpsc::UnboundedSender<Vec<u8>>;
+
+/// What reaches a call task from outside.
+#[derive(Debug)]
+pub enum CallInput {
+    Sip(SipEvent),
+    ActionDone {
+        id: u64,
+        outcome: String,
+        outputs: Vars,
+    },
+    Terminate(CallOutcome),
+}

@@ -1,0 +1,386 @@
+//! The SIP task: owns the sans-IO [`Endpoint`] (every transaction and dialog of
+//! the process) and the UDP socket, feeds it datagrams, TCP messages, call
+//! commands and its own deadlines, sends what it asks to send, and routes its
+//! events: a new INVITE goes to [`Admission`], everything else to the call task
+//! that owns the Call-ID.
+//!
+//! It decides nothing itself: admission and SDP are [`crate::admission`]'s, the
+//! call is [`crate::call`]'s. What it does is IO: bind the RTP port, open the
+//! recording, spawn the call task under a supervisor that survives its panic.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant as TokioInstant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn, Instrument};
+
+use crate::admission::{Admission, Load, Refusal};
+use crate::call::{Call, CallOutcome, CallParams};
+use crate::ops::logging::{call_span, sanitize};
+use crate::ops::metrics::{CallEnd, SipMethod};
+use crate::runtime::call_task::CallTask;
+use crate::runtime::channels::{CallInput, SipIn, TcpWriter};
+use crate::runtime::labels;
+use crate::runtime::recorder::Recorder;
+use crate::runtime::shared::Shared;
+use crate::sip::{
+    CallKey, Command as SipCommand, Endpoint, Event as SipEvent, IncomingCall, SipStats, Transport,
+};
+
+/// A live call as the SIP task sees it: where its inputs go, and which source's
+/// quota it holds.
+struct LiveCall {
+    tx: mpsc::UnboundedSender<CallInput>,
+    source: IpAddr,
+}
+
+pub struct SipDriver {
+    endpoint: Endpoint,
+    udp: Arc<UdpSocket>,
+    tcp: HashMap<SocketAddr, TcpWriter>,
+    calls: HashMap<CallKey, LiveCall>,
+    admission: Admission,
+    shared: Arc<Shared>,
+    sip_tx: mpsc::UnboundedSender<SipIn>,
+    tasks: tokio_util::task::TaskTracker,
+    /// Endpoint counters already added to the metrics (they are cumulative).
+    reported: SipStats,
+}
+
+fn now() -> std::time::Instant {
+    TokioInstant::now().into_std()
+}
+
+impl SipDriver {
+    pub fn new(
+        endpoint: Endpoint,
+        udp: Arc<UdpSocket>,
+        shared: Arc<Shared>,
+        sip_tx: mpsc::UnboundedSender<SipIn>,
+        tasks: tokio_util::task::TaskTracker,
+    ) -> Self {
+        SipDriver {
+            endpoint,
+            udp,
+            tcp: HashMap::new(),
+            calls: HashMap::new(),
+            admission: Admission::new(),
+            shared,
+            sip_tx,
+            tasks,
+            reported: SipStats::default(),
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SipIn>, stop: CancellationToken) {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            self.flush().await;
+            let deadline = self
+                .endpoint
+                .poll_timeout()
+                .map(TokioInstant::from_std)
+                .unwrap_or_else(|| TokioInstant::now() + Duration::from_secs(3600));
+            let udp = self.udp.clone();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                r = udp.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => {
+                        trace_sip("in", Transport::Udp, from, &buf[..n]);
+                        self.endpoint.handle_datagram(now(), Transport::Udp, from, &buf[..n]);
+                    }
+                    Err(e) => debug!(error = %e, "SIP UDP receive error"),
+                },
+                msg = rx.recv() => match msg {
+                    Some(m) => self.on_input(m),
+                    None => return,
+                },
+                _ = sleep_until(deadline) => self.endpoint.handle_timeout(now()),
+            }
+        }
+    }
+
+    fn on_input(&mut self, m: SipIn) {
+        match m {
+            SipIn::Tcp { peer, data } => {
+                trace_sip("in", Transport::Tcp, peer, &data);
+                self.endpoint
+                    .handle_datagram(now(), Transport::Tcp, peer, &data)
+            }
+            SipIn::TcpOpened { peer, writer } => {
+                self.tcp.insert(peer, writer);
+            }
+            SipIn::TcpClosed { peer } => {
+                self.tcp.remove(&peer);
+            }
+            SipIn::Command(cmd) => self.endpoint.handle_command(now(), cmd),
+            SipIn::CallGone(key) => {
+                if let Some(call) = self.calls.remove(&key) {
+                    self.admission.release(call.source);
+                }
+            }
+            SipIn::TerminateAll => {
+                for call in self.calls.values() {
+                    let _ = call.tx.send(CallInput::Terminate(CallOutcome::Shutdown));
+                }
+            }
+        }
+    }
+
+    /// Send what the endpoint wants sent; route its events.
+    async fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.endpoint.poll_transmit() {
+                progressed = true;
+                trace_sip("out", t.transport, t.destination, &t.payload);
+                match t.transport {
+                    Transport::Udp => {
+                        if let Err(e) = self.udp.send_to(&t.payload, t.destination).await {
+                            debug!(error = %e, to = %t.destination, "SIP UDP send error");
+                        }
+                    }
+                    Transport::Tcp => match self.tcp.get(&t.destination) {
+                        Some(w) => {
+                            let _ = w.send(t.payload);
+                        }
+                        None => debug!(to = %t.destination, "no TCP connection for response"),
+                    },
+                }
+            }
+            while let Some(ev) = self.endpoint.poll_event() {
+                progressed = true;
+                self.on_event(ev);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.report_stats();
+    }
+
+    fn on_event(&mut self, ev: SipEvent) {
+        let key = match &ev {
+            SipEvent::IncomingCall(inc) => {
+                let inc = inc.clone();
+                self.admit(inc);
+                return;
+            }
+            SipEvent::Established { call, .. }
+            | SipEvent::Dtmf { call, .. }
+            | SipEvent::ReferStatus { call, .. }
+            | SipEvent::Terminated { call, .. } => call.clone(),
+        };
+        if let Some(call) = self.calls.get(&key) {
+            let _ = call.tx.send(CallInput::Sip(ev));
+        }
+    }
+
+    /// Add what the endpoint counted since the last report to the metrics.
+    fn report_stats(&mut self) {
+        let now = self.endpoint.stats();
+        let m = &self.shared.metrics;
+        for (method, n) in &now.requests_received {
+            let before = self
+                .reported
+                .requests_received
+                .get(method)
+                .copied()
+                .unwrap_or(0);
+            if *n > before {
+                m.sip_requests_received(SipMethod::from_name(method), n - before);
+            }
+        }
+        for (code, n) in &now.responses_sent {
+            let before = self.reported.responses_sent.get(code).copied().unwrap_or(0);
+            if *n > before {
+                m.sip_responses_sent(*code, n - before);
+            }
+        }
+        m.sip_parse_errors(now.parse_errors - self.reported.parse_errors);
+        m.sip_garbage_dropped(now.garbage_dropped - self.reported.garbage_dropped);
+        m.sip_retransmissions(now.retransmits_sent - self.reported.retransmits_sent);
+        self.reported = now.clone();
+    }
+
+    fn refuse(&mut self, call: CallKey, refusal: Refusal) {
+        let status = refusal.status();
+        let retry_after = refusal.retry_after(&self.shared.loaded().config.limits);
+        self.shared
+            .metrics
+            .call_rejected(labels::refusal(refusal), status);
+        self.endpoint.handle_command(
+            now(),
+            SipCommand::Reject {
+                call,
+                status,
+                retry_after,
+            },
+        );
+    }
+
+    /// A new INVITE: ask admission, then do the IO it implies — bind the RTP port,
+    /// open the recording, answer, start the call task.
+    fn admit(&mut self, inc: IncomingCall) {
+        let loaded = self.shared.loaded();
+        let cfg = &loaded.config;
+        let load = Load {
+            live_calls: self.shared.drain.live_calls(),
+            draining: self.shared.drain.is_draining(),
+        };
+        let plan = match self
+            .admission
+            .admit(now(), &inc, load, &cfg.limits, &cfg.media)
+        {
+            Ok(plan) => plan,
+            Err(refusal) => return self.refuse(inc.call, refusal),
+        };
+        let source = inc.source.ip();
+        let (Some(live), Ok(rtp)) = (self.shared.drain.try_enter(), self.shared.ports.bind())
+        else {
+            self.admission.release(source);
+            let refusal = if self.shared.drain.is_draining() {
+                Refusal::Draining
+            } else {
+                warn!("no free RTP port");
+                Refusal::NoRtpPort
+            };
+            return self.refuse(inc.call, refusal);
+        };
+        let span = call_span(&inc.call.0);
+        let local_sdp = plan.local_sdp(rtp.local, rand::random::<u32>().into(), &cfg.media);
+        let (flow_name, flow) = loaded.route(&inc.request_uri_user);
+        let flow_name = flow_name.to_string();
+        let flow_version = flow.version.clone();
+        let params = CallParams {
+            key: inc.call.clone(),
+            ani: inc.from_user.clone(),
+            dnis: inc.request_uri_user.clone(),
+            flow_name: flow_name.clone(),
+            flow,
+            media: plan.media_config(&cfg.media, source, cfg.recording.enabled),
+            prompts: loaded.prompts.clone(),
+            ssrc: rand::random(),
+            seq: rand::random(),
+            timestamp: rand::random(),
+            max_duration: cfg.limits.max_call_duration,
+            transfer_targets: cfg.transfer.targets.clone(),
+            reason_header: cfg.transfer.reason_header.clone(),
+            variables: cfg.variables.clone(),
+        };
+        let recorder = if cfg.recording.enabled {
+            match Recorder::create(&cfg.recording, &inc.call.0, &inc.from_user) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    span.in_scope(
+                        || error!(error = %e, "cannot create recording; call continues unrecorded"),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let call = Call::new(now(), params);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.calls.insert(
+            inc.call.clone(),
+            LiveCall {
+                tx: tx.clone(),
+                source,
+            },
+        );
+        let active = self.shared.metrics.call_started();
+        span.in_scope(|| info!(source = %inc.source, flow = %flow_name, "call answered"));
+        let task = CallTask {
+            call,
+            rtp,
+            rx,
+            tx,
+            sip: self.sip_tx.clone(),
+            shared: self.shared.clone(),
+            recorder,
+            ani: inc.from_user.clone(),
+            flow_name,
+            flow_version,
+        };
+        self.endpoint.handle_command(
+            now(),
+            SipCommand::Answer {
+                call: inc.call.clone(),
+                sdp: local_sdp,
+            },
+        );
+        // A panic inside one call must not take the process down: the call
+        // runs in its own task, and this supervisor counts it and hangs up.
+        let shared = self.shared.clone();
+        let sip_tx = self.sip_tx.clone();
+        let key = inc.call;
+        let handle = tokio::spawn(task.run().instrument(span.clone()));
+        self.tasks.spawn(
+            async move {
+                let _active = active;
+                let _live = live;
+                let outcome = match handle.await {
+                    Ok(outcome) => CallEnd::from(outcome),
+                    Err(e) if e.is_panic() => {
+                        error!("call task panicked; hanging up");
+                        shared.metrics.call_panicked();
+                        let _ =
+                            sip_tx.send(SipIn::Command(SipCommand::Hangup { call: key.clone() }));
+                        let _ = sip_tx.send(SipIn::CallGone(key));
+                        CallEnd::Panicked
+                    }
+                    Err(_) => CallEnd::Failed,
+                };
+                shared.metrics.call_finished(outcome);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// SIP on the wire at trace level: the start line, Call-ID and CSeq only.
+/// Never headers beyond those, never bodies — an INFO body is a DTMF digit,
+/// and inside the secure segment that digit is part of a PIN.
+fn trace_sip(dir: &str, transport: Transport, peer: SocketAddr, data: &[u8]) {
+    if !tracing::enabled!(tracing::Level::TRACE) {
+        return;
+    }
+    let text = String::from_utf8_lossy(&data[..data.len().min(2048)]);
+    let mut lines = text.lines();
+    let start: String = lines
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let mut call_id = "";
+    let mut cseq = "";
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "call-id" | "i" => call_id = value.trim(),
+            "cseq" => cseq = value.trim(),
+            _ => {}
+        }
+    }
+    tracing::trace!(
+        dir,
+        transport = transport.via_name(),
+        %peer,
+        bytes = data.len(),
+        start = %start,
+        call_id = %sanitize(call_id, 128),
+        cseq = %sanitize(cseq, 64),
+        "sip"
+    );
+}

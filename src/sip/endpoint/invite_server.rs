@@ -1,0 +1,379 @@
+//! The INVITE server transaction and the UAS core around it (RFC 3261 §13.3, §17.2.1,
+//! RFC 6026): `100 Trying`, the 2xx retransmitted until ACK with Timer H ending an
+//! unacknowledged dialog by BYE, non-2xx finals with Timers G/H/I, ACK matching for both,
+//! CANCEL → `487`, and re-INVITE answered with the same session (`491` while our 2xx is
+//! unacknowledged, `500` for an old CSeq).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::super::dialog::{contact_value, Dialog};
+use super::super::message::{uri_user, Header};
+use super::super::timer::Timer;
+use super::super::transaction::{
+    cancel_target_key, response_to, set_body, ServerState, ServerTransaction,
+};
+use super::super::validate::Request;
+use super::super::{CallKey, EndReason, Event, IncomingCall, Transport, ALLOW, SUPPORTED};
+use super::{Call, CallState, Endpoint, Owner, Pending2xx, CONTACT_USER};
+
+impl Endpoint {
+    pub(super) fn new_invite_tx(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        key: String,
+        req: Request,
+    ) -> u64 {
+        let id = self.id();
+        let call = Some(CallKey(req.call_id.clone()));
+        self.servers.insert(
+            id,
+            ServerTransaction {
+                key: key.clone(),
+                invite: true,
+                request: req,
+                source,
+                transport,
+                state: ServerState::Proceeding,
+                last_response: None,
+                interval: self.config.t1,
+                call,
+            },
+        );
+        self.server_index.insert(key, id);
+        id
+    }
+
+    /// Send a final non-2xx on an INVITE transaction: Completed, Timers G and H.
+    pub(super) fn invite_final_error(
+        &mut self,
+        now: Instant,
+        id: u64,
+        status: u16,
+        to_tag: Option<&str>,
+        extra: Vec<Header>,
+    ) {
+        let Some(tx) = self.servers.get(&id) else {
+            return;
+        };
+        let mut resp = response_to(
+            &tx.request.msg,
+            tx.source,
+            status,
+            to_tag,
+            &self.config.user_agent,
+        );
+        resp.headers.extend(extra);
+        let (transport, source) = (tx.transport, tx.source);
+        let payload = self.send_response(transport, source, &resp);
+        if let Some(tx) = self.servers.get_mut(&id) {
+            tx.state = ServerState::Completed;
+            tx.last_response = Some(payload);
+            tx.interval = self.config.t1;
+        }
+        if !transport.is_reliable() {
+            self.timers
+                .set(Owner::Server(id), Timer::G, now + self.config.t1);
+        }
+        self.timers
+            .set(Owner::Server(id), Timer::H, now + self.config.t1 * 64);
+    }
+
+    pub(super) fn handle_invite(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        key: String,
+        req: Request,
+    ) {
+        let call_key = CallKey(req.call_id.clone());
+        let id = self.new_invite_tx(transport, source, key, req);
+        let tx = &self.servers[&id];
+        let trying = response_to(&tx.request.msg, source, 100, None, &self.config.user_agent);
+        let payload = self.send_response(transport, source, &trying);
+        if let Some(tx) = self.servers.get_mut(&id) {
+            tx.last_response = Some(payload);
+        }
+        if self.calls.contains_key(&call_key) {
+            // Same Call-ID, new transaction, no To tag: a merged or looped request.
+            let tag = self.rng.tag();
+            self.invite_final_error(now, id, 482, Some(&tag), Vec::new());
+            return;
+        }
+        let req = &self.servers[&id].request;
+        let local_tag = self.rng.tag();
+        let offer = req.body_text();
+        let dialog = Dialog {
+            call_id: req.call_id.clone(),
+            local_tag: local_tag.clone(),
+            remote_tag: req.from.tag().unwrap_or_default().to_string(),
+            local_party: format!(
+                "{};tag={local_tag}",
+                req.msg.header("To").unwrap_or_default()
+            ),
+            remote_party: req.msg.header("From").unwrap_or_default().to_string(),
+            remote_target: req.contact.as_ref().map(|c| c.uri.clone()),
+            route_set: Dialog::route_set_from(&req.msg, false),
+            local_cseq: 0,
+            remote_cseq: req.cseq,
+            source,
+            transport,
+        };
+        let incoming = IncomingCall {
+            call: call_key.clone(),
+            request_uri_user: uri_user(&req.uri),
+            from_user: uri_user(&req.from.uri),
+            source,
+            transport,
+            offer: offer.clone(),
+        };
+        self.calls.insert(
+            call_key,
+            Call {
+                dialog,
+                state: CallState::Offered,
+                invite_tx: id,
+                late_offer: offer.is_none(),
+                local_sdp: None,
+                pending_2xx: None,
+            },
+        );
+        tracing::debug!(call = %incoming.call, %source, ?transport, late_offer = incoming.offer.is_none(), "incoming call");
+        self.events.push_back(Event::IncomingCall(incoming));
+    }
+
+    pub(super) fn handle_reinvite(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        key: String,
+        req: Request,
+    ) {
+        let Some(call_key) = self.find_dialog(&req) else {
+            self.respond_no_such_transaction(transport, source, &req);
+            return;
+        };
+        let cseq = req.cseq;
+        let id = self.new_invite_tx(transport, source, key, req);
+        let call = &self.calls[&call_key];
+        let tag = call.dialog.local_tag.clone();
+        if cseq < call.dialog.remote_cseq {
+            self.invite_final_error(now, id, 500, Some(&tag), Vec::new());
+            return;
+        }
+        if call.pending_2xx.is_some() || call.state == CallState::Offered {
+            self.invite_final_error(now, id, 491, Some(&tag), Vec::new());
+            return;
+        }
+        let sdp = call.local_sdp.clone();
+        if let Some(call) = self.calls.get_mut(&call_key) {
+            call.dialog.remote_cseq = cseq;
+            if let Some(c) = &self.servers[&id].request.contact {
+                call.dialog.remote_target = Some(c.uri.clone());
+            }
+        }
+        self.send_2xx(now, id, &call_key, 200, sdp.as_deref(), false);
+    }
+
+    /// Send a 2xx to an INVITE (initial or re-INVITE) and start retransmitting it.
+    pub(super) fn send_2xx(
+        &mut self,
+        now: Instant,
+        tx_id: u64,
+        call_key: &CallKey,
+        status: u16,
+        sdp: Option<&str>,
+        initial: bool,
+    ) {
+        let Some(tx) = self.servers.get(&tx_id) else {
+            return;
+        };
+        let Some(call) = self.calls.get(call_key) else {
+            return;
+        };
+        let (transport, source) = (tx.transport, tx.source);
+        let mut resp = response_to(
+            &tx.request.msg,
+            source,
+            status,
+            Some(&call.dialog.local_tag),
+            &self.config.user_agent,
+        );
+        resp.push(
+            "Contact",
+            contact_value(CONTACT_USER, self.config.local_addr, transport),
+        );
+        resp.push("Allow", ALLOW);
+        resp.push("Supported", SUPPORTED);
+        if let Some(sdp) = sdp {
+            set_body(&mut resp, "application/sdp", sdp.as_bytes());
+        }
+        let cseq = tx.request.cseq;
+        let payload = self.send_response(transport, source, &resp);
+        if let Some(tx) = self.servers.get_mut(&tx_id) {
+            tx.state = ServerState::Accepted;
+            tx.last_response = Some(payload.clone());
+        }
+        let t1 = self.config.t1;
+        self.timers
+            .set(Owner::Server(tx_id), Timer::L, now + t1 * 64);
+        if let Some(call) = self.calls.get_mut(call_key) {
+            call.pending_2xx = Some(Pending2xx {
+                cseq,
+                payload,
+                destination: source,
+                interval: t1,
+                initial,
+            });
+            if initial {
+                call.state = CallState::Answered;
+            }
+        }
+        let owner = Owner::Call(call_key.clone());
+        if !transport.is_reliable() {
+            self.timers
+                .set(owner.clone(), Timer::Retransmit2xx, now + t1);
+        }
+        self.timers.set(owner, Timer::H, now + t1 * 64);
+    }
+
+    pub(super) fn handle_ack(&mut self, now: Instant, key: &str, req: Request) {
+        // ACK for a non-2xx final response: same branch as the INVITE.
+        if let Some(id) = self.server_index.get(key).copied() {
+            let tx = &self.servers[&id];
+            if tx.invite && tx.state == ServerState::Completed {
+                *self
+                    .stats
+                    .requests_received
+                    .entry("ACK".into())
+                    .or_default() += 1;
+                let reliable = tx.transport.is_reliable();
+                if let Some(tx) = self.servers.get_mut(&id) {
+                    tx.state = ServerState::Confirmed;
+                }
+                let owner = Owner::Server(id);
+                self.timers.stop(&owner, Timer::G);
+                self.timers.stop(&owner, Timer::H);
+                let i = if reliable {
+                    Duration::ZERO
+                } else {
+                    self.config.t4
+                };
+                self.timers.set(owner, Timer::I, now + i);
+                return;
+            }
+            if tx.invite && tx.state == ServerState::Confirmed {
+                self.stats.retransmits_received += 1;
+                return;
+            }
+        }
+        // ACK for a 2xx: a request of the dialog.
+        let Some(call_key) = self.find_dialog(&req) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&call_key) else {
+            return;
+        };
+        match &call.pending_2xx {
+            Some(p) if p.cseq == req.cseq => {
+                let initial = p.initial;
+                call.pending_2xx = None;
+                *self
+                    .stats
+                    .requests_received
+                    .entry("ACK".into())
+                    .or_default() += 1;
+                let owner = Owner::Call(call_key.clone());
+                self.timers.stop(&owner, Timer::Retransmit2xx);
+                self.timers.stop(&owner, Timer::H);
+                if initial {
+                    call.state = CallState::Confirmed;
+                    let ack_sdp = if call.late_offer {
+                        req.body_text()
+                    } else {
+                        None
+                    };
+                    let tx = call.invite_tx;
+                    if let Some(tx) = self.servers.get_mut(&tx) {
+                        tx.state = ServerState::Confirmed;
+                    }
+                    self.events.push_back(Event::Established {
+                        call: call_key,
+                        ack_sdp,
+                    });
+                }
+            }
+            _ => self.stats.retransmits_received += 1,
+        }
+    }
+
+    pub(super) fn handle_cancel(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        key: String,
+        req: Request,
+    ) {
+        let target = cancel_target_key(&req);
+        let Some(invite_id) = self.server_index.get(&target).copied() else {
+            self.respond_no_such_transaction(transport, source, &req);
+            return;
+        };
+        let call_key = self.servers[&invite_id].call.clone();
+        let local_tag = call_key
+            .as_ref()
+            .and_then(|k| self.calls.get(k))
+            .map(|c| c.dialog.local_tag.clone())
+            .unwrap_or_else(|| self.rng.tag());
+        self.respond_non_invite(
+            now,
+            transport,
+            source,
+            key,
+            req,
+            200,
+            Some(local_tag.clone()),
+            Vec::new(),
+            None,
+        );
+        if self.servers[&invite_id].state != ServerState::Proceeding {
+            return; // Too late: a final response was already sent.
+        }
+        self.invite_final_error(now, invite_id, 487, Some(&local_tag), Vec::new());
+        if let Some(k) = call_key {
+            if self
+                .calls
+                .get(&k)
+                .is_some_and(|c| c.state == CallState::Offered)
+            {
+                self.end_call(&k, EndReason::Cancelled);
+            }
+        }
+    }
+
+    pub(super) fn reject(
+        &mut self,
+        now: Instant,
+        call: &CallKey,
+        status: u16,
+        retry_after: Option<u32>,
+        reason: EndReason,
+    ) {
+        let Some(c) = self.calls.get(call) else {
+            return;
+        };
+        if c.state != CallState::Offered {
+            return;
+        }
+        let (tx, tag) = (c.invite_tx, c.dialog.local_tag.clone());
+        let extra = retry_after
+            .map(|s| vec![Header::new("Retry-After", s.to_string())])
+            .unwrap_or_default();
+        self.invite_final_error(now, tx, status, Some(&tag), extra);
+        self.end_call(call, reason);
+    }
+}

@@ -1,0 +1,391 @@
+//! The INVITE server side: answer, 2xx retransmission and Timer H, rejections with
+//! Timer G, CANCEL, late offer, re-INVITE/UPDATE, TCP, RFC 2543 matching.
+
+use super::*;
+
+#[test]
+fn invite_answer_ack_establishes() {
+    let mut h = Harness::new();
+    h.send(
+        &Req::new("INVITE", "c1", "z9hG4bKinv1", 1)
+            .extra("Record-Route: <sip:127.0.0.9:5080;lr>\r\nRecord-Route: <sip:p2.example.com;lr>\r\nContent-Type: application/sdp\r\n")
+            .body(OFFER),
+    );
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    let (dest, trying) = &out[0];
+    assert_eq!(*dest, caller());
+    assert_eq!(trying.status(), Some(100));
+    assert_eq!(
+        trying.header("To"),
+        Some("<sip:echo@127.0.0.1>"),
+        "no tag on 100"
+    );
+    let events = h.events();
+    let [Event::IncomingCall(ic)] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(ic.call, CallKey("c1".into()));
+    assert_eq!(ic.request_uri_user, "echo");
+    assert_eq!(ic.from_user, "+15551234");
+    assert_eq!(ic.source, caller());
+    assert_eq!(ic.offer.as_deref(), Some(OFFER));
+
+    h.cmd(Command::Answer {
+        call: ic.call.clone(),
+        sdp: ANSWER.into(),
+    });
+    let out = h.out();
+    let ok = &out[0].1;
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(ok.body, ANSWER.as_bytes());
+    assert_eq!(ok.header("Content-Type"), Some("application/sdp"));
+    assert_eq!(ok.header("Contact"), Some("<sip:ivr@127.0.0.1:5060>"));
+    assert_eq!(
+        ok.headers_named("Record-Route").collect::<Vec<_>>(),
+        ["<sip:127.0.0.9:5080;lr>", "<sip:p2.example.com;lr>"]
+    );
+    assert!(ok.header("Allow").unwrap().contains("INFO"));
+    let tag = message::NameAddr::parse(ok.header("To").unwrap())
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_string();
+    assert!(tag.len() >= 8);
+
+    h.now += ms(100);
+    h.ack("c1", &tag, 1, "");
+    assert_eq!(
+        h.events(),
+        [Event::Established {
+            call: ic.call.clone(),
+            ack_sdp: None
+        }]
+    );
+    assert!(h.out().is_empty(), "ACK is never answered");
+    // No more 2xx retransmissions after the ACK.
+    while h.step(h.t0 + Duration::from_secs(60)) {}
+    assert!(h.out().is_empty());
+    assert!(h.events().is_empty());
+
+    // Hang up: BYE goes to the first Record-Route hop (an IP literal), with Route headers.
+    h.cmd(Command::Hangup {
+        call: ic.call.clone(),
+    });
+    let out = h.out();
+    let (dest, bye) = &out[0];
+    assert_eq!(*dest, "127.0.0.9:5080".parse().unwrap());
+    assert_eq!(bye.method(), Some("BYE"));
+    assert_eq!(
+        bye.headers_named("Route").collect::<Vec<_>>(),
+        ["<sip:127.0.0.9:5080;lr>", "<sip:p2.example.com;lr>"]
+    );
+    assert!(
+        matches!(&bye.start, StartLine::Request { uri, .. } if uri == "sip:alice@127.0.0.1:5070")
+    );
+    assert_eq!(
+        bye.header("To"),
+        Some("\"Alice\" <sip:+15551234@127.0.0.1>;tag=caller1")
+    );
+    assert_eq!(
+        bye.header("From"),
+        Some(format!("<sip:echo@127.0.0.1>;tag={tag}").as_str())
+    );
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: ic.call.clone(),
+            reason: EndReason::LocalBye
+        }]
+    );
+}
+
+#[test]
+fn two_xx_retransmits_on_schedule_then_timer_h_sends_bye() {
+    let mut h = Harness::new();
+    let (key, _tag, ok) = h.answered_call("c2");
+    let mut times = Vec::new();
+    let mut bye_at = None;
+    while h.step(h.t0 + Duration::from_secs(40)) {
+        for (dest, m) in h.out() {
+            assert_eq!(dest, caller());
+            if m.status() == Some(200) {
+                assert_eq!(m, ok, "retransmission is byte-identical");
+                times.push(h.at().as_millis());
+            } else if m.method() == Some("BYE") && bye_at.is_none() {
+                bye_at = Some(h.at().as_millis());
+            }
+        }
+    }
+    assert_eq!(
+        times,
+        [500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+    );
+    assert_eq!(bye_at, Some(32000));
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: key,
+            reason: EndReason::AckTimeout
+        }]
+    );
+    // Ten 2xx retransmissions, then the BYE's Timer E at 32.5, 33.5, 35.5 and 39.5 s.
+    assert_eq!(h.ep.stats().retransmits_sent, 10 + 4);
+}
+
+#[test]
+fn reject_retransmits_with_timer_g_until_ack() {
+    let mut h = Harness::new();
+    h.send(
+        &Req::new("INVITE", "c3", "z9hG4bKinv3", 1)
+            .extra("Content-Type: application/sdp\r\n")
+            .body(OFFER),
+    );
+    h.out();
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    h.cmd(Command::Reject {
+        call: ic.call.clone(),
+        status: 486,
+        retry_after: Some(30),
+    });
+    let out = h.out();
+    assert_eq!(out[0].1.status(), Some(486));
+    assert_eq!(out[0].1.header("Retry-After"), Some("30"));
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: ic.call,
+            reason: EndReason::Rejected(486)
+        }]
+    );
+    let mut times = Vec::new();
+    while h.step(h.t0 + ms(4000)) {
+        if !h.out().is_empty() {
+            times.push(h.at().as_millis());
+        }
+    }
+    assert_eq!(times, [500, 1500, 3500]);
+    // The ACK (same branch as the INVITE) stops Timer G.
+    let tag = "whatever";
+    h.send(&Req::new("ACK", "c3", "z9hG4bKinv3", 1).with_to_tag(tag));
+    while h.step(h.t0 + Duration::from_secs(60)) {}
+    assert!(h.out().is_empty());
+    assert!(h.ep.poll_timeout().is_none(), "Timer I cleaned up");
+}
+
+#[test]
+fn unacknowledged_reject_stops_at_timer_h() {
+    let mut h = Harness::new();
+    h.send(&Req::new("INVITE", "c3b", "z9hG4bKinv3b", 1).body(""));
+    h.out();
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    h.cmd(Command::Reject {
+        call: ic.call,
+        status: 503,
+        retry_after: None,
+    });
+    h.out();
+    let mut last = 0;
+    while h.step(h.t0 + Duration::from_secs(100)) {
+        if !h.out().is_empty() {
+            last = h.at().as_millis();
+        }
+    }
+    // G: 0.5, 1.5, 3.5, 7.5, ... 31.5; H at 32 s ends it.
+    assert_eq!(last, 31500);
+    assert!(h.ep.poll_timeout().is_none());
+}
+
+#[test]
+fn cancel_gives_200_and_487() {
+    let mut h = Harness::new();
+    h.send(
+        &Req::new("INVITE", "c4", "z9hG4bKinv4", 7)
+            .extra("Content-Type: application/sdp\r\n")
+            .body(OFFER),
+    );
+    h.out();
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    h.send(&Req::new("CANCEL", "c4", "z9hG4bKinv4", 7));
+    let out = h.out();
+    let got: Vec<(u16, &str)> = out
+        .iter()
+        .map(|(_, m)| (m.status().unwrap(), m.header("CSeq").unwrap()))
+        .collect();
+    assert_eq!(got, [(200, "7 CANCEL"), (487, "7 INVITE")]);
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: ic.call.clone(),
+            reason: EndReason::Cancelled
+        }]
+    );
+    // Too late to answer.
+    h.cmd(Command::Answer {
+        call: ic.call,
+        sdp: ANSWER.into(),
+    });
+    assert!(h.out().is_empty());
+    // A CANCEL retransmission is answered from its transaction; an unknown CANCEL gets 481.
+    h.send(&Req::new("CANCEL", "c4", "z9hG4bKinv4", 7));
+    assert_eq!(h.statuses(), [200]);
+    h.send(&Req::new("CANCEL", "nope", "z9hG4bKnope", 1));
+    assert_eq!(h.statuses(), [481]);
+}
+
+#[test]
+fn late_offer_takes_the_answer_from_the_ack() {
+    let mut h = Harness::new();
+    h.send(&Req::new("INVITE", "c6", "z9hG4bKinv6", 1));
+    h.out();
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    assert_eq!(ic.offer, None);
+    h.cmd(Command::Answer {
+        call: ic.call.clone(),
+        sdp: ANSWER.into(),
+    });
+    let ok = h.out().remove(0).1;
+    assert_eq!(ok.body, ANSWER.as_bytes(), "our offer goes in the 200");
+    let tag = message::NameAddr::parse(ok.header("To").unwrap())
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_string();
+    h.ack("c6", &tag, 1, OFFER);
+    assert_eq!(
+        h.events(),
+        [Event::Established {
+            call: ic.call,
+            ack_sdp: Some(OFFER.into())
+        }]
+    );
+}
+
+#[test]
+fn reinvite_and_update_get_the_same_session() {
+    let mut h = Harness::new();
+    let (key, tag, ok) = h.answered_call("c7");
+    h.ack("c7", &tag, 1, "");
+    h.events();
+    let hold = OFFER.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
+    h.send(
+        &Req::new("INVITE", "c7", "z9hG4bKre1", 2)
+            .with_to_tag(&tag)
+            .extra("Content-Type: application/sdp\r\n")
+            .body(&hold),
+    );
+    let out = h.out();
+    assert_eq!(out.len(), 1, "no 100 for a re-INVITE answered at once");
+    assert_eq!(out[0].1.status(), Some(200));
+    assert_eq!(out[0].1.body, ok.body, "same answer");
+    assert_eq!(out[0].1.header("CSeq"), Some("2 INVITE"));
+    // Retransmitted until its ACK.
+    let until = h.now + ms(600);
+    assert!(h.step(until));
+    assert_eq!(h.statuses(), [200]);
+    h.ack("c7", &tag, 2, "");
+    while h.step(h.now + Duration::from_secs(60)) {}
+    assert!(h.out().is_empty());
+    assert!(h.events().is_empty(), "a refresh is not reported");
+
+    h.send(
+        &Req::new("UPDATE", "c7", "z9hG4bKup1", 3)
+            .with_to_tag(&tag)
+            .extra("Content-Type: application/sdp\r\n")
+            .body(OFFER),
+    );
+    let out = h.out();
+    assert_eq!(out[0].1.status(), Some(200));
+    assert_eq!(out[0].1.body, ok.body);
+    // A re-INVITE in an unknown dialog: 481.
+    h.send(&Req::new("INVITE", "c7", "z9hG4bKre9", 4).with_to_tag("not-ours"));
+    assert_eq!(h.statuses(), [481]);
+    assert_eq!(h.ep.active_calls(), 1);
+    let _ = key;
+}
+
+#[test]
+fn tcp_has_no_retransmissions_but_timer_h_still_runs() {
+    let mut h = Harness::new();
+    let r = Req::new("INVITE", "t1", "z9hG4bKt1", 1)
+        .extra("Content-Type: application/sdp\r\n")
+        .body(OFFER);
+    h.ep.handle_datagram(h.now, Transport::Tcp, caller(), &r.bytes());
+    h.out();
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    assert_eq!(ic.transport, Transport::Tcp);
+    h.cmd(Command::Answer {
+        call: ic.call.clone(),
+        sdp: ANSWER.into(),
+    });
+    let ok = h.out().remove(0).1;
+    assert_eq!(
+        ok.header("Contact"),
+        Some("<sip:ivr@127.0.0.1:5060;transport=tcp>")
+    );
+    let mut sent = Vec::new();
+    while h.step(h.t0 + Duration::from_secs(40)) {
+        for (_, m) in h.out() {
+            sent.push((h.at().as_millis(), m.method().map(str::to_string)));
+        }
+    }
+    assert_eq!(sent, [(32000, Some("BYE".to_string()))]);
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: ic.call,
+            reason: EndReason::AckTimeout
+        }]
+    );
+}
+
+#[test]
+fn hangup_before_answer_sends_480() {
+    let mut h = Harness::new();
+    h.send(&Req::new("INVITE", "h1", "z9hG4bKh1", 1));
+    h.out();
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    h.cmd(Command::Hangup {
+        call: ic.call.clone(),
+    });
+    assert_eq!(h.statuses(), [480]);
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: ic.call,
+            reason: EndReason::LocalBye
+        }]
+    );
+}
+
+#[test]
+fn rfc2543_invite_without_branch_is_matched_for_retransmissions() {
+    let mut h = Harness::new();
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sip-torture/inv2543.dat"
+    ))
+    .unwrap();
+    h.ep.handle_datagram(h.now, Transport::Udp, caller(), &data);
+    h.ep.handle_datagram(h.now, Transport::Udp, caller(), &data);
+    assert_eq!(h.statuses(), [100, 100]);
+    let events = h.events();
+    assert_eq!(events.len(), 1);
+    let Event::IncomingCall(ic) = &events[0] else {
+        panic!()
+    };
+    assert_eq!(ic.request_uri_user, "UserB");
+    assert_eq!(ic.from_user, "+13035551111");
+}
