@@ -15,7 +15,7 @@
 //! strongest row and column bins are chosen, each tone's frequency offset is measured
 //! from the phase advance of the 20 ms bin over 5 ms, and the levels from a joint
 //! least-squares fit of both tones. A window is a *hit* when both offsets are within
-//! ±3 %, each tone is at least −43 dBm0, the twist is within −9/+5 dB, the two tones
+//! ±3 %, each tone is at least −43 dBm0, the twist is within −10/+6 dB, the two tones
 //! carry at least 75 % of the window's energy, and neither tone's second harmonic
 //! exceeds −12 dB relative to it.
 //!

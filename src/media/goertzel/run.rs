@@ -46,8 +46,8 @@ const HARMONIC_RATIOS: [(f32, f32, f32); 8] = [
 /// Strongest residual peak allowed, relative to the two tones' power.
 const MAX_RESIDUAL_PEAK_DB: f32 = -13.0;
 /// A residual peak this far above the residual's median is a tone, not noise (white
-/// noise's strongest of ~115 probes is typically 9 dB above their median, and 15 dB with
-/// a probability of about 1e-7)...
+/// noise's strongest of the ~90 bins looked at is typically 9 dB above their median, and
+/// 15 dB with a probability below 1e-7)...
 const TONAL_PEAK_DB: f32 = 15.0;
 /// ...and a tonal residual must stay below this, relative to the two tones.
 const MAX_TONAL_PEAK_DB: f32 = -20.0;
