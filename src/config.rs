@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::actions::ratelimit::RateLimitConfig;
 use crate::actions::ActionConfig;
 use crate::codec::Codec;
 use crate::flow::model::Flow;
@@ -60,6 +61,28 @@ pub struct SipConfig {
     pub user_agent: String,
     /// Send in-dialog requests to where the INVITE came from.
     pub symmetric_signalling: bool,
+    /// SIP TCP connections at once; more are closed at accept (lowered at
+    /// start-up if the descriptor limit would not leave room for every call).
+    pub tcp_max_connections: usize,
+    /// SIP TCP connections at once from one IP address; more are closed at accept.
+    pub tcp_max_connections_per_source: usize,
+    /// Close a TCP connection that sent no complete message for this long and
+    /// carries no call.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub tcp_idle_timeout: Duration,
+    /// A message on a TCP connection must be complete (header section and body)
+    /// this long after its first byte (slowloris).
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub tcp_message_timeout: Duration,
+    /// Bytes waiting to be written to one TCP connection; a peer that reads
+    /// slower than that is disconnected.
+    pub tcp_write_queue_bytes: usize,
+    /// Server transactions kept at once (each absorbs retransmissions of one
+    /// request for up to 32 s); the oldest finished ones go first, and a new
+    /// request finding no room is answered 503 without one.
+    pub max_server_transactions: usize,
+    /// Bytes those transactions may hold (requests and last responses).
+    pub max_server_transaction_bytes: usize,
 }
 
 impl Default for SipConfig {
@@ -70,6 +93,13 @@ impl Default for SipConfig {
             advertised_addr: None,
             user_agent: concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             symmetric_signalling: true,
+            tcp_max_connections: 2048,
+            tcp_max_connections_per_source: 64,
+            tcp_idle_timeout: Duration::from_secs(120),
+            tcp_message_timeout: Duration::from_secs(10),
+            tcp_write_queue_bytes: 64 * 1024,
+            max_server_transactions: 20_000,
+            max_server_transaction_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -295,7 +325,8 @@ pub struct SecurityConfig {
     pub attempts_per_ani_per_hour: u32,
     /// Lookups per account per hour.
     pub attempts_per_account_per_hour: u32,
-    /// The actions counted as OTP sends and OTP checks in the metrics.
+    /// The actions counted as OTP sends and OTP checks in the metrics. The
+    /// send action is also held to the send budgets below.
     pub otp_send_action: String,
     pub otp_verify_action: String,
     /// The action that sets the new PIN. Its request is sent only after an
@@ -304,6 +335,13 @@ pub struct SecurityConfig {
     /// outcome is `audit_unavailable`, which the flow must handle. `None`
     /// (YAML `null`): no action is guarded.
     pub reset_action: Option<String>,
+    /// Code sends one caller number (ANI) may trigger within `window`, across
+    /// calls and accounts; over it, the send action's outcome is
+    /// `rate_limited` and the backend is not asked. `max: 0`: no sends.
+    pub otp_sends_per_ani: RateLimitConfig,
+    /// Code sends by the whole service within `window` (its `max_keys` is
+    /// not used): the backstop when caller numbers are spoofed.
+    pub otp_sends_global: RateLimitConfig,
 }
 
 impl Default for SecurityConfig {
@@ -316,6 +354,16 @@ impl Default for SecurityConfig {
             otp_send_action: "send_otp".into(),
             otp_verify_action: "verify_otp".into(),
             reset_action: Some("reset_pin".into()),
+            otp_sends_per_ani: RateLimitConfig {
+                max: 6,
+                window: Duration::from_secs(3600),
+                max_keys: 100_000,
+            },
+            otp_sends_global: RateLimitConfig {
+                max: 600,
+                window: Duration::from_secs(3600),
+                max_keys: 1,
+            },
         }
     }
 }
@@ -452,6 +500,15 @@ impl Config {
                 "media: rtp_port_min must be > 0 and ≤ rtp_port_max".into(),
             ));
         }
+        if self.sip.tcp_max_connections_per_source == 0
+            || self.sip.tcp_write_queue_bytes < 4096
+            || self.sip.max_server_transactions == 0
+            || self.sip.max_server_transaction_bytes < 64 * 1024
+        {
+            return Err(invalid(
+                "sip: tcp_max_connections_per_source and max_server_transactions must be > 0, tcp_write_queue_bytes at least 4096, max_server_transaction_bytes at least 65536".into(),
+            ));
+        }
         if self.media.accept_rtp_from.is_empty() {
             return Err(invalid(
                 "media.accept_rtp_from: list at least one of sdp, signalling, any".into(),
@@ -468,6 +525,16 @@ impl Config {
                 "media.inactivity_timeout: at least 10s (sipp sends no RTP between key presses)"
                     .into(),
             ));
+        }
+        for (key, budget) in [
+            ("otp_sends_per_ani", &self.security.otp_sends_per_ani),
+            ("otp_sends_global", &self.security.otp_sends_global),
+        ] {
+            if budget.window.is_zero() {
+                return Err(invalid(format!(
+                    "security.{key}.window: must be longer than 0s"
+                )));
+            }
         }
         if let Some(action) = &self.security.reset_action {
             if !self.actions.is_empty() && !self.actions.contains_key(action) {
@@ -505,7 +572,8 @@ pub struct Loaded {
 /// Outcomes the runtime gives actions without asking the backend, added to
 /// what their rules can produce so that flows must handle them:
 /// `audit_unavailable` for the reset action (fail closed, see
-/// `audit::AuditTrail`).
+/// `audit::AuditTrail`), `rate_limited` for the OTP send action (its send
+/// budgets, `actions::budget`).
 pub fn runtime_outcomes(config: &Config, actions: &mut BTreeMap<String, crate::flow::ActionInfo>) {
     let mut add = |action: &Option<String>, outcome: &str| {
         if let Some(info) = action.as_ref().and_then(|a| actions.get_mut(a)) {
@@ -517,6 +585,10 @@ pub fn runtime_outcomes(config: &Config, actions: &mut BTreeMap<String, crate::f
     add(
         &config.security.reset_action,
         crate::audit::AUDIT_UNAVAILABLE,
+    );
+    add(
+        &Some(config.security.otp_send_action.clone()),
+        crate::actions::budget::RATE_LIMITED,
     );
 }
 
