@@ -187,8 +187,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 Some(path),
                 CancellationToken::new(),
                 |b| {
+                    let tls = b
+                        .sip_tls
+                        .map(|t| format!(", sips:{t} (tls)"))
+                        .unwrap_or_default();
                     println!(
-                        "sspr-ivr listening on sip:{} (udp+tcp), admin {:?}",
+                        "sspr-ivr listening on sip:{} (udp+tcp){tls}, admin {:?}",
                         b.sip, b.admin
                     );
                 },

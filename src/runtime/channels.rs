@@ -1,5 +1,5 @@
 //! The messages the runtime's tasks send each other: [`SipIn`] into the SIP task
-//! (from TCP connections, call tasks and the shutdown sequence) and [`CallInput`]
+//! (from TCP and TLS connections, call tasks and the shutdown sequence) and [`CallInput`]
 //! into one call task (from the SIP task and the call's own HTTP actions).
 //!
 //! They live apart from both tasks so that neither task's module imports the other.
@@ -9,23 +9,26 @@ use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
 use crate::call::CallOutcome;
-use crate::sip::{CallKey, Command as SipCommand, Event as SipEvent};
+use crate::sip::{CallKey, Command as SipCommand, Event as SipEvent, Transport};
 use crate::vars::Vars;
 
 /// Inputs of the SIP task.
 #[derive(Debug)]
 pub enum SipIn {
-    /// One framed message from a TCP connection.
+    /// One framed message from a TCP or TLS connection (`transport` says which).
     Tcp {
+        transport: Transport,
         peer: SocketAddr,
         data: Vec<u8>,
     },
-    /// A TCP connection is up; responses for `peer` go to `writer`.
+    /// A TCP or TLS connection is up; responses for `peer` go to `writer`.
     TcpOpened {
+        transport: Transport,
         peer: SocketAddr,
         writer: TcpWriter,
     },
     TcpClosed {
+        transport: Transport,
         peer: SocketAddr,
     },
     /// A call asks the endpoint to do something (answer, BYE, REFER…).

@@ -5,6 +5,7 @@
 pub mod call_task;
 pub mod channels;
 pub mod dial;
+pub mod dial_link;
 pub mod labels;
 pub mod ports;
 pub mod recorder;
@@ -12,3 +13,4 @@ pub mod server;
 pub mod shared;
 pub mod sip_task;
 pub mod tcp;
+pub mod tls;

@@ -1,7 +1,8 @@
 //! The service: start-up, the main loop (signals, watchdog, readiness), and the
 //! drain on shutdown.
 //!
-//! [`serve`] binds the SIP listeners (UDP always, TCP when configured) and the
+//! [`serve`] binds the SIP listeners (UDP always, TCP when configured, TLS when
+//! `sip.tls` is set — see [`tls`]) and the
 //! admin HTTP server, starts audit delivery and the SIP task ([`SipDriver`]),
 //! reports `READY=1`, then waits for signals ([`Signals`]): SIGHUP reloads,
 //! SIGTERM/SIGINT drain ([`Drain`]: new INVITEs get 503, live calls finish up to
@@ -33,7 +34,7 @@ use crate::runtime::channels::SipIn;
 use crate::runtime::ports::PortPool;
 use crate::runtime::shared::Shared;
 use crate::runtime::sip_task::SipDriver;
-use crate::runtime::tcp;
+use crate::runtime::{tcp, tls};
 use crate::sip::{Endpoint, EndpointConfig, TokenRng, Transport};
 
 /// How often the main loop proves it is alive when systemd asks for nothing
@@ -45,6 +46,8 @@ const BYE_GRACE: Duration = Duration::from_secs(5);
 /// What `serve` was started with, and where it ended up listening.
 pub struct Bound {
     pub sip: SocketAddr,
+    /// The SIP-over-TLS listener, when `sip.tls` is set.
+    pub sip_tls: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
 }
 
@@ -113,6 +116,24 @@ pub async fn serve(
         tasks.spawn(tcp::accept(listener, sip_tx.clone(), hard_stop.clone()));
     }
 
+    let tls_addr = match &cfg.sip.tls {
+        Some(tls_cfg) => {
+            let at = tls_cfg.listen_addr(cfg.sip.listen);
+            let listener = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("bind SIP TLS {at}"))?;
+            let addr = listener.local_addr()?;
+            tasks.spawn(tls::accept(
+                listener,
+                shared.clone(),
+                sip_tx.clone(),
+                hard_stop.clone(),
+            ));
+            Some(addr)
+        }
+        None => None,
+    };
+
     let admin_addr = if cfg.admin.enabled {
         let listener = TcpListener::bind(cfg.admin.listen)
             .await
@@ -148,6 +169,19 @@ pub async fn serve(
     let advertised = cfg.sip.advertised_addr.unwrap_or(sip_addr);
     let mut sip_cfg = EndpointConfig::new(advertised, cfg.sip.user_agent.clone());
     sip_cfg.symmetric_signalling = cfg.sip.symmetric_signalling;
+    // TLS's own advertised address, else the SIP one's IP with the TLS port.
+    sip_cfg.tls_addr = tls_addr.map(|addr| {
+        let public = cfg
+            .sip
+            .advertised_addr
+            .map(|a| SocketAddr::new(a.ip(), addr.port()));
+        cfg.sip
+            .tls
+            .as_ref()
+            .and_then(|t| t.advertised_addr)
+            .or(public)
+            .unwrap_or(addr)
+    });
     let endpoint = Endpoint::new(sip_cfg, TokenRng::from_seed(rand::random()));
     let driver = SipDriver::new(
         endpoint,
@@ -161,10 +195,11 @@ pub async fn serve(
     readiness.set_listening(true);
     let bound = Bound {
         sip: sip_addr,
+        sip_tls: tls_addr,
         admin: admin_addr,
     };
     on_bound(&bound);
-    info!(sip = %sip_addr, admin = ?admin_addr, "listening");
+    info!(sip = %sip_addr, sip_tls = ?tls_addr, admin = ?admin_addr, "listening");
     let _ = systemd::notify_ready();
 
     let mut signals = Signals::new()?;

@@ -42,7 +42,9 @@ struct LiveCall {
 pub struct SipDriver {
     endpoint: Endpoint,
     udp: Arc<UdpSocket>,
-    tcp: HashMap<SocketAddr, TcpWriter>,
+    /// Open TCP and TLS connections by transport and peer: responses and
+    /// in-dialog requests reuse the connection the dialog came in on.
+    tcp: HashMap<(Transport, SocketAddr), TcpWriter>,
     calls: HashMap<CallKey, LiveCall>,
     admission: Admission,
     shared: Arc<Shared>,
@@ -107,16 +109,23 @@ impl SipDriver {
 
     fn on_input(&mut self, m: SipIn) {
         match m {
-            SipIn::Tcp { peer, data } => {
-                trace_sip("in", Transport::Tcp, peer, &data);
-                self.endpoint
-                    .handle_datagram(now(), Transport::Tcp, peer, &data)
+            SipIn::Tcp {
+                transport,
+                peer,
+                data,
+            } => {
+                trace_sip("in", transport, peer, &data);
+                self.endpoint.handle_datagram(now(), transport, peer, &data)
             }
-            SipIn::TcpOpened { peer, writer } => {
-                self.tcp.insert(peer, writer);
+            SipIn::TcpOpened {
+                transport,
+                peer,
+                writer,
+            } => {
+                self.tcp.insert((transport, peer), writer);
             }
-            SipIn::TcpClosed { peer } => {
-                self.tcp.remove(&peer);
+            SipIn::TcpClosed { transport, peer } => {
+                self.tcp.remove(&(transport, peer));
             }
             SipIn::Command(cmd) => self.endpoint.handle_command(now(), cmd),
             SipIn::CallGone(key) => {
@@ -145,12 +154,18 @@ impl SipDriver {
                             debug!(error = %e, to = %t.destination, "SIP UDP send error");
                         }
                     }
-                    Transport::Tcp => match self.tcp.get(&t.destination) {
-                        Some(w) => {
-                            let _ = w.send(t.payload);
+                    Transport::Tcp | Transport::Tls => {
+                        match self.tcp.get(&(t.transport, t.destination)) {
+                            Some(w) => {
+                                let _ = w.send(t.payload);
+                            }
+                            None => debug!(
+                                to = %t.destination,
+                                transport = t.transport.via_name(),
+                                "no connection for message"
+                            ),
                         }
-                        None => debug!(to = %t.destination, "no TCP connection for response"),
-                    },
+                    }
                 }
             }
             while let Some(ev) = self.endpoint.poll_event() {

@@ -8,14 +8,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::runtime::channels::SipIn;
 use crate::sip::framing::StreamDecoder;
+use crate::sip::Transport;
 
 pub async fn accept(
     listener: TcpListener,
@@ -27,7 +28,7 @@ pub async fn accept(
             _ = stop.cancelled() => return,
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
-                    tokio::spawn(connection(stream, peer, sip_tx.clone(), stop.clone()));
+                    tokio::spawn(connection(stream, peer, Transport::Tcp, sip_tx.clone(), stop.clone()));
                 }
                 Err(e) => {
                     warn!(error = %e, "SIP TCP accept failed");
@@ -39,16 +40,24 @@ pub async fn accept(
 }
 
 /// One SIP-over-TCP connection: Content-Length framing in, a writer queue
-/// out. A framing error closes the connection (RFC 3261 §18.3).
-async fn connection(
-    stream: TcpStream,
+/// out. A framing error closes the connection (RFC 3261 §18.3). TLS
+/// connections ([`crate::runtime::tls`]) run here too, once their handshake is done.
+pub(crate) async fn connection<S>(
+    stream: S,
     peer: SocketAddr,
+    transport: Transport,
     sip_tx: mpsc::UnboundedSender<SipIn>,
     stop: CancellationToken,
-) {
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let _ = sip_tx.send(SipIn::TcpOpened { peer, writer: wtx });
+    let _ = sip_tx.send(SipIn::TcpOpened {
+        transport,
+        peer,
+        writer: wtx,
+    });
     let writer = tokio::spawn(async move {
         while let Some(buf) = wrx.recv().await {
             if wr.write_all(&buf).await.is_err() {
@@ -67,18 +76,22 @@ async fn connection(
         loop {
             match decoder.next_message() {
                 Ok(Some(msg)) => {
-                    let _ = sip_tx.send(SipIn::Tcp { peer, data: msg });
+                    let _ = sip_tx.send(SipIn::Tcp {
+                        transport,
+                        peer,
+                        data: msg,
+                    });
                 }
                 Ok(None) => break,
                 Err(e) => {
                     debug!(%peer, error = %e, "SIP TCP framing error; closing");
-                    let _ = sip_tx.send(SipIn::TcpClosed { peer });
+                    let _ = sip_tx.send(SipIn::TcpClosed { transport, peer });
                     writer.abort();
                     return;
                 }
             }
         }
     }
-    let _ = sip_tx.send(SipIn::TcpClosed { peer });
+    let _ = sip_tx.send(SipIn::TcpClosed { transport, peer });
     writer.abort();
 }
