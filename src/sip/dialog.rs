@@ -199,6 +199,60 @@ mod tests {
     }
 
     #[test]
+    fn sips_dialogs() {
+        let msg = |ruri: &str, rr: Option<&str>| {
+            let mut headers = Vec::new();
+            if let Some(rr) = rr {
+                headers.push(Header::new("Record-Route", rr));
+            }
+            Message {
+                start: StartLine::Request {
+                    method: "INVITE".into(),
+                    uri: ruri.into(),
+                    version: "SIP/2.0".into(),
+                },
+                headers,
+                body: Vec::new(),
+            }
+        };
+        let cases = [
+            ("sips:ivr@h", None, Transport::Tls, true),
+            ("SIPS:ivr@h", None, Transport::Tls, true),
+            ("sip:ivr@h;transport=tls", None, Transport::Tls, false),
+            (
+                "sip:ivr@h;transport=tls",
+                Some("<sips:p1;lr>, <sip:p2;lr>"),
+                Transport::Tls,
+                true,
+            ),
+            (
+                "sip:ivr@h;transport=tls",
+                Some("<sip:p1;lr>, <sips:p2;lr>"),
+                Transport::Tls,
+                false,
+            ),
+            // Never over a transport that is not TLS.
+            ("sips:ivr@h", None, Transport::Tcp, false),
+        ];
+        for (ruri, rr, transport, want) in cases {
+            assert_eq!(
+                Dialog::is_secure(&msg(ruri, rr), transport),
+                want,
+                "{ruri} {rr:?} {transport:?}"
+            );
+        }
+        let mut d = dialog(&[], None);
+        let local = "127.0.0.1:5061".parse().unwrap();
+        d.transport = Transport::Tls;
+        assert_eq!(
+            d.contact("ivr", local),
+            "<sip:ivr@127.0.0.1:5061;transport=tls>"
+        );
+        d.secure = true;
+        assert_eq!(d.contact("ivr", local), "<sips:ivr@127.0.0.1:5061>");
+    }
+
+    #[test]
     fn destination_rules() {
         let cases: &[(&[&str], Option<&str>, bool, &str)] = &[
             // IP first hop wins, symmetric or not.

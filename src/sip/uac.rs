@@ -713,3 +713,57 @@ pub fn target_transport(target: &str) -> Option<Transport> {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_transport_follows_the_uri() {
+        let cases = [
+            ("sip:echo@127.0.0.1:5060", Some(Transport::Udp)),
+            ("SIP:echo@127.0.0.1", Some(Transport::Udp)),
+            (
+                "sip:echo@127.0.0.1:5060;transport=tcp",
+                Some(Transport::Tcp),
+            ),
+            (
+                "sip:echo@127.0.0.1:5061;lr;transport=TLS",
+                Some(Transport::Tls),
+            ),
+            ("sips:echo@127.0.0.1:5061", Some(Transport::Tls)),
+            // A header part is not a URI parameter.
+            ("sip:echo@127.0.0.1?x=transport=tls", Some(Transport::Udp)),
+            ("tel:+15550100", None),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(target_transport(uri), want, "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_tls_invite_says_tls_in_via_and_contact_and_is_not_retransmitted() {
+        let now = Instant::now();
+        let config = EndpointConfig::new("127.0.0.1:40000".parse().unwrap(), "t");
+        let mut uac = Uac::new(
+            now,
+            config,
+            "sips:echo@127.0.0.1:5061",
+            "alice",
+            "v=0\r\n".into(),
+            TokenRng::from_seed([1; 32]),
+        )
+        .unwrap();
+        let t = uac.poll_transmit().unwrap();
+        assert_eq!(t.transport, Transport::Tls);
+        let text = String::from_utf8(t.payload).unwrap();
+        assert!(text.contains("Via: SIP/2.0/TLS 127.0.0.1:40000;"), "{text}");
+        assert!(
+            text.contains("Contact: <sips:alice@127.0.0.1:40000>"),
+            "{text}"
+        );
+        // Only Timer B runs on a reliable transport.
+        uac.handle_timeout(now + Duration::from_secs(10));
+        assert!(uac.poll_transmit().is_none());
+    }
+}
