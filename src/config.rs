@@ -92,6 +92,10 @@ pub struct SipTlsConfig {
         deserialize_with = "crate::duration::deserialize"
     )]
     pub handshake_timeout: Duration,
+    /// TLS connections at once (handshaking or established); more wait in the
+    /// kernel's accept queue until one closes. Fixed at start-up.
+    #[serde(default = "SipTlsConfig::default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl SipTlsConfig {
@@ -99,6 +103,10 @@ impl SipTlsConfig {
 
     fn default_handshake_timeout() -> Duration {
         Duration::from_secs(10)
+    }
+
+    fn default_max_connections() -> usize {
+        2048
     }
 
     /// The address to accept TLS on, given `sip.listen`.
@@ -501,6 +509,14 @@ impl Config {
                     "routes.by_user.{user}: flow `{flow}` is not listed under `flows`"
                 )));
             }
+        }
+        if self
+            .sip
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.max_connections == 0)
+        {
+            return Err(invalid("sip.tls.max_connections: at least 1".into()));
         }
         if self.sip.transports.contains(&Transport::Tls) {
             return Err(invalid(

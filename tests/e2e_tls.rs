@@ -536,6 +536,47 @@ fn a_peer_that_never_finishes_the_handshake_is_cut_off() {
     assert!(!String::from_utf8_lossy(&got).contains("SIP/2.0 200"));
 }
 
+/// `max_connections: 2`: a third connection waits (no handshake) until one
+/// of the two closes, then it is served.
+#[test]
+fn the_connection_limit_holds_a_third_connection_until_one_closes() {
+    let pki = Pki::new("sip test CA");
+    let s = serve_tls(&pki, ", max_connections: 2");
+    let cfg = client_config(pki.roots(), None);
+    let mut one = connect(s.tls, cfg.clone()).unwrap();
+    let mut two = connect(s.tls, cfg.clone()).unwrap();
+    assert_eq!(status(&options(&mut one, 1)), 200);
+    assert_eq!(status(&options(&mut two, 2)), 200);
+
+    // The third gets a TCP connection from the kernel's queue, but no
+    // ServerHello while the limit is reached.
+    let tcp = TcpStream::connect_timeout(&s.tls, WAIT).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    tcp.set_write_timeout(Some(WAIT)).unwrap();
+    let conn = ClientConnection::new(cfg, "127.0.0.1".try_into().unwrap()).unwrap();
+    let mut three = StreamOwned::new(conn, tcp);
+    let held = three.conn.complete_io(&mut three.sock).and_then(|_| {
+        // The ClientHello went out; now wait for the server's answer.
+        three.conn.complete_io(&mut three.sock)
+    });
+    let kind = held.as_ref().map_err(|e| e.kind());
+    assert!(
+        matches!(
+            kind,
+            Err(std::io::ErrorKind::WouldBlock) | Err(std::io::ErrorKind::TimedOut)
+        ),
+        "the third connection was served past the limit: {held:?}"
+    );
+
+    drop(one);
+    three.sock.set_read_timeout(Some(WAIT)).unwrap();
+    while three.conn.is_handshaking() {
+        three.conn.complete_io(&mut three.sock).unwrap();
+    }
+    assert_eq!(status(&options(&mut three, 3)), 200);
+    assert_eq!(status(&options(&mut two, 4)), 200);
+}
+
 #[test]
 fn config_names_a_missing_or_broken_tls_file() {
     use sspr_ivr::config::{Config, Loaded};
@@ -572,6 +613,9 @@ fn config_names_a_missing_or_broken_tls_file() {
     assert!(err.contains("bad.key"), "{err}");
     assert!(!err.contains("AAAA"), "{err}");
     load("sip: { tls: { cert_file: sip.pem, key_file: sip.key } }").unwrap();
+    let err = load("sip: { tls: { cert_file: sip.pem, key_file: sip.key, max_connections: 0 } }")
+        .unwrap_err();
+    assert!(err.contains("max_connections"), "{err}");
     let err = load("sip: { transports: [udp, tls] }").unwrap_err();
     assert!(err.contains("sip.tls"), "{err}");
     let err =

@@ -125,6 +125,7 @@ pub async fn serve(
             let addr = listener.local_addr()?;
             tasks.spawn(tls::accept(
                 listener,
+                tls_cfg.max_connections,
                 shared.clone(),
                 sip_tx.clone(),
                 hard_stop.clone(),

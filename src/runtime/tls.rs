@@ -24,7 +24,7 @@ use std::time::Duration;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore};
 use tokio_rustls::TlsAcceptor;
@@ -121,13 +121,21 @@ pub fn server_config(cfg: &SipTlsConfig) -> Result<Arc<ServerConfig>, TlsError> 
 }
 
 /// Accept TLS connections until `stop`; each one handshakes in its own task.
+/// At most `max_connections` at once: a permit is taken before `accept`, so
+/// a limit that is reached costs nothing (the kernel queues the rest).
 pub async fn accept(
     listener: TcpListener,
+    max_connections: usize,
     shared: Arc<Shared>,
     sip_tx: mpsc::UnboundedSender<SipIn>,
     stop: CancellationToken,
 ) {
+    let permits = Arc::new(Semaphore::new(max_connections));
     loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => return,
+            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
             r = listener.accept() => match r {
@@ -141,6 +149,7 @@ pub async fn accept(
                         continue;
                     };
                     tokio::spawn(handshake(
+                        permit,
                         stream,
                         peer,
                         config,
@@ -158,8 +167,10 @@ pub async fn accept(
     }
 }
 
-/// Complete the handshake within `timeout`, then serve the connection as SIP.
+/// Complete the handshake within `timeout`, then serve the connection as SIP;
+/// the connection's `permit` is given back when it closes.
 async fn handshake(
+    _permit: OwnedSemaphorePermit,
     stream: TcpStream,
     peer: SocketAddr,
     config: Arc<ServerConfig>,
