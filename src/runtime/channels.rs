@@ -6,20 +6,22 @@
 
 use std::net::SocketAddr;
 
-use tokio::sync::mpsc;
-
 use crate::call::CallOutcome;
+pub use crate::runtime::tcp::{InFlight, TcpWriter};
 use crate::sip::{CallKey, Command as SipCommand, Event as SipEvent, Transport};
 use crate::vars::Vars;
 
 /// Inputs of the SIP task.
 #[derive(Debug)]
 pub enum SipIn {
-    /// One framed message from a TCP or TLS connection (`transport` says which).
+    /// One framed message from a TCP or TLS connection (`transport` says
+    /// which). It holds its bytes of the connections' shared in-flight budget
+    /// until the SIP task drops it.
     Tcp {
         transport: Transport,
         peer: SocketAddr,
         data: Vec<u8>,
+        in_flight: InFlight,
     },
     /// A TCP or TLS connection is up; responses for `peer` go to `writer`.
     TcpOpened {
@@ -27,9 +29,11 @@ pub enum SipIn {
         peer: SocketAddr,
         writer: TcpWriter,
     },
+    /// That connection closed (`id`: [`TcpWriter::id`]).
     TcpClosed {
         transport: Transport,
         peer: SocketAddr,
+        id: u64,
     },
     /// A call asks the endpoint to do something (answer, BYE, REFER…).
     Command(SipCommand),
@@ -38,9 +42,6 @@ pub enum SipIn {
     /// Shutdown: end every live call now.
     TerminateAll,
 }
-
-/// The sending half of a TCP connection's write queue.
-pub type TcpWriter = mpsc::UnboundedSender<Vec<u8>>;
 
 /// What reaches a call task from outside.
 #[derive(Debug)]

@@ -32,11 +32,12 @@ use crate::sip::{
     CallKey, Command as SipCommand, Endpoint, Event as SipEvent, IncomingCall, SipStats, Transport,
 };
 
-/// A live call as the SIP task sees it: where its inputs go, and which source's
-/// quota it holds.
+/// A live call as the SIP task sees it: where its inputs go, which source's
+/// quota it holds, and the TCP connection it keeps open (if it came over TCP).
 struct LiveCall {
     tx: mpsc::UnboundedSender<CallInput>,
     source: IpAddr,
+    tcp: Option<TcpWriter>,
 }
 
 pub struct SipDriver {
@@ -113,6 +114,7 @@ impl SipDriver {
                 transport,
                 peer,
                 data,
+                ..
             } => {
                 trace_sip("in", transport, peer, &data);
                 self.endpoint.handle_datagram(now(), transport, peer, &data)
@@ -124,13 +126,22 @@ impl SipDriver {
             } => {
                 self.tcp.insert((transport, peer), writer);
             }
-            SipIn::TcpClosed { transport, peer } => {
-                self.tcp.remove(&(transport, peer));
+            SipIn::TcpClosed {
+                transport,
+                peer,
+                id,
+            } => {
+                if self.tcp.get(&(transport, peer)).is_some_and(|w| w.id == id) {
+                    self.tcp.remove(&(transport, peer));
+                }
             }
             SipIn::Command(cmd) => self.endpoint.handle_command(now(), cmd),
             SipIn::CallGone(key) => {
                 if let Some(call) = self.calls.remove(&key) {
                     self.admission.release(call.source);
+                    if let Some(w) = call.tcp {
+                        w.call_ended();
+                    }
                 }
             }
             SipIn::TerminateAll => {
@@ -157,7 +168,9 @@ impl SipDriver {
                     Transport::Tcp | Transport::Tls => {
                         match self.tcp.get(&(t.transport, t.destination)) {
                             Some(w) => {
-                                let _ = w.send(t.payload);
+                                if !w.send(t.payload) {
+                                    debug!(to = %t.destination, "TCP write queue full; closing");
+                                }
                             }
                             None => debug!(
                                 to = %t.destination,
@@ -303,11 +316,19 @@ impl SipDriver {
         };
         let call = Call::new(now(), params);
         let (tx, rx) = mpsc::unbounded_channel();
+        let tcp = match inc.transport {
+            Transport::Tcp | Transport::Tls => self.tcp.get(&(inc.transport, inc.source)).cloned(),
+            Transport::Udp => None,
+        };
+        if let Some(w) = &tcp {
+            w.call_started();
+        }
         self.calls.insert(
             inc.call.clone(),
             LiveCall {
                 tx: tx.clone(),
                 source,
+                tcp,
             },
         );
         let active = self.shared.metrics.call_started();

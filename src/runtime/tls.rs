@@ -24,7 +24,7 @@ use std::time::Duration;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore};
 use tokio_rustls::TlsAcceptor;
@@ -32,10 +32,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::SipTlsConfig;
-use crate::runtime::channels::SipIn;
 use crate::runtime::shared::Shared;
 use crate::runtime::tcp;
-use crate::sip::Transport;
 
 pub use tokio_rustls::rustls::ServerConfig;
 
@@ -127,7 +125,7 @@ pub async fn accept(
     listener: TcpListener,
     max_connections: usize,
     shared: Arc<Shared>,
-    sip_tx: mpsc::UnboundedSender<SipIn>,
+    ctx: Arc<tcp::Context>,
     stop: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(max_connections));
@@ -148,13 +146,17 @@ pub async fn accept(
                         debug!(%peer, "SIP TLS is no longer configured; closing");
                         continue;
                     };
+                    // The TCP caps (in all, per source) apply to TLS too.
+                    let Some(slot) = ctx.admit(peer) else {
+                        continue;
+                    };
                     tokio::spawn(handshake(
-                        permit,
+                        (permit, slot),
                         stream,
                         peer,
                         config,
                         tls.handshake_timeout,
-                        sip_tx.clone(),
+                        ctx.clone(),
                         stop.clone(),
                     ));
                 }
@@ -170,12 +172,12 @@ pub async fn accept(
 /// Complete the handshake within `timeout`, then serve the connection as SIP;
 /// the connection's `permit` is given back when it closes.
 async fn handshake(
-    _permit: OwnedSemaphorePermit,
+    (_permit, slot): (OwnedSemaphorePermit, tcp::Slot),
     stream: TcpStream,
     peer: SocketAddr,
     config: Arc<ServerConfig>,
     timeout: Duration,
-    sip_tx: mpsc::UnboundedSender<SipIn>,
+    ctx: Arc<tcp::Context>,
     stop: CancellationToken,
 ) {
     let acceptor = TlsAcceptor::from(config);
@@ -184,7 +186,7 @@ async fn handshake(
         r = tokio::time::timeout(timeout, acceptor.accept(stream)) => r,
     };
     match result {
-        Ok(Ok(tls)) => tcp::connection(tls, peer, Transport::Tls, sip_tx, stop).await,
+        Ok(Ok(tls)) => ctx.serve(tls, peer, slot).await,
         // Peer-controlled: debug only, or a scanner could fill the log.
         Ok(Err(e)) => debug!(%peer, error = %e, "SIP TLS handshake failed"),
         Err(_) => debug!(%peer, "SIP TLS handshake timed out"),
