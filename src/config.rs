@@ -48,6 +48,8 @@ pub enum ConfigError {
     Prompts(String),
     #[error("actions: {0}")]
     Actions(String),
+    #[error("sip.tls: {0}")]
+    Tls(String),
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -61,6 +63,8 @@ pub struct SipConfig {
     pub user_agent: String,
     /// Send in-dialog requests to where the INVITE came from.
     pub symmetric_signalling: bool,
+    /// SIP over TLS on its own port; off when absent.
+    pub tls: Option<SipTlsConfig>,
     /// SIP TCP connections at once; more are closed at accept (lowered at
     /// start-up if the descriptor limit would not leave room for every call).
     pub tcp_max_connections: usize,
@@ -85,6 +89,57 @@ pub struct SipConfig {
     pub max_server_transaction_bytes: usize,
 }
 
+/// `sip.tls`: SIP over TLS (RFC 3261 §26, RFC 5630). The certificate, key and
+/// client CA are read at start-up and again on every SIGHUP; the listening
+/// address is fixed at start-up.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipTlsConfig {
+    /// Where to accept TLS; default: `sip.listen`'s IP, port 5061.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Address written into Via/Contact of TLS messages; default: `listen`.
+    #[serde(default)]
+    pub advertised_addr: Option<SocketAddr>,
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the leaf.
+    pub key_file: PathBuf,
+    /// PEM CA certificates: when set, every peer must present a certificate
+    /// signed by one of them (mutual TLS, as some trunks require).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// A connection that has not finished its TLS handshake this long after
+    /// accept is closed.
+    #[serde(
+        default = "SipTlsConfig::default_handshake_timeout",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub handshake_timeout: Duration,
+    /// TLS connections at once (handshaking or established); more wait in the
+    /// kernel's accept queue until one closes. Fixed at start-up.
+    #[serde(default = "SipTlsConfig::default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl SipTlsConfig {
+    pub const DEFAULT_PORT: u16 = 5061;
+
+    fn default_handshake_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+
+    fn default_max_connections() -> usize {
+        2048
+    }
+
+    /// The address to accept TLS on, given `sip.listen`.
+    pub fn listen_addr(&self, sip_listen: SocketAddr) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| SocketAddr::new(sip_listen.ip(), Self::DEFAULT_PORT))
+    }
+}
+
 impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
@@ -93,6 +148,7 @@ impl Default for SipConfig {
             advertised_addr: None,
             user_agent: concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             symmetric_signalling: true,
+            tls: None,
             tcp_max_connections: 2048,
             tcp_max_connections_per_source: 64,
             tcp_idle_timeout: Duration::from_secs(120),
@@ -456,6 +512,13 @@ impl Config {
             fix(p);
         }
         fix(&mut self.audit.spool_dir);
+        if let Some(tls) = &mut self.sip.tls {
+            fix(&mut tls.cert_file);
+            fix(&mut tls.key_file);
+            if let Some(ca) = &mut tls.client_ca_file {
+                fix(ca);
+            }
+        }
         fix(&mut self.recording.dir);
         for action in self.actions.values_mut() {
             if let Some(tls) = &mut action.tls {
@@ -494,6 +557,20 @@ impl Config {
                     "routes.by_user.{user}: flow `{flow}` is not listed under `flows`"
                 )));
             }
+        }
+        if self
+            .sip
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.max_connections == 0)
+        {
+            return Err(invalid("sip.tls.max_connections: at least 1".into()));
+        }
+        if self.sip.transports.contains(&Transport::Tls) {
+            return Err(invalid(
+                "sip.transports: list udp and tcp only; TLS is turned on by a `sip.tls` section"
+                    .into(),
+            ));
         }
         if self.media.rtp_port_min > self.media.rtp_port_max || self.media.rtp_port_min == 0 {
             return Err(invalid(
@@ -567,6 +644,10 @@ pub struct Loaded {
     pub prompts: Arc<PromptCache>,
     pub flows: BTreeMap<String, Arc<Flow>>,
     pub catalog: Catalog,
+    /// `sip.tls`'s certificate, key and client CA, ready for handshakes; read
+    /// again on every reload, so a rotated certificate is used by the next
+    /// connection while established ones keep theirs.
+    pub sip_tls: Option<Arc<crate::runtime::tls::ServerConfig>>,
 }
 
 /// Outcomes the runtime gives actions without asking the backend, added to
@@ -625,11 +706,19 @@ impl Loaded {
         if !problems.is_empty() {
             return Err(ConfigError::Flow(problems.join("\n")));
         }
+        let sip_tls = match &config.sip.tls {
+            Some(tls) => Some(
+                crate::runtime::tls::server_config(tls)
+                    .map_err(|e| ConfigError::Tls(e.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(Loaded {
             config,
             prompts: Arc::new(prompts),
             flows,
             catalog,
+            sip_tls,
         })
     }
 

@@ -17,6 +17,8 @@ pub struct Bound {
     pub sip: SocketAddr,
     /// Transports SIP is served on.
     pub transports: Vec<Transport>,
+    /// The SIP-over-TLS listener, when `sip.tls` is set.
+    pub sip_tls: Option<SocketAddr>,
     /// The address written into Via/Contact when it differs from `sip` (`sip.advertised_addr`).
     pub advertised: Option<SocketAddr>,
     /// Local address of the RTP sockets.
@@ -43,9 +45,18 @@ impl Bound {
             .map(|t| match t {
                 Transport::Udp => "udp",
                 Transport::Tcp => "tcp",
+                Transport::Tls => "tls",
             })
             .collect();
         names.join("+")
+    }
+
+    /// `127.0.0.1:5061` or `off`.
+    pub fn tls_text(&self) -> String {
+        match self.sip_tls {
+            Some(a) => a.to_string(),
+            None => "off".into(),
+        }
     }
 
     /// `127.0.0.1:20000-29999`
@@ -82,6 +93,9 @@ impl Bound {
             self.sip,
             self.transports_text()
         );
+        if let Some(t) = self.sip_tls {
+            let _ = writeln!(s, "  tls         sips:{t} (tls)");
+        }
         if let Some(a) = self.advertised {
             let _ = writeln!(s, "  advertised  sip:{a}");
         }
@@ -109,6 +123,7 @@ mod tests {
         Bound {
             sip: "127.0.0.1:5060".parse().unwrap(),
             transports: vec![Transport::Udp, Transport::Tcp],
+            sip_tls: None,
             advertised: None,
             rtp_ip: "127.0.0.1".parse().unwrap(),
             rtp_ports: 20000..=29999,

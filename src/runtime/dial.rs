@@ -1,6 +1,7 @@
 //! `sspr-ivr dial`: a test caller built from the same modules as the server.
 //!
-//! It places one call (SIP over UDP), sends G.711 silence continuously,
+//! It places one call (SIP over UDP, or TCP or TLS as the URI says — see
+//! [`SipLink`]), sends G.711 silence continuously,
 //! presses keys by RFC 4733, in-band tones or SIP INFO, recognises the
 //! prompts it hears from the RTP payload bytes against the prompt cache,
 //! and prints a transcript: one line per prompt heard and per SIP event,
@@ -31,8 +32,10 @@ use crate::media::prompts::PromptRecognizer;
 use crate::media::rtp;
 use crate::media::telephone_event;
 use crate::media::DigitSource;
-use crate::sip::uac::{Uac, UacEvent};
-use crate::sip::{sdp, EndpointConfig, Transport};
+use crate::runtime::dial_link::{SipLink, TlsArgs};
+use crate::sip::message;
+use crate::sip::uac::{target_transport, Uac, UacEvent};
+use crate::sip::{sdp, EndpointConfig};
 
 /// `--dtmf-mode`: how keys travel, the media layer's [`DigitSource`].
 impl clap::ValueEnum for DigitSource {
@@ -110,6 +113,8 @@ pub struct DialArgs {
     /// Local IP to use for SIP and RTP.
     #[arg(long, default_value = "127.0.0.1")]
     pub local_ip: std::net::IpAddr,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// One step of the send queue: a key to press, or a pause.
@@ -186,7 +191,12 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         Some(dir) => crate::files::load_prompts(dir)?,
         None => crate::files::embedded_prompts()?,
     });
-    let sip = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
+    let transport = target_transport(args.uri.trim())
+        .with_context(|| format!("{}: not a sip: or sips: URI", args.uri))?;
+    let target = message::uri_hostport(args.uri.trim())
+        .and_then(message::hostport_addr)
+        .with_context(|| format!("{}: the host must be an IP address", args.uri))?;
+    let mut sip = SipLink::open(transport, args.local_ip, target, &args.tls).await?;
     let rtp_sock = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
     let sip_local = sip.local_addr()?;
     let rtp_local = rtp_sock.local_addr()?;
@@ -231,9 +241,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
 
     loop {
         while let Some(t) = uac.poll_transmit() {
-            if t.transport == Transport::Udp {
-                sip.send_to(&t.payload, t.destination).await?;
-            }
+            sip.send(&t.payload, t.destination).await?;
         }
         while let Some(ev) = uac.poll_event() {
             match ev {
@@ -371,9 +379,9 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         soon(hangup_at);
 
         tokio::select! {
-            r = sip.recv_from(&mut sip_buf) => {
-                let (n, from) = r?;
-                uac.handle_datagram(Instant::now().into_std(), Transport::Udp, from, &sip_buf[..n]);
+            r = sip.recv(&mut sip_buf) => {
+                let (data, from) = r?;
+                uac.handle_datagram(Instant::now().into_std(), transport, from, &data);
             }
             r = rtp_sock.recv_from(&mut rtp_buf) => {
                 let (n, _from) = r?;

@@ -1,7 +1,8 @@
 //! The service: start-up, the main loop (signals, watchdog, readiness), and the
 //! drain on shutdown.
 //!
-//! [`serve`] binds the SIP listeners (UDP always, TCP when configured) and the
+//! [`serve`] binds the SIP listeners (UDP always, TCP when configured, TLS when
+//! `sip.tls` is set — see [`tls`]) and the
 //! admin HTTP server, starts audit delivery and the SIP task ([`SipDriver`]),
 //! reports `READY=1`, then waits for signals ([`Signals`]): SIGHUP reloads,
 //! SIGTERM/SIGINT drain ([`Drain`]: new INVITEs get 503, live calls finish up to
@@ -34,7 +35,7 @@ use crate::runtime::channels::SipIn;
 use crate::runtime::ports::PortPool;
 use crate::runtime::shared::Shared;
 use crate::runtime::sip_task::SipDriver;
-use crate::runtime::tcp;
+use crate::runtime::{tcp, tls};
 use crate::sip::{Endpoint, EndpointConfig, TokenRng, Transport};
 
 /// How often the main loop proves it is alive when systemd asks for nothing
@@ -135,6 +136,34 @@ pub async fn serve(
         ));
     }
 
+    let tls_addr = match &cfg.sip.tls {
+        Some(tls_cfg) => {
+            let at = tls_cfg.listen_addr(cfg.sip.listen);
+            let listener = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("bind SIP TLS {at}"))?;
+            let addr = listener.local_addr()?;
+            let nofile = tcp::raise_descriptor_limit();
+            let cap = tcp::connection_cap(nofile, cfg.limits.max_calls, cfg.recording.enabled);
+            let ctx = tcp::Context::new(
+                Transport::Tls,
+                sip_tx.clone(),
+                tcp::TcpLimits::new(&cfg.sip, cap),
+                metrics.clone(),
+                hard_stop.clone(),
+            );
+            tasks.spawn(tls::accept(
+                listener,
+                tls_cfg.max_connections,
+                shared.clone(),
+                ctx,
+                hard_stop.clone(),
+            ));
+            Some(addr)
+        }
+        None => None,
+    };
+
     let admin_addr = if cfg.admin.enabled {
         let listener = TcpListener::bind(cfg.admin.listen)
             .await
@@ -173,6 +202,19 @@ pub async fn serve(
     sip_cfg.max_server_transactions = cfg.sip.max_server_transactions;
     sip_cfg.max_server_transaction_bytes = cfg.sip.max_server_transaction_bytes;
     sip_cfg.retry_after_secs = cfg.limits.retry_after_secs;
+    // TLS's own advertised address, else the SIP one's IP with the TLS port.
+    sip_cfg.tls_addr = tls_addr.map(|addr| {
+        let public = cfg
+            .sip
+            .advertised_addr
+            .map(|a| std::net::SocketAddr::new(a.ip(), addr.port()));
+        cfg.sip
+            .tls
+            .as_ref()
+            .and_then(|t| t.advertised_addr)
+            .or(public)
+            .unwrap_or(addr)
+    });
     let endpoint = Endpoint::new(sip_cfg, TokenRng::from_seed(rand::random()));
     let driver = SipDriver::new(
         endpoint,
@@ -190,6 +232,7 @@ pub async fn serve(
         advertised: cfg.sip.advertised_addr,
         rtp_ip: cfg.media.rtp_ip,
         rtp_ports: cfg.media.rtp_port_min..=cfg.media.rtp_port_max,
+        sip_tls: tls_addr,
         admin: admin_addr,
         config: shared.config_path.clone(),
     };
@@ -198,6 +241,7 @@ pub async fn serve(
         version = bound.version(),
         config = %bound.config_text(),
         sip = %sip_addr,
+        sip_tls = %bound.tls_text(),
         transports = %bound.transports_text(),
         rtp = %bound.rtp_text(),
         admin = %bound.admin_text(),

@@ -43,7 +43,9 @@ struct LiveCall {
 pub struct SipDriver {
     endpoint: Endpoint,
     udp: Arc<UdpSocket>,
-    tcp: HashMap<SocketAddr, TcpWriter>,
+    /// Open TCP and TLS connections by transport and peer: responses and
+    /// in-dialog requests reuse the connection the dialog came in on.
+    tcp: HashMap<(Transport, SocketAddr), TcpWriter>,
     calls: HashMap<CallKey, LiveCall>,
     admission: Admission,
     shared: Arc<Shared>,
@@ -108,17 +110,29 @@ impl SipDriver {
 
     fn on_input(&mut self, m: SipIn) {
         match m {
-            SipIn::Tcp { peer, data, .. } => {
-                trace_sip("in", Transport::Tcp, peer, &data);
-                self.endpoint
-                    .handle_datagram(now(), Transport::Tcp, peer, &data)
+            SipIn::Tcp {
+                transport,
+                peer,
+                data,
+                ..
+            } => {
+                trace_sip("in", transport, peer, &data);
+                self.endpoint.handle_datagram(now(), transport, peer, &data)
             }
-            SipIn::TcpOpened { peer, writer } => {
-                self.tcp.insert(peer, writer);
+            SipIn::TcpOpened {
+                transport,
+                peer,
+                writer,
+            } => {
+                self.tcp.insert((transport, peer), writer);
             }
-            SipIn::TcpClosed { peer, id } => {
-                if self.tcp.get(&peer).is_some_and(|w| w.id == id) {
-                    self.tcp.remove(&peer);
+            SipIn::TcpClosed {
+                transport,
+                peer,
+                id,
+            } => {
+                if self.tcp.get(&(transport, peer)).is_some_and(|w| w.id == id) {
+                    self.tcp.remove(&(transport, peer));
                 }
             }
             SipIn::Command(cmd) => self.endpoint.handle_command(now(), cmd),
@@ -151,14 +165,20 @@ impl SipDriver {
                             debug!(error = %e, to = %t.destination, "SIP UDP send error");
                         }
                     }
-                    Transport::Tcp => match self.tcp.get(&t.destination) {
-                        Some(w) => {
-                            if !w.send(t.payload) {
-                                debug!(to = %t.destination, "TCP write queue full; closing");
+                    Transport::Tcp | Transport::Tls => {
+                        match self.tcp.get(&(t.transport, t.destination)) {
+                            Some(w) => {
+                                if !w.send(t.payload) {
+                                    debug!(to = %t.destination, "TCP write queue full; closing");
+                                }
                             }
+                            None => debug!(
+                                to = %t.destination,
+                                transport = t.transport.via_name(),
+                                "no connection for message"
+                            ),
                         }
-                        None => debug!(to = %t.destination, "no TCP connection for response"),
-                    },
+                    }
                 }
             }
             while let Some(ev) = self.endpoint.poll_event() {
@@ -297,7 +317,7 @@ impl SipDriver {
         let call = Call::new(now(), params);
         let (tx, rx) = mpsc::unbounded_channel();
         let tcp = match inc.transport {
-            Transport::Tcp => self.tcp.get(&inc.source).cloned(),
+            Transport::Tcp | Transport::Tls => self.tcp.get(&(inc.transport, inc.source)).cloned(),
             Transport::Udp => None,
         };
         if let Some(w) = &tcp {

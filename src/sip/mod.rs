@@ -11,7 +11,12 @@
 //! until `poll_timeout()`. Responses always go back to the source address of the
 //! request (forced `rport`, RFC 3581); no host named in a Via is ever resolved.
 //!
-//! Not done here: TLS, DNS (RFC 3263), authentication, proxying, registrar duties,
+//! SIP over TLS (RFC 3261 §26, RFC 5630) is a transport like TCP here: the
+//! runtime terminates TLS and feeds the decrypted messages with [`Transport::Tls`];
+//! Via says `TLS`, Contact says `sips:` when the dialog-creating request used a
+//! SIPS URI and `;transport=tls` otherwise, with the TLS port ([`EndpointConfig::tls_addr`]).
+//!
+//! Not done here: DNS (RFC 3263), authentication, proxying, registrar duties,
 //! forking, PRACK (RFC 3262) and session timers beyond answering refreshes.
 
 pub mod dialog;
@@ -32,12 +37,14 @@ use std::time::Duration;
 pub use endpoint::Endpoint;
 pub use rng::TokenRng;
 
-/// Which transport a message arrived on or leaves by (`udp`, `tcp` in the config).
+/// Which transport a message arrived on or leaves by (`udp`, `tcp` in the config;
+/// TLS is turned on by its own `sip.tls` section).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Transport {
@@ -45,12 +52,13 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 
     /// Unreliable transports need retransmissions (RFC 3261 §17).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 }
 
@@ -89,6 +97,9 @@ impl std::fmt::Display for CallKey {
 pub struct EndpointConfig {
     /// Our address: used in Via and Contact.
     pub local_addr: SocketAddr,
+    /// Our SIP-over-TLS address (Via and Contact of TLS messages); `None` when
+    /// TLS is off, and then [`EndpointConfig::local_for`] falls back to `local_addr`.
+    pub tls_addr: Option<SocketAddr>,
     /// Sent as `User-Agent` in requests and `Server` in responses.
     pub user_agent: String,
     /// Send in-dialog requests to where the INVITE came from unless the route set
@@ -125,6 +136,7 @@ impl EndpointConfig {
     pub fn new(local_addr: SocketAddr, user_agent: impl Into<String>) -> Self {
         EndpointConfig {
             local_addr,
+            tls_addr: None,
             user_agent: user_agent.into(),
             symmetric_signalling: true,
             t1: Duration::from_millis(500),
@@ -133,6 +145,16 @@ impl EndpointConfig {
             max_server_transactions: 20_000,
             max_server_transaction_bytes: 32 * 1024 * 1024,
             retry_after_secs: 30,
+        }
+    }
+}
+
+impl EndpointConfig {
+    /// The address that goes into Via and Contact on `transport`.
+    pub fn local_for(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.tls_addr) {
+            (Transport::Tls, Some(addr)) => addr,
+            _ => self.local_addr,
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::super::dialog::{contact_value, Dialog};
+use super::super::dialog::Dialog;
 use super::super::message::{uri_user, Header};
 use super::super::timer::Timer;
 use super::super::transaction::{
@@ -134,6 +134,7 @@ impl Endpoint {
             remote_cseq: req.cseq,
             source,
             transport,
+            secure: Dialog::is_secure(&req.msg, transport),
         };
         let incoming = IncomingCall {
             call: call_key.clone(),
@@ -220,7 +221,8 @@ impl Endpoint {
         );
         resp.push(
             "Contact",
-            contact_value(CONTACT_USER, self.config.local_addr, transport),
+            call.dialog
+                .contact(CONTACT_USER, self.config.local_for(transport)),
         );
         resp.push("Allow", ALLOW);
         resp.push("Supported", SUPPORTED);
