@@ -59,6 +59,68 @@ pub struct SipConfig {
     pub user_agent: String,
     /// Send in-dialog requests to where the INVITE came from.
     pub symmetric_signalling: bool,
+    /// Trunks to register with (RFC 3261 §10): none by default.
+    pub registrations: Vec<RegistrationConfig>,
+}
+
+/// One `sip.registrations` entry: keep our Contact bound at a trunk's registrar.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Names the registration in logs and in the metrics' `trunk` label.
+    pub name: String,
+    /// Request-URI of the REGISTER (`sip:sip.example.net`); its host (resolved once
+    /// at start-up) and port are where it goes, unless `outbound_proxy` is set.
+    pub registrar: String,
+    /// The address of record (To and From), e.g. `sip:+15550100@sip.example.net`.
+    pub aor: String,
+    /// The Contact to bind; default `sip:<aor user>@<sip.advertised_addr>`.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// Digest user name; default the AOR's user part.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the password (never the password itself).
+    pub password_env: String,
+    /// Expiry asked for; refreshed after 80 % of what the registrar grants.
+    #[serde(
+        default = "default_expires",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub expires: Duration,
+    /// `host:port` to send the REGISTER to instead of the registrar's host.
+    #[serde(default)]
+    pub outbound_proxy: Option<String>,
+    /// `/readyz` reports not ready while this registration is not in place.
+    #[serde(default = "default_true")]
+    pub required: bool,
+    /// First wait after a failed attempt; doubles up to `retry_max`.
+    #[serde(
+        default = "default_retry_min",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub retry_min: Duration,
+    #[serde(
+        default = "default_retry_max",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub retry_max: Duration,
+}
+
+fn default_expires() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_retry_min() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_retry_max() -> Duration {
+    Duration::from_secs(300)
 }
 
 impl Default for SipConfig {
@@ -69,6 +131,7 @@ impl Default for SipConfig {
             advertised_addr: None,
             user_agent: concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             symmetric_signalling: true,
+            registrations: Vec::new(),
         }
     }
 }
@@ -448,6 +511,9 @@ impl Config {
                     .into(),
             ));
         }
+        for (i, r) in self.sip.registrations.iter().enumerate() {
+            check_registration(i, r, &self.sip.registrations[..i]).map_err(invalid)?;
+        }
         if let Some(action) = &self.audit.action {
             if !self.actions.contains_key(action) {
                 return Err(invalid(format!(
@@ -462,6 +528,65 @@ impl Config {
     pub fn prompt_dir(&self) -> PathBuf {
         self.prompts.dir.join(&self.prompts.language)
     }
+}
+
+/// One `sip.registrations[i]` entry: names, URIs and times that cannot work are
+/// refused at load, with the key that holds them.
+fn check_registration(
+    i: usize,
+    r: &RegistrationConfig,
+    before: &[RegistrationConfig],
+) -> Result<(), String> {
+    let key = format!("sip.registrations[{i}]");
+    let label_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    };
+    if !label_ok(&r.name) {
+        return Err(format!(
+            "{key}.name: use 1 to 64 letters, digits, `-`, `_` or `.` (it is a metric label)"
+        ));
+    }
+    if before.iter().any(|o| o.name == r.name) {
+        return Err(format!("{key}.name: `{}` is used twice", r.name));
+    }
+    let sip_uri = |field: &str, v: &str, needs_user: bool| {
+        let ok = v.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("sip:"))
+            && crate::sip::message::uri_hostport(v).is_some_and(|h| !h.is_empty())
+            && !v.contains(|c: char| c.is_whitespace() || c == '<' || c == '>')
+            && (!needs_user || !crate::sip::message::uri_user(v).is_empty());
+        if ok {
+            Ok(())
+        } else {
+            let what = if needs_user {
+                "a sip: URI with a user part, e.g. `sip:+15550100@sip.example.net`"
+            } else {
+                "a sip: URI, e.g. `sip:sip.example.net`"
+            };
+            Err(format!("{key}.{field}: `{v}` is not {what}"))
+        }
+    };
+    sip_uri("registrar", &r.registrar, false)?;
+    sip_uri("aor", &r.aor, true)?;
+    if let Some(c) = &r.contact {
+        sip_uri("contact", c, true)?;
+    }
+    if r.password_env.is_empty() {
+        return Err(format!(
+            "{key}.password_env: name the environment variable that holds the password"
+        ));
+    }
+    if r.expires < Duration::from_secs(10) || r.expires > Duration::from_secs(86_400) {
+        return Err(format!("{key}.expires: between 10s and 24h"));
+    }
+    if r.retry_min.is_zero() || r.retry_max < r.retry_min {
+        return Err(format!(
+            "{key}: retry_min must be > 0 and retry_max at least retry_min"
+        ));
+    }
+    Ok(())
 }
 
 /// Everything a call needs that is loaded once and shared: the config, the

@@ -3,8 +3,9 @@
 //! It listens on loopback by default (`127.0.0.1:9090`, see [`DEFAULT_ADDR`]); nothing on it is
 //! secret, but nothing on it is meant for callers either. `/metrics` is the OpenMetrics text of
 //! [`Metrics`]; `/healthz` answers 200 while the main loop keeps beating ([`Readiness::beat`]);
-//! `/readyz` answers 200 only while the SIP listeners are up and the process is not draining,
-//! which is what a load balancer or Kamailio health check should follow.
+//! `/readyz` answers 200 only while the SIP listeners are up, the process is not draining and
+//! every required trunk registration is in place, which is what a load balancer or Kamailio
+//! health check should follow.
 //!
 //! It does not do TLS or authentication: keep it on loopback or behind a firewall.
 
@@ -55,6 +56,8 @@ pub enum AdminError {
 pub struct Readiness {
     listening: AtomicBool,
     draining: AtomicBool,
+    /// Every `required` registration in `sip.registrations` is in place (true when none).
+    registered: AtomicBool,
     last_beat: Mutex<Option<Instant>>,
     liveness_limit: Duration,
 }
@@ -76,6 +79,7 @@ impl Readiness {
         Readiness {
             listening: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            registered: AtomicBool::new(true),
             last_beat: Mutex::new(None),
             liveness_limit: limit,
         }
@@ -91,9 +95,21 @@ impl Readiness {
         self.draining.store(true, Ordering::SeqCst);
     }
 
-    /// True while listening and not draining.
+    /// Marks whether every required trunk registration is in place.
+    pub fn set_registered(&self, registered: bool) {
+        self.registered.store(registered, Ordering::SeqCst);
+    }
+
+    /// True unless a required trunk registration is missing.
+    pub fn is_registered(&self) -> bool {
+        self.registered.load(Ordering::SeqCst)
+    }
+
+    /// True while listening, not draining, and registered where required.
     pub fn is_ready(&self) -> bool {
-        self.listening.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
+        self.listening.load(Ordering::SeqCst)
+            && !self.draining.load(Ordering::SeqCst)
+            && self.is_registered()
     }
 
     /// True once draining started.
@@ -192,6 +208,8 @@ async fn readyz_handler(State(state): State<AppState>) -> Response {
     let r = &state.readiness;
     let (status, body) = if r.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else if !r.is_registered() {
+        (StatusCode::SERVICE_UNAVAILABLE, "not registered\n")
     } else if r.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
@@ -209,6 +227,10 @@ mod tests {
         let r = Readiness::new();
         assert!(!r.is_ready());
         r.set_listening(true);
+        assert!(r.is_ready());
+        r.set_registered(false);
+        assert!(!r.is_ready(), "a required registration is missing");
+        r.set_registered(true);
         assert!(r.is_ready());
         r.set_draining();
         assert!(!r.is_ready());

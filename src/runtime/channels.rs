@@ -34,6 +34,8 @@ pub enum SipIn {
     CallGone(CallKey),
     /// Shutdown: end every live call now.
     TerminateAll,
+    /// Shutdown: remove our trunk registrations; the sender fires when done.
+    Unregister(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The sending half of a TCP connection's write queue.

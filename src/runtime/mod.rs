@@ -8,6 +8,7 @@ pub mod dial;
 pub mod labels;
 pub mod ports;
 pub mod recorder;
+pub mod registration;
 pub mod server;
 pub mod shared;
 pub mod sip_task;

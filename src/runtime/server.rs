@@ -31,6 +31,7 @@ use crate::ops::shutdown::{Drain, Signal, Signals};
 use crate::ops::systemd::{self, Watchdog};
 use crate::runtime::channels::SipIn;
 use crate::runtime::ports::PortPool;
+use crate::runtime::registration::Trunks;
 use crate::runtime::shared::Shared;
 use crate::runtime::sip_task::SipDriver;
 use crate::runtime::tcp;
@@ -41,6 +42,8 @@ use crate::sip::{Endpoint, EndpointConfig, TokenRng, Transport};
 const BEAT: Duration = Duration::from_secs(1);
 /// After the drain limit, how long the BYEs to the calls still live may take.
 const BYE_GRACE: Duration = Duration::from_secs(5);
+/// After the drain, how long the un-REGISTERs may still take.
+const UNREGISTER_GRACE: Duration = Duration::from_secs(5);
 
 /// What `serve` was started with, and where it ended up listening.
 pub struct Bound {
@@ -145,9 +148,18 @@ pub async fn serve(
     let advertised = cfg.sip.advertised_addr.unwrap_or(sip_addr);
     let mut sip_cfg = EndpointConfig::new(advertised, cfg.sip.user_agent.clone());
     sip_cfg.symmetric_signalling = cfg.sip.symmetric_signalling;
+    let trunks = Trunks::from_config(
+        &cfg.sip,
+        &sip_cfg,
+        metrics.clone(),
+        readiness.clone(),
+        |var| std::env::var(var).ok(),
+    )
+    .await?;
     let endpoint = Endpoint::new(sip_cfg, TokenRng::from_seed(rand::random()));
     let driver = SipDriver::new(
         endpoint,
+        trunks,
         udp.clone(),
         shared.clone(),
         sip_tx.clone(),
@@ -197,6 +209,10 @@ pub async fn serve(
     let _ = systemd::notify_stopping();
     shared.drain.start();
     readiness.set_draining();
+    // Trunks stop sending new calls once our bindings are gone; calls already up keep
+    // their dialogs.
+    let (unregistered_tx, unregistered) = tokio::sync::oneshot::channel();
+    let _ = sip_tx.send(SipIn::Unregister(unregistered_tx));
     let deadline = TokioInstant::now() + shared.loaded().config.drain.timeout;
     let idle = loop {
         tokio::select! {
@@ -222,8 +238,10 @@ pub async fn serve(
             .wait_idle(TokioInstant::now() + BYE_GRACE)
             .await;
     }
-    // Give the audit deliverer a moment to flush what the last calls wrote.
+    // Give the audit deliverer a moment to flush what the last calls wrote, and the
+    // un-REGISTERs their answers (Timer F bounds them anyway).
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = tokio::time::timeout(UNREGISTER_GRACE, unregistered).await;
     hard_stop.cancel();
     let _ = sip_task.await;
     tasks.close();

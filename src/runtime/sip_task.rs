@@ -2,7 +2,8 @@
 //! the process) and the UDP socket, feeds it datagrams, TCP messages, call
 //! commands and its own deadlines, sends what it asks to send, and routes its
 //! events: a new INVITE goes to [`Admission`], everything else to the call task
-//! that owns the Call-ID.
+//! that owns the Call-ID. It also drives the trunk registrations ([`Trunks`]) on the
+//! same UDP socket: a response to one of their REGISTERs never reaches the endpoint.
 //!
 //! It decides nothing itself: admission and SDP are [`crate::admission`]'s, the
 //! call is [`crate::call`]'s. What it does is IO: bind the RTP port, open the
@@ -27,6 +28,7 @@ use crate::runtime::call_task::CallTask;
 use crate::runtime::channels::{CallInput, SipIn, TcpWriter};
 use crate::runtime::labels;
 use crate::runtime::recorder::Recorder;
+use crate::runtime::registration::Trunks;
 use crate::runtime::shared::Shared;
 use crate::sip::{
     CallKey, Command as SipCommand, Endpoint, Event as SipEvent, IncomingCall, SipStats, Transport,
@@ -45,6 +47,7 @@ pub struct SipDriver {
     tcp: HashMap<SocketAddr, TcpWriter>,
     calls: HashMap<CallKey, LiveCall>,
     admission: Admission,
+    trunks: Trunks,
     shared: Arc<Shared>,
     sip_tx: mpsc::UnboundedSender<SipIn>,
     tasks: tokio_util::task::TaskTracker,
@@ -59,6 +62,7 @@ fn now() -> std::time::Instant {
 impl SipDriver {
     pub fn new(
         endpoint: Endpoint,
+        trunks: Trunks,
         udp: Arc<UdpSocket>,
         shared: Arc<Shared>,
         sip_tx: mpsc::UnboundedSender<SipIn>,
@@ -70,6 +74,7 @@ impl SipDriver {
             tcp: HashMap::new(),
             calls: HashMap::new(),
             admission: Admission::new(),
+            trunks,
             shared,
             sip_tx,
             tasks,
@@ -79,11 +84,13 @@ impl SipDriver {
 
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SipIn>, stop: CancellationToken) {
         let mut buf = vec![0u8; 65_535];
+        self.trunks.start(now());
         loop {
             self.flush().await;
-            let deadline = self
-                .endpoint
-                .poll_timeout()
+            let deadline = [self.endpoint.poll_timeout(), self.trunks.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(TokioInstant::from_std)
                 .unwrap_or_else(|| TokioInstant::now() + Duration::from_secs(3600));
             let udp = self.udp.clone();
@@ -92,7 +99,9 @@ impl SipDriver {
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
                         trace_sip("in", Transport::Udp, from, &buf[..n]);
-                        self.endpoint.handle_datagram(now(), Transport::Udp, from, &buf[..n]);
+                        if !self.trunks.handle_datagram(now(), &buf[..n]) {
+                            self.endpoint.handle_datagram(now(), Transport::Udp, from, &buf[..n]);
+                        }
                     }
                     Err(e) => debug!(error = %e, "SIP UDP receive error"),
                 },
@@ -100,7 +109,10 @@ impl SipDriver {
                     Some(m) => self.on_input(m),
                     None => return,
                 },
-                _ = sleep_until(deadline) => self.endpoint.handle_timeout(now()),
+                _ = sleep_until(deadline) => {
+                    self.endpoint.handle_timeout(now());
+                    self.trunks.handle_timeout(now());
+                }
             }
         }
     }
@@ -129,6 +141,7 @@ impl SipDriver {
                     let _ = call.tx.send(CallInput::Terminate(CallOutcome::Shutdown));
                 }
             }
+            SipIn::Unregister(done) => self.trunks.unregister(now(), done),
         }
     }
 
@@ -136,6 +149,13 @@ impl SipDriver {
     async fn flush(&mut self) {
         loop {
             let mut progressed = false;
+            while let Some(t) = self.trunks.poll_transmit() {
+                progressed = true;
+                trace_sip("out", t.transport, t.destination, &t.payload);
+                if let Err(e) = self.udp.send_to(&t.payload, t.destination).await {
+                    debug!(error = %e, to = %t.destination, "SIP UDP send error (REGISTER)");
+                }
+            }
             while let Some(t) = self.endpoint.poll_transmit() {
                 progressed = true;
                 trace_sip("out", t.transport, t.destination, &t.payload);

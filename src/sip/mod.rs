@@ -3,7 +3,8 @@
 //! client transactions with the RFC 3261 §17 timers in one table ([`timer`],
 //! [`transaction`]), dialogs ([`dialog`]), SDP offer/answer for G.711 and
 //! telephone-event ([`sdp`]), Content-Length framing for TCP ([`framing`]), the UAS
-//! [`Endpoint`] the server runs, and a small UAC ([`uac`]) for the `dial` test caller.
+//! [`Endpoint`] the server runs, a small UAC ([`uac`]) for the `dial` test caller, and
+//! outbound registration to trunks ([`register`]) with digest authentication ([`digest`]).
 //! Tags, branches and Call-IDs come from a [`TokenRng`] each endpoint holds ([`rng`]).
 //!
 //! Nothing here opens a socket or reads a clock: the runtime feeds datagrams with
@@ -11,13 +12,15 @@
 //! until `poll_timeout()`. Responses always go back to the source address of the
 //! request (forced `rport`, RFC 3581); no host named in a Via is ever resolved.
 //!
-//! Not done here: TLS, DNS (RFC 3263), authentication, proxying, registrar duties,
-//! forking, PRACK (RFC 3262) and session timers beyond answering refreshes.
+//! Not done here: TLS, DNS (RFC 3263), authenticating requests we receive, proxying,
+//! registrar duties, forking, PRACK (RFC 3262) and session timers beyond answering refreshes.
 
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 pub mod framing;
 pub mod message;
+pub mod register;
 pub mod rng;
 pub mod sdp;
 pub mod timer;

@@ -67,6 +67,13 @@ fn exercise_everything(m: &Arc<Metrics>) {
     m.audit_delivered();
     m.audit_delivery_failed();
     m.config_reloaded(ReloadResult::Ok);
+    m.registration_up("trunk1", true);
+    for r in RegistrationResult::ALL {
+        m.registration_attempt("trunk1", *r);
+    }
+    for a in UntrustedAnswer::ALL {
+        m.untrusted_requests(*a, 1);
+    }
 }
 
 #[test]
@@ -189,9 +196,12 @@ fn only_allowed_label_values_can_be_produced() {
         OtpSendResult,
         OtpVerifyResult,
         SipMethod,
-        ReloadResult
+        ReloadResult,
+        RegistrationResult,
+        UntrustedAnswer
     );
     for v in [
+        "trunk1",
         "lookup_user",
         "found",
         "not_found",
