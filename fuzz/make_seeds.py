@@ -4,7 +4,7 @@ format `arbitrary` 1.x decodes them from (what cargo-fuzz and tests/fuzz_smoke.r
 feed to `FlowRunInput` / `RtpInput`): enum variant = u32 LE scaled by
 (x * variants) >> 32, bool = byte & 1, integers little-endian, a trailing Vec =
 (1, element)* then a 0 byte. Re-run after changing the enums in
-fuzz/src/drivers.rs (variant order matters).  Usage: python3 fuzz/make_seeds.py"""
+fuzz/src/drivers/flow.rs and rtp.rs (variant order matters).  Usage: python3 fuzz/make_seeds.py"""
 import os
 import struct
 

@@ -263,6 +263,10 @@ pub struct AuditConfig {
     pub spool_dir: PathBuf,
     /// The data action records are delivered through; none = spool only.
     pub action: Option<String>,
+    /// A record the receiver rejects (4xx other than 408/425/429, or the
+    /// outcome `rejected`) this many times in a row moves to the spool's
+    /// dead-letter file, and delivery continues behind it; 0: never.
+    pub dead_letter_after: u32,
 }
 
 impl Default for AuditConfig {
@@ -270,6 +274,7 @@ impl Default for AuditConfig {
         AuditConfig {
             spool_dir: PathBuf::from("var/audit"),
             action: Some("audit".into()),
+            dead_letter_after: crate::audit::DEFAULT_DEAD_LETTER_AFTER,
         }
     }
 }
@@ -358,6 +363,12 @@ pub struct SecurityConfig {
     /// The actions counted as OTP sends and OTP checks in the metrics.
     pub otp_send_action: String,
     pub otp_verify_action: String,
+    /// The action that sets the new PIN. Its request is sent only after an
+    /// `attempt_started` audit record for it is spooled (fsynced); when the
+    /// spool cannot take one, the request is not sent and the action's
+    /// outcome is `audit_unavailable`, which the flow must handle. `None`
+    /// (YAML `null`): no action is guarded.
+    pub reset_action: Option<String>,
 }
 
 impl Default for SecurityConfig {
@@ -369,6 +380,7 @@ impl Default for SecurityConfig {
             attempts_per_account_per_hour: 5,
             otp_send_action: "send_otp".into(),
             otp_verify_action: "verify_otp".into(),
+            reset_action: Some("reset_pin".into()),
         }
     }
 }
@@ -511,6 +523,14 @@ impl Config {
                     .into(),
             ));
         }
+        if let Some(action) = &self.security.reset_action {
+            if !self.actions.is_empty() && !self.actions.contains_key(action) {
+                return Err(invalid(format!(
+                    "security.reset_action: action `{action}` is not defined under `actions` \
+                     (set it to null if no action resets a PIN)"
+                )));
+            }
+        }
         for (i, r) in self.sip.registrations.iter().enumerate() {
             check_registration(i, r, &self.sip.registrations[..i]).map_err(invalid)?;
         }
@@ -598,6 +618,24 @@ pub struct Loaded {
     pub catalog: Catalog,
 }
 
+/// Outcomes the runtime gives actions without asking the backend, added to
+/// what their rules can produce so that flows must handle them:
+/// `audit_unavailable` for the reset action (fail closed, see
+/// `audit::AuditTrail`).
+pub fn runtime_outcomes(config: &Config, actions: &mut BTreeMap<String, crate::flow::ActionInfo>) {
+    let mut add = |action: &Option<String>, outcome: &str| {
+        if let Some(info) = action.as_ref().and_then(|a| actions.get_mut(a)) {
+            if !info.outcomes.iter().any(|o| o == outcome) {
+                info.outcomes.push(outcome.to_string());
+            }
+        }
+    };
+    add(
+        &config.security.reset_action,
+        crate::audit::AUDIT_UNAVAILABLE,
+    );
+}
+
 impl Loaded {
     /// Load and validate everything; any problem is an error naming the file.
     pub fn from_config(config: Config) -> Result<Loaded, ConfigError> {
@@ -607,6 +645,7 @@ impl Loaded {
         for (name, action) in &config.actions {
             actions.insert(name.clone(), action.info());
         }
+        runtime_outcomes(&config, &mut actions);
         let catalog = Catalog {
             prompts: prompts.names().map(str::to_string).collect(),
             actions,

@@ -1,13 +1,18 @@
 //! Audit spool + deliverer against the demo backend's audit receiver:
 //! delivery, retry with backoff, redelivery after restart, and "exactly
-//! once" at the receiver when a crash falls between delivery and ack.
+//! once" at the receiver when a crash falls between delivery and ack; and
+//! against a receiver that rejects one record: dead letter after N
+//! rejections, with delivery continuing behind it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sspr_ivr::actions::Executor;
-use sspr_ivr::audit::{AuditRecord, Backoff, CallFacts, Deliverer, FixedClock, Spool};
+use sspr_ivr::audit::{
+    AuditRecord, Backoff, CallFacts, Deliverer, DeliveryTarget, FixedClock, Spool, DEAD_LETTERS,
+};
 use sspr_ivr::demo::{demo_actions, DemoBackend, DemoOptions};
+use sspr_ivr::ops::metrics::Metrics;
 use time::macros::datetime;
 use tokio_util::sync::CancellationToken;
 
@@ -175,4 +180,183 @@ async fn deliverer_needs_a_defined_action() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("no_such_audit"));
+}
+
+/// A real HTTP audit receiver on loopback: stores records, but answers
+/// `reject_status` for any record whose `call_id` is `poison`.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    stored: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    posts: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn receiver(reject_status: u16) -> Receiver {
+    use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
+    type St = (
+        Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+        Arc<std::sync::atomic::AtomicUsize>,
+        u16,
+    );
+    async fn audit(
+        State((stored, posts, reject)): State<St>,
+        Json(v): Json<serde_json::Value>,
+    ) -> (StatusCode, String) {
+        posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if v["call_id"] == "poison" {
+            return (
+                StatusCode::from_u16(reject).unwrap(),
+                "{\"error\":\"no\"}".into(),
+            );
+        }
+        stored.lock().unwrap().push(v);
+        (StatusCode::CREATED, "{\"status\":\"stored\"}".into())
+    }
+    let stored = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let posts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = Router::new().route("/audit", post(audit)).with_state((
+        stored.clone(),
+        posts.clone(),
+        reject_status,
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver {
+        addr,
+        stored,
+        posts,
+    }
+}
+
+fn poison() -> AuditRecord {
+    let clock = FixedClock(datetime!(2026-11-26 08:00:00 UTC));
+    AuditRecord::new(
+        &clock,
+        &CallFacts {
+            ani: "+15550100000",
+            call_id: "poison",
+            flow: "sspr",
+            flow_version: "7",
+        },
+        "success",
+        "reset_attempt",
+    )
+}
+
+fn metric(m: &Metrics, name: &str) -> f64 {
+    m.encode()
+        .lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_record_rejected_n_times_is_dead_lettered_and_delivery_continues() {
+    let rx = receiver(422).await;
+    let exec = Arc::new(
+        Executor::with_env(
+            demo_actions(&format!("http://{}", rx.addr)).unwrap(),
+            |_| None,
+        )
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(Spool::open(dir.path()).unwrap());
+    let bad = poison();
+    let (r1, r2) = (record(1, "success"), record(2, "locked"));
+    spool.append(&bad).unwrap();
+    spool.append(&r1).unwrap();
+    spool.append(&r2).unwrap();
+
+    let metrics = Arc::new(Metrics::new());
+    let cancel = CancellationToken::new();
+    let d = Deliverer::following(spool.clone(), FAST, move || DeliveryTarget {
+        executor: exec.clone(),
+        action: Some("audit".into()),
+        dead_letter_after: 3,
+    })
+    .with_metrics(metrics.clone());
+    let task = tokio::spawn(d.run(cancel.clone()));
+    eventually("the records behind the rejected one delivered", || {
+        rx.stored.lock().unwrap().len() == 2
+    })
+    .await;
+    eventually("nothing pending", || spool.backlog() == 0).await;
+    cancel.cancel();
+    task.await.unwrap();
+
+    let ids: Vec<String> = rx
+        .stored
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [r1.id.clone(), r2.id.clone()],
+        "in order, behind the rejected one"
+    );
+    // Rejected exactly three times, then moved aside.
+    assert_eq!(rx.posts.load(std::sync::atomic::Ordering::SeqCst), 3 + 2);
+    let dead = std::fs::read_to_string(dir.path().join(DEAD_LETTERS)).unwrap();
+    let dead: Vec<AuditRecord> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dead, vec![bad.clone()]);
+    assert_eq!(
+        metric(&metrics, "sspr_ivr_audit_records_delivered_total"),
+        2.0
+    );
+    assert_eq!(
+        metric(&metrics, "sspr_ivr_audit_delivery_failures_total"),
+        3.0
+    );
+    assert_eq!(metric(&metrics, "sspr_ivr_audit_spool_backlog"), 0.0);
+    assert_eq!(
+        metric(&metrics, "sspr_ivr_audit_records_dead_lettered_total"),
+        1.0
+    );
+    // A restart does not bring the dead letter back.
+    assert!(Spool::open(dir.path()).unwrap().pending().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_receiver_is_retried_not_dead_lettered() {
+    // 503 for the record: the receiver's trouble, not the record's.
+    let rx = receiver(503).await;
+    let exec = Arc::new(
+        Executor::with_env(
+            demo_actions(&format!("http://{}", rx.addr)).unwrap(),
+            |_| None,
+        )
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(Spool::open(dir.path()).unwrap());
+    spool.append(&poison()).unwrap();
+    spool.append(&record(1, "success")).unwrap();
+    let cancel = CancellationToken::new();
+    let d = Deliverer::following(spool.clone(), FAST, move || DeliveryTarget {
+        executor: exec.clone(),
+        action: Some("audit".into()),
+        dead_letter_after: 2,
+    });
+    let task = tokio::spawn(d.run(cancel.clone()));
+    eventually("many attempts", || {
+        rx.posts.load(std::sync::atomic::Ordering::SeqCst) >= 8
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap();
+    assert_eq!(spool.backlog(), 2, "both still pending, in order");
+    assert_eq!(spool.front().unwrap().call_id, "poison");
+    assert!(rx.stored.lock().unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(DEAD_LETTERS)).unwrap(),
+        ""
+    );
 }

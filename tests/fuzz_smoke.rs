@@ -1,6 +1,6 @@
 //! The fuzz targets without cargo-fuzz: every seed under `fuzz/seeds/<target>/`, then
 //! pseudo-random inputs (seed mutations and raw noise from a fixed-seed `StdRng`),
-//! through the very driver functions the fuzz targets call (`fuzz/src/drivers.rs`,
+//! through the very driver functions the fuzz targets call (`fuzz/src/drivers/`,
 //! compiled in here with `#[path]`). The drivers assert the invariants (no panic,
 //! deadlines never in the past, nothing secret shown while secure, one digit per
 //! key press, stable print/parse, ...); see `docs/fuzzing.md`.
@@ -12,7 +12,7 @@
 //! `target/fuzz-smoke-failures/<target>-<n>.bin` so it can be replayed with
 //! `cargo +nightly fuzz run <target> <file>` or added as a regression.
 
-#[path = "../fuzz/src/drivers.rs"]
+#[path = "../fuzz/src/drivers/mod.rs"]
 mod drivers;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

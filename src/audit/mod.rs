@@ -16,10 +16,13 @@
 //! protect the directory with file permissions (the service's state dir).
 
 mod deliver;
+mod log;
 mod spool;
+mod trail;
 
-pub use deliver::{Backoff, Deliverer};
-pub use spool::Spool;
+pub use deliver::{Backoff, Deliverer, DeliveryTarget, DEFAULT_DEAD_LETTER_AFTER};
+pub use spool::{Spool, DEAD_LETTERS};
+pub use trail::{AuditTrail, AUDIT_UNAVAILABLE, STARTED};
 
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;

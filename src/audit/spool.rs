@@ -1,35 +1,60 @@
-//! The on-disk spool: `records.jsonl` (one record per line) and
-//! `acked.log` (one delivered id per line), both append-only and fsynced.
+//! The on-disk spool: `records.jsonl` (one record per line),
+//! `acked.log` (one delivered id per line) and `dead-letter.jsonl` (records
+//! the receiver kept rejecting, in the format of `records.jsonl`), all
+//! append-only and fsynced (see [`AppendLog`] for how a failed or torn write
+//! is cut off, at start-up and on every write).
 //!
-//! Crash safety: a record line is written with one `write_all` and then
-//! `sync_data`; a torn last line (no newline) left by a crash is cut off when
-//! the spool is reopened, before anything new is appended. Compaction writes
-//! the still-pending records to a temporary file, fsyncs it, renames it over
-//! `records.jsonl`, fsyncs the directory, and only then empties the ack log
-//! the same way — a crash between the two steps leaves acks for ids that no
-//! longer exist, which is harmless.
+//! A dead letter is written before its id is acknowledged; a crash between
+//! the two leaves the record in both files, and opening the spool treats a
+//! dead-lettered id as done.
+//!
+//! When a record cannot be written (full disk, I/O error) the spool turns
+//! *unhealthy*. A record written with [`Spool::append_or_hold`] is then held
+//! in memory (bounded) and written before anything else once the disk takes
+//! writes again — [`Spool::recover`] retries, and proves with a probe write
+//! that space is back. [`Spool::append`] holds nothing: the write-ahead
+//! record of a reset attempt either is on disk or the attempt does not start.
+//!
+//! Compaction writes the still-pending records to a temporary file, fsyncs
+//! it, renames it over `records.jsonl`, fsyncs the directory, and only then
+//! empties the ack log the same way — a crash between the two steps leaves
+//! acks for ids that no longer exist, which is harmless. A compaction that
+//! fails (full disk) is retried after a later ack; nothing is lost.
 
 use std::collections::{HashSet, VecDeque};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use super::log::{io_err, sync_dir, AppendLog};
 use super::{AuditError, AuditRecord};
 
 const RECORDS: &str = "records.jsonl";
 const ACKS: &str = "acked.log";
+/// Records moved aside after repeated rejection; never compacted.
+pub const DEAD_LETTERS: &str = "dead-letter.jsonl";
 /// Compact once this many acknowledged records sit in the records file.
 const COMPACT_AFTER: usize = 1024;
+/// Records kept in memory while the disk refuses them; beyond this the
+/// oldest is dropped (with an error line).
+const MAX_HELD: usize = 10_000;
+/// Bytes a probe must be able to write: more than any record line (every
+/// field is bounded; a record is well under 1 KiB).
+const PROBE_BYTES: usize = 4096;
 
 struct Inner {
-    records: File,
-    acks: File,
+    records: AppendLog,
+    acks: AppendLog,
+    dead: AppendLog,
     pending: VecDeque<AuditRecord>,
     /// Records in `records.jsonl` already acknowledged.
     acked_in_file: usize,
+    /// Records not yet written because the disk refused them, oldest first.
+    held: VecDeque<AuditRecord>,
 }
 
 /// The audit spool. Share it as `Arc<Spool>`; methods take `&self`.
@@ -37,79 +62,52 @@ pub struct Spool {
     dir: PathBuf,
     inner: Mutex<Inner>,
     notify: Arc<Notify>,
+    /// False from a failed write until a write or probe succeeds.
+    healthy: AtomicBool,
+    counts: Counts,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> AuditError + '_ {
-    move |source| AuditError::Io {
-        path: path.display().to_string(),
-        source,
+/// Queue lengths, readable without the lock (which a hung disk can hold).
+#[derive(Default)]
+struct Counts {
+    pending: AtomicUsize,
+    held: AtomicUsize,
+}
+
+/// The locked spool; publishes the queue lengths when released.
+struct Locked<'a> {
+    inner: MutexGuard<'a, Inner>,
+    counts: &'a Counts,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), AuditError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.inner
+    }
 }
 
-/// Spool files hold caller numbers: owner read/write only.
-fn private(o: &mut OpenOptions) -> &mut OpenOptions {
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(o, 0o600);
-    o
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.counts
+            .pending
+            .store(self.inner.pending.len(), Ordering::SeqCst);
+        self.counts
+            .held
+            .store(self.inner.held.len(), Ordering::SeqCst);
+    }
 }
 
-/// Open `path` for appending, creating it (and fsyncing the directory) if
-/// needed, after cutting off a torn last line. Returns the file and its
-/// complete lines.
-fn open_log(dir: &Path, name: &str) -> Result<(File, Vec<String>), AuditError> {
-    let path = dir.join(name);
-    let existed = path.exists();
-    let mut file = private(OpenOptions::new().read(true).append(true).create(true))
-        .open(&path)
-        .map_err(io_err(&path))?;
-    if !existed {
-        file.sync_all().map_err(io_err(&path))?;
-        sync_dir(dir)?;
-    }
-    let mut bytes = Vec::new();
-    file.seek(SeekFrom::Start(0)).map_err(io_err(&path))?;
-    file.read_to_end(&mut bytes).map_err(io_err(&path))?;
-    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    if complete < bytes.len() {
-        tracing::warn!(
-            file = %path.display(),
-            bytes = bytes.len() - complete,
-            "audit spool: dropping a torn last line left by a crash"
-        );
-        file.set_len(complete as u64).map_err(io_err(&path))?;
-        file.sync_all().map_err(io_err(&path))?;
-    }
-    let lines = String::from_utf8_lossy(&bytes[..complete])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
-    Ok((file, lines))
-}
-
-/// Replace `dir/name` atomically with `contents`.
-fn replace(dir: &Path, name: &str, contents: &[u8]) -> Result<File, AuditError> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let path = dir.join(name);
-    {
-        let mut f = private(OpenOptions::new().write(true).create(true).truncate(true))
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        f.write_all(contents).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    sync_dir(dir)?;
-    OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .map_err(io_err(&path))
+fn encode(record: &AuditRecord) -> Result<Vec<u8>, AuditError> {
+    let mut line = serde_json::to_vec(record).map_err(|e| AuditError::Encode(e.to_string()))?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 impl Spool {
@@ -127,12 +125,19 @@ impl Spool {
                 sync_dir(parent)?;
             }
         }
-        let (records, record_lines) = open_log(&dir, RECORDS)?;
-        let (acks, ack_lines) = open_log(&dir, ACKS)?;
-        let acked: HashSet<String> = ack_lines
+        let (records, record_lines) = AppendLog::open(&dir, RECORDS)?;
+        let (acks, ack_lines) = AppendLog::open(&dir, ACKS)?;
+        let (dead, dead_lines) = AppendLog::open(&dir, DEAD_LETTERS)?;
+        let mut acked: HashSet<String> = ack_lines
             .into_iter()
             .map(|l| l.trim().to_string())
             .collect();
+        acked.extend(
+            dead_lines
+                .iter()
+                .filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok())
+                .map(|r| r.id),
+        );
         let mut pending = VecDeque::new();
         let mut acked_in_file = 0;
         let mut seen = HashSet::new();
@@ -153,75 +158,179 @@ impl Spool {
         if !pending.is_empty() {
             tracing::info!(pending = pending.len(), "audit spool: records to redeliver");
         }
+        let counts = Counts {
+            pending: AtomicUsize::new(pending.len()),
+            held: AtomicUsize::new(0),
+        };
         Ok(Spool {
             dir,
+            counts,
             inner: Mutex::new(Inner {
                 records,
                 acks,
+                dead,
                 pending,
                 acked_in_file,
+                held: VecDeque::new(),
             }),
             notify: Arc::new(Notify::new()),
+            healthy: AtomicBool::new(true),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> Locked<'_> {
         // A panic while holding the lock cannot leave the files half-written
         // in a way reopening does not repair; keep going.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        Locked {
+            inner: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
+            counts: &self.counts,
+        }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Write `record` durably (fsync) and queue it for delivery. Blocking
-    /// file IO: from async code call it inside `spawn_blocking` if the
-    /// latency of an fsync matters.
+    /// Write `record` durably (fsync) and queue it for delivery, after any
+    /// held records. On error nothing of it is on disk and nothing of it is
+    /// kept. Blocking file IO: from async code call it inside
+    /// `spawn_blocking`.
     pub fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        let mut line = serde_json::to_vec(record).map_err(|e| AuditError::Encode(e.to_string()))?;
-        line.push(b'\n');
-        let path = self.dir.join(RECORDS);
-        {
-            let mut inner = self.lock();
-            inner.records.write_all(&line).map_err(io_err(&path))?;
-            inner.records.sync_data().map_err(io_err(&path))?;
+        let line = encode(record)?;
+        let mut inner = self.lock();
+        let result = self
+            .flush_held(&mut inner)
+            .and_then(|()| inner.records.append(&line));
+        if result.is_ok() {
             inner.pending.push_back(record.clone());
         }
-        self.notify.notify_one();
+        drop(inner);
+        self.settle(result)
+    }
+
+    /// Like [`append`](Self::append), but a record the disk refuses is held
+    /// in memory and written later (before anything else), so it is not
+    /// lost unless the process ends first. The error still tells the
+    /// caller the record is not on disk yet.
+    pub fn append_or_hold(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        let line = encode(record)?;
+        let mut inner = self.lock();
+        let result = self
+            .flush_held(&mut inner)
+            .and_then(|()| inner.records.append(&line));
+        match &result {
+            Ok(()) => inner.pending.push_back(record.clone()),
+            Err(_) => {
+                if inner.held.len() >= MAX_HELD {
+                    if let Some(lost) = inner.held.pop_front() {
+                        tracing::error!(
+                            id = %lost.id,
+                            held = MAX_HELD,
+                            "audit spool: too many records held in memory; dropping the oldest"
+                        );
+                    }
+                }
+                inner.held.push_back(record.clone());
+            }
+        }
+        drop(inner);
+        self.settle(result)
+    }
+
+    /// Write the held records, oldest first; stop at the first failure.
+    fn flush_held(&self, inner: &mut Inner) -> Result<(), AuditError> {
+        while let Some(record) = inner.held.front() {
+            let line = encode(record)?;
+            inner.records.append(&line)?;
+            let record = inner.held.pop_front().expect("front exists");
+            inner.pending.push_back(record);
+        }
         Ok(())
+    }
+
+    /// Note the health a write showed; wake the deliverer after a success.
+    fn settle(&self, result: Result<(), AuditError>) -> Result<(), AuditError> {
+        self.healthy.store(result.is_ok(), Ordering::SeqCst);
+        if result.is_ok() {
+            self.notify.notify_one();
+        }
+        result
+    }
+
+    /// Try to get back to healthy: write the held records, and if none
+    /// were held, prove with a probe write (cut off again) that a record
+    /// would fit. Cheap when healthy (no IO). Returns the health.
+    pub fn recover(&self) -> bool {
+        if self.is_healthy() {
+            return true;
+        }
+        let mut inner = self.lock();
+        let result = if inner.held.is_empty() {
+            inner.records.probe(PROBE_BYTES)
+        } else {
+            self.flush_held(&mut inner)
+        };
+        drop(inner);
+        if result.is_ok() {
+            tracing::info!("audit spool: writable again");
+        }
+        self.settle(result).is_ok()
+    }
+
+    /// False from a failed write until a write or [`recover`](Self::recover)
+    /// succeeds.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+    }
+
+    /// Records held in memory because the disk refused them.
+    pub fn held(&self) -> usize {
+        self.counts.held.load(Ordering::SeqCst)
     }
 
     /// Mark `id` delivered (fsynced). Returns false if it was not pending.
     pub fn ack(&self, id: &str) -> Result<bool, AuditError> {
-        let path = self.dir.join(ACKS);
-        let mut inner = self.lock();
+        Self::ack_locked(&mut self.lock(), id)
+    }
+
+    fn ack_locked(inner: &mut Inner, id: &str) -> Result<bool, AuditError> {
         let Some(pos) = inner.pending.iter().position(|r| r.id == id) else {
             return Ok(false);
         };
         let mut line = id.as_bytes().to_vec();
         line.push(b'\n');
-        inner.acks.write_all(&line).map_err(io_err(&path))?;
-        inner.acks.sync_data().map_err(io_err(&path))?;
+        inner.acks.append(&line)?;
         inner.pending.remove(pos);
         inner.acked_in_file += 1;
-        if inner.acked_in_file > 0
-            && (inner.pending.is_empty() || inner.acked_in_file >= COMPACT_AFTER)
-        {
-            self.compact(&mut inner)?;
+        if inner.pending.is_empty() || inner.acked_in_file >= COMPACT_AFTER {
+            if let Err(e) = Self::compact(inner) {
+                // The ack is durable; compaction is only housekeeping.
+                tracing::warn!(error = %e, "audit spool: compaction failed; will retry");
+            }
         }
         Ok(true)
     }
 
-    fn compact(&self, inner: &mut Inner) -> Result<(), AuditError> {
+    /// Move pending record `id` to the dead-letter file (fsynced), then
+    /// acknowledge it. Returns false if it was not pending.
+    pub fn dead_letter(&self, id: &str) -> Result<bool, AuditError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.pending.iter().find(|r| r.id == id) else {
+            return Ok(false);
+        };
+        let line = encode(record)?;
+        inner.dead.append(&line)?;
+        Self::ack_locked(&mut inner, id)
+    }
+
+    fn compact(inner: &mut Inner) -> Result<(), AuditError> {
         let mut text = Vec::new();
         for r in &inner.pending {
-            serde_json::to_writer(&mut text, r).map_err(|e| AuditError::Encode(e.to_string()))?;
-            text.push(b'\n');
+            text.extend(encode(r)?);
         }
-        inner.records = replace(&self.dir, RECORDS, &text)?;
-        inner.acks = replace(&self.dir, ACKS, b"")?;
+        inner.records.replace(&text)?;
         inner.acked_in_file = 0;
+        inner.acks.replace(b"")?;
         tracing::debug!(pending = inner.pending.len(), "audit spool compacted");
         Ok(())
     }
@@ -238,7 +347,7 @@ impl Spool {
 
     /// Number of records waiting for delivery.
     pub fn backlog(&self) -> usize {
-        self.lock().pending.len()
+        self.counts.pending.load(Ordering::SeqCst)
     }
 
     /// Woken on every append (the deliverer waits on it).
@@ -251,6 +360,8 @@ impl Spool {
 mod tests {
     use super::*;
     use crate::audit::{CallFacts, FixedClock};
+    use std::fs::OpenOptions;
+    use std::io::Write;
     use time::macros::datetime;
 
     fn record(n: u32) -> AuditRecord {

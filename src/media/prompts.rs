@@ -371,6 +371,7 @@ mod tests {
                 "account_locked",
                 "transfer_agent",
                 "backend_trouble",
+                "reset_unavailable",
                 "helpdesk_number",
                 "unknown_id",
                 "rate_limited",

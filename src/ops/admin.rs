@@ -4,8 +4,9 @@
 //! secret, but nothing on it is meant for callers either. `/metrics` is the OpenMetrics text of
 //! [`Metrics`]; `/healthz` answers 200 while the main loop keeps beating ([`Readiness::beat`]);
 //! `/readyz` answers 200 only while the SIP listeners are up, the process is not draining and
-//! every required trunk registration is in place, which is what a load balancer or Kamailio
-//! health check should follow.
+//! the audit spool can be written (a reset the spool cannot record is never started, so an
+//! instance whose spool is full is no use to a caller) and every required trunk registration is
+//! in place, which is what a load balancer or Kamailio health check should follow.
 //!
 //! It does not do TLS or authentication: keep it on loopback or behind a firewall.
 
@@ -49,13 +50,15 @@ pub enum AdminError {
 
 /// Shared process state behind `/healthz` and `/readyz`.
 ///
-/// `listening` is set once every SIP listener is bound, `draining` when shutdown starts; ready
-/// means listening and not draining. `beat` is called by the main loop (and the watchdog tick);
+/// `listening` is set once every SIP listener is bound, `draining` when shutdown starts,
+/// `audit_writable` follows the audit spool (true until a write fails, true again once one
+/// succeeds); ready means listening, not draining and the audit spool writable. `beat` is called by the main loop (and the watchdog tick);
 /// before the first beat the process counts as alive.
 #[derive(Debug)]
 pub struct Readiness {
     listening: AtomicBool,
     draining: AtomicBool,
+    audit_writable: AtomicBool,
     /// Every `required` registration in `sip.registrations` is in place (true when none).
     registered: AtomicBool,
     last_beat: Mutex<Option<Instant>>,
@@ -79,6 +82,7 @@ impl Readiness {
         Readiness {
             listening: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            audit_writable: AtomicBool::new(true),
             registered: AtomicBool::new(true),
             last_beat: Mutex::new(None),
             liveness_limit: limit,
@@ -95,6 +99,16 @@ impl Readiness {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    /// Marks whether the audit spool can take records.
+    pub fn set_audit_writable(&self, writable: bool) {
+        self.audit_writable.store(writable, Ordering::SeqCst);
+    }
+
+    /// True unless the last audit spool write (or probe) failed.
+    pub fn is_audit_writable(&self) -> bool {
+        self.audit_writable.load(Ordering::SeqCst)
+    }
+
     /// Marks whether every required trunk registration is in place.
     pub fn set_registered(&self, registered: bool) {
         self.registered.store(registered, Ordering::SeqCst);
@@ -105,10 +119,12 @@ impl Readiness {
         self.registered.load(Ordering::SeqCst)
     }
 
-    /// True while listening, not draining, and registered where required.
+    /// True while listening, not draining, the audit spool writable, and registered
+    /// where required.
     pub fn is_ready(&self) -> bool {
         self.listening.load(Ordering::SeqCst)
             && !self.draining.load(Ordering::SeqCst)
+            && self.is_audit_writable()
             && self.is_registered()
     }
 
@@ -208,6 +224,8 @@ async fn readyz_handler(State(state): State<AppState>) -> Response {
     let r = &state.readiness;
     let (status, body) = if r.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else if !r.is_audit_writable() {
+        (StatusCode::SERVICE_UNAVAILABLE, "audit spool unavailable\n")
     } else if !r.is_registered() {
         (StatusCode::SERVICE_UNAVAILABLE, "not registered\n")
     } else if r.is_ready() {
@@ -228,6 +246,13 @@ mod tests {
         assert!(!r.is_ready());
         r.set_listening(true);
         assert!(r.is_ready());
+        r.set_audit_writable(false);
+        assert!(
+            !r.is_ready(),
+            "not ready while the audit spool cannot be written"
+        );
+        r.set_audit_writable(true);
+        assert!(r.is_ready(), "ready again once it can");
         r.set_registered(false);
         assert!(!r.is_ready(), "a required registration is missing");
         r.set_registered(true);

@@ -134,16 +134,41 @@ impl CallTask {
             return;
         }
         let executor = self.shared.executor();
-        let otp_actions = {
+        let (otp_actions, guarded) = {
             let loaded = self.shared.loaded();
             let sec = &loaded.config.security;
-            (sec.otp_send_action.clone(), sec.otp_verify_action.clone())
+            (
+                (sec.otp_send_action.clone(), sec.otp_verify_action.clone()),
+                sec.reset_action.as_deref() == Some(action.as_str()),
+            )
         };
         let tx = self.tx.clone();
         let metrics = self.shared.metrics.clone();
         let span = tracing::Span::current();
+        // Fail closed: the reset request goes out only after its write-ahead
+        // audit record is on disk.
+        let write_ahead = guarded.then(|| {
+            let facts = crate::audit::CallFacts {
+                ani: &self.ani,
+                call_id: &self.call.key().0,
+                flow: &self.flow_name,
+                flow_version: &self.flow_version,
+            };
+            let trail = self.shared.audit_trail.clone();
+            (trail.started(&facts, &action), trail)
+        });
         tokio::spawn(
             async move {
+                if let Some((record, trail)) = write_ahead {
+                    if !trail.write_ahead(record).await {
+                        let _ = tx.send(CallInput::ActionDone {
+                            id,
+                            outcome: crate::audit::AUDIT_UNAVAILABLE.into(),
+                            outputs: Vars::new(),
+                        });
+                        return;
+                    }
+                }
                 let result = executor.run(&action, &vars).await;
                 metrics.action_observed(&action, &result.outcome, result.latency);
                 if action == otp_actions.0 {

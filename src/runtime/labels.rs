@@ -42,6 +42,7 @@ pub fn reset_result(result: &str, reason: &str) -> ResetResult {
         "backend_error" | "backend_unavailable" => ResetResult::BackendError,
         "unknown_id" => ResetResult::NotFound,
         "rate_limited" => ResetResult::RateLimited,
+        "audit_unavailable" => ResetResult::AuditUnavailable,
         r if r.starts_with("caller_hangup") || r.contains("abandon") => ResetResult::Abandoned,
         r if r.contains("transfer") => ResetResult::Transferred,
         _ => ResetResult::from_audit(result),

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 
 use crate::actions::ratelimit::RateLimiter;
 use crate::actions::Executor;
-use crate::audit::{Backoff, Deliverer, Spool};
+use crate::audit::{AuditTrail, Backoff, Deliverer, DeliveryTarget, Spool};
 use crate::config::Loaded;
 use crate::ops::admin::Readiness;
 use crate::ops::metrics::Metrics;
@@ -38,7 +38,7 @@ use crate::runtime::tcp;
 use crate::sip::{Endpoint, EndpointConfig, TokenRng, Transport};
 
 /// How often the main loop proves it is alive when systemd asks for nothing
-/// shorter (`/healthz`'s beat, the audit backlog gauge).
+/// shorter (`/healthz`'s beat, the audit spool's state and recovery).
 const BEAT: Duration = Duration::from_secs(1);
 /// After the drain limit, how long the BYEs to the calls still live may take.
 const BYE_GRACE: Duration = Duration::from_secs(5);
@@ -83,7 +83,7 @@ pub async fn serve(
             cfg.media.rtp_port_max,
         ),
         drain: Drain::new(),
-        spool: Some(spool.clone()),
+        audit_trail: AuditTrail::new(spool.clone(), metrics.clone(), readiness.clone()),
         limits: Mutex::new((
             RateLimiter::new(
                 cfg.security.attempts_per_ani_per_hour,
@@ -132,18 +132,21 @@ pub async fn serve(
         None
     };
 
-    // Audit delivery: through the configured action, with backoff; what is
-    // not acknowledged stays in the spool for the next start.
-    if let Some(action) = cfg.audit.action.clone() {
-        let deliverer = Deliverer::new(
-            spool.clone(),
-            shared.executor(),
-            &action,
-            Backoff::default(),
-        )
-        .context("audit")?;
-        tasks.spawn(deliverer.run(hard_stop.clone()));
-    }
+    // Audit delivery: through the configured action (as of the last
+    // reload), with backoff; what is not acknowledged stays in the spool for
+    // the next start.
+    let target = shared.clone();
+    let deliverer = Deliverer::following(spool.clone(), Backoff::default(), move || {
+        let loaded = target.loaded();
+        DeliveryTarget {
+            executor: target.executor(),
+            action: loaded.config.audit.action.clone(),
+            dead_letter_after: loaded.config.audit.dead_letter_after,
+        }
+    })
+    .with_metrics(metrics.clone());
+    let audit_wake = deliverer.waker();
+    tasks.spawn(deliverer.run(hard_stop.clone()));
 
     let advertised = cfg.sip.advertised_addr.unwrap_or(sip_addr);
     let mut sip_cfg = EndpointConfig::new(advertised, cfg.sip.user_agent.clone());
@@ -182,7 +185,7 @@ pub async fn serve(
     let mut watchdog = Watchdog::new(systemd_watchdog.unwrap_or(BEAT * 2).min(BEAT * 2));
     let alive = || {
         readiness.beat();
-        metrics.audit_backlog(spool.backlog() as u64);
+        shared.audit_trail.tick();
         if systemd_watchdog.is_some() {
             let _ = systemd::notify_watchdog();
         }
@@ -197,6 +200,7 @@ pub async fn serve(
                     let _ = systemd::notify_reloading();
                     let s = shared.clone();
                     let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+                    audit_wake.notify_one();
                     let _ = systemd::notify_ready();
                 }
                 Some(Signal::Terminate) | None => break,

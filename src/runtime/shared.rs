@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::time::Instant as TokioInstant;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::actions::ratelimit::RateLimiter;
 use crate::actions::Executor;
-use crate::audit::{AuditRecord, CallFacts, Spool, SystemClock};
+use crate::audit::{AuditRecord, AuditTrail, CallFacts, SystemClock};
 use crate::config::{Config, Loaded};
 use crate::ops::admin::Readiness;
 use crate::ops::metrics::{Metrics, ReloadResult};
@@ -27,7 +27,8 @@ pub struct Shared {
     pub ports: PortPool,
     /// Draining flag and the live-call count (each call task holds a guard).
     pub drain: Drain,
-    pub(super) spool: Option<Arc<Spool>>,
+    /// The audit spool, with readiness and metrics following its health.
+    pub audit_trail: AuditTrail,
     pub config_path: Option<PathBuf>,
     /// Reset attempts per caller number and per account, across calls.
     pub(super) limits: Mutex<(RateLimiter, RateLimiter)>,
@@ -63,16 +64,10 @@ impl Shared {
         info!(result = %record.result, reason = %record.reason, "audit");
         self.metrics
             .reset_finished(labels::reset_result(&record.result, &record.reason));
-        if let Some(spool) = &self.spool {
-            let spool = spool.clone();
-            // fsync is blocking work: keep it off the call task's thread.
-            // The spool wakes its deliverer itself.
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = spool.append(&record) {
-                    error!(error = %e, "audit spool append failed");
-                }
-            });
-        }
+        // fsync is blocking work: the trail keeps it off the call task's
+        // thread, holds the record if the spool refuses it, and wakes the
+        // deliverer.
+        self.audit_trail.record(record);
     }
 
     /// Admit one run of the lookup action for this caller and account, or

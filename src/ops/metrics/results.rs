@@ -50,6 +50,8 @@ label_enum! {
         RateLimited => "rate_limited",
         /// Transferred to an agent before a result.
         Transferred => "transferred",
+        /// Not attempted: the audit spool could not record it (fail closed).
+        AuditUnavailable => "audit_unavailable",
         /// Any result the flow audits that is not listed here.
         Other => "other",
     }

@@ -66,6 +66,10 @@ fn exercise_everything(m: &Arc<Metrics>) {
     m.audit_backlog(3);
     m.audit_delivered();
     m.audit_delivery_failed();
+    m.audit_dead_lettered();
+    m.audit_spool_state(false, 2);
+    m.audit_spool_write_failed();
+    m.reset_refused_audit_unavailable();
     m.config_reloaded(ReloadResult::Ok);
     m.registration_up("trunk1", true);
     for r in RegistrationResult::ALL {
