@@ -27,7 +27,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::config::{LimitsConfig, MediaSettings};
-use crate::media::MediaConfig;
+use crate::media::{MediaConfig, RtpTrust};
 use crate::sip::sdp::{self, Negotiated};
 use crate::sip::IncomingCall;
 
@@ -111,8 +111,13 @@ impl MediaPlan {
         }
     }
 
-    /// The call's media session settings.
-    pub fn media_config(&self, media: &MediaSettings, record: bool) -> MediaConfig {
+    /// The call's media session settings; `signalling` is the INVITE's source IP.
+    pub fn media_config(
+        &self,
+        media: &MediaSettings,
+        signalling: IpAddr,
+        record: bool,
+    ) -> MediaConfig {
         let n = self.negotiated();
         MediaConfig {
             codec: n.codec,
@@ -125,6 +130,8 @@ impl MediaPlan {
             dtmf_mode: media.dtmf_mode,
             inactivity_timeout: media.inactivity_timeout,
             record,
+            trust: RtpTrust::from_sources(&media.accept_rtp_from),
+            signalling_ip: Some(signalling),
         }
     }
 }
@@ -374,9 +381,12 @@ mod tests {
         let body = plan.local_sdp(rtp, 42, &m);
         assert!(body.contains("m=audio 20002 RTP/AVP 0 101\r\n"), "{body}");
         assert!(body.contains("a=ptime:30\r\n"), "{body}");
-        let cfg = plan.media_config(&m, true);
+        let cfg = plan.media_config(&m, "192.0.2.1".parse().unwrap(), true);
         assert_eq!(cfg.remote, n.remote);
         assert!(cfg.record);
+        // By default the caller's RTP may come from its SDP or its signalling IP.
+        assert_eq!(cfg.signalling_ip, Some("192.0.2.1".parse().unwrap()));
+        assert!(cfg.trust.sdp && cfg.trust.signalling && !cfg.trust.any);
     }
 
     #[test]
@@ -395,6 +405,9 @@ mod tests {
         let body = plan.local_sdp("127.0.0.1:20004".parse().unwrap(), 7, &m);
         assert!(body.contains("m=audio 20004 RTP/AVP 8 0 101\r\n"), "{body}");
         // No address to send to until the caller's packets (or the ACK) say.
-        assert!(plan.media_config(&m, false).symmetric_rtp);
+        assert!(
+            plan.media_config(&m, "192.0.2.1".parse().unwrap(), false)
+                .symmetric_rtp
+        );
     }
 }

@@ -198,6 +198,11 @@ impl Call {
         self.media.stats()
     }
 
+    /// RTP datagrams dropped unparsed so far: (untrusted IP, not the latched source).
+    pub fn rtp_rejected(&self) -> (u64, u64) {
+        self.media.rejected()
+    }
+
     pub fn is_ended(&self) -> bool {
         self.phase == Phase::Ended
     }
@@ -219,14 +224,18 @@ impl Call {
                 if let Some(answer) = ack_sdp {
                     self.apply_late_answer(&answer);
                 }
+                self.media.start_sending();
                 if self.phase == Phase::Answered {
                     self.phase = Phase::Running;
                     // The flow's clock starts when the caller can hear us.
                     self.flow.handle_timeout(now);
                 }
             }
-            SipEvent::Dtmf { digit, .. } => {
-                self.media.handle_info_digit(now, digit);
+            SipEvent::Dtmf {
+                digit, duration_ms, ..
+            } => {
+                let duration = duration_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+                self.media.handle_info_digit(now, digit, duration);
             }
             SipEvent::ReferStatus { status, .. } => {
                 match status {
@@ -391,6 +400,7 @@ impl Call {
 
     fn finish(&mut self, now: Instant, outcome: CallOutcome) {
         self.media.set_secure(false);
+        self.flush_recording();
         if !self.secure_in_flight.is_empty() && self.linger_until.is_none() {
             self.phase = Phase::Lingering(outcome);
             self.linger_until = Some(now + LINGER);
@@ -400,6 +410,26 @@ impl Call {
         if !self.ended_reported {
             self.ended_reported = true;
             self.outputs.push_back(Output::Ended(outcome));
+        }
+    }
+
+    /// The dialog is over: hand the recorder the frames the media layer
+    /// still holds back (its look-back); nothing else goes out any more.
+    fn flush_recording(&mut self) {
+        self.media.flush_recording();
+        while let Some(ev) = self.media.poll_event() {
+            if let MediaEvent::Record {
+                caller,
+                ivr,
+                suppressed,
+            } = ev
+            {
+                self.outputs.push_back(Output::Record {
+                    caller,
+                    ivr,
+                    suppressed,
+                });
+            }
         }
     }
 
@@ -488,6 +518,7 @@ impl Call {
                     self.outputs.push_back(Output::Audit { result, reason });
                 }
                 FlowCommand::Secure(on) => self.media.set_secure(on),
+                FlowCommand::KeyGuard(on) => self.media.set_key_guard(on),
                 FlowCommand::Timeline(ev) => self.outputs.push_back(Output::Timeline(ev)),
             }
         }
@@ -600,6 +631,11 @@ mod tests {
                     dtmf_mode: DtmfMode::Auto,
                     inactivity_timeout: Duration::from_secs(600),
                     record: false,
+                    trust: crate::media::RtpTrust::from_sources(&[
+                        crate::media::RtpSource::Sdp,
+                        crate::media::RtpSource::Signalling,
+                    ]),
+                    signalling_ip: Some("127.0.0.1".parse().unwrap()),
                 },
                 prompts: prompts(),
                 ssrc: 1,
@@ -797,22 +833,35 @@ mod tests {
     }
 
     #[test]
-    fn media_flows_before_the_ack_and_paces_at_20_ms() {
+    fn no_media_before_the_ack_then_20_ms_pacing() {
         let t0 = Instant::now();
         let mut c = call("echo", t0);
-        let mut sent = 0;
+        let mut sent = Vec::new();
         let mut now = t0;
-        while now < t0 + Duration::from_secs(1) {
-            c.handle_timeout(now);
-            while let Some(o) = c.poll_output() {
-                if matches!(o, Output::Rtp { .. }) {
-                    sent += 1;
+        let mut run = |c: &mut Call, until: Instant, now: &mut Instant| {
+            while *now < until {
+                c.handle_timeout(*now);
+                while let Some(o) = c.poll_output() {
+                    if matches!(o, Output::Rtp { .. }) {
+                        sent.push(*now - t0);
+                    }
                 }
+                *now = c.poll_timeout().unwrap();
             }
-            now = c.poll_timeout().unwrap();
-        }
-        // 0, 20, …, 980 ms: fifty packets of silence before the caller ACKs.
-        assert_eq!(sent, 50);
+        };
+        // A second without the ACK and without a packet from the caller: nothing
+        // (a spoofed INVITE aims no stream at anyone).
+        run(&mut c, t0 + Duration::from_secs(1), &mut now);
+        c.handle_sip(
+            now,
+            SipEvent::Established {
+                call: CallKey("c1@test".into()),
+                ack_sdp: None,
+            },
+        );
+        run(&mut c, t0 + Duration::from_secs(2), &mut now);
+        let want: Vec<Duration> = (50..100).map(|n| Duration::from_millis(20 * n)).collect();
+        assert_eq!(sent, want);
     }
 
     #[test]

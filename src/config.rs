@@ -20,7 +20,7 @@ use crate::codec::Codec;
 use crate::flow::model::Flow;
 use crate::flow::Catalog;
 use crate::media::prompts::PromptCache;
-use crate::media::DtmfMode;
+use crate::media::{DtmfMode, RtpSource};
 use crate::sip::Transport;
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +149,9 @@ pub struct MediaSettings {
     pub dtmf_mode: DtmfMode,
     /// Latch RTP to where the caller's packets come from (NAT).
     pub symmetric_rtp: bool,
+    /// Whose RTP a call accepts: `sdp` (the offer's `c=` address), `signalling`
+    /// (the INVITE's source IP), or `any` (the first sender anywhere).
+    pub accept_rtp_from: Vec<RtpSource>,
     /// End a call when no RTP arrives for this long (sipp sends none between
     /// key presses, so keep it generous).
     #[serde(deserialize_with = "crate::duration::deserialize")]
@@ -167,6 +170,7 @@ impl Default for MediaSettings {
             ptime_ms: 20,
             dtmf_mode: DtmfMode::Auto,
             symmetric_rtp: true,
+            accept_rtp_from: vec![RtpSource::Sdp, RtpSource::Signalling],
             inactivity_timeout: Duration::from_secs(120),
             telephone_event_pt: 101,
         }
@@ -509,6 +513,11 @@ impl Config {
         if self.media.rtp_port_min > self.media.rtp_port_max || self.media.rtp_port_min == 0 {
             return Err(invalid(
                 "media: rtp_port_min must be > 0 and ≤ rtp_port_max".into(),
+            ));
+        }
+        if self.media.accept_rtp_from.is_empty() {
+            return Err(invalid(
+                "media.accept_rtp_from: list at least one of sdp, signalling, any".into(),
             ));
         }
         if self.media.codecs.is_empty() {

@@ -6,106 +6,17 @@
 
 mod common;
 
+use common::configured::*;
 use common::*;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-struct Backend(Child);
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The example config, made runnable from a temp dir: absolute data paths,
-/// our ports, the demo backend at `backend`, the audit action at `audit_url`.
-fn write_config(
-    path: &Path,
-    sip: SocketAddr,
-    admin: SocketAddr,
-    backend: SocketAddr,
-    audit_url: &str,
-    spool: &Path,
-) {
-    let text = read_to_string(&repo().join("config.example.yaml"))
-        .replace("http://127.0.0.1:8089/audit", audit_url)
-        .replace("http://127.0.0.1:8089", &format!("http://{backend}"));
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    let set = |doc: &mut serde_yaml::Value, keys: &[&str], v: serde_yaml::Value| {
-        let mut node = doc;
-        for k in &keys[..keys.len() - 1] {
-            node = node.get_mut(*k).unwrap();
-        }
-        node[keys[keys.len() - 1]] = v;
-    };
-    let s = |v: String| serde_yaml::Value::String(v);
-    set(&mut doc, &["sip", "listen"], s(sip.to_string()));
-    set(&mut doc, &["admin", "listen"], s(admin.to_string()));
-    let rtp = rtp_block();
-    set(&mut doc, &["media", "rtp_port_min"], rtp.into());
-    set(&mut doc, &["media", "rtp_port_max"], (rtp + 998).into());
-    set(
-        &mut doc,
-        &["prompts", "dir"],
-        s(repo().join("prompts").display().to_string()),
-    );
-    for flow in ["sspr", "echo"] {
-        set(
-            &mut doc,
-            &["flows", flow],
-            s(repo()
-                .join(format!("flows/{flow}.yaml"))
-                .display()
-                .to_string()),
-        );
-    }
-    set(
-        &mut doc,
-        &["audit", "spool_dir"],
-        s(spool.display().to_string()),
-    );
-    std::fs::write(path, serde_yaml::to_string(&doc).unwrap()).unwrap();
-}
-
-fn serve(config: &Path, sip: SocketAddr, admin: SocketAddr, backend: SocketAddr) -> Server {
-    let args = vec![
-        "--log-level".to_string(),
-        "info,sspr_ivr::runtime=debug".to_string(),
-        "serve".to_string(),
-        "--config".to_string(),
-        config.display().to_string(),
-    ];
-    Server::spawn(&args, sip, admin, backend, tempfile::tempdir().unwrap())
-}
-
-fn spool_ids(spool: &Path) -> Vec<String> {
-    read_to_string(&spool.join("records.jsonl"))
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["id"].as_str().map(str::to_string))
-        .collect()
-}
 
 #[test]
 fn kill_9_between_spooling_and_delivery_loses_nothing_and_delivers_once() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
-    let backend: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _backend = Backend(
-        Command::new(BIN)
-            .args(["demo-backend", "--listen", &backend.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the demo backend", Duration::from_secs(20), || {
-        (http_get_opt(backend, "/demo/audit").is_some()).then_some(())
-    });
+    let (_backend, backend) = Backend::start(&[]);
 
     // 1. The audit receiver is unreachable: records stay in the spool.
     let dead = free_port();
@@ -186,11 +97,6 @@ fn kill_9_between_spooling_and_delivery_loses_nothing_and_delivers_once() {
     });
 }
 
-fn http_get_opt(addr: SocketAddr, path: &str) -> Option<String> {
-    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    Some(http_get(addr, path).1)
-}
-
 /// A flow that writes an audit record every 20 ms for a few seconds: a
 /// steady stream of spool writes to kill the server in the middle of.
 const BURST_FLOW: &str = r#"
@@ -221,33 +127,11 @@ fn add_burst_flow(config: &Path, dir: &Path) {
     std::fs::write(config, serde_yaml::to_string(&doc).unwrap()).unwrap();
 }
 
-/// Ids the server logged as spooled (fsynced), in order.
-fn logged_spooled(server: &Server) -> Vec<String> {
-    server
-        .output_text()
-        .lines()
-        .filter(|l| l.contains("audit record spooled"))
-        .filter_map(|l| l.split("id=").nth(1))
-        .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string())
-        .collect()
-}
-
 #[test]
 fn kill_9_during_a_stream_of_spool_writes_loses_no_complete_record() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
-    let backend: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _backend = Backend(
-        Command::new(BIN)
-            .args(["demo-backend", "--listen", &backend.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the demo backend", Duration::from_secs(20), || {
-        (http_get_opt(backend, "/demo/audit").is_some()).then_some(())
-    });
+    let (_backend, backend) = Backend::start(&[]);
 
     // 1. Three callers each make the server spool a record every 20 ms; the
     //    audit receiver is down, so everything stays in the spool.
@@ -355,18 +239,7 @@ fn kill_9_during_a_stream_of_spool_writes_loses_no_complete_record() {
 fn a_reload_sends_the_spooled_records_through_the_new_audit_action() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
-    let backend: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _backend = Backend(
-        Command::new(BIN)
-            .args(["demo-backend", "--listen", &backend.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the demo backend", Duration::from_secs(20), || {
-        (http_get_opt(backend, "/demo/audit").is_some()).then_some(())
-    });
+    let (_backend, backend) = Backend::start(&[]);
     // Started with the audit action pointing nowhere.
     let config = dir.path().join("config.yaml");
     let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

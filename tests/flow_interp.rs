@@ -61,6 +61,7 @@ fn drive(text: &str, vars: Vars, script: &[(u64, Input)]) -> Vec<String> {
                     log.push(format!("{t} audit {result} {reason}"))
                 }
                 Command::Secure(on) => log.push(format!("{t} secure {on}")),
+                Command::KeyGuard(on) => log.push(format!("{t} key guard {on}")),
                 Command::Timeline(TimelineEvent::StateEntered { state, .. }) => {
                     log.push(format!("{t} state {state}"))
                 }
@@ -181,10 +182,11 @@ fn comfort_loop_rounds_music_and_type_ahead() {
             "20000 state gone",
         ],
     );
-    // Menu option.
+    // Menu option: once the menu was offered, a lone option key is the
+    // choice when the default 1.5 s pause follows it.
     has_in_order(
         &drive(COMFORT, Vars::new(), &[(6000, Input::Key('2'))]),
-        &["6000 state resend"],
+        &["7500 state resend"],
     );
     // Keys during the music go to the code entry as type-ahead.
     has_in_order(

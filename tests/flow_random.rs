@@ -39,6 +39,7 @@ fn random_calls_keep_the_invariants() {
         let mut action: Option<(u64, String, Instant)> = None;
         let mut transfer_at: Option<Instant> = None;
         let mut secure = false;
+        let mut guard = false;
         let mut state_secure = false;
         let (mut audits, mut lookups) = (0, 0);
         // Half the callers type the same six digits over and over, so that
@@ -75,8 +76,15 @@ fn random_calls_keep_the_invariants() {
                         assert_ne!(on, secure, "seed {seed}: Secure({on}) twice");
                         secure = on;
                     }
+                    Command::KeyGuard(on) => {
+                        assert_ne!(on, guard, "seed {seed}: KeyGuard({on}) twice");
+                        guard = on;
+                    }
                     Command::Audit { .. } => audits += 1,
-                    Command::Hangup => assert!(!secure, "hangup inside the secure segment"),
+                    Command::Hangup => {
+                        assert!(!secure, "hangup inside the secure segment");
+                        assert!(!guard, "seed {seed}: hangup with keys still guarded");
+                    }
                     Command::Timeline(TimelineEvent::StateEntered { state, secure: s }) => {
                         state_secure = s;
                         if state == "lookup" {
@@ -98,6 +106,7 @@ fn random_calls_keep_the_invariants() {
                 }
             }
             assert_eq!(secure, it.is_secure());
+            assert_eq!(guard, it.is_guarding_keys());
             if it.is_finished() {
                 break;
             }

@@ -24,6 +24,7 @@ states:
     on_fail: goodbye
   lookup:
     attempt: begin
+    guard_keys: true
     action: lookup_user
     on: { success: get_otp, not_found: goodbye, locked: check_locked, rate_limited: goodbye,
           timeout: agent, error: agent }
@@ -107,6 +108,46 @@ fn unknown_state_with_hint() {
         "start",
         "unknown state `welcom`",
         Some("`welcome`"),
+    );
+}
+
+#[test]
+fn type_ahead_into_a_secure_collect_must_be_guarded() {
+    // Keys typed while the lookup runs can be the code for `get_otp`.
+    rejects(
+        "    attempt: begin\n    guard_keys: true\n",
+        "    attempt: begin\n",
+        "states.lookup",
+        "keys typed here can be type-ahead for secure collect `get_otp`",
+        Some("guard_keys: true"),
+    );
+    // ... also the music of a non-secure comfort loop feeding the code entry.
+    let text = BASE.replacen("on: { success: get_otp,", "on: { success: wait_code,", 1)
+        + "  wait_code:\n    comfort_loop: { music: hold_music, seconds: 10s, menu: [received_code_menu],\n                    options: { \"1\": get_otp }, rounds: 2, type_ahead: get_otp }\n    on_exhausted: goodbye\n";
+    let diags = run(&text);
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert_eq!(diags[0].state, "states.wait_code");
+    assert!(
+        diags[0].message.contains("secure collect `get_otp`"),
+        "{diags:#?}"
+    );
+    assert!(
+        run(&text.replace("  wait_code:\n", "  wait_code:\n    guard_keys: true\n")).is_empty()
+    );
+    // A declaration where it cannot matter is a mistake too.
+    rejects(
+        "  welcome:\n    play: [welcome]\n",
+        "  welcome:\n    guard_keys: true\n    play: [welcome]\n",
+        "states.welcome",
+        "`guard_keys` has no effect here",
+        Some("remove"),
+    );
+    rejects(
+        "  wrong:\n    secure: true\n",
+        "  wrong:\n    secure: true\n    guard_keys: true\n",
+        "states.wrong",
+        "no effect in a secure state",
+        None,
     );
 }
 

@@ -142,7 +142,12 @@ impl Sim {
     }
 
     fn drain(&mut self, it: &mut Interpreter) {
-        while let Some(c) = it.poll_command() {
+        let commands: Vec<Command> = std::iter::from_fn(|| it.poll_command()).collect();
+        self.log_commands(commands);
+    }
+
+    fn log_commands(&mut self, commands: Vec<Command>) {
+        for c in commands {
             match c {
                 Command::Play {
                     id,
@@ -230,6 +235,9 @@ impl Sim {
                     self.log(&format!("AUDIT result={result} reason={reason}"))
                 }
                 Command::Secure(on) => self.log(if on { "SECURE on" } else { "SECURE off" }),
+                Command::KeyGuard(on) => {
+                    self.log(if on { "KEY GUARD on" } else { "KEY GUARD off" })
+                }
                 Command::Timeline(ev) => match ev {
                     TimelineEvent::StateEntered { state, .. } => {
                         self.log(&format!("  state {state}"))
@@ -250,6 +258,9 @@ impl Sim {
                         self.log(&format!("  counter {counter} exceeded at {state}"))
                     }
                     TimelineEvent::Escape { from } => self.log(&format!("  escape from {from}")),
+                    TimelineEvent::EntryRestarted { state } => {
+                        self.log(&format!("  restart {state}"))
+                    }
                     TimelineEvent::ActionFinished {
                         action,
                         outcome,
@@ -383,9 +394,25 @@ fn run_case(dir: &Path) -> (String, Vec<String>) {
             let (_, _, d) = sim.due.remove(0);
             match d {
                 Due::Key(k) => {
-                    let shown = if it.is_secure() { '*' } else { k };
-                    sim.log(&format!("caller presses {shown}"));
+                    // A digit is hidden when it lands in the secure segment or
+                    // is guarded as a possible secret (before or after it).
+                    let hidden_before = it.is_secure() || it.is_guarding_keys();
                     it.handle_digit(sim.now, k);
+                    let commands: Vec<Command> = std::iter::from_fn(|| it.poll_command()).collect();
+                    let hidden = hidden_before
+                        || it.is_secure()
+                        || it.is_guarding_keys()
+                        || commands
+                            .iter()
+                            .any(|c| matches!(c, Command::Secure(true) | Command::KeyGuard(true)));
+                    // `#` and `*` end or restart an entry and are never part
+                    // of a value: shown, so the keypad rows stay readable.
+                    if hidden && k.is_ascii_digit() {
+                        sim.log("caller presses (hidden)");
+                    } else {
+                        sim.log(&format!("caller presses {k}"));
+                    }
+                    sim.log_commands(commands);
                 }
                 Due::CallerHangup => {
                     sim.log("caller hangs up");

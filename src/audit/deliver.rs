@@ -185,7 +185,6 @@ impl Deliverer {
             };
             match verdict(&result) {
                 Verdict::Delivered => {
-                    delay = self.backoff.initial;
                     rejections = None;
                     if let Some(m) = &self.metrics {
                         m.audit_delivered();
@@ -194,24 +193,20 @@ impl Deliverer {
                     let id = record.id.clone();
                     match tokio::task::spawn_blocking(move || spool.ack(&id)).await {
                         Ok(Ok(_)) => {
+                            delay = self.backoff.initial;
                             tracing::debug!(
                                 backlog = self.spool.backlog(),
                                 "audit record delivered"
-                            )
+                            );
+                            self.observe_backlog();
+                            continue;
                         }
-                        Ok(Err(e)) => {
-                            // Delivered but not acked: it will be sent again
-                            // and the receiver deduplicates. Back off so a
-                            // broken disk does not spin.
-                            tracing::error!(error = %e, "audit spool: ack not written");
-                            if sleep_or_cancel(self.backoff.max, &cancel).await {
-                                return;
-                            }
-                        }
+                        // Delivered but not acked (full disk): it will be
+                        // sent again and the receiver deduplicates. Back off
+                        // so a broken disk does not spin.
+                        Ok(Err(e)) => tracing::error!(error = %e, "audit spool: ack not written"),
                         Err(_) => return,
                     }
-                    self.observe_backlog();
-                    continue;
                 }
                 Verdict::Rejected => {
                     let count = match &mut rejections {
@@ -283,14 +278,6 @@ impl Deliverer {
                 _ = cancel.cancelled() => return,
             }
         }
-    }
-}
-
-/// Sleep; true if cancelled first.
-async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => false,
-        _ = cancel.cancelled() => true,
     }
 }
 

@@ -243,6 +243,7 @@ impl Spool {
             let line = encode(record)?;
             inner.records.append(&line)?;
             let record = inner.held.pop_front().expect("front exists");
+            tracing::debug!(id = %record.id, "audit record spooled (held until now)");
             inner.pending.push_back(record);
         }
         Ok(())

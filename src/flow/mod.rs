@@ -1,6 +1,7 @@
 //! Call flows: the YAML model (`model`), its static checks (`validate`), the
-//! sans-IO interpreter that walks one call through a flow (`interp`) and
-//! renderings for people (`graph`).
+//! sans-IO interpreter that walks one call through a flow (`interp`), where
+//! typed-ahead keys can go (`keys`, read by both) and renderings for people
+//! (`graph`).
 //!
 //! Nothing here touches a clock, a socket or a file except
 //! [`model::load`]; the runtime feeds events with an `Instant` and executes
@@ -11,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub mod graph;
 pub mod interp;
+pub mod keys;
 pub mod model;
 pub mod validate;
 

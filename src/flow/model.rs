@@ -13,16 +13,17 @@
 //!
 //! Header: `flow`, `version`, `start`, `language?`, `escape? { key, to }`,
 //! `variables? { name: default }`, `states`. Every state may add `secure`,
-//! `attempt: begin` and `counter { name, max, on_exceeded }`. Kinds:
+//! `guard_keys`, `attempt: begin` and `counter { name, max, on_exceeded }`.
+//! Kinds:
 //!
 //! | kind | keys |
 //! |---|---|
 //! | `play: [items]` | `barge_in?` (false), `next` |
-//! | `collect: { into, prompt, min?(1), max, terminator?, first_digit_timeout?(5s), inter_digit_timeout?(3s), attempts?(3), no_input?, no_match?, pattern?, confirm? { prompt, mismatch }, barge_in?(true), escape?(false) }` | `next`, `on_fail`, `on_mismatch?` |
+//! | `collect: { into, prompt, min?(1), max, terminator?, first_digit_timeout?(5s), inter_digit_timeout?(3s), attempts?(3), no_input?, no_match?, pattern?, confirm? { prompt, mismatch }, barge_in?(true), escape?(false), restart?(true) }` | `next`, `on_fail`, `on_mismatch?` |
 //! | `menu: { prompt, options { key: state }, timeout?(5s), attempts?(3), no_input?, no_match?, barge_in?(true) }` | `on_fail` |
 //! | `branch: [ { var, equals \| is_set \| matches, to } ]` | `default` |
 //! | `action: name` | `processing? [items]`, `on { outcome: state }` |
-//! | `comfort_loop: { music, seconds, menu, options, menu_timeout?(5s), rounds, type_ahead? }` | `on_exhausted` |
+//! | `comfort_loop: { music, seconds, menu, options, menu_timeout?(5s), rounds, type_ahead?, choice_pause?(1500ms) }` | `on_exhausted` |
 //! | `transfer: { target, reason }` | `on_refused` |
 //! | `audit: { result, reason }` | `next` |
 //! | `set: { vars? { name: template }, reset_counters? [names] }` | `next` |
@@ -240,7 +241,15 @@ pub struct Collect {
     /// Honour the flow's escape key as the first key of this entry.
     #[serde(default)]
     pub escape: bool,
+    /// `*` starts the entry (or its confirmation) again: the keys so far
+    /// are dropped, the prompt plays again, no attempt is used. With
+    /// `false`, `*` is an ordinary key of the value.
+    #[serde(default = "yes")]
+    pub restart: bool,
 }
+
+/// The key that restarts an entry (see [`Collect::restart`]).
+pub const RESTART_KEY: char = '*';
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -301,6 +310,12 @@ pub struct ComfortLoop {
     /// type-ahead.
     #[serde(default)]
     pub type_ahead: Option<String>,
+    /// Once the menu has been offered, a lone option key is the menu
+    /// choice when this much silence follows it (or the type-ahead
+    /// collect's terminator); a key within it makes a run of digits, which
+    /// is the code. See `docs/collect-timers.md`.
+    #[serde(default = "choice_pause")]
+    pub choice_pause: Dur,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -345,6 +360,8 @@ pub struct Hangup {
 pub struct RawState {
     #[serde(default)]
     pub secure: bool,
+    #[serde(default)]
+    pub guard_keys: bool,
     #[serde(default)]
     pub attempt: Option<AttemptMark>,
     #[serde(default)]
@@ -395,6 +412,11 @@ pub struct RawState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct State {
     pub secure: bool,
+    /// Keys typed in this (non-secure) state may be the start of a secret
+    /// (a code typed during its read-back): the caller's audio is kept out
+    /// of the recording from the first such key. The validator asks for it
+    /// wherever kept keys can reach a secure collect directly.
+    pub guard_keys: bool,
     pub attempt: Option<AttemptMark>,
     pub counter: Option<Counter>,
     pub kind: Kind,
@@ -704,6 +726,7 @@ impl TryFrom<RawState> for State {
         };
         Ok(State {
             secure: r.secure,
+            guard_keys: r.guard_keys,
             attempt: r.attempt,
             counter: r.counter,
             kind,
@@ -732,6 +755,9 @@ fn five_s() -> Dur {
 }
 fn three_s() -> Dur {
     Dur(Duration::from_secs(3))
+}
+fn choice_pause() -> Dur {
+    Dur(Duration::from_millis(1500))
 }
 
 /// Parse flow text; `file` only names the source in errors.

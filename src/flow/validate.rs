@@ -11,8 +11,10 @@
 //! derived from one by `set`) may only be read by a secure state's `branch`
 //! or `set` and by a `secure: true` action — never spoken, never given to
 //! a non-secure action, never in a transfer or audit reason (those are
-//! fixed tokens). It does not run the flow; `interp` enforces the same rules
-//! at run time as a second line.
+//! fixed tokens). Keys typed ahead (`keys`): a non-secure state whose kept
+//! keys can reach a secure collect must say `guard_keys: true` (or be
+//! secure). It does not run the flow; `interp` enforces the same rules at
+//! run time as a second line.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::template::Templates;
 
 use super::interp::{anchored, digit_prompt};
+use super::keys::{check_guards, KeyRoutes};
 use super::model::{Flow, Kind, PlayItem, State};
 use super::Catalog;
 
@@ -179,6 +182,10 @@ pub fn validate(flow: &Flow, path: &Path, catalog: &Catalog) -> Vec<Diagnostic> 
     }
     check_reachable(&mut cx);
     check_loops(&mut cx);
+    let routes = KeyRoutes::new(flow);
+    for (state, message, hint) in check_guards(flow, &routes) {
+        cx.push(format!("states.{state}"), message, Some(hint));
+    }
     cx.out
 }
 
@@ -264,6 +271,13 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
                     format!("{c}.into"),
                     "variable names are letters, digits and `_`",
                     None,
+                );
+            }
+            if spec.restart && spec.terminator.as_deref() == Some("*") {
+                cx.push(
+                    format!("{c}.terminator"),
+                    "`*` cannot end the entry while it restarts it",
+                    Some("set `restart: false`, or end the entry with `#`".into()),
                 );
             }
             if spec.escape && st.secure {
@@ -401,6 +415,13 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
             cx.keys(&format!("{c}.options"), spec.options.keys());
             if spec.rounds == 0 {
                 cx.push(format!("{c}.rounds"), "rounds must be at least 1", None);
+            }
+            if spec.choice_pause.0.is_zero() {
+                cx.push(
+                    format!("{c}.choice_pause"),
+                    "choice_pause must be longer than zero (a menu key needs a pause to be told from a code's first digit)",
+                    None,
+                );
             }
             if spec.seconds.0.is_zero() {
                 cx.push(

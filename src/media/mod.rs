@@ -15,9 +15,11 @@ pub mod digits;
 pub mod g711;
 pub mod goertzel;
 pub mod prompts;
+pub mod recording;
 pub mod rtp;
 pub mod session;
 pub mod telephone_event;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +30,7 @@ pub use digits::DigitMerger;
 pub use goertzel::{InbandDetector, ToneGenerator};
 pub use prompts::{Prompt, PromptCache, PromptError, PromptRecognizer};
 pub use session::{MediaConfig, MediaEvent, MediaSession, MediaStats};
+pub use trust::{RtpSource, RtpTrust};
 
 /// How a call's DTMF is taken: one source, or all of them merged (`auto`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Deserialize)]

@@ -20,23 +20,32 @@
 //! ([`MediaSession::stop_playback`], barge-in: silence from the next packet) emits no
 //! `PlaybackFinished`. A prompt name not in the cache is skipped with a warning.
 //!
-//! Receiving: malformed RTP is counted and ignored; the negotiated telephone-event
+//! Receiving: a datagram from a source the call does not trust, or not from the
+//! latched source, is dropped before it is parsed and counted by reason (see
+//! [`super::trust`]: the caller's SDP or signalling IP, one latched address, re-latch
+//! within that IP only after [`RELATCH_AFTER`] of quiet). Malformed RTP is counted and
+//! ignored; the negotiated telephone-event
 //! payload type goes to the RFC 4733 receiver, the audio payload type to the in-band
 //! detector (only while the DTMF mode can still use it) and the recorder; SIP INFO
 //! digits come in through [`MediaSession::handle_info_digit`]. With symmetric RTP the
-//! session sends to the source of the first packet received, and re-latches to a new
-//! source only after the latched one has been quiet for [`RELATCH_AFTER`] (so a
-//! stray packet cannot hijack the stream). No packet for the inactivity timeout →
+//! session sends to the latched source. No packet for the inactivity timeout →
 //! one `RtpTimeout` (again only after traffic resumed and stopped again).
+//!
+//! Nothing is sent before [`MediaSession::start_sending`] (the call's ACK) or the
+//! caller's first valid packet, whichever comes first: a spoofed INVITE cannot aim a
+//! stream at a third party. Until then the packet clock runs on without sending.
 //!
 //! Recording: with `record: true`, one `Record` event per sent packet carries the
 //! caller's audio received since the previous packet and the IVR's audio of that
-//! packet; while `set_secure(true)` both are silence and `suppressed` is true.
+//! packet, handed out [`recording::LOOKBACK`] late; while `set_secure(true)` or
+//! `set_key_guard(true)` both are silence and `suppressed` is true, reaching back
+//! over the frames still held, and after both end suppression waits for the last
+//! key's tail ([`crate::media::recording`]). `flush_recording` hands out the rest.
 //!
 //! It does not do RTCP, jitter buffering or SRTP, and never logs digit values.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,18 +53,19 @@ use crate::codec::Codec;
 use crate::media::digits::DigitMerger;
 use crate::media::goertzel::InbandDetector;
 use crate::media::prompts::PromptCache;
+use crate::media::recording::{self, RecordingTap};
 use crate::media::rtp::{self, RtpHeader};
 use crate::media::telephone_event::{self, Receiver};
+pub use crate::media::trust::RELATCH_AFTER;
+use crate::media::trust::{Rejected, RtpTrust, SourceGuard};
 use crate::media::{g711, DigitSource, DtmfMode, PlayItem};
 
 /// A packet sent later than this after its deadline counts as late.
 pub const LATE_TOLERANCE: Duration = Duration::from_millis(2);
 /// At most this many overdue packets are sent in one burst; older ones are skipped.
 pub const MAX_CATCH_UP: u64 = 10;
-/// Symmetric RTP re-latches only after the latched source was quiet this long.
-pub const RELATCH_AFTER: Duration = Duration::from_millis(500);
-/// Caller audio buffered for recording, at most this many packets' worth.
-const MAX_RECORD_BACKLOG_FRAMES: usize = 10;
+/// A SIP INFO digit without a duration is taken to sound this long.
+const INFO_DIGIT_DURATION: Duration = Duration::from_millis(250);
 
 /// Everything a session needs from the SDP negotiation and the config.
 #[derive(Clone, Debug)]
@@ -69,6 +79,10 @@ pub struct MediaConfig {
     pub dtmf_mode: DtmfMode,
     pub inactivity_timeout: Duration,
     pub record: bool,
+    /// Whose RTP is accepted (see [`super::trust`]).
+    pub trust: RtpTrust,
+    /// The IP address the call's INVITE came from.
+    pub signalling_ip: Option<IpAddr>,
 }
 
 /// What the session reports. `Debug` never shows a digit's value (digits typed in a
@@ -127,6 +141,10 @@ pub struct MediaStats {
     pub lost: u64,
     pub out_of_order: u64,
     pub malformed: u64,
+    /// Datagrams dropped unparsed: from an untrusted IP.
+    pub rejected_untrusted: u64,
+    /// Datagrams dropped unparsed: from a trusted IP but not the latched source.
+    pub rejected_not_latched: u64,
     pub unknown_payload_type: u64,
     pub latches: u64,
     pub digits_rfc4733: u64,
@@ -196,15 +214,16 @@ pub struct MediaSession {
     queue: VecDeque<PlayItem>,
     play_id: Option<u64>,
     remote: SocketAddr,
-    latched: Option<(SocketAddr, Instant)>,
+    guard: SourceGuard,
+    /// False until the ACK or the caller's first valid packet.
+    sending: bool,
     last_rx: Instant,
     timed_out: bool,
     rfc4733: Receiver,
     inband: InbandDetector,
     merger: DigitMerger,
     decoded: Vec<i16>,
-    caller_audio: VecDeque<i16>,
-    secure: bool,
+    tap: RecordingTap,
     seq_tracker: Option<SeqTracker>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<MediaEvent>,
@@ -249,15 +268,22 @@ impl MediaSession {
             queue: VecDeque::new(),
             play_id: None,
             remote: config.remote,
-            latched: None,
+            guard: SourceGuard::new(
+                config.trust.clone(),
+                Some(config.remote.ip()),
+                config.signalling_ip,
+            ),
+            sending: false,
             last_rx: now,
             timed_out: false,
             rfc4733: Receiver::default(),
             inband: InbandDetector::new(),
             merger: DigitMerger::new(config.dtmf_mode),
             decoded: Vec::with_capacity(samples_per_frame * 2),
-            caller_audio: VecDeque::new(),
-            secure: false,
+            tap: RecordingTap::new(
+                samples_per_frame,
+                Duration::from_millis(u64::from(ptime_ms)),
+            ),
             seq_tracker: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -283,9 +309,24 @@ impl MediaSession {
         self.config.audio_pt = audio_pt;
         self.config.telephone_event_pt = telephone_event_pt;
         self.config.remote = remote;
-        if self.latched.is_none() {
+        self.guard.set_sdp(remote.ip());
+        if self.guard.latched().is_none() || !self.config.symmetric_rtp {
             self.remote = remote;
         }
+    }
+
+    /// The call is confirmed (ACK): start sending, if the caller's first packet has
+    /// not started it already.
+    pub fn start_sending(&mut self) {
+        self.sending = true;
+    }
+
+    /// Datagrams dropped before parsing: (untrusted IP, not the latched source).
+    pub fn rejected(&self) -> (u64, u64) {
+        (
+            self.stats.rejected_untrusted,
+            self.stats.rejected_not_latched,
+        )
     }
 
     pub fn remote(&self) -> SocketAddr {
@@ -308,6 +349,13 @@ impl MediaSession {
     }
 
     pub fn handle_rtp(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        if let Err(why) = self.guard.check(now, source) {
+            match why {
+                Rejected::UntrustedSource => self.stats.rejected_untrusted += 1,
+                Rejected::NotLatched => self.stats.rejected_not_latched += 1,
+            }
+            return;
+        }
         let packet = match rtp::parse(data) {
             Ok(p) => p,
             Err(e) => {
@@ -322,6 +370,8 @@ impl MediaSession {
         self.latch(now, source);
         let h = packet.header;
         if Some(h.payload_type) == self.config.telephone_event_pt {
+            // Any event packet is key activity (the recording's tail rule).
+            self.tap.key_active(now);
             match self
                 .rfc4733
                 .handle_packet(now, h.ssrc, h.timestamp, packet.payload)
@@ -338,13 +388,12 @@ impl MediaSession {
                 for d in self.inband.push(&self.decoded) {
                     self.merger.handle_digit(now, d.digit, DigitSource::Inband);
                 }
-            }
-            if self.config.record && !self.secure {
-                self.caller_audio.extend(self.decoded.iter().copied());
-                let cap = self.samples_per_frame * MAX_RECORD_BACKLOG_FRAMES;
-                while self.caller_audio.len() > cap {
-                    self.caller_audio.pop_front();
+                if self.inband.in_digit() {
+                    self.tap.key_active(now);
                 }
+            }
+            if self.config.record {
+                self.tap.push_caller(&self.decoded);
             }
         } else if h.payload_type != 13 {
             // 13 = comfort noise (RFC 3389): fine to ignore.
@@ -353,21 +402,17 @@ impl MediaSession {
         self.drain_digits();
     }
 
+    /// A valid packet from a source the guard let through: latch to it, and let
+    /// the stream start.
     fn latch(&mut self, now: Instant, source: SocketAddr) {
-        if !self.config.symmetric_rtp {
+        self.sending = true;
+        if !self.guard.accept(now, source) {
             return;
         }
-        match self.latched {
-            Some((addr, _)) if addr == source => self.latched = Some((addr, now)),
-            Some((_, last)) if now.saturating_duration_since(last) < RELATCH_AFTER => {}
-            _ => {
-                if self.remote != source {
-                    tracing::debug!(from = %self.remote, to = %source, "symmetric RTP: latched");
-                }
-                self.remote = source;
-                self.latched = Some((source, now));
-                self.stats.latches += 1;
-            }
+        self.stats.latches += 1;
+        if self.config.symmetric_rtp && self.remote != source {
+            tracing::debug!(from = %self.remote, to = %source, "symmetric RTP: latched");
+            self.remote = source;
         }
     }
 
@@ -385,12 +430,15 @@ impl MediaSession {
         }
     }
 
-    /// A digit from SIP INFO (already parsed by the SIP layer).
-    pub fn handle_info_digit(&mut self, now: Instant, digit: char) {
+    /// A digit from SIP INFO (already parsed by the SIP layer), with the
+    /// key's duration if the INFO said it.
+    pub fn handle_info_digit(&mut self, now: Instant, digit: char, duration: Option<Duration>) {
         if telephone_event::digit_to_event(digit).is_none() {
             self.stats.malformed += 1;
             return;
         }
+        self.tap
+            .key_active(now + duration.unwrap_or(INFO_DIGIT_DURATION));
         self.merger
             .handle_digit(now, digit.to_ascii_uppercase(), DigitSource::Info);
         self.drain_digits();
@@ -409,7 +457,13 @@ impl MediaSession {
             let elapsed = now.saturating_duration_since(self.start);
             let due_through = (elapsed.as_micros() / self.ptime.as_micros()) as u64;
             let due = due_through + 1 - self.next_frame;
-            if due > MAX_CATCH_UP {
+            if !self.sending {
+                // Not yet: the clock runs on, nothing goes out.
+                self.next_frame += due;
+                self.timestamp = self
+                    .timestamp
+                    .wrapping_add((self.samples_per_frame as u64 * due) as u32);
+            } else if due > MAX_CATCH_UP {
                 let skip = due - MAX_CATCH_UP;
                 self.next_frame += skip;
                 self.timestamp = self
@@ -422,7 +476,7 @@ impl MediaSession {
                 if now.saturating_duration_since(deadline) > LATE_TOLERANCE {
                     self.stats.late += 1;
                 }
-                self.send_frame();
+                self.send_frame(now);
             }
         }
         self.rfc4733.handle_timeout(now);
@@ -440,7 +494,7 @@ impl MediaSession {
         }
     }
 
-    fn send_frame(&mut self) {
+    fn send_frame(&mut self, now: Instant) {
         let codec = self.config.codec;
         let spf = self.samples_per_frame;
         let mut payload = Vec::with_capacity(spf);
@@ -519,7 +573,7 @@ impl MediaSession {
         self.timestamp = self.timestamp.wrapping_add(spf as u32);
         self.next_frame += 1;
         if self.config.record {
-            self.record_frame(&payload);
+            self.record_frame(now, &payload);
         }
         if from_item && self.current.is_none() && self.queue.is_empty() {
             if let Some(id) = self.play_id.take() {
@@ -528,25 +582,19 @@ impl MediaSession {
         }
     }
 
-    fn record_frame(&mut self, payload: &[u8]) {
-        let spf = self.samples_per_frame;
-        let take = self.caller_audio.len().min(spf);
-        let mut caller: Vec<i16> = self.caller_audio.drain(..take).collect();
-        caller.resize(spf, 0);
-        let event = if self.secure {
-            MediaEvent::Record {
-                caller: vec![0; spf],
-                ivr: vec![0; spf],
-                suppressed: true,
-            }
-        } else {
-            MediaEvent::Record {
-                caller,
-                ivr: g711::decode(self.config.codec, payload),
-                suppressed: false,
-            }
-        };
-        self.events.push_back(event);
+    fn record_frame(&mut self, now: Instant, payload: &[u8]) {
+        let pressing = self.rfc4733.is_pressing() || self.inband.in_digit();
+        let ivr = g711::decode(self.config.codec, payload);
+        if let Some(f) = self.tap.frame(now, ivr, pressing) {
+            self.events.push_back(record_event(f));
+        }
+    }
+
+    /// Hand out the recording frames still held back (the call is over).
+    pub fn flush_recording(&mut self) {
+        for f in self.tap.flush() {
+            self.events.push_back(record_event(f));
+        }
     }
 
     /// Replace whatever is playing or queued with `items`, starting at the next packet.
@@ -568,11 +616,16 @@ impl MediaSession {
         self.play_id = None;
     }
 
-    /// While true, `Record` events carry silence and `suppressed: true`.
+    /// The secure segment: while true (and for the keys' tail after it),
+    /// `Record` events carry silence and `suppressed: true`.
     pub fn set_secure(&mut self, secure: bool) {
-        // Audio buffered on either side of the switch belongs to the other mode.
-        self.secure = secure;
-        self.caller_audio.clear();
+        self.tap.set_secure(secure);
+    }
+
+    /// Keys that may become a secret are waiting: suppress like
+    /// `set_secure`, reaching back [`recording::LOOKBACK`].
+    pub fn set_key_guard(&mut self, on: bool) {
+        self.tap.set_guard(on);
     }
 
     #[must_use]
@@ -599,6 +652,14 @@ impl MediaSession {
             t = t.min(self.last_rx + self.config.inactivity_timeout);
         }
         Some(t)
+    }
+}
+
+fn record_event(f: recording::RecordFrame) -> MediaEvent {
+    MediaEvent::Record {
+        caller: f.caller,
+        ivr: f.ivr,
+        suppressed: f.suppressed,
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::call::{Call, CallOutcome, Output};
-use crate::ops::metrics::{OtpSendResult, OtpVerifyResult};
+use crate::ops::metrics::{OtpSendResult, OtpVerifyResult, RtpRejectReason};
 use crate::runtime::channels::{CallInput, SipIn};
 use crate::runtime::labels;
 use crate::runtime::ports::RtpPort;
@@ -44,6 +44,7 @@ impl CallTask {
     pub async fn run(mut self) -> CallOutcome {
         let mut buf = vec![0u8; 2048];
         let key: CallKey = self.call.key().clone();
+        let mut rejected = (0, 0);
         let outcome = loop {
             if let Some(outcome) = self.drain_outputs().await {
                 break outcome;
@@ -55,7 +56,10 @@ impl CallTask {
                 .unwrap_or_else(|| TokioInstant::now() + std::time::Duration::from_secs(3600));
             tokio::select! {
                 r = self.rtp.socket.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.call.handle_rtp(now(), from, &buf[..n]),
+                    Ok((n, from)) => {
+                        self.call.handle_rtp(now(), from, &buf[..n]);
+                        self.report_rejected(&mut rejected);
+                    }
                     Err(e) => debug!(error = %e, "rtp receive error"),
                 },
                 input = self.rx.recv() => match input {
@@ -122,6 +126,18 @@ impl CallTask {
             }
         }
         None
+    }
+
+    /// Datagrams the media trust dropped, to the metrics as they happen: an attack
+    /// on a call's port shows while it lasts.
+    fn report_rejected(&self, reported: &mut (u64, u64)) {
+        let now = self.call.rtp_rejected();
+        if now != *reported {
+            let m = &self.shared.metrics;
+            m.rtp_rejected(RtpRejectReason::UntrustedSource, now.0 - reported.0);
+            m.rtp_rejected(RtpRejectReason::NotLatched, now.1 - reported.1);
+            *reported = now;
+        }
     }
 
     fn start_action(&self, id: u64, action: String, vars: Vars) {

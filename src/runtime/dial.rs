@@ -86,6 +86,10 @@ pub struct DialArgs {
     /// Hang up (BYE) this many seconds after the answer.
     #[arg(long)]
     pub hangup_after: Option<f64>,
+    /// Send no RTP until this many seconds after the answer (a phone whose media
+    /// starts late; the server's media trust must not let anyone else in first).
+    #[arg(long, value_name = "SECONDS")]
+    pub rtp_after: Option<f64>,
     /// Give up after this many seconds in all.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
@@ -240,13 +244,14 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                     let neg = sdp::negotiate(&parsed, &codecs)
                         .map_err(|e| anyhow::anyhow!("answer SDP: {e}"))?;
                     tr.line(&format!(
-                        "media {} pt {} telephone-event {} ptime {}",
+                        "media {} pt {} telephone-event {} ptime {} to {}",
                         neg.codec.encoding_name(),
                         neg.audio_pt,
                         neg.telephone_event_pt
                             .map(|p| p.to_string())
                             .unwrap_or("-".into()),
-                        neg.ptime_ms
+                        neg.ptime_ms,
+                        neg.remote
                     ));
                     recognizer = Some(PromptRecognizer::new(cache.clone(), neg.codec));
                     let ptime = Duration::from_millis(u64::from(neg.ptime_ms));
@@ -260,7 +265,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                         ssrc: rand::random(),
                         seq: rand::random(),
                         ts: rand::random(),
-                        next: Instant::now(),
+                        next: Instant::now()
+                            + Duration::from_secs_f64(args.rtp_after.unwrap_or(0.0).max(0.0)),
                         tone: VecDeque::new(),
                         events: VecDeque::new(),
                     });

@@ -283,7 +283,7 @@ impl SipDriver {
             dnis: inc.request_uri_user.clone(),
             flow_name: flow_name.clone(),
             flow,
-            media: plan.media_config(&cfg.media, cfg.recording.enabled),
+            media: plan.media_config(&cfg.media, source, cfg.recording.enabled),
             prompts: loaded.prompts.clone(),
             ssrc: rand::random(),
             seq: rand::random(),

@@ -465,3 +465,5 @@ impl Server {
         Server::spawn_with(args, env, sip, admin, admin, dir)
     }
 }
+pub mod configured;
+pub mod tmpfs;

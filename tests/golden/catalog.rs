@@ -34,6 +34,7 @@ pub const PROMPTS: &[&str] = &[
     "helpdesk_number",
     "unknown_id",
     "rate_limited",
+    "reset_unavailable",
     "invalid_employee_id",
     "thank_you",
     "goodbye",
@@ -108,6 +109,8 @@ pub fn catalog() -> Catalog {
                 "locked",
                 "timeout",
                 "error",
+                // Given by the runtime, not the backend (config::runtime_outcomes).
+                "audit_unavailable",
             ],
             true,
             &["user_id", "new_pin"],

@@ -5,14 +5,24 @@ Each scenario is a caller: INVITE with PCMU + telephone-event, ACK, then a
 script of pauses and key presses, then it waits for the IVR to hang up (BYE)
 or to transfer it (REFER, answered 202 + NOTIFY 200, then BYE).
 
-Key presses replay sipp's stock RFC 4733 pcaps
-(/usr/share/sip-tester/dtmf_2833_<key>.pcap); in-band presses replay the
-tone pcaps in tests/sipp/pcap/ (made by tests/sipp/make_inband_pcaps.py).
-Timings follow the prompt lengths of prompts/en; the flow's barge-in and
-type-ahead make them forgiving.
+A key press is sent in one of three DTMF transports, from one description:
+- rfc4733: sipp's stock RFC 4733 pcaps (/usr/share/sip-tester/dtmf_2833_<key>.pcap);
+- inband: the tone pcaps in tests/sipp/pcap/ (tests/sipp/make_inband_pcaps.py);
+- info: a SIP INFO request (application/dtmf-relay), answered 200.
+Every press takes 400 ms in all three, so a caller types with the same rhythm
+whatever the transport. The keypad-habit callers (KEYPAD below, one scenario
+per transport each: <name>_<transport>.xml) are the rows of
+docs/collect-timers.md; tests/e2e_sipp.rs runs them against the real binary.
 
-Against `sspr-ivr demo --fixed-otp 246810`:
-  sipp 127.0.0.1:5060 -sf tests/sipp/sspr_happy_rfc4733.xml -s reset -m 1 \\
+Timings follow the prompt lengths of prompts/en (welcome 6.1 s, the ID prompt
+3.6 s, the read-back ~5.5 s, 10 s of music, the menu 5.3 s and its 5 s
+timeout): round 2's music, after the menu was first offered, runs from about
+32 s to 42 s after the answer. The flow's barge-in and type-ahead make them
+forgiving.
+
+Against `sspr-ivr demo --fixed-otp 246810 --resend-window 0s` (each scenario
+says which flags it needs):
+  sipp 127.0.0.1:5060 -sf tests/sipp/sspr_reset_rfc4733.xml -s reset -m 1 \\
        -i 127.0.0.1 -mi 127.0.0.1 -timeout 120s -timeout_error
 """
 import os
@@ -123,90 +133,144 @@ TAIL = """
 """
 
 
-def presses(keys, inband=False, gap_ms=400):
-    out = []
+
+TRANSPORTS = ("rfc4733", "inband", "info")
+GAP_MS = 400
+
+INFO = """
+  <send>
+    <![CDATA[
+
+      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "sipp" <sip:5550100199@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {cseq} INFO
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal={key}
+      Duration={duration}
+    ]]>
+  </send>
+  <recv response="200"/>"""
+
+
+class Caller:
+    """Builds one scenario's steps in one transport."""
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.cseq = 1
+        self.out = []
+
+    def pause(self, ms):
+        self.out.append(f'  <pause milliseconds="{ms}"/>')
+
+    def press(self, key, long=False):
+        name = NAMES.get(key, key)
+        if self.transport == "info":
+            self.cseq += 1
+            self.out.append(INFO.format(cseq=self.cseq, key=key, duration=1200 if long else 100))
+        else:
+            if self.transport == "inband":
+                pcap = f"pcap/inband_long_{name}.pcap" if long else f"pcap/inband_{name}.pcap"
+            else:
+                assert not long, "no long RFC 4733 press"
+                pcap = STOCK.format(name)
+            self.out.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+        # A long in-band press plays 1.3 s of pcap before the next key.
+        self.pause(1400 if long else GAP_MS)
+
+    def keys(self, keys):
+        for k in keys:
+            self.press(k)
+
+    def notify_cseq(self):
+        self.cseq += 1
+        return self.cseq
+
+
+def presses(keys, inband=False, gap_ms=GAP_MS):
+    """The stock scenarios' presses (RFC 4733 or in-band)."""
+    c = Caller("inband" if inband else "rfc4733")
     for k in keys:
-        name = NAMES.get(k, k)
-        pcap = f"pcap/inband_{name}.pcap" if inband else STOCK.format(name)
-        out.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
-        out.append(f'  <pause milliseconds="{gap_ms}"/>')
-    return "\n".join(out)
+        c.press(k)
+    return "\n".join(c.out)
 
 
 def pause(ms):
     return f'  <pause milliseconds="{ms}"/>'
 
 
-def scenario(fname, name, doc, steps, end="bye"):
-    body = [HEAD.format(name=name, doc=doc)]
-    body += steps
+def ending(end, notify_cseq=2):
+    body = []
     if end == "bye":
         body.append('\n  <recv request="BYE" timeout="60000"/>')
         body.append(OK_LAST.format(code=200, reason="OK"))
     elif end == "refer":
         body.append('\n  <recv request="REFER" timeout="60000"/>')
         body.append(OK_LAST.format(code=202, reason="Accepted"))
-        body.append(NOTIFY)
+        body.append(NOTIFY.replace("CSeq: 2 NOTIFY", f"CSeq: {notify_cseq} NOTIFY"))
         body.append('  <recv request="BYE" timeout="30000"/>')
         body.append(OK_LAST.format(code=200, reason="OK"))
+    return body
+
+
+def write(fname, name, doc, steps, end):
+    body = [HEAD.format(name=name, doc=doc)]
+    body += steps
+    body += ending(end)
     body.append(TAIL)
     with open(os.path.join(HERE, fname), "w") as f:
         f.write("\n".join(body))
 
 
+def scenario(fname, name, doc, steps, end="bye"):
+    write(fname, name, doc, steps, end)
+
+
 OTP = "246810"
 PIN = "835172"
 
+# ---- the stock scenarios ---------------------------------------------------
+
 happy_doc = """  The full password reset, {how}: employee ID 123456 during the ID prompt,
   the one-time code typed during the hold music (type-ahead), a new PIN and
-  its confirmation; the IVR confirms and hangs up.
+  its confirmation; the IVR confirms and hangs up. bench/load.sh runs it.
   Needs `sspr-ivr demo --fixed-otp 246810`."""
 
-for inband in (False, True):
-    how = "in-band DTMF tones" if inband else "RFC 4733 digits (sipp's stock pcaps)"
-    scenario(
-        f"sspr_happy_{'inband' if inband else 'rfc4733'}.xml",
-        f"sspr happy path, {how}",
-        happy_doc.format(how=how),
-        [
-            pause(7000), presses("123456#", inband),
-            pause(8000), presses(OTP, inband),
-            pause(2500), presses(PIN, inband),
-            pause(2500), presses(PIN, inband),
-        ],
-    )
+how = "RFC 4733 digits (sipp's stock pcaps)"
+scenario(
+    "sspr_happy_rfc4733.xml",
+    f"sspr happy path, {how}",
+    happy_doc.format(how=how),
+    [
+        pause(7000), presses("123456#"),
+        pause(8000), presses(OTP),
+        pause(2500), presses(PIN),
+        pause(2500), presses(PIN),
+    ],
+)
 
 scenario(
     "sspr_weak_pin.xml",
     "sspr weak PIN then a good one",
     """  Reset with a PIN the identity provider rejects as too simple (111111):
   the IVR explains the rule and lets the caller choose again; the second
-  PIN is accepted. Needs `sspr-ivr demo --fixed-otp 246810`.""",
+  PIN is accepted. Every entry ends with #, as people type.
+  Needs `sspr-ivr demo --fixed-otp 246810`.""",
     [
         pause(7000), presses("123456#"),
-        pause(8000), presses(OTP),
-        pause(2500), presses("111111"),
-        pause(2500), presses("111111"),
+        pause(8000), presses(OTP + "#"),
+        pause(2100), presses("111111#"),
+        pause(2100), presses("111111#"),
         # please_wait + pin_too_simple (7.3 s) + enter_new_pin
-        pause(9000), presses(PIN),
-        pause(2500), presses(PIN),
-    ],
-)
-
-scenario(
-    "sspr_resend.xml",
-    "sspr resend the code",
-    """  The caller waits through the hold music, presses 2 at the menu to have
-  the code sent again, then types it during the music and completes the
-  reset. Needs `sspr-ivr demo --fixed-otp 246810 --resend-window 0s`
-  (the demo backend refuses a resend within its window otherwise).""",
-    [
-        pause(7000), presses("123456#"),
-        # announce (~5.5 s) + music 10 s, then the menu
-        pause(16500), presses("2"),
-        pause(4000), presses(OTP),
-        pause(2500), presses(PIN),
-        pause(2500), presses(PIN),
+        pause(8600), presses(PIN + "#"),
+        pause(2100), presses(PIN + "#"),
     ],
 )
 
@@ -219,4 +283,160 @@ scenario(
     [pause(7000), presses("345678#")],
     end="refer",
 )
+
+# ---- keypad habits, one description, three transports ----------------------
+# Steps: ("pause", ms) | ("keys", "123#") | ("long", "2") (in-band only).
+# `flags` are the demo flags the caller needs; tests/e2e_sipp.rs reads them
+# from the scenario's comment (the `demo flags:` line).
+
+KEYPAD = [
+    dict(
+        name="sspr_reset",
+        title="complete reset typed like people",
+        flags="--fixed-otp 246810 --resend-window 0s",
+        doc="""The complete reset as people type it: employee ID 567890 and # during
+  the welcome (type-ahead; the 0 inside is a digit, not the agent key); after
+  the menu was offered, a lone 2 while the music plays (resend); the code
+  typed during the music; the new PIN and its confirmation, every entry
+  ended with #.""",
+        steps=[
+            ("pause", 1500), ("keys", "567890#"),
+            ("pause", 30700), ("keys", "2"),
+            ("pause", 5000), ("keys", OTP + "#"),
+            ("pause", 1500), ("keys", PIN + "#"),
+            ("pause", 1500), ("keys", PIN + "#"),
+        ],
+    ),
+    dict(
+        name="sspr_menu_one",
+        title="1 during the music, then the code",
+        flags="--fixed-otp 246810",
+        doc="""Employee ID 123456 and # at its prompt; after the menu was offered, a
+  lone 1 while the music plays (enter the code now); the code prompt plays
+  and the caller types the code and #; the PIN twice, each with #. No code
+  attempt is burnt: one verification, one reset.""",
+        steps=[
+            ("pause", 7000), ("keys", "123456#"),
+            ("pause", 28200), ("keys", "1"),
+            ("pause", 3000), ("keys", OTP + "#"),
+            ("pause", 1500), ("keys", PIN + "#"),
+            ("pause", 1500), ("keys", PIN + "#"),
+        ],
+    ),
+    dict(
+        name="sspr_menu_two_hash",
+        title="2# during the music",
+        flags="--fixed-otp 246810 --resend-window 0s",
+        doc="""Like sspr_reset, but the caller ends the menu choice with # too: 2#
+  while the music plays (after the menu was offered) is the resend at once,
+  and the # is not an empty code entry.""",
+        steps=[
+            ("pause", 1500), ("keys", "123456#"),
+            ("pause", 30700), ("keys", "2#"),
+            ("pause", 4600), ("keys", OTP + "#"),
+            ("pause", 1500), ("keys", PIN + "#"),
+            ("pause", 1500), ("keys", PIN + "#"),
+        ],
+    ),
+    dict(
+        name="sspr_code_run",
+        title="the code typed during the music after the menu",
+        flags="--fixed-otp 246810",
+        doc="""After the menu was offered the caller types the whole code 246810# while
+  the music plays. It starts with 2 (the resend key), but the next key
+  follows within 1.5 s, so the run is the code: no resend, first digit kept.""",
+        steps=[
+            ("pause", 1500), ("keys", "123456#"),
+            ("pause", 31000), ("keys", OTP + "#"),
+            ("pause", 1500), ("keys", PIN + "#"),
+            ("pause", 1500), ("keys", PIN + "#"),
+        ],
+    ),
+    dict(
+        name="sspr_zero_first",
+        title="0 during the welcome",
+        flags="",
+        doc="""The caller presses 0 during the welcome: the agent at once (REFER with
+  X-Transfer-Reason: caller_request, accepted with 202 + NOTIFY 200).""",
+        steps=[("pause", 1500), ("keys", "0")],
+        end="refer",
+    ),
+    dict(
+        name="sspr_code_in_read_back",
+        title="the code (starting with 0) typed during its read-back",
+        flags="--fixed-otp 024681",
+        doc="""Employee ID 123456 and # at its prompt; while the masked number is read
+  back the caller already types the code 024681#: its 0 is the code's first
+  digit, not the agent key, and none of it reaches the recording (the key
+  guard); then the PIN twice with #.""",
+        steps=[
+            ("pause", 7000), ("keys", "123456#"),
+            ("pause", 2000), ("keys", "024681#"),
+            ("pause", 1500), ("keys", PIN + "#"),
+            ("pause", 1500), ("keys", PIN + "#"),
+        ],
+    ),
+    dict(
+        name="sspr_star_restart",
+        title="* restarts the PIN",
+        flags="--fixed-otp 246810",
+        doc="""Employee ID 123456 and # at its prompt, the code during the music; the
+  caller mistypes the new PIN (83), presses * to start it again, hears the
+  PIN prompt again and types it, then confirms. One reset, no invalid entry.""",
+        steps=[
+            ("pause", 7000), ("keys", "123456#"),
+            ("pause", 8200), ("keys", OTP + "#"),
+            ("pause", 1500), ("keys", "83*"),
+            ("pause", 600), ("keys", PIN + "#"),
+            ("pause", 1500), ("keys", PIN + "#"),
+        ],
+    ),
+]
+
+# In-band only: the recording scan's second case (docs/collect-timers.md,
+# "Key guard").
+LONG_TONE = dict(
+    name="sspr_long_pin_tone",
+    title="the PIN's last key held down",
+    flags="--fixed-otp 246810",
+    doc="""Employee ID 123456 and # at its prompt, the code during the music; the
+  new PIN and its confirmation each end with the last key (2) held for 1.2 s:
+  the demo backend answers the reset while the tone still sounds, and the
+  recording must not hear it.""",
+    steps=[
+        ("pause", 7000), ("keys", "123456#"),
+        ("pause", 8200), ("keys", OTP + "#"),
+        ("pause", 1500), ("keys", PIN[:-1]), ("long", PIN[-1]), ("keys", "#"),
+        ("pause", 1500), ("keys", PIN[:-1]), ("long", PIN[-1]), ("keys", "#"),
+    ],
+)
+
+
+def keypad_scenario(row, transport):
+    c = Caller(transport)
+    for kind, arg in row["steps"]:
+        if kind == "pause":
+            c.pause(arg)
+        elif kind == "keys":
+            c.keys(arg)
+        elif kind == "long":
+            c.press(arg, long=True)
+    end = row.get("end", "bye")
+    how = {"rfc4733": "RFC 4733 events (sipp's stock pcaps)",
+           "inband": "in-band tones (tests/sipp/pcap/)",
+           "info": "SIP INFO (application/dtmf-relay)"}[transport]
+    doc = (f"  Keypad habit ({how}): {row['doc']}\n"
+           f"  demo flags: {row['flags']}")
+    body = [HEAD.format(name=f"{row['name']}: {row['title']} ({transport})", doc=doc)]
+    body += c.out
+    body += ending(end, notify_cseq=c.notify_cseq())
+    body.append(TAIL)
+    with open(os.path.join(HERE, f"{row['name']}_{transport}.xml"), "w") as f:
+        f.write("\n".join(body))
+
+
+for row in KEYPAD:
+    for t in TRANSPORTS:
+        keypad_scenario(row, t)
+keypad_scenario(LONG_TONE, "inband")
 print("generated")

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Make in-band DTMF pcaps for sipp's play_pcap_audio: one file per key,
 RTP PCMU (payload type 0), 20 ms packets, 100 ms of the key's two tones at
--10 dBm0 each followed by 100 ms of silence. The files are committed; run
-this only to change them. No dependencies beyond the standard library.
+-10 dBm0 each followed by 100 ms of silence (`inband_<key>.pcap`); and a
+long press of the keys in LONG, 1200 ms of tone then 100 ms of silence
+(`inband_long_<key>.pcap`: a PIN's last key held down while the backend
+already answers). The files are committed; run this only to change them. No
+dependencies beyond the standard library.
 """
 import math
 import os
@@ -53,10 +56,13 @@ def packet(payload):
     return eth + ip + udp
 
 
-def make(key):
+LONG = "2"
+
+
+def make(key, tone_ms=100, prefix="inband"):
     # 0 dBm0 is 3.14 dB below a full-scale mu-law sine: amplitude 32124/1.434
     amp = 32124 / math.sqrt(2) * 10 ** ((-10 - 3.14) / 20) * math.sqrt(2)
-    n_tone, n_total = 800, 1600  # 100 ms of tone, 200 ms in all
+    n_tone, n_total = tone_ms * 8, (tone_ms + 100) * 8  # then 100 ms of silence
     pcm = []
     for n in range(n_total):
         if n < n_tone:
@@ -75,10 +81,12 @@ def make(key):
         out.append(struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame), len(frame)))
         out.append(frame)
     name = NAMES.get(key, key)
-    with open(os.path.join(HERE, "pcap", f"inband_{name}.pcap"), "wb") as f:
+    with open(os.path.join(HERE, "pcap", f"{prefix}_{name}.pcap"), "wb") as f:
         f.write(b"".join(out))
 
 
 for k in "0123456789*#":
     make(k)
+for k in LONG:
+    make(k, tone_ms=1200, prefix="inband_long")
 print("made")

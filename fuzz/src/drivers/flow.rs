@@ -213,7 +213,7 @@ impl FlowRun {
                     assert!(!items.is_empty(), "empty Play");
                     self.last_play = Some(id);
                 }
-                Command::StopPlayback => {}
+                Command::StopPlayback | Command::KeyGuard(_) => {}
                 Command::RunAction { id, action, vars } => {
                     if !self.secure {
                         assert!(

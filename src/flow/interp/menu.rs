@@ -1,10 +1,11 @@
-//! `menu`: one key chooses an option; no-input and no-match share the
-//! attempts.
+//! `menu`: one key chooses an option (a `#` right behind it is swallowed);
+//! no-input and no-match share the attempts.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::super::model::{self, Kind, Menu, State};
+use super::typeahead::CHOICE_TERMINATOR_WINDOW;
 use super::{Activity, Failure, Interpreter, TimelineEvent};
 
 #[derive(Debug)]
@@ -36,6 +37,10 @@ impl Interpreter {
     ) {
         self.deadline = None;
         if let Some(to) = spec.options.get(&d.to_string()) {
+            // A `#` right behind the choice ends it, unless `#` is a choice.
+            if !spec.options.contains_key("#") {
+                self.swallow('#', now + CHOICE_TERMINATOR_WINDOW);
+            }
             return self.goto(now, to);
         }
         if is_escape {

@@ -39,6 +39,7 @@ use crate::secret::Secret;
 use crate::template::Templates;
 use crate::vars::{Value, Vars};
 
+use super::keys::KeyRoutes;
 use super::model::{Flow, Kind};
 
 mod collect;
@@ -46,11 +47,13 @@ mod comfort;
 mod menu;
 mod say;
 mod transition;
+mod typeahead;
 
 pub(crate) use collect::anchored;
 use collect::CollectRun;
 use comfort::{ComfortPart, ComfortRun};
 use menu::MenuRun;
+use typeahead::Kept;
 
 pub use say::{digit_prompt, Say};
 
@@ -90,6 +93,13 @@ pub enum Command {
     },
     /// Recording suppression on/off (secure segment boundaries).
     Secure(bool),
+    /// Keys that may become part of a secret are waiting (typed ahead
+    /// outside the secure segment, or kept from inside it): while on, keep
+    /// the caller's audio out of the recording, from just before the first
+    /// of them. Off when they have been read or dropped; the media layer
+    /// then waits for the last key's tone to end (plus a grace) before it
+    /// records the caller again. See `typeahead`.
+    KeyGuard(bool),
     Timeline(TimelineEvent),
 }
 
@@ -127,6 +137,10 @@ pub enum TimelineEvent {
     },
     Escape {
         from: String,
+    },
+    /// `*` started the entry of `state` again.
+    EntryRestarted {
+        state: String,
     },
     ActionStarted {
         action: String,
@@ -208,7 +222,16 @@ pub struct Interpreter {
     secure: bool,
     attempt_open: bool,
     refused_reason: Option<String>,
-    type_ahead: VecDeque<char>,
+    /// Where kept keys can go (computed once per call from the flow).
+    routes: KeyRoutes,
+    type_ahead: VecDeque<Kept>,
+    /// `KeyGuard(true)` was sent and not yet withdrawn.
+    guard: bool,
+    /// A terminator to swallow if it is the next key, until then.
+    swallowing: Option<(char, Instant)>,
+    /// Changes with every state entered and every entry leg started: a
+    /// leg reading type-ahead stops when it changes.
+    entry_seq: u64,
     next_id: u64,
     deadline: Option<Instant>,
     commands: VecDeque<Command>,
@@ -227,7 +250,7 @@ impl Interpreter {
         }
         let start = flow.start.clone();
         let mut me = Interpreter {
-            flow,
+            flow: Arc::clone(&flow),
             vars,
             counters: BTreeMap::new(),
             state: String::new(),
@@ -235,7 +258,11 @@ impl Interpreter {
             secure: false,
             attempt_open: false,
             refused_reason: None,
+            routes: KeyRoutes::new(&flow),
             type_ahead: VecDeque::new(),
+            guard: false,
+            swallowing: None,
+            entry_seq: 0,
             next_id: 1,
             deadline: None,
             commands: VecDeque::new(),
@@ -261,6 +288,12 @@ impl Interpreter {
 
     pub fn is_secure(&self) -> bool {
         self.secure
+    }
+
+    /// Keys that may become part of a secret are waiting (see
+    /// [`Command::KeyGuard`]).
+    pub fn is_guarding_keys(&self) -> bool {
+        self.guard
     }
 
     pub fn is_finished(&self) -> bool {
@@ -299,25 +332,32 @@ impl Interpreter {
             return;
         }
         self.hops = 0;
+        if !self.swallowed(now, digit) {
+            self.digit(now, digit);
+        }
+        self.settle_guard();
+    }
+
+    fn digit(&mut self, now: Instant, digit: char) {
         let flow = Arc::clone(&self.flow);
         let Some(st) = flow.states.get(&self.state) else {
             return;
         };
-        let escape_key = self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
-        let is_escape = !st.secure && escape_key == Some(digit);
         match (&mut self.activity, &st.kind) {
             (Activity::Play { barge_in, .. }, Kind::Play { next, .. }) => {
-                if is_escape {
+                let barge_in = *barge_in;
+                if self.escapes_now(st, digit) {
                     return self.escape(now);
                 }
-                self.type_ahead.push_back(digit);
-                if *barge_in {
+                let guarded = self.kept_key_is_guarded(st, digit);
+                self.keep(digit, guarded);
+                if barge_in {
                     self.emit(Command::StopPlayback);
                     self.follow(now, next.as_deref(), "next");
                 }
             }
             (Activity::Collect(_), Kind::Collect { spec, .. }) => {
-                self.collect_digit(now, st, spec, digit, is_escape);
+                self.collect_digit(now, st, spec, digit);
             }
             (Activity::Menu(run), Kind::Menu { spec, .. }) => {
                 if run.prompt.is_some() && !spec.barge_in {
@@ -327,34 +367,19 @@ impl Interpreter {
                 if run.prompt.take().is_some() {
                     self.emit(Command::StopPlayback);
                 }
+                let is_escape = !st.secure && self.escape_key() == Some(digit);
                 self.menu_key(now, st, spec, digit, is_escape);
             }
             (Activity::Action { .. }, _) => {
-                if is_escape {
+                if self.escapes_now(st, digit) {
                     return self.escape(now);
                 }
-                self.type_ahead.push_back(digit);
+                let guarded = self.kept_key_is_guarded(st, digit);
+                self.keep(digit, guarded);
             }
-            (Activity::Comfort(run), Kind::ComfortLoop { spec, .. }) => match run.part {
-                ComfortPart::Music { .. } => {
-                    if let Some(target) = spec.type_ahead.clone() {
-                        self.type_ahead.push_back(digit);
-                        self.emit(Command::StopPlayback);
-                        self.goto(now, &target);
-                    } else if is_escape && !spec.options.contains_key(&digit.to_string()) {
-                        self.escape(now);
-                    } else {
-                        self.emit(Command::StopPlayback);
-                        self.comfort_key(now, spec, digit, false);
-                    }
-                }
-                ComfortPart::Menu { ref mut prompt } => {
-                    if prompt.take().is_some() {
-                        self.emit(Command::StopPlayback);
-                    }
-                    self.comfort_key(now, spec, digit, is_escape);
-                }
-            },
+            (Activity::Comfort(_), Kind::ComfortLoop { spec, .. }) => {
+                self.comfort_digit(now, st, spec, digit);
+            }
             (Activity::Hangup { .. }, _) | (Activity::Transfer, _) | (Activity::Idle, _) => {
                 // Keys after the flow decided to leave are kept for nothing.
             }
@@ -363,6 +388,11 @@ impl Interpreter {
     }
 
     pub fn handle_play_finished(&mut self, now: Instant, id: u64) {
+        self.on_play_finished(now, id);
+        self.settle_guard();
+    }
+
+    fn on_play_finished(&mut self, now: Instant, id: u64) {
         if self.is_finished() {
             return;
         }
@@ -383,7 +413,7 @@ impl Interpreter {
                 } else {
                     // Keys heard during a non-barge-in prompt count now.
                     for d in pending {
-                        self.handle_digit(now, d);
+                        self.digit(now, d);
                     }
                 }
             }
@@ -393,9 +423,7 @@ impl Interpreter {
                 run.pending.clear();
                 match first {
                     Some(d) => {
-                        let escape_key =
-                            self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
-                        let is_escape = !st.secure && escape_key == Some(d);
+                        let is_escape = !st.secure && self.escape_key() == Some(d);
                         self.menu_key(now, st, spec, d, is_escape)
                     }
                     None => self.deadline = Some(now + spec.timeout.0),
@@ -414,29 +442,20 @@ impl Interpreter {
                 }
                 self.play(id, items, false);
             }
-            (Activity::Comfort(run), Kind::ComfortLoop { spec, .. }) => match run.part {
-                ComfortPart::Music { id: playing } if playing == id => {
-                    // Music shorter than the round: play it again.
-                    let new = self.next_id;
-                    self.next_id += 1;
-                    if let Activity::Comfort(run) = &mut self.activity {
-                        run.part = ComfortPart::Music { id: new };
-                    }
-                    let music = spec.music.clone();
-                    self.emit_play(new, vec![Say::Prompt(music)], true);
-                }
-                ComfortPart::Menu { prompt: Some(p) } if p == id => {
-                    run.part = ComfortPart::Menu { prompt: None };
-                    self.deadline = Some(now + spec.menu_timeout.0);
-                }
-                _ => {}
-            },
+            (Activity::Comfort(_), Kind::ComfortLoop { spec, .. }) => {
+                self.comfort_play_finished(now, spec, id);
+            }
             (Activity::Hangup { id: Some(playing) }, _) if *playing == id => self.finish_hangup(),
             _ => {}
         }
     }
 
     pub fn handle_action_result(&mut self, now: Instant, id: u64, outcome: &str, outputs: Vars) {
+        self.on_action_result(now, id, outcome, outputs);
+        self.settle_guard();
+    }
+
+    fn on_action_result(&mut self, now: Instant, id: u64, outcome: &str, outputs: Vars) {
         if self.is_finished() {
             return;
         }
@@ -487,6 +506,11 @@ impl Interpreter {
     }
 
     pub fn handle_transfer_result(&mut self, now: Instant, accepted: bool) {
+        self.on_transfer_result(now, accepted);
+        self.settle_guard();
+    }
+
+    fn on_transfer_result(&mut self, now: Instant, accepted: bool) {
         if !matches!(self.activity, Activity::Transfer) {
             return;
         }
@@ -507,6 +531,8 @@ impl Interpreter {
                     reason: spec.reason.clone(),
                 });
             }
+            self.flush_keys();
+            self.settle_guard();
             self.timeline(TimelineEvent::Hangup { by_caller: false });
             self.emit(Command::Hangup);
             self.activity = Activity::Done;
@@ -538,6 +564,8 @@ impl Interpreter {
         self.timeline(TimelineEvent::Hangup { by_caller });
         let was_secure = self.secure;
         self.leave_secure();
+        self.flush_keys();
+        self.settle_guard();
         if self.attempt_open {
             self.attempt_open = false;
             let reason = if was_secure {
@@ -555,6 +583,11 @@ impl Interpreter {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.on_timeout(now);
+        self.settle_guard();
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
         match self.deadline {
             Some(d) if now >= d && !self.is_finished() => {}
             _ => return,
@@ -570,30 +603,15 @@ impl Interpreter {
                 if run.digits.is_empty() {
                     self.collect_failure(now, st, spec, Failure::NoInput);
                 } else {
-                    self.finish_entry(now, st, spec);
+                    self.finish_entry(now, st, spec, false);
                 }
             }
             (Activity::Menu(_), Kind::Menu { spec, .. }) => {
                 self.menu_failure(now, st, spec, Failure::NoInput);
             }
-            (Activity::Comfort(run), Kind::ComfortLoop { spec, on_exhausted }) => match run.part {
-                ComfortPart::Music { .. } => {
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    run.part = ComfortPart::Menu { prompt: Some(id) };
-                    self.emit(Command::StopPlayback);
-                    self.play(id, &spec.menu, true);
-                }
-                ComfortPart::Menu { .. } => {
-                    run.round += 1;
-                    if run.round > spec.rounds {
-                        let to = on_exhausted;
-                        self.follow(now, to.as_deref(), "on_exhausted");
-                    } else {
-                        self.start_music(now, spec);
-                    }
-                }
-            },
+            (Activity::Comfort(_), Kind::ComfortLoop { spec, on_exhausted }) => {
+                self.comfort_timeout(now, st, spec, on_exhausted.as_deref());
+            }
             _ => {}
         }
     }

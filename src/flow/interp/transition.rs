@@ -34,11 +34,14 @@ impl Interpreter {
             from: self.state.clone(),
         });
         self.emit(Command::StopPlayback);
+        // What was typed after the escape was meant for somewhere else.
+        self.flush_keys();
         self.goto(now, &esc.to);
     }
 
     pub(super) fn leave_secure(&mut self) {
         if self.secure {
+            self.guard_waiting_keys();
             self.secure = false;
             self.emit(Command::Secure(false));
         }
@@ -50,6 +53,8 @@ impl Interpreter {
             message: message.to_string(),
         });
         self.leave_secure();
+        self.flush_keys();
+        self.settle_guard();
         if self.attempt_open {
             self.attempt_open = false;
             self.emit(Command::Audit {
@@ -70,6 +75,7 @@ impl Interpreter {
         }
         self.deadline = None;
         self.activity = Activity::Idle;
+        self.entry_seq += 1;
         let flow = Arc::clone(&self.flow);
         let Some(st) = flow.states.get(name) else {
             self.state = name.to_string();
@@ -89,6 +95,9 @@ impl Interpreter {
             }
         }
         if st.secure != self.secure {
+            if !st.secure {
+                self.guard_waiting_keys();
+            }
             self.secure = st.secure;
             self.emit(Command::Secure(st.secure));
         }
@@ -134,10 +143,12 @@ impl Interpreter {
                     prompt: None,
                     pending: VecDeque::new(),
                 });
-                if let Some(d) = self.type_ahead.pop_front() {
-                    self.type_ahead.clear();
-                    let escape_key = self.flow.escape.as_ref().and_then(|e| e.key.chars().next());
-                    return self.menu_key(now, st, spec, d, !st.secure && escape_key == Some(d));
+                // One kept key is the choice; the rest is dropped.
+                if let Some(kept) = self.type_ahead.pop_front() {
+                    self.flush_keys();
+                    let d = kept.key;
+                    let is_escape = !st.secure && self.escape_key() == Some(d);
+                    return self.menu_key(now, st, spec, d, is_escape);
                 }
                 self.menu_prompt(spec, &[]);
             }
@@ -191,10 +202,11 @@ impl Interpreter {
                 self.activity = Activity::Comfort(ComfortRun {
                     round: 1,
                     part: ComfortPart::Music { id: 0 },
+                    offered: false,
+                    holding: false,
                 });
-                if let (Some(target), false) = (spec.type_ahead.clone(), self.type_ahead.is_empty())
-                {
-                    return self.goto(now, &target);
+                if self.comfort_type_ahead(now, spec) {
+                    return;
                 }
                 self.start_music(now, spec);
             }
@@ -264,6 +276,8 @@ impl Interpreter {
 
     pub(super) fn finish_hangup(&mut self) {
         self.leave_secure();
+        self.flush_keys();
+        self.settle_guard();
         self.timeline(TimelineEvent::Hangup { by_caller: false });
         self.emit(Command::Hangup);
         self.activity = Activity::Done;

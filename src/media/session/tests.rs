@@ -1,8 +1,11 @@
 use super::*;
 use crate::media::prompts::{Prompt, PromptRecognizer};
+use crate::media::recording;
 use crate::media::telephone_event::Sender;
 use crate::media::ToneGenerator;
 use std::path::Path;
+
+mod trust;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -43,6 +46,11 @@ fn config() -> MediaConfig {
         dtmf_mode: DtmfMode::Auto,
         inactivity_timeout: Duration::from_secs(60),
         record: false,
+        trust: RtpTrust::from_sources(&[
+            crate::media::RtpSource::Sdp,
+            crate::media::RtpSource::Signalling,
+        ]),
+        signalling_ip: Some("127.0.0.1".parse().unwrap()),
     }
 }
 
@@ -62,7 +70,15 @@ struct Harness {
 }
 
 impl Harness {
+    /// A session of a confirmed call (ACK received: sending from the start).
     fn new(config: MediaConfig, prompts: Arc<PromptCache>) -> Self {
+        let mut h = Self::unconfirmed(config, prompts);
+        h.s.start_sending();
+        h
+    }
+
+    /// A session before the ACK.
+    fn unconfirmed(config: MediaConfig, prompts: Arc<PromptCache>) -> Self {
         let t0 = Instant::now();
         Harness {
             s: MediaSession::new(t0, config, prompts, 0x1234_5678, 65530, 0xFFFF_FF00),
@@ -513,8 +529,8 @@ fn inband_digits_and_auto_mode_without_double_count() {
         tiny(),
     );
     send_audio(&mut h, 0, &tones, 1, Codec::Pcmu, 0);
-    h.s.handle_info_digit(h.now, '7');
-    h.s.handle_info_digit(h.now, 'x');
+    h.s.handle_info_digit(h.now, '7', None);
+    h.s.handle_info_digit(h.now, 'x', None);
     h.drain();
     assert_eq!(h.digits(), "7");
     assert_eq!(h.s.stats().digits_info, 1);
@@ -540,10 +556,21 @@ fn recording_per_packet_and_secure_suppression() {
         .collect();
     h.s.play(h.now, 1, vec![PlayItem::Prompt("b".into())]);
     send_audio(&mut h, 0, &speech[..800], 0, Codec::Pcmu, 0);
+    h.run_until(h.at(600));
     h.s.set_secure(true);
-    send_audio(&mut h, 100, &speech[800..], 5, Codec::Pcmu, 0);
+    send_audio(&mut h, 600, &speech[800..], 5, Codec::Pcmu, 0);
     h.s.set_secure(false);
-    h.run_until(h.at(300));
+    h.run_until(h.at(1200));
+    // Frames come out LOOKBACK late; the rest when the call ends.
+    let lag = (recording::LOOKBACK.as_millis() / 20) as usize;
+    let before_flush = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, MediaEvent::Record { .. }))
+        .count();
+    assert_eq!(before_flush, h.sent.len() - lag);
+    h.s.flush_recording();
+    h.drain();
     let records: Vec<(&Vec<i16>, &Vec<i16>, bool)> = h
         .events
         .iter()
@@ -568,12 +595,17 @@ fn recording_per_packet_and_secure_suppression() {
             &cache.get("b").unwrap().encoded(Codec::Pcmu)[..160]
         )
     );
-    let secure_from = h.sent.iter().position(|p| p.at >= h.at(100)).unwrap();
-    let secure_to = h.sent.iter().position(|p| p.at >= h.at(200)).unwrap();
+    // Suppressed: from LOOKBACK before the segment began (the look-back)
+    // to its end (no key was pressed, so no tail), one contiguous run.
+    let secure_at = h.sent.iter().position(|p| p.at > h.at(600)).unwrap();
+    let secure_to = h.sent.iter().position(|p| p.at > h.at(680)).unwrap();
+    let first = records.iter().position(|r| r.2).unwrap();
+    let last = records.iter().rposition(|r| r.2).unwrap();
+    assert_eq!(first, secure_at - lag, "look-back");
+    assert_eq!(last + 1, secure_to, "released at once without a key");
     for (n, (caller, ivr, suppressed)) in records.iter().enumerate() {
-        let in_secure = (secure_from..secure_to).contains(&n);
-        assert_eq!(*suppressed, in_secure, "packet {n}");
-        if in_secure {
+        assert_eq!(*suppressed, (first..=last).contains(&n), "packet {n}");
+        if *suppressed {
             assert!(caller.iter().chain(ivr.iter()).all(|&s| s == 0));
         }
     }
@@ -613,6 +645,7 @@ fn symmetric_rtp_latching_rules() {
     assert_eq!(h.s.remote(), a);
     h.s.handle_rtp(h.at(20), b, &pkt); // a stray packet does not hijack
     assert_eq!(h.s.remote(), a);
+    assert_eq!(h.s.rejected(), (0, 1));
     h.s.handle_rtp(h.at(600), b, &pkt); // a quiet for 500 ms+: NAT rebinding
     assert_eq!(h.s.remote(), b);
     h.run_until(h.at(620));

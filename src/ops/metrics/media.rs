@@ -14,6 +14,8 @@ const HELP_RTP_RECEIVED: &str = "RTP packets received and accepted";
 const HELP_RTP_LATE: &str = "RTP packets received too late to be used";
 const HELP_RTP_LOST: &str = "RTP packets never received (sequence number gaps)";
 const HELP_RTP_MALFORMED: &str = "Datagrams on RTP ports that were not valid RTP";
+const HELP_RTP_REJECTED: &str =
+    "Datagrams on RTP ports dropped unparsed: not from the caller (media trust), by reason";
 
 /// This area's families, as scraped.
 pub const FAMILIES: &[MetricDoc] = &[
@@ -31,7 +33,27 @@ pub const FAMILIES: &[MetricDoc] = &[
         "counter",
         HELP_RTP_MALFORMED,
     ),
+    MetricDoc::new(
+        "sspr_ivr_rtp_packets_rejected_total",
+        "counter",
+        HELP_RTP_REJECTED,
+    ),
 ];
+
+label_enum! {
+    /// Why a datagram on an RTP port was dropped before parsing.
+    RtpRejectReason {
+        /// From an IP that is neither the caller's SDP nor its signalling address.
+        UntrustedSource => "untrusted_source",
+        /// From a trusted IP, but not the latched address.
+        NotLatched => "not_latched",
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RejectLabels {
+    reason: RtpRejectReason,
+}
 
 /// Every [`DigitSource`], the `transport` label of `sspr_ivr_dtmf_digits_total`.
 pub const DIGIT_SOURCES: [DigitSource; 3] =
@@ -87,6 +109,7 @@ pub(super) struct MediaMetrics {
     rtp_late: Counter,
     rtp_lost: Counter,
     rtp_malformed: Counter,
+    rtp_rejected: Family<RejectLabels, Counter>,
 }
 
 impl MediaMetrics {
@@ -98,6 +121,7 @@ impl MediaMetrics {
             rtp_late: Counter::default(),
             rtp_lost: Counter::default(),
             rtp_malformed: Counter::default(),
+            rtp_rejected: Family::default(),
         };
         registry.register("dtmf_digits", HELP_DTMF, m.dtmf.clone());
         registry.register("rtp_packets_sent", HELP_RTP_SENT, m.rtp_sent.clone());
@@ -112,6 +136,11 @@ impl MediaMetrics {
             "rtp_packets_malformed",
             HELP_RTP_MALFORMED,
             m.rtp_malformed.clone(),
+        );
+        registry.register(
+            "rtp_packets_rejected",
+            HELP_RTP_REJECTED,
+            m.rtp_rejected.clone(),
         );
         m
     }
@@ -139,6 +168,16 @@ impl Metrics {
     /// Adds `n` to one RTP counter.
     pub fn rtp_add(&self, counter: RtpCounter, n: u64) {
         self.media.rtp(counter).inc_by(n);
+    }
+
+    /// Counts datagrams dropped unparsed on a call's RTP port (live, as they happen).
+    pub fn rtp_rejected(&self, reason: RtpRejectReason, n: u64) {
+        if n > 0 {
+            self.media
+                .rtp_rejected
+                .get_or_create(&RejectLabels { reason })
+                .inc_by(n);
+        }
     }
 
     /// Adds a call's RTP counters (or a delta of them).

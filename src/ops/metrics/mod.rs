@@ -75,7 +75,7 @@ mod tests;
 
 pub use actions::ACTION_BUCKETS;
 pub use calls::{ActiveCall, CallEnd, RejectReason};
-pub use media::{RtpCounter, RtpCounts, DIGIT_SOURCES};
+pub use media::{RtpCounter, RtpCounts, RtpRejectReason, DIGIT_SOURCES};
 pub use process::ReloadResult;
 pub use results::{OtpSendResult, OtpVerifyResult, ResetResult};
 pub use sip::{SipMethod, SipStatus};

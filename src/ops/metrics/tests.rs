@@ -62,6 +62,9 @@ fn exercise_everything(m: &Arc<Metrics>) {
     for c in RtpCounter::ALL {
         m.rtp_add(*c, 1);
     }
+    for r in RtpRejectReason::ALL {
+        m.rtp_rejected(*r, 1);
+    }
     m.action_observed("lookup_user", "found", Duration::from_millis(40));
     m.audit_backlog(3);
     m.audit_delivered();
@@ -199,6 +202,7 @@ fn only_allowed_label_values_can_be_produced() {
         ResetResult,
         OtpSendResult,
         OtpVerifyResult,
+        RtpRejectReason,
         SipMethod,
         ReloadResult,
         RegistrationResult,

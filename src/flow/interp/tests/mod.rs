@@ -1,8 +1,11 @@
 //! Collect timer semantics as a table (docs/collect-timers.md), in
-//! virtual time: every prompt item lasts exactly 2 s.
+//! virtual time: every prompt item lasts exactly 2 s. The keypad-habit
+//! tables are in `keypad`.
 use super::*;
 use crate::flow::model::parse;
 use std::path::Path;
+
+mod keypad;
 
 fn flow(params: &str, secure: bool) -> Arc<Flow> {
     let text = format!(
@@ -28,7 +31,7 @@ states:
 
 /// Run until the call is over; keys at absolute milliseconds. Returns
 /// lines `<ms> <what>`.
-fn simulate(flow: Arc<Flow>, keys: &[(u64, char)]) -> Vec<String> {
+pub(super) fn simulate(flow: Arc<Flow>, keys: &[(u64, char)]) -> Vec<String> {
     let t0 = Instant::now();
     let ms = |t: Instant| t.duration_since(t0).as_millis();
     let mut it = Interpreter::new(t0, flow, Vars::new());
@@ -66,6 +69,10 @@ fn simulate(flow: Arc<Flow>, keys: &[(u64, char)]) -> Vec<String> {
                 Command::Timeline(TimelineEvent::Mismatch { attempt, .. }) => {
                     log.push(format!("{} mismatch {attempt}", ms(now)))
                 }
+                Command::Timeline(TimelineEvent::EntryRestarted { .. }) => {
+                    log.push(format!("{} restart", ms(now)))
+                }
+                Command::KeyGuard(on) => log.push(format!("{} key guard {on}", ms(now))),
                 Command::Timeline(TimelineEvent::StateEntered { state, .. }) if state != "c" => {
                     log.push(format!("{} state {state}", ms(now)))
                 }
@@ -94,7 +101,7 @@ fn simulate(flow: Arc<Flow>, keys: &[(u64, char)]) -> Vec<String> {
     }
 }
 
-fn keys(start: u64, gap: u64, s: &str) -> Vec<(u64, char)> {
+pub(super) fn keys(start: u64, gap: u64, s: &str) -> Vec<(u64, char)> {
     s.chars()
         .enumerate()
         .map(|(i, c)| (start + gap * i as u64, c))
@@ -217,6 +224,34 @@ fn collect_timer_table() {
             "min: 1, max: 4",
             keys(3000, 0, "0"),
             vec!["6000 collected v=0"],
+        ),
+        (
+            "`*` starts the entry again: the prompt plays again, no attempt is used",
+            "min: 1, max: 6, terminator: \"#\"",
+            keys(3000, 250, "12*34#"),
+            vec![
+                "3500 restart",
+                "3500 play p",
+                "3750 stop",
+                "4250 collected v=34",
+            ],
+        ),
+        (
+            "`*` as an ordinary key with `restart: false`",
+            "min: 1, max: 6, terminator: \"#\", restart: false",
+            keys(3000, 250, "1*2#"),
+            vec!["3750 collected v=1*2"],
+        ),
+        (
+            "`*` in the confirmation restarts the confirmation only",
+            "min: 2, max: 2, confirm: { prompt: [cp], mismatch: [mm] }",
+            [keys(3000, 100, "12"), keys(4000, 100, "1*12")].concat(),
+            vec![
+                "4100 restart",
+                "4100 play cp",
+                "4200 stop",
+                "4300 collected v=12",
+            ],
         ),
         (
             "confirm by re-entry: equal entries accepted",

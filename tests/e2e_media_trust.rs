@@ -1,0 +1,291 @@
+//! End to end, an attacker on the media path: a host at 127.0.0.2 that learns a
+//! live call's RTP port (here from the caller's own transcript: knowing it must
+//! give nothing) sprays RFC 4733 events and in-band tones of `9` at it, from
+//! before the caller's first RTP packet until the call ends. The real binary
+//! (`sspr-ivr demo`) must hear only the caller, and send the attacker nothing.
+//!
+//! The caller is the project's `dial` with `--rtp-after 3`: its RTP starts three
+//! seconds after the answer, so the attack provably starts first (the test
+//! checks the attacker's first packet left before that).
+
+mod common;
+
+use common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sspr_ivr::codec::Codec;
+use sspr_ivr::media::goertzel::ToneGenerator;
+use sspr_ivr::media::telephone_event::Sender;
+use sspr_ivr::media::{g711, rtp};
+
+/// Seconds after the answer before the caller sends RTP.
+const CALLER_RTP_AFTER: f64 = 3.0;
+
+/// A third party spraying `9`s at one RTP port, counting what comes back.
+struct Attacker {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    received: Arc<AtomicU64>,
+    first_sent: Arc<Mutex<Option<Instant>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Attacker {
+    fn start(target: SocketAddr) -> Attacker {
+        let sock = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let received = Arc::new(AtomicU64::new(0));
+        let first_sent = Arc::new(Mutex::new(None));
+        let (s, n, r, f) = (
+            stop.clone(),
+            sent.clone(),
+            received.clone(),
+            first_sent.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            // In-band: 80 ms of `9`, 80 ms of silence, over and over.
+            let tones = ToneGenerator::new().sequence("9", 80, 80, -10.0);
+            let events = Sender::new(101, 20).unwrap();
+            let (mut seq, mut ts, mut frame) = (7u16, 0u32, 0usize);
+            let mut pending: Vec<(Instant, Vec<u8>)> = Vec::new();
+            let mut buf = [0u8; 2048];
+            let start = Instant::now();
+            let mut next = start;
+            while !s.load(Ordering::SeqCst) {
+                let now = Instant::now();
+                if now >= next {
+                    // One audio packet of the tone every 20 ms…
+                    let chunk = tones.chunks(160).nth(frame % (tones.len() / 160)).unwrap();
+                    let header = rtp::RtpHeader {
+                        payload_type: 0,
+                        marker: false,
+                        sequence: seq,
+                        timestamp: ts,
+                        ssrc: 0xBAD0_0001,
+                    };
+                    pending.push((
+                        now,
+                        rtp::build(&header, &g711::encode(Codec::Pcmu, chunk)).unwrap(),
+                    ));
+                    // …and a fresh RFC 4733 press of `9` every 160 ms.
+                    if frame % 8 == 0 {
+                        for p in events
+                            .press('9', 0xBAD0_0002, seq, ts, Duration::from_millis(80))
+                            .unwrap()
+                        {
+                            pending.push((now + p.offset, p.to_bytes()));
+                        }
+                    }
+                    seq = seq.wrapping_add(1);
+                    ts = ts.wrapping_add(160);
+                    frame += 1;
+                    next += Duration::from_millis(20);
+                }
+                pending.sort_by_key(|(t, _)| *t);
+                while pending.first().is_some_and(|(t, _)| *t <= Instant::now()) {
+                    let (_, pkt) = pending.remove(0);
+                    if sock.send_to(&pkt, target).is_ok() {
+                        n.fetch_add(1, Ordering::SeqCst);
+                        f.lock().unwrap().get_or_insert_with(Instant::now);
+                    }
+                }
+                // Anything the server sends here is a failure of media trust.
+                if let Ok((_, from)) = sock.recv_from(&mut buf) {
+                    if from.ip() != "127.0.0.2".parse::<std::net::IpAddr>().unwrap() {
+                        r.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        });
+        Attacker {
+            stop,
+            sent,
+            received,
+            first_sent,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop; returns (packets sent, datagrams received from the server).
+    fn stop(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        (
+            self.sent.load(Ordering::SeqCst),
+            self.received.load(Ordering::SeqCst),
+        )
+    }
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Wait for the caller's `media … to ADDR` line (printed at the answer) and start
+/// the attack on that address at once.
+fn attack_when_answered(caller: &Dialer) -> (Attacker, Instant) {
+    let (target, seen) = wait_for("the answer", Duration::from_secs(30), || {
+        caller.transcript().iter().find_map(|l| {
+            let addr = l.split(" media ").nth(1)?.split(" to ").nth(1)?;
+            Some((addr.trim().parse::<SocketAddr>().ok()?, Instant::now()))
+        })
+    });
+    (Attacker::start(target), seen)
+}
+
+/// The attack started before the caller's first RTP packet could have left.
+fn assert_attack_came_first(attacker: &Attacker, answer_seen: Instant) {
+    let first = wait_for("the attack's first packet", Duration::from_secs(5), || {
+        *attacker.first_sent.lock().unwrap()
+    });
+    assert!(
+        first.saturating_duration_since(answer_seen)
+            < Duration::from_secs_f64(CALLER_RTP_AFTER - 1.0),
+        "the attack started {:?} after the answer",
+        first.saturating_duration_since(answer_seen)
+    );
+}
+
+/// `sspr_ivr_rtp_packets_rejected_total{reason="untrusted_source"}`.
+fn rejected_untrusted(server: &Server) -> u64 {
+    let (_, metrics) = http_get_text(server.admin, "/metrics");
+    metrics
+        .lines()
+        .find(|l| l.starts_with("sspr_ivr_rtp_packets_rejected_total{reason=\"untrusted_source\"}"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn echo_reads_back_only_the_callers_digits_under_attack() {
+    let server = Server::demo(&[]);
+    let mut caller = Dialer::start(
+        &server.uri("echo"),
+        &[
+            "--dtmf",
+            "100100#",
+            "--rtp-after",
+            &CALLER_RTP_AFTER.to_string(),
+        ],
+    );
+    let (attacker, seen) = attack_when_answered(&caller);
+    assert_attack_came_first(&attacker, seen);
+    let ok = caller.wait(Duration::from_secs(60));
+    let (sent, received) = attacker.stop();
+    let transcript = caller.transcript();
+    assert!(
+        ok,
+        "dial failed:\n{}\nserver:\n{}",
+        transcript.join("\n"),
+        server.output_text()
+    );
+    let heard = prompts_heard(&transcript);
+    let mut want: Vec<String> = vec!["echo_intro".into(), "you_entered".into()];
+    want.extend("100100".chars().map(|c| format!("digit_{c}")));
+    want.push("goodbye".into());
+    assert_eq!(heard, want, "{}", transcript.join("\n"));
+    assert!(sent > 200, "the attacker sent {sent} packets");
+    assert_eq!(received, 0, "server RTP went to the attacker");
+    let rejected = wait_for("the rejections metric", Duration::from_secs(5), || {
+        let n = rejected_untrusted(&server);
+        (n > 0).then_some(n)
+    });
+    assert!(rejected <= sent, "{rejected} rejected of {sent} sent");
+    assert!(rejected * 2 >= sent, "{rejected} rejected of {sent} sent");
+}
+
+#[test]
+fn a_pin_typed_under_attack_is_the_callers() {
+    const NEW_PIN: &str = "835172";
+    let server = Server::demo(&[]);
+    let mut caller = Dialer::start(
+        &server.uri("reset"),
+        &[
+            "--dtmf-mode",
+            "inband",
+            "--rtp-after",
+            &CALLER_RTP_AFTER.to_string(),
+            "--on",
+            "enter_employee_id=123456#",
+            "--on",
+            &format!("enter_new_pin={NEW_PIN}"),
+            "--on",
+            &format!("confirm_new_pin={NEW_PIN}"),
+        ],
+    );
+    let (attacker, seen) = attack_when_answered(&caller);
+    assert_attack_came_first(&attacker, seen);
+    let otp = wait_for("the demo SMS", Duration::from_secs(60), || {
+        let (status, body) = http_get(server.backend, "/demo/codes");
+        let codes: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (status == 200).then_some(())?;
+        codes
+            .as_array()?
+            .iter()
+            .rev()
+            .find(|c| c["user_id"] == "u-123456")
+            .and_then(|c| c["code"].as_str().map(str::to_string))
+    });
+    wait_for("the hold music", Duration::from_secs(60), || {
+        prompts_heard(&caller.transcript())
+            .iter()
+            .any(|p| p == "hold_music")
+            .then_some(())
+    });
+    caller.type_digits(&otp);
+    let ok = caller.wait(Duration::from_secs(120));
+    let (sent, received) = attacker.stop();
+    let transcript = caller.transcript();
+    assert!(
+        ok,
+        "dial failed:\n{}\nserver:\n{}",
+        transcript.join("\n"),
+        server.output_text()
+    );
+    assert!(
+        prompts_heard(&transcript).contains(&"pin_reset_success".to_string()),
+        "{}",
+        transcript.join("\n")
+    );
+    assert!(sent > 500, "the attacker sent {sent} packets");
+    assert_eq!(received, 0, "server RTP went to the attacker");
+    // What the identity provider received is exactly what the caller typed.
+    let (_, body) = http_get(server.backend, "/demo/requests");
+    let requests: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let paths: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| r["path"].as_str())
+        .filter(|p| p.starts_with("/users/"))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/users/123456",
+            "/users/u-123456/otp",
+            "/users/u-123456/otp/verify",
+            "/users/u-123456/pin"
+        ],
+        "{body}"
+    );
+    let body_of = |path: &str| {
+        requests
+            .iter()
+            .find(|r| r["path"] == path)
+            .map(|r| r["body"].clone())
+            .unwrap()
+    };
+    assert_eq!(body_of("/users/u-123456/otp/verify")["code"], otp.as_str());
+    assert_eq!(body_of("/users/u-123456/pin")["pin"], NEW_PIN);
+    assert!(rejected_untrusted(&server) > 0);
+}
