@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::actions::ActionConfig;
+use crate::caller::{TrustedPeers, UntrustedAnswer, WithheldPolicy};
 use crate::codec::Codec;
 use crate::flow::model::Flow;
 use crate::flow::Catalog;
@@ -61,6 +62,12 @@ pub struct SipConfig {
     pub symmetric_signalling: bool,
     /// Trunks to register with (RFC 3261 §10): none by default.
     pub registrations: Vec<RegistrationConfig>,
+    /// The proxies/SBCs allowed to send us calls (addresses or networks). Empty:
+    /// anybody may call, and nobody's `P-Asserted-Identity` is believed.
+    pub trusted_peers: TrustedPeers,
+    /// What a request from a peer not in `trusted_peers` gets (`reject`: INVITE
+    /// → 403; `drop`: nothing at all).
+    pub untrusted_requests: UntrustedAnswer,
 }
 
 /// One `sip.registrations` entry: keep our Contact bound at a trunk's registrar.
@@ -132,6 +139,8 @@ impl Default for SipConfig {
             user_agent: concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             symmetric_signalling: true,
             registrations: Vec::new(),
+            trusted_peers: TrustedPeers::default(),
+            untrusted_requests: UntrustedAnswer::Reject,
         }
     }
 }
@@ -200,6 +209,10 @@ pub struct RoutesConfig {
     pub default: String,
     /// Request-URI user → flow name.
     pub by_user: BTreeMap<String, String>,
+    /// Flow for every caller whose number is withheld (`anonymous`, …), whatever
+    /// they dialled, e.g. one that transfers straight to an agent. `None`: routed
+    /// like everybody else.
+    pub withheld: Option<String>,
 }
 
 impl Default for RoutesConfig {
@@ -207,6 +220,7 @@ impl Default for RoutesConfig {
         RoutesConfig {
             default: "sspr".into(),
             by_user: BTreeMap::from([("echo".to_string(), "echo".to_string())]),
+            withheld: None,
         }
     }
 }
@@ -373,6 +387,9 @@ pub struct SecurityConfig {
     /// outcome is `audit_unavailable`, which the flow must handle. `None`
     /// (YAML `null`): no action is guarded.
     pub reset_action: Option<String>,
+    /// How calls with a withheld number count against `attempts_per_ani_per_hour`:
+    /// `per_call` (each its own caller) or `shared` (one budget for all of them).
+    pub withheld_callers: WithheldPolicy,
 }
 
 impl Default for SecurityConfig {
@@ -385,6 +402,7 @@ impl Default for SecurityConfig {
             otp_send_action: "send_otp".into(),
             otp_verify_action: "verify_otp".into(),
             reset_action: Some("reset_pin".into()),
+            withheld_callers: WithheldPolicy::PerCall,
         }
     }
 }
@@ -501,6 +519,11 @@ impl Config {
             return Err(invalid(format!(
                 "routes.default: flow `{}` is not listed under `flows`",
                 self.routes.default
+            )));
+        }
+        if let Some(flow) = self.routes.withheld.as_deref().filter(|f| !known(f)) {
+            return Err(invalid(format!(
+                "routes.withheld: flow `{flow}` is not listed under `flows`"
             )));
         }
         for (user, flow) in &self.routes.by_user {
@@ -686,14 +709,16 @@ impl Loaded {
         })
     }
 
-    /// The flow for a Request-URI user.
-    pub fn route(&self, user: &str) -> (&str, Arc<Flow>) {
-        let name = self
-            .config
-            .routes
-            .by_user
-            .get(user)
-            .unwrap_or(&self.config.routes.default);
+    /// The flow for a Request-URI user; `routes.withheld` (when set) for a
+    /// caller whose number is withheld.
+    pub fn route(&self, user: &str, withheld: bool) -> (&str, Arc<Flow>) {
+        let routes = &self.config.routes;
+        let name = routes
+            .withheld
+            .as_ref()
+            .filter(|_| withheld)
+            .or_else(|| routes.by_user.get(user))
+            .unwrap_or(&routes.default);
         let flow = self
             .flows
             .get(name)

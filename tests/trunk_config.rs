@@ -1,9 +1,11 @@
-//! `sip.registrations` (and, later, the other trunk keys) as an operator writes them:
-//! what loads, and what is refused with the key that holds the mistake.
+//! The trunk keys (`sip.registrations`, `sip.trusted_peers`, `sip.untrusted_requests`,
+//! `security.withheld_callers`, `routes.withheld`) as an operator writes them: what
+//! loads, and what is refused with the key that holds the mistake.
 
 mod common;
 
 use common::*;
+use sspr_ivr::caller::{UntrustedAnswer, WithheldPolicy};
 use sspr_ivr::config::Config;
 use std::path::Path;
 use std::process::Command;
@@ -108,6 +110,56 @@ fn serve_without_the_password_variable_names_it() {
     assert!(!ok, "serve must not start:\n{out}{err}");
     assert!(
         err.contains("sip.registrations `carrier1`: the environment variable CARRIER1_PASSWORD"),
+        "{err}"
+    );
+}
+
+#[test]
+fn trusted_peers_and_the_withheld_policy_load_and_bad_values_are_named() {
+    let cfg = load("").unwrap();
+    let anyone = "203.0.113.9".parse().unwrap();
+    assert!(
+        cfg.sip.trusted_peers.admits(anyone),
+        "no list: anybody may call"
+    );
+    assert!(!cfg.sip.trusted_peers.lists(anyone), "… and nobody asserts");
+    assert_eq!(cfg.sip.untrusted_requests, UntrustedAnswer::Reject);
+    assert_eq!(cfg.security.withheld_callers, WithheldPolicy::PerCall);
+    assert_eq!(cfg.routes.withheld, None);
+
+    let cfg = load(
+        "  trusted_peers: [192.0.2.10, 10.20.0.0/16]\n  untrusted_requests: drop\n\
+         security: { withheld_callers: shared }\n",
+    )
+    .unwrap();
+    assert!(cfg.sip.trusted_peers.lists("10.20.3.4".parse().unwrap()));
+    assert!(!cfg.sip.trusted_peers.admits(anyone));
+    assert_eq!(cfg.sip.untrusted_requests, UntrustedAnswer::Drop);
+    assert_eq!(cfg.security.withheld_callers, WithheldPolicy::Shared);
+
+    for (extra, want) in [
+        (
+            "  trusted_peers: [192.0.2.10, sbc.example.net]\n",
+            "\"sbc.example.net\" is not an IP address or a network",
+        ),
+        ("  trusted_peers: [10.0.0.0/40]\n", "not an IP address"),
+        ("  untrusted_requests: ignore\n", "unknown variant `ignore`"),
+        (
+            "security: { withheld_callers: agent }\n",
+            "unknown variant `agent`",
+        ),
+    ] {
+        let err = load(extra).expect_err(extra);
+        assert!(err.contains(want), "{want:?} not in {err:?}");
+        assert!(err.contains("/etc/sspr-ivr/config.yaml:"), "{err}");
+    }
+    let text = "sip:\n  listen: 127.0.0.1:5060\nflows: { echo: flows/echo.yaml }\n\
+                routes: { default: echo, withheld: agent }\naudit: { action: null }\n";
+    let err = Config::from_yaml(text, Path::new("/etc/sspr-ivr/config.yaml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("routes.withheld: flow `agent` is not listed under `flows`"),
         "{err}"
     );
 }

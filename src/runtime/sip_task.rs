@@ -20,8 +20,9 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::admission::{Admission, Load, Refusal};
+use crate::admission::{check_peer, Admission, Load, Refusal};
 use crate::call::{Call, CallOutcome, CallParams};
+use crate::caller::{identify, UntrustedAnswer};
 use crate::ops::logging::{call_span, sanitize};
 use crate::ops::metrics::{CallEnd, SipMethod};
 use crate::runtime::call_task::CallTask;
@@ -99,7 +100,7 @@ impl SipDriver {
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
                         trace_sip("in", Transport::Udp, from, &buf[..n]);
-                        if !self.trunks.handle_datagram(now(), &buf[..n]) {
+                        if !self.trunks.handle_datagram(now(), &buf[..n]) && self.let_in(from) {
                             self.endpoint.handle_datagram(now(), Transport::Udp, from, &buf[..n]);
                         }
                     }
@@ -121,8 +122,10 @@ impl SipDriver {
         match m {
             SipIn::Tcp { peer, data } => {
                 trace_sip("in", Transport::Tcp, peer, &data);
-                self.endpoint
-                    .handle_datagram(now(), Transport::Tcp, peer, &data)
+                if self.let_in(peer) {
+                    self.endpoint
+                        .handle_datagram(now(), Transport::Tcp, peer, &data)
+                }
             }
             SipIn::TcpOpened { peer, writer } => {
                 self.tcp.insert(peer, writer);
@@ -143,6 +146,20 @@ impl SipDriver {
             }
             SipIn::Unregister(done) => self.trunks.unregister(now(), done),
         }
+    }
+
+    /// `sip.untrusted_requests: drop`: a message from a peer not in
+    /// `sip.trusted_peers` never reaches the endpoint (no answer at all).
+    fn let_in(&self, from: SocketAddr) -> bool {
+        let loaded = self.shared.loaded();
+        let sip = &loaded.config.sip;
+        if sip.untrusted_requests == UntrustedAnswer::Reject || sip.trusted_peers.admits(from.ip())
+        {
+            return true;
+        }
+        self.shared.metrics.sip_untrusted_dropped();
+        debug!(from = %from, "SIP message from an untrusted peer dropped");
+        false
     }
 
     /// Send what the endpoint wants sent; route its events.
@@ -253,6 +270,10 @@ impl SipDriver {
             live_calls: self.shared.drain.live_calls(),
             draining: self.shared.drain.is_draining(),
         };
+        if let Err(refusal) = check_peer(&inc, &cfg.sip.trusted_peers) {
+            debug!(source = %inc.source, "INVITE from an untrusted peer refused");
+            return self.refuse(inc.call, refusal);
+        }
         let plan = match self
             .admission
             .admit(now(), &inc, load, &cfg.limits, &cfg.media)
@@ -274,12 +295,14 @@ impl SipDriver {
         };
         let span = call_span(&inc.call.0);
         let local_sdp = plan.local_sdp(rtp.local, rand::random::<u32>().into(), &cfg.media);
-        let (flow_name, flow) = loaded.route(&inc.request_uri_user);
+        let caller = identify(&inc, &cfg.sip.trusted_peers);
+        let limit_key = caller.limit_key(&inc.call, cfg.security.withheld_callers);
+        let (flow_name, flow) = loaded.route(&inc.request_uri_user, caller.withheld);
         let flow_name = flow_name.to_string();
         let flow_version = flow.version.clone();
         let params = CallParams {
             key: inc.call.clone(),
-            ani: inc.from_user.clone(),
+            ani: caller.ani.clone(),
             dnis: inc.request_uri_user.clone(),
             flow_name: flow_name.clone(),
             flow,
@@ -294,7 +317,7 @@ impl SipDriver {
             variables: cfg.variables.clone(),
         };
         let recorder = if cfg.recording.enabled {
-            match Recorder::create(&cfg.recording, &inc.call.0, &inc.from_user) {
+            match Recorder::create(&cfg.recording, &inc.call.0, &caller.ani) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     span.in_scope(
@@ -316,7 +339,15 @@ impl SipDriver {
             },
         );
         let active = self.shared.metrics.call_started();
-        span.in_scope(|| info!(source = %inc.source, flow = %flow_name, "call answered"));
+        span.in_scope(|| {
+            info!(
+                source = %inc.source,
+                flow = %flow_name,
+                ani_from = caller.source.as_str(),
+                withheld = caller.withheld,
+                "call answered"
+            )
+        });
         let task = CallTask {
             call,
             rtp,
@@ -325,7 +356,8 @@ impl SipDriver {
             sip: self.sip_tx.clone(),
             shared: self.shared.clone(),
             recorder,
-            ani: inc.from_user.clone(),
+            ani: caller.ani,
+            limit_key,
             flow_name,
             flow_version,
         };

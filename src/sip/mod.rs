@@ -138,6 +138,9 @@ pub struct IncomingCall {
     pub request_uri_user: String,
     /// The caller's number (From user part).
     pub from_user: String,
+    /// The number an upstream proxy asserts (`P-Asserted-Identity`, then
+    /// `Remote-Party-ID`), believed only from a trusted peer.
+    pub asserted_user: Option<String>,
     pub source: SocketAddr,
     pub transport: Transport,
     /// The SDP offer, or `None` for a late-offer INVITE.

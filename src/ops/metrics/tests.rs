@@ -58,6 +58,7 @@ fn exercise_everything(m: &Arc<Metrics>) {
     m.sip_responses_sent(200, 1);
     m.sip_parse_errors(1);
     m.sip_garbage_dropped(1);
+    m.sip_untrusted_dropped();
     m.sip_retransmissions(1);
     for c in RtpCounter::ALL {
         m.rtp_add(*c, 1);
