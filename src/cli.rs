@@ -249,11 +249,14 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
                 let loaded = Loaded::from_config(cfg)?;
                 crate::runtime::server::serve(loaded, None, CancellationToken::new(), |b| {
+                    let reset_limits = b.reset_attempt_limits.clone();
+                    demo.on_reset(move || reset_limits());
                     println!("sspr-ivr demo");
                     println!("  SIP            sip:{} (udp+tcp)  — call any user for the password reset, `echo` for the echo flow", b.sip);
                     println!("  admin          http://{}/metrics", b.admin.map(|a| a.to_string()).unwrap_or_default());
                     println!("  demo backend   {base}  (users: 123456 happy, 234567 email, 345678 locked)");
                     println!("  try            sspr-ivr dial sip:reset@{} --stdin", b.sip);
+                    println!("  fresh state    curl -X POST {base}/demo/reset  (directory, codes, audit, attempt limits)");
                 })
                 .await
             })?;

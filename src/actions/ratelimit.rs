@@ -47,6 +47,11 @@ impl RateLimiter {
         }
     }
 
+    /// Forget every key (the demo's reset).
+    pub fn clear(&mut self) {
+        self.keys.clear();
+    }
+
     pub fn from_config(c: &RateLimitConfig) -> Self {
         Self::new(c.max, c.window, c.max_keys)
     }

@@ -49,6 +49,8 @@ const UNREGISTER_GRACE: Duration = Duration::from_secs(5);
 pub struct Bound {
     pub sip: SocketAddr,
     pub admin: Option<SocketAddr>,
+    /// Forgets the cross-call attempt limits (`demo`'s state reset).
+    pub reset_attempt_limits: Arc<dyn Fn() + Send + Sync>,
 }
 
 /// Start everything; returns when `shutdown` completes the drain.
@@ -171,9 +173,11 @@ pub async fn serve(
     let sip_task = tasks.spawn(driver.run(sip_rx, hard_stop.clone()));
 
     readiness.set_listening(true);
+    let limits_of = shared.clone();
     let bound = Bound {
         sip: sip_addr,
         admin: admin_addr,
+        reset_attempt_limits: Arc::new(move || limits_of.reset_attempt_limits()),
     };
     on_bound(&bound);
     info!(sip = %sip_addr, admin = ?admin_addr, "listening");

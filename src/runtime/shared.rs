@@ -100,6 +100,14 @@ impl Shared {
         }
     }
 
+    /// Forget every caller's and account's attempts (`demo`'s `POST /demo/reset`).
+    pub fn reset_attempt_limits(&self) {
+        if let Ok(mut limits) = self.limits.lock() {
+            limits.0.clear();
+            limits.1.clear();
+        }
+    }
+
     /// SIGHUP: load and validate everything again; swap only if it is all
     /// good. Live calls keep the flow they started with (they hold an Arc).
     pub fn reload(&self) -> Result<(), String> {
