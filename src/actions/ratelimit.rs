@@ -154,6 +154,10 @@ mod tests {
             assert_eq!(rl.check_and_record(s(at), key), want, "t={at} {key}");
         }
         assert_eq!(rl.remaining(s(200), "ani1"), 2);
+        // The demo's reset forgets every key.
+        rl.clear();
+        assert!(rl.is_empty());
+        assert_eq!(rl.remaining(s(200), "ani1"), 3);
         assert_eq!(rl.remaining(s(200), "nobody"), 3);
     }
 
