@@ -163,3 +163,24 @@ fn trusted_peers_and_the_withheld_policy_load_and_bad_values_are_named() {
         "{err}"
     );
 }
+
+/// `routes.withheld` sends a caller with no number to its flow whatever they
+/// dialled; everybody else is routed as before.
+#[test]
+fn withheld_callers_take_their_own_route() {
+    let r = repo();
+    let text = format!(
+        "prompts: {{ dir: {} }}\nflows: {{ echo: {}, agent_only: {} }}\n\
+         routes: {{ default: echo, by_user: {{ reset: echo }}, withheld: agent_only }}\n\
+         audit: {{ action: null }}\n",
+        r.join("prompts").display(),
+        r.join("flows/echo.yaml").display(),
+        r.join("flows/echo.yaml").display(),
+    );
+    let cfg = Config::from_yaml(&text, &r.join("config.yaml")).unwrap();
+    let loaded = sspr_ivr::config::Loaded::from_config(cfg).unwrap();
+    assert_eq!(loaded.route("reset", false).0, "echo");
+    assert_eq!(loaded.route("anything", false).0, "echo");
+    assert_eq!(loaded.route("reset", true).0, "agent_only");
+    assert_eq!(loaded.route("anything", true).0, "agent_only");
+}
