@@ -103,6 +103,11 @@ fn the_asserted_identity_is_believed_from_a_listed_peer_and_others_get_403() {
         "sspr_ivr_call_setup_rejections_total{reason=\"untrusted_peer\",status=\"403\"} 1",
         Duration::from_secs(5),
     );
+    wait_metric(
+        &server,
+        "sspr_ivr_sip_untrusted_requests_total{answer=\"forbidden\"} 1",
+        Duration::from_secs(5),
+    );
     assert_eq!(anis(&server), ["+15550100199"], "no call from 127.0.0.2");
 }
 
@@ -164,7 +169,7 @@ fn drop_leaves_an_unlisted_peer_without_any_answer() {
     );
     wait_metric(
         &server,
-        "sspr_ivr_sip_untrusted_dropped_total 1",
+        "sspr_ivr_sip_untrusted_requests_total{answer=\"silence\"} 1",
         Duration::from_secs(5),
     );
     // A call from there (with 500 ms retransmissions) is not answered either.
@@ -187,7 +192,7 @@ fn drop_leaves_an_unlisted_peer_without_any_answer() {
     }
     wait_metric(
         &server,
-        "sspr_ivr_sip_untrusted_dropped_total 4",
+        "sspr_ivr_sip_untrusted_requests_total{answer=\"silence\"} 4",
         Duration::from_secs(5),
     );
     assert!(anis(&server).is_empty());

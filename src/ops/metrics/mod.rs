@@ -22,6 +22,7 @@
 //! - [`actions`]: data-action latency by configured name and outcome;
 //! - [`audit`]: audit spool backlog and delivery;
 //! - [`trunk`]: outbound registrations and requests from untrusted peers.
+//! - [`tcp`]: SIP-over-TCP connections open, refused and closed by the TCP limits.
 //!
 //! To add a metric: add its field and registration to the area's struct, a [`MetricDoc`] row
 //! to the area's `FAMILIES`, a row to `docs/operations.md`, and a typed recorder. The tests
@@ -68,6 +69,7 @@ pub mod media;
 pub mod process;
 pub mod results;
 pub mod sip;
+pub mod tcp;
 pub mod trunk;
 
 #[cfg(test)]
@@ -79,6 +81,7 @@ pub use media::{RtpCounter, RtpCounts, RtpRejectReason, DIGIT_SOURCES};
 pub use process::ReloadResult;
 pub use results::{OtpSendResult, OtpVerifyResult, ResetResult};
 pub use sip::{SipMethod, SipStatus};
+pub use tcp::{OpenTcp, TcpCloseReason};
 pub use trunk::{RegistrationResult, UntrustedAnswer};
 
 /// Content type of [`Metrics::encode`]'s output (OpenMetrics 1.0 text).
@@ -119,6 +122,7 @@ pub fn families() -> impl Iterator<Item = &'static MetricDoc> {
         actions::FAMILIES,
         audit::FAMILIES,
         trunk::FAMILIES,
+        tcp::FAMILIES,
     ]
     .into_iter()
     .flatten()
@@ -135,6 +139,7 @@ pub struct Metrics {
     actions: actions::ActionMetrics,
     audit: audit::AuditMetrics,
     trunk: trunk::TrunkMetrics,
+    tcp: tcp::TcpMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -161,6 +166,7 @@ impl Metrics {
         let actions = actions::ActionMetrics::register(&mut registry);
         let audit = audit::AuditMetrics::register(&mut registry);
         let trunk = trunk::TrunkMetrics::register(&mut registry);
+        let tcp = tcp::TcpMetrics::register(&mut registry);
         Metrics {
             registry,
             process,
@@ -171,6 +177,7 @@ impl Metrics {
             actions,
             audit,
             trunk,
+            tcp,
         }
     }
 

@@ -17,8 +17,6 @@ const HELP_SIP_PARSE_ERRORS: &str =
     "SIP messages that could not be parsed (answered with 400 where possible)";
 const HELP_SIP_GARBAGE: &str = "Datagrams or stream bytes dropped as not SIP at all";
 const HELP_SIP_RETRANSMISSIONS: &str = "SIP messages retransmitted by transaction timers";
-const HELP_SIP_UNTRUSTED: &str =
-    "SIP messages dropped unanswered because their source is not in sip.trusted_peers";
 
 /// This area's families, as scraped.
 pub const FAMILIES: &[MetricDoc] = &[
@@ -46,11 +44,6 @@ pub const FAMILIES: &[MetricDoc] = &[
         "sspr_ivr_sip_retransmissions_total",
         "counter",
         HELP_SIP_RETRANSMISSIONS,
-    ),
-    MetricDoc::new(
-        "sspr_ivr_sip_untrusted_dropped_total",
-        "counter",
-        HELP_SIP_UNTRUSTED,
     ),
 ];
 
@@ -132,7 +125,6 @@ pub(super) struct SipMetrics {
     parse_errors: Counter,
     garbage: Counter,
     retransmissions: Counter,
-    untrusted: Counter,
 }
 
 impl SipMetrics {
@@ -143,7 +135,6 @@ impl SipMetrics {
             parse_errors: Counter::default(),
             garbage: Counter::default(),
             retransmissions: Counter::default(),
-            untrusted: Counter::default(),
         };
         registry.register(
             "sip_requests_received",
@@ -165,11 +156,6 @@ impl SipMetrics {
             "sip_retransmissions",
             HELP_SIP_RETRANSMISSIONS,
             m.retransmissions.clone(),
-        );
-        registry.register(
-            "sip_untrusted_dropped",
-            HELP_SIP_UNTRUSTED,
-            m.untrusted.clone(),
         );
         m
     }
@@ -206,11 +192,6 @@ impl Metrics {
     /// Counts `n` datagrams/segments dropped as garbage.
     pub fn sip_garbage_dropped(&self, n: u64) {
         self.sip.garbage.inc_by(n);
-    }
-
-    /// Counts one message dropped because its source is not a trusted peer.
-    pub fn sip_untrusted_dropped(&self) {
-        self.sip.untrusted.inc();
     }
 
     /// Counts `n` retransmissions.

@@ -58,13 +58,17 @@ fn exercise_everything(m: &Arc<Metrics>) {
     m.sip_responses_sent(200, 1);
     m.sip_parse_errors(1);
     m.sip_garbage_dropped(1);
-    m.sip_untrusted_dropped();
     m.sip_retransmissions(1);
     for c in RtpCounter::ALL {
         m.rtp_add(*c, 1);
     }
     for r in RtpRejectReason::ALL {
         m.rtp_rejected(*r, 1);
+    }
+    let _open = m.tcp_opened();
+    std::mem::forget(_open);
+    for r in TcpCloseReason::ALL {
+        m.tcp_closed(*r);
     }
     m.action_observed("lookup_user", "found", Duration::from_millis(40));
     m.audit_backlog(3);
@@ -204,6 +208,7 @@ fn only_allowed_label_values_can_be_produced() {
         OtpSendResult,
         OtpVerifyResult,
         RtpRejectReason,
+        TcpCloseReason,
         SipMethod,
         ReloadResult,
         RegistrationResult,
