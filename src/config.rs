@@ -23,6 +23,7 @@ use crate::flow::model::Flow;
 use crate::flow::Catalog;
 use crate::media::prompts::PromptCache;
 use crate::media::{DtmfMode, RtpSource};
+use crate::ops::logging::LogFormat;
 use crate::sip::Transport;
 
 #[derive(Debug, thiserror::Error)]
@@ -372,17 +373,10 @@ impl Default for AdminConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormatName {
-    Human,
-    Json,
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
-    pub format: LogFormatName,
+    pub format: LogFormat,
     /// tracing filter (`info`, `sspr_ivr=debug`); `RUST_LOG` overrides.
     pub level: String,
 }
@@ -390,7 +384,7 @@ pub struct LoggingConfig {
 impl Default for LoggingConfig {
     fn default() -> Self {
         LoggingConfig {
-            format: LogFormatName::Human,
+            format: LogFormat::Human,
             level: "info".into(),
         }
     }
@@ -502,11 +496,17 @@ impl Config {
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((0, 0));
+            // serde_yaml ends its message with the location the prefix already gives.
+            let message = e.to_string();
+            let message = message
+                .strip_suffix(&format!(" at line {line} column {column}"))
+                .unwrap_or(&message)
+                .to_string();
             ConfigError::Yaml {
                 file: file.to_path_buf(),
                 line,
                 column,
-                message: e.to_string(),
+                message,
             }
         })?;
         let base = file
@@ -743,7 +743,7 @@ pub fn runtime_outcomes(config: &Config, actions: &mut BTreeMap<String, crate::f
 impl Loaded {
     /// Load and validate everything; any problem is an error naming the file.
     pub fn from_config(config: Config) -> Result<Loaded, ConfigError> {
-        let prompts = PromptCache::load_dir(&config.prompt_dir())
+        let prompts = crate::files::load_prompts(&config.prompt_dir())
             .map_err(|e| ConfigError::Prompts(e.to_string()))?;
         let mut actions = BTreeMap::new();
         for (name, action) in &config.actions {
@@ -758,7 +758,7 @@ impl Loaded {
         let mut flows = BTreeMap::new();
         let mut problems = Vec::new();
         for (name, path) in &config.flows {
-            match crate::flow::model::load(path) {
+            match crate::files::load_flow(path) {
                 Ok(flow) => {
                     let diags = crate::flow::validate::validate(&flow, path, &catalog);
                     if diags.is_empty() {

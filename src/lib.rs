@@ -12,6 +12,7 @@ pub mod codec;
 pub mod config;
 pub mod demo;
 pub mod duration;
+pub mod files;
 pub mod flow;
 pub mod media;
 pub mod ops;

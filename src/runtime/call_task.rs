@@ -12,7 +12,7 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::call::{Call, CallOutcome, Output};
-use crate::ops::metrics::{OtpSendResult, OtpVerifyResult, RtpRejectReason};
+use crate::ops::metrics::{OtpSendResult, OtpVerifyResult, RtpCounts, RtpRejectReason};
 use crate::runtime::channels::{CallInput, SipIn};
 use crate::runtime::labels;
 use crate::runtime::ports::RtpPort;
@@ -37,6 +37,9 @@ pub struct CallTask {
     pub flow_version: String,
 }
 
+/// How often a live call adds its RTP counters to the metrics (and once more at its end).
+const RTP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn now() -> std::time::Instant {
     TokioInstant::now().into_std()
 }
@@ -48,7 +51,13 @@ impl CallTask {
         let mut buf = vec![0u8; 2048];
         let key: CallKey = self.call.key().clone();
         let mut rejected = (0, 0);
+        let mut rtp_reported = RtpCounts::default();
+        let mut next_rtp_report = TokioInstant::now() + RTP_REPORT_EVERY;
         let outcome = loop {
+            if TokioInstant::now() >= next_rtp_report {
+                self.report_rtp(&mut rtp_reported);
+                next_rtp_report = TokioInstant::now() + RTP_REPORT_EVERY;
+            }
             if let Some(outcome) = self.drain_outputs().await {
                 break outcome;
             }
@@ -76,8 +85,7 @@ impl CallTask {
                 _ = sleep_until(deadline) => self.call.handle_timeout(now()),
             }
         };
-        let stats = self.call.media_stats();
-        self.shared.metrics.rtp_observed(labels::rtp_counts(&stats));
+        self.report_rtp(&mut rtp_reported);
         if let Some(rec) = self.recorder.take() {
             rec.finish();
         }
@@ -133,6 +141,17 @@ impl CallTask {
 
     /// Datagrams the media trust dropped, to the metrics as they happen: an attack
     /// on a call's port shows while it lasts.
+    /// Adds what the RTP counters gained since the last report.
+    fn report_rtp(&self, reported: &mut RtpCounts) {
+        let now = labels::rtp_counts(&self.call.media_stats());
+        if now != *reported {
+            self.shared.metrics.rtp_observed(now.since(reported));
+            // Loss can go down (a late packet); what was reported stays reported.
+            let lost = reported.lost.max(now.lost);
+            *reported = RtpCounts { lost, ..now };
+        }
+    }
+
     fn report_rejected(&self, reported: &mut (u64, u64)) {
         let now = self.call.rtp_rejected();
         if now != *reported {

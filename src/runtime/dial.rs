@@ -27,7 +27,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::codec::Codec;
 use crate::media::g711;
 use crate::media::goertzel::ToneGenerator;
-use crate::media::prompts::{PromptCache, PromptRecognizer};
+use crate::media::prompts::PromptRecognizer;
 use crate::media::rtp;
 use crate::media::telephone_event;
 use crate::media::DigitSource;
@@ -81,6 +81,7 @@ pub struct DialArgs {
     /// Also read digits to press from standard input, one line at a time.
     #[arg(long)]
     pub stdin: bool,
+    /// How keys are sent: RFC 4733 telephone events, in-band tones, or SIP INFO.
     #[arg(long, value_enum, default_value = "rfc4733")]
     pub dtmf_mode: DigitSource,
     /// Hang up (BYE) this many seconds after the answer.
@@ -93,9 +94,10 @@ pub struct DialArgs {
     /// Give up after this many seconds in all.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
-    /// Prompt directory used to recognise what is heard.
-    #[arg(long, default_value = "prompts/en")]
-    pub prompts: PathBuf,
+    /// Prompt directory used to recognise what is heard [default: the English prompts
+    /// built into the binary].
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
     /// Caller number (From user).
     #[arg(long, default_value = "5550100199")]
     pub from: String,
@@ -180,10 +182,10 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         };
     let mut rules = parse_rules(&args.on, "--on")?;
     let mut during_rules = parse_rules(&args.during, "--during")?;
-    let cache = Arc::new(
-        PromptCache::load_dir(&args.prompts)
-            .with_context(|| format!("prompts {}", args.prompts.display()))?,
-    );
+    let cache = Arc::new(match &args.prompts {
+        Some(dir) => crate::files::load_prompts(dir)?,
+        None => crate::files::embedded_prompts()?,
+    });
     let sip = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
     let rtp_sock = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
     let sip_local = sip.local_addr()?;
@@ -326,7 +328,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 match presses.pop_front() {
                     Some(SendStep::Key(k)) => {
                         press(&mut uac, m, k, args.dtmf_mode, now);
-                        tr.line("dtmf 1 key sent");
+                        tr.line(&format!("dtmf {k} sent"));
                         next_press_at = Some(now + Duration::from_millis(250));
                     }
                     Some(SendStep::Pause(d)) => next_press_at = Some(now + d),

@@ -9,7 +9,6 @@
 //! on every [`Watchdog`] tick: `/healthz`'s beat, and `WATCHDOG=1` when systemd
 //! asked for it.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -30,6 +29,7 @@ use crate::ops::admin::Readiness;
 use crate::ops::metrics::Metrics;
 use crate::ops::shutdown::{Drain, Signal, Signals};
 use crate::ops::systemd::{self, Watchdog};
+pub use crate::runtime::bound::{AttemptLimitsReset, Bound};
 use crate::runtime::channels::SipIn;
 use crate::runtime::ports::PortPool;
 use crate::runtime::registration::Trunks;
@@ -45,14 +45,6 @@ const BEAT: Duration = Duration::from_secs(1);
 const BYE_GRACE: Duration = Duration::from_secs(5);
 /// After the drain, how long the un-REGISTERs may still take.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(5);
-
-/// What `serve` was started with, and where it ended up listening.
-pub struct Bound {
-    pub sip: SocketAddr,
-    pub admin: Option<SocketAddr>,
-    /// Forgets the cross-call attempt limits (`demo`'s state reset).
-    pub reset_attempt_limits: Arc<dyn Fn() + Send + Sync>,
-}
 
 /// Start everything; returns when `shutdown` completes the drain.
 pub async fn serve(
@@ -207,11 +199,24 @@ pub async fn serve(
     let limits_of = shared.clone();
     let bound = Bound {
         sip: sip_addr,
+        transports: cfg.sip.transports.clone(),
+        advertised: cfg.sip.advertised_addr,
+        rtp_ip: cfg.media.rtp_ip,
+        rtp_ports: cfg.media.rtp_port_min..=cfg.media.rtp_port_max,
         admin: admin_addr,
-        reset_attempt_limits: Arc::new(move || limits_of.reset_attempt_limits()),
+        config: shared.config_path.clone(),
+        reset_attempt_limits: AttemptLimitsReset::new(move || limits_of.reset_attempt_limits()),
     };
     on_bound(&bound);
-    info!(sip = %sip_addr, admin = ?admin_addr, "listening");
+    info!(
+        version = bound.version(),
+        config = %bound.config_text(),
+        sip = %sip_addr,
+        transports = %bound.transports_text(),
+        rtp = %bound.rtp_text(),
+        admin = %bound.admin_text(),
+        "listening"
+    );
     let _ = systemd::notify_ready();
 
     let mut signals = Signals::new()?;

@@ -1,5 +1,5 @@
-//! The SIP layer (RFC 3261) as a sans-IO state machine: message normalisation and
-//! printing on `rsip` ([`message`]), request validation ([`validate`]), server and
+//! The SIP layer (RFC 3261) as a sans-IO state machine: message normalisation,
+//! parsing and printing ([`message`]), request validation ([`validate`]), server and
 //! client transactions with the RFC 3261 §17 timers in one table ([`timer`],
 //! [`transaction`]), dialogs ([`dialog`]), SDP offer/answer for G.711 and
 //! telephone-event ([`sdp`]), Content-Length framing for TCP ([`framing`]), the UAS

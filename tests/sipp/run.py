@@ -106,8 +106,8 @@ class Demo:
         self.sip = self.backend = None
         while time.monotonic() < end and self.proc.poll() is None:
             text = open(self.log, errors="replace").read()
-            sip = re.search(r"SIP +sip:(\S+)", text)
-            backend = re.search(r"demo backend +(http://\S+)", text)
+            sip = re.search(r"listening on sip:(\S+)", text)
+            backend = re.search(r"^ +demo +(http://\S+)", text, re.M)
             if sip and backend:
                 self.sip, self.backend = sip.group(1), backend.group(1)
                 return
