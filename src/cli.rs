@@ -284,6 +284,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
                 let loaded = Loaded::from_config(cfg)?;
                 crate::runtime::server::serve(loaded, None, CancellationToken::new(), |b| {
+                    let reset = b.reset_attempt_limits.clone();
+                    demo.on_reset(move || reset.run());
                     print!("{}", b.banner());
                     println!(
                         "  demo        {base}  (users: 123456 happy, 234567 email, 345678 locked)"
@@ -292,6 +294,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                         "  calls       any user for the password reset, `echo` for the echo flow"
                     );
                     println!("  try         sspr-ivr dial sip:reset@{} --stdin", b.sip);
+                    println!(
+                        "  reset       curl -X POST {base}/demo/reset  (directory, codes, audit, attempt limits)"
+                    );
                 })
                 .await
             })?;

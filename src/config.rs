@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::actions::ratelimit::RateLimitConfig;
 use crate::actions::ActionConfig;
+use crate::caller::{TrustedPeers, UntrustedAnswer, WithheldPolicy};
 use crate::codec::Codec;
 use crate::flow::model::Flow;
 use crate::flow::Catalog;
@@ -65,6 +66,14 @@ pub struct SipConfig {
     pub symmetric_signalling: bool,
     /// SIP over TLS on its own port; off when absent.
     pub tls: Option<SipTlsConfig>,
+    /// Trunks to register with (RFC 3261 §10): none by default.
+    pub registrations: Vec<RegistrationConfig>,
+    /// The proxies/SBCs allowed to send us calls (addresses or networks). Empty:
+    /// anybody may call, and nobody's `P-Asserted-Identity` is believed.
+    pub trusted_peers: TrustedPeers,
+    /// What a request from a peer not in `trusted_peers` gets (`reject`: INVITE
+    /// → 403; `drop`: nothing at all).
+    pub untrusted_requests: UntrustedAnswer,
     /// SIP TCP connections at once; more are closed at accept (lowered at
     /// start-up if the descriptor limit would not leave room for every call).
     pub tcp_max_connections: usize,
@@ -140,6 +149,66 @@ impl SipTlsConfig {
     }
 }
 
+/// One `sip.registrations` entry: keep our Contact bound at a trunk's registrar.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Names the registration in logs and in the metrics' `trunk` label.
+    pub name: String,
+    /// Request-URI of the REGISTER (`sip:sip.example.net`); its host (resolved once
+    /// at start-up) and port are where it goes, unless `outbound_proxy` is set.
+    pub registrar: String,
+    /// The address of record (To and From), e.g. `sip:+15550100@sip.example.net`.
+    pub aor: String,
+    /// The Contact to bind; default `sip:<aor user>@<sip.advertised_addr>`.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// Digest user name; default the AOR's user part.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the password (never the password itself).
+    pub password_env: String,
+    /// Expiry asked for; refreshed after 80 % of what the registrar grants.
+    #[serde(
+        default = "default_expires",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub expires: Duration,
+    /// `host:port` to send the REGISTER to instead of the registrar's host.
+    #[serde(default)]
+    pub outbound_proxy: Option<String>,
+    /// `/readyz` reports not ready while this registration is not in place.
+    #[serde(default = "default_true")]
+    pub required: bool,
+    /// First wait after a failed attempt; doubles up to `retry_max`.
+    #[serde(
+        default = "default_retry_min",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub retry_min: Duration,
+    #[serde(
+        default = "default_retry_max",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub retry_max: Duration,
+}
+
+fn default_expires() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_retry_min() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_retry_max() -> Duration {
+    Duration::from_secs(300)
+}
+
 impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
@@ -149,6 +218,9 @@ impl Default for SipConfig {
             user_agent: concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             symmetric_signalling: true,
             tls: None,
+            registrations: Vec::new(),
+            trusted_peers: TrustedPeers::default(),
+            untrusted_requests: UntrustedAnswer::Reject,
             tcp_max_connections: 2048,
             tcp_max_connections_per_source: 64,
             tcp_idle_timeout: Duration::from_secs(120),
@@ -224,6 +296,10 @@ pub struct RoutesConfig {
     pub default: String,
     /// Request-URI user → flow name.
     pub by_user: BTreeMap<String, String>,
+    /// Flow for every caller whose number is withheld (`anonymous`, …), whatever
+    /// they dialled, e.g. one that transfers straight to an agent. `None`: routed
+    /// like everybody else.
+    pub withheld: Option<String>,
 }
 
 impl Default for RoutesConfig {
@@ -231,6 +307,7 @@ impl Default for RoutesConfig {
         RoutesConfig {
             default: "sspr".into(),
             by_user: BTreeMap::from([("echo".to_string(), "echo".to_string())]),
+            withheld: None,
         }
     }
 }
@@ -391,6 +468,9 @@ pub struct SecurityConfig {
     /// outcome is `audit_unavailable`, which the flow must handle. `None`
     /// (YAML `null`): no action is guarded.
     pub reset_action: Option<String>,
+    /// How calls with a withheld number count against `attempts_per_ani_per_hour`:
+    /// `per_call` (each its own caller) or `shared` (one budget for all of them).
+    pub withheld_callers: WithheldPolicy,
     /// Code sends one caller number (ANI) may trigger within `window`, across
     /// calls and accounts; over it, the send action's outcome is
     /// `rate_limited` and the backend is not asked. `max: 0`: no sends.
@@ -410,6 +490,7 @@ impl Default for SecurityConfig {
             otp_send_action: "send_otp".into(),
             otp_verify_action: "verify_otp".into(),
             reset_action: Some("reset_pin".into()),
+            withheld_callers: WithheldPolicy::PerCall,
             otp_sends_per_ani: RateLimitConfig {
                 max: 6,
                 window: Duration::from_secs(3600),
@@ -551,6 +632,11 @@ impl Config {
                 self.routes.default
             )));
         }
+        if let Some(flow) = self.routes.withheld.as_deref().filter(|f| !known(f)) {
+            return Err(invalid(format!(
+                "routes.withheld: flow `{flow}` is not listed under `flows`"
+            )));
+        }
         for (user, flow) in &self.routes.by_user {
             if !known(flow) {
                 return Err(invalid(format!(
@@ -621,6 +707,9 @@ impl Config {
                 )));
             }
         }
+        for (i, r) in self.sip.registrations.iter().enumerate() {
+            check_registration(i, r, &self.sip.registrations[..i]).map_err(invalid)?;
+        }
         if let Some(action) = &self.audit.action {
             if !self.actions.contains_key(action) {
                 return Err(invalid(format!(
@@ -635,6 +724,65 @@ impl Config {
     pub fn prompt_dir(&self) -> PathBuf {
         self.prompts.dir.join(&self.prompts.language)
     }
+}
+
+/// One `sip.registrations[i]` entry: names, URIs and times that cannot work are
+/// refused at load, with the key that holds them.
+fn check_registration(
+    i: usize,
+    r: &RegistrationConfig,
+    before: &[RegistrationConfig],
+) -> Result<(), String> {
+    let key = format!("sip.registrations[{i}]");
+    let label_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    };
+    if !label_ok(&r.name) {
+        return Err(format!(
+            "{key}.name: use 1 to 64 letters, digits, `-`, `_` or `.` (it is a metric label)"
+        ));
+    }
+    if before.iter().any(|o| o.name == r.name) {
+        return Err(format!("{key}.name: `{}` is used twice", r.name));
+    }
+    let sip_uri = |field: &str, v: &str, needs_user: bool| {
+        let ok = v.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("sip:"))
+            && crate::sip::message::uri_hostport(v).is_some_and(|h| !h.is_empty())
+            && !v.contains(|c: char| c.is_whitespace() || c == '<' || c == '>')
+            && (!needs_user || !crate::sip::message::uri_user(v).is_empty());
+        if ok {
+            Ok(())
+        } else {
+            let what = if needs_user {
+                "a sip: URI with a user part, e.g. `sip:+15550100@sip.example.net`"
+            } else {
+                "a sip: URI, e.g. `sip:sip.example.net`"
+            };
+            Err(format!("{key}.{field}: `{v}` is not {what}"))
+        }
+    };
+    sip_uri("registrar", &r.registrar, false)?;
+    sip_uri("aor", &r.aor, true)?;
+    if let Some(c) = &r.contact {
+        sip_uri("contact", c, true)?;
+    }
+    if r.password_env.is_empty() {
+        return Err(format!(
+            "{key}.password_env: name the environment variable that holds the password"
+        ));
+    }
+    if r.expires < Duration::from_secs(10) || r.expires > Duration::from_secs(86_400) {
+        return Err(format!("{key}.expires: between 10s and 24h"));
+    }
+    if r.retry_min.is_zero() || r.retry_max < r.retry_min {
+        return Err(format!(
+            "{key}: retry_min must be > 0 and retry_max at least retry_min"
+        ));
+    }
+    Ok(())
 }
 
 /// Everything a call needs that is loaded once and shared: the config, the
@@ -722,14 +870,16 @@ impl Loaded {
         })
     }
 
-    /// The flow for a Request-URI user.
-    pub fn route(&self, user: &str) -> (&str, Arc<Flow>) {
-        let name = self
-            .config
-            .routes
-            .by_user
-            .get(user)
-            .unwrap_or(&self.config.routes.default);
+    /// The flow for a Request-URI user; `routes.withheld` (when set) for a
+    /// caller whose number is withheld.
+    pub fn route(&self, user: &str, withheld: bool) -> (&str, Arc<Flow>) {
+        let routes = &self.config.routes;
+        let name = routes
+            .withheld
+            .as_ref()
+            .filter(|_| withheld)
+            .or_else(|| routes.by_user.get(user))
+            .unwrap_or(&routes.default);
         let flow = self
             .flows
             .get(name)

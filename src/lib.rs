@@ -6,6 +6,7 @@ pub mod actions;
 pub mod admission;
 pub mod audit;
 pub mod call;
+pub mod caller;
 pub mod cli;
 pub mod codec;
 pub mod config;

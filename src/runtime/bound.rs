@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::sip::Transport;
 
@@ -29,6 +30,30 @@ pub struct Bound {
     pub admin: Option<SocketAddr>,
     /// The configuration file the server runs from (`None`: the embedded demo configuration).
     pub config: Option<PathBuf>,
+    /// Forgets the cross-call attempt limits and code-send budgets (`demo`'s state reset).
+    pub reset_attempt_limits: AttemptLimitsReset,
+}
+
+/// A handle that clears the server's per-caller and per-account limits (`POST /demo/reset`).
+#[derive(Clone, Default)]
+pub struct AttemptLimitsReset(Option<Arc<dyn Fn() + Send + Sync>>);
+
+impl AttemptLimitsReset {
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
+        AttemptLimitsReset(Some(Arc::new(f)))
+    }
+
+    pub fn run(&self) {
+        if let Some(f) = &self.0 {
+            f();
+        }
+    }
+}
+
+impl std::fmt::Debug for AttemptLimitsReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AttemptLimitsReset")
+    }
 }
 
 impl Bound {
@@ -129,6 +154,7 @@ mod tests {
             rtp_ports: 20000..=29999,
             admin: Some("127.0.0.1:9090".parse().unwrap()),
             config: Some("/etc/sspr-ivr/config.yaml".into()),
+            reset_attempt_limits: AttemptLimitsReset::default(),
         }
     }
 

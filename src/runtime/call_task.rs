@@ -30,6 +30,9 @@ pub struct CallTask {
     pub shared: Arc<Shared>,
     pub recorder: Option<Recorder>,
     pub ani: String,
+    /// The key of this call's per-caller attempt limit: the ANI, or one of its
+    /// own for a withheld number (`security.withheld_callers`).
+    pub limit_key: String,
     pub flow_name: String,
     pub flow_version: String,
 }
@@ -160,7 +163,7 @@ impl CallTask {
     }
 
     fn start_action(&self, id: u64, action: String, vars: Vars) {
-        if !self.shared.admit_attempt(&action, &self.ani, &vars) {
+        if !self.shared.admit_attempt(&action, &self.limit_key, &vars) {
             let _ = self.tx.send(CallInput::ActionDone {
                 id,
                 outcome: "rate_limited".into(),

@@ -41,6 +41,8 @@ pub enum SipIn {
     CallGone(CallKey),
     /// Shutdown: end every live call now.
     TerminateAll,
+    /// Shutdown: remove our trunk registrations; the sender fires when done.
+    Unregister(tokio::sync::oneshot::Sender<()>),
 }
 
 /// What reaches a call task from outside.

@@ -10,6 +10,7 @@ pub mod dial_link;
 pub mod labels;
 pub mod ports;
 pub mod recorder;
+pub mod registration;
 pub mod server;
 pub mod shared;
 pub mod sip_task;

@@ -30,9 +30,10 @@ use crate::ops::admin::Readiness;
 use crate::ops::metrics::Metrics;
 use crate::ops::shutdown::{Drain, Signal, Signals};
 use crate::ops::systemd::{self, Watchdog};
-pub use crate::runtime::bound::Bound;
+pub use crate::runtime::bound::{AttemptLimitsReset, Bound};
 use crate::runtime::channels::SipIn;
 use crate::runtime::ports::PortPool;
+use crate::runtime::registration::Trunks;
 use crate::runtime::shared::Shared;
 use crate::runtime::sip_task::SipDriver;
 use crate::runtime::{tcp, tls};
@@ -43,6 +44,8 @@ use crate::sip::{Endpoint, EndpointConfig, TokenRng, Transport};
 const BEAT: Duration = Duration::from_secs(1);
 /// After the drain limit, how long the BYEs to the calls still live may take.
 const BYE_GRACE: Duration = Duration::from_secs(5);
+/// After the drain, how long the un-REGISTERs may still take.
+const UNREGISTER_GRACE: Duration = Duration::from_secs(5);
 
 /// Start everything; returns when `shutdown` completes the drain.
 pub async fn serve(
@@ -215,9 +218,18 @@ pub async fn serve(
             .or(public)
             .unwrap_or(addr)
     });
+    let trunks = Trunks::from_config(
+        &cfg.sip,
+        &sip_cfg,
+        metrics.clone(),
+        readiness.clone(),
+        |var| std::env::var(var).ok(),
+    )
+    .await?;
     let endpoint = Endpoint::new(sip_cfg, TokenRng::from_seed(rand::random()));
     let driver = SipDriver::new(
         endpoint,
+        trunks,
         udp.clone(),
         shared.clone(),
         sip_tx.clone(),
@@ -226,6 +238,7 @@ pub async fn serve(
     let sip_task = tasks.spawn(driver.run(sip_rx, hard_stop.clone()));
 
     readiness.set_listening(true);
+    let limits_of = shared.clone();
     let bound = Bound {
         sip: sip_addr,
         transports: cfg.sip.transports.clone(),
@@ -235,6 +248,7 @@ pub async fn serve(
         sip_tls: tls_addr,
         admin: admin_addr,
         config: shared.config_path.clone(),
+        reset_attempt_limits: AttemptLimitsReset::new(move || limits_of.reset_attempt_limits()),
     };
     on_bound(&bound);
     info!(
@@ -283,6 +297,10 @@ pub async fn serve(
     let _ = systemd::notify_stopping();
     shared.drain.start();
     readiness.set_draining();
+    // Trunks stop sending new calls once our bindings are gone; calls already up keep
+    // their dialogs.
+    let (unregistered_tx, unregistered) = tokio::sync::oneshot::channel();
+    let _ = sip_tx.send(SipIn::Unregister(unregistered_tx));
     let deadline = TokioInstant::now() + shared.loaded().config.drain.timeout;
     let idle = loop {
         tokio::select! {
@@ -308,8 +326,10 @@ pub async fn serve(
             .wait_idle(TokioInstant::now() + BYE_GRACE)
             .await;
     }
-    // Give the audit deliverer a moment to flush what the last calls wrote.
+    // Give the audit deliverer a moment to flush what the last calls wrote, and the
+    // un-REGISTERs their answers (Timer F bounds them anyway).
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = tokio::time::timeout(UNREGISTER_GRACE, unregistered).await;
     hard_stop.cancel();
     let _ = sip_task.await;
     tasks.close();

@@ -797,6 +797,23 @@ pub fn uri_user(uri: &str) -> String {
     }
 }
 
+/// The caller's number as an upstream proxy asserts it: the user part of the first
+/// `P-Asserted-Identity` value (RFC 3325) that has one, else of the first
+/// `Remote-Party-ID` (draft-ietf-sip-privacy-04, still sent by many trunks).
+/// Whether to believe it is not this function's business: only a request from a
+/// trusted peer may set the ANI this way (see `crate::caller`).
+pub fn asserted_user(msg: &Message) -> Option<String> {
+    ["P-Asserted-Identity", "Remote-Party-ID"]
+        .iter()
+        .find_map(|name| {
+            msg.headers_named(name)
+                .flat_map(split_list)
+                .filter_map(|v| NameAddr::parse(&v))
+                .map(|na| uri_user(&na.uri))
+                .find(|user| !user.is_empty())
+        })
+}
+
 /// The `host[:port]` part of a sip/sips URI, without params or headers.
 pub fn uri_hostport(uri: &str) -> Option<&str> {
     let (_, rest) = uri.split_once(':')?;

@@ -3,7 +3,8 @@
 //! client transactions with the RFC 3261 §17 timers in one table ([`timer`],
 //! [`transaction`]), dialogs ([`dialog`]), SDP offer/answer for G.711 and
 //! telephone-event ([`sdp`]), Content-Length framing for TCP ([`framing`]), the UAS
-//! [`Endpoint`] the server runs, and a small UAC ([`uac`]) for the `dial` test caller.
+//! [`Endpoint`] the server runs, a small UAC ([`uac`]) for the `dial` test caller, and
+//! outbound registration to trunks ([`register`]) with digest authentication ([`digest`]).
 //! Tags, branches and Call-IDs come from a [`TokenRng`] each endpoint holds ([`rng`]).
 //!
 //! Nothing here opens a socket or reads a clock: the runtime feeds datagrams with
@@ -16,13 +17,15 @@
 //! Via says `TLS`, Contact says `sips:` when the dialog-creating request used a
 //! SIPS URI and `;transport=tls` otherwise, with the TLS port ([`EndpointConfig::tls_addr`]).
 //!
-//! Not done here: DNS (RFC 3263), authentication, proxying, registrar duties,
-//! forking, PRACK (RFC 3262) and session timers beyond answering refreshes.
+//! Not done here: DNS (RFC 3263), authenticating requests we receive, proxying,
+//! registrar duties, forking, PRACK (RFC 3262) and session timers beyond answering refreshes.
 
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 pub mod framing;
 pub mod message;
+pub mod register;
 pub mod rng;
 pub mod sdp;
 pub mod timer;
@@ -166,6 +169,9 @@ pub struct IncomingCall {
     pub request_uri_user: String,
     /// The caller's number (From user part).
     pub from_user: String,
+    /// The number an upstream proxy asserts (`P-Asserted-Identity`, then
+    /// `Remote-Party-ID`), believed only from a trusted peer.
+    pub asserted_user: Option<String>,
     pub source: SocketAddr,
     pub transport: Transport,
     /// The SDP offer, or `None` for a late-offer INVITE.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::super::dialog::Dialog;
-use super::super::message::{uri_user, Header};
+use super::super::message::{asserted_user, uri_user, Header};
 use super::super::timer::Timer;
 use super::super::transaction::{
     cancel_target_key, response_to, set_body, ServerState, ServerTransaction,
@@ -140,6 +140,7 @@ impl Endpoint {
             call: call_key.clone(),
             request_uri_user: uri_user(&req.uri),
             from_user: uri_user(&req.from.uri),
+            asserted_user: asserted_user(&req.msg),
             source,
             transport,
             offer: offer.clone(),
