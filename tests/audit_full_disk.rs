@@ -38,8 +38,19 @@ fn line_len(r: &AuditRecord) -> u64 {
     serde_json::to_vec(r).unwrap().len() as u64 + 1
 }
 
+/// The tests here run one at a time: a `mount`/`umount` one test forks holds
+/// (until its exec) a copy of every descriptor the other test has open, so a
+/// removed filler file could keep its space for a moment and the "room again"
+/// check would race with it.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn a_record_that_half_fits_is_cut_back_and_nothing_complete_is_lost() {
+    let _serial = one_at_a_time();
     let fs = Tmpfs::mount(256 * 1024, "fill the filesystem under the audit spool");
     let dir = fs.path().join("spool");
     let records = dir.join("records.jsonl");
@@ -104,6 +115,7 @@ fn a_record_that_half_fits_is_cut_back_and_nothing_complete_is_lost() {
 
 #[test]
 fn a_full_disk_without_held_records_recovers_by_probing() {
+    let _serial = one_at_a_time();
     let fs = Tmpfs::mount(128 * 1024, "fill the filesystem under the audit spool");
     let dir = fs.path().join("spool");
     let spool = Spool::open(&dir).unwrap();
