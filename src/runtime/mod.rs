@@ -2,6 +2,7 @@
 //! machines (`sip::Endpoint`, `call::Call`) and carries out what they ask;
 //! it decides nothing about protocol or flow.
 
+pub mod call_shard;
 pub mod call_task;
 pub mod channels;
 pub mod dial;

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -94,6 +94,7 @@ pub async fn serve(
             ),
         )),
         config_path,
+        shards: OnceLock::new(),
     });
 
     let udp = Arc::new(

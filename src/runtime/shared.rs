@@ -3,7 +3,7 @@
 //! state, the RTP port pool, the audit spool and the cross-call attempt limits.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::time::Instant as TokioInstant;
 use tracing::{info, warn};
@@ -15,6 +15,7 @@ use crate::config::{Config, Loaded};
 use crate::ops::admin::Readiness;
 use crate::ops::metrics::{Metrics, ReloadResult};
 use crate::ops::shutdown::Drain;
+use crate::runtime::call_shard::Shards;
 use crate::runtime::labels;
 use crate::runtime::ports::PortPool;
 
@@ -32,11 +33,18 @@ pub struct Shared {
     pub config_path: Option<PathBuf>,
     /// Reset attempts per caller number and per account, across calls.
     pub(super) limits: Mutex<(RateLimiter, RateLimiter)>,
+    /// The tasks that drive the calls (started with the first call, on its runtime).
+    pub(super) shards: OnceLock<Shards>,
 }
 
 impl Shared {
     pub fn loaded(&self) -> Arc<Loaded> {
         self.loaded.read().expect("config lock").clone()
+    }
+
+    /// The call shards; the first call starts them on the current runtime.
+    pub fn shards(&self) -> &Shards {
+        self.shards.get_or_init(Shards::per_cpu)
     }
 
     pub fn executor(&self) -> Arc<Executor> {
