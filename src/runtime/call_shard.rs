@@ -34,7 +34,7 @@ use tokio::time::{Instant as TokioInstant, Sleep};
 use tracing::Span;
 
 use crate::call::CallOutcome;
-use crate::runtime::call_task::CallTask;
+use crate::runtime::call_task::{CallTask, Turn};
 
 /// How a call's run ends, as the shard reports it to [`CallTask::run`].
 pub type Finished = Result<CallOutcome, Box<dyn Any + Send + 'static>>;
@@ -186,7 +186,7 @@ impl Shard {
             std::mem::swap(&mut self.woken, &mut *lock(&self.ready.calls));
             let mut woken = std::mem::take(&mut self.woken);
             for slot in woken.drain(..) {
-                self.service(slot, None);
+                self.service(slot, Turn::Woken);
             }
             self.woken = woken;
             let now = TokioInstant::now().into_std();
@@ -202,7 +202,7 @@ impl Shard {
                     .is_some_and(|s| s.deadline == Some(t));
                 if due {
                     self.slots[slot].as_mut().expect("due slot").deadline = None;
-                    self.service(slot, Some(now));
+                    self.service(slot, Turn::Timeout(now));
                 }
             }
             let next = self.timers.peek().map(|Reverse((t, _))| *t);
@@ -244,23 +244,25 @@ impl Shard {
         });
         self.live += 1;
         // First turn: drain what the call has to say, arm its socket and channel.
-        self.service(slot, None);
+        self.service(slot, Turn::Woken);
     }
 
-    /// One turn of one call: its timeout if `timeout` says it is due, whatever its
-    /// socket and channel have, then its outputs; then its next deadline.
-    fn service(&mut self, slot: usize, timeout: Option<Instant>) {
+    /// One turn of one call (its timeout, or what woke it), then its outputs;
+    /// then its next deadline.
+    fn service(&mut self, slot: usize, turn: Turn) {
         let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        s.wake.queued.store(false, Ordering::Release);
+        if matches!(turn, Turn::Woken) {
+            s.wake.queued.store(false, Ordering::Release);
+        }
         let (rx_buf, tx_buf) = (&mut self.rx_buf, &mut self.tx_buf);
         let turn = {
             let _entered = s.span.enter();
             let mut cx = Context::from_waker(&s.waker);
             catch_unwind(AssertUnwindSafe(|| {
                 s.task
-                    .step(&mut cx, timeout, (rx_buf, tx_buf), &mut s.rejected)
+                    .step(&mut cx, turn, (rx_buf, tx_buf), &mut s.rejected)
             }))
         };
         let ended = match turn {

@@ -27,6 +27,15 @@ use crate::runtime::recorder::Recorder;
 use crate::runtime::shared::Shared;
 use crate::vars::Vars;
 
+/// Why a call gets a turn.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Turn {
+    /// Its deadline is due.
+    Timeout(Instant),
+    /// Its socket or channel woke it (or it is new).
+    Woken,
+}
+
 /// At most this many datagrams are read from one call's socket per turn.
 const RECV_PER_TURN: usize = 16;
 
@@ -64,20 +73,29 @@ impl CallTask {
         }
     }
 
-    /// One turn (see the module docs): `Some` when the call has ended. `cx`
-    /// carries the call's own waker, so the socket and channel wake this call.
-    /// `rejected`: the trust drops last reported to the metrics.
+    /// One turn (see the module docs): `Some` when the call has ended.
+    /// `Turn::Woken` reads the socket and the channel with `cx`, which carries
+    /// the call's own waker: they stay armed with it until they have something,
+    /// so a timeout turn need not touch them. `rejected`: the trust drops last
+    /// reported to the metrics.
     pub(super) fn step(
         &mut self,
         cx: &mut Context<'_>,
-        timeout: Option<Instant>,
+        turn: Turn,
         bufs: (&mut [u8], &mut Vec<u8>),
         rejected: &mut (u64, u64),
     ) -> Option<CallOutcome> {
         let (rx_buf, tx_buf) = bufs;
-        if let Some(now) = timeout {
-            self.call.handle_timeout(now);
+        match turn {
+            Turn::Timeout(now) => self.call.handle_timeout(now),
+            Turn::Woken => self.read_inputs(cx, rx_buf, rejected),
         }
+        self.send_rtp(tx_buf);
+        self.drain_outputs()
+    }
+
+    /// Datagrams (a bounded number) and channel inputs that are ready.
+    fn read_inputs(&mut self, cx: &mut Context<'_>, rx_buf: &mut [u8], rejected: &mut (u64, u64)) {
         let mut more = false;
         for i in 0.. {
             if i == RECV_PER_TURN {
@@ -116,8 +134,6 @@ impl CallTask {
             // Datagrams left: come back for them after the other calls' turns.
             cx.waker().wake_by_ref();
         }
-        self.send_rtp(tx_buf);
-        self.drain_outputs()
     }
 
     /// Every packet the call has ready, each built into `buf` and sent.
