@@ -183,12 +183,7 @@ impl Shard {
             if self.closed && self.live == 0 {
                 return Poll::Ready(());
             }
-            std::mem::swap(&mut self.woken, &mut *lock(&self.ready.calls));
-            let mut woken = std::mem::take(&mut self.woken);
-            for slot in woken.drain(..) {
-                self.service(slot, Turn::Woken);
-            }
-            self.woken = woken;
+            // Due deadlines first, then the calls that inputs woke.
             let now = TokioInstant::now().into_std();
             while let Some(&Reverse((t, slot))) = self.timers.peek() {
                 if t > now {
@@ -205,6 +200,12 @@ impl Shard {
                     self.service(slot, Turn::Timeout(now));
                 }
             }
+            std::mem::swap(&mut self.woken, &mut *lock(&self.ready.calls));
+            let mut woken = std::mem::take(&mut self.woken);
+            for slot in woken.drain(..) {
+                self.service(slot, Turn::Woken);
+            }
+            self.woken = woken;
             let next = self.timers.peek().map(|Reverse((t, _))| *t);
             let next = next.map_or_else(
                 || TokioInstant::now() + Duration::from_secs(3600),

@@ -96,6 +96,7 @@ impl CallTask {
 
     /// Datagrams (a bounded number) and channel inputs that are ready.
     fn read_inputs(&mut self, cx: &mut Context<'_>, rx_buf: &mut [u8], rejected: &mut (u64, u64)) {
+        self.catch_up(now());
         let mut more = false;
         for i in 0.. {
             if i == RECV_PER_TURN {
@@ -105,7 +106,9 @@ impl CallTask {
             let mut read = ReadBuf::new(rx_buf);
             match self.rtp.socket.poll_recv_from(cx, &mut read) {
                 Poll::Ready(Ok(from)) => {
-                    self.call.handle_rtp(now(), from, read.filled());
+                    let now = now();
+                    self.catch_up(now);
+                    self.call.handle_rtp(now, from, read.filled());
                     self.report_rejected(rejected);
                 }
                 Poll::Ready(Err(e)) => debug!(error = %e, "rtp receive error"),
@@ -133,6 +136,15 @@ impl CallTask {
         if more {
             // Datagrams left: come back for them after the other calls' turns.
             cx.waker().wake_by_ref();
+        }
+    }
+
+    /// A deadline that passed before this input arrived fires first (after a
+    /// stall, a burst of datagrams must not overtake the DTMF and flow timers
+    /// that were due between them).
+    fn catch_up(&mut self, now: Instant) {
+        if self.call.poll_timeout().is_some_and(|t| t <= now) {
+            self.call.handle_timeout(now);
         }
     }
 
