@@ -59,6 +59,28 @@ pub struct SipConfig {
     pub user_agent: String,
     /// Send in-dialog requests to where the INVITE came from.
     pub symmetric_signalling: bool,
+    /// SIP TCP connections at once; more are closed at accept (lowered at
+    /// start-up if the descriptor limit would not leave room for every call).
+    pub tcp_max_connections: usize,
+    /// SIP TCP connections at once from one IP address; more are closed at accept.
+    pub tcp_max_connections_per_source: usize,
+    /// Close a TCP connection that sent no complete message for this long and
+    /// carries no call.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub tcp_idle_timeout: Duration,
+    /// A message on a TCP connection must be complete (header section and body)
+    /// this long after its first byte (slowloris).
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub tcp_message_timeout: Duration,
+    /// Bytes waiting to be written to one TCP connection; a peer that reads
+    /// slower than that is disconnected.
+    pub tcp_write_queue_bytes: usize,
+    /// Server transactions kept at once (each absorbs retransmissions of one
+    /// request for up to 32 s); the oldest finished ones go first, and a new
+    /// request finding no room is answered 503 without one.
+    pub max_server_transactions: usize,
+    /// Bytes those transactions may hold (requests and last responses).
+    pub max_server_transaction_bytes: usize,
 }
 
 impl Default for SipConfig {
@@ -69,6 +91,13 @@ impl Default for SipConfig {
             advertised_addr: None,
             user_agent: concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             symmetric_signalling: true,
+            tcp_max_connections: 2048,
+            tcp_max_connections_per_source: 64,
+            tcp_idle_timeout: Duration::from_secs(120),
+            tcp_message_timeout: Duration::from_secs(10),
+            tcp_write_queue_bytes: 64 * 1024,
+            max_server_transactions: 20_000,
+            max_server_transaction_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -450,6 +479,15 @@ impl Config {
         if self.media.rtp_port_min > self.media.rtp_port_max || self.media.rtp_port_min == 0 {
             return Err(invalid(
                 "media: rtp_port_min must be > 0 and ≤ rtp_port_max".into(),
+            ));
+        }
+        if self.sip.tcp_max_connections_per_source == 0
+            || self.sip.tcp_write_queue_bytes < 4096
+            || self.sip.max_server_transactions == 0
+            || self.sip.max_server_transaction_bytes < 64 * 1024
+        {
+            return Err(invalid(
+                "sip: tcp_max_connections_per_source and max_server_transactions must be > 0, tcp_write_queue_bytes at least 4096, max_server_transaction_bytes at least 65536".into(),
             ));
         }
         if self.media.accept_rtp_from.is_empty() {

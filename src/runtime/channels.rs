@@ -6,28 +6,25 @@
 
 use std::net::SocketAddr;
 
-use tokio::sync::mpsc;
-
 use crate::call::CallOutcome;
+pub use crate::runtime::tcp::{InFlight, TcpWriter};
 use crate::sip::{CallKey, Command as SipCommand, Event as SipEvent};
 use crate::vars::Vars;
 
 /// Inputs of the SIP task.
 #[derive(Debug)]
 pub enum SipIn {
-    /// One framed message from a TCP connection.
+    /// One framed message from a TCP connection. It holds its bytes of the
+    /// TCP connections' shared in-flight budget until the SIP task drops it.
     Tcp {
         peer: SocketAddr,
         data: Vec<u8>,
+        in_flight: InFlight,
     },
     /// A TCP connection is up; responses for `peer` go to `writer`.
-    TcpOpened {
-        peer: SocketAddr,
-        writer: TcpWriter,
-    },
-    TcpClosed {
-        peer: SocketAddr,
-    },
+    TcpOpened { peer: SocketAddr, writer: TcpWriter },
+    /// That connection closed (`id`: [`TcpWriter::id`]).
+    TcpClosed { peer: SocketAddr, id: u64 },
     /// A call asks the endpoint to do something (answer, BYE, REFER…).
     Command(SipCommand),
     /// A call task ended.
@@ -35,9 +32,6 @@ pub enum SipIn {
     /// Shutdown: end every live call now.
     TerminateAll,
 }
-
-/// The sending half of a TCP connection's write queue.
-pub type TcpWriter = mpsc::UnboundedSender<Vec<u8>>;
 
 /// What reaches a call task from outside.
 #[derive(Debug)]

@@ -111,7 +111,30 @@ pub async fn serve(
         let listener = TcpListener::bind(sip_addr)
             .await
             .with_context(|| format!("bind SIP TCP {sip_addr}"))?;
-        tasks.spawn(tcp::accept(listener, sip_tx.clone(), hard_stop.clone()));
+        // Every call's descriptors come first: TCP gets what is left.
+        let nofile = tcp::raise_descriptor_limit();
+        let cap = tcp::connection_cap(nofile, cfg.limits.max_calls, cfg.recording.enabled);
+        let limits = tcp::TcpLimits::new(&cfg.sip, cap);
+        if limits.max_connections < cfg.sip.tcp_max_connections {
+            warn!(
+                descriptors = nofile,
+                max_calls = cfg.limits.max_calls,
+                tcp_max_connections = limits.max_connections,
+                "descriptor limit too low for sip.tcp_max_connections next to limits.max_calls; TCP connections capped lower"
+            );
+        }
+        info!(
+            descriptors = nofile,
+            tcp_max_connections = limits.max_connections,
+            "SIP over TCP"
+        );
+        tasks.spawn(tcp::accept(
+            listener,
+            sip_tx.clone(),
+            limits,
+            metrics.clone(),
+            hard_stop.clone(),
+        ));
     }
 
     let admin_addr = if cfg.admin.enabled {
@@ -149,6 +172,9 @@ pub async fn serve(
     let advertised = cfg.sip.advertised_addr.unwrap_or(sip_addr);
     let mut sip_cfg = EndpointConfig::new(advertised, cfg.sip.user_agent.clone());
     sip_cfg.symmetric_signalling = cfg.sip.symmetric_signalling;
+    sip_cfg.max_server_transactions = cfg.sip.max_server_transactions;
+    sip_cfg.max_server_transaction_bytes = cfg.sip.max_server_transaction_bytes;
+    sip_cfg.retry_after_secs = cfg.limits.retry_after_secs;
     let endpoint = Endpoint::new(sip_cfg, TokenRng::from_seed(rand::random()));
     let driver = SipDriver::new(
         endpoint,

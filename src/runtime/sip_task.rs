@@ -32,11 +32,12 @@ use crate::sip::{
     CallKey, Command as SipCommand, Endpoint, Event as SipEvent, IncomingCall, SipStats, Transport,
 };
 
-/// A live call as the SIP task sees it: where its inputs go, and which source's
-/// quota it holds.
+/// A live call as the SIP task sees it: where its inputs go, which source's
+/// quota it holds, and the TCP connection it keeps open (if it came over TCP).
 struct LiveCall {
     tx: mpsc::UnboundedSender<CallInput>,
     source: IpAddr,
+    tcp: Option<TcpWriter>,
 }
 
 pub struct SipDriver {
@@ -107,7 +108,7 @@ impl SipDriver {
 
     fn on_input(&mut self, m: SipIn) {
         match m {
-            SipIn::Tcp { peer, data } => {
+            SipIn::Tcp { peer, data, .. } => {
                 trace_sip("in", Transport::Tcp, peer, &data);
                 self.endpoint
                     .handle_datagram(now(), Transport::Tcp, peer, &data)
@@ -115,13 +116,18 @@ impl SipDriver {
             SipIn::TcpOpened { peer, writer } => {
                 self.tcp.insert(peer, writer);
             }
-            SipIn::TcpClosed { peer } => {
-                self.tcp.remove(&peer);
+            SipIn::TcpClosed { peer, id } => {
+                if self.tcp.get(&peer).is_some_and(|w| w.id == id) {
+                    self.tcp.remove(&peer);
+                }
             }
             SipIn::Command(cmd) => self.endpoint.handle_command(now(), cmd),
             SipIn::CallGone(key) => {
                 if let Some(call) = self.calls.remove(&key) {
                     self.admission.release(call.source);
+                    if let Some(w) = call.tcp {
+                        w.call_ended();
+                    }
                 }
             }
             SipIn::TerminateAll => {
@@ -147,7 +153,9 @@ impl SipDriver {
                     }
                     Transport::Tcp => match self.tcp.get(&t.destination) {
                         Some(w) => {
-                            let _ = w.send(t.payload);
+                            if !w.send(t.payload) {
+                                debug!(to = %t.destination, "TCP write queue full; closing");
+                            }
                         }
                         None => debug!(to = %t.destination, "no TCP connection for response"),
                     },
@@ -288,11 +296,19 @@ impl SipDriver {
         };
         let call = Call::new(now(), params);
         let (tx, rx) = mpsc::unbounded_channel();
+        let tcp = match inc.transport {
+            Transport::Tcp => self.tcp.get(&inc.source).cloned(),
+            Transport::Udp => None,
+        };
+        if let Some(w) = &tcp {
+            w.call_started();
+        }
         self.calls.insert(
             inc.call.clone(),
             LiveCall {
                 tx: tx.clone(),
                 source,
+                tcp,
             },
         );
         let active = self.shared.metrics.call_started();

@@ -28,9 +28,22 @@ pub enum FramingError {
 }
 
 /// Accumulates stream bytes and pops complete messages.
+///
+/// The work is linear in the bytes received: the search for the end of the header
+/// section resumes where the previous read left it, Content-Length is read once per
+/// message, and consumed bytes are dropped in amortised O(1) (the buffer is compacted
+/// only when the consumed part is at least half of it).
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     buf: Vec<u8>,
+    /// Start of the bytes not yet returned.
+    start: usize,
+    /// Bytes after `start` already searched for the blank line.
+    scanned: usize,
+    /// Once the header section is complete: its length and the body's.
+    head: Option<(usize, usize)>,
+    /// Bytes looked at by the header search, for tests of the linear bound.
+    examined: u64,
 }
 
 impl StreamDecoder {
@@ -40,45 +53,84 @@ impl StreamDecoder {
 
     /// Append bytes read from the connection.
     pub fn push(&mut self, data: &[u8]) {
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(data);
     }
 
     /// Bytes buffered and not yet returned.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
+    }
+
+    /// True while part of a message (not just keepalive CRLFs) is buffered.
+    pub fn in_message(&self) -> bool {
+        self.head.is_some() || self.scanned > 0 || self.buffered() > 0
+    }
+
+    /// Bytes the header search has looked at so far (each byte about once).
+    pub fn bytes_examined(&self) -> u64 {
+        self.examined
     }
 
     /// The next complete message, `Ok(None)` if more bytes are needed, or an error
     /// after which the connection must be closed.
     pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, FramingError> {
-        let skip = self
-            .buf
-            .iter()
-            .position(|b| *b != b'\r' && *b != b'\n')
-            .unwrap_or(self.buf.len());
-        self.buf.drain(..skip);
-        if self.buf.is_empty() {
+        if self.head.is_none() && self.scanned == 0 {
+            // CRLF keepalives between messages.
+            let skip = self.buf[self.start..]
+                .iter()
+                .position(|b| *b != b'\r' && *b != b'\n')
+                .unwrap_or(self.buf.len() - self.start);
+            self.start += skip;
+        }
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
             return Ok(None);
         }
-        let Some(head_end) = find(&self.buf, b"\r\n\r\n") else {
-            if self.buf.len() > MAX_HEADER_BYTES {
-                return Err(FramingError::TooLarge);
+        let (head_len, body_len) = match self.head {
+            Some(h) => h,
+            None => {
+                // Resume the search three bytes back: the blank line may straddle reads.
+                let from = self.start + self.scanned.saturating_sub(3);
+                let window = &self.buf[from..];
+                let found = find(window, b"\r\n\r\n");
+                self.examined += found.map_or(window.len(), |i| i + 4) as u64;
+                match found {
+                    None => {
+                        self.scanned = self.buf.len() - self.start;
+                        if self.scanned > MAX_HEADER_BYTES {
+                            return Err(FramingError::TooLarge);
+                        }
+                        return Ok(None);
+                    }
+                    Some(i) => {
+                        let head_len = from + i - self.start;
+                        if head_len > MAX_HEADER_BYTES {
+                            return Err(FramingError::TooLarge);
+                        }
+                        let body_len =
+                            content_length(&self.buf[self.start..self.start + head_len])?;
+                        if body_len > MAX_BODY_BYTES {
+                            return Err(FramingError::TooLarge);
+                        }
+                        self.head = Some((head_len, body_len));
+                        (head_len, body_len)
+                    }
+                }
             }
-            return Ok(None);
         };
-        if head_end > MAX_HEADER_BYTES {
-            return Err(FramingError::TooLarge);
-        }
-        let body_len = content_length(&self.buf[..head_end])?;
-        if body_len > MAX_BODY_BYTES {
-            return Err(FramingError::TooLarge);
-        }
-        let total = head_end + 4 + body_len;
-        if self.buf.len() < total {
+        let total = head_len + 4 + body_len;
+        if self.buffered() < total {
             return Ok(None);
         }
-        let rest = self.buf.split_off(total);
-        let msg = std::mem::replace(&mut self.buf, rest);
+        let msg = self.buf[self.start..self.start + total].to_vec();
+        self.start += total;
+        self.scanned = 0;
+        self.head = None;
         Ok(Some(msg))
     }
 }
@@ -166,5 +218,38 @@ mod tests {
         let mut d = StreamDecoder::new();
         d.push(&vec![b'a'; MAX_HEADER_BYTES + 1]);
         assert_eq!(d.next_message().unwrap_err(), FramingError::TooLarge);
+    }
+
+    #[test]
+    fn work_is_linear_in_the_bytes_received() {
+        // A slowloris header trickled one byte per read, then many pipelined
+        // messages in one read: each byte is looked at about once, not once per read.
+        let mut d = StreamDecoder::new();
+        let head = b"INVITE sip:a@127.0.0.1 SIP/2.0\r\nVia: x\r\n".repeat(300);
+        for b in &head {
+            d.push(&[*b]);
+            assert_eq!(d.next_message().unwrap(), None);
+        }
+        assert!(d.in_message());
+        assert!(
+            d.bytes_examined() <= 4 * head.len() as u64,
+            "{}",
+            d.bytes_examined()
+        );
+        let mut d = StreamDecoder::new();
+        let many = OPTIONS.repeat(2000);
+        d.push(&many);
+        let mut n = 0;
+        while let Some(m) = d.next_message().unwrap() {
+            assert_eq!(m, OPTIONS);
+            n += 1;
+        }
+        assert_eq!(n, 2000);
+        assert!(
+            d.bytes_examined() <= 2 * many.len() as u64,
+            "{}",
+            d.bytes_examined()
+        );
+        assert!(!d.in_message());
     }
 }

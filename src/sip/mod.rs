@@ -100,6 +100,12 @@ pub struct EndpointConfig {
     pub t2: Duration,
     /// RFC 3261 T4 (maximum duration a message remains in the network), default 5 s.
     pub t4: Duration,
+    /// Server transactions kept at once, default 20 000.
+    pub max_server_transactions: usize,
+    /// Bytes those transactions may hold, default 32 MiB.
+    pub max_server_transaction_bytes: usize,
+    /// `Retry-After` seconds on the 503 for a request that found no room, default 30.
+    pub retry_after_secs: u32,
 }
 
 impl Default for EndpointConfig {
@@ -124,6 +130,9 @@ impl EndpointConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
+            max_server_transactions: 20_000,
+            max_server_transaction_bytes: 32 * 1024 * 1024,
+            retry_after_secs: 30,
         }
     }
 }
@@ -216,6 +225,8 @@ pub struct SipStats {
     /// Retransmissions: ours (timers) and the peer's (absorbed by a transaction).
     pub retransmits_sent: u64,
     pub retransmits_received: u64,
+    /// Requests answered `503` without a transaction: the transaction budget was full.
+    pub shed_no_room: u64,
 }
 
 /// Errors of this module that the caller can see.

@@ -37,6 +37,8 @@ pub struct ServerTransaction {
     /// Current Timer G interval.
     pub interval: Duration,
     pub call: Option<CallKey>,
+    /// Bytes held, as counted against the endpoint's transaction budget.
+    pub size: usize,
 }
 
 /// What a client transaction was for, so its outcome can be reported.

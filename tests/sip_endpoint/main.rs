@@ -3,6 +3,7 @@
 //! 127.0.0.1:5070 and asserts on what a peer would see on the wire. One file per
 //! transaction role, like `src/sip/endpoint/`.
 
+mod budget;
 mod client;
 mod invite;
 mod non_invite;

@@ -20,7 +20,8 @@
 //! - [`sip`]: SIP requests, responses, parse errors, garbage, retransmissions;
 //! - [`media`]: DTMF digits by transport, RTP packet counters;
 //! - [`actions`]: data-action latency by configured name and outcome;
-//! - [`audit`]: audit spool backlog and delivery.
+//! - [`audit`]: audit spool backlog and delivery;
+//! - [`tcp`]: SIP-over-TCP connections open, refused and closed by the TCP limits.
 //!
 //! To add a metric: add its field and registration to the area's struct, a [`MetricDoc`] row
 //! to the area's `FAMILIES`, a row to `docs/operations.md`, and a typed recorder. The tests
@@ -67,6 +68,7 @@ pub mod media;
 pub mod process;
 pub mod results;
 pub mod sip;
+pub mod tcp;
 
 #[cfg(test)]
 mod tests;
@@ -77,6 +79,7 @@ pub use media::{RtpCounter, RtpCounts, RtpRejectReason, DIGIT_SOURCES};
 pub use process::ReloadResult;
 pub use results::{OtpSendResult, OtpVerifyResult, ResetResult};
 pub use sip::{SipMethod, SipStatus};
+pub use tcp::{OpenTcp, TcpCloseReason};
 
 /// Content type of [`Metrics::encode`]'s output (OpenMetrics 1.0 text).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -115,6 +118,7 @@ pub fn families() -> impl Iterator<Item = &'static MetricDoc> {
         media::FAMILIES,
         actions::FAMILIES,
         audit::FAMILIES,
+        tcp::FAMILIES,
     ]
     .into_iter()
     .flatten()
@@ -130,6 +134,7 @@ pub struct Metrics {
     media: media::MediaMetrics,
     actions: actions::ActionMetrics,
     audit: audit::AuditMetrics,
+    tcp: tcp::TcpMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -155,6 +160,7 @@ impl Metrics {
         let media = media::MediaMetrics::register(&mut registry);
         let actions = actions::ActionMetrics::register(&mut registry);
         let audit = audit::AuditMetrics::register(&mut registry);
+        let tcp = tcp::TcpMetrics::register(&mut registry);
         Metrics {
             registry,
             process,
@@ -164,6 +170,7 @@ impl Metrics {
             media,
             actions,
             audit,
+            tcp,
         }
     }
 

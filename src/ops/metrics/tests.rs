@@ -65,6 +65,11 @@ fn exercise_everything(m: &Arc<Metrics>) {
     for r in RtpRejectReason::ALL {
         m.rtp_rejected(*r, 1);
     }
+    let _open = m.tcp_opened();
+    std::mem::forget(_open);
+    for r in TcpCloseReason::ALL {
+        m.tcp_closed(*r);
+    }
     m.action_observed("lookup_user", "found", Duration::from_millis(40));
     m.audit_backlog(3);
     m.audit_delivered();
@@ -196,6 +201,7 @@ fn only_allowed_label_values_can_be_produced() {
         OtpSendResult,
         OtpVerifyResult,
         RtpRejectReason,
+        TcpCloseReason,
         SipMethod,
         ReloadResult
     );

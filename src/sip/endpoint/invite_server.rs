@@ -15,6 +15,7 @@ use super::super::transaction::{
 };
 use super::super::validate::Request;
 use super::super::{CallKey, EndReason, Event, IncomingCall, Transport, ALLOW, SUPPORTED};
+use super::budget::footprint;
 use super::{Call, CallState, Endpoint, Owner, Pending2xx, CONTACT_USER};
 
 impl Endpoint {
@@ -24,25 +25,34 @@ impl Endpoint {
         source: SocketAddr,
         key: String,
         req: Request,
-    ) -> u64 {
-        let id = self.id();
+    ) -> Option<u64> {
         let call = Some(CallKey(req.call_id.clone()));
-        self.servers.insert(
-            id,
-            ServerTransaction {
-                key: key.clone(),
-                invite: true,
-                request: req,
-                source,
-                transport,
-                state: ServerState::Proceeding,
-                last_response: None,
-                interval: self.config.t1,
-                call,
-            },
-        );
+        let mut tx = ServerTransaction {
+            key: key.clone(),
+            invite: true,
+            request: req,
+            source,
+            transport,
+            state: ServerState::Proceeding,
+            last_response: None,
+            interval: self.config.t1,
+            call,
+            size: 0,
+        };
+        tx.size = footprint(&tx);
+        if !self.make_room(tx.size) {
+            // Every slot is a live transaction: refuse without building state.
+            self.stats.shed_no_room += 1;
+            let tag = self.rng.tag();
+            let retry = Header::new("Retry-After", self.config.retry_after_secs.to_string());
+            self.respond_stateless(transport, source, &tx.request, 503, Some(tag), vec![retry]);
+            return None;
+        }
+        let id = self.id();
+        self.server_bytes += tx.size;
+        self.servers.insert(id, tx);
         self.server_index.insert(key, id);
-        id
+        Some(id)
     }
 
     /// Send a final non-2xx on an INVITE transaction: Completed, Timers G and H.
@@ -72,6 +82,7 @@ impl Endpoint {
             tx.last_response = Some(payload);
             tx.interval = self.config.t1;
         }
+        self.finish_server(id);
         if !transport.is_reliable() {
             self.timers
                 .set(Owner::Server(id), Timer::G, now + self.config.t1);
@@ -89,13 +100,16 @@ impl Endpoint {
         req: Request,
     ) {
         let call_key = CallKey(req.call_id.clone());
-        let id = self.new_invite_tx(transport, source, key, req);
+        let Some(id) = self.new_invite_tx(transport, source, key, req) else {
+            return;
+        };
         let tx = &self.servers[&id];
         let trying = response_to(&tx.request.msg, source, 100, None, &self.config.user_agent);
         let payload = self.send_response(transport, source, &trying);
         if let Some(tx) = self.servers.get_mut(&id) {
             tx.last_response = Some(payload);
         }
+        self.recount(id);
         if self.calls.contains_key(&call_key) {
             // Same Call-ID, new transaction, no To tag: a merged or looped request.
             let tag = self.rng.tag();
@@ -157,7 +171,9 @@ impl Endpoint {
             return;
         };
         let cseq = req.cseq;
-        let id = self.new_invite_tx(transport, source, key, req);
+        let Some(id) = self.new_invite_tx(transport, source, key, req) else {
+            return;
+        };
         let call = &self.calls[&call_key];
         let tag = call.dialog.local_tag.clone();
         if cseq < call.dialog.remote_cseq {
@@ -217,6 +233,7 @@ impl Endpoint {
             tx.state = ServerState::Accepted;
             tx.last_response = Some(payload.clone());
         }
+        self.recount(tx_id);
         let t1 = self.config.t1;
         self.timers
             .set(Owner::Server(tx_id), Timer::L, now + t1 * 64);
@@ -297,9 +314,10 @@ impl Endpoint {
                         None
                     };
                     let tx = call.invite_tx;
-                    if let Some(tx) = self.servers.get_mut(&tx) {
-                        tx.state = ServerState::Confirmed;
+                    if let Some(t) = self.servers.get_mut(&tx) {
+                        t.state = ServerState::Confirmed;
                     }
+                    self.finish_server(tx);
                     self.events.push_back(Event::Established {
                         call: call_key,
                         ack_sdp,

@@ -22,6 +22,7 @@
 //! demultiplexer and the timer dispatch.
 
 mod bodies;
+mod budget;
 mod client;
 mod invite_server;
 mod non_invite_server;
@@ -101,6 +102,10 @@ pub struct Endpoint {
     stats: SipStats,
     /// Tags and branches (see [`TokenRng`]).
     rng: TokenRng,
+    /// Bytes the server transactions hold (see [`budget`]).
+    server_bytes: usize,
+    /// Finished server transactions, oldest first: dropped first when room is needed.
+    finished: VecDeque<u64>,
 }
 
 impl Endpoint {
@@ -108,6 +113,8 @@ impl Endpoint {
     pub fn new(config: EndpointConfig, rng: TokenRng) -> Self {
         Endpoint {
             rng,
+            server_bytes: 0,
+            finished: VecDeque::new(),
             config,
             timers: TimerTable::default(),
             next_id: 1,
@@ -128,6 +135,11 @@ impl Endpoint {
 
     pub fn stats(&self) -> &SipStats {
         &self.stats
+    }
+
+    /// Server transactions kept now, and the bytes they hold (see [`budget`]).
+    pub fn server_transactions(&self) -> (usize, usize) {
+        (self.servers.len(), self.server_bytes)
     }
 
     /// Number of calls with a live dialog or pending INVITE.
@@ -439,6 +451,7 @@ impl Endpoint {
 
     fn remove_server(&mut self, id: u64) {
         if let Some(tx) = self.servers.remove(&id) {
+            self.server_bytes -= tx.size;
             self.timers.stop_all(&Owner::Server(id));
             if self.server_index.get(&tx.key) == Some(&id) {
                 self.server_index.remove(&tx.key);

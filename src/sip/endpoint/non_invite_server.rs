@@ -14,6 +14,7 @@ use super::super::transaction::{response_to, set_body, ServerState, ServerTransa
 use super::super::validate::Request;
 use super::super::{CallKey, EndReason, Event, ReferStatus, Transport};
 use super::bodies::{parse_dtmf, parse_dtmf_relay, sipfrag_status};
+use super::budget::footprint;
 use super::{CallState, Endpoint, Owner, CONTACT_USER};
 
 impl Endpoint {
@@ -64,24 +65,32 @@ impl Endpoint {
             set_body(&mut resp, ct, b.as_bytes());
         }
         let payload = self.send_response(transport, source, &resp);
-        // Completed: keep the response for retransmitted requests (Timer J).
-        let id = self.id();
+        // Completed: keep the response for retransmitted requests (Timer J), if
+        // the transaction budget has room (else a retransmission is answered anew).
         let call = Some(CallKey(req.call_id.clone()));
-        self.servers.insert(
-            id,
-            ServerTransaction {
-                key: key.clone(),
-                invite: false,
-                request: req,
-                source,
-                transport,
-                state: ServerState::Completed,
-                last_response: Some(payload),
-                interval: self.t1(),
-                call,
-            },
-        );
+        let mut tx = ServerTransaction {
+            key: key.clone(),
+            invite: false,
+            request: req,
+            source,
+            transport,
+            state: ServerState::Completed,
+            last_response: Some(payload),
+            interval: self.t1(),
+            call,
+            size: 0,
+        };
+        tx.request.msg.body = Vec::new();
+        tx.size = footprint(&tx);
+        if !self.make_room(tx.size) {
+            self.stats.shed_no_room += 1;
+            return;
+        }
+        let id = self.id();
+        self.server_bytes += tx.size;
+        self.servers.insert(id, tx);
         self.server_index.insert(key, id);
+        self.finish_server(id);
         let j = if transport.is_reliable() {
             Duration::ZERO
         } else {
