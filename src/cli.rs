@@ -152,6 +152,10 @@ fn init_logging(cli: &Cli, cfg_format: Option<LogFormatName>, cfg_level: Option<
 }
 
 pub fn main() -> std::process::ExitCode {
+    // Before anything is read (secrets come from the environment).
+    if let Err(e) = crate::ops::hardening::harden() {
+        eprintln!("warning: {e}; a crash could leave a core file with secrets in it");
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::actions::ratelimit::RateLimitConfig;
 use crate::actions::ActionConfig;
 use crate::codec::Codec;
 use crate::flow::model::Flow;
@@ -330,7 +331,8 @@ pub struct SecurityConfig {
     pub attempts_per_ani_per_hour: u32,
     /// Lookups per account per hour.
     pub attempts_per_account_per_hour: u32,
-    /// The actions counted as OTP sends and OTP checks in the metrics.
+    /// The actions counted as OTP sends and OTP checks in the metrics. The
+    /// send action is also held to the send budgets below.
     pub otp_send_action: String,
     pub otp_verify_action: String,
     /// The action that sets the new PIN. Its request is sent only after an
@@ -339,6 +341,13 @@ pub struct SecurityConfig {
     /// outcome is `audit_unavailable`, which the flow must handle. `None`
     /// (YAML `null`): no action is guarded.
     pub reset_action: Option<String>,
+    /// Code sends one caller number (ANI) may trigger within `window`, across
+    /// calls and accounts; over it, the send action's outcome is
+    /// `rate_limited` and the backend is not asked. `max: 0`: no sends.
+    pub otp_sends_per_ani: RateLimitConfig,
+    /// Code sends by the whole service within `window` (its `max_keys` is
+    /// not used): the backstop when caller numbers are spoofed.
+    pub otp_sends_global: RateLimitConfig,
 }
 
 impl Default for SecurityConfig {
@@ -351,6 +360,16 @@ impl Default for SecurityConfig {
             otp_send_action: "send_otp".into(),
             otp_verify_action: "verify_otp".into(),
             reset_action: Some("reset_pin".into()),
+            otp_sends_per_ani: RateLimitConfig {
+                max: 6,
+                window: Duration::from_secs(3600),
+                max_keys: 100_000,
+            },
+            otp_sends_global: RateLimitConfig {
+                max: 600,
+                window: Duration::from_secs(3600),
+                max_keys: 1,
+            },
         }
     }
 }
@@ -507,6 +526,16 @@ impl Config {
                     .into(),
             ));
         }
+        for (key, budget) in [
+            ("otp_sends_per_ani", &self.security.otp_sends_per_ani),
+            ("otp_sends_global", &self.security.otp_sends_global),
+        ] {
+            if budget.window.is_zero() {
+                return Err(invalid(format!(
+                    "security.{key}.window: must be longer than 0s"
+                )));
+            }
+        }
         if let Some(action) = &self.security.reset_action {
             if !self.actions.is_empty() && !self.actions.contains_key(action) {
                 return Err(invalid(format!(
@@ -543,7 +572,8 @@ pub struct Loaded {
 /// Outcomes the runtime gives actions without asking the backend, added to
 /// what their rules can produce so that flows must handle them:
 /// `audit_unavailable` for the reset action (fail closed, see
-/// `audit::AuditTrail`).
+/// `audit::AuditTrail`), `rate_limited` for the OTP send action (its send
+/// budgets, `actions::budget`).
 pub fn runtime_outcomes(config: &Config, actions: &mut BTreeMap<String, crate::flow::ActionInfo>) {
     let mut add = |action: &Option<String>, outcome: &str| {
         if let Some(info) = action.as_ref().and_then(|a| actions.get_mut(a)) {
@@ -555,6 +585,10 @@ pub fn runtime_outcomes(config: &Config, actions: &mut BTreeMap<String, crate::f
     add(
         &config.security.reset_action,
         crate::audit::AUDIT_UNAVAILABLE,
+    );
+    add(
+        &Some(config.security.otp_send_action.clone()),
+        crate::actions::budget::RATE_LIMITED,
     );
 }
 

@@ -8,15 +8,24 @@
 //! a reference to one fails with [`TemplateError::SecretNotAllowed`]-style
 //! undefined errors. Error messages never contain variable values.
 //!
+//! Secrets in memory: in the context a secret is an object holding its own
+//! [`Secret`] (zeroed when the context is dropped) that writes its cleartext
+//! straight into the output — escaped there for URLs and JSON — instead of a
+//! template string the engine would copy. [`Templates::render_into`] renders
+//! into a [`SecretBuf`], which zeroes itself (and every buffer it outgrows).
+//! A filter applied to a secret still sees a plain copy of it; request
+//! templates have no reason to filter one.
+//!
 //! Filters for phone numbers live here because a masked number must be the
 //! only form that reaches a caller's ear: `last4`, `e164`, `digits_only`.
 
-use minijinja::{
-    value::Value as JValue, AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior,
-};
+use minijinja::value::{Object, ObjectRepr, Value as JValue};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::secret::{Secret, SecretBuf};
 use crate::vars::{Value, Vars};
 
 /// Where the rendered text goes; decides how each `{{ }}` output is escaped.
@@ -73,16 +82,32 @@ impl Templates {
         let plain = base_env();
         let mut url = base_env();
         url.set_formatter(|out, _state, value| {
+            if let Some(secret) = value.downcast_object_ref::<SecretValue>() {
+                return write!(
+                    out,
+                    "{}",
+                    utf8_percent_encode(secret.0.expose(), URL_COMPONENT)
+                )
+                .map_err(Error::from);
+            }
             let s = if value.is_undefined() || value.is_none() {
                 String::new()
             } else {
                 value.to_string()
             };
-            out.write_str(&utf8_percent_encode(&s, URL_COMPONENT).to_string())
-                .map_err(Error::from)
+            write!(out, "{}", utf8_percent_encode(&s, URL_COMPONENT)).map_err(Error::from)
         });
         let mut json = base_env();
         json.set_auto_escape_callback(|_| AutoEscape::Json);
+        json.set_formatter(|out, state, value| {
+            let Some(secret) = value.downcast_object_ref::<SecretValue>() else {
+                return minijinja::escape_formatter(out, state, value);
+            };
+            // A JSON string, escaped on the way into the output.
+            let mut w = FmtIo(out);
+            serde_json::to_writer(&mut w, secret.0.expose())
+                .map_err(|_| Error::new(ErrorKind::BadSerialization, "secret not JSON-encodable"))
+        });
         Templates { plain, url, json }
     }
 
@@ -121,10 +146,77 @@ impl Templates {
             .render_str(source, ctx)
             .map_err(|e| TemplateError::Render(describe(&e)))
     }
+
+    /// Like [`render`](Self::render), appending to `out`: the form for text
+    /// that may hold a secret (the output never passes through a plain
+    /// `String`).
+    pub fn render_into(
+        &self,
+        source: &str,
+        vars: &Vars,
+        escape: Escaping,
+        allow_secrets: bool,
+        out: &mut SecretBuf,
+    ) -> Result<(), TemplateError> {
+        let tmpl = self
+            .env(escape)
+            .template_from_str(source)
+            .map_err(|e| TemplateError::Syntax(describe(&e)))?;
+        let ctx = context(vars, allow_secrets);
+        tmpl.render_captured_to(ctx, out)
+            .map(|_| ())
+            .map_err(|e| TemplateError::Render(describe(&e)))
+    }
+
+    /// [`render_into`](Self::render_into) a fresh buffer, returned as a
+    /// [`Secret`].
+    pub fn render_secret(
+        &self,
+        source: &str,
+        vars: &Vars,
+        escape: Escaping,
+        allow_secrets: bool,
+    ) -> Result<Secret, TemplateError> {
+        let mut out = SecretBuf::with_capacity(source.len() + 32);
+        self.render_into(source, vars, escape, allow_secrets, &mut out)?;
+        out.into_secret()
+            .ok_or_else(|| TemplateError::Render("output is not UTF-8".into()))
+    }
 }
 
-/// The minijinja context for `vars`: plain values as strings, secrets only
-/// when allowed (their absence makes a reference fail under strict mode).
+/// A secret in a template context. It renders as its cleartext, written
+/// straight into the output; its `Debug` is the mask.
+#[derive(Debug)]
+struct SecretValue(Secret);
+
+impl Object for SecretValue {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.expose())
+    }
+}
+
+/// `io::Write` over a `fmt::Write` (serde_json writes UTF-8 pieces).
+struct FmtIo<'a, W: std::fmt::Write + ?Sized>(&'a mut W);
+
+impl<W: std::fmt::Write + ?Sized> std::io::Write for FmtIo<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let s = std::str::from_utf8(buf).map_err(std::io::Error::other)?;
+        self.0.write_str(s).map_err(std::io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The minijinja context for `vars`: plain values as strings, secrets (as
+/// [`SecretValue`]s) only when allowed — their absence makes a reference
+/// fail under strict mode.
 fn context(vars: &Vars, allow_secrets: bool) -> BTreeMap<String, JValue> {
     let mut ctx = BTreeMap::new();
     for (name, value) in vars.iter() {
@@ -133,7 +225,7 @@ fn context(vars: &Vars, allow_secrets: bool) -> BTreeMap<String, JValue> {
                 ctx.insert(name.clone(), JValue::from(s.as_str()));
             }
             Value::Secret(s) if allow_secrets => {
-                ctx.insert(name.clone(), JValue::from(s.expose()));
+                ctx.insert(name.clone(), JValue::from_object(SecretValue(s.clone())));
             }
             Value::Secret(_) => {}
         }

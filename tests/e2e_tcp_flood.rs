@@ -17,12 +17,11 @@ mod common;
 
 use common::configured::write_config;
 use common::*;
-use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -89,46 +88,12 @@ fn serve_with_4096_descriptors() -> Server {
     std::fs::write(&config, serde_yaml::to_string(&doc).unwrap()).unwrap();
     let mut cmd = Command::new(BIN);
     cmd.args(["--log-level", "info", "serve", "--config"])
-        .arg(&config)
-        .current_dir(repo())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .arg(&config);
     // SAFETY: the closure only calls setrlimit, which is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| set_nofile(SERVER_NOFILE, SERVER_NOFILE));
     }
-    let mut child = cmd.spawn().expect("start sspr-ivr");
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let (output, ready_tx) = (output.clone(), ready_tx.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = ready_tx.send(());
-                }
-                output.lock().unwrap().push(line);
-            }
-        });
-    }
-    let server = Server {
-        child,
-        sip,
-        admin,
-        backend,
-        dir,
-        output,
-    };
-    assert!(
-        ready_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
-        "server did not start:\n{}",
-        server.output_text()
-    );
-    server
+    Server::spawn_command(cmd, sip, admin, backend, dir)
 }
 
 /// One attacker connection, reconnecting a second after each close.

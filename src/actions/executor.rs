@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use serde_json::Value as Json;
 
-use super::config::{literal_origin, ActionConfig, ActionInfo, AuthKind, Body, Origin, TlsConfig};
+use super::config::{literal_origin, ActionConfig, ActionInfo, AuthKind, Origin, TlsConfig};
 use super::outcome::{decide, Rule};
 use super::selector::{extract, Selector};
-use super::{ActionError, OUTCOME_ERROR, OUTCOME_TIMEOUT};
-use crate::secret::Secret;
+use super::{render, ActionError, OUTCOME_ERROR, OUTCOME_TIMEOUT};
+use crate::secret::{Secret, SecretBuf};
 use crate::template::{Escaping, Templates};
 use crate::vars::Vars;
 
@@ -63,7 +63,8 @@ enum Attempt {
     Failed(&'static str),
     Response {
         status: u16,
-        body: Vec<u8>,
+        /// Zeroed when dropped: a secure action's answer may be secret.
+        body: SecretBuf,
     },
 }
 
@@ -228,10 +229,11 @@ impl Executor {
                 finish(name, OUTCOME_ERROR.into(), Vars::new(), None, started)
             }
             Attempt::Response { status, body } => {
+                let body = body.as_bytes();
                 let doc: Option<Json> = if body.iter().all(u8::is_ascii_whitespace) {
                     None
                 } else {
-                    serde_json::from_slice(&body).ok()
+                    serde_json::from_slice(body).ok()
                 };
                 let bad_json = doc.is_none() && !body.iter().all(u8::is_ascii_whitespace);
                 if bad_json && (200..300).contains(&status) && !action.outputs.is_empty() {
@@ -268,11 +270,19 @@ impl Executor {
     ) -> Result<reqwest::Request, String> {
         let cfg = &action.config;
         let secure = cfg.secure;
-        let url_text = self
-            .templates
-            .render(&cfg.url, vars, Escaping::Url, secure)
-            .map_err(|e| format!("url: {e}"))?;
-        let url = reqwest::Url::parse(&url_text).map_err(|_| "url does not parse".to_string())?;
+        let url_text = render::text(
+            &self.templates,
+            "url",
+            &cfg.url,
+            vars,
+            Escaping::Url,
+            secure,
+        )?;
+        let url = url_text
+            .as_str()
+            .and_then(|u| reqwest::Url::parse(u).ok())
+            .ok_or_else(|| "url does not parse".to_string())?;
+        drop(url_text);
         // The host was literal in the template; make sure rendering kept it.
         let https = url.scheme() == "https";
         let host = url.host_str().unwrap_or("").to_ascii_lowercase();
@@ -288,50 +298,14 @@ impl Executor {
             .request(cfg.method.as_reqwest(), url)
             .timeout(cfg.timeout);
         for (name, src) in &cfg.headers {
-            let value = self
-                .templates
-                .render(src, vars, Escaping::None, secure)
-                .map_err(|e| format!("header {name}: {e}"))?;
-            if value.contains(['\r', '\n']) {
-                return Err(format!("header {name}: value contains CR or LF"));
-            }
-            let mut hv = HeaderValue::from_str(&value)
-                .map_err(|_| format!("header {name}: not a valid header value"))?;
-            hv.set_sensitive(secure);
+            let hv = render::header(&self.templates, name, src, vars, secure)?;
             builder = builder.header(name.as_str(), hv);
         }
-        match cfg.body.as_ref().and_then(|b| b.kind().ok()) {
-            None => {}
-            Some(Body::Json(tree)) => {
-                let doc = self.render_tree(tree, vars, secure)?;
-                let text = serde_json::to_vec(&doc).map_err(|_| "body: not serialisable")?;
-                builder = builder.header(CONTENT_TYPE, "application/json").body(text);
-            }
-            Some(Body::JsonTemplate(src)) => {
-                let text = self
-                    .templates
-                    .render(src, vars, Escaping::Json, secure)
-                    .map_err(|e| format!("body: {e}"))?;
-                if serde_json::from_str::<Json>(&text).is_err() {
-                    return Err("body: json_template did not render to valid JSON".into());
-                }
-                builder = builder.header(CONTENT_TYPE, "application/json").body(text);
-            }
-            Some(Body::Form(fields)) => {
-                let mut pairs = Vec::with_capacity(fields.len());
-                for (k, src) in fields {
-                    let v = self
-                        .templates
-                        .render(src, vars, Escaping::None, secure)
-                        .map_err(|e| format!("body.form.{k}: {e}"))?;
-                    pairs.push((k.as_str(), v));
-                }
-                let text = serde_urlencoded::to_string(&pairs)
-                    .map_err(|_| "body: form not encodable".to_string())?;
-                builder = builder
-                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(text);
-            }
+        let body = cfg.body.as_ref().and_then(|b| b.kind().ok());
+        if let Some(body) = render::body(&self.templates, body, vars, secure)? {
+            builder = builder
+                .header(CONTENT_TYPE, body.content_type)
+                .body(body.bytes);
         }
         builder = match &action.auth {
             None => builder,
@@ -347,30 +321,6 @@ impl Executor {
         builder
             .build()
             .map_err(|_| "request not buildable".to_string())
-    }
-
-    fn render_tree(&self, tree: &Json, vars: &Vars, secure: bool) -> Result<Json, String> {
-        Ok(match tree {
-            Json::String(src) => Json::String(
-                self.templates
-                    .render(src, vars, Escaping::None, secure)
-                    .map_err(|e| format!("body: {e}"))?,
-            ),
-            Json::Array(items) => Json::Array(
-                items
-                    .iter()
-                    .map(|x| self.render_tree(x, vars, secure))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Json::Object(map) => {
-                let mut out = serde_json::Map::new();
-                for (k, v) in map {
-                    out.insert(k.clone(), self.render_tree(v, vars, secure)?);
-                }
-                Json::Object(out)
-            }
-            other => other.clone(),
-        })
     }
 
     fn client_of<'a>(&'a self, action: &'a Compiled) -> &'a reqwest::Client {
@@ -391,7 +341,7 @@ impl Executor {
                 Err(_) => return Attempt::Failed("request failed"),
             };
             let status = resp.status().as_u16();
-            let mut body = Vec::new();
+            let mut body = SecretBuf::default();
             loop {
                 match resp.chunk().await {
                     Ok(Some(chunk)) => {

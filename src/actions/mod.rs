@@ -20,13 +20,15 @@
 //! Files: `config` (the YAML shape of an action and its load-time checks),
 //! [`outcome`] (outcome rules: shape, check, evaluation), [`selector`] (JSON
 //! pointer / JSONPath into a response, outputs), `executor` (reqwest, retries,
-//! templates at run time), [`ratelimit`]. Dependencies point one way:
+//! templates at run time), [`ratelimit`], [`budget`] (OTP send budgets). Dependencies point one way:
 //! executor → config → outcome → selector.
 
+pub mod budget;
 mod config;
 mod executor;
 pub mod outcome;
 pub mod ratelimit;
+mod render;
 pub mod selector;
 
 pub use config::{

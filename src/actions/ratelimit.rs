@@ -84,6 +84,27 @@ impl RateLimiter {
         self.max.saturating_sub(used) as u32
     }
 
+    /// Follow a changed configuration (a reload) without forgetting what
+    /// was admitted: a lower `max` applies at once to the events already in
+    /// the window; a smaller table drops the keys idle longest.
+    pub fn reconfigure(&mut self, c: &RateLimitConfig) {
+        self.max = c.max as usize;
+        self.window = c.window;
+        self.max_keys = c.max_keys.max(1);
+        if self.keys.len() > self.max_keys {
+            let mut by_last: Vec<(Option<Instant>, String)> = self
+                .keys
+                .iter()
+                .map(|(k, q)| (q.back().copied(), k.clone()))
+                .collect();
+            by_last.sort_unstable();
+            let excess = self.keys.len() - self.max_keys;
+            for (_, k) in by_last.into_iter().take(excess) {
+                self.keys.remove(&k);
+            }
+        }
+    }
+
     /// Number of keys currently tracked.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -181,6 +202,35 @@ mod tests {
         // Expired keys are dropped first.
         assert!(rl.check_and_record(at(1_000_000), "new"));
         assert_eq!(rl.len(), 1);
+    }
+
+    #[test]
+    fn reconfigure_keeps_history() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut rl = RateLimiter::new(5, Duration::from_secs(60), 10);
+        assert!(rl.check_and_record(at(0), "b"));
+        for i in 1..4 {
+            assert!(rl.check_and_record(at(i), "a"));
+        }
+        let lower = RateLimitConfig {
+            max: 3,
+            window: Duration::from_secs(60),
+            max_keys: 1,
+        };
+        rl.reconfigure(&lower);
+        assert_eq!(rl.len(), 1, "the table shrank to its new size");
+        assert!(!rl.check_and_record(at(4), "a"), "3 already used of 3");
+        assert_eq!(rl.remaining(at(4), "b"), 3, "b (idle longest) was dropped");
+        let longer = RateLimitConfig {
+            window: Duration::from_secs(600),
+            ..lower
+        };
+        rl.reconfigure(&longer);
+        assert!(
+            !rl.check_and_record(at(100), "a"),
+            "a longer window counts back further"
+        );
     }
 
     #[test]

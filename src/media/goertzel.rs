@@ -1,41 +1,57 @@
-//! In-band DTMF: a Goertzel-style detector on decoded PCM and a tone generator.
+//! In-band DTMF: a Goertzel-style detector on decoded PCM, a tone generator, and
+//! harmonic-rich stress material for measuring talk-off.
 //!
 //! [`InbandDetector`] meets the ITU-T Q.24 receiver limits asked of this IVR: accept
 //! frequency deviation within ±1.5 % and reject beyond ±3.5 %; accept tones of 40 ms or
 //! more and reject 23 ms or less; accept twist from 8 dB (high group weaker) to 4 dB
-//! (high group stronger); accept 0 down to −25 dBm0 per tone; an interruption of 10 ms
-//! or less does not split a digit, a pause of 40 ms or more does; and no digits from
-//! speech or music.
+//! (high group stronger); accept 0 down to −40 dBm0 per tone; an interruption of 10 ms
+//! or less does not split a digit, a pause of 40 ms or more does; no extra digit in
+//! white noise down to 7 dB SNR; and no digits from speech, music or harmonic-rich voices.
 //!
 //! How: the signal is cut into 5 ms sub-blocks; for each of the eight DTMF frequencies a
 //! complex single-bin DFT (the Goertzel bin, kept in complex form so its phase is
 //! referenced to absolute time) is taken per sub-block. Every 5 ms the last four
-//! sub-blocks form a 20 ms analysis window. In it the strongest row and column bins
-//! are chosen; for each, the frequency offset is measured from the phase advance of
-//! the 20 ms bin over 5 ms (precise to a few Hz, where the 50 Hz bin width alone could
-//! not separate 1.5 % from 3.5 %); the levels are screened from the sub-blocks
-//! re-summed coherently at the measured frequencies, then measured by a joint
-//! least-squares fit of both tones over the window (so one tone's spectral leakage
-//! does not bias the other's level). A window counts as a *hit* when: both offsets are within
-//! ±2.5 %; each tone is at least −32 dBm0; the twist is within −9/+5 dB; the two tones
-//! carry at least 75 % of the window's energy (speech and music spread theirs; this
-//! also means a window must be mostly filled by the tone, which gives the duration
-//! limits); and neither tone's second harmonic exceeds −12 dB relative to it (voiced
-//! speech is harmonic-rich; the row tone's harmonic is judged only when it lies at
-//! least 120 Hz from the column tone, which it otherwise cannot be told apart from).
-//! A digit starts after 4 consecutive hits (≈ 35 ms of tone: a 40 ms tone yields at
-//! least 6 hits, a 23 ms tone at most 3) and is reported once,
-//! at its start; it ends after 7 consecutive non-hits (a 10 ms gap costs at most 4, a
-//! 40 ms pause at least 9).
+//! sub-blocks form a 20 ms analysis window ([`window`](self::window) measures it): the
+//! strongest row and column bins are chosen, each tone's frequency offset is measured
+//! from the phase advance of the 20 ms bin over 5 ms, and the levels from a joint
+//! least-squares fit of both tones. A window is a *hit* when both offsets are within
+//! ±3 %, each tone is at least −43 dBm0, the twist is within −10/+6 dB, the two tones
+//! carry at least 75 % of the window's energy, and neither tone's second harmonic
+//! exceeds −12 dB relative to it.
+//!
+//! Four hits in a row for the same key (≈ 35 ms of tone: a 40 ms tone yields at least
+//! five, a 23 ms tone at most three) make a *candidate*, which is then judged over its
+//! whole 35 ms span ([`run`](self::run)), where a single window is too short to tell a
+//! key from a voice (a refused candidate is judged again at each of its next three hits,
+//! then at every fourth, so a run that is never accepted costs little):
+//! - the frequencies, averaged over the run (steadier than one window's), must be
+//!   within ±2 % of nominal;
+//! - the two tones must not be harmonics of one fundamental (column/row at 4/3, 3/2,
+//!   5/3, 9/5, 11/6, 2, 11/5 or 9/4 within 0.3 %: no key within ±1.5 % comes closer
+//!   than 0.66 % to any of these, but a voice or a whistle whose harmonics land on a row
+//!   and a column is exactly there);
+//! - once both tones are fitted and removed from the span, what remains must hold no
+//!   spectral peak above −13 dB of the tones (a voice's other harmonics; white noise at
+//!   7 dB SNR stays below −15 dB).
+//!
+//! A digit is reported once, when its candidate passes. It then lasts while each window
+//! still shows the same key under looser limits (hysteresis: ±3.5 %, 6 dB lower, 50 %
+//! of the energy), so noise cannot split it, and ends after 5 windows in a row without
+//! it (a 10 ms interruption costs fewer, a 40 ms pause at least that many).
 //!
 //! Level reference: 0 dBm0 is a sine whose peak is 3.17 dB below 16-bit full scale
 //! (ITU-T G.711: the μ-law maximum is +3.17 dBm0; A-law's +3.14 dBm0 differs by a
 //! negligible 0.03 dB), i.e. peak ≈ 22 748. The detector does not do echo cancellation
 //! or talk-off training; it works on 8 kHz samples only.
 
-use std::f32::consts::PI;
-
 use crate::codec::SAMPLE_RATE;
+
+mod run;
+pub mod talkoff;
+mod tone_gen;
+mod window;
+
+pub use tone_gen::{digit_frequencies, ToneGenerator};
 
 /// Level of a full-scale sine in dBm0 (G.711 μ-law T_max).
 pub const FULL_SCALE_DBM0: f64 = 3.17;
@@ -56,15 +72,12 @@ const KEYPAD: [[char; 4]; 4] = [
 const SUB: usize = 40; // 5 ms sub-block
 const WIN_SUBS: usize = 4; // 20 ms window
 const WIN: usize = SUB * WIN_SUBS;
-const FREQ_TOLERANCE: f32 = 0.025;
-const MIN_TONE_DBM0: f32 = -32.0;
-const MAX_TWIST_DB: f32 = 5.0; // high group stronger (reverse twist)
-const MIN_TWIST_DB: f32 = -9.0; // high group weaker (normal twist)
-const MIN_ENERGY_RATIO: f32 = 0.75;
-const MAX_HARMONIC_DB: f32 = -12.0;
-const HARMONIC_CLEARANCE_HZ: f32 = 120.0;
-const MIN_HITS: u32 = 4;
-const END_MISSES: u32 = 7;
+/// Consecutive hits that make a candidate.
+const MIN_HITS: usize = 4;
+/// Samples a candidate spans: MIN_HITS windows, 5 ms apart.
+const RUN_SPAN: usize = WIN + (MIN_HITS - 1) * SUB;
+/// Windows in a row without the key that end a digit.
+const END_MISSES: u32 = 5;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct C32 {
@@ -93,6 +106,73 @@ impl C32 {
     }
     fn cis(phi: f32) -> C32 {
         C32::new(phi.cos(), phi.sin())
+    }
+}
+
+/// e^{jω} for a frequency in Hz: the per-sample rotation of a tone.
+fn step(hz: f32) -> C32 {
+    C32::cis(2.0 * std::f32::consts::PI * hz / SAMPLE_RATE as f32)
+}
+
+/// A least-squares fit of two tones at fixed frequencies over `x`, neither tone's
+/// leakage biasing the other's amplitude: fit the column; the row on (signal − column);
+/// the column again on (signal − row). Three passes.
+struct JointFit {
+    /// z = Σ x[n]·e^{-jωn} of each tone, net of the other; the fitted sine is
+    /// Re(z·e^{jωn})·2/N.
+    row: C32,
+    col: C32,
+    s_row: C32,
+    s_col: C32,
+}
+
+impl JointFit {
+    fn new(x: &[f32], row_hz: f32, col_hz: f32) -> Self {
+        let (s_row, s_col) = (step(row_hz), step(col_hz));
+        let scale = 2.0 / x.len() as f32;
+        // Σ (x[n] − Re(z_sub·p_sub[n])·scale) · conj(p_fit[n])
+        let fit_without = |z_sub: C32, s_sub: C32, s_fit: C32| {
+            let (mut p_sub, mut p_fit) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
+            let mut z = C32::default();
+            for &v in x {
+                let v = v - scale * z_sub.mul(p_sub).re;
+                z = z.add(C32::new(v * p_fit.re, -v * p_fit.im));
+                p_sub = p_sub.mul(s_sub);
+                p_fit = p_fit.mul(s_fit);
+            }
+            z
+        };
+        let col = fit_without(C32::default(), s_col, s_col);
+        let row = fit_without(col, s_col, s_row);
+        let col = fit_without(row, s_row, s_col);
+        JointFit {
+            row,
+            col,
+            s_row,
+            s_col,
+        }
+    }
+
+    /// Calls `each(n, x[n] − both fitted tones, e^{jω_row·n}, e^{jω_col·n})`.
+    fn residual(&self, x: &[f32], mut each: impl FnMut(usize, f32, C32, C32)) {
+        let scale = 2.0 / x.len() as f32;
+        let (mut p_r, mut p_c) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
+        for (n, &v) in x.iter().enumerate() {
+            each(
+                n,
+                v - scale * (self.row.mul(p_r).re + self.col.mul(p_c).re),
+                p_r,
+                p_c,
+            );
+            p_r = p_r.mul(self.s_row);
+            p_c = p_c.mul(self.s_col);
+        }
+    }
+
+    /// Mean squares of the fitted row and column tones over `n` samples.
+    fn powers(&self, n: usize) -> (f32, f32) {
+        let p = |z: C32| 2.0 * z.norm2() / (n * n) as f32;
+        (p(self.row), p(self.col))
     }
 }
 
@@ -144,9 +224,78 @@ static TABLES: std::sync::LazyLock<Tables> = std::sync::LazyLock::new(|| {
     t
 });
 
+/// What one window showed for the key it is a hit for.
+#[derive(Clone, Copy, Debug, Default)]
+struct Hit {
+    /// Row bin 0..4 and column bin 4..8.
+    row: usize,
+    col: usize,
+    f_row: f32,
+    f_col: f32,
+}
+
+impl Hit {
+    fn digit(&self) -> char {
+        KEYPAD[self.row][self.col - 4]
+    }
+}
+
+/// Where the detector is between key presses.
+#[derive(Clone, Copy, Debug)]
+enum State {
+    /// No key: looking for hits.
+    Idle,
+    /// `hits` consecutive hits for one key, the last MIN_HITS of them in `run`
+    /// (ring indexed by hit number).
+    Candidate { hits: usize, run: [Hit; MIN_HITS] },
+    /// A key reported and still held; `misses` windows in a row without it.
+    Active { key: Hit, misses: u32 },
+}
+
+/// Which of the detector's talk-off checks run. [`InbandDetector::new`] runs them all;
+/// turning one off is only for measuring what it buys (benches/dtmf_sweep.rs).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checks {
+    /// Window: the two tones carry at least 75 % of the window's energy.
+    pub energy_ratio: bool,
+    /// Window: neither tone's second harmonic above −12 dB of it.
+    pub second_harmonic: bool,
+    /// Run: the steadier (re-measured) frequencies within ±2 % of nominal.
+    pub steadier_frequency: bool,
+    /// Run: the tones not two harmonics of one fundamental.
+    pub harmonic_ratio: bool,
+    /// Run: no residual peak above −13 dB of the tones, no tonal one above −20 dB.
+    pub residual_peak: bool,
+    /// Run: the row tone's third harmonic below −12 dB of it.
+    pub third_harmonic: bool,
+}
+
+impl Checks {
+    pub const ALL: Checks = Checks {
+        energy_ratio: true,
+        second_harmonic: true,
+        steadier_frequency: true,
+        harmonic_ratio: true,
+        residual_peak: true,
+        third_harmonic: true,
+    };
+}
+
+/// Whether a candidate with `hits` hits in a row has its run judged now: at each of its
+/// first MIN_HITS chances, then at every MIN_HITS-th hit. A run that keeps passing every
+/// window yet keeps failing the run checks (a chord, a key over a strong third tone) is
+/// then judged once per 20 ms rather than every 5 ms, which keeps the detector's worst
+/// case per frame within 2× of the window tests alone; a real key is nearly always
+/// accepted at one of its first chances, and a late one is still tried every 20 ms.
+fn judged_at(hits: usize) -> bool {
+    hits >= MIN_HITS && (hits < 2 * MIN_HITS || hits % MIN_HITS == 0)
+}
+
 /// In-band DTMF detector; feed decoded 8 kHz PCM in any chunk size.
 pub struct InbandDetector {
     tables: &'static Tables,
+    checks: Checks,
     acc_re: [f32; 8],
     acc_im: [f32; 8],
     acc_energy: f32,
@@ -157,11 +306,10 @@ pub struct InbandDetector {
     subs: [[C32; 8]; WIN_SUBS + 1],
     energies: [f32; WIN_SUBS],
     blocks: u64,
-    /// The last WIN samples, ring indexed by sample number.
-    history: [f32; WIN],
+    /// The last RUN_SPAN samples, ring indexed by sample number.
+    history: [f32; RUN_SPAN],
     samples: u64,
-    candidate: Option<(char, u32)>,
-    active: Option<(char, u32)>,
+    state: State,
 }
 
 impl Default for InbandDetector {
@@ -181,8 +329,15 @@ impl std::fmt::Debug for InbandDetector {
 
 impl InbandDetector {
     pub fn new() -> Self {
+        Self::with_checks(Checks::ALL)
+    }
+
+    /// A detector running only the talk-off checks in `checks` (for measurement).
+    #[doc(hidden)]
+    pub fn with_checks(checks: Checks) -> Self {
         InbandDetector {
             tables: &TABLES,
+            checks,
             acc_re: [0.0; 8],
             acc_im: [0.0; 8],
             acc_energy: 0.0,
@@ -191,16 +346,15 @@ impl InbandDetector {
             subs: [[C32::default(); 8]; WIN_SUBS + 1],
             energies: [0.0; WIN_SUBS],
             blocks: 0,
-            history: [0.0; WIN],
+            history: [0.0; RUN_SPAN],
             samples: 0,
-            candidate: None,
-            active: None,
+            state: State::Idle,
         }
     }
 
     /// True while a tone is being heard (after it was reported, until it ends).
     pub fn in_digit(&self) -> bool {
-        self.active.is_some()
+        matches!(self.state, State::Active { .. })
     }
 
     /// Feed samples; returns the digits whose start was detected in this chunk.
@@ -215,7 +369,7 @@ impl InbandDetector {
                 self.acc_im[k] += x * t.sin[k][m];
             }
             self.acc_energy += x * x;
-            self.history[(self.samples % WIN as u64) as usize] = x;
+            self.history[(self.samples % RUN_SPAN as u64) as usize] = x;
             self.samples += 1;
             self.pos += 1;
             if self.pos == SUB {
@@ -243,244 +397,51 @@ impl InbandDetector {
         if self.blocks <= WIN_SUBS as u64 {
             return;
         }
-        let hit = self.evaluate_window();
-        self.step_state(hit, out);
+        self.step_state(out);
     }
 
-    /// Sub-block bin of frequency `k`, `age` sub-blocks ago (0 = newest).
-    fn sub(&self, k: usize, age: usize) -> C32 {
-        let b = self.blocks - 1 - age as u64;
-        self.subs[(b % (WIN_SUBS as u64 + 1)) as usize][k]
-    }
-
-    fn window(&self, k: usize, age: usize) -> C32 {
-        (age..age + WIN_SUBS).fold(C32::default(), |a, i| a.add(self.sub(k, i)))
-    }
-
-    /// Measured (power, frequency) of the tone near bin `k`, or None if off frequency.
-    fn tone(&self, k: usize) -> Option<(f32, f32)> {
-        let now = self.window(k, 0);
-        let before = self.window(k, 1);
-        let q = now.mul(before.conj());
-        if q.norm2() == 0.0 {
-            return None;
-        }
-        let phi = q.im.atan2(q.re); // phase advance per sub-block
-        let hz = self.tables.hz[k];
-        let offset = phi * SAMPLE_RATE as f32 / (2.0 * PI * SUB as f32);
-        if offset.abs() > FREQ_TOLERANCE * hz {
-            return None;
-        }
-        // Re-sum the sub-blocks coherently at the measured frequency.
-        let mut w = C32::default();
-        for i in 0..WIN_SUBS {
-            w = w.add(self.sub(k, i).mul(C32::cis(phi * i as f32)));
-        }
-        // Undo the attenuation of the offset within one sub-block.
-        let x = PI * offset * SUB as f32 / SAMPLE_RATE as f32;
-        let g = if x.abs() < 1e-6 { 1.0 } else { x.sin() / x };
-        let amp2 = w.norm2() / (g * g);
-        let power = 2.0 * amp2 / (WIN * WIN) as f32;
-        Some((power, hz + offset))
-    }
-
-    /// The last WIN samples in time order.
-    fn history(&self) -> [f32; WIN] {
-        let mut h = [0.0; WIN];
-        for (i, v) in h.iter_mut().enumerate() {
-            *v = self.history[((self.samples + i as u64) % WIN as u64) as usize];
-        }
-        h
-    }
-
-    fn power_of(z: C32) -> f32 {
-        2.0 * z.norm2() / (WIN * WIN) as f32
-    }
-
-    /// Joint fit of both tones on the raw window (so neither tone's leakage biases the
-    /// other's level), then the second-harmonic powers of the residual.
-    /// Returns (row power, column power, row 2nd harmonic, column 2nd harmonic).
-    /// Four passes over the window: fit column; fit row on (signal − column); refit
-    /// column on (signal − row); residual harmonics.
-    fn refine(&self, f_row: f32, f_col: f32) -> (f32, f32, f32, f32) {
-        let h = self.history();
-        let step = |hz: f32| C32::cis(2.0 * PI * hz / SAMPLE_RATE as f32);
-        let (s_row, s_col) = (step(f_row), step(f_col));
-        let scale = 2.0 / WIN as f32;
-        // Σ (h[n] − Re(z_sub·p_sub[n])·scale) · conj(p_fit[n])
-        let fit_without = |z_sub: C32, s_sub: C32, s_fit: C32| {
-            let (mut p_sub, mut p_fit) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
-            let mut z = C32::default();
-            for &x in &h {
-                let v = x - scale * z_sub.mul(p_sub).re;
-                z = z.add(C32::new(v * p_fit.re, -v * p_fit.im));
-                p_sub = p_sub.mul(s_sub);
-                p_fit = p_fit.mul(s_fit);
+    fn step_state(&mut self, out: &mut Vec<InbandDigit>) {
+        self.state = match self.state {
+            State::Active { key, misses } => {
+                if self.holds(&key) {
+                    State::Active { key, misses: 0 }
+                } else if misses + 1 >= END_MISSES {
+                    State::Idle
+                } else {
+                    State::Active {
+                        key,
+                        misses: misses + 1,
+                    }
+                }
             }
-            z
+            State::Idle => match self.hit() {
+                Some(h) => State::Candidate {
+                    hits: 1,
+                    run: [h; MIN_HITS],
+                },
+                None => State::Idle,
+            },
+            State::Candidate { hits, mut run } => match self.hit() {
+                Some(h) if h.digit() == run[(hits - 1) % MIN_HITS].digit() => {
+                    run[hits % MIN_HITS] = h;
+                    let hits = hits + 1;
+                    if judged_at(hits) && self.run_passes(&run) {
+                        out.push(InbandDigit {
+                            digit: h.digit(),
+                            at_sample: self.samples,
+                        });
+                        State::Active { key: h, misses: 0 }
+                    } else {
+                        State::Candidate { hits, run }
+                    }
+                }
+                Some(h) => State::Candidate {
+                    hits: 1,
+                    run: [h; MIN_HITS],
+                },
+                None => State::Idle,
+            },
         };
-        let zc0 = fit_without(C32::default(), s_col, s_col);
-        let zr = fit_without(zc0, s_col, s_row);
-        let zc = fit_without(zr, s_row, s_col);
-        let (mut p_r, mut p_c) = (C32::new(1.0, 0.0), C32::new(1.0, 0.0));
-        let (mut h_r, mut h_c) = (C32::default(), C32::default());
-        for &x in &h {
-            let v = x - scale * (zr.mul(p_r).re + zc.mul(p_c).re);
-            let (q_r, q_c) = (p_r.mul(p_r), p_c.mul(p_c)); // e^{j2ωn}
-            h_r = h_r.add(C32::new(v * q_r.re, -v * q_r.im));
-            h_c = h_c.add(C32::new(v * q_c.re, -v * q_c.im));
-            p_r = p_r.mul(s_row);
-            p_c = p_c.mul(s_col);
-        }
-        (
-            Self::power_of(zr),
-            Self::power_of(zc),
-            Self::power_of(h_r),
-            Self::power_of(h_c),
-        )
-    }
-
-    fn evaluate_window(&self) -> Option<char> {
-        let strongest = |range: std::ops::Range<usize>| {
-            range
-                .map(|k| (k, self.window(k, 0).norm2()))
-                .fold(
-                    (usize::MAX, 0.0f32),
-                    |best, (k, p)| if p > best.1 { (k, p) } else { best },
-                )
-                .0
-        };
-        let r = strongest(0..4);
-        let c = strongest(4..8);
-        if r == usize::MAX || c == usize::MAX {
-            return None;
-        }
-        let (p_row, f_row) = self.tone(r)?;
-        let (p_col, f_col) = self.tone(c)?;
-        let total: f32 = self.energies.iter().sum::<f32>() / WIN as f32;
-        // Cheap screening with the sub-block estimates (3 dB of slack), then the
-        // precise checks on the jointly fitted levels.
-        if !Self::levels_ok(p_row, p_col, total, 2.0) {
-            return None;
-        }
-        let (p_row, p_col, h_row, h_col) = self.refine(f_row, f_col);
-        if !Self::levels_ok(p_row, p_col, total, 1.0) {
-            return None;
-        }
-        let limit = db_to_power_ratio(MAX_HARMONIC_DB);
-        // Twice a row frequency can lie within a bin or two of the column tone
-        // (2·770 Hz vs 1477 Hz); there the column tone's onset or end would pass for
-        // a harmonic, so the row's harmonic is only judged when clear of it.
-        let row_harmonic_clear = (2.0 * f_row - f_col).abs() >= HARMONIC_CLEARANCE_HZ;
-        if (row_harmonic_clear && h_row > limit * p_row) || h_col > limit * p_col {
-            return None;
-        }
-        Some(KEYPAD[r][c - 4])
-    }
-
-    /// Level, twist and energy-ratio checks; `slack` widens every limit (power ratio).
-    fn levels_ok(p_row: f32, p_col: f32, total: f32, slack: f32) -> bool {
-        let floor = dbm0_power(MIN_TONE_DBM0) / slack;
-        p_row >= floor
-            && p_col >= floor
-            && p_col <= p_row * db_to_power_ratio(MAX_TWIST_DB) * slack
-            && p_col * slack >= p_row * db_to_power_ratio(MIN_TWIST_DB)
-            && (p_row + p_col) * slack >= MIN_ENERGY_RATIO * total
-    }
-
-    fn step_state(&mut self, hit: Option<char>, out: &mut Vec<InbandDigit>) {
-        if let Some((digit, misses)) = self.active {
-            if hit == Some(digit) {
-                self.active = Some((digit, 0));
-            } else if misses + 1 >= END_MISSES {
-                self.active = None;
-                self.candidate = None;
-            } else {
-                self.active = Some((digit, misses + 1));
-            }
-            return;
-        }
-        self.candidate = match (hit, self.candidate) {
-            (Some(d), Some((c, n))) if d == c => Some((d, n + 1)),
-            (Some(d), _) => Some((d, 1)),
-            (None, _) => None,
-        };
-        if let Some((d, n)) = self.candidate {
-            if n >= MIN_HITS {
-                self.active = Some((d, 0));
-                self.candidate = None;
-                out.push(InbandDigit {
-                    digit: d,
-                    at_sample: self.samples,
-                });
-            }
-        }
-    }
-}
-
-/// Nominal (low, high) frequencies of a key.
-pub fn digit_frequencies(digit: char) -> Option<(f32, f32)> {
-    let d = digit.to_ascii_uppercase();
-    KEYPAD.iter().enumerate().find_map(|(r, row)| {
-        row.iter()
-            .position(|&c| c == d)
-            .map(|c| (ROW_HZ[r], COL_HZ[c]))
-    })
-}
-
-/// Generates DTMF (and other dual) tones as 8 kHz PCM, for tests and the test caller.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ToneGenerator;
-
-impl ToneGenerator {
-    pub fn new() -> Self {
-        ToneGenerator
-    }
-
-    /// A key's tone pair, each tone at `dbm0`, lasting `ms`.
-    pub fn digit(&self, digit: char, ms: u32, dbm0: f64) -> Option<Vec<i16>> {
-        let (lo, hi) = digit_frequencies(digit)?;
-        Some(self.dual(f64::from(lo), f64::from(hi), dbm0, dbm0, ms))
-    }
-
-    /// Two sines at the given frequencies and levels, lasting `ms`, clipped to 16 bits.
-    pub fn dual(
-        &self,
-        low_hz: f64,
-        high_hz: f64,
-        low_dbm0: f64,
-        high_dbm0: f64,
-        ms: u32,
-    ) -> Vec<i16> {
-        let n = (u64::from(ms) * u64::from(SAMPLE_RATE) / 1000) as usize;
-        let a_lo = DBM0_PEAK * 10f64.powf(low_dbm0 / 20.0);
-        let a_hi = DBM0_PEAK * 10f64.powf(high_dbm0 / 20.0);
-        let w_lo = 2.0 * std::f64::consts::PI * low_hz / f64::from(SAMPLE_RATE);
-        let w_hi = 2.0 * std::f64::consts::PI * high_hz / f64::from(SAMPLE_RATE);
-        (0..n)
-            .map(|i| {
-                let t = i as f64;
-                let v = a_lo * (w_lo * t).sin() + a_hi * (w_hi * t).sin();
-                v.round().clamp(-32768.0, 32767.0) as i16
-            })
-            .collect()
-    }
-
-    /// `ms` of digital silence.
-    pub fn silence(&self, ms: u32) -> Vec<i16> {
-        vec![0; (u64::from(ms) * u64::from(SAMPLE_RATE) / 1000) as usize]
-    }
-
-    /// A key sequence: each tone `on_ms`, followed by `off_ms` of silence.
-    pub fn sequence(&self, digits: &str, on_ms: u32, off_ms: u32, dbm0: f64) -> Vec<i16> {
-        let mut out = Vec::new();
-        for d in digits.chars() {
-            if let Some(t) = self.digit(d, on_ms, dbm0) {
-                out.extend(t);
-                out.extend(self.silence(off_ms));
-            }
-        }
-        out
     }
 }
 

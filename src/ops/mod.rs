@@ -5,6 +5,7 @@
 //! - [`logging`]: `tracing` subscriber set-up (human or JSON) and [`logging::Capture`] for tests.
 //! - [`systemd`]: `sd_notify` wrappers (READY/RELOADING/STOPPING/STATUS/WATCHDOG), no-ops outside
 //!   systemd, and the [`systemd::Watchdog`] pacer.
+//! - [`hardening`]: no core dumps and not dumpable, first thing at start-up.
 //! - [`shutdown`]: drain bookkeeping ([`shutdown::Drain`]) and SIGTERM/SIGINT/SIGHUP as
 //!   [`shutdown::Signal`]s.
 //!
@@ -72,6 +73,7 @@
 //! ```
 
 pub mod admin;
+pub mod hardening;
 pub mod logging;
 pub mod metrics;
 pub mod shutdown;

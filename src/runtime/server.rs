@@ -21,6 +21,7 @@ use tokio::time::Instant as TokioInstant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::actions::budget::SendBudget;
 use crate::actions::ratelimit::RateLimiter;
 use crate::actions::Executor;
 use crate::audit::{AuditTrail, Backoff, Deliverer, DeliveryTarget, Spool};
@@ -92,6 +93,10 @@ pub async fn serve(
                 Duration::from_secs(3600),
                 100_000,
             ),
+        )),
+        otp_budget: Mutex::new(SendBudget::new(
+            &cfg.security.otp_sends_per_ani,
+            &cfg.security.otp_sends_global,
         )),
         config_path,
         shards: OnceLock::new(),

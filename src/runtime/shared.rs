@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::time::Instant as TokioInstant;
 use tracing::{info, warn};
 
+use crate::actions::budget::SendBudget;
 use crate::actions::ratelimit::RateLimiter;
 use crate::actions::Executor;
 use crate::audit::{AuditRecord, AuditTrail, CallFacts, SystemClock};
 use crate::config::{Config, Loaded};
 use crate::ops::admin::Readiness;
-use crate::ops::metrics::{Metrics, ReloadResult};
+use crate::ops::metrics::{Metrics, OtpSendResult, ReloadResult};
 use crate::ops::shutdown::Drain;
 use crate::runtime::call_shard::Shards;
 use crate::runtime::labels;
@@ -33,6 +34,8 @@ pub struct Shared {
     pub config_path: Option<PathBuf>,
     /// Reset attempts per caller number and per account, across calls.
     pub(super) limits: Mutex<(RateLimiter, RateLimiter)>,
+    /// One-time code sends per caller number and in all, across calls.
+    pub(super) otp_budget: Mutex<SendBudget>,
     /// The tasks that drive the calls (started with the first call, on its runtime).
     pub(super) shards: OnceLock<Shards>,
 }
@@ -79,11 +82,15 @@ impl Shared {
     }
 
     /// Admit one run of the lookup action for this caller and account, or
-    /// refuse it (the flow then takes its `rate_limited` path without the
-    /// backend being asked). Only the lookup action is limited.
+    /// one run of the OTP send action within its send budgets, or refuse it
+    /// (the flow then takes its `rate_limited` path without the backend
+    /// being asked). Other actions are not limited here.
     pub fn admit_attempt(&self, action: &str, ani: &str, vars: &crate::vars::Vars) -> bool {
         let loaded = self.loaded();
         let sec = &loaded.config.security;
+        if action == sec.otp_send_action {
+            return self.admit_otp_send(sec, ani);
+        }
         if action != sec.lookup_action {
             return true;
         }
@@ -105,6 +112,28 @@ impl Shared {
         } else {
             warn!(action, "reset attempt refused by rate limit");
             false
+        }
+    }
+
+    /// Spend one OTP send from the caller's and the global budget, or count
+    /// and log the refusal (the budget's name, never the number).
+    fn admit_otp_send(&self, sec: &crate::config::SecurityConfig, ani: &str) -> bool {
+        let now = TokioInstant::now().into_std();
+        let Ok(mut budget) = self.otp_budget.lock() else {
+            return false;
+        };
+        budget.configure(&sec.otp_sends_per_ani, &sec.otp_sends_global);
+        match budget.admit(now, ani) {
+            Ok(()) => true,
+            Err(spent) => {
+                drop(budget);
+                self.metrics.otp_sent(OtpSendResult::Refused);
+                warn!(
+                    budget = spent.as_str(),
+                    "one-time code send refused: send budget spent"
+                );
+                false
+            }
         }
     }
 

@@ -98,9 +98,21 @@ impl Server {
         backend: SocketAddr,
         dir: tempfile::TempDir,
     ) -> Server {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+        Server::spawn_command(cmd, sip, admin, backend, dir)
+    }
+
+    /// Start `cmd` (the binary with its arguments, set up as the caller likes:
+    /// limits, environment) as the server; returns once it listens.
+    pub fn spawn_command(
+        mut cmd: Command,
+        sip: SocketAddr,
+        admin: SocketAddr,
+        backend: SocketAddr,
+        dir: tempfile::TempDir,
+    ) -> Server {
+        let mut child = cmd
             .current_dir(repo())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

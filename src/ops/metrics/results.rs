@@ -78,6 +78,10 @@ label_enum! {
         Throttled => "throttled",
         /// The provider failed or timed out.
         Failed => "failed",
+        /// Not sent: the caller number's or the global send budget was spent
+        /// (`security.otp_sends_per_ani`, `security.otp_sends_global`); the
+        /// provider was not asked.
+        Refused => "refused",
     }
 }
 
