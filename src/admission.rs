@@ -9,6 +9,8 @@
 //! the call's [`MediaConfig`] ([`MediaPlan::media_config`]). The checks run cheapest
 //! first, in this order:
 //!
+//! 0. [`check_peer`]: the source is not in `sip.trusted_peers` → `403` (with
+//!    `sip.untrusted_requests: drop` the SIP task never lets its request this far);
 //! 1. draining (SIGTERM) → `503`;
 //! 2. `limits.max_calls` live calls → `503`;
 //! 3. `limits.invites_per_second_per_source`: new INVITEs from one IP address in a
@@ -26,6 +28,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::caller::TrustedPeers;
 use crate::config::{LimitsConfig, MediaSettings};
 use crate::media::{MediaConfig, RtpTrust};
 use crate::sip::sdp::{self, Negotiated};
@@ -39,6 +42,8 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Why an INVITE does not become a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
+    /// The source is not in `sip.trusted_peers`.
+    Untrusted,
     /// The server is draining (SIGTERM).
     Draining,
     /// `limits.max_calls` calls are live.
@@ -59,6 +64,7 @@ impl Refusal {
     /// The final response status.
     pub fn status(self) -> u16 {
         match self {
+            Refusal::Untrusted => 403,
             Refusal::NoCommonCodec | Refusal::BadSdp => 488,
             _ => 503,
         }
@@ -209,6 +215,17 @@ impl Admission {
     }
 }
 
+/// Step 0, before [`Admission::admit`]: may this source send us calls at all?
+/// A refused INVITE does not count against the source's rate: it never gets
+/// near a quota.
+pub fn check_peer(call: &IncomingCall, peers: &TrustedPeers) -> Result<(), Refusal> {
+    if peers.admits(call.source.ip()) {
+        Ok(())
+    } else {
+        Err(Refusal::Untrusted)
+    }
+}
+
 /// SDP offer/answer for a new call (RFC 3264): negotiate an early offer, or prepare
 /// our own offer for a late one.
 fn plan_media(call: &IncomingCall, media: &MediaSettings) -> Result<MediaPlan, Refusal> {
@@ -245,6 +262,7 @@ mod tests {
             call: CallKey(format!("c{n}@test")),
             request_uri_user: "reset".into(),
             from_user: "5550100".into(),
+            asserted_user: None,
             source: source.parse().unwrap(),
             transport: Transport::Udp,
             offer: offer.map(str::to_string),
@@ -297,6 +315,21 @@ mod tests {
         assert_eq!(Refusal::SourceLimit.status(), 503);
         assert_eq!(Refusal::NoCommonCodec.status(), 488);
         assert_eq!(Refusal::BadSdp.retry_after(&l), None);
+    }
+
+    #[test]
+    fn an_untrusted_source_is_forbidden_without_retry_after() {
+        let l = limits();
+        let nets: Vec<crate::caller::PeerNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peers = TrustedPeers::new(&nets);
+        let inside = incoming(1, "10.9.8.7:5060", Some(OFFER));
+        let outside = incoming(2, "192.0.2.1:5060", Some(OFFER));
+        assert_eq!(check_peer(&inside, &peers), Ok(()));
+        assert_eq!(check_peer(&outside, &peers), Err(Refusal::Untrusted));
+        assert_eq!(Refusal::Untrusted.status(), 403);
+        assert_eq!(Refusal::Untrusted.retry_after(&l), None);
+        // No list: everybody may call.
+        assert_eq!(check_peer(&outside, &TrustedPeers::default()), Ok(()));
     }
 
     #[test]

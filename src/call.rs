@@ -607,14 +607,14 @@ mod tests {
     fn prompts() -> Arc<PromptCache> {
         static P: OnceLock<Arc<PromptCache>> = OnceLock::new();
         P.get_or_init(|| {
-            Arc::new(PromptCache::load_dir(&root().join("prompts/en")).expect("prompts"))
+            Arc::new(crate::files::load_prompts(&root().join("prompts/en")).expect("prompts"))
         })
         .clone()
     }
 
     fn call(flow: &str, t0: Instant) -> Call {
         let flow =
-            crate::flow::model::load(&root().join(format!("flows/{flow}.yaml"))).expect("flow");
+            crate::files::load_flow(&root().join(format!("flows/{flow}.yaml"))).expect("flow");
         Call::new(
             t0,
             CallParams {

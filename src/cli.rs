@@ -1,5 +1,11 @@
-//! The command line: `serve`, `demo`, `check`, `graph`, `dial`, `dtmf`.
-//! Thin: each command loads what it needs and hands over to the library.
+//! The command line: `serve`, `demo`, `check`, `graph`, `dial`, `dtmf`, and the generated
+//! `completions` and `man` pages. Thin: each command loads what it needs and hands over to the
+//! library. `serve` and `check` read [`DEFAULT_CONFIG`] unless `--config` says otherwise.
+
+mod docs;
+mod report;
+
+pub use report::report;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,9 +14,13 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Loaded, LogFormatName};
+use crate::config::{Config, Loaded};
 use crate::ops::logging::{self, LogFormat};
 use crate::runtime::dial::DialArgs;
+
+/// The configuration `serve` and `check` read when `--config` is not given: where the .deb
+/// installs it.
+pub const DEFAULT_CONFIG: &str = "/etc/sspr-ivr/config.yaml";
 
 /// The demo backend's address in `config.example.yaml`; `demo` swaps in
 /// wherever it actually started the backend.
@@ -40,7 +50,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the service.
     Serve {
-        #[arg(long, default_value = "/etc/sspr-ivr/config.yaml")]
+        /// The configuration file.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Override `sip.listen`.
         #[arg(long)]
@@ -52,8 +63,10 @@ pub enum Command {
     /// Run the server on 127.0.0.1 with the password-reset flow and an
     /// in-process demo directory and OTP service.
     Demo {
+        /// Where SIP listens (UDP and TCP).
         #[arg(long, default_value = "127.0.0.1:5060")]
         sip: SocketAddr,
+        /// Where the admin HTTP server (/metrics, /healthz, /readyz) listens.
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: SocketAddr,
         /// Where the demo backend listens.
@@ -88,33 +101,56 @@ pub enum Command {
     /// Run only the demo directory/OTP backend (for `serve` with
     /// config.example.yaml, which expects it on 127.0.0.1:8089).
     DemoBackend {
+        /// Where the backend's HTTP server listens.
         #[arg(long, default_value = "127.0.0.1:8089")]
         listen: SocketAddr,
+        /// Delay before the demo "SMS" is delivered.
         #[arg(long, default_value = "3s")]
         sms_delay: String,
+        /// Make the backend "send" this code every time; random otherwise.
         #[arg(long, value_name = "DIGITS")]
         fixed_otp: Option<String>,
     },
     /// Validate config, flows, prompts and action wiring; exit 0 or 1.
     Check {
-        #[arg(long, default_value = "config.example.yaml")]
+        /// The configuration file.
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Draw a flow (Graphviz DOT or Mermaid).
     Graph {
+        /// The flow file (YAML), e.g. flows/sspr.yaml.
         flow: PathBuf,
+        /// Output format.
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
     },
-    /// Call a SIP URI, press keys, and print the prompts heard.
+    /// Call a SIP URI, press keys, and print the prompts heard and the keys sent.
     Dial(DialArgs),
     /// Detect DTMF digits in a WAV or raw s16le 8 kHz mono file.
-    Dtmf { file: PathBuf },
+    Dtmf {
+        /// The audio file.
+        file: PathBuf,
+    },
+    /// Print a shell completion script to standard output.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output, or write one page per command.
+    Man {
+        /// Write sspr-ivr.1 and sspr-ivr-COMMAND.1 into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
+/// `graph --format`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum GraphFormat {
+    /// Graphviz DOT (`| dot -Tsvg`).
     Dot,
+    /// A Mermaid flowchart (renders in Markdown on GitHub).
     Mermaid,
 }
 
@@ -133,8 +169,8 @@ fn data_root() -> PathBuf {
     cwd
 }
 
-fn init_logging(cli: &Cli, cfg_format: Option<LogFormatName>, cfg_level: Option<&str>) {
-    let json = cli.log_json || cfg_format == Some(LogFormatName::Json);
+fn init_logging(cli: &Cli, cfg_format: Option<LogFormat>, cfg_level: Option<&str>) {
+    let json = cli.log_json || cfg_format == Some(LogFormat::Json);
     let level = cli
         .log_level
         .clone()
@@ -160,7 +196,7 @@ pub fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             std::process::ExitCode::from(1)
         }
     }
@@ -190,12 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 loaded,
                 Some(path),
                 CancellationToken::new(),
-                |b| {
-                    println!(
-                        "sspr-ivr listening on sip:{} (udp+tcp), admin {:?}",
-                        b.sip, b.admin
-                    );
-                },
+                |b| print!("{}", b.banner()),
             ))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -253,11 +284,19 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
                 let loaded = Loaded::from_config(cfg)?;
                 crate::runtime::server::serve(loaded, None, CancellationToken::new(), |b| {
-                    println!("sspr-ivr demo");
-                    println!("  SIP            sip:{} (udp+tcp)  — call any user for the password reset, `echo` for the echo flow", b.sip);
-                    println!("  admin          http://{}/metrics", b.admin.map(|a| a.to_string()).unwrap_or_default());
-                    println!("  demo backend   {base}  (users: 123456 happy, 234567 email, 345678 locked)");
-                    println!("  try            sspr-ivr dial sip:reset@{} --stdin", b.sip);
+                    let reset = b.reset_attempt_limits.clone();
+                    demo.on_reset(move || reset.run());
+                    print!("{}", b.banner());
+                    println!(
+                        "  demo        {base}  (users: 123456 happy, 234567 email, 345678 locked)"
+                    );
+                    println!(
+                        "  calls       any user for the password reset, `echo` for the echo flow"
+                    );
+                    println!("  try         sspr-ivr dial sip:reset@{} --stdin", b.sip);
+                    println!(
+                        "  reset       curl -X POST {base}/demo/reset  (directory, codes, audit, attempt limits)"
+                    );
                 })
                 .await
             })?;
@@ -291,6 +330,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             match result {
                 Ok(loaded) => {
                     if let Err(e) = crate::actions::Executor::new(loaded.config.actions.clone()) {
+                        let e = report::without_os_error(&e.to_string());
                         eprintln!("{}: actions: {e}", config.display());
                         return Ok(ExitCode::from(1));
                     }
@@ -304,13 +344,13 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    eprintln!("{e}");
+                    eprintln!("{}", report(&e.into()));
                     Ok(ExitCode::from(1))
                 }
             }
         }
         Command::Graph { flow, format } => {
-            let f = crate::flow::model::load(flow)?;
+            let f = crate::files::load_flow(flow)?;
             let text = match format {
                 GraphFormat::Dot => crate::flow::graph::to_dot(&f),
                 GraphFormat::Mermaid => crate::flow::graph::to_mermaid(&f),
@@ -329,9 +369,24 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dtmf { file } => {
-            let digits =
-                crate::media::detect_file(file).with_context(|| format!("{}", file.display()))?;
+            let bytes =
+                std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
+            let digits = crate::media::detect_digits(file, &bytes)?;
             println!("{digits}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            docs::to_stdout(&docs::completions(*shell))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out_dir: None } => {
+            docs::to_stdout(&docs::man_page()?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out_dir: Some(dir) } => {
+            for path in docs::write_man_pages(dir)? {
+                println!("{}", path.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -17,11 +17,13 @@ use serde::Deserialize;
 
 use crate::actions::ratelimit::RateLimitConfig;
 use crate::actions::ActionConfig;
+use crate::caller::{TrustedPeers, UntrustedAnswer, WithheldPolicy};
 use crate::codec::Codec;
 use crate::flow::model::Flow;
 use crate::flow::Catalog;
 use crate::media::prompts::PromptCache;
 use crate::media::{DtmfMode, RtpSource};
+use crate::ops::logging::LogFormat;
 use crate::sip::Transport;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,8 @@ pub enum ConfigError {
     Prompts(String),
     #[error("actions: {0}")]
     Actions(String),
+    #[error("sip.tls: {0}")]
+    Tls(String),
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -60,6 +64,16 @@ pub struct SipConfig {
     pub user_agent: String,
     /// Send in-dialog requests to where the INVITE came from.
     pub symmetric_signalling: bool,
+    /// SIP over TLS on its own port; off when absent.
+    pub tls: Option<SipTlsConfig>,
+    /// Trunks to register with (RFC 3261 §10): none by default.
+    pub registrations: Vec<RegistrationConfig>,
+    /// The proxies/SBCs allowed to send us calls (addresses or networks). Empty:
+    /// anybody may call, and nobody's `P-Asserted-Identity` is believed.
+    pub trusted_peers: TrustedPeers,
+    /// What a request from a peer not in `trusted_peers` gets (`reject`: INVITE
+    /// → 403; `drop`: nothing at all).
+    pub untrusted_requests: UntrustedAnswer,
     /// SIP TCP connections at once; more are closed at accept (lowered at
     /// start-up if the descriptor limit would not leave room for every call).
     pub tcp_max_connections: usize,
@@ -84,6 +98,117 @@ pub struct SipConfig {
     pub max_server_transaction_bytes: usize,
 }
 
+/// `sip.tls`: SIP over TLS (RFC 3261 §26, RFC 5630). The certificate, key and
+/// client CA are read at start-up and again on every SIGHUP; the listening
+/// address is fixed at start-up.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipTlsConfig {
+    /// Where to accept TLS; default: `sip.listen`'s IP, port 5061.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Address written into Via/Contact of TLS messages; default: `listen`.
+    #[serde(default)]
+    pub advertised_addr: Option<SocketAddr>,
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the leaf.
+    pub key_file: PathBuf,
+    /// PEM CA certificates: when set, every peer must present a certificate
+    /// signed by one of them (mutual TLS, as some trunks require).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// A connection that has not finished its TLS handshake this long after
+    /// accept is closed.
+    #[serde(
+        default = "SipTlsConfig::default_handshake_timeout",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub handshake_timeout: Duration,
+    /// TLS connections at once (handshaking or established); more wait in the
+    /// kernel's accept queue until one closes. Fixed at start-up.
+    #[serde(default = "SipTlsConfig::default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl SipTlsConfig {
+    pub const DEFAULT_PORT: u16 = 5061;
+
+    fn default_handshake_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+
+    fn default_max_connections() -> usize {
+        2048
+    }
+
+    /// The address to accept TLS on, given `sip.listen`.
+    pub fn listen_addr(&self, sip_listen: SocketAddr) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| SocketAddr::new(sip_listen.ip(), Self::DEFAULT_PORT))
+    }
+}
+
+/// One `sip.registrations` entry: keep our Contact bound at a trunk's registrar.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Names the registration in logs and in the metrics' `trunk` label.
+    pub name: String,
+    /// Request-URI of the REGISTER (`sip:sip.example.net`); its host (resolved once
+    /// at start-up) and port are where it goes, unless `outbound_proxy` is set.
+    pub registrar: String,
+    /// The address of record (To and From), e.g. `sip:+15550100@sip.example.net`.
+    pub aor: String,
+    /// The Contact to bind; default `sip:<aor user>@<sip.advertised_addr>`.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// Digest user name; default the AOR's user part.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the password (never the password itself).
+    pub password_env: String,
+    /// Expiry asked for; refreshed after 80 % of what the registrar grants.
+    #[serde(
+        default = "default_expires",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub expires: Duration,
+    /// `host:port` to send the REGISTER to instead of the registrar's host.
+    #[serde(default)]
+    pub outbound_proxy: Option<String>,
+    /// `/readyz` reports not ready while this registration is not in place.
+    #[serde(default = "default_true")]
+    pub required: bool,
+    /// First wait after a failed attempt; doubles up to `retry_max`.
+    #[serde(
+        default = "default_retry_min",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub retry_min: Duration,
+    #[serde(
+        default = "default_retry_max",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub retry_max: Duration,
+}
+
+fn default_expires() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_retry_min() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_retry_max() -> Duration {
+    Duration::from_secs(300)
+}
+
 impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
@@ -92,6 +217,10 @@ impl Default for SipConfig {
             advertised_addr: None,
             user_agent: concat!("sspr-ivr/", env!("CARGO_PKG_VERSION")).to_string(),
             symmetric_signalling: true,
+            tls: None,
+            registrations: Vec::new(),
+            trusted_peers: TrustedPeers::default(),
+            untrusted_requests: UntrustedAnswer::Reject,
             tcp_max_connections: 2048,
             tcp_max_connections_per_source: 64,
             tcp_idle_timeout: Duration::from_secs(120),
@@ -167,6 +296,10 @@ pub struct RoutesConfig {
     pub default: String,
     /// Request-URI user → flow name.
     pub by_user: BTreeMap<String, String>,
+    /// Flow for every caller whose number is withheld (`anonymous`, …), whatever
+    /// they dialled, e.g. one that transfers straight to an agent. `None`: routed
+    /// like everybody else.
+    pub withheld: Option<String>,
 }
 
 impl Default for RoutesConfig {
@@ -174,6 +307,7 @@ impl Default for RoutesConfig {
         RoutesConfig {
             default: "sspr".into(),
             by_user: BTreeMap::from([("echo".to_string(), "echo".to_string())]),
+            withheld: None,
         }
     }
 }
@@ -295,17 +429,10 @@ impl Default for AdminConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormatName {
-    Human,
-    Json,
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
-    pub format: LogFormatName,
+    pub format: LogFormat,
     /// tracing filter (`info`, `sspr_ivr=debug`); `RUST_LOG` overrides.
     pub level: String,
 }
@@ -313,7 +440,7 @@ pub struct LoggingConfig {
 impl Default for LoggingConfig {
     fn default() -> Self {
         LoggingConfig {
-            format: LogFormatName::Human,
+            format: LogFormat::Human,
             level: "info".into(),
         }
     }
@@ -341,6 +468,9 @@ pub struct SecurityConfig {
     /// outcome is `audit_unavailable`, which the flow must handle. `None`
     /// (YAML `null`): no action is guarded.
     pub reset_action: Option<String>,
+    /// How calls with a withheld number count against `attempts_per_ani_per_hour`:
+    /// `per_call` (each its own caller) or `shared` (one budget for all of them).
+    pub withheld_callers: WithheldPolicy,
     /// Code sends one caller number (ANI) may trigger within `window`, across
     /// calls and accounts; over it, the send action's outcome is
     /// `rate_limited` and the backend is not asked. `max: 0`: no sends.
@@ -360,6 +490,7 @@ impl Default for SecurityConfig {
             otp_send_action: "send_otp".into(),
             otp_verify_action: "verify_otp".into(),
             reset_action: Some("reset_pin".into()),
+            withheld_callers: WithheldPolicy::PerCall,
             otp_sends_per_ani: RateLimitConfig {
                 max: 6,
                 window: Duration::from_secs(3600),
@@ -421,11 +552,17 @@ impl Config {
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((0, 0));
+            // serde_yaml ends its message with the location the prefix already gives.
+            let message = e.to_string();
+            let message = message
+                .strip_suffix(&format!(" at line {line} column {column}"))
+                .unwrap_or(&message)
+                .to_string();
             ConfigError::Yaml {
                 file: file.to_path_buf(),
                 line,
                 column,
-                message: e.to_string(),
+                message,
             }
         })?;
         let base = file
@@ -456,6 +593,13 @@ impl Config {
             fix(p);
         }
         fix(&mut self.audit.spool_dir);
+        if let Some(tls) = &mut self.sip.tls {
+            fix(&mut tls.cert_file);
+            fix(&mut tls.key_file);
+            if let Some(ca) = &mut tls.client_ca_file {
+                fix(ca);
+            }
+        }
         fix(&mut self.recording.dir);
         for action in self.actions.values_mut() {
             if let Some(tls) = &mut action.tls {
@@ -488,12 +632,31 @@ impl Config {
                 self.routes.default
             )));
         }
+        if let Some(flow) = self.routes.withheld.as_deref().filter(|f| !known(f)) {
+            return Err(invalid(format!(
+                "routes.withheld: flow `{flow}` is not listed under `flows`"
+            )));
+        }
         for (user, flow) in &self.routes.by_user {
             if !known(flow) {
                 return Err(invalid(format!(
                     "routes.by_user.{user}: flow `{flow}` is not listed under `flows`"
                 )));
             }
+        }
+        if self
+            .sip
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.max_connections == 0)
+        {
+            return Err(invalid("sip.tls.max_connections: at least 1".into()));
+        }
+        if self.sip.transports.contains(&Transport::Tls) {
+            return Err(invalid(
+                "sip.transports: list udp and tcp only; TLS is turned on by a `sip.tls` section"
+                    .into(),
+            ));
         }
         if self.media.rtp_port_min > self.media.rtp_port_max || self.media.rtp_port_min == 0 {
             return Err(invalid(
@@ -544,6 +707,9 @@ impl Config {
                 )));
             }
         }
+        for (i, r) in self.sip.registrations.iter().enumerate() {
+            check_registration(i, r, &self.sip.registrations[..i]).map_err(invalid)?;
+        }
         if let Some(action) = &self.audit.action {
             if !self.actions.contains_key(action) {
                 return Err(invalid(format!(
@@ -560,6 +726,65 @@ impl Config {
     }
 }
 
+/// One `sip.registrations[i]` entry: names, URIs and times that cannot work are
+/// refused at load, with the key that holds them.
+fn check_registration(
+    i: usize,
+    r: &RegistrationConfig,
+    before: &[RegistrationConfig],
+) -> Result<(), String> {
+    let key = format!("sip.registrations[{i}]");
+    let label_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    };
+    if !label_ok(&r.name) {
+        return Err(format!(
+            "{key}.name: use 1 to 64 letters, digits, `-`, `_` or `.` (it is a metric label)"
+        ));
+    }
+    if before.iter().any(|o| o.name == r.name) {
+        return Err(format!("{key}.name: `{}` is used twice", r.name));
+    }
+    let sip_uri = |field: &str, v: &str, needs_user: bool| {
+        let ok = v.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("sip:"))
+            && crate::sip::message::uri_hostport(v).is_some_and(|h| !h.is_empty())
+            && !v.contains(|c: char| c.is_whitespace() || c == '<' || c == '>')
+            && (!needs_user || !crate::sip::message::uri_user(v).is_empty());
+        if ok {
+            Ok(())
+        } else {
+            let what = if needs_user {
+                "a sip: URI with a user part, e.g. `sip:+15550100@sip.example.net`"
+            } else {
+                "a sip: URI, e.g. `sip:sip.example.net`"
+            };
+            Err(format!("{key}.{field}: `{v}` is not {what}"))
+        }
+    };
+    sip_uri("registrar", &r.registrar, false)?;
+    sip_uri("aor", &r.aor, true)?;
+    if let Some(c) = &r.contact {
+        sip_uri("contact", c, true)?;
+    }
+    if r.password_env.is_empty() {
+        return Err(format!(
+            "{key}.password_env: name the environment variable that holds the password"
+        ));
+    }
+    if r.expires < Duration::from_secs(10) || r.expires > Duration::from_secs(86_400) {
+        return Err(format!("{key}.expires: between 10s and 24h"));
+    }
+    if r.retry_min.is_zero() || r.retry_max < r.retry_min {
+        return Err(format!(
+            "{key}: retry_min must be > 0 and retry_max at least retry_min"
+        ));
+    }
+    Ok(())
+}
+
 /// Everything a call needs that is loaded once and shared: the config, the
 /// prompt cache and the validated flows. Swapped atomically on reload.
 pub struct Loaded {
@@ -567,6 +792,10 @@ pub struct Loaded {
     pub prompts: Arc<PromptCache>,
     pub flows: BTreeMap<String, Arc<Flow>>,
     pub catalog: Catalog,
+    /// `sip.tls`'s certificate, key and client CA, ready for handshakes; read
+    /// again on every reload, so a rotated certificate is used by the next
+    /// connection while established ones keep theirs.
+    pub sip_tls: Option<Arc<crate::runtime::tls::ServerConfig>>,
 }
 
 /// Outcomes the runtime gives actions without asking the backend, added to
@@ -595,7 +824,7 @@ pub fn runtime_outcomes(config: &Config, actions: &mut BTreeMap<String, crate::f
 impl Loaded {
     /// Load and validate everything; any problem is an error naming the file.
     pub fn from_config(config: Config) -> Result<Loaded, ConfigError> {
-        let prompts = PromptCache::load_dir(&config.prompt_dir())
+        let prompts = crate::files::load_prompts(&config.prompt_dir())
             .map_err(|e| ConfigError::Prompts(e.to_string()))?;
         let mut actions = BTreeMap::new();
         for (name, action) in &config.actions {
@@ -610,7 +839,7 @@ impl Loaded {
         let mut flows = BTreeMap::new();
         let mut problems = Vec::new();
         for (name, path) in &config.flows {
-            match crate::flow::model::load(path) {
+            match crate::files::load_flow(path) {
                 Ok(flow) => {
                     let diags = crate::flow::validate::validate(&flow, path, &catalog);
                     if diags.is_empty() {
@@ -625,22 +854,32 @@ impl Loaded {
         if !problems.is_empty() {
             return Err(ConfigError::Flow(problems.join("\n")));
         }
+        let sip_tls = match &config.sip.tls {
+            Some(tls) => Some(
+                crate::runtime::tls::server_config(tls)
+                    .map_err(|e| ConfigError::Tls(e.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(Loaded {
             config,
             prompts: Arc::new(prompts),
             flows,
             catalog,
+            sip_tls,
         })
     }
 
-    /// The flow for a Request-URI user.
-    pub fn route(&self, user: &str) -> (&str, Arc<Flow>) {
-        let name = self
-            .config
-            .routes
-            .by_user
-            .get(user)
-            .unwrap_or(&self.config.routes.default);
+    /// The flow for a Request-URI user; `routes.withheld` (when set) for a
+    /// caller whose number is withheld.
+    pub fn route(&self, user: &str, withheld: bool) -> (&str, Arc<Flow>) {
+        let routes = &self.config.routes;
+        let name = routes
+            .withheld
+            .as_ref()
+            .filter(|_| withheld)
+            .or_else(|| routes.by_user.get(user))
+            .unwrap_or(&routes.default);
         let flow = self
             .flows
             .get(name)

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserializer;
 
 /// The longest duration anything may be configured with (365 days).
 pub const MAX: Duration = Duration::from_secs(365 * 86_400);
@@ -53,10 +53,21 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     Ok(d)
 }
 
-/// Serde `deserialize_with` helper for `Duration` fields.
+/// Serde `deserialize_with` helper for `Duration` fields. The text is parsed inside the
+/// deserializer's own visit, so serde_yaml reports a bad value at its key (`drain.timeout`),
+/// line and column, not at the enclosing table.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    parse(&text).map_err(serde::de::Error::custom)
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = Duration;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration such as `5s`")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Duration, E> {
+            parse(text).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Text)
 }
 
 #[cfg(test)]

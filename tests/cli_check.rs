@@ -44,12 +44,6 @@ fn example_config_passes() {
     let (ok, out) = check(&repo().join("config.example.yaml"));
     assert!(ok, "{out}");
     assert!(out.contains("ok (2 flows"), "{out}");
-    // From the repo root with the default `--config`.
-    let (ok, out, err) = run_with_timeout(
-        Command::new(BIN).arg("check").current_dir(repo()),
-        Duration::from_secs(60),
-    );
-    assert!(ok, "{out}{err}");
 }
 
 #[test]
@@ -375,6 +369,9 @@ fn operations_guide_uses_real_flags_and_config_keys() {
         &["demo"],
         &["demo-backend"],
         &["dial"],
+        &["dtmf"],
+        &["completions"],
+        &["man"],
     ] {
         let (_, out, err) = run_with_timeout(
             Command::new(BIN).args(cmd).arg("--help"),
@@ -407,10 +404,13 @@ fn operations_guide_uses_real_flags_and_config_keys() {
         "--force",
         "--purge",
         "--print-config",
+        "--release",
+        "--test",
+        "--nocapture",
     ];
     for flag in flags {
         if foreign.iter().any(|f| flag.starts_with(f)) {
-            continue; // systemctl, journalctl, systemd-analyze, dpkg, build-deb.sh
+            continue; // systemctl, journalctl, systemd-analyze, dpkg, build-deb.sh, cargo
         }
         assert!(
             help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn graph(flow: &str, format: &str) -> (bool, String, String) {
@@ -116,16 +116,7 @@ fn graph_of_a_missing_or_broken_flow_fails() {
 
 #[test]
 fn graphviz_accepts_the_dot_output() {
-    let have_dot = Command::new("dot")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_dot {
-        eprintln!(
-            "graphviz `dot` not installed: skipping the render check (apt-get install graphviz)"
-        );
+    if !common::tools::available("dot", "graphviz") {
         return;
     }
     for flow in ["flows/sspr.yaml", "flows/echo.yaml"] {

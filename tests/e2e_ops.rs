@@ -876,7 +876,7 @@ fn json_logs_carry_the_call_id_on_every_call_line() {
     let mut call_id = None;
     let mut call_lines = 0;
     for line in out.lines() {
-        if line.starts_with("sspr-ivr listening on") {
+        if line.starts_with("sspr-ivr ") || line.starts_with("  ") {
             continue; // the start-up banner on stdout
         }
         let j: serde_json::Value =

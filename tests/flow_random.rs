@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sspr_ivr::flow::{load, Command, Interpreter, Say, TimelineEvent};
+use sspr_ivr::files::load_flow as load;
+use sspr_ivr::flow::{Command, Interpreter, Say, TimelineEvent};
 use sspr_ivr::vars::Vars;
 
 #[test]

@@ -6,7 +6,8 @@ mod catalog;
 
 use std::path::Path;
 
-use sspr_ivr::flow::{load, validate};
+use sspr_ivr::files::load_flow as load;
+use sspr_ivr::flow::validate;
 
 const FLOWS: &[&str] = &["flows/echo.yaml", "flows/sspr.yaml"];
 

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use sspr_ivr::duration;
-use sspr_ivr::flow::{load, Catalog, Command, Interpreter, Say, TimelineEvent};
+use sspr_ivr::files::load_flow as load;
+use sspr_ivr::flow::{Catalog, Command, Interpreter, Say, TimelineEvent};
 use sspr_ivr::vars::{Value, Vars};
 
 #[derive(Deserialize)]

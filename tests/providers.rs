@@ -316,3 +316,59 @@ async fn custom_rest_wiring_against_demo_backend() {
         .iter()
         .all(|r| r.header("authorization") == Some("Bearer dir-token")));
 }
+
+/// `POST /demo/reset` (what `tests/sipp/run.sh` calls before every scenario):
+/// after a complete reset through the actions, the directory, the codes, the
+/// audit and the request log are as at start-up, the hooks ran (`demo` clears
+/// the IVR's attempt limits there), and the same PIN can be set again.
+#[tokio::test]
+async fn demo_reset_puts_everything_back_as_at_start() {
+    let dir = DemoBackend::start(DemoOptions {
+        print_codes: false,
+        resend_window: std::time::Duration::ZERO,
+        ..DemoOptions::default()
+    })
+    .await
+    .unwrap();
+    let hooks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = hooks.clone();
+    dir.on_reset(move || {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let actions = load(
+        "custom-rest.yaml",
+        &[("https://directory.example.com", &dir.base_url())],
+    );
+    let exec = Executor::with_env(actions, |_| Some("dir-token".into())).unwrap();
+    let reset_once = |pin: &'static str| {
+        let (exec, dir) = (&exec, &dir);
+        async move {
+            let mut v = Vars::new();
+            v.set_plain("employee_id", "123456");
+            let r = exec.run("lookup_user", &v).await;
+            merge(&mut v, &r);
+            assert_eq!(exec.run("send_otp", &v).await.outcome, "success");
+            v.set_secret("otp", Secret::new(dir.last_code("u-123456").unwrap()));
+            assert_eq!(exec.run("verify_otp", &v).await.outcome, "success");
+            v.set_secret("new_pin", Secret::new(pin));
+            exec.run("reset_pin", &v).await.outcome
+        }
+    };
+    assert_eq!(reset_once("739164").await, "success");
+    assert_eq!(reset_once("739164").await, "reused", "the demo keeps state");
+    let http = reqwest::Client::new();
+    let post = |path: &str| http.post(format!("{}{path}", dir.base_url())).send();
+    let answer: serde_json::Value = post("/demo/reset").await.unwrap().json().await.unwrap();
+    assert_eq!(answer, json!({ "reset": true, "users": 5 }));
+    assert_eq!(hooks.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(dir.pin_history("123456").unwrap(), ["250814"]);
+    assert!(dir.sent_codes().is_empty());
+    assert!(dir.audit_records().is_empty());
+    assert!(
+        dir.requests().iter().all(|r| r.path == "/demo/reset"),
+        "{:?}",
+        dir.requests()
+    );
+    // The PIN is new again.
+    assert_eq!(reset_once("739164").await, "success");
+}

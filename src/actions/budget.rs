@@ -55,6 +55,12 @@ impl SendBudget {
 
     /// Follow the configuration (it may have been reloaded); what was
     /// already spent stays spent.
+    /// Forget every send (the demo's reset).
+    pub fn clear(&mut self) {
+        self.per_ani.clear();
+        self.global.clear();
+    }
+
     pub fn configure(&mut self, per_ani: &RateLimitConfig, global: &RateLimitConfig) {
         self.per_ani.reconfigure(per_ani);
         self.global.reconfigure(&RateLimitConfig {

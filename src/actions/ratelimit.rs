@@ -47,6 +47,11 @@ impl RateLimiter {
         }
     }
 
+    /// Forget every key (the demo's reset).
+    pub fn clear(&mut self) {
+        self.keys.clear();
+    }
+
     pub fn from_config(c: &RateLimitConfig) -> Self {
         Self::new(c.max, c.window, c.max_keys)
     }
@@ -170,6 +175,10 @@ mod tests {
             assert_eq!(rl.check_and_record(s(at), key), want, "t={at} {key}");
         }
         assert_eq!(rl.remaining(s(200), "ani1"), 2);
+        // The demo's reset forgets every key.
+        rl.clear();
+        assert!(rl.is_empty());
+        assert_eq!(rl.remaining(s(200), "ani1"), 3);
         assert_eq!(rl.remaining(s(200), "nobody"), 3);
     }
 

@@ -12,6 +12,12 @@
 //!   `PIN_REUSED` | 403 `NOT_VERIFIED` (no approved code) | 423 locked
 //! - `POST /audit` record → 201 `stored` | 200 `duplicate` (by
 //!   `Idempotency-Key` or record `id`)
+//!
+//! For testers: `GET /demo/requests`, `/demo/codes`, `/demo/audit` show what
+//! the backend received, "sent" and stored; `POST /demo/reset` puts everything
+//! back as at start-up (the directory with its PINs and lockouts, codes,
+//! resend windows, audit records, the request log) and runs the hooks given to
+//! [`DemoBackend::on_reset`] (`demo` clears the IVR's attempt limits there).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -177,14 +183,45 @@ struct DemoState {
     audit_failures: u32,
 }
 
+/// Something else to forget on `POST /demo/reset`.
+type ResetHook = Box<dyn Fn() + Send + Sync>;
+
 struct Shared {
     options: DemoOptions,
     state: Mutex<DemoState>,
+    on_reset: Mutex<Vec<ResetHook>>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, DemoState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Everything as at start-up; returns how many users the directory has.
+    fn reset(&self, log: &RequestLog) -> usize {
+        let fresh = DemoState::fresh(&self.options.users);
+        let users = fresh.users.len();
+        *self.lock() = fresh;
+        log.clear();
+        for hook in self
+            .on_reset
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            hook();
+        }
+        users
+    }
+}
+
+impl DemoState {
+    fn fresh(users: &DemoUsers) -> Self {
+        let mut state = DemoState::default();
+        for u in &users.users {
+            state.users.insert(u.user_id.clone(), u.clone());
+        }
+        state
     }
 }
 
@@ -200,19 +237,18 @@ const VERIFIED_FOR: Duration = Duration::from_secs(600);
 
 impl DemoBackend {
     pub async fn start(options: DemoOptions) -> Result<Self, DemoError> {
-        let mut state = DemoState::default();
-        for u in &options.users.users {
-            state.users.insert(u.user_id.clone(), u.clone());
-        }
+        let state = DemoState::fresh(&options.users);
         let bind = options.bind;
         let shared = Arc::new(Shared {
             options,
             state: Mutex::new(state),
+            on_reset: Mutex::new(Vec::new()),
         });
         let log = RequestLog::default();
         // Inspection endpoints for testers: what the backend received, the
         // codes it "sent", the audit records it stored. Demo only.
         let (log2, shared2, shared3) = (log.clone(), shared.clone(), shared.clone());
+        let (log4, shared4) = (log.clone(), shared.clone());
         let inspect = Router::new()
             .route(
                 "/demo/requests",
@@ -233,6 +269,13 @@ impl DemoBackend {
                 get(move || {
                     let s = shared3.clone();
                     async move { JsonBody(json!(s.lock().audit.clone())) }
+                }),
+            )
+            .route(
+                "/demo/reset",
+                post(move || {
+                    let (s, log) = (shared4.clone(), log4.clone());
+                    async move { JsonBody(json!({ "reset": true, "users": s.reset(&log) })) }
                 }),
             );
         let router = Router::new()
@@ -288,6 +331,20 @@ impl DemoBackend {
     /// Audit records received (each id once).
     pub fn audit_records(&self) -> Vec<Json> {
         self.shared.lock().audit.clone()
+    }
+
+    /// Put everything back as at start-up (`POST /demo/reset` does the same).
+    pub fn reset(&self) {
+        self.shared.reset(&self.log);
+    }
+
+    /// Run `hook` on every reset, after the backend's own state is fresh.
+    pub fn on_reset(&self, hook: impl Fn() + Send + Sync + 'static) {
+        self.shared
+            .on_reset
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(hook));
     }
 
     /// Answer the next `n` audit posts with 503 (to exercise retries).

@@ -277,7 +277,7 @@ mod tests {
 
     fn shipped() -> Flow {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("flows/sspr.yaml");
-        crate::flow::load(&path).expect("sspr.yaml")
+        crate::files::load_flow(&path).expect("sspr.yaml")
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! typed-ahead keys can go (`keys`, read by both) and renderings for people
 //! (`graph`).
 //!
-//! Nothing here touches a clock, a socket or a file except
-//! [`model::load`]; the runtime feeds events with an `Instant` and executes
+//! Nothing here touches a clock, a socket or a file (flow files are read by
+//! `crate::files::load_flow`); the runtime feeds events with an `Instant` and executes
 //! the [`interp::Command`]s the interpreter emits. Action execution, prompt
 //! audio and SIP transfer live elsewhere.
 
@@ -16,7 +16,7 @@ pub mod keys;
 pub mod model;
 pub mod validate;
 
-pub use model::{load, Flow, FlowError};
+pub use model::{Flow, FlowError};
 
 /// What the rest of the configuration offers a flow: the validator checks
 /// every name a flow uses against it.

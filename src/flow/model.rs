@@ -776,15 +776,6 @@ pub fn parse(text: &str, file: &Path) -> Result<Flow, FlowError> {
     })
 }
 
-/// Read and parse a flow file.
-pub fn load(path: &Path) -> Result<Flow, FlowError> {
-    let text = std::fs::read_to_string(path).map_err(|source| FlowError::Read {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    parse(&text, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

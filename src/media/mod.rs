@@ -64,16 +64,10 @@ pub enum PlayItem {
     Silence(Duration),
 }
 
-/// Errors of [`detect_file`].
+/// Errors of [`detect_digits`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MediaError {
-    #[error("{file}: cannot read: {source}")]
-    Io {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{file}: not a readable WAV file: {source}")]
     Wav {
         file: PathBuf,
@@ -88,26 +82,24 @@ pub enum MediaError {
     UnknownExtension { file: PathBuf },
 }
 
-/// Detect in-band DTMF digits in an audio file: a WAV (8 kHz, 16-bit integer PCM, mono
-/// or stereo) or raw signed 16-bit little-endian 8 kHz mono (`.raw`, `.sln`, `.pcm`).
+/// Detect in-band DTMF digits in the bytes of an audio file: a WAV (8 kHz, 16-bit integer
+/// PCM, mono or stereo) or raw signed 16-bit little-endian 8 kHz mono (`.raw`, `.sln`,
+/// `.pcm`). `path` decides the format by its extension and names the file in errors; the
+/// caller reads it (`sspr-ivr dtmf`).
 ///
 /// Stereo files are analysed channel by channel (a recording usually has the caller on
 /// one channel and the IVR on the other, and mixing would let one side mask the other);
 /// the digits of both channels are merged in the order of their detection time, ties
 /// going to the left channel.
-pub fn detect_file(path: &Path) -> Result<String, MediaError> {
+pub fn detect_digits(path: &Path, bytes: &[u8]) -> Result<String, MediaError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
     let channels: Vec<Vec<i16>> = match ext.as_str() {
-        "wav" => read_wav_channels(path)?,
+        "wav" => wav_channels(path, bytes)?,
         "raw" | "sln" | "pcm" => {
-            let bytes = std::fs::read(path).map_err(|source| MediaError::Io {
-                file: path.to_path_buf(),
-                source,
-            })?;
             if bytes.len() % 2 != 0 {
                 return Err(MediaError::Format {
                     file: path.to_path_buf(),
@@ -136,12 +128,12 @@ pub fn detect_file(path: &Path) -> Result<String, MediaError> {
     Ok(found.into_iter().map(|(_, _, d)| d).collect())
 }
 
-fn read_wav_channels(path: &Path) -> Result<Vec<Vec<i16>>, MediaError> {
+fn wav_channels(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<i16>>, MediaError> {
     let wav_err = |source| MediaError::Wav {
         file: path.to_path_buf(),
         source,
     };
-    let reader = hound::WavReader::open(path).map_err(wav_err)?;
+    let reader = hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(wav_err)?;
     let spec = reader.spec();
     if spec.sample_rate != crate::codec::SAMPLE_RATE {
         return Err(MediaError::Format {
@@ -176,6 +168,11 @@ fn read_wav_channels(path: &Path) -> Result<Vec<Vec<i16>>, MediaError> {
 mod tests {
     use super::*;
 
+    /// What `sspr-ivr dtmf` does: read the file, detect in its bytes.
+    fn detect(path: &Path) -> Result<String, MediaError> {
+        detect_digits(path, &std::fs::read(path).unwrap())
+    }
+
     fn write_wav(path: &Path, rate: u32, channels: &[Vec<i16>]) {
         let spec = hound::WavSpec {
             channels: channels.len() as u16,
@@ -200,7 +197,7 @@ mod tests {
         let mono = g.sequence("0123456789*#", 70, 70, -15.0);
         let p = dir.path().join("mono.wav");
         write_wav(&p, 8000, std::slice::from_ref(&mono));
-        assert_eq!(detect_file(&p).unwrap(), "0123456789*#");
+        assert_eq!(detect(&p).unwrap(), "0123456789*#");
 
         // stereo: the caller's keys on the left, the right channel's interleaved in time
         let mut left = g.sequence("1", 80, 320, -10.0);
@@ -210,17 +207,17 @@ mod tests {
         right.extend(g.sequence("4", 80, 320, -10.0));
         let p = dir.path().join("stereo.WAV");
         write_wav(&p, 8000, &[left, right]);
-        assert_eq!(detect_file(&p).unwrap(), "1234");
+        assert_eq!(detect(&p).unwrap(), "1234");
 
         for ext in ["raw", "sln", "pcm"] {
             let p = dir.path().join(format!("x.{ext}"));
             let bytes: Vec<u8> = mono.iter().flat_map(|s| s.to_le_bytes()).collect();
             std::fs::write(&p, bytes).unwrap();
-            assert_eq!(detect_file(&p).unwrap(), "0123456789*#", "{ext}");
+            assert_eq!(detect(&p).unwrap(), "0123456789*#", "{ext}");
         }
         // speech: nothing
         let speech = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/en/welcome.wav");
-        assert_eq!(detect_file(&speech).unwrap(), "");
+        assert_eq!(detect(&speech).unwrap(), "");
     }
 
     #[test]
@@ -228,7 +225,7 @@ mod tests {
         // An independent generator (see testdata/README): 70 ms tones, 80 ms pauses.
         let p =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("src/media/testdata/sox_dtmf_159_pound.wav");
-        assert_eq!(detect_file(&p).unwrap(), "159#");
+        assert_eq!(detect(&p).unwrap(), "159#");
     }
 
     #[test]
@@ -240,15 +237,15 @@ mod tests {
         std::fs::write(&odd, [1u8, 2, 3]).unwrap();
         let junk = dir.path().join("junk.wav");
         std::fs::write(&junk, b"not a wav").unwrap();
+        std::fs::write(dir.path().join("song.mp3"), b"ID3").unwrap();
         let cases = [
             (wide, "8000 Hz"),
             (odd, "odd number"),
             (junk, "not a readable WAV"),
             (dir.path().join("song.mp3"), "unknown file type"),
-            (dir.path().join("missing.raw"), "cannot read"),
         ];
         for (path, want) in cases {
-            let err = detect_file(&path).unwrap_err().to_string();
+            let err = detect(&path).unwrap_err().to_string();
             let name = path.file_name().unwrap().to_str().unwrap();
             assert!(err.contains(name) && err.contains(want), "{err}");
         }

@@ -1,8 +1,9 @@
 //! Prompt audio: loaded once at start-up, pre-encoded for PCMU and PCMA, shared by
 //! every call through an `Arc<PromptCache>`.
 //!
-//! [`PromptCache::load_dir`] reads every `*.wav` in one language directory
-//! (`prompts/<lang>/`); the file stem is the prompt name. A file that is unreadable or
+//! [`PromptCache::from_wav_files`] decodes every `*.wav` of one language directory
+//! (`prompts/<lang>/`, read by `crate::files::load_prompts`: this module touches no
+//! file); the file stem is the prompt name. A file that is unreadable or
 //! not 8 kHz mono 16-bit integer PCM (or has no samples) is an error naming the file —
 //! never a silent skip. Prompts are used exactly as recorded (no trimming), so what
 //! goes out on the wire is the cached encoding byte for byte.
@@ -27,6 +28,12 @@ pub enum PromptError {
     #[error("{}: cannot read prompt directory: {source}", dir.display())]
     Dir {
         dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: cannot read prompt: {source}", file.display())]
+    Read {
+        file: PathBuf,
         #[source]
         source: std::io::Error,
     },
@@ -94,32 +101,22 @@ pub struct PromptCache {
 }
 
 impl PromptCache {
-    /// Load every `*.wav` in `dir` (not recursive; other files are ignored).
-    pub fn load_dir(dir: &Path) -> Result<Self, PromptError> {
-        let dir_err = |source| PromptError::Dir {
-            dir: dir.to_path_buf(),
-            source,
-        };
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(dir_err)? {
-            let path = entry.map_err(dir_err)?.path();
-            let is_wav = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| e.eq_ignore_ascii_case("wav"));
-            if is_wav {
-                files.push(path);
-            }
-        }
+    /// Decode the WAV files of one prompt directory, given as (path, bytes); `dir` names
+    /// the directory in the error when there are none.
+    pub fn from_wav_files(
+        dir: &Path,
+        files: impl IntoIterator<Item = (PathBuf, Vec<u8>)>,
+    ) -> Result<Self, PromptError> {
+        let mut files: Vec<(PathBuf, Vec<u8>)> = files.into_iter().collect();
         if files.is_empty() {
             return Err(PromptError::NoPrompts {
                 dir: dir.to_path_buf(),
             });
         }
-        files.sort();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
         let mut cache = PromptCache::default();
-        for file in files {
-            let prompt = load_wav(&file)?;
+        for (file, bytes) in files {
+            let prompt = Prompt::from_wav(&file, &bytes)?;
             cache.prompts.insert(prompt.name.clone(), Arc::new(prompt));
         }
         Ok(cache)
@@ -162,49 +159,53 @@ impl PromptCache {
     }
 }
 
-fn load_wav(file: &Path) -> Result<Prompt, PromptError> {
-    let name = file
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .filter(|s| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        })
-        .ok_or_else(|| PromptError::Name {
+impl Prompt {
+    /// Decode one prompt from the bytes of its WAV file (8 kHz mono 16-bit PCM); `file`
+    /// gives the prompt its name (the stem) and names it in errors.
+    pub fn from_wav(file: &Path, bytes: &[u8]) -> Result<Prompt, PromptError> {
+        let name = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+            .ok_or_else(|| PromptError::Name {
+                file: file.to_path_buf(),
+            })?
+            .to_string();
+        let wav_err = |source| PromptError::Wav {
             file: file.to_path_buf(),
-        })?
-        .to_string();
-    let wav_err = |source| PromptError::Wav {
-        file: file.to_path_buf(),
-        source,
-    };
-    let format_err = |reason: String| PromptError::Format {
-        file: file.to_path_buf(),
-        reason,
-    };
-    let reader = hound::WavReader::open(file).map_err(wav_err)?;
-    let spec = reader.spec();
-    if spec.sample_rate != SAMPLE_RATE {
-        return Err(format_err(format!("{} Hz", spec.sample_rate)));
+            source,
+        };
+        let format_err = |reason: String| PromptError::Format {
+            file: file.to_path_buf(),
+            reason,
+        };
+        let reader = hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(wav_err)?;
+        let spec = reader.spec();
+        if spec.sample_rate != SAMPLE_RATE {
+            return Err(format_err(format!("{} Hz", spec.sample_rate)));
+        }
+        if spec.channels != 1 {
+            return Err(format_err(format!("{} channels", spec.channels)));
+        }
+        if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 {
+            return Err(format_err(format!(
+                "{}-bit {:?} samples",
+                spec.bits_per_sample, spec.sample_format
+            )));
+        }
+        let pcm = reader
+            .into_samples::<i16>()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(wav_err)?;
+        if pcm.is_empty() {
+            return Err(format_err("no samples".into()));
+        }
+        Ok(Prompt::from_pcm(name, pcm))
     }
-    if spec.channels != 1 {
-        return Err(format_err(format!("{} channels", spec.channels)));
-    }
-    if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 {
-        return Err(format_err(format!(
-            "{}-bit {:?} samples",
-            spec.bits_per_sample, spec.sample_format
-        )));
-    }
-    let pcm = reader
-        .into_samples::<i16>()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(wav_err)?;
-    if pcm.is_empty() {
-        return Err(format_err("no samples".into()));
-    }
-    Ok(Prompt::from_pcm(name, pcm))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -347,7 +348,7 @@ mod tests {
 
     #[test]
     fn shipped_prompts_load_and_are_complete() {
-        let cache = PromptCache::load_dir(&prompts_dir()).unwrap();
+        let cache = crate::files::load_prompts(&prompts_dir()).unwrap();
         let mut required: Vec<String> = (0..10).map(|d| format!("digit_{d}")).collect();
         required.extend(
             [
@@ -410,7 +411,7 @@ mod tests {
     fn tsv_lists_every_spoken_prompt() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
         let tsv = std::fs::read_to_string(root.join("prompts.tsv")).unwrap();
-        let cache = PromptCache::load_dir(&root.join("en")).unwrap();
+        let cache = crate::files::load_prompts(&root.join("en")).unwrap();
         let mut listed: Vec<&str> = tsv
             .lines()
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -479,21 +480,23 @@ mod tests {
             write_wav(&dir.path().join("ok.wav"), 8000, 1, 16, 800);
             std::fs::write(dir.path().join("README.txt"), "ignored").unwrap();
             make(&dir.path().join(file));
-            let err = PromptCache::load_dir(dir.path()).unwrap_err().to_string();
+            let err = crate::files::load_prompts(dir.path())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(file), "{err}");
             assert!(err.contains(reason), "{err}");
         }
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
-            PromptCache::load_dir(dir.path()),
+            crate::files::load_prompts(dir.path()),
             Err(PromptError::NoPrompts { .. })
         ));
         assert!(matches!(
-            PromptCache::load_dir(&dir.path().join("missing")),
+            crate::files::load_prompts(&dir.path().join("missing")),
             Err(PromptError::Dir { .. })
         ));
         write_wav(&dir.path().join("ok.wav"), 8000, 1, 16, 800);
-        let cache = PromptCache::load_dir(dir.path()).unwrap();
+        let cache = crate::files::load_prompts(dir.path()).unwrap();
         assert_eq!(cache.names().collect::<Vec<_>>(), ["ok"]);
     }
 
@@ -519,7 +522,7 @@ mod tests {
 
     #[test]
     fn recognizer_names_every_prompt_at_any_ptime() {
-        let cache = Arc::new(PromptCache::load_dir(&prompts_dir()).unwrap());
+        let cache = Arc::new(crate::files::load_prompts(&prompts_dir()).unwrap());
         let names: Vec<&str> = cache.names().collect();
         for codec in [Codec::Pcmu, Codec::Pcma] {
             for ptime_bytes in [80, 160, 240, 480] {
@@ -535,7 +538,7 @@ mod tests {
 
     #[test]
     fn recognizer_back_to_back_and_interrupted() {
-        let cache = Arc::new(PromptCache::load_dir(&prompts_dir()).unwrap());
+        let cache = Arc::new(crate::files::load_prompts(&prompts_dir()).unwrap());
         let codec = Codec::Pcmu;
         let seq = [
             "you_entered",

@@ -137,7 +137,7 @@ pub struct MediaStats {
     pub late: u64,
     /// Packets never sent because the runtime was too far behind.
     pub skipped: u64,
-    /// RFC 3550 A.3 cumulative loss estimate of the caller's audio.
+    /// Packets of the caller's stream that never arrived (sequence gaps; see `SeqTracker`).
     pub lost: u64,
     pub out_of_order: u64,
     pub malformed: u64,
@@ -167,40 +167,106 @@ enum Playing {
     },
 }
 
-/// RFC 3550 A.1/A.3 sequence tracking for the caller's audio SSRC.
+/// A forward jump of more than this many sequence numbers is not loss but a new run
+/// (RFC 3550 A.1 `MAX_DROPOUT`).
+const MAX_DROPOUT: u16 = 3000;
+/// A packet at most this far behind the highest sequence number is late, not a new run
+/// (RFC 3550 A.1 `MAX_MISORDER`).
+const MAX_MISORDER: u16 = 100;
+
+/// Loss of the caller's stream (RFC 3550 A.1/A.3), over every packet of its SSRC: audio,
+/// RFC 4733 events and comfort noise share one sequence space (RFC 3550 §5.1), so an event
+/// packet is never a "missing" audio packet.
+///
+/// Lost = sequence numbers inside a run that never arrived; a late packet fills its gap, a
+/// duplicate (RFC 4733 resends its end packet) fills none. A run ends, without counting the
+/// gap as loss, where the sender evidently restarted its numbering: a packet with the marker
+/// bit (a new talkspurt or event) that jumps ahead, repeats a number already seen, or lies
+/// before the run — what sipp sends when it replays one capture after another — or a jump
+/// beyond [`MAX_DROPOUT`] confirmed by the next packet.
 #[derive(Debug)]
 struct SeqTracker {
     ssrc: u32,
+    /// Extended sequence number where the current run began.
     base: u64,
+    /// Highest extended sequence number of the current run.
     max: u64,
+    /// Which of the 128 numbers up to `max` arrived (bit `i`: `max - i`).
+    seen: u128,
+    /// Distinct packets of the current run received.
     received: u64,
+    /// Losses of the runs before this one.
+    lost_before: u64,
+    /// After an unconfirmed big jump: the sequence number that would confirm it.
+    bad_seq: Option<u16>,
 }
 
 impl SeqTracker {
     fn new(ssrc: u32, seq: u16) -> Self {
+        let base = u64::from(seq) + 0x1_0000;
         SeqTracker {
             ssrc,
-            base: u64::from(seq) + 0x1_0000,
-            max: u64::from(seq) + 0x1_0000,
+            base,
+            max: base,
+            seen: 1,
             received: 1,
+            lost_before: 0,
+            bad_seq: None,
         }
     }
 
-    /// Returns true when the packet is out of order (or a duplicate).
-    fn update(&mut self, seq: u16) -> bool {
-        self.received += 1;
-        let cur = (self.max & 0xFFFF) as u16;
-        let delta = seq.wrapping_sub(cur) as i16;
-        if delta > 0 {
-            self.max += u64::from(delta as u16);
-            false
-        } else {
-            true
+    fn restart(&mut self, seq: u16) {
+        let lost_before = self.lost_before + self.run_lost();
+        *self = SeqTracker {
+            lost_before,
+            ..SeqTracker::new(self.ssrc, seq)
+        };
+    }
+
+    /// Counts one packet; true when it arrived out of order (or twice).
+    fn update(&mut self, seq: u16, marker: bool) -> bool {
+        let max16 = (self.max & 0xFFFF) as u16;
+        let ahead = seq.wrapping_sub(max16);
+        let behind = max16.wrapping_sub(seq);
+        if ahead == 1 || (ahead > 1 && ahead < MAX_DROPOUT && !marker) {
+            // In order, or after a gap whose packets are missing (unless they turn up late).
+            self.max += u64::from(ahead);
+            self.seen = self.seen.checked_shl(u32::from(ahead)).unwrap_or(0) | 1;
+            self.received += 1;
+            self.bad_seq = None;
+            return false;
         }
+        if behind < MAX_MISORDER {
+            let in_run = u64::from(behind) <= self.max - self.base;
+            let bit = 1u128.checked_shl(u32::from(behind)).unwrap_or(0);
+            let repeated = self.seen & bit != 0 || (bit == 0 && in_run);
+            if marker && (repeated || !in_run) {
+                self.restart(seq); // the sender started over (a capture replayed again)
+                return false;
+            }
+            if repeated || !in_run {
+                return true; // a duplicate, or older than the run
+            }
+            self.seen |= bit;
+            self.received += 1; // late: fills its gap
+            return true;
+        }
+        if marker {
+            self.restart(seq); // a new talkspurt or event, numbered afresh
+        } else if self.bad_seq == Some(seq) {
+            self.restart(seq); // a very large jump, confirmed by its successor
+        } else {
+            self.bad_seq = Some(seq.wrapping_add(1));
+        }
+        false
+    }
+
+    fn run_lost(&self) -> u64 {
+        (self.max + 1 - self.base).saturating_sub(self.received)
     }
 
     fn lost(&self) -> u64 {
-        (self.max + 1 - self.base).saturating_sub(self.received)
+        self.lost_before + self.run_lost()
     }
 }
 
@@ -384,6 +450,7 @@ impl MediaSession {
         self.timed_out = false;
         self.latch(now, source);
         let h = packet.header;
+        self.track_sequence(h.ssrc, h.sequence, h.marker);
         if Some(h.payload_type) == self.config.telephone_event_pt {
             // Any event packet is key activity (the recording's tail rule).
             self.tap.key_active(now);
@@ -396,7 +463,6 @@ impl MediaSession {
                 Err(_) => self.stats.malformed += 1,
             }
         } else if h.payload_type == self.config.audio_pt {
-            self.track_sequence(h.ssrc, h.sequence);
             self.decoded.clear();
             g711::decode_into(self.config.codec, packet.payload, &mut self.decoded);
             if self.merger.wants_inband() {
@@ -431,10 +497,10 @@ impl MediaSession {
         }
     }
 
-    fn track_sequence(&mut self, ssrc: u32, seq: u16) {
+    fn track_sequence(&mut self, ssrc: u32, seq: u16, marker: bool) {
         match &mut self.seq_tracker {
             Some(t) if t.ssrc == ssrc => {
-                if t.update(seq) {
+                if t.update(seq, marker) {
                     self.stats.out_of_order += 1;
                 }
             }

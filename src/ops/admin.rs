@@ -5,8 +5,8 @@
 //! [`Metrics`]; `/healthz` answers 200 while the main loop keeps beating ([`Readiness::beat`]);
 //! `/readyz` answers 200 only while the SIP listeners are up, the process is not draining and
 //! the audit spool can be written (a reset the spool cannot record is never started, so an
-//! instance whose spool is full is no use to a caller), which is what a load balancer or
-//! Kamailio health check should follow.
+//! instance whose spool is full is no use to a caller) and every required trunk registration is
+//! in place, which is what a load balancer or Kamailio health check should follow.
 //!
 //! It does not do TLS or authentication: keep it on loopback or behind a firewall.
 
@@ -59,6 +59,8 @@ pub struct Readiness {
     listening: AtomicBool,
     draining: AtomicBool,
     audit_writable: AtomicBool,
+    /// Every `required` registration in `sip.registrations` is in place (true when none).
+    registered: AtomicBool,
     last_beat: Mutex<Option<Instant>>,
     liveness_limit: Duration,
 }
@@ -81,6 +83,7 @@ impl Readiness {
             listening: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             audit_writable: AtomicBool::new(true),
+            registered: AtomicBool::new(true),
             last_beat: Mutex::new(None),
             liveness_limit: limit,
         }
@@ -106,11 +109,23 @@ impl Readiness {
         self.audit_writable.load(Ordering::SeqCst)
     }
 
-    /// True while listening, not draining, and the audit spool writable.
+    /// Marks whether every required trunk registration is in place.
+    pub fn set_registered(&self, registered: bool) {
+        self.registered.store(registered, Ordering::SeqCst);
+    }
+
+    /// True unless a required trunk registration is missing.
+    pub fn is_registered(&self) -> bool {
+        self.registered.load(Ordering::SeqCst)
+    }
+
+    /// True while listening, not draining, the audit spool writable, and registered
+    /// where required.
     pub fn is_ready(&self) -> bool {
         self.listening.load(Ordering::SeqCst)
             && !self.draining.load(Ordering::SeqCst)
             && self.is_audit_writable()
+            && self.is_registered()
     }
 
     /// True once draining started.
@@ -211,6 +226,8 @@ async fn readyz_handler(State(state): State<AppState>) -> Response {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
     } else if !r.is_audit_writable() {
         (StatusCode::SERVICE_UNAVAILABLE, "audit spool unavailable\n")
+    } else if !r.is_registered() {
+        (StatusCode::SERVICE_UNAVAILABLE, "not registered\n")
     } else if r.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
@@ -236,6 +253,10 @@ mod tests {
         );
         r.set_audit_writable(true);
         assert!(r.is_ready(), "ready again once it can");
+        r.set_registered(false);
+        assert!(!r.is_ready(), "a required registration is missing");
+        r.set_registered(true);
+        assert!(r.is_ready());
         r.set_draining();
         assert!(!r.is_ready());
         assert!(r.is_draining());

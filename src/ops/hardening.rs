@@ -25,11 +25,17 @@ pub enum HardeningError {
 
 /// No core dumps, not dumpable. Call first thing in `main`, before any
 /// secret is read.
+/// Both steps are tried even if one fails (a seccomp filter may refuse
+/// `setrlimit`; the unit's `LimitCORE=0` has then already set the limit,
+/// and the call is skipped when the limit is 0).
 pub fn harden() -> Result<(), HardeningError> {
-    use nix::sys::resource::{setrlimit, Resource};
-    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(HardeningError::CoreLimit)?;
-    nix::sys::prctl::set_dumpable(false).map_err(HardeningError::Dumpable)?;
-    Ok(())
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let dumpable = nix::sys::prctl::set_dumpable(false).map_err(HardeningError::Dumpable);
+    let core = match getrlimit(Resource::RLIMIT_CORE) {
+        Ok((0, 0)) => Ok(()),
+        _ => setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(HardeningError::CoreLimit),
+    };
+    dumpable.and(core)
 }
 
 /// Whether the process is dumpable (false after [`harden`]).

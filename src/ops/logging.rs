@@ -28,7 +28,7 @@ use tracing_subscriber::EnvFilter;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
-    /// `2026-01-01T10:00:00.000Z  INFO call{call_id=…}: sspr_ivr::call: answered`
+    /// `2026-01-01T10:00:00.000Z  INFO call{call_id=…}: sspr_ivr::runtime::sip_task: call answered source=… flow=sspr`
     #[default]
     Human,
     /// One JSON object per line with `timestamp`, `level`, `target`, `fields`, `span`, `spans`.

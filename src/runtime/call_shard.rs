@@ -34,7 +34,7 @@ use tokio::time::{Instant as TokioInstant, Sleep};
 use tracing::Span;
 
 use crate::call::CallOutcome;
-use crate::runtime::call_task::{CallTask, Turn};
+use crate::runtime::call_task::{CallTask, Reported, Turn};
 
 /// How a call's run ends, as the shard reports it to [`CallTask::run`].
 pub type Finished = Result<CallOutcome, Box<dyn Any + Send + 'static>>;
@@ -122,8 +122,8 @@ struct Slot {
     waker: Waker,
     /// The deadline this call has in the heap (entries that differ are stale).
     deadline: Option<Instant>,
-    /// Datagrams the call's trust check dropped, as reported to the metrics.
-    rejected: (u64, u64),
+    /// What the call has reported to the metrics so far.
+    reported: Reported,
 }
 
 /// One shard: its calls, their deadlines, the buffers every call shares.
@@ -241,7 +241,7 @@ impl Shard {
             wake,
             waker,
             deadline: None,
-            rejected: (0, 0),
+            reported: Reported::default(),
         });
         self.live += 1;
         // First turn: drain what the call has to say, arm its socket and channel.
@@ -263,7 +263,7 @@ impl Shard {
             let mut cx = Context::from_waker(&s.waker);
             catch_unwind(AssertUnwindSafe(|| {
                 s.task
-                    .step(&mut cx, turn, (rx_buf, tx_buf), &mut s.rejected)
+                    .step(&mut cx, turn, (rx_buf, tx_buf), &mut s.reported)
             }))
         };
         let ended = match turn {
@@ -284,12 +284,16 @@ impl Shard {
         self.free.push(slot);
         self.live -= 1;
         let Slot {
-            task, span, done, ..
+            task,
+            span,
+            done,
+            reported,
+            ..
         } = s;
         let finished = match ended {
             Ok(outcome) => {
                 let _entered = span.enter();
-                task.finish(outcome);
+                task.finish(outcome, reported);
                 Ok(outcome)
             }
             Err(panic) => {

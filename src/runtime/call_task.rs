@@ -19,7 +19,7 @@ use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::call::{Call, CallOutcome, Output};
-use crate::ops::metrics::{OtpSendResult, OtpVerifyResult, RtpRejectReason};
+use crate::ops::metrics::{OtpSendResult, OtpVerifyResult, RtpCounts, RtpRejectReason};
 use crate::runtime::channels::{CallInput, SipIn};
 use crate::runtime::labels;
 use crate::runtime::ports::RtpPort;
@@ -39,6 +39,20 @@ pub(super) enum Turn {
 /// At most this many datagrams are read from one call's socket per turn.
 const RECV_PER_TURN: usize = 16;
 
+/// How often a live call adds its RTP counters to the metrics (and once more at its end).
+const RTP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What one call has reported to the metrics so far (its shard keeps it).
+#[derive(Default)]
+pub(super) struct Reported {
+    /// Datagrams the trust check dropped (untrusted source, not latched).
+    pub rejected: (u64, u64),
+    /// The RTP counters as last reported.
+    pub rtp: RtpCounts,
+    /// When the RTP counters are next reported.
+    pub next_rtp: Option<Instant>,
+}
+
 pub struct CallTask {
     pub call: Call,
     pub rtp: RtpPort,
@@ -48,6 +62,9 @@ pub struct CallTask {
     pub shared: Arc<Shared>,
     pub recorder: Option<Recorder>,
     pub ani: String,
+    /// The key of this call's per-caller attempt limit: the ANI, or one of its
+    /// own for a withheld number (`security.withheld_callers`).
+    pub limit_key: String,
     pub flow_name: String,
     pub flow_version: String,
 }
@@ -76,21 +93,30 @@ impl CallTask {
     /// One turn (see the module docs): `Some` when the call has ended.
     /// `Turn::Woken` reads the socket and the channel with `cx`, which carries
     /// the call's own waker: they stay armed with it until they have something,
-    /// so a timeout turn need not touch them. `rejected`: the trust drops last
-    /// reported to the metrics.
+    /// so a timeout turn need not touch them. `reported`: what this call has
+    /// told the metrics so far (RTP counters go out live, every second).
     pub(super) fn step(
         &mut self,
         cx: &mut Context<'_>,
         turn: Turn,
         bufs: (&mut [u8], &mut Vec<u8>),
-        rejected: &mut (u64, u64),
+        reported: &mut Reported,
     ) -> Option<CallOutcome> {
         let (rx_buf, tx_buf) = bufs;
         match turn {
             Turn::Timeout(now) => self.call.handle_timeout(now),
-            Turn::Woken => self.read_inputs(cx, rx_buf, rejected),
+            Turn::Woken => self.read_inputs(cx, rx_buf, &mut reported.rejected),
         }
         self.send_rtp(tx_buf);
+        let t = now();
+        match reported.next_rtp {
+            Some(next) if t < next => {}
+            Some(_) => {
+                self.report_rtp(&mut reported.rtp);
+                reported.next_rtp = Some(t + RTP_REPORT_EVERY);
+            }
+            None => reported.next_rtp = Some(t + RTP_REPORT_EVERY),
+        }
         self.drain_outputs()
     }
 
@@ -165,9 +191,8 @@ impl CallTask {
 
     /// The call has ended: its counters to the metrics, its recording closed,
     /// its dialog forgotten. Dropping `self` frees its RTP port.
-    pub(super) fn finish(mut self, outcome: CallOutcome) {
-        let stats = self.call.media_stats();
-        self.shared.metrics.rtp_observed(labels::rtp_counts(&stats));
+    pub(super) fn finish(mut self, outcome: CallOutcome, mut reported: Reported) {
+        self.report_rtp(&mut reported.rtp);
         if let Some(rec) = self.recorder.take() {
             rec.finish();
         }
@@ -217,6 +242,17 @@ impl CallTask {
 
     /// Datagrams the media trust dropped, to the metrics as they happen: an attack
     /// on a call's port shows while it lasts.
+    /// Adds what the RTP counters gained since the last report.
+    fn report_rtp(&self, reported: &mut RtpCounts) {
+        let now = labels::rtp_counts(&self.call.media_stats());
+        if now != *reported {
+            self.shared.metrics.rtp_observed(now.since(reported));
+            // Loss can go down (a late packet); what was reported stays reported.
+            let lost = reported.lost.max(now.lost);
+            *reported = RtpCounts { lost, ..now };
+        }
+    }
+
     fn report_rejected(&self, reported: &mut (u64, u64)) {
         let now = self.call.rtp_rejected();
         if now != *reported {
@@ -228,7 +264,7 @@ impl CallTask {
     }
 
     fn start_action(&self, id: u64, action: String, vars: Vars) {
-        if !self.shared.admit_attempt(&action, &self.ani, &vars) {
+        if !self.shared.admit_attempt(&action, &self.limit_key, &vars) {
             let _ = self.tx.send(CallInput::ActionDone {
                 id,
                 outcome: "rate_limited".into(),

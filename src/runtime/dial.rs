@@ -1,6 +1,7 @@
 //! `sspr-ivr dial`: a test caller built from the same modules as the server.
 //!
-//! It places one call (SIP over UDP), sends G.711 silence continuously,
+//! It places one call (SIP over UDP, or TCP or TLS as the URI says — see
+//! [`SipLink`]), sends G.711 silence continuously,
 //! presses keys by RFC 4733, in-band tones or SIP INFO, recognises the
 //! prompts it hears from the RTP payload bytes against the prompt cache,
 //! and prints a transcript: one line per prompt heard and per SIP event,
@@ -27,12 +28,14 @@ use tokio::time::{sleep_until, Instant};
 use crate::codec::Codec;
 use crate::media::g711;
 use crate::media::goertzel::ToneGenerator;
-use crate::media::prompts::{PromptCache, PromptRecognizer};
+use crate::media::prompts::PromptRecognizer;
 use crate::media::rtp;
 use crate::media::telephone_event;
 use crate::media::DigitSource;
-use crate::sip::uac::{Uac, UacEvent};
-use crate::sip::{sdp, EndpointConfig, Transport};
+use crate::runtime::dial_link::{SipLink, TlsArgs};
+use crate::sip::message;
+use crate::sip::uac::{target_transport, Uac, UacEvent};
+use crate::sip::{sdp, EndpointConfig};
 
 /// `--dtmf-mode`: how keys travel, the media layer's [`DigitSource`].
 impl clap::ValueEnum for DigitSource {
@@ -81,6 +84,7 @@ pub struct DialArgs {
     /// Also read digits to press from standard input, one line at a time.
     #[arg(long)]
     pub stdin: bool,
+    /// How keys are sent: RFC 4733 telephone events, in-band tones, or SIP INFO.
     #[arg(long, value_enum, default_value = "rfc4733")]
     pub dtmf_mode: DigitSource,
     /// Hang up (BYE) this many seconds after the answer.
@@ -93,9 +97,10 @@ pub struct DialArgs {
     /// Give up after this many seconds in all.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
-    /// Prompt directory used to recognise what is heard.
-    #[arg(long, default_value = "prompts/en")]
-    pub prompts: PathBuf,
+    /// Prompt directory used to recognise what is heard [default: the English prompts
+    /// built into the binary].
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
     /// Caller number (From user).
     #[arg(long, default_value = "5550100199")]
     pub from: String,
@@ -108,6 +113,8 @@ pub struct DialArgs {
     /// Local IP to use for SIP and RTP.
     #[arg(long, default_value = "127.0.0.1")]
     pub local_ip: std::net::IpAddr,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// One step of the send queue: a key to press, or a pause.
@@ -180,11 +187,16 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         };
     let mut rules = parse_rules(&args.on, "--on")?;
     let mut during_rules = parse_rules(&args.during, "--during")?;
-    let cache = Arc::new(
-        PromptCache::load_dir(&args.prompts)
-            .with_context(|| format!("prompts {}", args.prompts.display()))?,
-    );
-    let sip = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
+    let cache = Arc::new(match &args.prompts {
+        Some(dir) => crate::files::load_prompts(dir)?,
+        None => crate::files::embedded_prompts()?,
+    });
+    let transport = target_transport(args.uri.trim())
+        .with_context(|| format!("{}: not a sip: or sips: URI", args.uri))?;
+    let target = message::uri_hostport(args.uri.trim())
+        .and_then(message::hostport_addr)
+        .with_context(|| format!("{}: the host must be an IP address", args.uri))?;
+    let mut sip = SipLink::open(transport, args.local_ip, target, &args.tls).await?;
     let rtp_sock = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
     let sip_local = sip.local_addr()?;
     let rtp_local = rtp_sock.local_addr()?;
@@ -229,9 +241,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
 
     loop {
         while let Some(t) = uac.poll_transmit() {
-            if t.transport == Transport::Udp {
-                sip.send_to(&t.payload, t.destination).await?;
-            }
+            sip.send(&t.payload, t.destination).await?;
         }
         while let Some(ev) = uac.poll_event() {
             match ev {
@@ -326,7 +336,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 match presses.pop_front() {
                     Some(SendStep::Key(k)) => {
                         press(&mut uac, m, k, args.dtmf_mode, now);
-                        tr.line("dtmf 1 key sent");
+                        tr.line(&format!("dtmf {k} sent"));
                         next_press_at = Some(now + Duration::from_millis(250));
                     }
                     Some(SendStep::Pause(d)) => next_press_at = Some(now + d),
@@ -369,9 +379,9 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         soon(hangup_at);
 
         tokio::select! {
-            r = sip.recv_from(&mut sip_buf) => {
-                let (n, from) = r?;
-                uac.handle_datagram(Instant::now().into_std(), Transport::Udp, from, &sip_buf[..n]);
+            r = sip.recv(&mut sip_buf) => {
+                let (data, from) = r?;
+                uac.handle_datagram(Instant::now().into_std(), transport, from, &data);
             }
             r = rtp_sock.recv_from(&mut rtp_buf) => {
                 let (n, _from) = r?;

@@ -2,14 +2,18 @@
 //! machines (`sip::Endpoint`, `call::Call`) and carries out what they ask;
 //! it decides nothing about protocol or flow.
 
+pub mod bound;
 pub mod call_shard;
 pub mod call_task;
 pub mod channels;
 pub mod dial;
+pub mod dial_link;
 pub mod labels;
 pub mod ports;
 pub mod recorder;
+pub mod registration;
 pub mod server;
 pub mod shared;
 pub mod sip_task;
 pub mod tcp;
+pub mod tls;

@@ -76,11 +76,39 @@ fn safe_name(call_id: &str) -> String {
     }
 }
 
+/// Claim `<dir>/<stem>.wav` (then `<stem>-1.wav`, `<stem>-2.wav`, …) with
+/// `create_new`, so two Call-IDs that sanitise alike (or a retried Call-ID)
+/// never overwrite each other's recording. Returns the stem taken and the file.
+fn claim(dir: &Path, stem: &str) -> std::io::Result<(String, File)> {
+    for n in 0..10_000u32 {
+        let name = if n == 0 {
+            stem.to_string()
+        } else {
+            format!("{stem}-{n}")
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join(format!("{name}.wav")))
+        {
+            Ok(f) => return Ok((name, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "no free recording name for {stem}"
+    )))
+}
+
 impl Recorder {
     pub fn create(cfg: &RecordingConfig, call_id: &str, ani: &str) -> std::io::Result<Recorder> {
         std::fs::create_dir_all(&cfg.dir)?;
-        let base = cfg.dir.join(safe_name(call_id));
-        let wav_path = base.with_extension("wav");
+        // Names are built by appending, never `with_extension` (a Call-ID
+        // like `abc@10.0.0.1` would lose its last dotted part).
+        let (stem, wav_file) = claim(&cfg.dir, &safe_name(call_id))?;
+        let path_of = |ext: &str| cfg.dir.join(format!("{stem}.{ext}"));
+        let wav_path = path_of("wav");
         let channels = match cfg.mode {
             RecordingMode::Stereo => 2,
             RecordingMode::Mono => 1,
@@ -91,8 +119,9 @@ impl Recorder {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let wav = hound::WavWriter::create(&wav_path, spec).map_err(std::io::Error::other)?;
-        let timeline_path = cfg.timeline.then(|| base.with_extension("timeline.jsonl"));
+        let wav =
+            hound::WavWriter::new(BufWriter::new(wav_file), spec).map_err(std::io::Error::other)?;
+        let timeline_path = cfg.timeline.then(|| path_of("timeline.jsonl"));
         let timeline = match &timeline_path {
             Some(p) => Some(BufWriter::new(File::create(p)?)),
             None => None,
@@ -101,7 +130,7 @@ impl Recorder {
         let call_id = call_id.to_string();
         let ani = ani.to_string();
         let mode = cfg.mode;
-        let sidecar_path = base.with_extension("json");
+        let sidecar_path = path_of("json");
         let thread = std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || {
@@ -267,4 +296,53 @@ fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| PathBuf::from(p).display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_ids_that_sanitise_alike_get_their_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RecordingConfig {
+            dir: dir.path().to_path_buf(),
+            timeline: true,
+            ..RecordingConfig::default()
+        };
+        // Both become `a_b_10.0.0.1`; the dotted host must survive whole.
+        for id in ["a@b@10.0.0.1", "a#b#10.0.0.1"] {
+            let mut r = Recorder::create(&cfg, id, "100").unwrap();
+            r.frame(vec![0; 160], vec![0; 160], false);
+            r.finish();
+        }
+        // The writer threads finish the files on their own time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !(dir.path().join("a_b_10.0.0.1.json").exists()
+            && dir.path().join("a_b_10.0.0.1-1.json").exists())
+        {
+            assert!(std::time::Instant::now() < deadline, "sidecars not written");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "a_b_10.0.0.1-1.json",
+                "a_b_10.0.0.1-1.timeline.jsonl",
+                "a_b_10.0.0.1-1.wav",
+                "a_b_10.0.0.1.json",
+                "a_b_10.0.0.1.timeline.jsonl",
+                "a_b_10.0.0.1.wav",
+            ]
+        );
+        let first = std::fs::read_to_string(dir.path().join("a_b_10.0.0.1.json")).unwrap();
+        let second = std::fs::read_to_string(dir.path().join("a_b_10.0.0.1-1.json")).unwrap();
+        assert!(first.contains("a@b@10.0.0.1"), "{first}");
+        assert!(second.contains("a#b#10.0.0.1"), "{second}");
+    }
 }

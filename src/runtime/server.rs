@@ -1,7 +1,8 @@
 //! The service: start-up, the main loop (signals, watchdog, readiness), and the
 //! drain on shutdown.
 //!
-//! [`serve`] binds the SIP listeners (UDP always, TCP when configured) and the
+//! [`serve`] binds the SIP listeners (UDP always, TCP when configured, TLS when
+//! `sip.tls` is set — see [`tls`]) and the
 //! admin HTTP server, starts audit delivery and the SIP task ([`SipDriver`]),
 //! reports `READY=1`, then waits for signals ([`Signals`]): SIGHUP reloads,
 //! SIGTERM/SIGINT drain ([`Drain`]: new INVITEs get 503, live calls finish up to
@@ -9,7 +10,6 @@
 //! on every [`Watchdog`] tick: `/healthz`'s beat, and `WATCHDOG=1` when systemd
 //! asked for it.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
@@ -30,11 +30,13 @@ use crate::ops::admin::Readiness;
 use crate::ops::metrics::Metrics;
 use crate::ops::shutdown::{Drain, Signal, Signals};
 use crate::ops::systemd::{self, Watchdog};
+pub use crate::runtime::bound::{AttemptLimitsReset, Bound};
 use crate::runtime::channels::SipIn;
 use crate::runtime::ports::PortPool;
+use crate::runtime::registration::Trunks;
 use crate::runtime::shared::Shared;
 use crate::runtime::sip_task::SipDriver;
-use crate::runtime::tcp;
+use crate::runtime::{tcp, tls};
 use crate::sip::{Endpoint, EndpointConfig, TokenRng, Transport};
 
 /// How often the main loop proves it is alive when systemd asks for nothing
@@ -42,12 +44,8 @@ use crate::sip::{Endpoint, EndpointConfig, TokenRng, Transport};
 const BEAT: Duration = Duration::from_secs(1);
 /// After the drain limit, how long the BYEs to the calls still live may take.
 const BYE_GRACE: Duration = Duration::from_secs(5);
-
-/// What `serve` was started with, and where it ended up listening.
-pub struct Bound {
-    pub sip: SocketAddr,
-    pub admin: Option<SocketAddr>,
-}
+/// After the drain, how long the un-REGISTERs may still take.
+const UNREGISTER_GRACE: Duration = Duration::from_secs(5);
 
 /// Start everything; returns when `shutdown` completes the drain.
 pub async fn serve(
@@ -142,6 +140,34 @@ pub async fn serve(
         ));
     }
 
+    let tls_addr = match &cfg.sip.tls {
+        Some(tls_cfg) => {
+            let at = tls_cfg.listen_addr(cfg.sip.listen);
+            let listener = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("bind SIP TLS {at}"))?;
+            let addr = listener.local_addr()?;
+            let nofile = tcp::raise_descriptor_limit();
+            let cap = tcp::connection_cap(nofile, cfg.limits.max_calls, cfg.recording.enabled);
+            let ctx = tcp::Context::new(
+                Transport::Tls,
+                sip_tx.clone(),
+                tcp::TcpLimits::new(&cfg.sip, cap),
+                metrics.clone(),
+                hard_stop.clone(),
+            );
+            tasks.spawn(tls::accept(
+                listener,
+                tls_cfg.max_connections,
+                shared.clone(),
+                ctx,
+                hard_stop.clone(),
+            ));
+            Some(addr)
+        }
+        None => None,
+    };
+
     let admin_addr = if cfg.admin.enabled {
         let listener = TcpListener::bind(cfg.admin.listen)
             .await
@@ -180,9 +206,31 @@ pub async fn serve(
     sip_cfg.max_server_transactions = cfg.sip.max_server_transactions;
     sip_cfg.max_server_transaction_bytes = cfg.sip.max_server_transaction_bytes;
     sip_cfg.retry_after_secs = cfg.limits.retry_after_secs;
+    // TLS's own advertised address, else the SIP one's IP with the TLS port.
+    sip_cfg.tls_addr = tls_addr.map(|addr| {
+        let public = cfg
+            .sip
+            .advertised_addr
+            .map(|a| std::net::SocketAddr::new(a.ip(), addr.port()));
+        cfg.sip
+            .tls
+            .as_ref()
+            .and_then(|t| t.advertised_addr)
+            .or(public)
+            .unwrap_or(addr)
+    });
+    let trunks = Trunks::from_config(
+        &cfg.sip,
+        &sip_cfg,
+        metrics.clone(),
+        readiness.clone(),
+        |var| std::env::var(var).ok(),
+    )
+    .await?;
     let endpoint = Endpoint::new(sip_cfg, TokenRng::from_seed(rand::random()));
     let driver = SipDriver::new(
         endpoint,
+        trunks,
         udp.clone(),
         shared.clone(),
         sip_tx.clone(),
@@ -191,12 +239,29 @@ pub async fn serve(
     let sip_task = tasks.spawn(driver.run(sip_rx, hard_stop.clone()));
 
     readiness.set_listening(true);
+    let limits_of = shared.clone();
     let bound = Bound {
         sip: sip_addr,
+        transports: cfg.sip.transports.clone(),
+        advertised: cfg.sip.advertised_addr,
+        rtp_ip: cfg.media.rtp_ip,
+        rtp_ports: cfg.media.rtp_port_min..=cfg.media.rtp_port_max,
+        sip_tls: tls_addr,
         admin: admin_addr,
+        config: shared.config_path.clone(),
+        reset_attempt_limits: AttemptLimitsReset::new(move || limits_of.reset_attempt_limits()),
     };
     on_bound(&bound);
-    info!(sip = %sip_addr, admin = ?admin_addr, "listening");
+    info!(
+        version = bound.version(),
+        config = %bound.config_text(),
+        sip = %sip_addr,
+        sip_tls = %bound.tls_text(),
+        transports = %bound.transports_text(),
+        rtp = %bound.rtp_text(),
+        admin = %bound.admin_text(),
+        "listening"
+    );
     let _ = systemd::notify_ready();
 
     let mut signals = Signals::new()?;
@@ -233,6 +298,10 @@ pub async fn serve(
     let _ = systemd::notify_stopping();
     shared.drain.start();
     readiness.set_draining();
+    // Trunks stop sending new calls once our bindings are gone; calls already up keep
+    // their dialogs.
+    let (unregistered_tx, unregistered) = tokio::sync::oneshot::channel();
+    let _ = sip_tx.send(SipIn::Unregister(unregistered_tx));
     let deadline = TokioInstant::now() + shared.loaded().config.drain.timeout;
     let idle = loop {
         tokio::select! {
@@ -258,8 +327,10 @@ pub async fn serve(
             .wait_idle(TokioInstant::now() + BYE_GRACE)
             .await;
     }
-    // Give the audit deliverer a moment to flush what the last calls wrote.
+    // Give the audit deliverer a moment to flush what the last calls wrote, and the
+    // un-REGISTERs their answers (Timer F bounds them anyway).
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = tokio::time::timeout(UNREGISTER_GRACE, unregistered).await;
     hard_stop.cancel();
     let _ = sip_task.await;
     tasks.close();

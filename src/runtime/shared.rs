@@ -115,6 +115,18 @@ impl Shared {
         }
     }
 
+    /// Forget every caller's and account's attempts and code sends (`demo`'s
+    /// `POST /demo/reset`).
+    pub fn reset_attempt_limits(&self) {
+        if let Ok(mut limits) = self.limits.lock() {
+            limits.0.clear();
+            limits.1.clear();
+        }
+        if let Ok(mut budget) = self.otp_budget.lock() {
+            budget.clear();
+        }
+    }
+
     /// Spend one OTP send from the caller's and the global budget, or count
     /// and log the refusal (the budget's name, never the number).
     fn admit_otp_send(&self, sec: &crate::config::SecurityConfig, ani: &str) -> bool {

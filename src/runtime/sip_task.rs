@@ -2,7 +2,8 @@
 //! the process) and the UDP socket, feeds it datagrams, TCP messages, call
 //! commands and its own deadlines, sends what it asks to send, and routes its
 //! events: a new INVITE goes to [`Admission`], everything else to the call task
-//! that owns the Call-ID.
+//! that owns the Call-ID. It also drives the trunk registrations ([`Trunks`]) on the
+//! same UDP socket: a response to one of their REGISTERs never reaches the endpoint.
 //!
 //! It decides nothing itself: admission and SDP are [`crate::admission`]'s, the
 //! call is [`crate::call`]'s. What it does is IO: bind the RTP port, open the
@@ -19,14 +20,16 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::admission::{Admission, Load, Refusal};
+use crate::admission::{check_peer, Admission, Load, Refusal};
 use crate::call::{Call, CallOutcome, CallParams};
+use crate::caller::{identify, UntrustedAnswer};
 use crate::ops::logging::{call_span, sanitize};
-use crate::ops::metrics::{CallEnd, SipMethod};
+use crate::ops::metrics::{self, CallEnd, SipMethod};
 use crate::runtime::call_task::CallTask;
 use crate::runtime::channels::{CallInput, SipIn, TcpWriter};
 use crate::runtime::labels;
 use crate::runtime::recorder::Recorder;
+use crate::runtime::registration::Trunks;
 use crate::runtime::shared::Shared;
 use crate::sip::{
     CallKey, Command as SipCommand, Endpoint, Event as SipEvent, IncomingCall, SipStats, Transport,
@@ -43,9 +46,12 @@ struct LiveCall {
 pub struct SipDriver {
     endpoint: Endpoint,
     udp: Arc<UdpSocket>,
-    tcp: HashMap<SocketAddr, TcpWriter>,
+    /// Open TCP and TLS connections by transport and peer: responses and
+    /// in-dialog requests reuse the connection the dialog came in on.
+    tcp: HashMap<(Transport, SocketAddr), TcpWriter>,
     calls: HashMap<CallKey, LiveCall>,
     admission: Admission,
+    trunks: Trunks,
     shared: Arc<Shared>,
     sip_tx: mpsc::UnboundedSender<SipIn>,
     tasks: tokio_util::task::TaskTracker,
@@ -60,6 +66,7 @@ fn now() -> std::time::Instant {
 impl SipDriver {
     pub fn new(
         endpoint: Endpoint,
+        trunks: Trunks,
         udp: Arc<UdpSocket>,
         shared: Arc<Shared>,
         sip_tx: mpsc::UnboundedSender<SipIn>,
@@ -71,6 +78,7 @@ impl SipDriver {
             tcp: HashMap::new(),
             calls: HashMap::new(),
             admission: Admission::new(),
+            trunks,
             shared,
             sip_tx,
             tasks,
@@ -80,11 +88,13 @@ impl SipDriver {
 
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SipIn>, stop: CancellationToken) {
         let mut buf = vec![0u8; 65_535];
+        self.trunks.start(now());
         loop {
             self.flush().await;
-            let deadline = self
-                .endpoint
-                .poll_timeout()
+            let deadline = [self.endpoint.poll_timeout(), self.trunks.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(TokioInstant::from_std)
                 .unwrap_or_else(|| TokioInstant::now() + Duration::from_secs(3600));
             let udp = self.udp.clone();
@@ -93,7 +103,9 @@ impl SipDriver {
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
                         trace_sip("in", Transport::Udp, from, &buf[..n]);
-                        self.endpoint.handle_datagram(now(), Transport::Udp, from, &buf[..n]);
+                        if !self.trunks.handle_datagram(now(), &buf[..n]) && self.let_in(from) {
+                            self.endpoint.handle_datagram(now(), Transport::Udp, from, &buf[..n]);
+                        }
                     }
                     Err(e) => debug!(error = %e, "SIP UDP receive error"),
                 },
@@ -101,24 +113,41 @@ impl SipDriver {
                     Some(m) => self.on_input(m),
                     None => return,
                 },
-                _ = sleep_until(deadline) => self.endpoint.handle_timeout(now()),
+                _ = sleep_until(deadline) => {
+                    self.endpoint.handle_timeout(now());
+                    self.trunks.handle_timeout(now());
+                }
             }
         }
     }
 
     fn on_input(&mut self, m: SipIn) {
         match m {
-            SipIn::Tcp { peer, data, .. } => {
-                trace_sip("in", Transport::Tcp, peer, &data);
-                self.endpoint
-                    .handle_datagram(now(), Transport::Tcp, peer, &data)
+            SipIn::Tcp {
+                transport,
+                peer,
+                data,
+                ..
+            } => {
+                trace_sip("in", transport, peer, &data);
+                if self.let_in(peer) {
+                    self.endpoint.handle_datagram(now(), transport, peer, &data)
+                }
             }
-            SipIn::TcpOpened { peer, writer } => {
-                self.tcp.insert(peer, writer);
+            SipIn::TcpOpened {
+                transport,
+                peer,
+                writer,
+            } => {
+                self.tcp.insert((transport, peer), writer);
             }
-            SipIn::TcpClosed { peer, id } => {
-                if self.tcp.get(&peer).is_some_and(|w| w.id == id) {
-                    self.tcp.remove(&peer);
+            SipIn::TcpClosed {
+                transport,
+                peer,
+                id,
+            } => {
+                if self.tcp.get(&(transport, peer)).is_some_and(|w| w.id == id) {
+                    self.tcp.remove(&(transport, peer));
                 }
             }
             SipIn::Command(cmd) => self.endpoint.handle_command(now(), cmd),
@@ -135,13 +164,37 @@ impl SipDriver {
                     let _ = call.tx.send(CallInput::Terminate(CallOutcome::Shutdown));
                 }
             }
+            SipIn::Unregister(done) => self.trunks.unregister(now(), done),
         }
+    }
+
+    /// `sip.untrusted_requests: drop`: a message from a peer not in
+    /// `sip.trusted_peers` never reaches the endpoint (no answer at all).
+    fn let_in(&self, from: SocketAddr) -> bool {
+        let loaded = self.shared.loaded();
+        let sip = &loaded.config.sip;
+        if sip.untrusted_requests == UntrustedAnswer::Reject || sip.trusted_peers.admits(from.ip())
+        {
+            return true;
+        }
+        self.shared
+            .metrics
+            .untrusted_requests(metrics::UntrustedAnswer::Silence, 1);
+        debug!(from = %from, "SIP message from an untrusted peer dropped");
+        false
     }
 
     /// Send what the endpoint wants sent; route its events.
     async fn flush(&mut self) {
         loop {
             let mut progressed = false;
+            while let Some(t) = self.trunks.poll_transmit() {
+                progressed = true;
+                trace_sip("out", t.transport, t.destination, &t.payload);
+                if let Err(e) = self.udp.send_to(&t.payload, t.destination).await {
+                    debug!(error = %e, to = %t.destination, "SIP UDP send error (REGISTER)");
+                }
+            }
             while let Some(t) = self.endpoint.poll_transmit() {
                 progressed = true;
                 trace_sip("out", t.transport, t.destination, &t.payload);
@@ -151,14 +204,20 @@ impl SipDriver {
                             debug!(error = %e, to = %t.destination, "SIP UDP send error");
                         }
                     }
-                    Transport::Tcp => match self.tcp.get(&t.destination) {
-                        Some(w) => {
-                            if !w.send(t.payload) {
-                                debug!(to = %t.destination, "TCP write queue full; closing");
+                    Transport::Tcp | Transport::Tls => {
+                        match self.tcp.get(&(t.transport, t.destination)) {
+                            Some(w) => {
+                                if !w.send(t.payload) {
+                                    debug!(to = %t.destination, "TCP write queue full; closing");
+                                }
                             }
+                            None => debug!(
+                                to = %t.destination,
+                                transport = t.transport.via_name(),
+                                "no connection for message"
+                            ),
                         }
-                        None => debug!(to = %t.destination, "no TCP connection for response"),
-                    },
+                    }
                 }
             }
             while let Some(ev) = self.endpoint.poll_event() {
@@ -241,6 +300,13 @@ impl SipDriver {
             live_calls: self.shared.drain.live_calls(),
             draining: self.shared.drain.is_draining(),
         };
+        if let Err(refusal) = check_peer(&inc, &cfg.sip.trusted_peers) {
+            debug!(source = %inc.source, "INVITE from an untrusted peer refused");
+            self.shared
+                .metrics
+                .untrusted_requests(metrics::UntrustedAnswer::Forbidden, 1);
+            return self.refuse(inc.call, refusal);
+        }
         let plan = match self
             .admission
             .admit(now(), &inc, load, &cfg.limits, &cfg.media)
@@ -262,12 +328,14 @@ impl SipDriver {
         };
         let span = call_span(&inc.call.0);
         let local_sdp = plan.local_sdp(rtp.local, rand::random::<u32>().into(), &cfg.media);
-        let (flow_name, flow) = loaded.route(&inc.request_uri_user);
+        let caller = identify(&inc, &cfg.sip.trusted_peers);
+        let limit_key = caller.limit_key(&inc.call, cfg.security.withheld_callers);
+        let (flow_name, flow) = loaded.route(&inc.request_uri_user, caller.withheld);
         let flow_name = flow_name.to_string();
         let flow_version = flow.version.clone();
         let params = CallParams {
             key: inc.call.clone(),
-            ani: inc.from_user.clone(),
+            ani: caller.ani.clone(),
             dnis: inc.request_uri_user.clone(),
             flow_name: flow_name.clone(),
             flow,
@@ -282,7 +350,7 @@ impl SipDriver {
             variables: cfg.variables.clone(),
         };
         let recorder = if cfg.recording.enabled {
-            match Recorder::create(&cfg.recording, &inc.call.0, &inc.from_user) {
+            match Recorder::create(&cfg.recording, &inc.call.0, &caller.ani) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     span.in_scope(
@@ -297,7 +365,7 @@ impl SipDriver {
         let call = Call::new(now(), params);
         let (tx, rx) = mpsc::unbounded_channel();
         let tcp = match inc.transport {
-            Transport::Tcp => self.tcp.get(&inc.source).cloned(),
+            Transport::Tcp | Transport::Tls => self.tcp.get(&(inc.transport, inc.source)).cloned(),
             Transport::Udp => None,
         };
         if let Some(w) = &tcp {
@@ -312,7 +380,15 @@ impl SipDriver {
             },
         );
         let active = self.shared.metrics.call_started();
-        span.in_scope(|| info!(source = %inc.source, flow = %flow_name, "call answered"));
+        span.in_scope(|| {
+            info!(
+                source = %inc.source,
+                flow = %flow_name,
+                ani_from = caller.source.as_str(),
+                withheld = caller.withheld,
+                "call answered"
+            )
+        });
         let task = CallTask {
             call,
             rtp,
@@ -321,7 +397,8 @@ impl SipDriver {
             sip: self.sip_tx.clone(),
             shared: self.shared.clone(),
             recorder,
-            ani: inc.from_user.clone(),
+            ani: caller.ani,
+            limit_key,
             flow_name,
             flow_version,
         };

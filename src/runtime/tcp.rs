@@ -21,6 +21,10 @@
 //! behind, connections stop reading and TCP flow control pushes back on the
 //! peers, instead of the queue growing.
 //!
+//! TLS connections ([`crate::runtime::tls`]) are served by the same code once
+//! their handshake is done ([`Context::serve`]), under their own [`Context`]:
+//! the same limits, tagged [`Transport::Tls`].
+//!
 //! The global cap is also lowered at start-up so that the process's descriptor
 //! limit keeps room for every call's sockets and files ([`connection_cap`]): a
 //! flood of connections is refused before a call is.
@@ -31,9 +35,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -43,6 +46,7 @@ use crate::config::SipConfig;
 use crate::ops::metrics::{Metrics, TcpCloseReason};
 use crate::runtime::channels::SipIn;
 use crate::sip::framing::StreamDecoder;
+use crate::sip::Transport;
 
 /// Descriptors kept for everything but calls and TCP connections: listeners,
 /// the admin server and its clients, the audit spool, HTTP connections to
@@ -155,7 +159,7 @@ struct Slots {
 }
 
 /// A connection's place in [`Slots`]; given back on drop.
-struct Slot {
+pub struct Slot {
     slots: Arc<Mutex<Slots>>,
     source: IpAddr,
 }
@@ -194,14 +198,58 @@ fn take_slot(
     })
 }
 
-/// What every connection task shares.
-struct Context {
+/// What every connection task of one listener shares.
+pub struct Context {
     sip_tx: mpsc::UnboundedSender<SipIn>,
     limits: TcpLimits,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
     next_id: AtomicU64,
     in_flight: Arc<tokio::sync::Semaphore>,
+    slots: Arc<Mutex<Slots>>,
+    transport: Transport,
+}
+
+impl Context {
+    pub fn new(
+        transport: Transport,
+        sip_tx: mpsc::UnboundedSender<SipIn>,
+        limits: TcpLimits,
+        metrics: Arc<Metrics>,
+        stop: CancellationToken,
+    ) -> Arc<Context> {
+        Arc::new(Context {
+            sip_tx,
+            limits,
+            metrics,
+            stop,
+            next_id: AtomicU64::new(1),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES)),
+            slots: Arc::new(Mutex::new(Slots::default())),
+            transport,
+        })
+    }
+
+    /// A place for a new connection from `peer` under the caps, or why not
+    /// (counted in the metrics).
+    pub fn admit(&self, peer: SocketAddr) -> Option<Slot> {
+        match take_slot(&self.slots, peer.ip(), &self.limits) {
+            Ok(slot) => Some(slot),
+            Err(reason) => {
+                self.metrics.tcp_closed(reason);
+                debug!(%peer, reason = reason.as_str(), "SIP connection refused");
+                None
+            }
+        }
+    }
+
+    /// Serve an accepted (and, for TLS, handshaken) stream as SIP.
+    pub async fn serve<S>(self: Arc<Self>, stream: S, peer: SocketAddr, slot: Slot)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        connection(stream, peer, self, slot).await
+    }
 }
 
 pub async fn accept(
@@ -211,20 +259,12 @@ pub async fn accept(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let slots = Arc::new(Mutex::new(Slots::default()));
-    let ctx = Arc::new(Context {
-        sip_tx,
-        limits,
-        metrics,
-        stop,
-        next_id: AtomicU64::new(1),
-        in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES)),
-    });
+    let ctx = Context::new(Transport::Tcp, sip_tx, limits, metrics, stop);
     loop {
         tokio::select! {
             _ = ctx.stop.cancelled() => return,
             r = listener.accept() => match r {
-                Ok((stream, peer)) => match take_slot(&slots, peer.ip(), &ctx.limits) {
+                Ok((stream, peer)) => match take_slot(&ctx.slots, peer.ip(), &ctx.limits) {
                     Ok(slot) => {
                         tokio::spawn(connection(stream, peer, ctx.clone(), slot));
                     }
@@ -246,9 +286,13 @@ pub async fn accept(
 
 /// One SIP-over-TCP connection: reader and writer run in this one task; when
 /// either ends the connection is closed.
-async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>, _slot: Slot) {
+async fn connection<S>(stream: S, peer: SocketAddr, ctx: Arc<Context>, _slot: Slot)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let _open = ctx.metrics.tcp_opened();
-    let (rd, wr) = stream.into_split();
+    let transport = ctx.transport;
+    let (rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = TcpWriter {
         id: ctx.next_id.fetch_add(1, Ordering::Relaxed),
@@ -260,6 +304,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>, _slo
     };
     let id = writer.id;
     let _ = ctx.sip_tx.send(SipIn::TcpOpened {
+        transport,
         peer,
         writer: writer.clone(),
     });
@@ -271,11 +316,15 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>, _slo
         ctx.metrics.tcp_closed(reason);
         debug!(%peer, reason = reason.as_str(), "SIP TCP connection closed");
     }
-    let _ = ctx.sip_tx.send(SipIn::TcpClosed { peer, id });
+    let _ = ctx.sip_tx.send(SipIn::TcpClosed {
+        transport,
+        peer,
+        id,
+    });
 }
 
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
+async fn write_loop<S: AsyncWrite>(
+    mut wr: WriteHalf<S>,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     queued: Arc<AtomicUsize>,
 ) {
@@ -289,8 +338,8 @@ async fn write_loop(
 
 /// Read and frame until the peer closes (`None`) or a limit closes the
 /// connection (`Some(why)`).
-async fn read_loop(
-    mut rd: OwnedReadHalf,
+async fn read_loop<S: AsyncRead>(
+    mut rd: ReadHalf<S>,
     peer: SocketAddr,
     ctx: &Context,
     writer: &TcpWriter,
@@ -338,6 +387,7 @@ async fn read_loop(
                     last_message = Instant::now();
                     message_due = None;
                     let _ = ctx.sip_tx.send(SipIn::Tcp {
+                        transport: ctx.transport,
                         peer,
                         data: msg,
                         in_flight,
@@ -359,6 +409,7 @@ async fn read_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpStream;
 
     fn limits(total: usize, per_source: usize) -> TcpLimits {
         TcpLimits {

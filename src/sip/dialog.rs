@@ -36,9 +36,48 @@ pub struct Dialog {
     /// Where the dialog-creating message came from.
     pub source: SocketAddr,
     pub transport: Transport,
+    /// The dialog-creating request reached us over TLS with a SIPS Request-URI
+    /// (or a SIPS top Record-Route): our Contact must be a SIPS URI too
+    /// (RFC 3261 §12.1.1, RFC 5630 §4.1).
+    pub secure: bool,
 }
 
 impl Dialog {
+    /// Whether a dialog created by `msg` (the INVITE we received or sent) over
+    /// `transport` is a SIPS dialog: TLS, and a SIPS Request-URI or top
+    /// Record-Route (RFC 3261 §12.1.1).
+    pub fn is_secure(msg: &Message, transport: Transport) -> bool {
+        if transport != Transport::Tls {
+            return false;
+        }
+        let sips = |uri: &str| {
+            uri.trim_start()
+                .trim_start_matches('<')
+                .get(..5)
+                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+        };
+        let request_uri = match &msg.start {
+            StartLine::Request { uri, .. } => sips(uri),
+            _ => false,
+        };
+        let top_record_route = msg
+            .headers_named("Record-Route")
+            .flat_map(split_list)
+            .next()
+            .and_then(|v| NameAddr::parse(&v).map(|n| sips(&n.uri)))
+            .unwrap_or(false);
+        request_uri || top_record_route
+    }
+
+    /// Our Contact in this dialog, at `local` (our address on the dialog's transport).
+    pub fn contact(&self, user: &str, local: SocketAddr) -> String {
+        if self.secure {
+            format!("<sips:{user}@{local}>")
+        } else {
+            contact_value(user, local, self.transport)
+        }
+    }
+
     /// Route set from Record-Route values of a message (split on commas).
     pub fn route_set_from(msg: &Message, reverse: bool) -> Vec<String> {
         let mut set: Vec<String> = msg
@@ -134,6 +173,7 @@ pub fn contact_value(user: &str, local: SocketAddr, transport: Transport) -> Str
     match transport {
         Transport::Udp => format!("<sip:{user}@{local}>"),
         Transport::Tcp => format!("<sip:{user}@{local};transport=tcp>"),
+        Transport::Tls => format!("<sip:{user}@{local};transport=tls>"),
     }
 }
 
@@ -154,7 +194,62 @@ mod tests {
             remote_cseq: 1,
             source: "127.0.0.1:5070".parse().unwrap(),
             transport: Transport::Udp,
+            secure: false,
         }
+    }
+
+    #[test]
+    fn sips_dialogs() {
+        let msg = |ruri: &str, rr: Option<&str>| {
+            let mut headers = Vec::new();
+            if let Some(rr) = rr {
+                headers.push(Header::new("Record-Route", rr));
+            }
+            Message {
+                start: StartLine::Request {
+                    method: "INVITE".into(),
+                    uri: ruri.into(),
+                    version: "SIP/2.0".into(),
+                },
+                headers,
+                body: Vec::new(),
+            }
+        };
+        let cases = [
+            ("sips:ivr@h", None, Transport::Tls, true),
+            ("SIPS:ivr@h", None, Transport::Tls, true),
+            ("sip:ivr@h;transport=tls", None, Transport::Tls, false),
+            (
+                "sip:ivr@h;transport=tls",
+                Some("<sips:p1;lr>, <sip:p2;lr>"),
+                Transport::Tls,
+                true,
+            ),
+            (
+                "sip:ivr@h;transport=tls",
+                Some("<sip:p1;lr>, <sips:p2;lr>"),
+                Transport::Tls,
+                false,
+            ),
+            // Never over a transport that is not TLS.
+            ("sips:ivr@h", None, Transport::Tcp, false),
+        ];
+        for (ruri, rr, transport, want) in cases {
+            assert_eq!(
+                Dialog::is_secure(&msg(ruri, rr), transport),
+                want,
+                "{ruri} {rr:?} {transport:?}"
+            );
+        }
+        let mut d = dialog(&[], None);
+        let local = "127.0.0.1:5061".parse().unwrap();
+        d.transport = Transport::Tls;
+        assert_eq!(
+            d.contact("ivr", local),
+            "<sip:ivr@127.0.0.1:5061;transport=tls>"
+        );
+        d.secure = true;
+        assert_eq!(d.contact("ivr", local), "<sips:ivr@127.0.0.1:5061>");
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! SIP message framing, normalisation and printing (RFC 3261 §7, §20, §25).
 //!
-//! rsip 0.4 rejects compact header names, folded header lines, unknown methods and
-//! versions other than 1.x/2.x, and returns only the first hop of a comma-joined Via. So
-//! every datagram first goes through [`parse`], the normaliser: it drops leading CRLF
+//! Every datagram goes through [`parse`], the normaliser (compact header names, folded
+//! header lines and comma-joined Via values are all legal SIP): it drops leading CRLF
 //! keepalives, splits the start line, unfolds continuation lines, expands compact
 //! names to their full forms, splits comma-joined Via values into one header each (in
-//! order), and frames the body by Content-Length. The normalised request is then
-//! printed in canonical form and handed to rsip ([`Message::to_rsip_request`]), which
-//! is what the endpoint uses for URIs and CSeq. Values the endpoint copies into
-//! responses (Via, Record-Route, From, To, Call-ID, CSeq) are kept verbatim.
+//! order), and frames the body by Content-Length. This parser is the source of truth:
+//! `validate` checks the normalised request and the endpoint reads its fields through
+//! the small typed views here ([`Via`], [`NameAddr`], [`parse_cseq`]). rsip is not used
+//! at run time (README, "Dependency notes": it refuses valid RFC 4475 messages and
+//! accepts invalid ones); `tests/sip_message.rs` uses it as an independent parser of
+//! what we print. Values the endpoint copies into responses (Via, Record-Route, From,
+//! To, Call-ID, CSeq) are kept verbatim.
 //!
 //! It does not decode `%HH` escapes, does not interpret multipart bodies and does not
 //! validate header grammar beyond what the endpoint needs (see `validate`).
@@ -516,12 +518,6 @@ impl Message {
         bytes.extend_from_slice(&self.body);
         bytes
     }
-
-    /// Hand the normalised message to rsip. Fails where rsip does (unknown methods,
-    /// versions other than SIP/1.x or SIP/2.x, URIs it cannot tokenize).
-    pub fn to_rsip(&self) -> Result<rsip::SipMessage, rsip::Error> {
-        rsip::SipMessage::try_from(self.to_bytes())
-    }
 }
 
 /// The reason phrase this crate uses for a status code (RFC 3261 §21).
@@ -799,6 +795,23 @@ pub fn uri_user(uri: &str) -> String {
         Ok(decoded) if !decoded.chars().any(char::is_control) => decoded.into_owned(),
         _ => raw.to_string(),
     }
+}
+
+/// The caller's number as an upstream proxy asserts it: the user part of the first
+/// `P-Asserted-Identity` value (RFC 3325) that has one, else of the first
+/// `Remote-Party-ID` (draft-ietf-sip-privacy-04, still sent by many trunks).
+/// Whether to believe it is not this function's business: only a request from a
+/// trusted peer may set the ANI this way (see `crate::caller`).
+pub fn asserted_user(msg: &Message) -> Option<String> {
+    ["P-Asserted-Identity", "Remote-Party-ID"]
+        .iter()
+        .find_map(|name| {
+            msg.headers_named(name)
+                .flat_map(split_list)
+                .filter_map(|v| NameAddr::parse(&v))
+                .map(|na| uri_user(&na.uri))
+                .find(|user| !user.is_empty())
+        })
 }
 
 /// The `host[:port]` part of a sip/sips URI, without params or headers.

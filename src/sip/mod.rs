@@ -1,9 +1,10 @@
-//! The SIP layer (RFC 3261) as a sans-IO state machine: message normalisation and
-//! printing on `rsip` ([`message`]), request validation ([`validate`]), server and
+//! The SIP layer (RFC 3261) as a sans-IO state machine: message normalisation,
+//! parsing and printing ([`message`]), request validation ([`validate`]), server and
 //! client transactions with the RFC 3261 §17 timers in one table ([`timer`],
 //! [`transaction`]), dialogs ([`dialog`]), SDP offer/answer for G.711 and
 //! telephone-event ([`sdp`]), Content-Length framing for TCP ([`framing`]), the UAS
-//! [`Endpoint`] the server runs, and a small UAC ([`uac`]) for the `dial` test caller.
+//! [`Endpoint`] the server runs, a small UAC ([`uac`]) for the `dial` test caller, and
+//! outbound registration to trunks ([`register`]) with digest authentication ([`digest`]).
 //! Tags, branches and Call-IDs come from a [`TokenRng`] each endpoint holds ([`rng`]).
 //!
 //! Nothing here opens a socket or reads a clock: the runtime feeds datagrams with
@@ -11,13 +12,20 @@
 //! until `poll_timeout()`. Responses always go back to the source address of the
 //! request (forced `rport`, RFC 3581); no host named in a Via is ever resolved.
 //!
-//! Not done here: TLS, DNS (RFC 3263), authentication, proxying, registrar duties,
-//! forking, PRACK (RFC 3262) and session timers beyond answering refreshes.
+//! SIP over TLS (RFC 3261 §26, RFC 5630) is a transport like TCP here: the
+//! runtime terminates TLS and feeds the decrypted messages with [`Transport::Tls`];
+//! Via says `TLS`, Contact says `sips:` when the dialog-creating request used a
+//! SIPS URI and `;transport=tls` otherwise, with the TLS port ([`EndpointConfig::tls_addr`]).
+//!
+//! Not done here: DNS (RFC 3263), authenticating requests we receive, proxying,
+//! registrar duties, forking, PRACK (RFC 3262) and session timers beyond answering refreshes.
 
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 pub mod framing;
 pub mod message;
+pub mod register;
 pub mod rng;
 pub mod sdp;
 pub mod timer;
@@ -32,12 +40,14 @@ use std::time::Duration;
 pub use endpoint::Endpoint;
 pub use rng::TokenRng;
 
-/// Which transport a message arrived on or leaves by (`udp`, `tcp` in the config).
+/// Which transport a message arrived on or leaves by (`udp`, `tcp` in the config;
+/// TLS is turned on by its own `sip.tls` section).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Transport {
@@ -45,12 +55,13 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 
     /// Unreliable transports need retransmissions (RFC 3261 §17).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 }
 
@@ -89,6 +100,9 @@ impl std::fmt::Display for CallKey {
 pub struct EndpointConfig {
     /// Our address: used in Via and Contact.
     pub local_addr: SocketAddr,
+    /// Our SIP-over-TLS address (Via and Contact of TLS messages); `None` when
+    /// TLS is off, and then [`EndpointConfig::local_for`] falls back to `local_addr`.
+    pub tls_addr: Option<SocketAddr>,
     /// Sent as `User-Agent` in requests and `Server` in responses.
     pub user_agent: String,
     /// Send in-dialog requests to where the INVITE came from unless the route set
@@ -125,6 +139,7 @@ impl EndpointConfig {
     pub fn new(local_addr: SocketAddr, user_agent: impl Into<String>) -> Self {
         EndpointConfig {
             local_addr,
+            tls_addr: None,
             user_agent: user_agent.into(),
             symmetric_signalling: true,
             t1: Duration::from_millis(500),
@@ -137,6 +152,16 @@ impl EndpointConfig {
     }
 }
 
+impl EndpointConfig {
+    /// The address that goes into Via and Contact on `transport`.
+    pub fn local_for(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.tls_addr) {
+            (Transport::Tls, Some(addr)) => addr,
+            _ => self.local_addr,
+        }
+    }
+}
+
 /// A new call, reported once per INVITE transaction (`100 Trying` already sent).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IncomingCall {
@@ -144,6 +169,9 @@ pub struct IncomingCall {
     pub request_uri_user: String,
     /// The caller's number (From user part).
     pub from_user: String,
+    /// The number an upstream proxy asserts (`P-Asserted-Identity`, then
+    /// `Remote-Party-ID`), believed only from a trusted peer.
+    pub asserted_user: Option<String>,
     pub source: SocketAddr,
     pub transport: Transport,
     /// The SDP offer, or `None` for a late-offer INVITE.

@@ -6,7 +6,10 @@
 //! `603` when refusing.
 //!
 //! Only IP-literal targets (`sip:user@127.0.0.1:5060`); no DNS, no authentication, no
-//! forking (the first 2xx wins), UDP only.
+//! forking (the first 2xx wins). The transport follows the target (RFC 3261 §19.1,
+//! RFC 5630): `sips:` or `;transport=tls` is TLS, `;transport=tcp` TCP, else UDP;
+//! on TCP and TLS nothing is retransmitted (Timers A and E are not started).
+//! The runtime owns the connection and feeds what it reads.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -96,6 +99,7 @@ pub struct Uac {
     /// Call-ID, tags and branches (see [`TokenRng`]).
     rng: TokenRng,
     destination: SocketAddr,
+    transport: Transport,
     from_user: String,
     call_id: String,
     invite: Message,
@@ -127,10 +131,7 @@ impl Uac {
         mut rng: TokenRng,
     ) -> Result<Self, SipError> {
         let target = target_uri.trim();
-        let lower = target.to_ascii_lowercase();
-        if !lower.starts_with("sip:") {
-            return Err(SipError::BadTarget);
-        }
+        let transport = target_transport(target).ok_or(SipError::BadTarget)?;
         let destination = uri_hostport(target)
             .and_then(hostport_addr)
             .ok_or(SipError::BadTarget)?;
@@ -141,6 +142,15 @@ impl Uac {
         let local_tag = rng.tag();
         let branch = rng.branch();
         let local = config.local_addr;
+        let via = transport.via_name();
+        let contact = if transport == Transport::Tls
+            && target.len() > 5
+            && target[..5].eq_ignore_ascii_case("sips:")
+        {
+            format!("<sips:{from_user}@{local}>")
+        } else {
+            contact_value(from_user, local, transport)
+        };
         let mut invite = Message {
             start: StartLine::Request {
                 method: "INVITE".into(),
@@ -148,13 +158,16 @@ impl Uac {
                 version: "SIP/2.0".into(),
             },
             headers: vec![
-                Header::new("Via", format!("SIP/2.0/UDP {local};branch={branch};rport")),
+                Header::new(
+                    "Via",
+                    format!("SIP/2.0/{via} {local};branch={branch};rport"),
+                ),
                 Header::new("Max-Forwards", "70"),
                 Header::new("From", format!("<sip:{from_user}@{local}>;tag={local_tag}")),
                 Header::new("To", format!("<{target}>")),
                 Header::new("Call-ID", call_id.clone()),
                 Header::new("CSeq", "1 INVITE"),
-                Header::new("Contact", contact_value(from_user, local, Transport::Udp)),
+                Header::new("Contact", contact),
                 Header::new("Allow", ALLOW),
                 Header::new("User-Agent", config.user_agent.clone()),
             ],
@@ -167,6 +180,7 @@ impl Uac {
             rng,
             config,
             destination,
+            transport,
             from_user: from_user.to_string(),
             call_id,
             invite,
@@ -186,7 +200,9 @@ impl Uac {
             events: VecDeque::new(),
         };
         uac.send(payload);
-        uac.timers.set(Owner::Invite, Timer::A, now + t1);
+        if !transport.is_reliable() {
+            uac.timers.set(Owner::Invite, Timer::A, now + t1);
+        }
         uac.timers.set(Owner::Invite, Timer::B, now + t1 * 64);
         Ok(uac)
     }
@@ -220,9 +236,19 @@ impl Uac {
         self.state == State::Terminated
     }
 
+    /// The transport the target asked for (every message of the call uses it).
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Where the INVITE goes (the target's IP and port).
+    pub fn destination(&self) -> SocketAddr {
+        self.destination
+    }
+
     fn send(&mut self, payload: Vec<u8>) {
         self.transmits.push_back(Transmit {
-            transport: Transport::Udp,
+            transport: self.transport,
             destination: self.destination,
             payload,
         });
@@ -326,8 +352,10 @@ impl Uac {
                 completed: false,
             },
         );
-        self.timers
-            .set(Owner::Client(key.clone()), Timer::E, now + t1);
+        if !self.transport.is_reliable() {
+            self.timers
+                .set(Owner::Client(key.clone()), Timer::E, now + t1);
+        }
         self.timers.set(Owner::Client(key), Timer::F, now + t1 * 64);
     }
 
@@ -424,7 +452,8 @@ impl Uac {
                 local_cseq: self.invite_cseq,
                 remote_cseq: 0,
                 source: self.destination,
-                transport: Transport::Udp,
+                transport: self.transport,
+                secure: Dialog::is_secure(&self.invite, self.transport),
             };
             let (ack, _) = dialog.request(
                 "ACK",
@@ -514,7 +543,7 @@ impl Uac {
         resp.headers.extend(extra);
         let payload = resp.to_bytes();
         self.transmits.push_back(Transmit {
-            transport: Transport::Udp,
+            transport: self.transport,
             destination: source,
             payload: payload.clone(),
         });
@@ -530,7 +559,7 @@ impl Uac {
         }
         if let Some(last) = self.servers.get(&server_key(&req)).cloned() {
             self.transmits.push_back(Transmit {
-                transport: Transport::Udp,
+                transport: self.transport,
                 destination: source,
                 payload: last,
             });
@@ -581,8 +610,12 @@ impl Uac {
                     self.respond(now, source, &req, 603, Vec::new());
                 } else {
                     self.respond(now, source, &req, 202, Vec::new());
-                    let contact =
-                        contact_value(&self.from_user, self.config.local_addr, Transport::Udp);
+                    let contact = match &self.dialog {
+                        Some(d) => d.contact(&self.from_user, self.config.local_addr),
+                        None => {
+                            contact_value(&self.from_user, self.config.local_addr, self.transport)
+                        }
+                    };
                     let extra = vec![
                         Header::new("Event", "refer"),
                         Header::new("Subscription-State", "terminated;reason=noresource"),
@@ -655,5 +688,82 @@ impl Uac {
                 }
             }
         }
+    }
+}
+
+/// The transport a target URI asks for, or `None` if it is not a SIP URI.
+pub fn target_transport(target: &str) -> Option<Transport> {
+    let lower = target.to_ascii_lowercase();
+    if lower.starts_with("sips:") {
+        return Some(Transport::Tls);
+    }
+    if !lower.starts_with("sip:") {
+        return None;
+    }
+    let params = lower.split(['?', '>']).next().unwrap_or_default();
+    Some(
+        match params
+            .split(';')
+            .skip(1)
+            .find_map(|p| p.strip_prefix("transport="))
+        {
+            Some("tls") => Transport::Tls,
+            Some("tcp") => Transport::Tcp,
+            _ => Transport::Udp,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_transport_follows_the_uri() {
+        let cases = [
+            ("sip:echo@127.0.0.1:5060", Some(Transport::Udp)),
+            ("SIP:echo@127.0.0.1", Some(Transport::Udp)),
+            (
+                "sip:echo@127.0.0.1:5060;transport=tcp",
+                Some(Transport::Tcp),
+            ),
+            (
+                "sip:echo@127.0.0.1:5061;lr;transport=TLS",
+                Some(Transport::Tls),
+            ),
+            ("sips:echo@127.0.0.1:5061", Some(Transport::Tls)),
+            // A header part is not a URI parameter.
+            ("sip:echo@127.0.0.1?x=transport=tls", Some(Transport::Udp)),
+            ("tel:+15550100", None),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(target_transport(uri), want, "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_tls_invite_says_tls_in_via_and_contact_and_is_not_retransmitted() {
+        let now = Instant::now();
+        let config = EndpointConfig::new("127.0.0.1:40000".parse().unwrap(), "t");
+        let mut uac = Uac::new(
+            now,
+            config,
+            "sips:echo@127.0.0.1:5061",
+            "alice",
+            "v=0\r\n".into(),
+            TokenRng::from_seed([1; 32]),
+        )
+        .unwrap();
+        let t = uac.poll_transmit().unwrap();
+        assert_eq!(t.transport, Transport::Tls);
+        let text = String::from_utf8(t.payload).unwrap();
+        assert!(text.contains("Via: SIP/2.0/TLS 127.0.0.1:40000;"), "{text}");
+        assert!(
+            text.contains("Contact: <sips:alice@127.0.0.1:40000>"),
+            "{text}"
+        );
+        // Only Timer B runs on a reliable transport.
+        uac.handle_timeout(now + Duration::from_secs(10));
+        assert!(uac.poll_transmit().is_none());
     }
 }

@@ -2,8 +2,7 @@
 //! dialog logic sees it (RFC 3261 §8.2, RFC 4475 §3).
 //!
 //! Order of checks: SIP version (505); structure — mandatory headers present exactly
-//! once, Content-Length, CSeq range, Via, From/To syntax, Request-URI — and rsip's own
-//! parse of the normalised message (400); CSeq method = request method (400, or 501
+//! once, Content-Length, CSeq range, Via, From/To syntax, Request-URI (400); CSeq method = request method (400, or 501
 //! for an unknown method); unknown method (501) or one we do not serve (405);
 //! Request-URI scheme other than sip/sips/tel (416); unknown `Require` option tags
 //! (420); an INVITE or UPDATE body that is not SDP (415); an INVITE whose Accept
@@ -197,17 +196,6 @@ fn check(msg: &Message, defect: Option<&'static str>) -> Result<Parts, Rejection
     }
     if &cseq_method != method {
         return Err(bad("CSeq method does not match the Request-Line"));
-    }
-    // rsip parses what we normalised; if it cannot, the message is malformed in a way
-    // our lighter checks missed. rsip's URI tokenizer rejects valid user parts
-    // (`sip:user;par=u%40example.net@example.com`, RFC 4475 §3.1.1.9) and any scheme
-    // it does not know, so the Request-URI was checked above and rsip sees a neutral one.
-    let mut for_rsip = msg.clone();
-    if let StartLine::Request { uri, .. } = &mut for_rsip.start {
-        *uri = "sip:request-uri.invalid".to_string();
-    }
-    if !matches!(for_rsip.to_rsip(), Ok(rsip::SipMessage::Request(_))) {
-        return Err(bad("unparseable request"));
     }
     if !served {
         return Err(Rejection::new(405, "method not allowed").with("Allow", ALLOW));

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod tools;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_sspr-ivr");
 
 pub fn repo() -> PathBuf {

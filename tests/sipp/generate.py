@@ -20,10 +20,11 @@ timeout): round 2's music, after the menu was first offered, runs from about
 32 s to 42 s after the answer. The flow's barge-in and type-ahead make them
 forgiving.
 
-Against `sspr-ivr demo --fixed-otp 246810 --resend-window 0s` (each scenario
-says which flags it needs):
-  sipp 127.0.0.1:5060 -sf tests/sipp/sspr_reset_rfc4733.xml -s reset -m 1 \\
-       -i 127.0.0.1 -mi 127.0.0.1 -timeout 120s -timeout_error
+Each scenario's comment says which `demo` flags it needs (`demo flags:`) and
+what must happen (`expect audit: RESULT REASON` or `none`, `expect refer:
+TARGET REASON`); tests/sipp/run.sh starts a fresh demo with those flags, runs
+the scenario and checks that:
+  tests/sipp/run.sh sspr_reset_rfc4733.xml
 """
 import os
 
@@ -241,7 +242,9 @@ PIN = "835172"
 happy_doc = """  The full password reset, {how}: employee ID 123456 during the ID prompt,
   the one-time code typed during the hold music (type-ahead), a new PIN and
   its confirmation; the IVR confirms and hangs up. bench/load.sh runs it.
-  Needs `sspr-ivr demo --fixed-otp 246810`."""
+  Needs `sspr-ivr demo --fixed-otp 246810`.
+  demo flags: --fixed-otp 246810
+  expect audit: success pin_reset"""
 
 how = "RFC 4733 digits (sipp's stock pcaps)"
 scenario(
@@ -262,7 +265,9 @@ scenario(
     """  Reset with a PIN the identity provider rejects as too simple (111111):
   the IVR explains the rule and lets the caller choose again; the second
   PIN is accepted. Every entry ends with #, as people type.
-  Needs `sspr-ivr demo --fixed-otp 246810`.""",
+  Needs `sspr-ivr demo --fixed-otp 246810`.
+  demo flags: --fixed-otp 246810
+  expect audit: success pin_reset""",
     [
         pause(7000), presses("123456#"),
         pause(8000), presses(OTP + "#"),
@@ -279,7 +284,10 @@ scenario(
     "sspr locked account goes to Account Recovery",
     """  Employee 345678 is locked: the IVR says so and transfers the caller by
   REFER to the Account Recovery queue (X-Transfer-Reason: account_locked).
-  This caller accepts the REFER (202, NOTIFY 200) and the IVR hangs up.""",
+  This caller accepts the REFER (202, NOTIFY 200) and the IVR hangs up.
+  demo flags:
+  expect audit: failure account_locked
+  expect refer: sip:account-recovery@127.0.0.1:5070 account_locked""",
     [pause(7000), presses("345678#")],
     end="refer",
 )
@@ -358,6 +366,7 @@ KEYPAD = [
         flags="",
         doc="""The caller presses 0 during the welcome: the agent at once (REFER with
   X-Transfer-Reason: caller_request, accepted with 202 + NOTIFY 200).""",
+        expect=["audit: none", "refer: sip:agents@127.0.0.1:5070 caller_request"],
         steps=[("pause", 1500), ("keys", "0")],
         end="refer",
     ),
@@ -425,8 +434,10 @@ def keypad_scenario(row, transport):
     how = {"rfc4733": "RFC 4733 events (sipp's stock pcaps)",
            "inband": "in-band tones (tests/sipp/pcap/)",
            "info": "SIP INFO (application/dtmf-relay)"}[transport]
+    expect = row.get("expect", ["audit: success pin_reset"])
     doc = (f"  Keypad habit ({how}): {row['doc']}\n"
-           f"  demo flags: {row['flags']}")
+           f"  demo flags: {row['flags']}"
+           + "".join(f"\n  expect {e}" for e in expect))
     body = [HEAD.format(name=f"{row['name']}: {row['title']} ({transport})", doc=doc)]
     body += c.out
     body += ending(end, notify_cseq=c.notify_cseq())

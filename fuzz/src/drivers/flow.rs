@@ -35,7 +35,7 @@ fn shipped_flow(name: &str) -> Arc<Flow> {
             root.join("..")
         };
         let path = root.join("flows").join(format!("{name}.yaml"));
-        Arc::new(flow::load(&path).unwrap_or_else(|e| panic!("{e}")))
+        Arc::new(sspr_ivr::files::load_flow(&path).unwrap_or_else(|e| panic!("{e}")))
     })
     .clone()
 }

@@ -5,6 +5,7 @@ use crate::media::telephone_event::Sender;
 use crate::media::ToneGenerator;
 use std::path::Path;
 
+mod loss;
 mod trust;
 
 const MS: Duration = Duration::from_millis(1);
@@ -14,8 +15,10 @@ fn shipped() -> Arc<PromptCache> {
     CACHE
         .get_or_init(|| {
             Arc::new(
-                PromptCache::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/en"))
-                    .unwrap(),
+                crate::files::load_prompts(
+                    &Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/en"),
+                )
+                .unwrap(),
             )
         })
         .clone()
@@ -712,8 +715,9 @@ fn malformed_packets_and_loss_statistics() {
     for bad in [&[][..], &[0x80, 0][..], &[0x40; 20][..], &[0xBF; 12][..]] {
         h.s.handle_rtp(h.now, src, bad);
     }
-    h.s.handle_rtp(h.now, src, &rtp_bytes(101, 1, 0, 5, &[1, 2])); // short event payload
-                                                                   // audio seq 10, 11, 13, 12, 16: 2 lost (14, 15), 1 out of order
+    // A short event payload (malformed), then audio 10, 11, 13, 12, 16 in the same
+    // sequence space: 2 lost (14, 15), 1 out of order.
+    h.s.handle_rtp(h.now, src, &rtp_bytes(101, 9, 0, 5, &[1, 2]));
     for seq in [10u16, 11, 13, 12, 16] {
         h.s.handle_rtp(h.now, src, &rtp_bytes(0, seq, 0, 5, &[0xFF; 160]));
     }

@@ -74,6 +74,8 @@ label_enum! {
         NoCommonCodec => "no_common_codec",
         /// Malformed or unusable SDP offer (400/488).
         BadSdp => "bad_sdp",
+        /// The source is not in `sip.trusted_peers` (403).
+        Untrusted => "untrusted_peer",
         /// No flow is configured for the dialled number (404).
         NoRoute => "no_route",
         /// Any other refusal.

@@ -11,8 +11,10 @@ use crate::media::DigitSource;
 const HELP_DTMF: &str = "DTMF digits received, by transport (counts only, never values)";
 const HELP_RTP_SENT: &str = "RTP packets sent";
 const HELP_RTP_RECEIVED: &str = "RTP packets received and accepted";
-const HELP_RTP_LATE: &str = "RTP packets received too late to be used";
-const HELP_RTP_LOST: &str = "RTP packets never received (sequence number gaps)";
+const HELP_RTP_LATE: &str =
+    "RTP packets this server sent more than 2 ms after their schedule (a busy host)";
+const HELP_RTP_LOST: &str =
+    "RTP packets of callers' streams that never arrived (sequence gaps within a stream)";
 const HELP_RTP_MALFORMED: &str = "Datagrams on RTP ports that were not valid RTP";
 const HELP_RTP_REJECTED: &str =
     "Datagrams on RTP ports dropped unparsed: not from the caller (media trust), by reason";
@@ -86,7 +88,8 @@ label_enum! {
     }
 }
 
-/// Per-call RTP counters, added in one go when a call ends (or periodically as deltas).
+/// Per-call RTP counters; a live call adds what they gained every second, and the rest
+/// when it ends.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RtpCounts {
     pub sent: u64,
@@ -94,6 +97,20 @@ pub struct RtpCounts {
     pub late: u64,
     pub lost: u64,
     pub malformed: u64,
+}
+
+impl RtpCounts {
+    /// What each counter gained since `earlier` (never negative: a late packet can lower
+    /// a call's loss, which a counter cannot give back).
+    pub fn since(&self, earlier: &RtpCounts) -> RtpCounts {
+        RtpCounts {
+            sent: self.sent.saturating_sub(earlier.sent),
+            received: self.received.saturating_sub(earlier.received),
+            late: self.late.saturating_sub(earlier.late),
+            lost: self.lost.saturating_sub(earlier.lost),
+            malformed: self.malformed.saturating_sub(earlier.malformed),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -21,6 +21,7 @@
 //! - [`media`]: DTMF digits by transport, RTP packet counters;
 //! - [`actions`]: data-action latency by configured name and outcome;
 //! - [`audit`]: audit spool backlog and delivery;
+//! - [`trunk`]: outbound registrations and requests from untrusted peers.
 //! - [`tcp`]: SIP-over-TCP connections open, refused and closed by the TCP limits.
 //!
 //! To add a metric: add its field and registration to the area's struct, a [`MetricDoc`] row
@@ -69,6 +70,7 @@ pub mod process;
 pub mod results;
 pub mod sip;
 pub mod tcp;
+pub mod trunk;
 
 #[cfg(test)]
 mod tests;
@@ -80,6 +82,7 @@ pub use process::ReloadResult;
 pub use results::{OtpSendResult, OtpVerifyResult, ResetResult};
 pub use sip::{SipMethod, SipStatus};
 pub use tcp::{OpenTcp, TcpCloseReason};
+pub use trunk::{RegistrationResult, UntrustedAnswer};
 
 /// Content type of [`Metrics::encode`]'s output (OpenMetrics 1.0 text).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -118,6 +121,7 @@ pub fn families() -> impl Iterator<Item = &'static MetricDoc> {
         media::FAMILIES,
         actions::FAMILIES,
         audit::FAMILIES,
+        trunk::FAMILIES,
         tcp::FAMILIES,
     ]
     .into_iter()
@@ -134,6 +138,7 @@ pub struct Metrics {
     media: media::MediaMetrics,
     actions: actions::ActionMetrics,
     audit: audit::AuditMetrics,
+    trunk: trunk::TrunkMetrics,
     tcp: tcp::TcpMetrics,
 }
 
@@ -160,6 +165,7 @@ impl Metrics {
         let media = media::MediaMetrics::register(&mut registry);
         let actions = actions::ActionMetrics::register(&mut registry);
         let audit = audit::AuditMetrics::register(&mut registry);
+        let trunk = trunk::TrunkMetrics::register(&mut registry);
         let tcp = tcp::TcpMetrics::register(&mut registry);
         Metrics {
             registry,
@@ -170,6 +176,7 @@ impl Metrics {
             media,
             actions,
             audit,
+            trunk,
             tcp,
         }
     }

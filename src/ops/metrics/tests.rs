@@ -79,6 +79,13 @@ fn exercise_everything(m: &Arc<Metrics>) {
     m.audit_spool_write_failed();
     m.reset_refused_audit_unavailable();
     m.config_reloaded(ReloadResult::Ok);
+    m.registration_up("trunk1", true);
+    for r in RegistrationResult::ALL {
+        m.registration_attempt("trunk1", *r);
+    }
+    for a in UntrustedAnswer::ALL {
+        m.untrusted_requests(*a, 1);
+    }
 }
 
 #[test]
@@ -203,9 +210,12 @@ fn only_allowed_label_values_can_be_produced() {
         RtpRejectReason,
         TcpCloseReason,
         SipMethod,
-        ReloadResult
+        ReloadResult,
+        RegistrationResult,
+        UntrustedAnswer
     );
     for v in [
+        "trunk1",
         "lookup_user",
         "found",
         "not_found",

@@ -68,10 +68,11 @@ impl Endpoint {
         let Some(call) = self.calls.get_mut(call_key) else {
             return;
         };
+        let local = self.config.local_for(call.dialog.transport);
         let (msg, branch) = call.dialog.request(
             method,
             self.rng.branch(),
-            self.config.local_addr,
+            local,
             &self.config.user_agent,
             None,
             extra,
@@ -129,19 +130,18 @@ impl Endpoint {
             return;
         }
         let transport = c.dialog.transport;
+        let local = self.config.local_for(transport);
+        let contact = c.dialog.contact(CONTACT_USER, local);
         let referred_by = NameAddr::parse(&c.dialog.local_party)
             .map(|n| format!("<{}>", n.uri))
-            .unwrap_or_else(|| contact_value(CONTACT_USER, self.config.local_addr, transport));
+            .unwrap_or_else(|| contact_value(CONTACT_USER, local, transport));
         let refer_to = if target.trim_start().starts_with('<') {
             target
         } else {
             format!("<{target}>")
         };
         let mut extra = vec![
-            Header::new(
-                "Contact",
-                contact_value(CONTACT_USER, self.config.local_addr, transport),
-            ),
+            Header::new("Contact", contact),
             Header::new("Refer-To", refer_to),
             Header::new("Referred-By", referred_by),
         ];

@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::super::dialog::{contact_value, Dialog};
-use super::super::message::{uri_user, Header};
+use super::super::dialog::Dialog;
+use super::super::message::{asserted_user, uri_user, Header};
 use super::super::timer::Timer;
 use super::super::transaction::{
     cancel_target_key, response_to, set_body, ServerState, ServerTransaction,
@@ -134,11 +134,13 @@ impl Endpoint {
             remote_cseq: req.cseq,
             source,
             transport,
+            secure: Dialog::is_secure(&req.msg, transport),
         };
         let incoming = IncomingCall {
             call: call_key.clone(),
             request_uri_user: uri_user(&req.uri),
             from_user: uri_user(&req.from.uri),
+            asserted_user: asserted_user(&req.msg),
             source,
             transport,
             offer: offer.clone(),
@@ -220,7 +222,8 @@ impl Endpoint {
         );
         resp.push(
             "Contact",
-            contact_value(CONTACT_USER, self.config.local_addr, transport),
+            call.dialog
+                .contact(CONTACT_USER, self.config.local_for(transport)),
         );
         resp.push("Allow", ALLOW);
         resp.push("Supported", SUPPORTED);

@@ -289,7 +289,7 @@ impl Endpoint {
                     Header::new("Supported", SUPPORTED),
                     Header::new(
                         "Contact",
-                        contact_value(CONTACT_USER, self.config.local_addr, transport),
+                        contact_value(CONTACT_USER, self.config.local_for(transport), transport),
                     ),
                 ];
                 let tag = self.dialog_tag(&req).unwrap_or_else(|| self.rng.tag());

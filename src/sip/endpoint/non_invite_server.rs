@@ -7,7 +7,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::super::dialog::contact_value;
 use super::super::message::Header;
 use super::super::timer::Timer;
 use super::super::transaction::{response_to, set_body, ServerState, ServerTransaction};
@@ -165,16 +164,17 @@ impl Endpoint {
             }
             "INFO" => self.handle_info(now, transport, source, key, req, call_key, tag),
             "UPDATE" => {
-                let sdp = self.calls[&call_key].local_sdp.clone();
+                let call = &self.calls[&call_key];
+                let sdp = call.local_sdp.clone();
+                let contact = call
+                    .dialog
+                    .contact(CONTACT_USER, self.config.local_for(transport));
                 let body = if req.msg.body.is_empty() {
                     None
                 } else {
                     sdp.map(|s| ("application/sdp", s))
                 };
-                let extra = vec![Header::new(
-                    "Contact",
-                    contact_value(CONTACT_USER, self.config.local_addr, transport),
-                )];
+                let extra = vec![Header::new("Contact", contact)];
                 self.respond_non_invite(
                     now,
                     transport,
