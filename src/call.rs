@@ -80,13 +80,10 @@ pub struct CallParams {
     pub variables: BTreeMap<String, String>,
 }
 
-/// What the call asks its driver to do.
+/// What the call asks its driver to do. RTP packets are not among them: the
+/// driver drains them with [`Call::poll_transmit`] into a buffer it reuses.
 #[derive(Debug)]
 pub enum Output {
-    Rtp {
-        to: SocketAddr,
-        data: Vec<u8>,
-    },
     Sip(SipCommand),
     RunAction {
         id: u64,
@@ -348,6 +345,17 @@ impl Call {
         self.outputs.pop_front()
     }
 
+    /// The next RTP packet for the caller, written into `buf` (its old content
+    /// is replaced); its destination is returned. Nothing once the call has
+    /// ended or only lingers for a secure action's result.
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        if matches!(self.phase, Phase::Ended | Phase::Lingering(_)) {
+            return None;
+        }
+        self.media.poll_transmit(buf)
+    }
+
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
@@ -440,12 +448,6 @@ impl Call {
             if matches!(self.phase, Phase::Ended | Phase::Lingering(_)) {
                 // Nothing more goes to the caller; the flow is over.
                 break;
-            }
-            while let Some((to, data)) = self.media.poll_transmit() {
-                progressed = true;
-                if self.phase != Phase::Ended {
-                    self.outputs.push_back(Output::Rtp { to, data });
-                }
             }
             while let Some(ev) = self.media.poll_event() {
                 progressed = true;
@@ -685,10 +687,11 @@ mod tests {
 
         fn drain(&mut self) {
             while let Some(o) = self.call.poll_output() {
-                match o {
-                    Output::Rtp { .. } => self.rtp_packets += 1,
-                    o => self.seen.push((self.now - self.t0, o)),
-                }
+                self.seen.push((self.now - self.t0, o));
+            }
+            let mut buf = Vec::new();
+            while self.call.poll_transmit(&mut buf).is_some() {
+                self.rtp_packets += 1;
             }
         }
 
@@ -841,10 +844,9 @@ mod tests {
         let mut run = |c: &mut Call, until: Instant, now: &mut Instant| {
             while *now < until {
                 c.handle_timeout(*now);
-                while let Some(o) = c.poll_output() {
-                    if matches!(o, Output::Rtp { .. }) {
-                        sent.push(*now - t0);
-                    }
+                while c.poll_output().is_some() {}
+                while c.poll_transmit(&mut Vec::new()).is_some() {
+                    sent.push(*now - t0);
                 }
                 *now = c.poll_timeout().unwrap();
             }
@@ -1058,9 +1060,10 @@ mod tests {
             },
         );
         let mut now = t0;
-        let (to, data) = loop {
-            if let Some(Output::Rtp { to, data }) = c.poll_output() {
-                break (to, data);
+        let mut data = Vec::new();
+        let to = loop {
+            if let Some(to) = c.poll_transmit(&mut data) {
+                break to;
             }
             now = c.poll_timeout().unwrap().max(now);
             c.handle_timeout(now);

@@ -95,7 +95,9 @@ impl Prompt {
 /// All prompts of one language, by name.
 #[derive(Debug, Default)]
 pub struct PromptCache {
-    prompts: BTreeMap<String, Prompt>,
+    /// `Arc` so a call's playback holds the prompt it plays (no lookup by name
+    /// per packet).
+    prompts: BTreeMap<String, Arc<Prompt>>,
 }
 
 impl PromptCache {
@@ -115,7 +117,7 @@ impl PromptCache {
         let mut cache = PromptCache::default();
         for (file, bytes) in files {
             let prompt = Prompt::from_wav(&file, &bytes)?;
-            cache.prompts.insert(prompt.name.clone(), prompt);
+            cache.prompts.insert(prompt.name.clone(), Arc::new(prompt));
         }
         Ok(cache)
     }
@@ -123,12 +125,20 @@ impl PromptCache {
     /// A cache from prompts built in memory (tests, tools).
     pub fn from_prompts(prompts: impl IntoIterator<Item = Prompt>) -> Self {
         PromptCache {
-            prompts: prompts.into_iter().map(|p| (p.name.clone(), p)).collect(),
+            prompts: prompts
+                .into_iter()
+                .map(|p| (p.name.clone(), Arc::new(p)))
+                .collect(),
         }
     }
 
     pub fn get(&self, name: &str) -> Option<&Prompt> {
-        self.prompts.get(name)
+        self.prompts.get(name).map(|p| &**p)
+    }
+
+    /// The prompt itself, to hold while it plays.
+    pub fn shared(&self, name: &str) -> Option<Arc<Prompt>> {
+        self.prompts.get(name).cloned()
     }
 
     pub fn contains(&self, name: &str) -> bool {

@@ -66,10 +66,19 @@ pub fn parse(data: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
 
 /// Build a packet with no CSRCs, extension or padding.
 pub fn build(header: &RtpHeader, payload: &[u8]) -> Result<Vec<u8>, RtpError> {
+    let mut out = Vec::with_capacity(12 + payload.len());
+    append(header, payload, &mut out)?;
+    Ok(out)
+}
+
+/// [`build`] onto the end of `out`, which the caller reuses: no allocation once
+/// `out` has grown to its working size (the media hot path).
+pub fn append(header: &RtpHeader, payload: &[u8], out: &mut Vec<u8>) -> Result<(), RtpError> {
     if header.payload_type > 127 {
         return Err(RtpError::PayloadType(header.payload_type));
     }
-    let mut out = vec![0u8; 12 + payload.len()];
+    let start = out.len();
+    out.resize(start + 12 + payload.len(), 0);
     let n = RtpPacketBuilder::new()
         .payload_type(header.payload_type)
         .marked(header.marker)
@@ -77,10 +86,17 @@ pub fn build(header: &RtpHeader, payload: &[u8]) -> Result<Vec<u8>, RtpError> {
         .timestamp(header.timestamp)
         .ssrc(header.ssrc)
         .payload(payload)
-        .build_into(&mut out)
-        .map_err(|_| RtpError::PayloadType(header.payload_type))?;
-    out.truncate(n);
-    Ok(out)
+        .build_into(&mut out[start..]);
+    match n {
+        Ok(n) => {
+            out.truncate(start + n);
+            Ok(())
+        }
+        Err(_) => {
+            out.truncate(start);
+            Err(RtpError::PayloadType(header.payload_type))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +131,23 @@ mod tests {
             assert_eq!(p.header, h);
             assert_eq!(p.payload, payload);
         }
+    }
+
+    #[test]
+    fn append_writes_after_what_is_there() {
+        let mut out = vec![7u8, 7];
+        append(&header(), &[1, 2, 3], &mut out).unwrap();
+        assert_eq!(&out[..2], &[7, 7]);
+        assert_eq!(&out[2..], &build(&header(), &[1, 2, 3]).unwrap()[..]);
+        let bad = RtpHeader {
+            payload_type: 200,
+            ..header()
+        };
+        assert_eq!(
+            append(&bad, &[1], &mut out),
+            Err(RtpError::PayloadType(200))
+        );
+        assert_eq!(out.len(), 2 + 15);
     }
 
     #[test]

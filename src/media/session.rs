@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 use crate::codec::Codec;
 use crate::media::digits::DigitMerger;
 use crate::media::goertzel::InbandDetector;
-use crate::media::prompts::PromptCache;
+use crate::media::prompts::{Prompt, PromptCache};
 use crate::media::recording::{self, RecordingTap};
 use crate::media::rtp::{self, RtpHeader};
 use crate::media::telephone_event::{self, Receiver};
@@ -157,8 +157,14 @@ pub struct MediaStats {
 
 #[derive(Debug)]
 enum Playing {
-    Prompt { name: String, pos: usize },
-    Silence { frames_left: u64 },
+    /// The prompt itself (not its name): no lookup per packet.
+    Prompt {
+        prompt: Arc<Prompt>,
+        pos: usize,
+    },
+    Silence {
+        frames_left: u64,
+    },
 }
 
 /// A forward jump of more than this many sequence numbers is not loss but a new run
@@ -291,7 +297,13 @@ pub struct MediaSession {
     decoded: Vec<i16>,
     tap: RecordingTap,
     seq_tracker: Option<SeqTracker>,
-    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Packets built and not yet handed out, back to back in one buffer that is
+    /// reused (no allocation per packet): (destination, end offset in `out`).
+    out: Vec<u8>,
+    out_frames: VecDeque<(SocketAddr, usize)>,
+    out_read: usize,
+    /// Scratch payload of the packet being built.
+    frame: Vec<u8>,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
     lost_before: u64,
@@ -351,7 +363,10 @@ impl MediaSession {
                 Duration::from_millis(u64::from(ptime_ms)),
             ),
             seq_tracker: None,
-            transmits: VecDeque::new(),
+            out: Vec::with_capacity(4 * (12 + samples_per_frame)),
+            out_frames: VecDeque::with_capacity(4),
+            out_read: 0,
+            frame: Vec::with_capacity(samples_per_frame),
             events: VecDeque::new(),
             stats: MediaStats::default(),
             lost_before: 0,
@@ -563,7 +578,8 @@ impl MediaSession {
     fn send_frame(&mut self, now: Instant) {
         let codec = self.config.codec;
         let spf = self.samples_per_frame;
-        let mut payload = Vec::with_capacity(spf);
+        let mut payload = std::mem::take(&mut self.frame);
+        payload.clear();
         let mut marker = self.first_packet;
         let mut from_item = false;
         loop {
@@ -571,8 +587,8 @@ impl MediaSession {
                 None => match self.queue.pop_front() {
                     Some(PlayItem::Prompt(name)) => {
                         from_item = true;
-                        if self.prompts.contains(&name) {
-                            self.current = Some(Playing::Prompt { name, pos: 0 });
+                        if let Some(prompt) = self.prompts.shared(&name) {
+                            self.current = Some(Playing::Prompt { prompt, pos: 0 });
                             marker = true;
                         } else {
                             self.stats.missing_prompts += 1;
@@ -593,13 +609,9 @@ impl MediaSession {
                         break;
                     }
                 },
-                Some(Playing::Prompt { name, pos }) => {
+                Some(Playing::Prompt { prompt, pos }) => {
                     from_item = true;
-                    let bytes = self
-                        .prompts
-                        .get(name)
-                        .map(|p| p.encoded(codec))
-                        .unwrap_or_default();
+                    let bytes = prompt.encoded(codec);
                     let end = bytes.len().min(*pos + spf);
                     payload.extend_from_slice(&bytes[(*pos).min(end)..end]);
                     payload.resize(spf, codec.silence_byte());
@@ -627,9 +639,9 @@ impl MediaSession {
             timestamp: self.timestamp,
             ssrc: self.ssrc,
         };
-        match rtp::build(&header, &payload) {
-            Ok(packet) => {
-                self.transmits.push_back((self.remote, packet));
+        match rtp::append(&header, &payload, &mut self.out) {
+            Ok(()) => {
+                self.out_frames.push_back((self.remote, self.out.len()));
                 self.stats.packets_sent += 1;
             }
             Err(e) => tracing::error!(error = %e, "cannot build RTP packet"),
@@ -641,6 +653,7 @@ impl MediaSession {
         if self.config.record {
             self.record_frame(now, &payload);
         }
+        self.frame = payload;
         if from_item && self.current.is_none() && self.queue.is_empty() {
             if let Some(id) = self.play_id.take() {
                 self.events.push_back(MediaEvent::PlaybackFinished { id });
@@ -694,9 +707,24 @@ impl MediaSession {
         self.tap.set_guard(on);
     }
 
+    /// The next packet to send: its bytes replace `buf`'s content (the driver
+    /// reuses `buf`; nothing is allocated per packet), and its destination is
+    /// returned.
     #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
-        self.transmits.pop_front()
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        let Some((to, end)) = self.out_frames.pop_front() else {
+            self.out.clear();
+            self.out_read = 0;
+            return None;
+        };
+        buf.clear();
+        buf.extend_from_slice(&self.out[self.out_read..end]);
+        self.out_read = end;
+        if self.out_frames.is_empty() {
+            self.out.clear();
+            self.out_read = 0;
+        }
+        Some(to)
     }
 
     #[must_use]

@@ -1,14 +1,21 @@
-//! The tokio task that drives one [`Call`]: its RTP socket, its timers, the
-//! HTTP actions it starts, its audit records and its recording.
+//! One call as the runtime drives it: its [`Call`], its RTP socket, its input
+//! channel, the HTTP actions it starts, its audit records and its recording.
 //!
-//! The loop is the one every sans-IO machine here wants: drain all outputs,
-//! then wait for exactly one input (an RTP packet, a SIP event, an action
-//! result, or the machine's own deadline), feed it, repeat.
+//! A call has no task or timer of its own: a [`call_shard`](super::call_shard)
+//! owns it with many others and gives it turns ([`CallTask::step`]): feed the
+//! due timeout, the datagrams and the inputs that are ready, then carry out
+//! every output — the turn every sans-IO machine here wants. RTP packets are
+//! written into the shard's one send buffer and sent at once (a UDP send that
+//! would block drops the packet: a late packet is worth nothing).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
-use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant as TokioInstant};
+use tokio::io::ReadBuf;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::call::{Call, CallOutcome, Output};
@@ -18,8 +25,33 @@ use crate::runtime::labels;
 use crate::runtime::ports::RtpPort;
 use crate::runtime::recorder::Recorder;
 use crate::runtime::shared::Shared;
-use crate::sip::CallKey;
 use crate::vars::Vars;
+
+/// Why a call gets a turn.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Turn {
+    /// Its deadline is due.
+    Timeout(Instant),
+    /// Its socket or channel woke it (or it is new).
+    Woken,
+}
+
+/// At most this many datagrams are read from one call's socket per turn.
+const RECV_PER_TURN: usize = 16;
+
+/// How often a live call adds its RTP counters to the metrics (and once more at its end).
+const RTP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What one call has reported to the metrics so far (its shard keeps it).
+#[derive(Default)]
+pub(super) struct Reported {
+    /// Datagrams the trust check dropped (untrusted source, not latched).
+    pub rejected: (u64, u64),
+    /// The RTP counters as last reported.
+    pub rtp: RtpCounts,
+    /// When the RTP counters are next reported.
+    pub next_rtp: Option<Instant>,
+}
 
 pub struct CallTask {
     pub call: Call,
@@ -37,72 +69,141 @@ pub struct CallTask {
     pub flow_version: String,
 }
 
-/// How often a live call adds its RTP counters to the metrics (and once more at its end).
-const RTP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-fn now() -> std::time::Instant {
+fn now() -> Instant {
     TokioInstant::now().into_std()
 }
 
 impl CallTask {
-    /// Run the call to its end. The caller instruments this future with the
-    /// call's span ([`crate::ops::logging::call_span`]).
-    pub async fn run(mut self) -> CallOutcome {
-        let mut buf = vec![0u8; 2048];
-        let key: CallKey = self.call.key().clone();
-        let mut rejected = (0, 0);
-        let mut rtp_reported = RtpCounts::default();
-        let mut next_rtp_report = TokioInstant::now() + RTP_REPORT_EVERY;
-        let outcome = loop {
-            if TokioInstant::now() >= next_rtp_report {
-                self.report_rtp(&mut rtp_reported);
-                next_rtp_report = TokioInstant::now() + RTP_REPORT_EVERY;
+    /// Run the call to its end: hand it to a shard and wait. The caller
+    /// instruments this future with the call's span
+    /// ([`crate::ops::logging::call_span`]); the shard enters that span for
+    /// every turn of the call. A panic inside the call resumes here.
+    pub async fn run(self) -> CallOutcome {
+        let (done, ended) = oneshot::channel();
+        let shared = self.shared.clone();
+        shared.shards().admit(self, tracing::Span::current(), done);
+        match ended.await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // The shard is gone: the runtime is shutting down.
+            Err(_) => CallOutcome::Shutdown,
+        }
+    }
+
+    /// One turn (see the module docs): `Some` when the call has ended.
+    /// `Turn::Woken` reads the socket and the channel with `cx`, which carries
+    /// the call's own waker: they stay armed with it until they have something,
+    /// so a timeout turn need not touch them. `reported`: what this call has
+    /// told the metrics so far (RTP counters go out live, every second).
+    pub(super) fn step(
+        &mut self,
+        cx: &mut Context<'_>,
+        turn: Turn,
+        bufs: (&mut [u8], &mut Vec<u8>),
+        reported: &mut Reported,
+    ) -> Option<CallOutcome> {
+        let (rx_buf, tx_buf) = bufs;
+        match turn {
+            Turn::Timeout(now) => self.call.handle_timeout(now),
+            Turn::Woken => self.read_inputs(cx, rx_buf, &mut reported.rejected),
+        }
+        self.send_rtp(tx_buf);
+        let t = now();
+        match reported.next_rtp {
+            Some(next) if t < next => {}
+            Some(_) => {
+                self.report_rtp(&mut reported.rtp);
+                reported.next_rtp = Some(t + RTP_REPORT_EVERY);
             }
-            if let Some(outcome) = self.drain_outputs().await {
-                break outcome;
+            None => reported.next_rtp = Some(t + RTP_REPORT_EVERY),
+        }
+        self.drain_outputs()
+    }
+
+    /// Datagrams (a bounded number) and channel inputs that are ready.
+    fn read_inputs(&mut self, cx: &mut Context<'_>, rx_buf: &mut [u8], rejected: &mut (u64, u64)) {
+        self.catch_up(now());
+        let mut more = false;
+        for i in 0.. {
+            if i == RECV_PER_TURN {
+                more = true;
+                break;
             }
-            let deadline = self
-                .call
-                .poll_timeout()
-                .map(TokioInstant::from_std)
-                .unwrap_or_else(|| TokioInstant::now() + std::time::Duration::from_secs(3600));
-            tokio::select! {
-                r = self.rtp.socket.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => {
-                        self.call.handle_rtp(now(), from, &buf[..n]);
-                        self.report_rejected(&mut rejected);
-                    }
-                    Err(e) => debug!(error = %e, "rtp receive error"),
-                },
-                input = self.rx.recv() => match input {
-                    Some(CallInput::Sip(ev)) => self.call.handle_sip(now(), ev),
-                    Some(CallInput::ActionDone { id, outcome, outputs }) => {
-                        self.call.handle_action_result(now(), id, &outcome, outputs)
-                    }
-                    Some(CallInput::Terminate(outcome)) => self.call.terminate(now(), outcome),
-                    None => self.call.terminate(now(), CallOutcome::Shutdown),
-                },
-                _ = sleep_until(deadline) => self.call.handle_timeout(now()),
+            let mut read = ReadBuf::new(rx_buf);
+            match self.rtp.socket.poll_recv_from(cx, &mut read) {
+                Poll::Ready(Ok(from)) => {
+                    let now = now();
+                    self.catch_up(now);
+                    self.call.handle_rtp(now, from, read.filled());
+                    self.report_rejected(rejected);
+                }
+                Poll::Ready(Err(e)) => debug!(error = %e, "rtp receive error"),
+                Poll::Pending => break,
             }
-        };
-        self.report_rtp(&mut rtp_reported);
+        }
+        loop {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(CallInput::Sip(ev))) => self.call.handle_sip(now(), ev),
+                Poll::Ready(Some(CallInput::ActionDone {
+                    id,
+                    outcome,
+                    outputs,
+                })) => self.call.handle_action_result(now(), id, &outcome, outputs),
+                Poll::Ready(Some(CallInput::Terminate(outcome))) => {
+                    self.call.terminate(now(), outcome)
+                }
+                Poll::Ready(None) => {
+                    self.call.terminate(now(), CallOutcome::Shutdown);
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if more {
+            // Datagrams left: come back for them after the other calls' turns.
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    /// A deadline that passed before this input arrived fires first (after a
+    /// stall, a burst of datagrams must not overtake the DTMF and flow timers
+    /// that were due between them).
+    fn catch_up(&mut self, now: Instant) {
+        if self.call.poll_timeout().is_some_and(|t| t <= now) {
+            self.call.handle_timeout(now);
+        }
+    }
+
+    /// Every packet the call has ready, each built into `buf` and sent.
+    fn send_rtp(&mut self, buf: &mut Vec<u8>) {
+        let socket = socket2::SockRef::from(&self.rtp.socket);
+        let mut dest: Option<(SocketAddr, socket2::SockAddr)> = None;
+        while let Some(to) = self.call.poll_transmit(buf) {
+            let addr = match &dest {
+                Some((a, sa)) if *a == to => sa,
+                _ => &dest.insert((to, to.into())).1,
+            };
+            if let Err(e) = socket.send_to(buf, addr) {
+                debug!(error = %e, "rtp send error");
+            }
+        }
+    }
+
+    /// The call has ended: its counters to the metrics, its recording closed,
+    /// its dialog forgotten. Dropping `self` frees its RTP port.
+    pub(super) fn finish(mut self, outcome: CallOutcome, mut reported: Reported) {
+        self.report_rtp(&mut reported.rtp);
         if let Some(rec) = self.recorder.take() {
             rec.finish();
         }
-        let _ = self.sip.send(SipIn::CallGone(key));
+        let _ = self.sip.send(SipIn::CallGone(self.call.key().clone()));
         info!(outcome = outcome.as_str(), "call ended");
-        outcome
     }
 
     /// Carry out every pending output; `Some` when the call has ended.
-    async fn drain_outputs(&mut self) -> Option<CallOutcome> {
+    fn drain_outputs(&mut self) -> Option<CallOutcome> {
         while let Some(out) = self.call.poll_output() {
             match out {
-                Output::Rtp { to, data } => {
-                    if let Err(e) = self.rtp.socket.send_to(&data, to).await {
-                        debug!(error = %e, "rtp send error");
-                    }
-                }
                 Output::Sip(cmd) => {
                     let _ = self.sip.send(SipIn::Command(cmd));
                 }

@@ -3,6 +3,7 @@
 //! it decides nothing about protocol or flow.
 
 pub mod bound;
+pub mod call_shard;
 pub mod call_task;
 pub mod channels;
 pub mod dial;

@@ -11,7 +11,7 @@
 //! asked for it.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -97,6 +97,7 @@ pub async fn serve(
             &cfg.security.otp_sends_global,
         )),
         config_path,
+        shards: OnceLock::new(),
     });
 
     let udp = Arc::new(

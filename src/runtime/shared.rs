@@ -3,7 +3,7 @@
 //! state, the RTP port pool, the audit spool and the cross-call attempt limits.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::time::Instant as TokioInstant;
 use tracing::{info, warn};
@@ -16,6 +16,7 @@ use crate::config::{Config, Loaded};
 use crate::ops::admin::Readiness;
 use crate::ops::metrics::{Metrics, OtpSendResult, ReloadResult};
 use crate::ops::shutdown::Drain;
+use crate::runtime::call_shard::Shards;
 use crate::runtime::labels;
 use crate::runtime::ports::PortPool;
 
@@ -35,11 +36,18 @@ pub struct Shared {
     pub(super) limits: Mutex<(RateLimiter, RateLimiter)>,
     /// One-time code sends per caller number and in all, across calls.
     pub(super) otp_budget: Mutex<SendBudget>,
+    /// The tasks that drive the calls (started with the first call, on its runtime).
+    pub(super) shards: OnceLock<Shards>,
 }
 
 impl Shared {
     pub fn loaded(&self) -> Arc<Loaded> {
         self.loaded.read().expect("config lock").clone()
+    }
+
+    /// The call shards; the first call starts them on the current runtime.
+    pub fn shards(&self) -> &Shards {
+        self.shards.get_or_init(Shards::per_cpu)
     }
 
     pub fn executor(&self) -> Arc<Executor> {
