@@ -1,0 +1,495 @@
+//! One call in virtual time: the real flows and prompts, SIP events in,
+//! outputs checked. No sockets, no clock.
+use super::*;
+use crate::codec::Codec;
+use crate::media::DtmfMode;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn prompts() -> Arc<PromptCache> {
+    static P: OnceLock<Arc<PromptCache>> = OnceLock::new();
+    P.get_or_init(|| {
+        Arc::new(crate::files::load_prompts(&root().join("prompts/en")).expect("prompts"))
+    })
+    .clone()
+}
+
+fn call(flow: &str, t0: Instant) -> Call {
+    let flow = crate::files::load_flow(&root().join(format!("flows/{flow}.yaml"))).expect("flow");
+    Call::new(
+        t0,
+        CallParams {
+            key: CallKey("c1@test".into()),
+            ani: "5550100199".into(),
+            dnis: "reset".into(),
+            flow_name: "sspr".into(),
+            flow: Arc::new(flow),
+            media: MediaConfig {
+                codec: Codec::Pcmu,
+                audio_pt: 0,
+                telephone_event_pt: Some(101),
+                ptime_ms: 20,
+                remote: "127.0.0.1:40000".parse().unwrap(),
+                symmetric_rtp: true,
+                dtmf_mode: DtmfMode::Auto,
+                inactivity_timeout: Duration::from_secs(600),
+                record: false,
+                trust: crate::media::RtpTrust::from_sources(&[
+                    crate::media::RtpSource::Sdp,
+                    crate::media::RtpSource::Signalling,
+                ]),
+                signalling_ip: Some("127.0.0.1".parse().unwrap()),
+            },
+            prompts: prompts(),
+            ssrc: 1,
+            seq: 1,
+            timestamp: 0,
+            max_duration: Duration::from_secs(900),
+            transfer_targets: BTreeMap::from([
+                ("agent".into(), "sip:agents@127.0.0.1:5070".into()),
+                (
+                    "account_recovery".into(),
+                    "sip:recovery@127.0.0.1:5070".into(),
+                ),
+            ]),
+            reason_header: "X-Transfer-Reason".into(),
+            variables: BTreeMap::new(),
+        },
+    )
+}
+
+/// Drives a call: time jumps to each deadline; non-RTP outputs are kept.
+struct Harness {
+    call: Call,
+    now: Instant,
+    t0: Instant,
+    seen: Vec<(Duration, Output)>,
+    rtp_packets: usize,
+    replied: Vec<u64>,
+}
+
+impl Harness {
+    fn new(flow: &str) -> Harness {
+        let t0 = Instant::now();
+        let mut h = Harness {
+            call: call(flow, t0),
+            now: t0,
+            t0,
+            seen: Vec::new(),
+            rtp_packets: 0,
+            replied: Vec::new(),
+        };
+        h.sip(SipEvent::Established {
+            call: CallKey("c1@test".into()),
+            ack_sdp: None,
+        });
+        h
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.call.poll_output() {
+            self.seen.push((self.now - self.t0, o));
+        }
+        let mut buf = Vec::new();
+        while self.call.poll_transmit(&mut buf).is_some() {
+            self.rtp_packets += 1;
+        }
+    }
+
+    fn sip(&mut self, ev: SipEvent) {
+        self.call.handle_sip(self.now, ev);
+        self.drain();
+    }
+
+    /// Advance virtual time by `d`, waking at every deadline on the way.
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.call.poll_timeout() {
+            if t > end {
+                break;
+            }
+            assert!(t >= self.now, "deadline in the past");
+            self.now = t;
+            self.call.handle_timeout(t);
+            self.drain();
+        }
+        self.now = end;
+    }
+
+    /// Run until `pred` matches an output seen from now on (max 120 s).
+    fn run_until(&mut self, what: &str, pred: impl Fn(&Output) -> bool) -> Duration {
+        let from = self.seen.len();
+        for _ in 0..120_000 {
+            if let Some((at, _)) = self.seen[from..].iter().find(|(_, o)| pred(o)) {
+                return *at;
+            }
+            self.run_for(Duration::from_millis(1));
+        }
+        panic!("never saw {what}: {:#?}", self.seen);
+    }
+
+    fn press(&mut self, digits: &str) {
+        for d in digits.chars() {
+            self.sip(SipEvent::Dtmf {
+                call: CallKey("c1@test".into()),
+                digit: d,
+                duration_ms: Some(100),
+            });
+            self.run_for(Duration::from_millis(250));
+        }
+    }
+
+    /// The id of the newest request for action `name` not yet answered.
+    fn action(&mut self, name: &str) -> u64 {
+        let find = |h: &Harness| {
+            h.seen.iter().rev().find_map(|(_, o)| match o {
+                Output::RunAction { id, action, .. }
+                    if action == name && !h.replied.contains(id) =>
+                {
+                    Some(*id)
+                }
+                _ => None,
+            })
+        };
+        if find(self).is_none() {
+            self.run_until(
+                name,
+                |o| matches!(o, Output::RunAction { action, .. } if action == name),
+            );
+        }
+        find(self).expect("requested")
+    }
+
+    fn reply(&mut self, id: u64, outcome: &str, outputs: &[(&str, &str)]) {
+        self.replied.push(id);
+        let mut vars = Vars::new();
+        for (k, v) in outputs {
+            vars.set_plain(*k, *v);
+        }
+        self.call.handle_action_result(self.now, id, outcome, vars);
+        self.drain();
+    }
+
+    fn refer_sent(&mut self) -> (String, Vec<(String, String)>) {
+        self.run_until("REFER", |o| {
+            matches!(o, Output::Sip(SipCommand::Refer { .. }))
+        });
+        self.seen
+            .iter()
+            .find_map(|(_, o)| match o {
+                Output::Sip(SipCommand::Refer {
+                    target, headers, ..
+                }) => Some((target.clone(), headers.clone())),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    fn hung_up(&self) -> bool {
+        self.seen
+            .iter()
+            .any(|(_, o)| matches!(o, Output::Sip(SipCommand::Hangup { .. })))
+    }
+
+    fn audits(&self) -> Vec<(String, String)> {
+        self.seen
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::Audit { result, reason } => Some((result.clone(), reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn refer_status(&mut self, status: ReferStatus) {
+        self.sip(SipEvent::ReferStatus {
+            call: CallKey("c1@test".into()),
+            status,
+        });
+    }
+}
+
+/// Known employee, code sent, eight seconds into the hold music (secure).
+fn to_comfort_loop(h: &mut Harness) {
+    h.run_for(Duration::from_secs(1));
+    h.press("123456#");
+    let id = h.action("lookup_user");
+    h.reply(
+        id,
+        "success",
+        &[
+            ("user_id", "u1"),
+            ("mobile", "+1 555-010-0199"),
+            ("factor", "sms"),
+        ],
+    );
+    let id = h.action("send_otp");
+    h.reply(id, "success", &[]);
+    h.run_for(Duration::from_secs(8));
+}
+
+fn to_locked_refer(h: &mut Harness) -> (String, Vec<(String, String)>) {
+    h.run_for(Duration::from_secs(1));
+    h.press("345678#");
+    let id = h.action("lookup_user");
+    h.reply(id, "locked", &[("status", "LOCKED_OUT")]);
+    h.refer_sent()
+}
+
+#[test]
+fn no_media_before_the_ack_then_20_ms_pacing() {
+    let t0 = Instant::now();
+    let mut c = call("echo", t0);
+    let mut sent = Vec::new();
+    let mut now = t0;
+    let mut run = |c: &mut Call, until: Instant, now: &mut Instant| {
+        while *now < until {
+            c.handle_timeout(*now);
+            while c.poll_output().is_some() {}
+            while c.poll_transmit(&mut Vec::new()).is_some() {
+                sent.push(*now - t0);
+            }
+            *now = c.poll_timeout().unwrap();
+        }
+    };
+    // A second without the ACK and without a packet from the caller: nothing
+    // (a spoofed INVITE aims no stream at anyone).
+    run(&mut c, t0 + Duration::from_secs(1), &mut now);
+    c.handle_sip(
+        now,
+        SipEvent::Established {
+            call: CallKey("c1@test".into()),
+            ack_sdp: None,
+        },
+    );
+    run(&mut c, t0 + Duration::from_secs(2), &mut now);
+    let want: Vec<Duration> = (50..100).map(|n| Duration::from_millis(20 * n)).collect();
+    assert_eq!(sent, want);
+}
+
+#[test]
+fn locked_account_waits_for_the_notify_before_hanging_up() {
+    let mut h = Harness::new("sspr");
+    let (target, headers) = to_locked_refer(&mut h);
+    assert_eq!(target, "sip:recovery@127.0.0.1:5070");
+    assert_eq!(
+        headers,
+        [(
+            "X-Transfer-Reason".to_string(),
+            "account_locked".to_string()
+        )]
+    );
+    h.refer_status(ReferStatus::Accepted);
+    h.run_for(Duration::from_secs(2));
+    assert!(!h.hung_up(), "no BYE while the transfer is in progress");
+    h.refer_status(ReferStatus::Notify(200));
+    assert!(h.hung_up(), "BYE once the NOTIFY says the transfer worked");
+    h.sip(SipEvent::Terminated {
+        call: CallKey("c1@test".into()),
+        reason: EndReason::LocalBye,
+    });
+    assert!(matches!(
+        h.seen.last().map(|(_, o)| o),
+        Some(Output::Ended(CallOutcome::Transferred))
+    ));
+    assert_eq!(
+        h.audits(),
+        [("failure".to_string(), "account_locked".to_string())]
+    );
+}
+
+#[test]
+fn a_202_without_notify_settles_as_transferred_after_five_seconds() {
+    let mut h = Harness::new("sspr");
+    to_locked_refer(&mut h);
+    h.refer_status(ReferStatus::Accepted);
+    let accepted_at = h.now - h.t0;
+    let bye_at = h.run_until("BYE", |o| {
+        matches!(o, Output::Sip(SipCommand::Hangup { .. }))
+    });
+    assert_eq!(bye_at - accepted_at, REFER_NOTIFY_WAIT);
+}
+
+#[test]
+fn a_failed_transfer_takes_the_fallback_path() {
+    let mut h = Harness::new("sspr");
+    to_locked_refer(&mut h);
+    h.refer_status(ReferStatus::Accepted);
+    h.refer_status(ReferStatus::Notify(486));
+    assert!(!h.hung_up(), "the caller is still with us");
+    h.run_until("BYE after the help-desk announcement", |o| {
+        matches!(o, Output::Sip(SipCommand::Hangup { .. }))
+    });
+    let timeline: Vec<String> = h
+        .seen
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Output::Timeline(TimelineEvent::PromptPlayed { prompts }) => Some(prompts.join(",")),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        timeline.iter().any(|p| p.contains("helpdesk_number")),
+        "{timeline:?}"
+    );
+}
+
+#[test]
+fn caller_hangup_inside_the_secure_segment_is_audited_and_unsecures() {
+    let mut h = Harness::new("sspr");
+    // Into the comfort loop (secure), type half a code, hang up.
+    to_comfort_loop(&mut h);
+    assert!(h.call.is_secure(), "comfort loop is secure");
+    h.press("246");
+    h.sip(SipEvent::Terminated {
+        call: CallKey("c1@test".into()),
+        reason: EndReason::RemoteBye,
+    });
+    assert!(!h.call.is_secure());
+    assert_eq!(
+        h.audits(),
+        [(
+            "abandoned".to_string(),
+            "caller_hangup_in_secure_segment".to_string()
+        )]
+    );
+    assert!(matches!(
+        h.seen.last().map(|(_, o)| o),
+        Some(Output::Ended(CallOutcome::CallerHangup))
+    ));
+    let debug = format!("{:?}", h.seen);
+    assert!(!debug.contains("246"), "typed code digits never in outputs");
+}
+
+#[test]
+fn shutdown_at_the_drain_limit_is_audited_as_the_servers_doing() {
+    let mut h = Harness::new("sspr");
+    to_comfort_loop(&mut h);
+    assert!(h.call.is_secure());
+    h.call.terminate(h.now, CallOutcome::Shutdown);
+    h.drain();
+    assert!(h.hung_up(), "BYE");
+    assert!(!h.call.is_secure(), "recording re-armed");
+    assert_eq!(
+        h.audits(),
+        [(
+            "abandoned".to_string(),
+            "shutdown_in_secure_segment".to_string()
+        )]
+    );
+}
+
+/// Up to the moment `reset_pin` has been sent; returns its action id.
+fn to_reset_in_flight(h: &mut Harness) -> u64 {
+    to_comfort_loop(h);
+    h.press("246810");
+    let id = h.action("verify_otp");
+    h.reply(id, "success", &[]);
+    h.run_for(Duration::from_secs(1));
+    h.press("835172");
+    h.run_for(Duration::from_secs(1));
+    h.press("835172");
+    h.action("reset_pin")
+}
+
+#[test]
+fn a_reset_in_flight_when_the_caller_hangs_up_is_audited_with_its_result() {
+    let mut h = Harness::new("sspr");
+    let id = to_reset_in_flight(&mut h);
+    h.sip(SipEvent::Terminated {
+        call: CallKey("c1@test".into()),
+        reason: EndReason::RemoteBye,
+    });
+    assert!(
+        !h.seen.iter().any(|(_, o)| matches!(o, Output::Ended(_))),
+        "the call waits for the reset it already sent"
+    );
+    let before = h.rtp_packets;
+    h.run_for(Duration::from_secs(2));
+    assert_eq!(h.rtp_packets, before, "no RTP after the caller left");
+    h.reply(id, "success", &[]);
+    assert_eq!(
+        h.audits(),
+        [
+            (
+                "abandoned".to_string(),
+                "caller_hangup_in_secure_segment".to_string()
+            ),
+            (
+                "success".to_string(),
+                "reset_pin_success_after_hangup".to_string()
+            ),
+        ]
+    );
+    assert!(matches!(
+        h.seen.last().map(|(_, o)| o),
+        Some(Output::Ended(CallOutcome::CallerHangup))
+    ));
+}
+
+#[test]
+fn a_reset_that_never_answers_after_hangup_is_audited_as_unknown() {
+    let mut h = Harness::new("sspr");
+    to_reset_in_flight(&mut h);
+    h.sip(SipEvent::Terminated {
+        call: CallKey("c1@test".into()),
+        reason: EndReason::RemoteBye,
+    });
+    let at = h.now;
+    let ended = h.run_until("the end", |o| matches!(o, Output::Ended(_)));
+    assert_eq!(ended, at - h.t0 + LINGER);
+    assert!(h.audits().contains(&(
+        "unknown".to_string(),
+        "reset_pin_no_result_after_hangup".to_string()
+    )));
+}
+
+#[test]
+fn late_offer_takes_the_answer_from_the_ack() {
+    let t0 = Instant::now();
+    let mut c = call("echo", t0);
+    let answer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                  m=audio 41000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+                  a=rtpmap:101 telephone-event/8000\r\n";
+    c.handle_sip(
+        t0,
+        SipEvent::Established {
+            call: CallKey("c1@test".into()),
+            ack_sdp: Some(answer.into()),
+        },
+    );
+    let mut now = t0;
+    let mut data = Vec::new();
+    let to = loop {
+        if let Some(to) = c.poll_transmit(&mut data) {
+            break to;
+        }
+        now = c.poll_timeout().unwrap().max(now);
+        c.handle_timeout(now);
+    };
+    assert_eq!(to, "127.0.0.1:41000".parse().unwrap());
+    assert_eq!(data[1] & 0x7f, 8, "PCMA, as the answer chose");
+}
+
+#[test]
+fn max_duration_ends_the_call_with_bye() {
+    let t0 = Instant::now();
+    let mut h = Harness::new("echo");
+    h.call.deadline_max = t0 + Duration::from_secs(3);
+    let at = h.run_until("BYE", |o| {
+        matches!(o, Output::Sip(SipCommand::Hangup { .. }))
+    });
+    assert!(at <= Duration::from_secs(3), "{at:?}");
+    h.sip(SipEvent::Terminated {
+        call: CallKey("c1@test".into()),
+        reason: EndReason::LocalBye,
+    });
+    assert!(matches!(
+        h.seen.last().map(|(_, o)| o),
+        Some(Output::Ended(CallOutcome::MaxDuration))
+    ));
+}
