@@ -70,8 +70,8 @@ fn serve_and_check_read_the_same_default_config() {
 #[test]
 fn serve_prints_a_banner_and_logs_the_same_addresses() {
     let dir = tempfile::tempdir().unwrap();
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     let rtp = rtp_block();
     let cfg = echo_config(dir.path(), sip, admin, rtp);
     let args: Vec<String> = ["--log-json", "serve", "--config"]

@@ -21,8 +21,8 @@ fn kill_9_between_spooling_and_delivery_loses_nothing_and_delivers_once() {
     // 1. The audit receiver is unreachable: records stay in the spool.
     let dead = free_port();
     let config = dir.path().join("config.yaml");
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     write_config(
         &config,
         sip,
@@ -55,8 +55,8 @@ fn kill_9_between_spooling_and_delivery_loses_nothing_and_delivers_once() {
     );
 
     // 2. Restart with the receiver reachable: each record arrives once.
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     write_config(
         &config,
         sip,
@@ -136,8 +136,8 @@ fn kill_9_during_a_stream_of_spool_writes_loses_no_complete_record() {
     // 1. Three callers each make the server spool a record every 20 ms; the
     //    audit receiver is down, so everything stays in the spool.
     let config = dir.path().join("config.yaml");
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     let dead = free_port();
     write_config(
         &config,
@@ -190,8 +190,8 @@ fn kill_9_during_a_stream_of_spool_writes_loses_no_complete_record() {
 
     // 2. Restart with the receiver reachable: the torn tail is cut, every
     //    complete record arrives exactly once, and new records append cleanly.
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     write_config(
         &config,
         sip,
@@ -242,8 +242,8 @@ fn a_reload_sends_the_spooled_records_through_the_new_audit_action() {
     let (_backend, backend) = Backend::start(&[]);
     // Started with the audit action pointing nowhere.
     let config = dir.path().join("config.yaml");
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     let dead = free_port();
     write_config(
         &config,

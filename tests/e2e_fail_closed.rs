@@ -66,8 +66,8 @@ fn a_full_audit_spool_stops_resets_until_space_returns() {
     let dir = tempfile::tempdir().unwrap();
     let (_backend, backend) = Backend::start(&["--fixed-otp", OTP, "--sms-delay", "0s"]);
     let config = dir.path().join("config.yaml");
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     write_config(
         &config,
         sip,

@@ -27,8 +27,8 @@ fn rtp_range() -> (u16, u16) {
 fn serve(limits: &str, drain: &str, extra: &str) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(repo().join("flows/echo.yaml"), dir.path().join("echo.yaml")).unwrap();
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     let (min, max) = rtp_range();
     let cfg = format!(
         "sip: {{ listen: \"{sip}\" }}\n\
@@ -80,7 +80,7 @@ struct Backend {
 impl Backend {
     fn start() -> Backend {
         use std::io::{BufRead, BufReader};
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let addr: SocketAddr = free_addr();
         let mut child = std::process::Command::new(BIN)
             .args([
                 "demo-backend",
@@ -122,8 +122,8 @@ impl Drop for Backend {
 fn serve_example(backend: &Backend, drain: &str) -> Server {
     use serde_yaml::Value;
     let dir = tempfile::tempdir().expect("tempdir");
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     let (min, max) = rtp_range();
     let text = std::fs::read_to_string(repo().join("config.example.yaml"))
         .unwrap()
@@ -705,8 +705,8 @@ fn systemd_notifications_for_ready_reload_watchdog_and_drain() {
     // Like `serve`, with systemd's environment: watchdog every 1 s.
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(repo().join("flows/echo.yaml"), dir.path().join("echo.yaml")).unwrap();
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     let (min, max) = rtp_range();
     let cfg = format!(
         "sip: {{ listen: \"{sip}\" }}\n\
@@ -838,8 +838,8 @@ fn reload_updates_the_action_names_in_the_metrics() {
 fn json_logs_carry_the_call_id_on_every_call_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(repo().join("flows/echo.yaml"), dir.path().join("echo.yaml")).unwrap();
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     let (min, max) = rtp_range();
     let cfg = format!(
         "sip: {{ listen: \"{sip}\" }}\n\

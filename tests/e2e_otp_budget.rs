@@ -103,8 +103,8 @@ fn otp_sends_stop_at_the_per_caller_and_global_budgets() {
     let spool = dir.path().join("spool");
     let (_backend, backend) = Backend::start(&["--sms-delay", "0s"]);
     let config = dir.path().join("config.yaml");
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     write_config(
         &config,
         sip,

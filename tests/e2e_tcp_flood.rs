@@ -68,10 +68,10 @@ fn set_nofile(soft: u64, hard: u64) -> std::io::Result<()> {
 /// child between fork and exec (as `prlimit --nofile=4096` would).
 fn serve_with_4096_descriptors() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     // The echo flow calls no backend; nothing listens here.
-    let backend: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let backend: SocketAddr = free_addr();
     let config = dir.path().join("config.yaml");
     write_config(
         &config,

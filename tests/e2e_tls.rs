@@ -95,9 +95,9 @@ struct TlsServer {
 fn serve_tls(pki: &Pki, tls_extra: &str) -> TlsServer {
     let dir = tempfile::tempdir().expect("tempdir");
     install_server_cert(dir.path(), pki, "ivr one");
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let tls: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     let min = rtp_block();
     let cfg = format!(
         "sip:\n  listen: \"{sip}\"\n  tls: {{ listen: \"{tls}\", cert_file: sip.pem, key_file: sip.key{tls_extra} }}\n\

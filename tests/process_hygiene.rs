@@ -87,9 +87,9 @@ fn the_server_is_not_dumpable_even_by_its_own_user() {
     );
     let dir = tempfile::tempdir().unwrap();
     chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let backend: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
+    let backend: SocketAddr = free_addr();
     let server = Killed(
         as_nobody(
             Command::new(BIN)

@@ -93,7 +93,7 @@ impl Backend {
     /// Start `sspr-ivr demo-backend` on a free port with `args`; returns once
     /// it answers.
     pub fn start(args: &[&str]) -> (Backend, SocketAddr) {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let addr: SocketAddr = free_addr();
         let backend = Backend(
             Command::new(BIN)
                 .args(["demo-backend", "--listen", &addr.to_string()])

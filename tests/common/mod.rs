@@ -29,6 +29,11 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// `127.0.0.1` at a [`free_port`].
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
 static RTP_BASE: AtomicU16 = AtomicU16::new(0);
 
 /// A block of 1000 RTP ports for one server in this test binary.
@@ -53,9 +58,9 @@ impl Server {
     /// `sspr-ivr demo` with recordings and a spool in a temp dir.
     pub fn demo(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let backend: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let sip: SocketAddr = free_addr();
+        let admin: SocketAddr = free_addr();
+        let backend: SocketAddr = free_addr();
         let rtp = rtp_block().to_string();
         let rec = dir.path().join("recordings");
         let spool = dir.path().join("spool");

@@ -48,8 +48,8 @@ impl Default for Setup<'_> {
 /// `sspr-ivr serve` on a minimal config (no data actions, audit spooled only).
 pub fn serve_setup(setup: &Setup) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let sip: SocketAddr = free_addr();
+    let admin: SocketAddr = free_addr();
     let text = format!(
         "sip:\n  listen: \"{sip}\"\n{}\
          media: {{ rtp_port_min: {}, rtp_port_max: {}, inactivity_timeout: 30s }}\n\
