@@ -104,6 +104,7 @@ impl SipDriver {
                     Ok((n, from)) => {
                         trace_sip("in", Transport::Udp, from, &buf[..n]);
                         if !self.trunks.handle_datagram(now(), &buf[..n]) && self.let_in(from) {
+                            self.follow_drain();
                             self.endpoint.handle_datagram(now(), Transport::Udp, from, &buf[..n]);
                         }
                     }
@@ -131,9 +132,7 @@ impl SipDriver {
             } => {
                 trace_sip("in", transport, peer, &data);
                 if self.let_in(peer) {
-                    // Draining: a balancer's OPTIONS probe gets 503.
-                    self.endpoint
-                        .set_accepting_calls(!self.shared.drain.is_draining());
+                    self.follow_drain();
                     self.endpoint.handle_datagram(now(), transport, peer, &data)
                 }
             }
@@ -169,6 +168,12 @@ impl SipDriver {
             }
             SipIn::Unregister(done) => self.trunks.unregister(now(), done),
         }
+    }
+
+    /// Draining: a balancer's OPTIONS probe gets 503 (the endpoint answers it).
+    fn follow_drain(&mut self) {
+        self.endpoint
+            .set_accepting_calls(!self.shared.drain.is_draining());
     }
 
     /// `sip.untrusted_requests: drop`: a message from a peer not in
@@ -388,6 +393,7 @@ impl SipDriver {
         span.in_scope(|| {
             info!(
                 source = %inc.source,
+                limit_source = %source,
                 flow = %flow_name,
                 ani_from = caller.source.as_str(),
                 withheld = caller.withheld,
