@@ -5,16 +5,19 @@
 //! (the shipped file, only its defines overridden: ports, probe interval, pike
 //! density). Then, the way an operator would see it:
 //!
-//! 1. 20 sipp calls to Kamailio's address spread over both instances, and every
-//!    one completes (the ACK and the IVR's BYE go through Kamailio's Record-Route);
-//! 2. a per-account limit reached through instance B holds on instance A: the
-//!    third lookup of one employee id is refused there, and the directory never
-//!    sees it;
-//! 3. SIGTERM to B: it answers Kamailio's OPTIONS probe 503, Kamailio stops
-//!    sending it calls, 10 more calls all complete on A, B's live calls (past their
-//!    lookup) finish, then B exits 0;
-//! 4. Redis stops: A fails closed — `/readyz` 503, a new caller hears the
-//!    apology and is transferred, the directory is not asked, the metric counts it.
+//! 1. 20 sipp calls (from 127.0.0.3) to Kamailio's address spread over both
+//!    instances and every one completes (the ACK and the IVR's BYE go through
+//!    Kamailio's Record-Route); the instances count each call under 127.0.0.3,
+//!    the address Kamailio forwards in X-Forwarded-For;
+//! 2. two lookups of one employee id on instance B; the callers stay on;
+//! 3. SIGTERM to B: it answers Kamailio's OPTIONS probes with 503;
+//! 4. the third lookup of that id, on instance A, is refused (the
+//!    per-account limit reached on B holds on A) and the directory never sees it;
+//! 5. 10 more calls through Kamailio all complete on A, Kamailio does not try
+//!    B, B's two calls (past their check) carry on, then B exits 0;
+//! 6. Redis stops: A fails closed — `/readyz` 503, the gauge 0, a new caller
+//!    hears the apology and is transferred, the directory is not asked, the
+//!    refusal is counted.
 //!
 //! Needs kamailio, redis-server and sipp (`.ci/run` installs them); fails, never
 //! skips, without them. Every wait is bounded.
@@ -335,8 +338,8 @@ fn two_instances_behind_kamailio_share_their_limits_in_redis() {
     }
     assert_eq!(http_get(b.admin, "/readyz").0, 503);
 
-    // 2b. The third lookup of that employee id, through A, is refused: the
-    //     limit reached on B holds on A.
+    // 4. The third lookup of that employee id, through A, is refused: the
+    //    limit reached on B holds on A.
     let (ok, transcript, err) = dial(
         &a.uri("reset"),
         &["--from", "5550003003", "--on", "enter_employee_id=123456#"],
@@ -354,8 +357,8 @@ fn two_instances_behind_kamailio_share_their_limits_in_redis() {
         "the directory was not asked a third time"
     );
 
-    // 3b. Calls keep coming through Kamailio: all go to A and complete;
-    //     Kamailio did not even try B (no failover away from it).
+    // 5. Calls keep coming through Kamailio: all go to A and complete;
+    //    Kamailio did not even try B (no failover away from it).
     let tried_b = |k: &Daemon| {
         k.log()
             .matches(&format!("sspr-ivr at sip:{}", b.sip))
@@ -397,7 +400,7 @@ fn two_instances_behind_kamailio_share_their_limits_in_redis() {
         logs()
     );
 
-    // 4. Redis goes away: A fails closed.
+    // 6. Redis goes away: A fails closed.
     redis.stop();
     wait_for("a not ready without redis", Duration::from_secs(10), || {
         (http_get(a.admin, "/readyz").0 == 503).then_some(())

@@ -226,6 +226,9 @@ impl Shared {
             });
         match result {
             Ok((loaded, exec)) => {
+                if loaded.config.state != self.loaded().config.state {
+                    warn!("state: changed in the file; the running store is kept until a restart");
+                }
                 // Action names and outcomes allowed as metric labels follow the config.
                 self.metrics.set_action_catalog(
                     exec.infos()
