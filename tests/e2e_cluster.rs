@@ -79,6 +79,9 @@ impl Daemon {
     }
 
     fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let group = format!("-{}", self.child.id());
         for sig in ["TERM", "KILL"] {
             let _ = Command::new("kill")
