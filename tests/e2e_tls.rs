@@ -18,72 +18,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::pki::{install_server_cert, Pki};
 use common::*;
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 /// Bound on every single network wait in this file.
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A private CA that signs server and client certificates into a temp dir.
-struct Pki {
-    ca: Certificate,
-    ca_key: KeyPair,
-    name: &'static str,
-}
-
-impl Pki {
-    fn new(name: &'static str) -> Pki {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca = params.self_signed(&ca_key).unwrap();
-        Pki { ca, ca_key, name }
-    }
-
-    /// A leaf for 127.0.0.1 with this common name: (certificate PEM, key PEM, DER).
-    fn leaf(&self, cn: &str, usage: ExtendedKeyUsagePurpose) -> (String, String, Vec<u8>) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["ivr.test".to_string()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
-        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
-    }
-
-    fn write_ca(&self, dir: &Path) -> PathBuf {
-        let path = dir.join(format!("{}.pem", self.name.replace(' ', "_")));
-        std::fs::write(&path, self.ca.pem()).unwrap();
-        path
-    }
-
-    fn roots(&self) -> RootCertStore {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        roots
-    }
-}
-
-/// Write the server's certificate and key where the config points.
-fn install_server_cert(dir: &Path, pki: &Pki, cn: &str) -> Vec<u8> {
-    let (cert, key, der) = pki.leaf(cn, ExtendedKeyUsagePurpose::ServerAuth);
-    std::fs::write(dir.join("sip.pem"), cert).unwrap();
-    std::fs::write(dir.join("sip.key"), key).unwrap();
-    der
-}
 
 struct TlsServer {
     server: Server,

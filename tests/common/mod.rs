@@ -485,4 +485,5 @@ impl Server {
     }
 }
 pub mod configured;
+pub mod pki;
 pub mod tmpfs;
