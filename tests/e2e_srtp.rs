@@ -23,6 +23,15 @@ use common::*;
 use sspr_ivr::codec::Codec;
 use sspr_ivr::media::prompts::{PromptCache, PromptRecognizer};
 
+/// The tests of this file run one at a time: the capture filters by port, and
+/// another test's SIP or RTP on a port in this server's RTP range would land
+/// in it (test binaries run one after another, so this is enough).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Bound on every single network wait in this file.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -35,6 +44,8 @@ struct SrtpServer {
     _backend: Backend,
     pki: Pki,
     rtp_min: u16,
+    /// The server's RTP address (`media.rtp_ip`): one of its own in 127/8.
+    rtp_ip: std::net::Ipv4Addr,
 }
 
 fn serve(srtp: &str) -> SrtpServer {
@@ -80,6 +91,13 @@ fn serve(srtp: &str) -> SrtpServer {
     ))
     .unwrap();
     doc["media"]["srtp"] = srtp.into();
+    let rtp_ip = std::net::Ipv4Addr::new(
+        127,
+        83,
+        (std::process::id() % 200) as u8,
+        10 + rtp_min as u8 % 200,
+    );
+    doc["media"]["rtp_ip"] = rtp_ip.to_string().into();
     doc["media"]["inactivity_timeout"] = "30s".into();
     doc["flows"]["sspr"] = flow_path.display().to_string().into();
     doc["recording"]["enabled"] = false.into();
@@ -103,6 +121,7 @@ fn serve(srtp: &str) -> SrtpServer {
         _backend: backend,
         pki,
         rtp_min,
+        rtp_ip,
     }
 }
 
@@ -254,8 +273,8 @@ impl Drop for Capture {
     }
 }
 
-/// A UDP datagram: source port, destination port, payload.
-type Datagram = (u16, u16, Vec<u8>);
+/// A UDP datagram: source address and port, destination port, payload.
+type Datagram = ([u8; 4], u16, u16, Vec<u8>);
 
 /// UDP datagrams and TCP payload bytes of a
 /// classic pcap of Ethernet frames (what dumpcap -P writes for `lo`).
@@ -280,6 +299,7 @@ fn parse_pcap(bytes: &[u8]) -> (Vec<Datagram>, Vec<u8>) {
         let l4 = &ip[ihl..total];
         match ip[9] {
             17 if l4.len() >= 8 => udp.push((
+                [ip[12], ip[13], ip[14], ip[15]],
                 u16::from_be_bytes([l4[0], l4[1]]),
                 u16::from_be_bytes([l4[2], l4[3]]),
                 l4[8..].to_vec(),
@@ -315,6 +335,7 @@ fn entropy(bytes: &[u8]) -> f64 {
 /// SRTP) and hears them read back; the capture shows neither SIP nor G.711.
 #[test]
 fn baresip_over_tls_with_mandatory_srtp_hears_its_digits_and_the_wire_shows_nothing() {
+    let _alone = one_at_a_time();
     let s = serve("required");
     let work = s.server.dir.path().to_path_buf();
     let mic = work.join("digits.wav");
@@ -329,8 +350,9 @@ fn baresip_over_tls_with_mandatory_srtp_hears_its_digits_and_the_wire_shows_noth
         Capture::start(
             &work,
             &format!(
-                "tcp port {} or (udp and portrange {}-{})",
+                "tcp port {} or (udp and host {} and portrange {}-{})",
                 s.tls.port(),
+                s.rtp_ip,
                 rtp_min,
                 rtp_min + 998
             ),
@@ -379,6 +401,26 @@ fn baresip_over_tls_with_mandatory_srtp_hears_its_digits_and_the_wire_shows_noth
     };
     let (udp, tcp) = parse_pcap(&wire);
     assert!(tcp.len() > 1000, "the capture holds the TLS signalling");
+    // The call's own RTP: from the server's RTP address (an address of its own
+    // in 127/8: the machine's loopback is shared), the stream with the most
+    // packets.
+    let in_range = |p: u16| (rtp_min..=rtp_min + 998).contains(&p);
+    let mut streams: std::collections::BTreeMap<(u16, u16), Vec<&[u8]>> = Default::default();
+    for (ip, src, dst, p) in &udp {
+        if *ip == s.rtp_ip.octets() && in_range(*src) && p.len() > 12 && p[0] >> 6 == 2 {
+            streams.entry((*src, *dst)).or_default().push(&p[12..]);
+        }
+    }
+    let sent = streams
+        .into_values()
+        .max_by_key(Vec::len)
+        .unwrap_or_default();
+    assert!(
+        sent.len() > 100,
+        "the server's RTP was captured ({})",
+        sent.len()
+    );
+    let signalling_and_media: Vec<u8> = tcp.iter().copied().chain(sent.concat()).collect();
     for clear in [
         &b"SIP/2.0"[..],
         b"INVITE",
@@ -387,22 +429,13 @@ fn baresip_over_tls_with_mandatory_srtp_hears_its_digits_and_the_wire_shows_noth
         b"echo@",
     ] {
         assert!(
-            !wire.windows(clear.len()).any(|w| w == clear),
+            !signalling_and_media
+                .windows(clear.len())
+                .any(|w| w == clear),
             "`{}` in clear on the wire",
             String::from_utf8_lossy(clear)
         );
     }
-    let in_range = |p: u16| (rtp_min..=rtp_min + 998).contains(&p);
-    let sent: Vec<&[u8]> = udp
-        .iter()
-        .filter(|(src, _, p)| in_range(*src) && p.len() > 12 && p[0] >> 6 == 2)
-        .map(|(_, _, p)| &p[12..])
-        .collect();
-    assert!(
-        sent.len() > 100,
-        "the server's RTP was captured ({})",
-        sent.len()
-    );
     let bytes: Vec<u8> = sent.concat();
     let e = entropy(&bytes);
     eprintln!(
@@ -454,6 +487,7 @@ fn backend_requests(backend: SocketAddr) -> Vec<String> {
 /// `media.srtp: required` the same clear INVITE is refused with 488.
 #[test]
 fn a_clear_call_never_reaches_the_code_or_pin_of_a_flow_that_requires_encryption() {
+    let _alone = one_at_a_time();
     let s = serve("optional");
     let (ok, transcript, err) = dial(
         &s.server.uri("reset"),
@@ -501,6 +535,7 @@ fn a_clear_call_never_reaches_the_code_or_pin_of_a_flow_that_requires_encryption
 /// secure, and the backend looks the ID up and sends the code.
 #[test]
 fn over_tls_and_srtp_the_flow_that_requires_encryption_runs() {
+    let _alone = one_at_a_time();
     let s = serve("required");
     let mic = s.server.dir.path().join("id.wav");
     dtmf_wav(
