@@ -49,10 +49,15 @@ struct SrtpServer {
 }
 
 fn serve(srtp: &str) -> SrtpServer {
+    serve_with(srtp, &[])
+}
+
+/// [`serve`] with arguments for the demo backend.
+fn serve_with(srtp: &str, backend_args: &[&str]) -> SrtpServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = Pki::new("srtp test CA");
     install_server_cert(dir.path(), &pki, "ivr");
-    let (backend, backend_addr) = Backend::start(&[]);
+    let (backend, backend_addr) = Backend::start(backend_args);
     let (sip, admin, tls) = (free_addr(), free_addr(), free_addr());
     let path = dir.path().join("config.yaml");
     configured::write_config(
@@ -128,6 +133,12 @@ fn serve(srtp: &str) -> SrtpServer {
 /// A WAV at 8 kHz: `lead` of silence, then each digit as a DTMF tone (120 ms)
 /// with 120 ms gaps, then silence to `total`.
 fn dtmf_wav(path: &Path, lead: Duration, digits: &str, total: Duration) {
+    dtmf_wav_at(path, &[(lead, digits)], total);
+}
+
+/// A WAV at 8 kHz: each run of digits starting at its time (DTMF tones of
+/// 120 ms, 120 ms apart), silence elsewhere, `total` long.
+fn dtmf_wav_at(path: &Path, runs: &[(Duration, &str)], total: Duration) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
@@ -135,8 +146,12 @@ fn dtmf_wav(path: &Path, lead: Duration, digits: &str, total: Duration) {
         sample_format: hound::SampleFormat::Int,
     };
     let ms = |d: Duration| d.as_millis() as usize * 8;
-    let mut pcm = vec![0i16; ms(lead)];
-    pcm.extend(sspr_ivr::media::ToneGenerator::new().sequence(digits, 120, 120, -8.0));
+    let mut pcm = Vec::new();
+    for (at, digits) in runs {
+        assert!(pcm.len() <= ms(*at), "runs in order, apart");
+        pcm.resize(ms(*at), 0);
+        pcm.extend(sspr_ivr::media::ToneGenerator::new().sequence(digits, 120, 120, -8.0));
+    }
     pcm.resize(ms(total), 0);
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for s in pcm {
@@ -530,22 +545,33 @@ fn a_clear_call_never_reaches_the_code_or_pin_of_a_flow_that_requires_encryption
     );
 }
 
-/// The same flow over TLS + SRTP (baresip, ID typed in-band through SRTP):
-/// the secure flow runs — the caller is welcomed, never told the line is not
-/// secure, and the backend looks the ID up and sends the code.
+/// The same flow over TLS + SRTP, a whole reset: baresip types its employee
+/// ID, the code and the new PIN twice, in-band through SRTP, at times that fit
+/// the flow's prompts (keys typed early are kept: the ID during the welcome,
+/// the code during the announcement or the hold music). It is welcomed, never
+/// told the line is not secure, hears the reset succeed; the backend looked
+/// the ID up, sent the code, set the PIN; the PIN is in no log line.
 #[test]
-fn over_tls_and_srtp_the_flow_that_requires_encryption_runs() {
+fn over_tls_and_srtp_the_flow_that_requires_encryption_resets_the_pin() {
     let _alone = one_at_a_time();
-    let s = serve("required");
-    let mic = s.server.dir.path().join("id.wav");
-    dtmf_wav(
+    const OTP: &str = "314159";
+    const PIN: &str = "835172";
+    let s = serve_with("required", &["--fixed-otp", OTP, "--sms-delay", "0s"]);
+    let mic = s.server.dir.path().join("reset.wav");
+    let at = Duration::from_millis;
+    dtmf_wav_at(
         &mic,
-        Duration::from_millis(1500),
-        "123456#",
-        Duration::from_secs(30),
+        &[
+            (at(1500), "123456#"),
+            (at(16000), &format!("{OTP}#")),
+            (at(21000), &format!("{PIN}#")),
+            (at(26000), &format!("{PIN}#")),
+        ],
+        Duration::from_secs(45),
     );
-    let (out, pcm) = baresip_call(&s, "reset", &mic, 16);
+    let (out, pcm) = baresip_call(&s, "reset", &mic, 40);
     let heard = heard(&pcm);
+    let log = s.server.output_text();
     assert_eq!(
         heard.first().map(String::as_str),
         Some("welcome"),
@@ -557,9 +583,21 @@ fn over_tls_and_srtp_the_flow_that_requires_encryption_runs() {
         requests
             .iter()
             .any(|r| r.starts_with("POST") && r.ends_with("/otp")),
-        "the code is sent over the secure line: {requests:?}\nheard {heard:?}\nserver:\n{}",
-        s.server.output_text()
+        "the code is sent over the secure line: {requests:?}\nheard {heard:?}\nserver:\n{log}"
     );
-    let (_, codes) = http_get(s.server.backend, "/demo/codes");
-    assert!(codes.contains("u-123456"), "{codes}");
+    let mut rest = heard.iter();
+    for want in ["enter_new_pin", "confirm_new_pin", "pin_reset_success"] {
+        assert!(
+            rest.any(|p| p == want),
+            "`{want}` not heard in order: {heard:?}\nbackend: {requests:?}\nserver:\n{log}"
+        );
+    }
+    assert!(
+        requests.iter().any(|r| r == "POST /users/u-123456/pin"),
+        "{requests:?}"
+    );
+    assert!(
+        !log.contains(PIN) && !log.contains(OTP),
+        "a secret in the log"
+    );
 }
