@@ -164,57 +164,22 @@ fn dtmf_wav_at(path: &Path, runs: &[(Duration, &str)], total: Duration) {
 /// WAV `mic`; returns (its output, SIP trace included; what it decoded).
 fn baresip_call(s: &SrtpServer, user: &str, mic: &Path, quit_after: u32) -> (String, Vec<i16>) {
     let dir = s.server.dir.path().join(format!("baresip-{user}"));
-    let snd = dir.join("snd");
-    std::fs::create_dir_all(&snd).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     let ca = s.pki.write_ca(&dir);
-    let modules = ["g711", "aufile", "aubridge", "sndfile", "srtp", "account"];
-    let mut config = format!(
-        "poll_method epoll\nsip_listen 127.0.0.1:{port}\nsip_cafile {ca}\n\
-         audio_player aubridge,nowhere\naudio_alert aubridge,nowhere\n\
-         audio_source aufile,{mic}\nmodule_path /usr/lib/baresip/modules\n\
-         module_app menu.so\nsnd_path {snd}\n",
-        port = free_port(),
-        ca = ca.display(),
-        mic = mic.display(),
-        snd = snd.display(),
+    let (up, out, pcm) = common::baresip::call(
+        &dir,
+        &ca,
+        mic,
+        &format!("sip:{user}@{};transport=tls", s.tls),
+        ";mediaenc=srtp-mand",
+        quit_after,
     );
-    for m in modules {
-        config.push_str(&format!("module {m}.so\n"));
-    }
-    std::fs::write(dir.join("config"), config).unwrap();
-    std::fs::write(
-        dir.join("accounts"),
-        "<sip:tester@127.0.0.1;transport=tls>;regint=0;mediaenc=srtp-mand\n",
-    )
-    .unwrap();
-    let mut cmd = Command::new("baresip");
-    cmd.args([
-        "-f",
-        dir.to_str().unwrap(),
-        "-t",
-        &quit_after.to_string(),
-        "-e",
-    ])
-    .arg(format!("/dial sip:{user}@{};transport=tls", s.tls))
-    .stdin(Stdio::null());
-    let (_, out, err) = run_with_timeout(&mut cmd, Duration::from_secs(u64::from(quit_after) + 20));
     assert!(
-        out.contains("Call established"),
-        "baresip did not get the call up over TLS with SRTP:\n{out}\n{err}\nserver:\n{}",
+        up,
+        "baresip did not get the call up over TLS with SRTP:\n{out}\nserver:\n{}",
         s.server.output_text()
     );
-    let dec = std::fs::read_dir(&snd)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .unwrap_or_else(|| panic!("baresip kept no decoded audio:\n{out}"));
-    let out = format!("{out}\n{err}");
-    let pcm = hound::WavReader::open(&dec)
-        .unwrap()
-        .into_samples::<i16>()
-        .map(Result::unwrap)
-        .collect();
+    assert!(!pcm.is_empty(), "baresip kept no decoded audio:\n{out}");
     (out, pcm)
 }
 

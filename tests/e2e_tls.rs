@@ -573,8 +573,7 @@ fn baresip_calls_over_tls_and_hears_the_flow() {
     let pki = Pki::new("sip test CA");
     let s = serve_tls(&pki, "");
     let dir = s.server.dir.path().join("baresip");
-    let snd = dir.join("snd");
-    std::fs::create_dir_all(&snd).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     let ca = pki.write_ca(&dir);
     let silence = dir.join("silence.wav");
     let spec = hound::WavSpec {
@@ -588,47 +587,20 @@ fn baresip_calls_over_tls_and_hears_the_flow() {
         w.write_sample(0i16).unwrap();
     }
     w.finalize().unwrap();
-    let modules = ["g711", "aufile", "aubridge", "sndfile", "account"];
-    let mut config = format!(
-        "poll_method epoll\nsip_listen 127.0.0.1:{port}\nsip_cafile {ca}\n\
-         audio_player aubridge,nowhere\naudio_alert aubridge,nowhere\n\
-         audio_source aufile,{silence}\nmodule_path /usr/lib/baresip/modules\n\
-         module_app menu.so\nsnd_path {snd}\n",
-        port = free_port(),
-        ca = ca.display(),
-        silence = silence.display(),
-        snd = snd.display(),
+    let (up, out, pcm) = common::baresip::call(
+        &dir,
+        &ca,
+        &silence,
+        &format!("sip:echo@{};transport=tls", s.tls),
+        "",
+        10,
     );
-    for m in modules {
-        config.push_str(&format!("module {m}.so\n"));
-    }
-    std::fs::write(dir.join("config"), config).unwrap();
-    std::fs::write(
-        dir.join("accounts"),
-        "<sip:tester@127.0.0.1;transport=tls>;regint=0\n",
-    )
-    .unwrap();
-    let mut cmd = std::process::Command::new("baresip");
-    cmd.args(["-f", dir.to_str().unwrap(), "-t", "10", "-e"])
-        .arg(format!("/dial sip:echo@{};transport=tls", s.tls))
-        .stdin(std::process::Stdio::null());
-    let (_, out, err) = run_with_timeout(&mut cmd, Duration::from_secs(40));
     assert!(
-        out.contains("Call established"),
-        "baresip did not get the call up over TLS:\n{out}\n{err}\nserver:\n{}",
+        up,
+        "baresip did not get the call up over TLS:\n{out}\nserver:\n{}",
         s.server.output_text()
     );
-    let dec = std::fs::read_dir(&snd)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .unwrap_or_else(|| panic!("baresip kept no decoded audio:\n{out}"));
-    let pcm: Vec<i16> = hound::WavReader::open(&dec)
-        .unwrap()
-        .into_samples::<i16>()
-        .map(Result::unwrap)
-        .collect();
+    assert!(!pcm.is_empty(), "baresip kept no decoded audio:\n{out}");
     use sspr_ivr::codec::Codec;
     use sspr_ivr::media::prompts::PromptRecognizer;
     let cache = Arc::new(sspr_ivr::files::load_prompts(&repo().join("prompts/en")).unwrap());
