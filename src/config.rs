@@ -545,6 +545,9 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub security: SecurityConfig,
     pub drain: DrainConfig,
+    /// The file this was read from (messages point into it); not a key.
+    #[serde(skip)]
+    pub source: PathBuf,
 }
 
 impl Config {
@@ -572,6 +575,7 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
+        cfg.source = file.to_path_buf();
         cfg.resolve_paths(&base);
         cfg.check_basic(file)?;
         Ok(cfg)
@@ -848,7 +852,8 @@ impl Loaded {
                     if diags.is_empty() {
                         flows.insert(name.clone(), Arc::new(flow));
                     } else {
-                        problems.extend(diags.iter().map(|d| d.to_string()));
+                        let placed = crate::findings::place(diags, &config);
+                        problems.extend(placed.iter().map(|d| d.to_string()));
                     }
                 }
                 Err(e) => problems.push(e.to_string()),

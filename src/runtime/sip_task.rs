@@ -272,6 +272,7 @@ impl SipDriver {
         m.sip_parse_errors(now.parse_errors - self.reported.parse_errors);
         m.sip_garbage_dropped(now.garbage_dropped - self.reported.garbage_dropped);
         m.sip_retransmissions(now.retransmits_sent - self.reported.retransmits_sent);
+        m.sip_transactions_shed(now.shed_no_room - self.reported.shed_no_room);
         self.reported = now.clone();
     }
 

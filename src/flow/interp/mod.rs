@@ -59,7 +59,7 @@ pub(crate) use collect::anchored;
 use collect::CollectRun;
 use comfort::{ComfortPart, ComfortRun};
 use menu::MenuRun;
-use typeahead::Kept;
+use typeahead::KeptKeys;
 
 pub use say::{digit_prompt, Say};
 
@@ -235,7 +235,7 @@ pub struct Interpreter {
     refused_reason: Option<String>,
     /// Where kept keys can go (computed once per call from the flow).
     routes: KeyRoutes,
-    type_ahead: VecDeque<Kept>,
+    type_ahead: KeptKeys,
     /// `KeyGuard(true)` was sent and not yet withdrawn.
     guard: bool,
     /// A terminator to swallow if it is the next key, until then.
@@ -281,7 +281,7 @@ impl Interpreter {
             attempt_open: false,
             refused_reason: None,
             routes: KeyRoutes::new(&flow),
-            type_ahead: VecDeque::new(),
+            type_ahead: KeptKeys::new(),
             guard: false,
             swallowing: None,
             entry_seq: 0,
