@@ -203,13 +203,26 @@ impl Admission {
         limits: &LimitsConfig,
         media: &MediaSettings,
     ) -> Result<MediaPlan, Refusal> {
+        self.admit_from(now, call, call.source.ip(), load, limits, media)
+    }
+
+    /// [`admit`](Self::admit), counting the per-source limits under `ip` (the
+    /// real source behind a proxy, `caller::limit_source`).
+    pub fn admit_from(
+        &mut self,
+        now: Instant,
+        call: &IncomingCall,
+        ip: IpAddr,
+        load: Load,
+        limits: &LimitsConfig,
+        media: &MediaSettings,
+    ) -> Result<MediaPlan, Refusal> {
         if load.draining {
             return Err(Refusal::Draining);
         }
         if load.live_calls >= limits.max_calls {
             return Err(Refusal::Capacity);
         }
-        let ip = call.source.ip();
         if !self.count_invite(now, ip, limits.invites_per_second_per_source) {
             return Err(Refusal::RateLimited);
         }
@@ -318,6 +331,7 @@ mod tests {
             request_uri_user: "reset".into(),
             from_user: "5550100".into(),
             asserted_user: None,
+            forwarded_for: None,
             source: source.parse().unwrap(),
             transport: Transport::Udp,
             offer: offer.map(str::to_string),

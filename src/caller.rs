@@ -14,6 +14,10 @@
 //!   so one abusive anonymous caller cannot lock out every other; the per-account
 //!   budget still applies. `routes.withheld` can send them to a flow of their own
 //!   (e.g. straight to an agent).
+//! - `sip.proxies` lists the proxies in front (Kamailio's dispatcher): every
+//!   INVITE from one of them carries the real source in `X-Forwarded-For`, and
+//!   [`limit_source`] counts the per-source limits under it, so they stay per
+//!   caller instead of becoming one global limit on the proxy's address.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -166,6 +170,17 @@ pub fn identify(call: &IncomingCall, peers: &TrustedPeers) -> CallerId {
     }
 }
 
+/// The address an INVITE counts under for the per-source limits: the one in its
+/// `X-Forwarded-For` header when it came from one of `sip.proxies` (the proxy
+/// saw the real source; it is not one caller), else its own source address.
+/// From anyone else the header is ignored: a caller could write any address.
+pub fn limit_source(call: &IncomingCall, proxies: &TrustedPeers) -> IpAddr {
+    match call.forwarded_for {
+        Some(real) if proxies.lists(call.source.ip()) => canonical(real),
+        _ => canonical(call.source.ip()),
+    }
+}
+
 /// The user parts carriers and phones write for a number they do not give.
 const WITHHELD: &[&str] = &[
     "anonymous",
@@ -209,6 +224,7 @@ mod tests {
             request_uri_user: "reset".into(),
             from_user: from_user.into(),
             asserted_user: asserted.map(str::to_string),
+            forwarded_for: None,
             source: source.parse().unwrap(),
             transport: Transport::Udp,
             offer: None,
@@ -369,6 +385,56 @@ mod tests {
         match message::parse(text.as_bytes()).unwrap() {
             Datagram::Message(p) => p.message,
             other => panic!("not a message: {other:?}"),
+        }
+    }
+
+    /// Behind Kamailio every INVITE comes from the proxy: its `X-Forwarded-For`
+    /// counts, but only from a listed proxy.
+    #[test]
+    fn limit_source_believes_forwarded_for_only_from_a_proxy() {
+        let proxies = peers(&["10.0.0.5"]);
+        // (headers, INVITE source, counted under)
+        let rows = [
+            (
+                "X-Forwarded-For: 203.0.113.9\r\n",
+                "10.0.0.5:5060",
+                "203.0.113.9",
+            ),
+            ("", "10.0.0.5:5060", "10.0.0.5"),
+            // A caller writing the header itself gains nothing.
+            (
+                "X-Forwarded-For: 198.51.100.1\r\n",
+                "203.0.113.9:5060",
+                "203.0.113.9",
+            ),
+            // Several hops: the address the nearest proxy (ours) wrote, last.
+            (
+                "X-Forwarded-For: 198.51.100.1\r\nX-Forwarded-For: 192.0.2.1, 203.0.113.7\r\n",
+                "10.0.0.5:5060",
+                "203.0.113.7",
+            ),
+            (
+                "X-Forwarded-For: [2001:db8::7]\r\n",
+                "10.0.0.5:5060",
+                "2001:db8::7",
+            ),
+            // Not an address: the proxy's own.
+            ("X-Forwarded-For: unknown\r\n", "10.0.0.5:5060", "10.0.0.5"),
+        ];
+        for (headers, source, want) in rows {
+            let mut call = invite(source, "5550100", None);
+            call.forwarded_for = message::forwarded_for(&request(headers));
+            let want: IpAddr = want.parse().unwrap();
+            assert_eq!(
+                limit_source(&call, &proxies),
+                want,
+                "{headers:?} from {source}"
+            );
+            assert_eq!(
+                limit_source(&call, &TrustedPeers::default()),
+                call.source.ip(),
+                "no proxies: never believed"
+            );
         }
     }
 

@@ -71,6 +71,11 @@ pub struct SipConfig {
     /// The proxies/SBCs allowed to send us calls (addresses or networks). Empty:
     /// anybody may call, and nobody's `P-Asserted-Identity` is believed.
     pub trusted_peers: TrustedPeers,
+    /// Proxies in front of this instance (Kamailio's dispatcher), addresses or
+    /// networks. From them, the per-source limits and the media trust count the
+    /// address in their `X-Forwarded-For` header (the INVITE's real source), not
+    /// the proxy's own. Empty (the default): the header is never believed.
+    pub proxies: TrustedPeers,
     /// What a request from a peer not in `trusted_peers` gets (`reject`: INVITE
     /// → 403; `drop`: nothing at all).
     pub untrusted_requests: UntrustedAnswer,
@@ -220,6 +225,7 @@ impl Default for SipConfig {
             tls: None,
             registrations: Vec::new(),
             trusted_peers: TrustedPeers::default(),
+            proxies: TrustedPeers::default(),
             untrusted_requests: UntrustedAnswer::Reject,
             tcp_max_connections: 2048,
             tcp_max_connections_per_source: 64,
@@ -545,6 +551,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub security: SecurityConfig,
     pub drain: DrainConfig,
+    /// Where the cross-call limits live (`memory`, or `redis` for several instances).
+    pub state: crate::runtime::state::StateConfig,
     /// The file this was read from (messages point into it); not a key.
     #[serde(skip)]
     pub source: PathBuf,

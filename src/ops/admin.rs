@@ -6,7 +6,8 @@
 //! `/readyz` answers 200 only while the SIP listeners are up, the process is not draining and
 //! the audit spool can be written (a reset the spool cannot record is never started, so an
 //! instance whose spool is full is no use to a caller) and every required trunk registration is
-//! in place, which is what a load balancer or Kamailio health check should follow.
+//! in place and the shared state store (`state.backend: redis`) answers, which is what a load
+//! balancer or Kamailio health check should follow.
 //!
 //! It does not do TLS or authentication: keep it on loopback or behind a firewall.
 
@@ -61,6 +62,8 @@ pub struct Readiness {
     audit_writable: AtomicBool,
     /// Every `required` registration in `sip.registrations` is in place (true when none).
     registered: AtomicBool,
+    /// The shared state store (`state.backend: redis`) answers (always true in memory).
+    state_available: AtomicBool,
     last_beat: Mutex<Option<Instant>>,
     liveness_limit: Duration,
 }
@@ -84,6 +87,7 @@ impl Readiness {
             draining: AtomicBool::new(false),
             audit_writable: AtomicBool::new(true),
             registered: AtomicBool::new(true),
+            state_available: AtomicBool::new(true),
             last_beat: Mutex::new(None),
             liveness_limit: limit,
         }
@@ -119,13 +123,24 @@ impl Readiness {
         self.registered.load(Ordering::SeqCst)
     }
 
-    /// True while listening, not draining, the audit spool writable, and registered
-    /// where required.
+    /// Marks whether the shared state store answers.
+    pub fn set_state_available(&self, available: bool) {
+        self.state_available.store(available, Ordering::SeqCst);
+    }
+
+    /// True unless the last check or probe of the shared state store failed.
+    pub fn is_state_available(&self) -> bool {
+        self.state_available.load(Ordering::SeqCst)
+    }
+
+    /// True while listening, not draining, the audit spool writable, registered
+    /// where required, and the shared state store answering.
     pub fn is_ready(&self) -> bool {
         self.listening.load(Ordering::SeqCst)
             && !self.draining.load(Ordering::SeqCst)
             && self.is_audit_writable()
             && self.is_registered()
+            && self.is_state_available()
     }
 
     /// True once draining started.
@@ -228,6 +243,11 @@ async fn readyz_handler(State(state): State<AppState>) -> Response {
         (StatusCode::SERVICE_UNAVAILABLE, "audit spool unavailable\n")
     } else if !r.is_registered() {
         (StatusCode::SERVICE_UNAVAILABLE, "not registered\n")
+    } else if !r.is_state_available() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shared state store unavailable\n",
+        )
     } else if r.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
@@ -256,6 +276,10 @@ mod tests {
         r.set_registered(false);
         assert!(!r.is_ready(), "a required registration is missing");
         r.set_registered(true);
+        assert!(r.is_ready());
+        r.set_state_available(false);
+        assert!(!r.is_ready(), "the shared state store does not answer");
+        r.set_state_available(true);
         assert!(r.is_ready());
         r.set_draining();
         assert!(!r.is_ready());

@@ -24,7 +24,7 @@ use crate::runtime::channels::{CallInput, SipIn};
 use crate::runtime::labels;
 use crate::runtime::ports::RtpPort;
 use crate::runtime::recorder::Recorder;
-use crate::runtime::shared::Shared;
+use crate::runtime::shared::{Attempt, Shared};
 use crate::vars::Vars;
 
 /// Why a call gets a turn.
@@ -264,14 +264,8 @@ impl CallTask {
     }
 
     fn start_action(&self, id: u64, action: String, vars: Vars) {
-        if !self.shared.admit_attempt(&action, &self.limit_key, &vars) {
-            let _ = self.tx.send(CallInput::ActionDone {
-                id,
-                outcome: "rate_limited".into(),
-                outputs: Vars::new(),
-            });
-            return;
-        }
+        let shared = self.shared.clone();
+        let limit_key = self.limit_key.clone();
         let executor = self.shared.executor();
         let (otp_actions, guarded) = {
             let loaded = self.shared.loaded();
@@ -298,6 +292,21 @@ impl CallTask {
         });
         tokio::spawn(
             async move {
+                // The cross-call limits (possibly in Redis) come first; a store
+                // that does not answer refuses the attempt (fail closed).
+                let refused = match shared.admit_attempt(&action, &limit_key, &vars).await {
+                    Attempt::Admitted => None,
+                    Attempt::Refused => Some(crate::actions::budget::RATE_LIMITED),
+                    Attempt::Unavailable => Some(crate::actions::OUTCOME_ERROR),
+                };
+                if let Some(outcome) = refused {
+                    let _ = tx.send(CallInput::ActionDone {
+                        id,
+                        outcome: outcome.into(),
+                        outputs: Vars::new(),
+                    });
+                    return;
+                }
                 if let Some((record, trail)) = write_ahead {
                     if !trail.write_ahead(record).await {
                         let _ = tx.send(CallInput::ActionDone {

@@ -15,5 +15,6 @@ pub mod registration;
 pub mod server;
 pub mod shared;
 pub mod sip_task;
+pub mod state;
 pub mod tcp;
 pub mod tls;

@@ -11,7 +11,7 @@
 //! asked for it.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,8 +21,6 @@ use tokio::time::Instant as TokioInstant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::actions::budget::SendBudget;
-use crate::actions::ratelimit::RateLimiter;
 use crate::actions::Executor;
 use crate::audit::{AuditTrail, Backoff, Deliverer, DeliveryTarget, Spool};
 use crate::config::Loaded;
@@ -36,6 +34,7 @@ use crate::runtime::ports::PortPool;
 use crate::runtime::registration::Trunks;
 use crate::runtime::shared::Shared;
 use crate::runtime::sip_task::SipDriver;
+use crate::runtime::state::{self, StateStore};
 use crate::runtime::{tcp, tls};
 use crate::sip::{Endpoint, EndpointConfig, TokenRng, Transport};
 
@@ -80,22 +79,7 @@ pub async fn serve(
         ),
         drain: Drain::new(),
         audit_trail: AuditTrail::new(spool.clone(), metrics.clone(), readiness.clone()),
-        limits: Mutex::new((
-            RateLimiter::new(
-                cfg.security.attempts_per_ani_per_hour,
-                Duration::from_secs(3600),
-                100_000,
-            ),
-            RateLimiter::new(
-                cfg.security.attempts_per_account_per_hour,
-                Duration::from_secs(3600),
-                100_000,
-            ),
-        )),
-        otp_budget: Mutex::new(SendBudget::new(
-            &cfg.security.otp_sends_per_ani,
-            &cfg.security.otp_sends_global,
-        )),
+        state: StateStore::from_config(&cfg.state).context("state.url")?,
         config_path,
         shards: OnceLock::new(),
     });
@@ -238,6 +222,9 @@ pub async fn serve(
     );
     let sip_task = tasks.spawn(driver.run(sip_rx, hard_stop.clone()));
 
+    if shared.state.backend() == state::Backend::Redis {
+        tasks.spawn(state::probe(shared.clone(), hard_stop.clone()));
+    }
     readiness.set_listening(true);
     let limits_of = shared.clone();
     let bound = Bound {

@@ -3,13 +3,13 @@
 //! state, the RTP port pool, the audit spool and the cross-call attempt limits.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant as TokioInstant;
 use tracing::{info, warn};
 
-use crate::actions::budget::SendBudget;
-use crate::actions::ratelimit::RateLimiter;
+use crate::actions::budget::Spent;
 use crate::actions::Executor;
 use crate::audit::{AuditRecord, AuditTrail, CallFacts, SystemClock};
 use crate::config::{Config, Loaded};
@@ -19,6 +19,18 @@ use crate::ops::shutdown::Drain;
 use crate::runtime::call_shard::Shards;
 use crate::runtime::labels;
 use crate::runtime::ports::PortPool;
+use crate::runtime::state::{Limit, Space, StateStore, Verdict};
+
+/// What [`Shared::admit_attempt`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    Admitted,
+    /// A limit is reached: the action's `rate_limited` outcome.
+    Refused,
+    /// The state store could not answer: refused, the action's `error` outcome
+    /// (the flow apologises and transfers, as for any backend failure).
+    Unavailable,
+}
 
 /// State shared by the SIP task, call tasks, the admin server and signals.
 pub struct Shared {
@@ -32,10 +44,9 @@ pub struct Shared {
     /// The audit spool, with readiness and metrics following its health.
     pub audit_trail: AuditTrail,
     pub config_path: Option<PathBuf>,
-    /// Reset attempts per caller number and per account, across calls.
-    pub(super) limits: Mutex<(RateLimiter, RateLimiter)>,
-    /// One-time code sends per caller number and in all, across calls.
-    pub(super) otp_budget: Mutex<SendBudget>,
+    /// Reset attempts per caller number and per account and one-time code
+    /// sends, across calls (and instances, with `state.backend: redis`).
+    pub(super) state: StateStore,
     /// The tasks that drive the calls (started with the first call, on its runtime).
     pub(super) shards: OnceLock<Shards>,
 }
@@ -84,69 +95,119 @@ impl Shared {
     /// Admit one run of the lookup action for this caller and account, or
     /// one run of the OTP send action within its send budgets, or refuse it
     /// (the flow then takes its `rate_limited` path without the backend
-    /// being asked). Other actions are not limited here.
-    pub fn admit_attempt(&self, action: &str, ani: &str, vars: &crate::vars::Vars) -> bool {
+    /// being asked). Other actions are not limited here. A state store that
+    /// cannot answer refuses too ([`Attempt::Unavailable`]: fail closed).
+    pub async fn admit_attempt(
+        &self,
+        action: &str,
+        ani: &str,
+        vars: &crate::vars::Vars,
+    ) -> Attempt {
         let loaded = self.loaded();
         let sec = &loaded.config.security;
+        let hour = Duration::from_secs(3600);
+        let account = vars.plain(&sec.account_variable).unwrap_or("");
+        let mut limits = Vec::with_capacity(2);
         if action == sec.otp_send_action {
-            return self.admit_otp_send(sec, ani);
-        }
-        if action != sec.lookup_action {
-            return true;
+            for (space, key, c) in [
+                (Space::OtpSendsPerAni, ani, &sec.otp_sends_per_ani),
+                (Space::OtpSendsGlobal, "", &sec.otp_sends_global),
+            ] {
+                limits.push(Limit {
+                    space,
+                    key,
+                    max: c.max,
+                    window: c.window,
+                    max_keys: c.max_keys,
+                });
+            }
+        } else if action == sec.lookup_action {
+            limits.push(Limit {
+                space: Space::AttemptsPerAni,
+                key: ani,
+                max: sec.attempts_per_ani_per_hour,
+                window: hour,
+                max_keys: 100_000,
+            });
+            if !account.is_empty() {
+                limits.push(Limit {
+                    space: Space::AttemptsPerAccount,
+                    key: account,
+                    max: sec.attempts_per_account_per_hour,
+                    window: hour,
+                    max_keys: 100_000,
+                });
+            }
+        } else {
+            return Attempt::Admitted;
         }
         let now = TokioInstant::now().into_std();
-        let Ok(mut limits) = self.limits.lock() else {
-            return true;
-        };
-        let account = vars.plain(&sec.account_variable).unwrap_or("");
-        // Check both before recording either, so one refusal does not use up
-        // the other's budget.
-        let ani_ok = limits.0.remaining(now, ani) > 0;
-        let account_ok = account.is_empty() || limits.1.remaining(now, account) > 0;
-        if ani_ok && account_ok {
-            limits.0.check_and_record(now, ani);
-            if !account.is_empty() {
-                limits.1.check_and_record(now, account);
+        match self.state.admit(now, SystemTime::now(), &limits).await {
+            Ok(Verdict::Admitted) => {
+                self.state_answered(true);
+                Attempt::Admitted
             }
-            true
-        } else {
-            warn!(action, "reset attempt refused by rate limit");
-            false
+            Ok(Verdict::Refused(i)) => {
+                self.state_answered(true);
+                let space = limits[i].space;
+                let budget = match space {
+                    Space::OtpSendsPerAni => Some(Spent::PerAni),
+                    Space::OtpSendsGlobal => Some(Spent::Global),
+                    _ => None,
+                };
+                if let Some(spent) = budget {
+                    self.metrics.otp_sent(OtpSendResult::Refused);
+                    warn!(
+                        budget = spent.as_str(),
+                        "one-time code send refused: send budget spent"
+                    );
+                } else {
+                    warn!(
+                        action,
+                        limit = space.as_str(),
+                        "reset attempt refused by rate limit"
+                    );
+                }
+                Attempt::Refused
+            }
+            Err(e) => {
+                self.state_answered(false);
+                self.metrics.attempt_refused_state_unavailable();
+                warn!(action, error = %e, "shared state store unavailable: attempt refused (fail closed)");
+                Attempt::Unavailable
+            }
         }
+    }
+
+    /// Follow the state store's health: `/readyz` and the metric.
+    pub fn state_answered(&self, ok: bool) {
+        if self.readiness.is_state_available() != ok {
+            if ok {
+                info!("shared state store available again");
+            } else {
+                warn!("shared state store unavailable: new reset attempts are refused");
+            }
+        }
+        self.readiness.set_state_available(ok);
+        self.metrics.state_store_available(ok);
     }
 
     /// Forget every caller's and account's attempts and code sends (`demo`'s
     /// `POST /demo/reset`).
-    pub fn reset_attempt_limits(&self) {
-        if let Ok(mut limits) = self.limits.lock() {
-            limits.0.clear();
-            limits.1.clear();
+    /// In memory at once; in Redis in the background (within `state.timeout`).
+    pub fn reset_attempt_limits(self: &Arc<Self>) {
+        if let StateStore::Memory(m) = &self.state {
+            return m.clear();
         }
-        if let Ok(mut budget) = self.otp_budget.lock() {
-            budget.clear();
-        }
-    }
-
-    /// Spend one OTP send from the caller's and the global budget, or count
-    /// and log the refusal (the budget's name, never the number).
-    fn admit_otp_send(&self, sec: &crate::config::SecurityConfig, ani: &str) -> bool {
-        let now = TokioInstant::now().into_std();
-        let Ok(mut budget) = self.otp_budget.lock() else {
-            return false;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
         };
-        budget.configure(&sec.otp_sends_per_ani, &sec.otp_sends_global);
-        match budget.admit(now, ani) {
-            Ok(()) => true,
-            Err(spent) => {
-                drop(budget);
-                self.metrics.otp_sent(OtpSendResult::Refused);
-                warn!(
-                    budget = spent.as_str(),
-                    "one-time code send refused: send budget spent"
-                );
-                false
+        let s = self.clone();
+        runtime.spawn(async move {
+            if let Err(e) = s.state.clear().await {
+                warn!(error = %e, "could not clear the shared state store");
             }
-        }
+        });
     }
 
     /// SIGHUP: load and validate everything again; swap only if it is all
@@ -165,6 +226,9 @@ impl Shared {
             });
         match result {
             Ok((loaded, exec)) => {
+                if loaded.config.state != self.loaded().config.state {
+                    warn!("state: changed in the file; the running store is kept until a restart");
+                }
                 // Action names and outcomes allowed as metric labels follow the config.
                 self.metrics.set_action_catalog(
                     exec.infos()

@@ -22,7 +22,7 @@ use tracing::{debug, error, info, warn, Instrument};
 
 use crate::admission::{check_peer, Admission, Load, Refusal};
 use crate::call::{Call, CallOutcome, CallParams};
-use crate::caller::{identify, UntrustedAnswer};
+use crate::caller::{identify, limit_source, UntrustedAnswer};
 use crate::ops::logging::{call_span, sanitize};
 use crate::ops::metrics::{self, CallEnd, SipMethod};
 use crate::runtime::call_task::CallTask;
@@ -104,6 +104,7 @@ impl SipDriver {
                     Ok((n, from)) => {
                         trace_sip("in", Transport::Udp, from, &buf[..n]);
                         if !self.trunks.handle_datagram(now(), &buf[..n]) && self.let_in(from) {
+                            self.follow_drain();
                             self.endpoint.handle_datagram(now(), Transport::Udp, from, &buf[..n]);
                         }
                     }
@@ -131,6 +132,7 @@ impl SipDriver {
             } => {
                 trace_sip("in", transport, peer, &data);
                 if self.let_in(peer) {
+                    self.follow_drain();
                     self.endpoint.handle_datagram(now(), transport, peer, &data)
                 }
             }
@@ -166,6 +168,12 @@ impl SipDriver {
             }
             SipIn::Unregister(done) => self.trunks.unregister(now(), done),
         }
+    }
+
+    /// Draining: a balancer's OPTIONS probe gets 503 (the endpoint answers it).
+    fn follow_drain(&mut self) {
+        self.endpoint
+            .set_accepting_calls(!self.shared.drain.is_draining());
     }
 
     /// `sip.untrusted_requests: drop`: a message from a peer not in
@@ -308,14 +316,16 @@ impl SipDriver {
                 .untrusted_requests(metrics::UntrustedAnswer::Forbidden, 1);
             return self.refuse(inc.call, refusal);
         }
-        let plan = match self
-            .admission
-            .admit(now(), &inc, load, &cfg.limits, &cfg.media)
-        {
-            Ok(plan) => plan,
-            Err(refusal) => return self.refuse(inc.call, refusal),
-        };
-        let source = inc.source.ip();
+        // Behind a proxy (`sip.proxies`), the real source it forwards.
+        let source = limit_source(&inc, &cfg.sip.proxies);
+        let plan =
+            match self
+                .admission
+                .admit_from(now(), &inc, source, load, &cfg.limits, &cfg.media)
+            {
+                Ok(plan) => plan,
+                Err(refusal) => return self.refuse(inc.call, refusal),
+            };
         let (Some(live), Ok(rtp)) = (self.shared.drain.try_enter(), self.shared.ports.bind())
         else {
             self.admission.release(source);
@@ -398,6 +408,7 @@ impl SipDriver {
         span.in_scope(|| {
             info!(
                 source = %inc.source,
+                limit_source = %source,
                 flow = %flow_name,
                 ani_from = caller.source.as_str(),
                 withheld = caller.withheld,

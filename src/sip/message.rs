@@ -814,6 +814,17 @@ pub fn asserted_user(msg: &Message) -> Option<String> {
         })
 }
 
+/// The last address of the last `X-Forwarded-For` header (the one the nearest
+/// proxy wrote), if it is an IP address (`192.0.2.7`, `2001:db8::1`, `[2001:db8::1]`).
+pub fn forwarded_for(msg: &Message) -> Option<std::net::IpAddr> {
+    let last = msg.headers_named("X-Forwarded-For").last()?;
+    let ip = last.rsplit(',').next()?.trim();
+    ip.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
 /// The `host[:port]` part of a sip/sips URI, without params or headers.
 pub fn uri_hostport(uri: &str) -> Option<&str> {
     let (_, rest) = uri.split_once(':')?;

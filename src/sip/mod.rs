@@ -172,6 +172,9 @@ pub struct IncomingCall {
     /// The number an upstream proxy asserts (`P-Asserted-Identity`, then
     /// `Remote-Party-ID`), believed only from a trusted peer.
     pub asserted_user: Option<String>,
+    /// The address in the last `X-Forwarded-For` header: where a proxy in front
+    /// (Kamailio) received the INVITE from. Believed only from `sip.proxies`.
+    pub forwarded_for: Option<std::net::IpAddr>,
     pub source: SocketAddr,
     pub transport: Transport,
     /// The SDP offer, or `None` for a late-offer INVITE.

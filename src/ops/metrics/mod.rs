@@ -23,6 +23,7 @@
 //! - [`audit`]: audit spool backlog and delivery;
 //! - [`trunk`]: outbound registrations and requests from untrusted peers.
 //! - [`tcp`]: SIP-over-TCP connections open, refused and closed by the TCP limits.
+//! - [`state`]: the shared state store's health and the attempts refused without it.
 //!
 //! To add a metric: add its field and registration to the area's struct, a [`MetricDoc`] row
 //! to the area's `FAMILIES`, a row to `docs/operations.md`, and a typed recorder. The tests
@@ -69,6 +70,7 @@ pub mod media;
 pub mod process;
 pub mod results;
 pub mod sip;
+pub mod state;
 pub mod tcp;
 pub mod trunk;
 
@@ -123,6 +125,7 @@ pub fn families() -> impl Iterator<Item = &'static MetricDoc> {
         audit::FAMILIES,
         trunk::FAMILIES,
         tcp::FAMILIES,
+        state::FAMILIES,
     ]
     .into_iter()
     .flatten()
@@ -140,6 +143,7 @@ pub struct Metrics {
     audit: audit::AuditMetrics,
     trunk: trunk::TrunkMetrics,
     tcp: tcp::TcpMetrics,
+    state: state::StateMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -167,6 +171,7 @@ impl Metrics {
         let audit = audit::AuditMetrics::register(&mut registry);
         let trunk = trunk::TrunkMetrics::register(&mut registry);
         let tcp = tcp::TcpMetrics::register(&mut registry);
+        let state = state::StateMetrics::register(&mut registry);
         Metrics {
             registry,
             process,
@@ -178,6 +183,7 @@ impl Metrics {
             audit,
             trunk,
             tcp,
+            state,
         }
     }
 

@@ -141,6 +141,7 @@ impl Endpoint {
             request_uri_user: uri_user(&req.uri),
             from_user: uri_user(&req.from.uri),
             asserted_user: asserted_user(&req.msg),
+            forwarded_for: crate::sip::message::forwarded_for(&req.msg),
             source,
             transport,
             offer: offer.clone(),

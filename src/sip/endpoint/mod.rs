@@ -8,8 +8,10 @@
 //! Retransmitted requests are absorbed by their transaction and answered with the last
 //! response — never reported twice. Incoming REFER is declined (603): an IVR transfers,
 //! it is not transferred. INFO bodies other than `application/dtmf-relay` and
-//! `application/dtmf` get 415; an INFO without a body gets 200. OPTIONS always gets
-//! 200, in or out of a dialog. Requests rejected by validation (400, 405, 415, …),
+//! `application/dtmf` get 415; an INFO without a body gets 200. OPTIONS gets 200, in or
+//! out of a dialog, except outside a dialog while the application takes no new calls
+//! ([`Endpoint::set_accepting_calls`], draining): then 503, which is what Kamailio's
+//! dispatcher probe needs to stop sending calls. Requests rejected by validation (400, 405, 415, …),
 //! OPTIONS and 481s are answered statelessly (RFC 3261 §8.2.7), so a flood of them
 //! builds no state. A non-refer NOTIFY gets 489; a NOTIFY, INFO, BYE or UPDATE outside
 //! any dialog gets 481; an in-dialog request with a CSeq below the last one gets 500;
@@ -106,6 +108,9 @@ pub struct Endpoint {
     server_bytes: usize,
     /// Finished server transactions, oldest first: dropped first when room is needed.
     finished: VecDeque<u64>,
+    /// False while the application takes no new calls (draining): an OPTIONS
+    /// outside a dialog then gets 503, so a balancer's probe stops sending calls.
+    accepting_calls: bool,
 }
 
 impl Endpoint {
@@ -115,6 +120,7 @@ impl Endpoint {
             rng,
             server_bytes: 0,
             finished: VecDeque::new(),
+            accepting_calls: true,
             config,
             timers: TimerTable::default(),
             next_id: 1,
@@ -127,6 +133,11 @@ impl Endpoint {
             events: VecDeque::new(),
             stats: SipStats::default(),
         }
+    }
+
+    /// Whether new calls are taken (see `OPTIONS` in the module docs).
+    pub fn set_accepting_calls(&mut self, accepting: bool) {
+        self.accepting_calls = accepting;
     }
 
     pub fn config(&self) -> &EndpointConfig {
@@ -292,10 +303,18 @@ impl Endpoint {
                         contact_value(CONTACT_USER, self.config.local_for(transport), transport),
                     ),
                 ];
-                let tag = self.dialog_tag(&req).unwrap_or_else(|| self.rng.tag());
+                let dialog_tag = self.dialog_tag(&req);
+                // A balancer's probe (outside any dialog) hears whether we take
+                // calls; a keepalive inside a live call always gets 200.
+                let status = if dialog_tag.is_none() && !self.accepting_calls {
+                    503
+                } else {
+                    200
+                };
+                let tag = dialog_tag.unwrap_or_else(|| self.rng.tag());
                 // Stateless: a keepalive needs no transaction, and a flood of them
                 // must not build up state.
-                self.respond_stateless(transport, source, &req, 200, Some(tag), extra);
+                self.respond_stateless(transport, source, &req, status, Some(tag), extra);
             }
             _ => self.handle_in_dialog(now, transport, source, key, req),
         }
