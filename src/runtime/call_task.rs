@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio::io::ReadBuf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn, Instrument};
@@ -132,16 +131,24 @@ impl CallTask {
                 more = true;
                 break;
             }
-            let mut read = ReadBuf::new(rx_buf);
-            match self.rtp.socket.poll_recv_from(cx, &mut read) {
-                Poll::Ready(Ok(from)) => {
+            let mut ready = match self.rtp.socket.poll_read_ready(cx) {
+                Poll::Ready(Ok(ready)) => ready,
+                Poll::Ready(Err(e)) => {
+                    debug!(error = %e, "rtp socket error");
+                    break;
+                }
+                Poll::Pending => break,
+            };
+            match ready.try_io(|s| s.get_ref().recv_from(rx_buf)) {
+                Ok(Ok((n, from))) => {
                     let now = now();
                     self.catch_up(now);
-                    self.call.handle_rtp(now, from, read.filled());
+                    self.call.handle_rtp(now, from, &rx_buf[..n]);
                     self.report_rejected(rejected);
                 }
-                Poll::Ready(Err(e)) => debug!(error = %e, "rtp receive error"),
-                Poll::Pending => break,
+                Ok(Err(e)) => debug!(error = %e, "rtp receive error"),
+                // Drained: readiness cleared, the next poll arms the waker.
+                Err(_would_block) => continue,
             }
         }
         loop {
