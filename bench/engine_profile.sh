@@ -7,7 +7,7 @@
 # load.sh), waits until all N calls are up, then attaches to the server for SECONDS
 # (default 5):
 #   perf stat  -e raw_syscalls:sys_enter and the syscalls that matter, per call-second;
-#   perf record -F 499 -g (only with PROFILE=1; perf.data goes to OUT, never commit it),
+#   perf record -F 999 -g (only with PROFILE=1; perf.data goes to OUT, never commit it),
 #   then `perf report` shares: kernel vs. user, syscall entry, timers, our code.
 # The two are not run together (perf record's own cost would show in the counts).
 # Prints (and appends to OUT/summary.txt) the numbers with the load average.
@@ -37,7 +37,7 @@ done
 sleep 1
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ "${PROFILE:-0}" = 1 ]; then
-  perf record -F 499 -g -o "$OUT/perf.data" -p "$SERVER" -- sleep "$SECS" 2> "$OUT/perf-record.log"
+  perf record -F 999 -g -o "$OUT/perf.data" -p "$SERVER" -- sleep "$SECS" 2> "$OUT/perf-record.log"
 else
   perf stat -x, -o "$OUT/perf-stat.csv" -p "$SERVER" \
     -e raw_syscalls:sys_enter,syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg \

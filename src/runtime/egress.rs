@@ -20,7 +20,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, types, IoUring};
 use socket2::SockAddr;
-use tracing::debug;
+use tracing::{debug, info};
 
 /// Submission queue entries (a batch larger than this goes in several submits).
 const RING_ENTRIES: u32 = 512;
@@ -58,7 +58,12 @@ impl Egress {
         let ring = match IoUring::new(RING_ENTRIES) {
             Ok(ring) => Some(ring),
             Err(e) => {
-                debug!(error = %e, "io_uring unavailable: one sendto per RTP packet");
+                // Once per process (every shard tries): the shipped systemd
+                // unit refuses io_uring (docs/operations.md).
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(
+                    || info!(error = %e, "io_uring unavailable: one sendto per RTP packet"),
+                );
                 None
             }
         };
