@@ -254,6 +254,8 @@ pub struct MediaSettings {
     pub inactivity_timeout: Duration,
     /// The telephone-event payload type offered on late-offer calls.
     pub telephone_event_pt: u8,
+    /// SDES-SRTP: `off`, `optional` (default) or `required`; keys only over TLS.
+    pub srtp: crate::media::srtp::SrtpPolicy,
 }
 
 impl Default for MediaSettings {
@@ -269,6 +271,7 @@ impl Default for MediaSettings {
             accept_rtp_from: vec![RtpSource::Sdp, RtpSource::Signalling],
             inactivity_timeout: Duration::from_secs(120),
             telephone_event_pt: 101,
+            srtp: crate::media::srtp::SrtpPolicy::Optional,
         }
     }
 }

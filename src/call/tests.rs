@@ -62,6 +62,7 @@ fn call_with(flow: crate::flow::model::Flow, t0: Instant) -> Call {
             ]),
             reason_header: "X-Transfer-Reason".into(),
             variables: BTreeMap::new(),
+            srtp: None,
         },
     )
 }

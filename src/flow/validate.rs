@@ -176,6 +176,7 @@ pub fn validate(flow: &Flow, path: &Path, catalog: &Catalog) -> Vec<Diagnostic> 
         cx.keys("escape.key", std::iter::once(&esc.key));
         cx.state_ref("escape.to".into(), &esc.to);
     }
+    check_insecure_media_path(&mut cx);
     let secure_vars = secure_values(flow, catalog);
     for (name, st) in &flow.states {
         check_state(&mut cx, name, st, &secure_vars);
@@ -553,6 +554,48 @@ fn secure_values(flow: &Flow, catalog: &Catalog) -> BTreeSet<String> {
     }
 }
 
+/// `secure_media: required` (on the flow or a state) needs the path a clear
+/// call takes instead: `on_insecure_media`, an existing state that does not
+/// itself require encrypted media.
+fn check_insecure_media_path(cx: &mut Ctx) {
+    use super::model::SecureMedia::Required;
+    let flow = cx.flow;
+    let requiring: Vec<String> = std::iter::once(("secure_media", flow.secure_media))
+        .filter(|(_, m)| *m == Required)
+        .map(|(k, _)| k.to_string())
+        .chain(
+            flow.states
+                .iter()
+                .filter(|(_, st)| st.secure_media == Required)
+                .map(|(n, _)| format!("states.{n}.secure_media")),
+        )
+        .collect();
+    match &flow.on_insecure_media {
+        None => {
+            if let Some(first) = requiring.first() {
+                cx.push(
+                    first.clone(),
+                    "encrypted media is required but the flow has no `on_insecure_media` state",
+                    Some("add `on_insecure_media: <state>` to the flow header: a path that tells the caller this line cannot take the request and transfers or hangs up".into()),
+                );
+            }
+        }
+        Some(to) => {
+            cx.state_ref("on_insecure_media".into(), to);
+            let itself = flow.states.get(to).is_some_and(|st| {
+                st.secure_media == Required || (*to == flow.start && flow.secure_media == Required)
+            });
+            if itself {
+                cx.push(
+                    "on_insecure_media",
+                    format!("`{to}` itself requires encrypted media"),
+                    None,
+                );
+            }
+        }
+    }
+}
+
 fn check_reachable(cx: &mut Ctx) {
     let flow = cx.flow;
     let mut seen = BTreeSet::new();
@@ -560,6 +603,9 @@ fn check_reachable(cx: &mut Ctx) {
     queue.push_back(flow.start.as_str());
     if let Some(e) = &flow.escape {
         queue.push_back(e.to.as_str());
+    }
+    if let Some(to) = &flow.on_insecure_media {
+        queue.push_back(to.as_str());
     }
     while let Some(n) = queue.pop_front() {
         if !seen.insert(n) {
