@@ -505,6 +505,9 @@ impl Call {
                 break;
             }
         }
+        // In-band detection only where a key can matter (settled per state).
+        let keys = matches!(self.phase, Phase::Answered | Phase::Running) && self.flow.reads_keys();
+        self.media.set_keys_matter(keys);
     }
 
     fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {

@@ -20,6 +20,10 @@ fn prompts() -> Arc<PromptCache> {
 
 fn call(flow: &str, t0: Instant) -> Call {
     let flow = crate::files::load_flow(&root().join(format!("flows/{flow}.yaml"))).expect("flow");
+    call_with(flow, t0)
+}
+
+fn call_with(flow: crate::flow::model::Flow, t0: Instant) -> Call {
     Call::new(
         t0,
         CallParams {
@@ -76,8 +80,12 @@ struct Harness {
 impl Harness {
     fn new(flow: &str) -> Harness {
         let t0 = Instant::now();
+        Harness::start(call(flow, t0), t0)
+    }
+
+    fn start(call: Call, t0: Instant) -> Harness {
         let mut h = Harness {
-            call: call(flow, t0),
+            call,
             now: t0,
             t0,
             seen: Vec::new(),
@@ -493,4 +501,92 @@ fn max_duration_ends_the_call_with_bye() {
         h.seen.last().map(|(_, o)| o),
         Some(Output::Ended(CallOutcome::MaxDuration))
     ));
+}
+
+/// A flow without an escape key: a prompt whose keys are type-ahead for an
+/// entry, a read-back, and a goodbye where no key can matter.
+const TYPE_AHEAD_FLOW: &str = r##"
+flow: typeahead
+version: "1"
+start: welcome
+states:
+  welcome:
+    play: [echo_intro]
+    next: get_id
+  get_id:
+    collect: { into: id, prompt: [enter_employee_id], max: 6, terminator: "#" }
+    next: read_back
+    on_fail: bye
+  read_back:
+    play: [you_entered, { digits: "{{ id }}" }]
+    next: bye
+  bye:
+    hangup: { prompt: [goodbye] }
+"##;
+
+impl Harness {
+    /// The caller's phone streams PCMU every 20 ms for `d`, with the DTMF tones
+    /// of `keys` (100 ms each, 100 ms apart) at the start: no RFC 4733, no INFO.
+    fn stream_tones(&mut self, keys: &str, d: Duration) {
+        let gen = crate::media::goertzel::ToneGenerator::new();
+        let mut pcm = Vec::new();
+        for k in keys.chars() {
+            pcm.extend(gen.digit(k, 100, -10.0).expect("a DTMF key"));
+            pcm.extend([0i16; 800]);
+        }
+        let frames = (d.as_millis() / 20) as usize;
+        pcm.resize(pcm.len().max(frames * 160), 0);
+        let mut packet = Vec::new();
+        for (n, frame) in pcm.chunks(160).take(frames).enumerate() {
+            let header = crate::media::rtp::RtpHeader {
+                payload_type: 0,
+                marker: n == 0,
+                sequence: n as u16,
+                timestamp: n as u32 * 160,
+                ssrc: 0x5eed,
+            };
+            packet.clear();
+            let payload = crate::media::g711::encode(Codec::Pcmu, frame);
+            crate::media::rtp::append(&header, &payload, &mut packet).expect("rtp");
+            let from = "127.0.0.1:40000".parse().unwrap();
+            self.call.handle_rtp(self.now, from, &packet);
+            self.drain();
+            self.run_for(Duration::from_millis(20));
+        }
+    }
+
+    fn entered(&self, state: &str) -> bool {
+        self.seen.iter().any(|(_, o)| {
+            matches!(o, Output::Timeline(TimelineEvent::StateEntered { state: s, .. }) if s == state)
+        })
+    }
+}
+
+#[test]
+fn in_band_keys_typed_ahead_during_a_prompt_are_heard_and_skipped_only_where_none_can_matter() {
+    let flow =
+        crate::flow::model::parse(TYPE_AHEAD_FLOW, std::path::Path::new("t.yaml")).expect("flow");
+    let t0 = Instant::now();
+    let mut h = Harness::start(call_with(flow, t0), t0);
+    // Tones typed during the welcome prompt (a `play`): type-ahead for the entry.
+    h.run_for(Duration::from_millis(500));
+    h.stream_tones("42#", Duration::from_secs(1));
+    assert_eq!(h.call.media_stats().digits_inband, 3, "{:#?}", h.seen);
+    h.run_until("the entry", |o| {
+        matches!(o, Output::Timeline(TimelineEvent::DigitsCollected { shown, .. }) if shown == "42")
+    });
+    // The kept keys answered the entry: its prompt never played.
+    assert!(!h.seen.iter().any(|(_, o)| matches!(o,
+        Output::Timeline(TimelineEvent::PromptPlayed { prompts }) if prompts.iter().any(|p| p == "enter_employee_id"))));
+    // Keys during the read-back and the goodbye go nowhere: not decoded at all.
+    assert!(h.entered("read_back"));
+    h.stream_tones("77", Duration::from_millis(600));
+    h.run_until("the goodbye", |o| {
+        matches!(o, Output::Timeline(TimelineEvent::StateEntered { state, .. }) if state == "bye")
+    });
+    h.stream_tones("9", Duration::from_millis(400));
+    assert_eq!(h.call.media_stats().digits_inband, 3);
+    h.run_until("BYE", |o| {
+        matches!(o, Output::Sip(SipCommand::Hangup { .. }))
+    });
 }

@@ -26,7 +26,8 @@
 //! within that IP only after [`RELATCH_AFTER`] of quiet). Malformed RTP is counted and
 //! ignored; the negotiated telephone-event
 //! payload type goes to the RFC 4733 receiver, the audio payload type to the in-band
-//! detector (only while the DTMF mode can still use it) and the recorder; SIP INFO
+//! detector (only while the DTMF mode can still use it and a key can matter to the
+//! flow: [`MediaSession::set_keys_matter`]) and the recorder; SIP INFO
 //! digits come in through [`MediaSession::handle_info_digit`]. With symmetric RTP the
 //! session sends to the latched source. No packet for the inactivity timeout →
 //! one `RtpTimeout` (again only after traffic resumed and stopped again).
@@ -294,6 +295,8 @@ pub struct MediaSession {
     rfc4733: Receiver,
     inband: InbandDetector,
     merger: DigitMerger,
+    /// The flow can use a key pressed now ([`MediaSession::set_keys_matter`]).
+    keys_matter: bool,
     decoded: Vec<i16>,
     tap: RecordingTap,
     seq_tracker: Option<SeqTracker>,
@@ -357,6 +360,7 @@ impl MediaSession {
             rfc4733: Receiver::default(),
             inband: InbandDetector::new(),
             merger: DigitMerger::new(config.dtmf_mode),
+            keys_matter: true,
             decoded: Vec::with_capacity(samples_per_frame * 2),
             tap: RecordingTap::new(
                 samples_per_frame,
@@ -481,19 +485,7 @@ impl MediaSession {
                 Err(_) => self.stats.malformed += 1,
             }
         } else if h.payload_type == self.config.audio_pt {
-            self.decoded.clear();
-            g711::decode_into(self.config.codec, packet.payload, &mut self.decoded);
-            if self.merger.wants_inband() {
-                for d in self.inband.push(&self.decoded) {
-                    self.merger.handle_digit(now, d.digit, DigitSource::Inband);
-                }
-                if self.inband.in_digit() {
-                    self.tap.key_active(now);
-                }
-            }
-            if self.config.record {
-                self.tap.push_caller(&self.decoded);
-            }
+            self.hear_audio(now, packet.payload);
         } else if h.payload_type != 13 {
             // 13 = comfort noise (RFC 3389): fine to ignore.
             self.stats.unknown_payload_type += 1;
@@ -541,6 +533,28 @@ impl MediaSession {
         self.merger
             .handle_digit(now, digit.to_ascii_uppercase(), DigitSource::Info);
         self.drain_digits();
+    }
+
+    /// The caller's audio: decoded only for the in-band detector (when it can
+    /// matter) and the recording.
+    fn hear_audio(&mut self, now: Instant, payload: &[u8]) {
+        let inband = self.wants_inband();
+        if !inband && !self.config.record {
+            return;
+        }
+        self.decoded.clear();
+        g711::decode_into(self.config.codec, payload, &mut self.decoded);
+        if inband {
+            for d in self.inband.push(&self.decoded) {
+                self.merger.handle_digit(now, d.digit, DigitSource::Inband);
+            }
+            if self.inband.in_digit() {
+                self.tap.key_active(now);
+            }
+        }
+        if self.config.record {
+            self.tap.push_caller(&self.decoded);
+        }
     }
 
     fn drain_digits(&mut self) {
@@ -717,6 +731,24 @@ impl MediaSession {
     /// `Record` events carry silence and `suppressed: true`.
     pub fn set_secure(&mut self, secure: bool) {
         self.tap.set_secure(secure);
+    }
+
+    /// Whether a key pressed now can matter to the call (the flow decides, per
+    /// state: [`crate::flow::interp::Interpreter::reads_keys`]). While it
+    /// cannot, and the call is not recorded, the audio is not decoded and the
+    /// in-band detector does not run; every change starts the detector afresh
+    /// (no tone half-heard before counts, none is left "being heard"). RFC 4733
+    /// and SIP INFO digits are unaffected. A recorded call keeps detecting: a
+    /// tone's tail extends the recording's suppression after a secure segment.
+    pub fn set_keys_matter(&mut self, on: bool) {
+        if on != self.keys_matter {
+            self.keys_matter = on;
+            self.inband = InbandDetector::new();
+        }
+    }
+
+    fn wants_inband(&self) -> bool {
+        (self.keys_matter || self.config.record) && self.merger.wants_inband()
     }
 
     /// Keys that may become a secret are waiting: suppress like

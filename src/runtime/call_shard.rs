@@ -35,6 +35,7 @@ use tracing::Span;
 
 use crate::call::CallOutcome;
 use crate::runtime::call_task::{CallTask, Reported, Turn};
+use crate::runtime::egress::Egress;
 
 /// How a call's run ends, as the shard reports it to [`CallTask::run`].
 pub type Finished = Result<CallOutcome, Box<dyn Any + Send + 'static>>;
@@ -139,6 +140,8 @@ struct Shard {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     rx_buf: Vec<u8>,
     tx_buf: Vec<u8>,
+    /// The pass's outgoing packets, sent together at its end.
+    egress: Egress,
 }
 
 impl Shard {
@@ -157,6 +160,7 @@ impl Shard {
             timers: BinaryHeap::new(),
             rx_buf: vec![0u8; 2048],
             tx_buf: Vec::with_capacity(2048),
+            egress: Egress::new(),
         }
     }
 
@@ -206,6 +210,7 @@ impl Shard {
                 self.service(slot, Turn::Woken);
             }
             self.woken = woken;
+            self.egress.flush();
             let next = self.timers.peek().map(|Reverse((t, _))| *t);
             let next = next.map_or_else(
                 || TokioInstant::now() + Duration::from_secs(3600),
@@ -257,13 +262,12 @@ impl Shard {
         if matches!(turn, Turn::Woken) {
             s.wake.queued.store(false, Ordering::Release);
         }
-        let (rx_buf, tx_buf) = (&mut self.rx_buf, &mut self.tx_buf);
+        let bufs: (&mut [u8], _, _) = (&mut self.rx_buf, &mut self.tx_buf, &mut self.egress);
         let turn = {
             let _entered = s.span.enter();
             let mut cx = Context::from_waker(&s.waker);
             catch_unwind(AssertUnwindSafe(|| {
-                s.task
-                    .step(&mut cx, turn, (rx_buf, tx_buf), &mut s.reported)
+                s.task.step(&mut cx, turn, bufs, &mut s.reported)
             }))
         };
         let ended = match turn {
@@ -280,6 +284,8 @@ impl Shard {
             Ok(Some(outcome)) => Ok(outcome),
             Err(panic) => Err(panic),
         };
+        // Its last packets go before its socket does.
+        self.egress.flush();
         let s = self.slots[slot].take().expect("live slot");
         self.free.push(slot);
         self.live -= 1;

@@ -5,15 +5,16 @@
 //! owns it with many others and gives it turns ([`CallTask::step`]): feed the
 //! due timeout, the datagrams and the inputs that are ready, then carry out
 //! every output — the turn every sans-IO machine here wants. RTP packets are
-//! written into the shard's one send buffer and sent at once (a UDP send that
-//! would block drops the packet: a late packet is worth nothing).
+//! written into the shard's one send buffer and queued on the shard's
+//! [`Egress`], which sends the whole pass's packets at once (a UDP send that
+//! would block drops the packet: a late packet is worth nothing). `send_rtp`
+//! is the one place where a call's RTP leaves it.
 
-use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio::io::ReadBuf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn, Instrument};
@@ -21,6 +22,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::call::{Call, CallOutcome, Output};
 use crate::ops::metrics::{OtpSendResult, OtpVerifyResult, RtpCounts, RtpRejectReason};
 use crate::runtime::channels::{CallInput, SipIn};
+use crate::runtime::egress::Egress;
 use crate::runtime::labels;
 use crate::runtime::ports::RtpPort;
 use crate::runtime::recorder::Recorder;
@@ -99,15 +101,15 @@ impl CallTask {
         &mut self,
         cx: &mut Context<'_>,
         turn: Turn,
-        bufs: (&mut [u8], &mut Vec<u8>),
+        bufs: (&mut [u8], &mut Vec<u8>, &mut Egress),
         reported: &mut Reported,
     ) -> Option<CallOutcome> {
-        let (rx_buf, tx_buf) = bufs;
+        let (rx_buf, tx_buf, egress) = bufs;
         match turn {
             Turn::Timeout(now) => self.call.handle_timeout(now),
             Turn::Woken => self.read_inputs(cx, rx_buf, &mut reported.rejected),
         }
-        self.send_rtp(tx_buf);
+        self.send_rtp(tx_buf, egress);
         let t = now();
         match reported.next_rtp {
             Some(next) if t < next => {}
@@ -129,16 +131,24 @@ impl CallTask {
                 more = true;
                 break;
             }
-            let mut read = ReadBuf::new(rx_buf);
-            match self.rtp.socket.poll_recv_from(cx, &mut read) {
-                Poll::Ready(Ok(from)) => {
+            let mut ready = match self.rtp.socket.poll_read_ready(cx) {
+                Poll::Ready(Ok(ready)) => ready,
+                Poll::Ready(Err(e)) => {
+                    debug!(error = %e, "rtp socket error");
+                    break;
+                }
+                Poll::Pending => break,
+            };
+            match ready.try_io(|s| s.get_ref().recv_from(rx_buf)) {
+                Ok(Ok((n, from))) => {
                     let now = now();
                     self.catch_up(now);
-                    self.call.handle_rtp(now, from, read.filled());
+                    self.call.handle_rtp(now, from, &rx_buf[..n]);
                     self.report_rejected(rejected);
                 }
-                Poll::Ready(Err(e)) => debug!(error = %e, "rtp receive error"),
-                Poll::Pending => break,
+                Ok(Err(e)) => debug!(error = %e, "rtp receive error"),
+                // Drained: readiness cleared, the next poll arms the waker.
+                Err(_would_block) => continue,
             }
         }
         loop {
@@ -174,18 +184,12 @@ impl CallTask {
         }
     }
 
-    /// Every packet the call has ready, each built into `buf` and sent.
-    fn send_rtp(&mut self, buf: &mut Vec<u8>) {
-        let socket = socket2::SockRef::from(&self.rtp.socket);
-        let mut dest: Option<(SocketAddr, socket2::SockAddr)> = None;
+    /// Every packet the call has ready, each built into `buf` and queued on
+    /// the shard's egress (sent at the end of the shard's pass).
+    fn send_rtp(&mut self, buf: &mut Vec<u8>, egress: &mut Egress) {
+        let fd = self.rtp.socket.as_raw_fd();
         while let Some(to) = self.call.poll_transmit(buf) {
-            let addr = match &dest {
-                Some((a, sa)) if *a == to => sa,
-                _ => &dest.insert((to, to.into())).1,
-            };
-            if let Err(e) = socket.send_to(buf, addr) {
-                debug!(error = %e, "rtp send error");
-            }
+            egress.push(fd, to, buf);
         }
     }
 

@@ -8,6 +8,7 @@ pub mod call_task;
 pub mod channels;
 pub mod dial;
 pub mod dial_link;
+pub mod egress;
 pub mod labels;
 pub mod ports;
 pub mod recorder;

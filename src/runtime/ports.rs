@@ -6,13 +6,20 @@
 //! (the last [`QUARANTINE`] freed ones wait), so late packets of an old call do
 //! not land in a new one. A port comes back to the pool when its [`RtpPort`]
 //! guard drops.
+//!
+//! The socket is registered with the reactor for *readable* only: a call
+//! sends without ever waiting for its socket to be writable (a send that
+//! would block drops the packet), and a writable interest would wake the
+//! reactor's epoll for every packet sent (each freed send buffer signals
+//! `EPOLLOUT`).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use rand::Rng;
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// How many recently freed ports wait before being chosen again (fewer when
 /// the range is small).
@@ -40,9 +47,10 @@ pub struct PortPool {
     inner: Arc<Mutex<Inner>>,
 }
 
-/// A bound RTP socket; its port returns to the pool on drop.
+/// A bound RTP socket (non-blocking, readable interest only); its port
+/// returns to the pool on drop.
 pub struct RtpPort {
-    pub socket: UdpSocket,
+    pub socket: AsyncFd<std::net::UdpSocket>,
     pub local: SocketAddr,
     pool: PortPool,
 }
@@ -130,7 +138,10 @@ impl PortPool {
             let addr = SocketAddr::new(self.ip, candidate);
             match std::net::UdpSocket::bind(addr).and_then(|s| {
                 s.set_nonblocking(true)?;
-                UdpSocket::from_std(s)
+                // SAFETY: the std socket owns its descriptor and is moved into
+                // the AsyncFd, which owns it until it is dropped.
+                unsafe { AsyncFd::register_with_interest(s, Interest::READABLE) }
+                    .map_err(Into::into)
             }) {
                 Ok(socket) => {
                     return Ok(RtpPort {

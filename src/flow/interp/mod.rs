@@ -323,6 +323,34 @@ impl Interpreter {
         matches!(self.activity, Activity::Done)
     }
 
+    /// Whether a key the caller presses now can change anything: the current
+    /// state reads keys (collect, menu, comfort loop), a prompt can be barged
+    /// in, the flow's escape key is honoured here, or a kept key can reach a
+    /// state that reads it (see [`KeyRoutes`]). False once the flow decided to
+    /// leave (hangup prompt, transfer) or ended, and in a `play` or `action`
+    /// from which no reader of keys can be reached. Lets the call skip in-band
+    /// tone detection where no digit can matter (`docs/collect-timers.md`,
+    /// "Where in-band detection runs").
+    pub fn reads_keys(&self) -> bool {
+        let consumers = || !self.routes.get(&self.state).consumers.is_empty();
+        let escape = || {
+            self.escape_key().is_some()
+                && self
+                    .flow
+                    .states
+                    .get(&self.state)
+                    .is_none_or(|st| !st.secure)
+        };
+        match &self.activity {
+            Activity::Collect(_) | Activity::Menu(_) | Activity::Comfort(_) | Activity::Idle => {
+                true
+            }
+            Activity::Play { barge_in, .. } => *barge_in || escape() || consumers(),
+            Activity::Action { .. } => escape() || consumers(),
+            Activity::Transfer | Activity::Hangup { .. } | Activity::Done => false,
+        }
+    }
+
     /// The current state's name (for logs and metrics labels: flow-defined,
     /// never caller data).
     pub fn state(&self) -> &str {

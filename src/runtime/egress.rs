@@ -1,0 +1,243 @@
+//! Where every RTP packet leaves the process: one batch per call-shard pass,
+//! handed to the kernel in one `io_uring_enter` instead of one `sendto` each.
+//!
+//! Every call has a socket of its own (its port is in its SDP), so
+//! `sendmmsg` — one socket, many datagrams — cannot batch across calls, and a
+//! call has one packet per 20 ms. An io_uring submission queue can: the shard
+//! queues each due packet with [`Egress::push`] (socket, destination, bytes,
+//! copied into the batch) and [`Egress::flush`] submits them all with one
+//! syscall (`IORING_OP_SENDMSG`, `MSG_DONTWAIT`: a send that would block fails
+//! at once, as a `sendto` on a non-blocking socket would, so the wait for the
+//! completions does not block; a late packet is worth nothing). Where io_uring
+//! is not available (old kernel, a seccomp policy that forbids it) every packet
+//! goes out with its own `sendto` at `push`, as before.
+//!
+//! The shard flushes before it yields and before a call (and so its socket) is
+//! dropped: a queued packet never outlives its socket's descriptor.
+
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+use io_uring::{opcode, types, IoUring};
+use socket2::SockAddr;
+use tracing::{debug, info};
+
+/// Submission queue entries (a batch larger than this goes in several submits).
+const RING_ENTRIES: u32 = 512;
+
+/// One queued packet: its socket, destination, and where its bytes are.
+struct Queued {
+    fd: RawFd,
+    to: SockAddr,
+    start: usize,
+    len: usize,
+}
+
+/// A shard's outgoing RTP (see the module docs).
+pub struct Egress {
+    ring: Option<IoUring>,
+    queued: Vec<Queued>,
+    /// The queued packets' bytes, back to back.
+    bytes: Vec<u8>,
+    /// Per submitted packet, kept alive (and unmoved) until its completion.
+    scratch: Scratch,
+    /// The last destination converted (a call sends to one address).
+    last: Option<(SocketAddr, SockAddr)>,
+}
+
+impl Default for Egress {
+    fn default() -> Egress {
+        Egress::new()
+    }
+}
+
+impl Egress {
+    /// Batched through io_uring when the kernel allows it, else one `sendto`
+    /// per packet.
+    pub fn new() -> Egress {
+        let ring = match IoUring::new(RING_ENTRIES) {
+            Ok(ring) => Some(ring),
+            Err(e) => {
+                // Once per process (every shard tries): the shipped systemd
+                // unit refuses io_uring (docs/operations.md).
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(
+                    || info!(error = %e, "io_uring unavailable: one sendto per RTP packet"),
+                );
+                None
+            }
+        };
+        Egress::with_ring(ring)
+    }
+
+    /// One `sendto` per packet (the fallback; also for comparison).
+    #[cfg(test)]
+    pub fn unbatched() -> Egress {
+        Egress::with_ring(None)
+    }
+
+    fn with_ring(ring: Option<IoUring>) -> Egress {
+        Egress {
+            ring,
+            queued: Vec::new(),
+            bytes: Vec::with_capacity(64 * 1024),
+            scratch: Scratch::default(),
+            last: None,
+        }
+    }
+
+    /// Queue `packet` from socket `fd` to `to` (sent at once without io_uring).
+    pub fn push(&mut self, fd: RawFd, to: SocketAddr, packet: &[u8]) {
+        let addr = match &self.last {
+            Some((a, sa)) if *a == to => sa.clone(),
+            _ => {
+                let sa = SockAddr::from(to);
+                self.last = Some((to, sa.clone()));
+                sa
+            }
+        };
+        if self.ring.is_none() {
+            // SAFETY: `fd` is the caller's socket, open during this call.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            if let Err(e) = socket2::SockRef::from(&fd).send_to(packet, &addr) {
+                debug!(error = %e, "rtp send error");
+            }
+            return;
+        }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(packet);
+        self.queued.push(Queued {
+            fd,
+            to: addr,
+            start,
+            len: packet.len(),
+        });
+    }
+
+    /// Hand every queued packet to the kernel (one syscall per
+    /// [`RING_ENTRIES`] packets) and wait for their results.
+    pub fn flush(&mut self) {
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        let mut done = 0;
+        while done < self.queued.len() {
+            let batch = &self.queued[done..(done + RING_ENTRIES as usize).min(self.queued.len())];
+            // The iovecs and headers must not move while the kernel uses them:
+            // sized once per batch, before any pointer into them is taken.
+            self.scratch.iovecs.clear();
+            self.scratch.headers.clear();
+            for q in batch {
+                self.scratch.iovecs.push(libc::iovec {
+                    iov_base: self.bytes[q.start..].as_ptr() as *mut libc::c_void,
+                    iov_len: q.len,
+                });
+            }
+            for (i, q) in batch.iter().enumerate() {
+                // SAFETY: msghdr is plain data; all-zero is its empty value.
+                let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+                h.msg_name = q.to.as_ptr() as *mut libc::c_void;
+                h.msg_namelen = q.to.len();
+                h.msg_iov = &mut self.scratch.iovecs[i];
+                h.msg_iovlen = 1;
+                self.scratch.headers.push(h);
+            }
+            {
+                let mut sq = ring.submission();
+                for (i, q) in batch.iter().enumerate() {
+                    let entry = opcode::SendMsg::new(types::Fd(q.fd), &self.scratch.headers[i])
+                        .flags(libc::MSG_DONTWAIT as u32)
+                        .build()
+                        .user_data(i as u64);
+                    // SAFETY: the header, its iovec, address and bytes stay
+                    // alive and unmoved until the completions are reaped below.
+                    unsafe { sq.push(&entry) }.expect("batch fits the ring");
+                }
+            }
+            let n = batch.len();
+            let mut reaped = 0;
+            while reaped < n {
+                match ring.submit_and_wait(n - reaped) {
+                    Ok(_) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    Err(e) => {
+                        // Nothing sane to do with the batch but drop it; the
+                        // ring is left for plain sends from now on.
+                        debug!(error = %e, "io_uring submit failed: one sendto per RTP packet");
+                        self.ring = None;
+                        self.clear();
+                        return;
+                    }
+                }
+                for cqe in ring.completion() {
+                    reaped += 1;
+                    if cqe.result() < 0 {
+                        let e = std::io::Error::from_raw_os_error(-cqe.result());
+                        debug!(error = %e, "rtp send error");
+                    }
+                }
+            }
+            done += n;
+        }
+        self.clear();
+    }
+
+    fn clear(&mut self) {
+        self.queued.clear();
+        self.bytes.clear();
+        self.scratch.iovecs.clear();
+        self.scratch.headers.clear();
+    }
+}
+
+/// The `iovec`s and `msghdr`s of the batch in flight. They hold raw pointers
+/// into the same [`Egress`]'s buffers and are cleared before `flush` returns,
+/// so nothing points anywhere while the shard moves between threads.
+#[derive(Default)]
+struct Scratch {
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::msghdr>,
+}
+
+// SAFETY: see the type's docs: empty (no live pointer) whenever it can move.
+unsafe impl Send for Scratch {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    /// Packets from several sockets in one batch arrive, each from its own
+    /// socket's port, with their bytes intact; the same through the fallback.
+    #[test]
+    fn a_batch_leaves_from_each_calls_own_port() {
+        for mut egress in [Egress::new(), Egress::unbatched()] {
+            let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sink.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let to = sink.local_addr().unwrap();
+            let calls: Vec<UdpSocket> = (0..3)
+                .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+                .collect();
+            for round in 0..2u8 {
+                for (i, c) in calls.iter().enumerate() {
+                    egress.push(c.as_raw_fd(), to, &[round, i as u8, 0xAB]);
+                }
+                egress.flush();
+            }
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            for _ in 0..6 {
+                let (n, from) = sink.recv_from(&mut buf).expect("a packet");
+                got.push((from, buf[..n].to_vec()));
+            }
+            for round in 0..2u8 {
+                for (i, c) in calls.iter().enumerate() {
+                    let want = (c.local_addr().unwrap(), vec![round, i as u8, 0xAB]);
+                    assert!(got.contains(&want), "{want:?} not in {got:?}");
+                }
+            }
+        }
+    }
+}
