@@ -33,6 +33,11 @@
 #                  history), so each concurrent call of the stock scenario can complete a reset;
 #                  LOOKUP_DELAY_MS=300 makes its directory lookup that slow
 #   --cpu LIST     run the server under `taskset -c LIST` (e.g. --cpu 1: one core)
+#   --uac CPUS     echo only: callers are `sspr-ivr load` (the project's UAC, one thread) instead
+#                  of sipp, under `taskset -c CPUS` (`any`: not pinned); same call shape (-d),
+#                  and it checks every call's readback from the prompts it hears. Its own
+#                  report (steady window, server CPU/RSS, RTP intervals at the receiver) is in
+#                  OUT/load.out and the summary
 #   --rt           run the server under `chrt -f 10` (SCHED_FIFO): separates the server's own
 #                  pacing from CPU contention with sipp, dumpcap and whatever else runs
 #   --out DIR      where to put everything (default bench/out/MODE-N-HHMMSS)
@@ -49,7 +54,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODE=${1:?usage: bench/load.sh echo|reset N [options]}
 N=${2:?usage: bench/load.sh echo|reset N [options]}
 shift 2
-L=$N RATE="" HOLD_MS=8000 RECORD=0 JITTER=0 CAPALL=0 OUT="" SERVE=0 STUB=0 WRAP=() SILENT=0 PIN=()
+L=$N RATE="" HOLD_MS=8000 RECORD=0 JITTER=0 CAPALL=0 OUT="" SERVE=0 STUB=0 WRAP=() SILENT=0 PIN=() UAC="" UAC_PIN=()
 while [ $# -gt 0 ]; do
   case $1 in
     -l) L=$2; shift 2 ;;
@@ -63,6 +68,7 @@ while [ $# -gt 0 ]; do
     --rt) WRAP=(chrt -f 10); shift ;;
     --cpu) PIN=(taskset -c "$2"); shift 2 ;;
     --silent) SILENT=1; shift ;;
+    --uac) UAC=1; [ "$2" != any ] && UAC_PIN=(taskset -c "$2"); shift 2 ;;
     --stub-backend) STUB=1; SERVE=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -188,6 +194,14 @@ SIPP_ARGS=(127.0.0.1:"$SIP_PORT" -sf "$SCEN" -s "$SERVICE" -l "$L" -m "$N" -r "$
   -d "$HOLD_MS" -i 127.0.0.1 -mi 127.0.0.1 -p "$SIPP_PORT" -mp "$SIPP_MEDIA" -max_socket 4096
   -timeout "${SIPP_TIMEOUT}s" -timeout_error -nostdin -trace_stat -stf "$OUT/sipp_stat.csv" -fd 1
   -trace_err -error_file "$OUT/sipp_errors.log" -trace_screen -screen_file "$OUT/sipp_screen.log")
+if [ -n "$UAC" ]; then
+  # The project's own load caller instead of sipp (same server, same sampling).
+  UAC_ARGS=(load "sip:echo@127.0.0.1:$SIP_PORT" --calls "$L" --total "$N" --rate "$RATE"
+    --first-key-ms "$HOLD_MS" --server-pid "$SERVER" --call-timeout 60 --timeout "$SIPP_TIMEOUT")
+  log "${UAC_PIN[*]} $BIN ${UAC_ARGS[*]}"
+  "${UAC_PIN[@]}" "$BIN" "${UAC_ARGS[@]}" > "$OUT/load.out" 2>&1 &
+  SIPP=$!
+else
 log "sipp ${SIPP_ARGS[*]}"
 if [ "$MODE" = echo ] && [ "$SILENT" = 0 ]; then
   python3 "$ROOT/bench/make_load_pcap.py" "$OUT/load_caller.pcap" --first-key-ms "$HOLD_MS" \
@@ -196,6 +210,7 @@ fi
 # sipp runs in OUT: load_echo_stream.xml plays load_caller.pcap from its working directory.
 ( cd "$OUT" && exec sipp "${SIPP_ARGS[@]}" > "$OUT/sipp.out" 2>&1 ) &
 SIPP=$!
+fi
 
 # Sample the server every 0.25 s: time, calls_active, CPU ticks, VmRSS.
 echo -e "t\tactive\tcpu_ticks\trss_kb\tsipp_cpu_ticks" > "$OUT/samples.tsv"
@@ -226,11 +241,17 @@ if [ -n "$CAP" ]; then
   CAP=""
 fi
 
-log "sipp exit code $SIPP_RC (0 = every call succeeded)"
+if [ -n "$UAC" ]; then
+  log "sspr-ivr load exit code $SIPP_RC (0 = every call succeeded and heard its readback)"
+  tee -a "$OUT/summary.txt" < "$OUT/load.out"
+else
+  log "sipp exit code $SIPP_RC (0 = every call succeeded)"
+fi
 python3 - "$OUT" "$N" "$L" "$TCK" "$IDLE_RSS" "$MODE" "$RECORD" <<'PY' | tee -a "$OUT/summary.txt"
 import csv, glob, json, os, re, sys
 out, n, l, tck, idle_rss, mode, record = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7] == "1"
-rows = list(csv.reader(open(os.path.join(out, "sipp_stat.csv")), delimiter=";"))
+stat_file = os.path.join(out, "sipp_stat.csv")
+rows = list(csv.reader(open(stat_file), delimiter=";")) if os.path.exists(stat_file) else []
 if rows and len(rows) > 1:
     h, last = rows[0], rows[-1]
     g = lambda k: last[h.index(k)] if k in h else "?"

@@ -8,7 +8,7 @@
 //! prompt, looped); presses `--keys` as RFC 4733 events in that stream, the first
 //! `--first-key-ms` after the answer and then every `--key-gap-ms` (the events
 //! replace the audio packets while a key is down, as phones do); recognises the
-//! prompts it hears from the RTP payloads ([`PromptRecognizer`]); and when the
+//! prompts it hears from the RTP payloads ([`Listener`]); and when the
 //! server hangs up checks that it heard exactly the expected prompts (for the echo
 //! flow and `100100#`: echo_intro, you_entered, 1 0 0 1 0 0, goodbye). A call fails
 //! on a SIP error, a wrong or missing readback, or no BYE within `--call-timeout`.
@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::load_io::{self, RecvBatch, SendBatch};
+use super::load_listen::{Listener, PromptIndex};
 use super::load_report::{IntervalHistogram, Sampler};
 use crate::codec::Codec;
-use crate::media::prompts::{PromptCache, PromptRecognizer};
 use crate::media::rtp::{self, RtpHeader};
 use crate::media::telephone_event::{self, EventPacket};
 use crate::sip::message::{self, Datagram};
@@ -105,8 +105,7 @@ struct Media {
     keys_sent: usize,
     /// Packets of the key press in progress.
     press: VecDeque<EventPacket>,
-    recognizer: PromptRecognizer,
-    heard: Vec<String>,
+    listener: Listener,
     /// Last received audio packet: sequence number and kernel receive time (ns).
     last_rx: Option<(u16, u64)>,
 }
@@ -125,7 +124,7 @@ struct LoadCall {
 /// Everything shared by the calls.
 struct Bench {
     args: LoadArgs,
-    cache: Arc<PromptCache>,
+    index: Arc<PromptIndex>,
     talk: Vec<u8>,
     expect: Vec<String>,
     sip: UdpSocket,
@@ -173,7 +172,8 @@ pub fn run(args: LoadArgs) -> anyhow::Result<bool> {
     if !target.is_ipv4() {
         bail!("{}: the load caller speaks IPv4 only", args.uri);
     }
-    let cache = Arc::new(crate::files::embedded_prompts()?);
+    let cache = crate::files::embedded_prompts()?;
+    let index = PromptIndex::new(&cache, Codec::Pcmu);
     let talk = cache
         .get(&args.talk)
         .with_context(|| format!("--talk {}: no such prompt", args.talk))?
@@ -190,7 +190,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<bool> {
     let mut rtp = Vec::new();
     let mut rtp_local = Vec::new();
     for _ in 0..args.rtp_sockets {
-        let s = load_io::bind(args.local_ip, 8 << 20)?;
+        let s = load_io::bind(args.local_ip, 32 << 20)?;
         let SocketAddr::V4(a) = s.local_addr()? else {
             bail!("RTP socket is not IPv4");
         };
@@ -200,7 +200,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<bool> {
     let mut b = Bench {
         out: (0..rtp.len()).map(|_| SendBatch::default()).collect(),
         args,
-        cache,
+        index,
         talk,
         expect,
         sip,
@@ -300,7 +300,7 @@ impl Bench {
                 }
             }
             if now >= next_timers {
-                next_timers = now + Duration::from_millis(10);
+                next_timers = now + Duration::from_millis(50);
                 self.timers(now);
             }
             // Media: every slot (1 ms) since the last pass, in order.
@@ -438,7 +438,7 @@ impl Bench {
                     let heard = c
                         .media
                         .as_ref()
-                        .map(|m| m.heard.clone())
+                        .map(|m| m.listener.heard.clone())
                         .unwrap_or_default();
                     if heard != self.expect {
                         self.fail(slot, &format!("readback: heard {}", heard.join(" ")));
@@ -488,8 +488,7 @@ impl Bench {
             talk_pos: 0,
             keys_sent: 0,
             press: VecDeque::new(),
-            recognizer: PromptRecognizer::new(self.cache.clone(), Codec::Pcmu),
-            heard: Vec::new(),
+            listener: Listener::default(),
             last_rx: None,
         });
         // Calls spread evenly over the 20 ms, as independent phones are.
@@ -582,9 +581,7 @@ impl Bench {
             }
         }
         m.last_rx = Some((seq, at_ns));
-        if let Some(name) = m.recognizer.push(pkt.payload) {
-            m.heard.push(name);
-        }
+        m.listener.push(&self.index, pkt.payload);
     }
 
     /// Send the packets due for the calls in wheel slot `i`.

@@ -11,6 +11,7 @@ pub mod dial_link;
 pub mod labels;
 pub mod load;
 pub mod load_io;
+pub mod load_listen;
 pub mod load_report;
 pub mod ports;
 pub mod recorder;
