@@ -38,6 +38,7 @@
 #                  and it checks every call's readback from the prompts it hears. Its own
 #                  report (steady window, server CPU/RSS, RTP intervals at the receiver) is in
 #                  OUT/load.out and the summary
+#   --sipp-cpu L   run sipp under `taskset -c L`
 #   --rt           run the server under `chrt -f 10` (SCHED_FIFO): separates the server's own
 #                  pacing from CPU contention with sipp, dumpcap and whatever else runs
 #   --out DIR      where to put everything (default bench/out/MODE-N-HHMMSS)
@@ -54,7 +55,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODE=${1:?usage: bench/load.sh echo|reset N [options]}
 N=${2:?usage: bench/load.sh echo|reset N [options]}
 shift 2
-L=$N RATE="" HOLD_MS=8000 RECORD=0 JITTER=0 CAPALL=0 OUT="" SERVE=0 STUB=0 WRAP=() SILENT=0 PIN=() UAC="" UAC_PIN=()
+L=$N RATE="" HOLD_MS=8000 RECORD=0 JITTER=0 CAPALL=0 OUT="" SERVE=0 STUB=0 WRAP=() SILENT=0 PIN=() UAC="" UAC_PIN=() SIPP_PIN=()
 while [ $# -gt 0 ]; do
   case $1 in
     -l) L=$2; shift 2 ;;
@@ -68,6 +69,7 @@ while [ $# -gt 0 ]; do
     --rt) WRAP=(chrt -f 10); shift ;;
     --cpu) PIN=(taskset -c "$2"); shift 2 ;;
     --silent) SILENT=1; shift ;;
+    --sipp-cpu) SIPP_PIN=(taskset -c "$2"); shift 2 ;;
     --uac) UAC=1; [ "$2" != any ] && UAC_PIN=(taskset -c "$2"); shift 2 ;;
     --stub-backend) STUB=1; SERVE=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -208,7 +210,7 @@ if [ "$MODE" = echo ] && [ "$SILENT" = 0 ]; then
     --seconds $(( HOLD_MS / 1000 + 25 )) | tee -a "$OUT/summary.txt"
 fi
 # sipp runs in OUT: load_echo_stream.xml plays load_caller.pcap from its working directory.
-( cd "$OUT" && exec sipp "${SIPP_ARGS[@]}" > "$OUT/sipp.out" 2>&1 ) &
+( cd "$OUT" && exec "${SIPP_PIN[@]}" sipp "${SIPP_ARGS[@]}" > "$OUT/sipp.out" 2>&1 ) &
 SIPP=$!
 fi
 

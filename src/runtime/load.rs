@@ -108,6 +108,8 @@ struct Media {
     listener: Listener,
     /// Last received audio packet: sequence number and kernel receive time (ns).
     last_rx: Option<(u16, u64)>,
+    /// When the last key went down (realtime ns) until the next prompt starts.
+    last_key_ns: Option<u64>,
 }
 
 struct LoadCall {
@@ -142,6 +144,8 @@ struct Bench {
     up: usize,
     steady: bool,
     intervals: IntervalHistogram,
+    /// Last key down -> first packet of the next prompt.
+    key_to_prompt: IntervalHistogram,
     ok: usize,
     failures: HashMap<String, usize>,
     example_failure: Option<String>,
@@ -216,6 +220,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<bool> {
         up: 0,
         steady: false,
         intervals: IntervalHistogram::default(),
+        key_to_prompt: IntervalHistogram::default(),
         ok: 0,
         failures: HashMap::new(),
         example_failure: None,
@@ -348,6 +353,10 @@ impl Bench {
         println!(
             "server -> caller RTP intervals (kernel receive time, steady window): {}",
             self.intervals.summary(PTIME.as_millis() as u64)
+        );
+        println!(
+            "last key down -> first packet of the next prompt (all calls): {}",
+            self.key_to_prompt.latency_summary()
         );
         println!("RTP datagrams the kernel refused to send: {dropped}");
         Ok(failed == 0 && placed == total)
@@ -490,6 +499,7 @@ impl Bench {
             press: VecDeque::new(),
             listener: Listener::default(),
             last_rx: None,
+            last_key_ns: None,
         });
         // Calls spread evenly over the 20 ms, as independent phones are.
         let phase = slot % SLOTS;
@@ -581,7 +591,14 @@ impl Bench {
             }
         }
         m.last_rx = Some((seq, at_ns));
-        m.listener.push(&self.index, pkt.payload);
+        let before = m.listener.heard.len();
+        m.listener.push(&self.index, pkt.payload, at_ns);
+        if m.listener.heard.len() > before {
+            if let Some(key_ns) = m.last_key_ns.take() {
+                self.key_to_prompt
+                    .add(m.listener.last_start_ns.saturating_sub(key_ns));
+            }
+        }
     }
 
     /// Send the packets due for the calls in wheel slot `i`.
@@ -625,6 +642,9 @@ impl Bench {
                             m.press.extend(p);
                         }
                         m.keys_sent += 1;
+                        if m.keys_sent == keys.len() {
+                            m.last_key_ns = Some(realtime_ns());
+                        }
                     }
                 }
                 self.scratch.clear();
@@ -653,6 +673,14 @@ impl Bench {
             }
         }
     }
+}
+
+/// The realtime clock in ns, the clock of the kernel's receive timestamps.
+fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

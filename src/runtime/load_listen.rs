@@ -88,17 +88,22 @@ pub struct Listener {
     /// (prompt, bytes matched so far, packets matched, already reported)
     current: Option<(usize, usize, usize, bool)>,
     pub heard: Vec<String>,
+    /// When the prompt heard last began: the receive time (ns) of its first
+    /// non-silent packet, less 20 ms per silent packet before it in the prompt.
+    pub last_start_ns: u64,
+    started_ns: u64,
 }
 
 impl Listener {
     /// Feed the payload of the next received audio packet.
-    pub fn push(&mut self, index: &PromptIndex, payload: &[u8]) {
+    pub fn push(&mut self, index: &PromptIndex, payload: &[u8], at_ns: u64) {
         if let Some((p, off, n, reported)) = self.current.take() {
             if index.continues(p, off, payload) {
                 let (off, n) = (off + payload.len(), n + 1);
                 let done = off >= index.encoded[p].len();
                 if !reported && (n >= CONFIRM || done) {
                     self.heard.push(index.names[p].clone());
+                    self.last_start_ns = self.started_ns;
                 }
                 if !done {
                     self.current = Some((p, off, n, reported || n >= CONFIRM));
@@ -116,9 +121,11 @@ impl Listener {
             .iter()
             .find(|&&(p, off)| index.continues(p, off, payload))
         {
+            self.started_ns = at_ns.saturating_sub((off / PACKET) as u64 * 20_000_000);
             let off = off + payload.len();
             if off >= index.encoded[p].len() {
                 self.heard.push(index.names[p].clone());
+                self.last_start_ns = self.started_ns;
             } else {
                 self.current = Some((p, off, 1, false));
             }
@@ -134,7 +141,7 @@ mod tests {
         for chunk in enc.chunks(PACKET) {
             let mut pkt = chunk.to_vec();
             pkt.resize(PACKET, index.silence);
-            listener.push(index, &pkt);
+            listener.push(index, &pkt, 0);
         }
     }
 

@@ -89,6 +89,21 @@ impl IntervalHistogram {
         100.0 * n as f64 / (self.count.max(1) as f64)
     }
 
+    /// One line: n, p50/p90/p99/max in ms.
+    pub fn latency_summary(&self) -> String {
+        if self.count == 0 {
+            return "none measured".into();
+        }
+        format!(
+            "n {}  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2} ms",
+            self.count,
+            self.quantile_ms(0.5),
+            self.quantile_ms(0.9),
+            self.quantile_ms(0.99),
+            self.max_ns as f64 / 1e6
+        )
+    }
+
     /// One line: n, p50/p99/p99.9/max of the interval, p99 of |interval − ptime|,
     /// share within ptime ± 2 ms, gaps.
     pub fn summary(&self, ptime_ms: u64) -> String {
