@@ -17,7 +17,8 @@
 //! RTP sockets shared by all calls (the server sends each call's RTP to the port in
 //! its SDP; we tell calls apart by the server's source port); packets go out with
 //! `sendmmsg` and come in with `recvmmsg` ([`super::load_io`]); calls are paced by a
-//! 20-slot wheel of 1 ms slots. The server's packet timing is measured from the
+//! wheel of `--slot-us` slots over 20 ms (default 100 µs: 200 phases, so the server
+//! sees packets arrive spread out as from independent phones, not in bursts). The server's packet timing is measured from the
 //! kernel's receive timestamps, so the caller's own scheduling delay does not count
 //! ([`super::load_report`]).
 
@@ -71,8 +72,14 @@ pub struct LoadArgs {
     #[arg(long)]
     pub server_pid: Option<u32>,
     /// RTP sockets shared by the calls.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 4)]
     pub rtp_sockets: usize,
+    /// Pacing slot (µs, divides 20000): calls are spread over 20 ms in slots this
+    /// long, and each slot's packets leave in one `sendmmsg`. Independent phones
+    /// send at random phases; coarser slots deliver packets to the server in bursts,
+    /// which lets it serve more calls per wake-up than it would in the field.
+    #[arg(long, default_value_t = 100)]
+    pub slot_us: u64,
     /// A call that has not been hung up by the server this long after its INVITE fails.
     #[arg(long, default_value_t = 60.0)]
     pub call_timeout: f64,
@@ -88,7 +95,6 @@ pub struct LoadArgs {
 }
 
 const PTIME: Duration = Duration::from_millis(20);
-const SLOTS: usize = 20;
 const TE_PT: u8 = 101;
 
 /// The media half of an answered call.
@@ -141,6 +147,7 @@ struct Bench {
     /// Server RTP source port -> (call slot, generation).
     by_port: HashMap<u16, (usize, u32)>,
     wheel: Vec<Vec<(usize, u32)>>,
+    slot_us: u64,
     up: usize,
     steady: bool,
     intervals: IntervalHistogram,
@@ -201,6 +208,16 @@ pub fn run(args: LoadArgs) -> anyhow::Result<bool> {
         rtp.push(s);
         rtp_local.push(a);
     }
+    if args.slot_us == 0 || 20_000 % args.slot_us != 0 {
+        bail!("--slot-us must divide 20000");
+    }
+    let slot_us = args.slot_us;
+    let slots = (20_000 / slot_us) as usize;
+    // Sleep to within microseconds of a slot, not the default 50 µs slack.
+    // SAFETY: prctl(PR_SET_TIMERSLACK) takes a plain integer.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1u64, 0u64, 0u64, 0u64);
+    }
     let mut b = Bench {
         out: (0..rtp.len()).map(|_| SendBatch::default()).collect(),
         args,
@@ -216,7 +233,8 @@ pub fn run(args: LoadArgs) -> anyhow::Result<bool> {
         generation: 0,
         by_call_id: HashMap::new(),
         by_port: HashMap::new(),
-        wheel: vec![Vec::new(); SLOTS],
+        wheel: vec![Vec::new(); slots],
+        slot_us,
         up: 0,
         steady: false,
         intervals: IntervalHistogram::default(),
@@ -240,7 +258,9 @@ impl Bench {
         let mut sampler = Sampler::new(self.args.server_pid);
         let mut next_sample = start;
         let mut next_timers = start;
-        let mut last_slot_ms = 0u64;
+        let mut last_slot = 0u64;
+        let mut last_ms = u64::MAX;
+        let slots = self.wheel.len() as u64;
         let mut sip_buf = vec![0u8; 65_535];
         let mut rtp_in = RecvBatch::default();
         println!(
@@ -285,8 +305,16 @@ impl Bench {
                 // Full: the next call starts when one ends, at the earliest.
                 next_start = now;
             }
-            self.read_sip(&mut sip_buf);
+            let now_ms = (now - start).as_millis() as u64;
+            let new_ms = now_ms != last_ms;
+            last_ms = now_ms;
+            if new_ms {
+                self.read_sip(&mut sip_buf);
+            }
             for s in 0..self.rtp.len() {
+                if !new_ms {
+                    break;
+                }
                 loop {
                     let n = match rtp_in.recv(&self.rtp[s]) {
                         Ok(n) => n,
@@ -308,17 +336,17 @@ impl Bench {
                 next_timers = now + Duration::from_millis(50);
                 self.timers(now);
             }
-            // Media: every slot (1 ms) since the last pass, in order.
-            let now_ms = (now - start).as_millis() as u64;
-            let from = if last_slot_ms == 0 {
-                now_ms
+            // Media: every slot since the last pass, in order.
+            let now_slot = (now - start).as_micros() as u64 / self.slot_us;
+            let from = if last_slot == 0 {
+                now_slot
             } else {
-                (last_slot_ms + 1).max(now_ms.saturating_sub(SLOTS as u64 - 1))
+                (last_slot + 1).max(now_slot.saturating_sub(slots - 1))
             };
-            for ms in from..=now_ms {
-                self.send_slot((ms % SLOTS as u64) as usize, now);
+            for k in from..=now_slot {
+                self.send_slot((k % slots) as usize, now);
             }
-            last_slot_ms = now_ms;
+            last_slot = now_slot;
             for s in 0..self.rtp.len() {
                 self.out[s].flush(&self.rtp[s]);
             }
@@ -327,8 +355,8 @@ impl Bench {
                 sampler.sample(now, self.up);
                 self.steady = self.up >= self.args.calls;
             }
-            // Sleep to the next millisecond.
-            let next = start + Duration::from_millis(now_ms + 1);
+            // Sleep to the next slot.
+            let next = start + Duration::from_micros((now_slot + 1) * self.slot_us);
             let after = Instant::now();
             if next > after {
                 std::thread::sleep(next - after);
@@ -502,7 +530,7 @@ impl Bench {
             last_key_ns: None,
         });
         // Calls spread evenly over the 20 ms, as independent phones are.
-        let phase = slot % SLOTS;
+        let phase = slot % self.wheel.len();
         self.wheel[phase].push((slot, c.generation));
     }
 
