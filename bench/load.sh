@@ -25,9 +25,10 @@
 #                  -> OUT/all.pcap, then run bench/latency.py on it
 #   --serve        instead of `demo`, run `sspr-ivr demo-backend --fixed-otp 246810` and
 #                  `sspr-ivr serve` with OUT/config.yaml: config.example.yaml with the ports
-#                  above, absolute paths, and the per-ANI / per-account attempt limits raised
-#                  to 1000000 (the stock 10 and 5 per hour stop a load test of one demo
-#                  account after 5 calls)
+#                  above, absolute paths, and the per-ANI / per-account attempt limits and the
+#                  OTP send budgets (per ANI, global) raised to 1000000 (the stock 10 and 5
+#                  attempts and 6 sends per hour stop a load test from one caller number
+#                  after a few calls)
 #   --stub-backend with --serve: bench/load_backend.py instead of demo-backend (every
 #                  employee ID its own account, no resend window / code consumption / PIN
 #                  history), so each concurrent call of the stock scenario can complete a reset;
@@ -96,6 +97,7 @@ SIPP_PORT=${SIPP_PORT:-25070}
 SIPP_MEDIA=${SIPP_MEDIA:-26000}
 OUT=${OUT:-$ROOT/bench/out/$MODE-$N-$(date -u +%H%M%S)}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 # Bound on the whole sipp run: ramp + per-call time for every batch of L calls.
 BATCHES=$(( (N + L - 1) / L ))
 SIPP_TIMEOUT=$(( N / RATE + 5 + BATCHES * (PER_CALL + HOLD_MS / 1000) ))
@@ -125,6 +127,8 @@ subs = [
     (r"(?m)^(  rtp_port_min:) \d+", rf"\1 {lo}"),
     (r"(?m)^(  rtp_port_max:) \d+", rf"\1 {hi}"),
     (r"(?m)^(  attempts_per_ani_per_hour:) \d+", r"\1 1000000"),
+    (r"(?m)^(  otp_sends_per_ani: \{ max:) \d+", r"\1 1000000"),
+    (r"(?m)^(  otp_sends_global: \{ max:) \d+", r"\1 1000000"),
     (r"(?m)^(  max_calls:) \d+", rf"\1 {max_calls}"),
     (r"(?m)^(  max_calls_per_source:) \d+", rf"\1 {max_calls}"),
     (r"(?m)^(  invites_per_second_per_source:) \d+", rf"\1 {max(200, 2 * int(rate))}"),
@@ -199,7 +203,8 @@ SIPP_ARGS=(127.0.0.1:"$SIP_PORT" -sf "$SCEN" -s "$SERVICE" -l "$L" -m "$N" -r "$
 if [ -n "$UAC" ]; then
   # The project's own load caller instead of sipp (same server, same sampling).
   UAC_ARGS=(load "sip:echo@127.0.0.1:$SIP_PORT" --calls "$L" --total "$N" --rate "$RATE"
-    --first-key-ms "$HOLD_MS" --server-pid "$SERVER" --call-timeout 60 --timeout "$SIPP_TIMEOUT")
+    --first-key-ms "$HOLD_MS" --server-pid "$SERVER" --call-timeout 60 --timeout "$SIPP_TIMEOUT"
+    ${UAC_EXTRA:-})
   log "${UAC_PIN[*]} $BIN ${UAC_ARGS[*]}"
   "${UAC_PIN[@]}" "$BIN" "${UAC_ARGS[@]}" > "$OUT/load.out" 2>&1 &
   SIPP=$!
