@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `check`, `graph`, `dial`, `dtmf`, and the generated
+//! The command line: `serve`, `demo`, `check`, `graph`, `dial`, `load`, `dtmf`, and the generated
 //! `completions` and `man` pages. Thin: each command loads what it needs and hands over to the
 //! library. `serve` and `check` read [`DEFAULT_CONFIG`] unless `--config` says otherwise.
 
