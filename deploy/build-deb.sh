@@ -11,6 +11,7 @@
 #   /usr/share/sspr-ivr/flows/              flows/
 #   /usr/share/sspr-ivr/prompts/            prompts/ (per-language subdirectories kept)
 #   /usr/share/doc/sspr-ivr/operations.md   docs/operations.md
+#   /usr/share/sspr-ivr/grafana/sspr-ivr.json   deploy/grafana/sspr-ivr.json (the dashboard)
 #   /usr/share/man/man1/sspr-ivr*.1.gz      `sspr-ivr man --out-dir` (one page per command)
 #   /usr/share/bash-completion/completions/sspr-ivr, /usr/share/zsh/vendor-completions/_sspr-ivr,
 #   /usr/share/fish/vendor_completions.d/sspr-ivr.fish   `sspr-ivr completions SHELL`
@@ -118,6 +119,8 @@ if grep -Eq '^  ([A-Za-z0-9_-]+: flows/|dir: prompts$|spool_dir: [^/]|dir: var/)
 fi
 cp -R "$root/flows" "$pkg/usr/share/sspr-ivr/flows"
 cp -R "$root/prompts" "$pkg/usr/share/sspr-ivr/prompts"
+install -d -m 0755 "$pkg/usr/share/sspr-ivr/grafana"
+install -m 0644 "$here/grafana/sspr-ivr.json" "$pkg/usr/share/sspr-ivr/grafana/sspr-ivr.json"
 if [ -f "$root/docs/operations.md" ]; then
     install -m 0644 "$root/docs/operations.md" "$pkg/usr/share/doc/sspr-ivr/operations.md"
 fi
@@ -174,7 +177,8 @@ dpkg-deb --root-owner-group -Zxz --build "$pkg" "$deb" >/dev/null
 # Check what an operator will get.
 listing=$(dpkg -c "$deb")
 for path in ./usr/bin/sspr-ivr ./lib/systemd/system/sspr-ivr.service ./etc/sspr-ivr/config.yaml \
-    ./usr/share/sspr-ivr/flows/ ./usr/share/sspr-ivr/prompts/; do
+    ./usr/share/sspr-ivr/flows/ ./usr/share/sspr-ivr/prompts/ \
+    ./usr/share/sspr-ivr/grafana/sspr-ivr.json; do
     printf '%s\n' "$listing" | awk '{print $6}' | grep -qx "$path" || die "$deb lacks $path"
 done
 printf '%s\n' "$listing" | awk '{print $6}' | grep -q '^\./usr/share/sspr-ivr/flows/.*\.yaml$' ||

@@ -18,7 +18,11 @@
 //! 4. `limits.max_calls_per_source` live calls from one IP address → `503`;
 //! 5. the SDP offer: no codec in common → `488`, unparseable → `488`; no offer at
 //!    all (late offer, RFC 3261 §13.2.1) → we offer our codecs in the 200 and take
-//!    the caller's answer from the ACK.
+//!    the caller's answer from the ACK;
+//! 6. SRTP (`media.srtp`, RFC 4568 SDES): an SDES key is taken only from an INVITE
+//!    that came over TLS. `RTP/SAVP` that we cannot or may not answer (not TLS,
+//!    `off`, no suite we speak) → `488`; with `required`, anything but SRTP over
+//!    TLS → `488` (a late offer too: we do not offer SDES keys ourselves).
 //!
 //! An admitted call holds a slot of its source's quota until the runtime calls
 //! [`Admission::release`] for it. Nothing here reads a clock, binds a port or draws a
@@ -30,9 +34,10 @@ use std::time::{Duration, Instant};
 
 use crate::caller::TrustedPeers;
 use crate::config::{LimitsConfig, MediaSettings};
+use crate::media::srtp::{CryptoAttr, MasterKey, SrtpKeys, SrtpPolicy};
 use crate::media::{MediaConfig, RtpTrust};
 use crate::sip::sdp::{self, Negotiated};
-use crate::sip::IncomingCall;
+use crate::sip::{IncomingCall, Transport};
 
 /// Rate windows kept before old ones are swept.
 const RATE_TABLE_SWEEP: usize = 10_000;
@@ -58,6 +63,9 @@ pub enum Refusal {
     NoCommonCodec,
     /// The offer is not usable SDP.
     BadSdp,
+    /// The offer insists on SRTP we may not give it, or `media.srtp: required`
+    /// and the call cannot have it (see step 6 of the module docs).
+    MediaNotSecure,
 }
 
 impl Refusal {
@@ -65,7 +73,7 @@ impl Refusal {
     pub fn status(self) -> u16 {
         match self {
             Refusal::Untrusted => 403,
-            Refusal::NoCommonCodec | Refusal::BadSdp => 488,
+            Refusal::NoCommonCodec | Refusal::BadSdp | Refusal::MediaNotSecure => 488,
             _ => 503,
         }
     }
@@ -103,10 +111,39 @@ impl MediaPlan {
         }
     }
 
-    /// The SDP body of our 200: an answer or an offer, for the RTP socket at `rtp`.
-    pub fn local_sdp(&self, rtp: SocketAddr, session_id: u64, media: &MediaSettings) -> String {
+    /// Whether the call uses SRTP (an SDES key was taken from the offer).
+    pub fn is_srtp(&self) -> bool {
+        self.negotiated().crypto.is_some()
+    }
+
+    /// With SRTP: our SDES attribute for the answer (the offer's tag and suite,
+    /// `key` — fresh from the runtime's CSPRNG) and the call's keys.
+    pub fn sdes(&self, key: MasterKey) -> Option<(CryptoAttr, SrtpKeys)> {
+        let theirs = self.negotiated().crypto.as_ref()?;
+        let ours = CryptoAttr {
+            tag: theirs.tag,
+            suite: theirs.suite,
+            key,
+        };
+        let keys = SrtpKeys {
+            suite: theirs.suite,
+            local: ours.key.clone(),
+            remote: theirs.key.clone(),
+        };
+        Some((ours, keys))
+    }
+
+    /// The SDP body of our 200: an answer or an offer, for the RTP socket at `rtp`;
+    /// `ours` is our SDES attribute when the call uses SRTP ([`Self::sdes`]).
+    pub fn local_sdp(
+        &self,
+        rtp: SocketAddr,
+        session_id: u64,
+        media: &MediaSettings,
+        ours: Option<&CryptoAttr>,
+    ) -> String {
         match self {
-            MediaPlan::Answer(n) => sdp::answer(n, rtp, session_id),
+            MediaPlan::Answer(n) => sdp::answer(n, rtp, session_id, ours),
             MediaPlan::Offer(_) => sdp::offer(
                 rtp,
                 &media.codecs,
@@ -232,9 +269,25 @@ fn plan_media(call: &IncomingCall, media: &MediaSettings) -> Result<MediaPlan, R
     match call.offer.as_deref() {
         Some(text) => {
             let offer = sdp::parse(text).map_err(|_| Refusal::BadSdp)?;
-            let n = sdp::negotiate(&offer, &media.codecs).map_err(|_| Refusal::NoCommonCodec)?;
+            let mut n =
+                sdp::negotiate(&offer, &media.codecs).map_err(|_| Refusal::NoCommonCodec)?;
+            let over_tls = call.transport == Transport::Tls;
+            let may = over_tls && media.srtp != SrtpPolicy::Off;
+            if !may {
+                // Never take (or answer with) a key that crossed the network in clear.
+                n.crypto = None;
+            }
+            let must = n.savp || media.srtp == SrtpPolicy::Required;
+            if must && n.crypto.is_none() {
+                return Err(Refusal::MediaNotSecure);
+            }
+            if !offer.proto.is_empty() && offer.proto != sdp::SAVP && offer.proto != sdp::AVP {
+                // DTLS-SRTP (`UDP/TLS/RTP/SAVP`), `RTP/SAVPF`...: not ours to answer.
+                return Err(Refusal::MediaNotSecure);
+            }
             Ok(MediaPlan::Answer(n))
         }
+        None if media.srtp == SrtpPolicy::Required => Err(Refusal::MediaNotSecure),
         None => {
             let codec = media.codecs[0];
             Ok(MediaPlan::Offer(Negotiated {
@@ -243,6 +296,8 @@ fn plan_media(call: &IncomingCall, media: &MediaSettings) -> Result<MediaPlan, R
                 telephone_event_pt: Some(media.telephone_event_pt),
                 ptime_ms: media.ptime_ms,
                 remote: SocketAddr::new(call.source.ip(), 0),
+                savp: false,
+                crypto: None,
             }))
         }
     }
@@ -411,7 +466,7 @@ mod tests {
         assert_eq!(n.ptime_ms, 30);
         assert_eq!(n.remote, "192.0.2.7:30000".parse().unwrap());
         let rtp: SocketAddr = "127.0.0.1:20002".parse().unwrap();
-        let body = plan.local_sdp(rtp, 42, &m);
+        let body = plan.local_sdp(rtp, 42, &m, None);
         assert!(body.contains("m=audio 20002 RTP/AVP 0 101\r\n"), "{body}");
         assert!(body.contains("a=ptime:30\r\n"), "{body}");
         let cfg = plan.media_config(&m, "192.0.2.1".parse().unwrap(), true);
@@ -435,12 +490,98 @@ mod tests {
         };
         assert_eq!((n.codec, n.audio_pt), (Codec::Pcma, 8));
         assert_eq!(n.remote, "192.0.2.1:0".parse().unwrap());
-        let body = plan.local_sdp("127.0.0.1:20004".parse().unwrap(), 7, &m);
+        let body = plan.local_sdp("127.0.0.1:20004".parse().unwrap(), 7, &m, None);
         assert!(body.contains("m=audio 20004 RTP/AVP 8 0 101\r\n"), "{body}");
         // No address to send to until the caller's packets (or the ACK) say.
         assert!(
             plan.media_config(&m, "192.0.2.1".parse().unwrap(), false)
                 .symmetric_rtp
         );
+    }
+
+    #[test]
+    fn sdes_keys_only_over_tls_and_as_the_policy_says() {
+        const KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        let savp = format!("v=0\r\nc=IN IP4 192.0.2.7\r\nm=audio 30000 RTP/SAVP 0\r\na=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n");
+        let best_effort = savp.replace("RTP/SAVP", "RTP/AVP");
+        let dtls = savp.replace("RTP/SAVP", "UDP/TLS/RTP/SAVP");
+        use SrtpPolicy::*;
+        // (policy, transport, offer) → SRTP used, or the refusal.
+        type Case<'a> = (
+            SrtpPolicy,
+            Transport,
+            Option<&'a str>,
+            Result<bool, Refusal>,
+        );
+        let cases: &[Case] = &[
+            (Optional, Transport::Tls, Some(&savp), Ok(true)),
+            (Optional, Transport::Tls, Some(&best_effort), Ok(true)),
+            (Optional, Transport::Tls, Some(OFFER), Ok(false)),
+            (
+                Optional,
+                Transport::Udp,
+                Some(&savp),
+                Err(Refusal::MediaNotSecure),
+            ),
+            (Optional, Transport::Tcp, Some(&best_effort), Ok(false)),
+            (
+                Optional,
+                Transport::Tls,
+                Some(&dtls),
+                Err(Refusal::MediaNotSecure),
+            ),
+            (Optional, Transport::Tls, None, Ok(false)),
+            (Required, Transport::Tls, Some(&savp), Ok(true)),
+            (Required, Transport::Tls, Some(&best_effort), Ok(true)),
+            (
+                Required,
+                Transport::Tls,
+                Some(OFFER),
+                Err(Refusal::MediaNotSecure),
+            ),
+            (
+                Required,
+                Transport::Udp,
+                Some(&savp),
+                Err(Refusal::MediaNotSecure),
+            ),
+            (Required, Transport::Tls, None, Err(Refusal::MediaNotSecure)),
+            (
+                Off,
+                Transport::Tls,
+                Some(&savp),
+                Err(Refusal::MediaNotSecure),
+            ),
+            (Off, Transport::Tls, Some(&best_effort), Ok(false)),
+        ];
+        for (i, (policy, transport, offer, want)) in cases.iter().enumerate() {
+            let m = MediaSettings {
+                srtp: *policy,
+                ..MediaSettings::default()
+            };
+            let mut call = incoming(1, "192.0.2.1:5061", *offer);
+            call.transport = *transport;
+            let got = plan_media(&call, &m).map(|p| p.is_srtp());
+            assert_eq!(got, *want, "row {i}");
+        }
+        assert_eq!(Refusal::MediaNotSecure.status(), 488);
+        // The answer carries our key, not the caller's, in the offer's profile.
+        let mut call = incoming(1, "192.0.2.1:5061", Some(&savp));
+        call.transport = Transport::Tls;
+        let plan = plan_media(&call, &MediaSettings::default()).unwrap();
+        let (ours, keys) = plan
+            .sdes(MasterKey::generate(&mut rand::rngs::OsRng))
+            .unwrap();
+        assert_eq!(keys.local, ours.key);
+        assert_ne!(keys.local, keys.remote);
+        let body = plan.local_sdp(
+            "127.0.0.1:20002".parse().unwrap(),
+            1,
+            &MediaSettings::default(),
+            Some(&ours),
+        );
+        assert!(body.contains("m=audio 20002 RTP/SAVP 0\r\n"), "{body}");
+        assert!(body.contains("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:"));
+        assert!(!body.contains(KEY));
     }
 }

@@ -9,6 +9,12 @@
 //! task in `runtime`. Like the machines it composes, `Call` never reads a
 //! clock, touches a socket or a file.
 //!
+//! SRTP: on a call with SDES keys ([`CallParams::srtp`]) every datagram is
+//! unprotected here, after the media-trust check and before the media session
+//! sees it, and every packet the session writes is protected in the driver's
+//! buffer before it leaves: the one point where RTP enters and leaves the call,
+//! so DTMF, recording and the trust rules see clear RTP either way.
+//!
 //! Secrets: digits are handed from media to the flow without being
 //! formatted anywhere in this module; the only digit facts that leave it
 //! are the flow's own timeline events (masked inside secure segments).
@@ -23,6 +29,7 @@ use crate::flow::model::Flow;
 use crate::flow::{digit_prompt, Command as FlowCommand, Say, TimelineEvent};
 use crate::media::prompts::PromptCache;
 use crate::media::session::MediaSession;
+use crate::media::srtp::{SrtpKeys, SrtpTransform};
 use crate::media::{DigitSource, MediaConfig, MediaEvent, MediaStats, PlayItem};
 use crate::sip::{CallKey, Command as SipCommand, EndReason, Event as SipEvent, ReferStatus};
 use crate::vars::Vars;
@@ -78,6 +85,9 @@ pub struct CallParams {
     pub reason_header: String,
     /// Variables every call starts with (config `variables`).
     pub variables: BTreeMap<String, String>,
+    /// SDES-SRTP keys, on a call that came over TLS and negotiated SRTP. Such a
+    /// call's media counts as encrypted (`secure_media: required` states run).
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// What the call asks its driver to do. RTP packets are not among them: the
@@ -151,6 +161,9 @@ pub struct Call {
     /// arrives by then.
     refer_deadline: Option<Instant>,
     ended_reported: bool,
+    srtp: Option<SrtpTransform>,
+    /// A received datagram, unprotected (reused).
+    srtp_clear: Vec<u8>,
 }
 
 impl Call {
@@ -163,8 +176,10 @@ impl Call {
         vars.set_plain("dnis", p.dnis.clone());
         vars.set_plain("call_id", p.key.0.clone());
         vars.set_plain("flow_name", p.flow_name.clone());
+        let encrypted = p.srtp.is_some();
+        vars.set_plain("media_encrypted", encrypted.to_string());
         let media = MediaSession::new(now, p.media, p.prompts, p.ssrc, p.seq, p.timestamp);
-        let flow = Interpreter::new(now, p.flow, vars);
+        let flow = Interpreter::with_media(now, p.flow, vars, encrypted);
         Call {
             key: p.key,
             media,
@@ -180,6 +195,8 @@ impl Call {
             linger_until: None,
             refer_deadline: None,
             ended_reported: false,
+            srtp: p.srtp.as_ref().map(SrtpTransform::new),
+            srtp_clear: Vec::new(),
         }
     }
 
@@ -191,8 +208,15 @@ impl Call {
         self.flow.is_secure()
     }
 
+    /// The media counters; SRTP packets that failed authentication or replayed
+    /// count as malformed.
     pub fn media_stats(&self) -> MediaStats {
-        self.media.stats()
+        let mut stats = self.media.stats();
+        if let Some(srtp) = &self.srtp {
+            let s = srtp.stats();
+            stats.malformed += s.rejected + s.ssrc_overflow;
+        }
+        stats
     }
 
     /// RTP datagrams dropped unparsed so far: (untrusted IP, not the latched source).
@@ -208,7 +232,16 @@ impl Call {
         if matches!(self.phase, Phase::Ended | Phase::Lingering(_)) {
             return;
         }
-        self.media.handle_rtp(now, source, data);
+        match &mut self.srtp {
+            None => self.media.handle_rtp(now, source, data),
+            Some(srtp) => {
+                if self.media.admit_source(now, source)
+                    && srtp.unprotect(data, &mut self.srtp_clear).is_ok()
+                {
+                    self.media.handle_admitted(now, source, &self.srtp_clear);
+                }
+            }
+        }
         self.pump(now);
     }
 
@@ -347,13 +380,25 @@ impl Call {
 
     /// The next RTP packet for the caller, written into `buf` (its old content
     /// is replaced); its destination is returned. Nothing once the call has
-    /// ended or only lingers for a secure action's result.
+    /// ended or only lingers for a secure action's result. On an SRTP call the
+    /// packet is protected; one that cannot be is never sent in clear.
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         if matches!(self.phase, Phase::Ended | Phase::Lingering(_)) {
             return None;
         }
-        self.media.poll_transmit(buf)
+        loop {
+            let to = self.media.poll_transmit(buf)?;
+            match &mut self.srtp {
+                None => return Some(to),
+                Some(srtp) => {
+                    if srtp.protect(buf).is_ok() {
+                        return Some(to);
+                    }
+                    buf.clear();
+                }
+            }
+        }
     }
 
     #[must_use]

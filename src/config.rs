@@ -254,6 +254,8 @@ pub struct MediaSettings {
     pub inactivity_timeout: Duration,
     /// The telephone-event payload type offered on late-offer calls.
     pub telephone_event_pt: u8,
+    /// SDES-SRTP: `off`, `optional` (default) or `required`; keys only over TLS.
+    pub srtp: crate::media::srtp::SrtpPolicy,
 }
 
 impl Default for MediaSettings {
@@ -269,6 +271,7 @@ impl Default for MediaSettings {
             accept_rtp_from: vec![RtpSource::Sdp, RtpSource::Signalling],
             inactivity_timeout: Duration::from_secs(120),
             telephone_event_pt: 101,
+            srtp: crate::media::srtp::SrtpPolicy::Optional,
         }
     }
 }
@@ -542,6 +545,9 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub security: SecurityConfig,
     pub drain: DrainConfig,
+    /// The file this was read from (messages point into it); not a key.
+    #[serde(skip)]
+    pub source: PathBuf,
 }
 
 impl Config {
@@ -569,6 +575,7 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
+        cfg.source = file.to_path_buf();
         cfg.resolve_paths(&base);
         cfg.check_basic(file)?;
         Ok(cfg)
@@ -845,7 +852,8 @@ impl Loaded {
                     if diags.is_empty() {
                         flows.insert(name.clone(), Arc::new(flow));
                     } else {
-                        problems.extend(diags.iter().map(|d| d.to_string()));
+                        let placed = crate::findings::place(diags, &config);
+                        problems.extend(placed.iter().map(|d| d.to_string()));
                     }
                 }
                 Err(e) => problems.push(e.to_string()),

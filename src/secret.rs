@@ -11,7 +11,10 @@
 //! Memory: both types overwrite their whole allocation with zeros (the
 //! `zeroize` crate, which the optimiser cannot remove) when dropped, and
 //! when they grow — the old, smaller allocation is zeroed before it is
-//! freed, so typing a PIN key by key leaves no partial copies behind. Copies
+//! freed, so typing a PIN key by key leaves no partial copies behind. Keys
+//! typed ahead and still waiting for the entry that reads them (maybe a
+//! code's first digits) sit in a fixed ring that is zeroed the same way
+//! (`flow::interp::typeahead::KeptKeys`). Copies
 //! made elsewhere (a `String` a secret was built from, an HTTP library's
 //! buffers) are outside their reach; the code that renders secure requests
 //! avoids making them where it can (see `template` and `actions::executor`).

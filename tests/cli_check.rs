@@ -458,3 +458,138 @@ fn operations_guide_uses_real_flags_and_config_keys() {
         "only {checked} config keys found in the guide"
     );
 }
+
+/// The example configuration and its flows, copied into `dir`; prompts are
+/// read from the repository.
+fn example_copy(dir: &Path) -> PathBuf {
+    std::fs::create_dir(dir.join("flows")).unwrap();
+    for f in ["sspr.yaml", "echo.yaml"] {
+        std::fs::copy(repo().join("flows").join(f), dir.join("flows").join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(repo().join("config.example.yaml")).unwrap();
+    let prompts = format!("  dir: {}\n", repo().join("prompts").display());
+    let text = text.replacen("  dir: prompts\n", &prompts, 1);
+    assert!(
+        text.contains(&prompts),
+        "config.example.yaml moved its prompts"
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Replaces `from` by `to` (once, it must be there) in `file`; the 1-based
+/// line it is on.
+fn misspell(file: &Path, from: &str, to: &str) -> usize {
+    let text = std::fs::read_to_string(file).unwrap();
+    let at = text
+        .find(from)
+        .unwrap_or_else(|| panic!("{} lacks `{from}`", file.display()));
+    std::fs::write(file, text.replacen(from, to, 1)).unwrap();
+    text[..at].matches('\n').count() + 1
+}
+
+/// `check` and `serve` output for `cfg` (both must refuse it).
+fn check_and_serve(cfg: &Path) -> [String; 2] {
+    let (ok, checked) = check(cfg);
+    assert!(!ok, "check passed:\n{checked}");
+    let (ok, out, served) = run_with_timeout(
+        Command::new(BIN).arg("serve").arg("--config").arg(cfg),
+        Duration::from_secs(30),
+    );
+    assert!(
+        !ok && !served.contains("[killed: timeout]"),
+        "{out}{served}"
+    );
+    [checked, served]
+}
+
+/// An action outcome spelt one way in the actions config and another in the
+/// flow: either file may hold the typo, so both are named with their line and
+/// key, each message naming the other — whichever direction the typo goes,
+/// the file that has it is named with the line to edit.
+#[test]
+fn action_outcome_typo_names_file_line_and_key_in_either_file() {
+    // The config misspells the outcome the flow handles.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = example_copy(dir.path());
+    let flow = dir.path().join("flows/sspr.yaml");
+    let line = misspell(
+        &cfg,
+        "{ status: 404, outcome: not_found }",
+        "{ status: 404, outcome: not_fund }",
+    );
+    let flow_line = 1 + std::fs::read_to_string(&flow)
+        .unwrap()
+        .lines()
+        .position(|l| l.trim() == "not_found: unknown_branch")
+        .expect("sspr.yaml handles not_found");
+    for out in check_and_serve(&cfg) {
+        let at = format!(
+            "{}:{line}:24: actions.lookup_user.outcomes.2.outcome: outcome `not_fund` of action `lookup_user` is not handled by {}:{flow_line}:7 states.lookup.on.not_found",
+            cfg.display(),
+            flow.display()
+        );
+        assert!(out.contains(&at), "want `{at}` in:\n{out}");
+        let at = format!(
+            "{}:{flow_line}:7: states.lookup.on.not_found: action `lookup_user` never produces outcome `not_found` (hint: did you mean `not_fund`, which {}:{line}:24 actions.lookup_user.outcomes.2.outcome declares?",
+            flow.display(),
+            cfg.display()
+        );
+        assert!(out.contains(&at), "want `{at}` in:\n{out}");
+        assert_eq!(
+            out.lines().filter(|l| l.contains("not_fund")).count(),
+            2,
+            "{out}"
+        );
+    }
+
+    // The flow misspells the outcome the config declares.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = example_copy(dir.path());
+    let flow = dir.path().join("flows/sspr.yaml");
+    let flow_line = misspell(
+        &flow,
+        "not_found: unknown_branch",
+        "not_fond: unknown_branch",
+    );
+    let line = 1 + std::fs::read_to_string(&cfg)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("{ status: 404, outcome: not_found }"))
+        .unwrap();
+    for out in check_and_serve(&cfg) {
+        let at = format!(
+            "{}:{flow_line}:7: states.lookup.on.not_fond: action `lookup_user` never produces outcome `not_fond` (hint: did you mean `not_found`, which {}:{line}:24 actions.lookup_user.outcomes.2.outcome declares?",
+            flow.display(),
+            cfg.display()
+        );
+        assert!(out.contains(&at), "want `{at}` in:\n{out}");
+        let at = format!(
+            "{}:{line}:24: actions.lookup_user.outcomes.2.outcome: outcome `not_found` of action `lookup_user` is not handled by {}:{flow_line}:7 states.lookup.on.not_fond",
+            cfg.display(),
+            flow.display()
+        );
+        assert!(out.contains(&at), "want `{at}` in:\n{out}");
+        // Not blamed elsewhere: no "not handled" finding on the state as a whole.
+        assert!(!out.contains("states.lookup.on: "), "{out}");
+    }
+
+    // A typo of a built-in outcome is the flow's alone.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = example_copy(dir.path());
+    let flow = dir.path().join("flows/sspr.yaml");
+    let flow_line = misspell(
+        &flow,
+        "      timeout: backend_trouble\n      error: backend_trouble\n\n  send_code:",
+        "      timout: backend_trouble\n      error: backend_trouble\n\n  send_code:",
+    );
+    let (ok, out) = check(&cfg);
+    assert!(!ok, "{out}");
+    let at = format!(
+        "{}:{flow_line}:7: states.lookup.on.timout: action `lookup_user` never produces outcome `timout` (hint: did you mean `timeout`?)",
+        flow.display()
+    );
+    assert!(out.contains(&at), "want `{at}` in:\n{out}");
+    assert!(!out.contains(&cfg.display().to_string()), "{out}");
+}

@@ -14,76 +14,17 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::pki::{install_server_cert, Pki};
 use common::*;
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 /// Bound on every single network wait in this file.
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A private CA that signs server and client certificates into a temp dir.
-struct Pki {
-    ca: Certificate,
-    ca_key: KeyPair,
-    name: &'static str,
-}
-
-impl Pki {
-    fn new(name: &'static str) -> Pki {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca = params.self_signed(&ca_key).unwrap();
-        Pki { ca, ca_key, name }
-    }
-
-    /// A leaf for 127.0.0.1 with this common name: (certificate PEM, key PEM, DER).
-    fn leaf(&self, cn: &str, usage: ExtendedKeyUsagePurpose) -> (String, String, Vec<u8>) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["ivr.test".to_string()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
-        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
-    }
-
-    fn write_ca(&self, dir: &Path) -> PathBuf {
-        let path = dir.join(format!("{}.pem", self.name.replace(' ', "_")));
-        std::fs::write(&path, self.ca.pem()).unwrap();
-        path
-    }
-
-    fn roots(&self) -> RootCertStore {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        roots
-    }
-}
-
-/// Write the server's certificate and key where the config points.
-fn install_server_cert(dir: &Path, pki: &Pki, cn: &str) -> Vec<u8> {
-    let (cert, key, der) = pki.leaf(cn, ExtendedKeyUsagePurpose::ServerAuth);
-    std::fs::write(dir.join("sip.pem"), cert).unwrap();
-    std::fs::write(dir.join("sip.key"), key).unwrap();
-    der
-}
 
 struct TlsServer {
     server: Server,
@@ -632,8 +573,7 @@ fn baresip_calls_over_tls_and_hears_the_flow() {
     let pki = Pki::new("sip test CA");
     let s = serve_tls(&pki, "");
     let dir = s.server.dir.path().join("baresip");
-    let snd = dir.join("snd");
-    std::fs::create_dir_all(&snd).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     let ca = pki.write_ca(&dir);
     let silence = dir.join("silence.wav");
     let spec = hound::WavSpec {
@@ -647,47 +587,20 @@ fn baresip_calls_over_tls_and_hears_the_flow() {
         w.write_sample(0i16).unwrap();
     }
     w.finalize().unwrap();
-    let modules = ["g711", "aufile", "aubridge", "sndfile", "account"];
-    let mut config = format!(
-        "poll_method epoll\nsip_listen 127.0.0.1:{port}\nsip_cafile {ca}\n\
-         audio_player aubridge,nowhere\naudio_alert aubridge,nowhere\n\
-         audio_source aufile,{silence}\nmodule_path /usr/lib/baresip/modules\n\
-         module_app menu.so\nsnd_path {snd}\n",
-        port = free_port(),
-        ca = ca.display(),
-        silence = silence.display(),
-        snd = snd.display(),
+    let (up, out, pcm) = common::baresip::call(
+        &dir,
+        &ca,
+        &silence,
+        &format!("sip:echo@{};transport=tls", s.tls),
+        "",
+        10,
     );
-    for m in modules {
-        config.push_str(&format!("module {m}.so\n"));
-    }
-    std::fs::write(dir.join("config"), config).unwrap();
-    std::fs::write(
-        dir.join("accounts"),
-        "<sip:tester@127.0.0.1;transport=tls>;regint=0\n",
-    )
-    .unwrap();
-    let mut cmd = std::process::Command::new("baresip");
-    cmd.args(["-f", dir.to_str().unwrap(), "-t", "10", "-e"])
-        .arg(format!("/dial sip:echo@{};transport=tls", s.tls))
-        .stdin(std::process::Stdio::null());
-    let (_, out, err) = run_with_timeout(&mut cmd, Duration::from_secs(40));
     assert!(
-        out.contains("Call established"),
-        "baresip did not get the call up over TLS:\n{out}\n{err}\nserver:\n{}",
+        up,
+        "baresip did not get the call up over TLS:\n{out}\nserver:\n{}",
         s.server.output_text()
     );
-    let dec = std::fs::read_dir(&snd)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .unwrap_or_else(|| panic!("baresip kept no decoded audio:\n{out}"));
-    let pcm: Vec<i16> = hound::WavReader::open(&dec)
-        .unwrap()
-        .into_samples::<i16>()
-        .map(Result::unwrap)
-        .collect();
+    assert!(!pcm.is_empty(), "baresip kept no decoded audio:\n{out}");
     use sspr_ivr::codec::Codec;
     use sspr_ivr::media::prompts::PromptRecognizer;
     let cache = Arc::new(sspr_ivr::files::load_prompts(&repo().join("prompts/en")).unwrap());

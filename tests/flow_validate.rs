@@ -369,3 +369,50 @@ fn malformed_values() {
         None,
     );
 }
+
+#[test]
+fn required_encrypted_media_needs_an_existing_path() {
+    // On a state, without a path for clear calls.
+    rejects(
+        "  get_otp:\n    secure: true\n",
+        "  get_otp:\n    secure: true\n    secure_media: required\n",
+        "states.get_otp.secure_media",
+        "no `on_insecure_media` state",
+        Some("on_insecure_media"),
+    );
+    // On the flow, with a path that does not exist.
+    rejects(
+        "start: welcome\n",
+        "start: welcome\nsecure_media: required\non_insecure_media: not_here\n",
+        "on_insecure_media",
+        "unknown state `not_here`",
+        None,
+    );
+    // The path may not need encryption itself.
+    rejects(
+        "start: welcome\n",
+        "start: welcome\nsecure_media: required\non_insecure_media: welcome\n",
+        "on_insecure_media",
+        "itself requires encrypted media",
+        None,
+    );
+    // With a path that exists, the flow is valid; the path counts as reached.
+    let ok = BASE.replacen(
+        "start: welcome\n",
+        "start: welcome\nsecure_media: required\non_insecure_media: agent\n",
+        1,
+    );
+    let diags = run(&ok);
+    assert!(diags.is_empty(), "{diags:#?}");
+    // An unknown value is a parse error naming it.
+    let err = parse(
+        &BASE.replacen("start: welcome\n", "start: welcome\nsecure_media: yes\n", 1),
+        Path::new("t.yaml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("t.yaml:") && err.contains("secure_media"),
+        "{err}"
+    );
+}

@@ -278,6 +278,9 @@ impl Sim {
                     TimelineEvent::FlowError { state, message } => {
                         self.log(&format!("  FLOW ERROR at {state}: {message}"))
                     }
+                    TimelineEvent::MediaNotSecure { state } => {
+                        self.log(&format!("  media not secure for {state}"))
+                    }
                     TimelineEvent::PromptPlayed { .. }
                     | TimelineEvent::ActionStarted { .. }
                     | TimelineEvent::TransferRequested { .. }

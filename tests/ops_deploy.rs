@@ -98,6 +98,7 @@ fn deb_builds_with_expected_layout() {
         "./usr/share/bash-completion/completions/sspr-ivr",
         "./usr/share/zsh/vendor-completions/_sspr-ivr",
         "./usr/share/fish/vendor_completions.d/sspr-ivr.fish",
+        "./usr/share/sspr-ivr/grafana/sspr-ivr.json",
     ] {
         assert!(
             listing.lines().any(|l| l.ends_with(&format!(" {path}"))),

@@ -90,7 +90,7 @@ impl Pair {
                 if let (true, Event::IncomingCall(ic)) = (self.auto_answer, &ev) {
                     let offer = sdp::parse(ic.offer.as_deref().unwrap()).unwrap();
                     let neg = sdp::negotiate(&offer, &[Codec::Pcma, Codec::Pcmu]).unwrap();
-                    let answer = sdp::answer(&neg, "127.0.0.1:20000".parse().unwrap(), 77);
+                    let answer = sdp::answer(&neg, "127.0.0.1:20000".parse().unwrap(), 77, None);
                     self.ep.handle_command(
                         self.now,
                         Command::Answer {

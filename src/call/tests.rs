@@ -58,6 +58,7 @@ fn call(flow: &str, t0: Instant) -> Call {
             ]),
             reason_header: "X-Transfer-Reason".into(),
             variables: BTreeMap::new(),
+            srtp: None,
         },
     )
 }

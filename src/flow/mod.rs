@@ -42,4 +42,4 @@ pub struct ActionInfo {
 
 pub use graph::{to_dot, to_mermaid};
 pub use interp::{digit_prompt, Command, Interpreter, Say, TimelineEvent};
-pub use validate::{validate, Diagnostic};
+pub use validate::{validate, Diagnostic, OutcomeRef};

@@ -12,8 +12,10 @@
 //! in a mapping (two states with one name) are load errors too.
 //!
 //! Header: `flow`, `version`, `start`, `language?`, `escape? { key, to }`,
+//! `secure_media?` (`optional` | `required`), `on_insecure_media?` (a state),
 //! `variables? { name: default }`, `states`. Every state may add `secure`,
-//! `guard_keys`, `attempt: begin` and `counter { name, max, on_exceeded }`.
+//! `secure_media`, `guard_keys`, `attempt: begin` and
+//! `counter { name, max, on_exceeded }`.
 //! Kinds:
 //!
 //! | kind | keys |
@@ -79,12 +81,29 @@ pub struct Flow {
     /// The "press 0 for an agent" key; see [`Escape`].
     #[serde(default)]
     pub escape: Option<Escape>,
+    /// `required`: the whole flow needs encrypted media (SIP over TLS with
+    /// SRTP); a call without it goes to `on_insecure_media` instead of `start`.
+    #[serde(default)]
+    pub secure_media: SecureMedia,
+    /// Where a call goes instead of a state that needs encrypted media when its
+    /// media is not (the "cannot be taken on this line" path).
+    #[serde(default)]
+    pub on_insecure_media: Option<String>,
     /// Defaults for flow variables; the config (and the runtime's call
     /// facts) may preset any of them before the call starts.
     #[serde(default, deserialize_with = "unique")]
     pub variables: BTreeMap<String, String>,
     #[serde(deserialize_with = "unique")]
     pub states: BTreeMap<String, State>,
+}
+
+/// Whether a flow or a state needs encrypted media (TLS signalling + SRTP).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SecureMedia {
+    #[default]
+    Optional,
+    Required,
 }
 
 /// The agent key. Honoured while a prompt of a non-secure `play`, `menu`,
@@ -361,6 +380,8 @@ pub struct RawState {
     #[serde(default)]
     pub secure: bool,
     #[serde(default)]
+    pub secure_media: SecureMedia,
+    #[serde(default)]
     pub guard_keys: bool,
     #[serde(default)]
     pub attempt: Option<AttemptMark>,
@@ -412,6 +433,8 @@ pub struct RawState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct State {
     pub secure: bool,
+    /// Entering this state needs encrypted media (else `on_insecure_media`).
+    pub secure_media: SecureMedia,
     /// Keys typed in this (non-secure) state may be the start of a secret
     /// (a code typed during its read-back): the caller's audio is kept out
     /// of the recording from the first such key. The validator asks for it
@@ -726,6 +749,7 @@ impl TryFrom<RawState> for State {
         };
         Ok(State {
             secure: r.secure,
+            secure_media: r.secure_media,
             guard_keys: r.guard_keys,
             attempt: r.attempt,
             counter: r.counter,

@@ -35,17 +35,33 @@ pub struct Diagnostic {
     pub state: String,
     pub message: String,
     pub hint: Option<String>,
+    /// Line and column of `state` in `file`, when the loader has the text
+    /// (`crate::findings` fills it in; the validator never reads files).
+    pub at: Option<(usize, usize)>,
+    /// Set for a mismatch between a flow's `on` keys and what an action
+    /// produces, so the loader can point at the config rule as well.
+    pub outcome: Option<OutcomeRef>,
+}
+
+/// The two names of an action-outcome mismatch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutcomeRef {
+    pub action: String,
+    /// The outcome as the action declares it: one the flow does not handle,
+    /// or the unhandled one a typo away from `flow_key`.
+    pub declared: Option<String>,
+    /// An `on` key naming no outcome of the action (else the finding is an
+    /// unhandled `declared`).
+    pub flow_key: Option<String>,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {}: {}",
-            self.file.display(),
-            self.state,
-            self.message
-        )?;
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, column)) = self.at {
+            write!(f, ":{line}:{column}")?;
+        }
+        write!(f, ": {}: {}", self.state, self.message)?;
         if let Some(h) = &self.hint {
             write!(f, " (hint: {h})")?;
         }
@@ -74,7 +90,20 @@ impl Ctx<'_> {
             state: state.into(),
             message: message.into(),
             hint,
+            at: None,
+            outcome: None,
         });
+    }
+
+    /// Marks the finding just pushed as an action-outcome mismatch.
+    fn outcome_ref(&mut self, action: &str, declared: Option<&String>, flow_key: Option<&String>) {
+        if let Some(d) = self.out.last_mut() {
+            d.outcome = Some(OutcomeRef {
+                action: action.to_string(),
+                declared: declared.cloned(),
+                flow_key: flow_key.cloned(),
+            });
+        }
     }
 
     fn state_ref(&mut self, at: String, to: &str) {
@@ -176,6 +205,7 @@ pub fn validate(flow: &Flow, path: &Path, catalog: &Catalog) -> Vec<Diagnostic> 
         cx.keys("escape.key", std::iter::once(&esc.key));
         cx.state_ref("escape.to".into(), &esc.to);
     }
+    check_insecure_media_path(&mut cx);
     let secure_vars = secure_values(flow, catalog);
     for (name, st) in &flow.states {
         check_state(&mut cx, name, st, &secure_vars);
@@ -371,24 +401,37 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
                     );
                 }
                 Some(info) => {
+                    let unproduced = |k: &&String| !info.outcomes.contains(k);
+                    // One typo between two names is one finding, on the `on` key:
+                    // `crate::findings` also points at the action's rule, since
+                    // either file may hold the typo.
+                    let near = |k: &String, o: &String| {
+                        did_you_mean(k, std::iter::once(o.as_str())).is_some()
+                    };
                     for o in &info.outcomes {
-                        if !on.contains_key(o) {
+                        if !on.contains_key(o) && !on.keys().filter(unproduced).any(|k| near(k, o))
+                        {
                             cx.push(
                                 format!("{at}.on"),
                                 format!("outcome `{o}` of action `{action}` is not handled"),
                                 Some(format!("add `{o}: <state>` under `on`")),
                             );
+                            cx.outcome_ref(action, Some(o), None);
                         }
                     }
-                    for k in on.keys() {
-                        if !info.outcomes.contains(k) {
-                            let hint = did_you_mean(k, info.outcomes.iter().map(String::as_str));
-                            cx.push(
-                                format!("{at}.on.{k}"),
-                                format!("action `{action}` never produces outcome `{k}`"),
-                                hint,
-                            );
-                        }
+                    for k in on.keys().filter(unproduced) {
+                        let hint = did_you_mean(k, info.outcomes.iter().map(String::as_str));
+                        let declared = info
+                            .outcomes
+                            .iter()
+                            .filter(|o| !on.contains_key(*o))
+                            .find(|o| near(k, o));
+                        cx.push(
+                            format!("{at}.on.{k}"),
+                            format!("action `{action}` never produces outcome `{k}`"),
+                            hint,
+                        );
+                        cx.outcome_ref(action, declared, Some(k));
                     }
                     if !info.secure {
                         for i in info.inputs.iter().filter(|i| secure_vars.contains(*i)) {
@@ -553,6 +596,48 @@ fn secure_values(flow: &Flow, catalog: &Catalog) -> BTreeSet<String> {
     }
 }
 
+/// `secure_media: required` (on the flow or a state) needs the path a clear
+/// call takes instead: `on_insecure_media`, an existing state that does not
+/// itself require encrypted media.
+fn check_insecure_media_path(cx: &mut Ctx) {
+    use super::model::SecureMedia::Required;
+    let flow = cx.flow;
+    let requiring: Vec<String> = std::iter::once(("secure_media", flow.secure_media))
+        .filter(|(_, m)| *m == Required)
+        .map(|(k, _)| k.to_string())
+        .chain(
+            flow.states
+                .iter()
+                .filter(|(_, st)| st.secure_media == Required)
+                .map(|(n, _)| format!("states.{n}.secure_media")),
+        )
+        .collect();
+    match &flow.on_insecure_media {
+        None => {
+            if let Some(first) = requiring.first() {
+                cx.push(
+                    first.clone(),
+                    "encrypted media is required but the flow has no `on_insecure_media` state",
+                    Some("add `on_insecure_media: <state>` to the flow header: a path that tells the caller this line cannot take the request and transfers or hangs up".into()),
+                );
+            }
+        }
+        Some(to) => {
+            cx.state_ref("on_insecure_media".into(), to);
+            let itself = flow.states.get(to).is_some_and(|st| {
+                st.secure_media == Required || (*to == flow.start && flow.secure_media == Required)
+            });
+            if itself {
+                cx.push(
+                    "on_insecure_media",
+                    format!("`{to}` itself requires encrypted media"),
+                    None,
+                );
+            }
+        }
+    }
+}
+
 fn check_reachable(cx: &mut Ctx) {
     let flow = cx.flow;
     let mut seen = BTreeSet::new();
@@ -560,6 +645,9 @@ fn check_reachable(cx: &mut Ctx) {
     queue.push_back(flow.start.as_str());
     if let Some(e) = &flow.escape {
         queue.push_back(e.to.as_str());
+    }
+    if let Some(to) = &flow.on_insecure_media {
+        queue.push_back(to.as_str());
     }
     while let Some(n) = queue.pop_front() {
         if !seen.insert(n) {

@@ -7,7 +7,8 @@
 //! prompts shared by every call, and [`session::MediaSession`], the per-call state
 //! machine that paces outbound RTP by absolute deadlines. Nothing here owns a socket,
 //! reads a clock or spawns a task: the runtime feeds datagrams and `Instant`s in and
-//! drains transmits and events out. It deliberately does not do RTCP, SRTP, jitter
+//! drains transmits and events out. SDES-SRTP ([`srtp`]) is a per-call transform the
+//! call applies around the session. It deliberately does not do RTCP, jitter
 //! buffering, transcoding beyond G.711, or comfort noise generation (silence is sent
 //! as encoded zero samples). The media layer never logs a digit value, only counts.
 
@@ -18,6 +19,7 @@ pub mod prompts;
 pub mod recording;
 pub mod rtp;
 pub mod session;
+pub mod srtp;
 pub mod telephone_event;
 pub mod trust;
 

@@ -388,6 +388,7 @@ mod tests {
                 "rate_limited",
                 "invalid_employee_id",
                 "thank_you",
+                "line_not_secure",
             ]
             .map(String::from),
         );

@@ -430,13 +430,31 @@ impl MediaSession {
     }
 
     pub fn handle_rtp(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
-        if let Err(why) = self.guard.check(now, source) {
-            match why {
-                Rejected::UntrustedSource => self.stats.rejected_untrusted += 1,
-                Rejected::NotLatched => self.stats.rejected_not_latched += 1,
-            }
-            return;
+        if self.admit_source(now, source) {
+            self.handle_admitted(now, source, data);
         }
+    }
+
+    /// The media-trust check alone ([`handle_rtp`](Self::handle_rtp) = this, then
+    /// [`handle_admitted`](Self::handle_admitted)): false, counted, for a source
+    /// the call does not take RTP from. The SRTP transform runs between the two,
+    /// so a stranger's packets are dropped before any crypto is spent on them.
+    pub fn admit_source(&mut self, now: Instant, source: SocketAddr) -> bool {
+        match self.guard.check(now, source) {
+            Ok(()) => true,
+            Err(why) => {
+                match why {
+                    Rejected::UntrustedSource => self.stats.rejected_untrusted += 1,
+                    Rejected::NotLatched => self.stats.rejected_not_latched += 1,
+                }
+                false
+            }
+        }
+    }
+
+    /// A datagram from a source [`admit_source`](Self::admit_source) accepted
+    /// (unprotected already, on an SRTP call).
+    pub fn handle_admitted(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
         let packet = match rtp::parse(data) {
             Ok(p) => p,
             Err(e) => {

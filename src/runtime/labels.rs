@@ -14,6 +14,7 @@ pub fn refusal(r: Refusal) -> RejectReason {
         Refusal::SourceLimit => RejectReason::SourceLimit,
         Refusal::NoCommonCodec => RejectReason::NoCommonCodec,
         Refusal::BadSdp => RejectReason::BadSdp,
+        Refusal::MediaNotSecure => RejectReason::MediaNotSecure,
         Refusal::Untrusted => RejectReason::Untrusted,
     }
 }

@@ -272,6 +272,7 @@ impl SipDriver {
         m.sip_parse_errors(now.parse_errors - self.reported.parse_errors);
         m.sip_garbage_dropped(now.garbage_dropped - self.reported.garbage_dropped);
         m.sip_retransmissions(now.retransmits_sent - self.reported.retransmits_sent);
+        m.sip_transactions_shed(now.shed_no_room - self.reported.shed_no_room);
         self.reported = now.clone();
     }
 
@@ -327,7 +328,20 @@ impl SipDriver {
             return self.refuse(inc.call, refusal);
         };
         let span = call_span(&inc.call.0);
-        let local_sdp = plan.local_sdp(rtp.local, rand::random::<u32>().into(), &cfg.media);
+        // SRTP: our own master key, fresh from the OS CSPRNG for this call.
+        let sdes = plan.is_srtp().then(|| {
+            plan.sdes(crate::media::srtp::MasterKey::generate(
+                &mut rand::rngs::OsRng,
+            ))
+        });
+        let (ours, srtp) = sdes.flatten().unzip();
+        let local_sdp = plan.local_sdp(
+            rtp.local,
+            rand::random::<u32>().into(),
+            &cfg.media,
+            ours.as_ref(),
+        );
+        drop(ours);
         let caller = identify(&inc, &cfg.sip.trusted_peers);
         let limit_key = caller.limit_key(&inc.call, cfg.security.withheld_callers);
         let (flow_name, flow) = loaded.route(&inc.request_uri_user, caller.withheld);
@@ -348,6 +362,7 @@ impl SipDriver {
             transfer_targets: cfg.transfer.targets.clone(),
             reason_header: cfg.transfer.reason_header.clone(),
             variables: cfg.variables.clone(),
+            srtp,
         };
         let recorder = if cfg.recording.enabled {
             match Recorder::create(&cfg.recording, &inc.call.0, &caller.ani) {
@@ -386,6 +401,8 @@ impl SipDriver {
                 flow = %flow_name,
                 ani_from = caller.source.as_str(),
                 withheld = caller.withheld,
+                transport = inc.transport.via_name(),
+                srtp = plan.is_srtp(),
                 "call answered"
             )
         });

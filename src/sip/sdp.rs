@@ -3,13 +3,17 @@
 //! Parses the first `m=audio` line of an offer (connection address, static and
 //! dynamic payload types, `a=rtpmap`, `a=ptime`, direction), negotiates G.711 by our
 //! preference while mirroring the offer's payload type numbers, and prints answers
-//! and offers. It does not handle video, multiple audio streams, ICE, SRTP or
-//! `a=rtcp`; other media lines are ignored (a real answer would reject them with
+//! and offers. SDES-SRTP (RFC 4568): the offer's `RTP/SAVP` profile and its
+//! `a=crypto` attributes are read (the first one with a suite we speak is kept),
+//! and an answer can carry our own attribute; whether to use them is the
+//! caller's policy ([`crate::admission`]). It does not handle video, multiple
+//! audio streams, ICE, DTLS-SRTP or `a=rtcp`; other media lines are ignored (a real answer would reject them with
 //! port 0, which only matters to peers that offer video to an IVR).
 
 use std::net::{IpAddr, SocketAddr};
 
 use crate::codec::Codec;
+use crate::media::srtp::CryptoAttr;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -22,7 +26,14 @@ pub enum SdpError {
     Malformed(&'static str),
     #[error("no common codec")]
     NoCommonCodec,
+    #[error("malformed a=crypto: {0}")]
+    Crypto(#[from] crate::media::srtp::SrtpError),
 }
+
+/// The SRTP profile of `m=audio` (RFC 4568 §3.1.4).
+pub const SAVP: &str = "RTP/SAVP";
+/// The plain RTP profile.
+pub const AVP: &str = "RTP/AVP";
 
 /// Media direction attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +72,11 @@ pub struct Offer {
     pub formats: Vec<Format>,
     pub ptime: Option<u32>,
     pub direction: Direction,
+    /// The transport profile of the audio line (`RTP/AVP`, `RTP/SAVP`, ...).
+    pub proto: String,
+    /// The `a=crypto` attributes we could use, in the offer's order (their keys
+    /// are the peer's secrets; `Debug` shows none).
+    pub crypto: Vec<CryptoAttr>,
 }
 
 /// The result of negotiation: what media should use.
@@ -71,6 +87,11 @@ pub struct Negotiated {
     pub telephone_event_pt: Option<u8>,
     pub ptime_ms: u32,
     pub remote: SocketAddr,
+    /// The offer's profile was `RTP/SAVP` (it insists on SRTP).
+    pub savp: bool,
+    /// The peer's SDES attribute we answer (its key decrypts what it sends);
+    /// `None`: plain RTP.
+    pub crypto: Option<CryptoAttr>,
 }
 
 fn static_format(pt: u8) -> Option<Format> {
@@ -114,6 +135,8 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
     let mut rtpmaps: Vec<Format> = Vec::new();
     let mut ptime = None;
     let mut direction: Option<Direction> = None;
+    let mut proto = String::new();
+    let mut crypto = Vec::new();
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
         if line.is_empty() {
@@ -134,7 +157,10 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
                         .and_then(|p| p.split('/').next())
                         .and_then(|p| p.parse::<u16>().ok())
                         .ok_or(SdpError::Malformed("m= port"))?;
-                    let _proto = it.next().ok_or(SdpError::Malformed("m= proto"))?;
+                    proto = it
+                        .next()
+                        .ok_or(SdpError::Malformed("m= proto"))?
+                        .to_string();
                     let pts = it
                         .map(|p| p.parse::<u8>())
                         .collect::<Result<Vec<_>, _>>()
@@ -193,6 +219,11 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
                             .ok_or(SdpError::Malformed("a=rtpmap clock rate"))?;
                         rtpmaps.push(Format { pt, name, rate });
                     }
+                    ("crypto", Some(arg)) => {
+                        if let Some(c) = CryptoAttr::parse(arg)? {
+                            crypto.push(c);
+                        }
+                    }
                     ("ptime", Some(arg)) => {
                         ptime = arg
                             .trim()
@@ -224,6 +255,8 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
         formats,
         ptime,
         direction: direction.unwrap_or(session_dir),
+        proto,
+        crypto,
     })
 }
 
@@ -254,6 +287,8 @@ pub fn negotiate(offer: &Offer, preference: &[Codec]) -> Result<Negotiated, SdpE
         telephone_event_pt,
         ptime_ms: offer.ptime.unwrap_or(20),
         remote: SocketAddr::new(offer.addr, offer.port),
+        savp: offer.proto == SAVP,
+        crypto: offer.crypto.first().cloned(),
     })
 }
 
@@ -274,17 +309,32 @@ fn session_header(local: SocketAddr, session_id: u64) -> String {
 
 /// Print the answer for a negotiated session. `session_id` also serves as the
 /// version, so answering a refresh with the same id gives byte-identical SDP.
-pub fn answer(neg: &Negotiated, local: SocketAddr, session_id: u64) -> String {
+/// `ours`: our SDES attribute (same tag and suite as the one taken from the
+/// offer, our own key) when the call uses SRTP; the profile mirrors the offer's.
+pub fn answer(
+    neg: &Negotiated,
+    local: SocketAddr,
+    session_id: u64,
+    ours: Option<&CryptoAttr>,
+) -> String {
     let mut s = session_header(local, session_id);
     let mut pts = vec![neg.audio_pt.to_string()];
     if let Some(te) = neg.telephone_event_pt {
         pts.push(te.to_string());
     }
+    let proto = if neg.savp && ours.is_some() {
+        SAVP
+    } else {
+        AVP
+    };
     s.push_str(&format!(
-        "m=audio {} RTP/AVP {}\r\n",
+        "m=audio {} {proto} {}\r\n",
         local.port(),
         pts.join(" ")
     ));
+    if let Some(c) = ours {
+        s.push_str(&c.to_sdp());
+    }
     s.push_str(&format!(
         "a=rtpmap:{} {}/8000\r\n",
         neg.audio_pt,
@@ -441,7 +491,7 @@ mod tests {
     fn answer_and_offer_round_trip() {
         let local: SocketAddr = "127.0.0.1:20000".parse().unwrap();
         let n = negotiate(&parse(SIPP).unwrap(), &[Codec::Pcmu]).unwrap();
-        let a = answer(&n, local, 42);
+        let a = answer(&n, local, 42, None);
         assert!(a.contains("m=audio 20000 RTP/AVP 0 96\r\n"), "{a}");
         assert!(a.contains("a=fmtp:96 0-16\r\n"));
         assert!(a.contains("o=sspr-ivr 42 42 IN IP4 127.0.0.1\r\n"));
@@ -451,7 +501,7 @@ mod tests {
             negotiate(&back, &[Codec::Pcmu]).unwrap().telephone_event_pt,
             Some(96)
         );
-        assert_eq!(a, answer(&n, local, 42), "same session, same bytes");
+        assert_eq!(a, answer(&n, local, 42, None), "same session, same bytes");
 
         let o = offer(local, &[Codec::Pcma, Codec::Pcmu], 101, 20, 7);
         let parsed = parse(&o).unwrap();
@@ -462,5 +512,42 @@ mod tests {
         assert_eq!(parsed.ptime, Some(20));
         let n = negotiate(&parsed, &[Codec::Pcmu]).unwrap();
         assert_eq!((n.audio_pt, n.telephone_event_pt), (0, Some(101)));
+    }
+
+    #[test]
+    fn sdes_offers_are_read_and_answered_with_our_key() {
+        let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        let offer = format!(
+            "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 7000 RTP/SAVP 0 101\r\n\
+             a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{key}{key}\r\n\
+             a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{key}|2^31\r\n\
+             a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n\
+             a=rtpmap:101 telephone-event/8000\r\n"
+        );
+        let o = parse(&offer).unwrap();
+        assert_eq!(o.proto, SAVP);
+        assert_eq!(o.crypto.iter().map(|c| c.tag).collect::<Vec<_>>(), [2, 3]);
+        let n = negotiate(&o, &[Codec::Pcmu]).unwrap();
+        assert!(n.savp);
+        let theirs = n.crypto.clone().unwrap();
+        assert_eq!(theirs.tag, 2);
+        let ours = CryptoAttr {
+            key: crate::media::srtp::MasterKey::generate(&mut rand::rngs::OsRng),
+            ..theirs
+        };
+        let local: SocketAddr = "127.0.0.1:20000".parse().unwrap();
+        let a = answer(&n, local, 1, Some(&ours));
+        assert!(a.contains("m=audio 20000 RTP/SAVP 0 101\r\n"), "{a}");
+        assert!(
+            a.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"),
+            "{a}"
+        );
+        assert!(!a.contains(key), "our key, never the caller's");
+        let back = parse(&a).unwrap();
+        assert_eq!(back.crypto, vec![ours]);
+        assert!(!format!("{o:?} {n:?}").contains(key));
+        // A broken attribute is a broken offer.
+        let bad = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 7 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:@@\r\n";
+        assert!(matches!(parse(bad), Err(SdpError::Crypto(_))));
     }
 }

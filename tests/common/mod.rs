@@ -484,5 +484,7 @@ impl Server {
         Server::spawn_with(args, env, sip, admin, admin, dir)
     }
 }
+pub mod baresip;
 pub mod configured;
+pub mod pki;
 pub mod tmpfs;

@@ -37,6 +37,7 @@ pub const PROMPTS: &[&str] = &[
     "reset_unavailable",
     "invalid_employee_id",
     "thank_you",
+    "line_not_secure",
     "goodbye",
     "no_input",
     "invalid_entry",

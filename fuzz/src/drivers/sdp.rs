@@ -27,7 +27,8 @@ pub fn sdp(data: &[u8]) {
             "negotiated a codec not preferred"
         );
         assert!(neg.ptime_ms > 0, "zero ptime negotiated");
-        let answer = sdp::answer(&neg, local, 7);
+        // An SDES attribute taken from the offer prints and parses back as itself.
+        let answer = sdp::answer(&neg, local, 7, neg.crypto.as_ref());
         let parsed = sdp::parse(&answer)
             .unwrap_or_else(|e| panic!("our answer does not parse ({e}): {answer:?}"));
         let back = sdp::negotiate(&parsed, &[neg.codec])
@@ -37,5 +38,6 @@ pub fn sdp(data: &[u8]) {
         assert_eq!(back.telephone_event_pt, neg.telephone_event_pt);
         assert_eq!(back.ptime_ms, neg.ptime_ms);
         assert_eq!(back.remote, local);
+        assert_eq!(back.crypto, neg.crypto);
     }
 }

@@ -14,6 +14,12 @@
 //! timeline; no per-digit event is ever emitted. The escape key is never
 //! honoured in a secure state.
 //!
+//! Encrypted media: a state with `secure_media: required` (or the start state
+//! of a flow with it) is never entered on a call whose media is not encrypted
+//! (SIP over TLS with SRTP, [`Interpreter::with_media`]): the flow's
+//! `on_insecure_media` state runs instead, before anything of the state
+//! happens (no prompt, no action, no counter).
+//!
 //! Audit: a state with `attempt: begin` opens a reset attempt; an `audit`
 //! state emits `Command::Audit` and closes it. If the call ends while an
 //! attempt is open, the interpreter emits exactly one audit itself
@@ -53,7 +59,7 @@ pub(crate) use collect::anchored;
 use collect::CollectRun;
 use comfort::{ComfortPart, ComfortRun};
 use menu::MenuRun;
-use typeahead::Kept;
+use typeahead::KeptKeys;
 
 pub use say::{digit_prompt, Say};
 
@@ -165,6 +171,11 @@ pub enum TimelineEvent {
         state: String,
         message: String,
     },
+    /// `state` needs encrypted media and this call's is not: the flow's
+    /// `on_insecure_media` state runs instead.
+    MediaNotSecure {
+        state: String,
+    },
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -224,7 +235,7 @@ pub struct Interpreter {
     refused_reason: Option<String>,
     /// Where kept keys can go (computed once per call from the flow).
     routes: KeyRoutes,
-    type_ahead: VecDeque<Kept>,
+    type_ahead: KeptKeys,
     /// `KeyGuard(true)` was sent and not yet withdrawn.
     guard: bool,
     /// A terminator to swallow if it is the next key, until then.
@@ -236,13 +247,24 @@ pub struct Interpreter {
     deadline: Option<Instant>,
     commands: VecDeque<Command>,
     hops: u32,
+    /// The call's media is encrypted (SIP over TLS with SRTP): states with
+    /// `secure_media: required` may run.
+    encrypted_media: bool,
 }
 
 impl Interpreter {
     /// Start a call at the flow's `start` state. `vars` holds the call facts
     /// (`ani`, `dnis`, `call_id`) and config presets; the flow's
     /// `variables:` fill in whatever is missing.
-    pub fn new(now: Instant, flow: Arc<Flow>, mut vars: Vars) -> Self {
+    pub fn new(now: Instant, flow: Arc<Flow>, vars: Vars) -> Self {
+        Self::with_media(now, flow, vars, false)
+    }
+
+    /// [`new`](Self::new) for a call whose media is encrypted or not: a state
+    /// that requires encrypted media (`secure_media: required`, or the start
+    /// state of a flow that does) is never entered on a clear call; the flow's
+    /// `on_insecure_media` state runs instead.
+    pub fn with_media(now: Instant, flow: Arc<Flow>, mut vars: Vars, encrypted: bool) -> Self {
         for (k, v) in &flow.variables {
             if vars.get(k).is_none() {
                 vars.set_plain(k.clone(), v.clone());
@@ -259,7 +281,7 @@ impl Interpreter {
             attempt_open: false,
             refused_reason: None,
             routes: KeyRoutes::new(&flow),
-            type_ahead: VecDeque::new(),
+            type_ahead: KeptKeys::new(),
             guard: false,
             swallowing: None,
             entry_seq: 0,
@@ -267,6 +289,7 @@ impl Interpreter {
             deadline: None,
             commands: VecDeque::new(),
             hops: 0,
+            encrypted_media: encrypted,
         };
         me.goto(now, &start);
         me

@@ -82,6 +82,17 @@ impl Interpreter {
             return self.fail("unknown state");
         };
         self.state = name.to_string();
+        let needs_encryption = st.secure_media == model::SecureMedia::Required
+            || (name == flow.start && flow.secure_media == model::SecureMedia::Required);
+        if needs_encryption && !self.encrypted_media {
+            self.timeline(TimelineEvent::MediaNotSecure {
+                state: name.to_string(),
+            });
+            return match &flow.on_insecure_media {
+                Some(to) if to != name => self.goto(now, to),
+                _ => self.fail("needs encrypted media and has no `on_insecure_media` state"),
+            };
+        }
         if let Some(c) = &st.counter {
             let n = self.counters.entry(c.name.clone()).or_insert(0);
             *n += 1;

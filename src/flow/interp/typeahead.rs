@@ -22,6 +22,8 @@
 
 use std::time::{Duration, Instant};
 
+use zeroize::Zeroize;
+
 use super::super::model::{Kind, State};
 use super::{collect, Command, Interpreter};
 
@@ -37,6 +39,120 @@ pub(super) struct Kept {
     pub(super) key: char,
     /// May be part of a secret: the recording must not hear it.
     pub(super) guarded: bool,
+}
+
+/// The keys waiting to be read, oldest first. A kept key may be a digit of a
+/// code or a PIN typed ahead, so it is treated like a [`crate::secret::Secret`]:
+/// a fixed ring inside the interpreter (it never grows, so no reallocation
+/// leaves a copy behind), each slot zeroed as its key leaves, and the whole
+/// ring zeroed when dropped. `Debug` shows only how many keys wait.
+/// Keys are DTMF symbols (ASCII); anything else is not kept.
+pub(super) struct KeptKeys {
+    keys: [u8; MAX_TYPE_AHEAD],
+    guarded: [bool; MAX_TYPE_AHEAD],
+    head: usize,
+    len: usize,
+}
+
+impl KeptKeys {
+    pub(super) fn new() -> Self {
+        KeptKeys {
+            keys: [0; MAX_TYPE_AHEAD],
+            guarded: [false; MAX_TYPE_AHEAD],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn slot(&self, i: usize) -> usize {
+        (self.head + i) % MAX_TYPE_AHEAD
+    }
+
+    fn get(&self, i: usize) -> Kept {
+        let at = self.slot(i);
+        Kept {
+            key: char::from(self.keys[at]),
+            guarded: self.guarded[at],
+        }
+    }
+
+    /// Reads slot `at` and zeroes it.
+    fn take(&mut self, at: usize) -> Kept {
+        let kept = Kept {
+            key: char::from(self.keys[at]),
+            guarded: self.guarded[at],
+        };
+        self.keys[at].zeroize();
+        self.guarded[at] = false;
+        kept
+    }
+
+    /// Appends `kept`; `false` (and nothing kept) when full or not ASCII.
+    pub(super) fn push_back(&mut self, kept: Kept) -> bool {
+        if self.len == MAX_TYPE_AHEAD || !kept.key.is_ascii() {
+            return false;
+        }
+        let at = self.slot(self.len);
+        self.keys[at] = kept.key as u8;
+        self.guarded[at] = kept.guarded;
+        self.len += 1;
+        true
+    }
+
+    pub(super) fn front(&self) -> Option<Kept> {
+        (!self.is_empty()).then(|| self.get(0))
+    }
+
+    pub(super) fn pop_front(&mut self) -> Option<Kept> {
+        if self.is_empty() {
+            return None;
+        }
+        let kept = self.take(self.head);
+        self.head = (self.head + 1) % MAX_TYPE_AHEAD;
+        self.len -= 1;
+        Some(kept)
+    }
+
+    pub(super) fn pop_back(&mut self) -> Option<Kept> {
+        if self.is_empty() {
+            return None;
+        }
+        let kept = self.take(self.slot(self.len - 1));
+        self.len -= 1;
+        Some(kept)
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = Kept> + '_ {
+        (0..self.len).map(|i| self.get(i))
+    }
+
+    /// Drops every key, zeroing the whole ring.
+    pub(super) fn clear(&mut self) {
+        self.keys.zeroize();
+        self.guarded = [false; MAX_TYPE_AHEAD];
+        self.head = 0;
+        self.len = 0;
+    }
+}
+
+impl Drop for KeptKeys {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+impl std::fmt::Debug for KeptKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeptKeys({} waiting)", self.len)
+    }
 }
 
 impl Interpreter {
@@ -97,21 +213,23 @@ impl Interpreter {
         else {
             return true;
         };
-        let keys: Vec<char> = self
-            .type_ahead
-            .iter()
-            .map(|k| k.key)
-            .chain(std::iter::once(key))
-            .collect();
-        collect::is_leftover(spec, self.escape_key(), &keys)
+        // On the stack, not the heap: these may be digits of a code.
+        let mut keys = ['\0'; MAX_TYPE_AHEAD + 1];
+        let n = self.type_ahead.len();
+        for (slot, k) in keys.iter_mut().zip(self.type_ahead.iter()) {
+            *slot = k.key;
+        }
+        keys[n] = key;
+        let leftover = collect::is_leftover(spec, self.escape_key(), &keys[..=n]);
+        keys.zeroize();
+        leftover
     }
 
     /// Keep `key` for the next reader; turn the guard on if it is guarded.
     pub(super) fn keep(&mut self, key: char, guarded: bool) {
-        if self.type_ahead.len() >= MAX_TYPE_AHEAD {
+        if !self.type_ahead.push_back(Kept { key, guarded }) {
             return;
         }
-        self.type_ahead.push_back(Kept { key, guarded });
         // Inside the segment the recording is off anyway; the guard is
         // raised when the segment ends with such keys still waiting.
         if guarded && !self.secure {
@@ -162,5 +280,47 @@ impl Interpreter {
     /// the wait for it).
     pub(super) fn swallowed(&mut self, now: Instant, key: char) -> bool {
         matches!(self.swallowing.take(), Some((t, until)) if t == key && now <= until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(key: char) -> Kept {
+        Kept {
+            key,
+            guarded: key.is_ascii_digit(),
+        }
+    }
+
+    /// Order, bounds, and no key left in a slot it has left.
+    #[test]
+    fn kept_keys_are_a_bounded_ring_that_zeroes_what_leaves() {
+        let mut k = KeptKeys::new();
+        for c in "4829#".chars() {
+            assert!(k.push_back(kept(c)));
+        }
+        assert!(!k.push_back(kept('é')), "not a DTMF symbol");
+        assert_eq!(k.front(), Some(kept('4')));
+        assert_eq!(k.pop_front(), Some(kept('4')));
+        assert_eq!(k.pop_back(), Some(kept('#')));
+        assert_eq!(k.iter().map(|x| x.key).collect::<String>(), "829");
+        assert_eq!(k.keys.iter().filter(|b| **b != 0).count(), 3);
+        assert_eq!(format!("{k:?}"), "KeptKeys(3 waiting)");
+        // Wrap around the end of the ring.
+        for i in 0..MAX_TYPE_AHEAD - 3 {
+            assert!(k.push_back(kept(char::from(b'0' + (i % 10) as u8))), "{i}");
+        }
+        assert!(!k.push_back(kept('1')), "full");
+        assert_eq!(k.len(), MAX_TYPE_AHEAD);
+        while k.pop_front().is_some() {}
+        assert!(k.keys.iter().all(|b| *b == 0), "{:?}", k.keys);
+        assert!(k.guarded.iter().all(|g| !g));
+        for c in "1375".chars() {
+            k.push_back(kept(c));
+        }
+        k.clear();
+        assert!(k.is_empty() && k.keys.iter().all(|b| *b == 0));
     }
 }

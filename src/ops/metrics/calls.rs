@@ -74,6 +74,9 @@ label_enum! {
         NoCommonCodec => "no_common_codec",
         /// Malformed or unusable SDP offer (400/488).
         BadSdp => "bad_sdp",
+        /// The offer insists on SRTP we may not give, or `media.srtp: required`
+        /// and the call cannot have it (488).
+        MediaNotSecure => "media_not_secure",
         /// The source is not in `sip.trusted_peers` (403).
         Untrusted => "untrusted_peer",
         /// No flow is configured for the dialled number (404).

@@ -1,5 +1,5 @@
 //! SIP families: requests received by method, responses sent by status code, parse errors,
-//! garbage dropped and retransmissions — all counted by the sans-IO endpoint and reported here
+//! garbage dropped, retransmissions and requests shed by the transaction budget — all counted by the sans-IO endpoint and reported here
 //! as deltas by the SIP task.
 
 use std::fmt::Write as _;
@@ -17,6 +17,10 @@ const HELP_SIP_PARSE_ERRORS: &str =
     "SIP messages that could not be parsed (answered with 400 where possible)";
 const HELP_SIP_GARBAGE: &str = "Datagrams or stream bytes dropped as not SIP at all";
 const HELP_SIP_RETRANSMISSIONS: &str = "SIP messages retransmitted by transaction timers";
+const HELP_SIP_SHED: &str =
+    "SIP requests given no server transaction because the transaction budget \
+     (sip.max_server_transactions, sip.max_server_transaction_bytes) was full of live ones: \
+     an INVITE is answered 503, another request is answered but not remembered";
 
 /// This area's families, as scraped.
 pub const FAMILIES: &[MetricDoc] = &[
@@ -44,6 +48,11 @@ pub const FAMILIES: &[MetricDoc] = &[
         "sspr_ivr_sip_retransmissions_total",
         "counter",
         HELP_SIP_RETRANSMISSIONS,
+    ),
+    MetricDoc::new(
+        "sspr_ivr_sip_transactions_shed_total",
+        "counter",
+        HELP_SIP_SHED,
     ),
 ];
 
@@ -125,6 +134,7 @@ pub(super) struct SipMetrics {
     parse_errors: Counter,
     garbage: Counter,
     retransmissions: Counter,
+    shed: Counter,
 }
 
 impl SipMetrics {
@@ -135,6 +145,7 @@ impl SipMetrics {
             parse_errors: Counter::default(),
             garbage: Counter::default(),
             retransmissions: Counter::default(),
+            shed: Counter::default(),
         };
         registry.register(
             "sip_requests_received",
@@ -157,6 +168,7 @@ impl SipMetrics {
             HELP_SIP_RETRANSMISSIONS,
             m.retransmissions.clone(),
         );
+        registry.register("sip_transactions_shed", HELP_SIP_SHED, m.shed.clone());
         m
     }
 }
@@ -197,6 +209,11 @@ impl Metrics {
     /// Counts `n` retransmissions.
     pub fn sip_retransmissions(&self, n: u64) {
         self.sip.retransmissions.inc_by(n);
+    }
+
+    /// Counts `n` requests the transaction budget had no room for.
+    pub fn sip_transactions_shed(&self, n: u64) {
+        self.sip.shed.inc_by(n);
     }
 }
 

@@ -59,6 +59,7 @@ fn exercise_everything(m: &Arc<Metrics>) {
     m.sip_parse_errors(1);
     m.sip_garbage_dropped(1);
     m.sip_retransmissions(1);
+    m.sip_transactions_shed(1);
     for c in RtpCounter::ALL {
         m.rtp_add(*c, 1);
     }

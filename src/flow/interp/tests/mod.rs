@@ -328,3 +328,53 @@ states:
         1
     );
 }
+
+#[test]
+fn a_state_that_needs_encrypted_media_is_never_entered_on_a_clear_call() {
+    let text = r##"
+flow: t
+version: "1"
+start: hello
+on_insecure_media: not_here
+states:
+  hello:
+    play: [hi]
+    next: pin
+  pin:
+    secure: true
+    secure_media: required
+    collect: { into: pin, prompt: [enter_pin], min: 4, max: 4 }
+    next: done
+    on_fail: done
+  not_here:
+    play: [cannot_take_this_line]
+    next: done
+  done: { hangup: {} }
+"##;
+    let f = Arc::new(parse(text, Path::new("t.yaml")).expect("parse"));
+    let t0 = Instant::now();
+    for encrypted in [false, true] {
+        let mut it = Interpreter::with_media(t0, f.clone(), Vars::new(), encrypted);
+        let mut played = Vec::new();
+        let mut secure = false;
+        for _ in 0..4 {
+            while let Some(c) = it.poll_command() {
+                match c {
+                    Command::Play { id, items, .. } => {
+                        played.extend(items.into_iter().map(|s| format!("{s:?}")));
+                        it.handle_play_finished(t0, id);
+                    }
+                    Command::Secure(on) => secure |= on,
+                    _ => {}
+                }
+            }
+        }
+        let asked = played.iter().any(|p| p.contains("enter_pin"));
+        let refused = played.iter().any(|p| p.contains("cannot_take_this_line"));
+        assert_eq!(
+            (asked, refused, secure),
+            (encrypted, !encrypted, encrypted),
+            "{played:?}"
+        );
+    }
+}
