@@ -1,31 +1,52 @@
 #!/usr/bin/env bash
 # Load runs of sspr-ivr demo with sipp, bounded in calls and time, loopback only.
 #
-#   bench/load.sh echo  N [options]   N echo calls (tests/sipp/load_echo.xml): listen, press
-#                                     100100#, hear it read back, get BYE
+#   bench/load.sh echo  N [options]   N echo calls (tests/sipp/load_echo_stream.xml): talk
+#                                     (PCMU speech every 20 ms for the whole call) and press
+#                                     100100# as RFC 4733 events in that stream, hear it read
+#                                     back, get BYE. The caller's stream is made for the run by
+#                                     bench/make_load_pcap.py into OUT/load_caller.pcap.
 #   bench/load.sh reset N [options]   N full password resets (tests/sipp/sspr_happy_rfc4733.xml)
 #                                     against `demo --fixed-otp 246810`
 # options:
 #   -l L           at most L calls at once (default N: all N concurrent)
 #   -r R           new calls per second (default: echo 100, reset 20)
-#   -d MS          echo only: how long the caller listens before pressing keys (default 8000)
-#   --record       run demo with --record (per-call WAV + timeline; the digit check reads them)
+#   -d MS          echo only: how long the caller talks before pressing keys (default 8000)
+#   --silent       echo only: the old caller (tests/sipp/load_echo.xml) that sends no audio,
+#                  only the stock RFC 4733 key pcaps after -d ms (BENCHMARKS.md §1-§8)
+#   --record       run demo with --record (per-call WAV + timeline): every call's digits and
+#                  readback prompts are checked from its timeline. Not the default: recording
+#                  costs about as much server CPU as the rest of the call (BENCHMARKS.md §3),
+#                  so CPU figures come from runs without it (`sspr-ivr load` checks every
+#                  readback from the audio it hears instead, with no help from the server)
 #   --jitter S     capture the server's outbound RTP for S seconds once L calls are up
 #                  (snaplen 64) -> OUT/jitter.pcap, then run bench/rtp_jitter.py on it
 #   --capture-all  capture both RTP directions with payloads for the whole run
 #                  -> OUT/all.pcap, then run bench/latency.py on it
 #   --serve        instead of `demo`, run `sspr-ivr demo-backend --fixed-otp 246810` and
 #                  `sspr-ivr serve` with OUT/config.yaml: config.example.yaml with the ports
-#                  above, absolute paths, and the per-ANI / per-account attempt limits raised
-#                  to 1000000 (the stock 10 and 5 per hour stop a load test of one demo
-#                  account after 5 calls)
+#                  above, absolute paths, and the per-ANI / per-account attempt limits and the
+#                  OTP send budgets (per ANI, global) raised to 1000000 (the stock 10 and 5
+#                  attempts and 6 sends per hour stop a load test from one caller number
+#                  after a few calls)
 #   --stub-backend with --serve: bench/load_backend.py instead of demo-backend (every
 #                  employee ID its own account, no resend window / code consumption / PIN
 #                  history), so each concurrent call of the stock scenario can complete a reset;
 #                  LOOKUP_DELAY_MS=300 makes its directory lookup that slow
+#   --cpu LIST     run the server under `taskset -c LIST` (e.g. --cpu 1: one core)
+#   --uac CPUS     echo only: callers are `sspr-ivr load` (the project's UAC, one thread) instead
+#                  of sipp, under `taskset -c CPUS` (`any`: not pinned); same call shape (-d),
+#                  and it checks every call's readback from the prompts it hears. Its own
+#                  report (steady window, server CPU/RSS, RTP intervals at the receiver) is in
+#                  OUT/load.out and the summary
+#   --sipp-cpu L   run sipp under `taskset -c L`
 #   --rt           run the server under `chrt -f 10` (SCHED_FIFO): separates the server's own
 #                  pacing from CPU contention with sipp, dumpcap and whatever else runs
 #   --out DIR      where to put everything (default bench/out/MODE-N-HHMMSS)
+# More than 1000 calls at once need --serve: `demo` stops at 1000 (limits.max_calls and 2000 RTP
+# ports); with --serve the config gets max_calls / max_calls_per_source = max(1000, L + 100),
+# invites_per_second_per_source = max(200, 2 R) and an RTP range of 2 (L + 100) ports from RTP_MIN
+# (at least the stock 2000).
 # Prints (and writes to OUT/summary.txt): sipp's successful/failed calls, the server's
 # calls by outcome and DTMF digits by transport, the digit check, CPU-seconds per
 # call-minute over the window where all L calls were up, RSS idle / at L calls / per call.
@@ -35,7 +56,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODE=${1:?usage: bench/load.sh echo|reset N [options]}
 N=${2:?usage: bench/load.sh echo|reset N [options]}
 shift 2
-L=$N RATE="" HOLD_MS=8000 RECORD=0 JITTER=0 CAPALL=0 OUT="" SERVE=0 STUB=0 WRAP=()
+L=$N RATE="" HOLD_MS=8000 RECORD=0 JITTER=0 CAPALL=0 OUT="" SERVE=0 STUB=0 WRAP=() SILENT=0 PIN=() UAC="" UAC_PIN=() SIPP_PIN=()
 while [ $# -gt 0 ]; do
   case $1 in
     -l) L=$2; shift 2 ;;
@@ -47,12 +68,17 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --serve) SERVE=1; shift ;;
     --rt) WRAP=(chrt -f 10); shift ;;
+    --cpu) PIN=(taskset -c "$2"); shift 2 ;;
+    --silent) SILENT=1; shift ;;
+    --sipp-cpu) SIPP_PIN=(taskset -c "$2"); shift 2 ;;
+    --uac) UAC=1; [ "$2" != any ] && UAC_PIN=(taskset -c "$2"); shift 2 ;;
     --stub-backend) STUB=1; SERVE=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 case $MODE in
-  echo) SCEN=$ROOT/tests/sipp/load_echo.xml SERVICE=echo RATE=${RATE:-100} PER_CALL=30 ;;
+  echo) SCEN=$ROOT/tests/sipp/load_echo_stream.xml SERVICE=echo RATE=${RATE:-100} PER_CALL=30
+    [ "$SILENT" = 1 ] && SCEN=$ROOT/tests/sipp/load_echo.xml ;;
   reset) SCEN=$ROOT/tests/sipp/sspr_happy_rfc4733.xml SERVICE=reset RATE=${RATE:-20} PER_CALL=90 ;;
   *) echo "mode must be echo or reset" >&2; exit 2 ;;
 esac
@@ -61,11 +87,17 @@ SIP_PORT=${SIP_PORT:-25060}
 ADMIN=127.0.0.1:${ADMIN_PORT:-29090}
 BACKEND=127.0.0.1:${BACKEND_PORT:-28089}
 RTP_MIN=${RTP_MIN:-30000}
-RTP_MAX=$((RTP_MIN + 1998))
+PORTS=$(( 2 * (L + 100) > 2000 ? 2 * (L + 100) : 2000 ))
+RTP_MAX=$((RTP_MIN + PORTS - 2))
+MAX_CALLS=$(( L + 100 > 1000 ? L + 100 : 1000 ))
+if [ "$L" -gt 1000 ] && [ "$SERVE" = 0 ]; then
+  echo "more than 1000 calls at once need --serve (demo stops at 1000 calls)" >&2; exit 2
+fi
 SIPP_PORT=${SIPP_PORT:-25070}
 SIPP_MEDIA=${SIPP_MEDIA:-26000}
 OUT=${OUT:-$ROOT/bench/out/$MODE-$N-$(date -u +%H%M%S)}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 # Bound on the whole sipp run: ramp + per-call time for every batch of L calls.
 BATCHES=$(( (N + L - 1) / L ))
 SIPP_TIMEOUT=$(( N / RATE + 5 + BATCHES * (PER_CALL + HOLD_MS / 1000) ))
@@ -74,7 +106,7 @@ ulimit -n "$(ulimit -Hn)" || true
 
 log() { echo "$*" | tee -a "$OUT/summary.txt"; }
 : > "$OUT/summary.txt"
-log "# bench/load.sh $MODE $N -l $L -r $RATE -d $HOLD_MS record=$RECORD jitter=$JITTER capture_all=$CAPALL serve=$SERVE stub_backend=$STUB lookup_delay_ms=${LOOKUP_DELAY_MS:-0} wrap=${WRAP[*]:-none}"
+log "# bench/load.sh $MODE $N -l $L -r $RATE -d $HOLD_MS record=$RECORD jitter=$JITTER capture_all=$CAPALL serve=$SERVE stub_backend=$STUB lookup_delay_ms=${LOOKUP_DELAY_MS:-0} wrap=${WRAP[*]:-none} cpu=${PIN[*]:-any} scenario=$(basename "$SCEN")"
 log "date: $(date -u +%FT%TZ)  uptime:$(uptime)"
 log "out: $OUT"
 
@@ -86,15 +118,20 @@ done
 
 BACKEND_PID=""
 if [ "$SERVE" = 1 ]; then
-  python3 - "$ROOT" "$OUT" "$BACKEND" "$RTP_MIN" "$RTP_MAX" "$RECORD" <<'PY'
+  python3 - "$ROOT" "$OUT" "$BACKEND" "$RTP_MIN" "$RTP_MAX" "$RECORD" "$MAX_CALLS" "$RATE" <<'PY'
 import re, sys
-root, out, backend, lo, hi, record = sys.argv[1:]
+root, out, backend, lo, hi, record, max_calls, rate = sys.argv[1:]
 s = open(f"{root}/config.example.yaml").read()
 subs = [
     (r"127\.0\.0\.1:8089", backend),
     (r"(?m)^(  rtp_port_min:) \d+", rf"\1 {lo}"),
     (r"(?m)^(  rtp_port_max:) \d+", rf"\1 {hi}"),
     (r"(?m)^(  attempts_per_ani_per_hour:) \d+", r"\1 1000000"),
+    (r"(?m)^(  otp_sends_per_ani: \{ max:) \d+", r"\1 1000000"),
+    (r"(?m)^(  otp_sends_global: \{ max:) \d+", r"\1 1000000"),
+    (r"(?m)^(  max_calls:) \d+", rf"\1 {max_calls}"),
+    (r"(?m)^(  max_calls_per_source:) \d+", rf"\1 {max_calls}"),
+    (r"(?m)^(  invites_per_second_per_source:) \d+", rf"\1 {max(200, 2 * int(rate))}"),
     (r"(?m)^(  attempts_per_account_per_hour:) \d+", r"\1 1000000"),
     (r"(?m)^(  dir:) prompts$", rf"\1 {root}/prompts"),
     (r"(?m)^(  \w+:) flows/", rf"\1 {root}/flows/"),
@@ -116,13 +153,13 @@ PY
     "$BIN" demo-backend --listen "$BACKEND" --fixed-otp 246810 > "$OUT/backend.log" 2>&1 &
   fi
   BACKEND_PID=$!
-  "${WRAP[@]}" "$BIN" serve --config "$OUT/config.yaml" --sip "127.0.0.1:$SIP_PORT" --admin "$ADMIN" \
+  "${PIN[@]}" "${WRAP[@]}" "$BIN" serve --config "$OUT/config.yaml" --sip "127.0.0.1:$SIP_PORT" --admin "$ADMIN" \
     > "$OUT/server.log" 2>&1 &
 else
   DEMO_ARGS=(demo --sip "127.0.0.1:$SIP_PORT" --admin "$ADMIN" --backend "$BACKEND"
     --rtp-port-min "$RTP_MIN" --spool "$OUT/spool" --fixed-otp 246810 --resend-window 0s)
   [ "$RECORD" = 1 ] && DEMO_ARGS+=(--record "$OUT/rec")
-  "${WRAP[@]}" "$BIN" "${DEMO_ARGS[@]}" > "$OUT/server.log" 2>&1 &
+  "${PIN[@]}" "${WRAP[@]}" "$BIN" "${DEMO_ARGS[@]}" > "$OUT/server.log" 2>&1 &
 fi
 SERVER=$!
 CAP=""
@@ -163,9 +200,24 @@ SIPP_ARGS=(127.0.0.1:"$SIP_PORT" -sf "$SCEN" -s "$SERVICE" -l "$L" -m "$N" -r "$
   -d "$HOLD_MS" -i 127.0.0.1 -mi 127.0.0.1 -p "$SIPP_PORT" -mp "$SIPP_MEDIA" -max_socket 4096
   -timeout "${SIPP_TIMEOUT}s" -timeout_error -nostdin -trace_stat -stf "$OUT/sipp_stat.csv" -fd 1
   -trace_err -error_file "$OUT/sipp_errors.log" -trace_screen -screen_file "$OUT/sipp_screen.log")
+if [ -n "$UAC" ]; then
+  # The project's own load caller instead of sipp (same server, same sampling).
+  UAC_ARGS=(load "sip:echo@127.0.0.1:$SIP_PORT" --calls "$L" --total "$N" --rate "$RATE"
+    --first-key-ms "$HOLD_MS" --server-pid "$SERVER" --call-timeout 60 --timeout "$SIPP_TIMEOUT"
+    ${UAC_EXTRA:-})
+  log "${UAC_PIN[*]} $BIN ${UAC_ARGS[*]}"
+  "${UAC_PIN[@]}" "$BIN" "${UAC_ARGS[@]}" > "$OUT/load.out" 2>&1 &
+  SIPP=$!
+else
 log "sipp ${SIPP_ARGS[*]}"
-( cd "$ROOT/tests/sipp" && exec sipp "${SIPP_ARGS[@]}" > "$OUT/sipp.out" 2>&1 ) &
+if [ "$MODE" = echo ] && [ "$SILENT" = 0 ]; then
+  python3 "$ROOT/bench/make_load_pcap.py" "$OUT/load_caller.pcap" --first-key-ms "$HOLD_MS" \
+    --seconds $(( HOLD_MS / 1000 + 25 )) | tee -a "$OUT/summary.txt"
+fi
+# sipp runs in OUT: load_echo_stream.xml plays load_caller.pcap from its working directory.
+( cd "$OUT" && exec "${SIPP_PIN[@]}" sipp "${SIPP_ARGS[@]}" > "$OUT/sipp.out" 2>&1 ) &
 SIPP=$!
+fi
 
 # Sample the server every 0.25 s: time, calls_active, CPU ticks, VmRSS.
 echo -e "t\tactive\tcpu_ticks\trss_kb\tsipp_cpu_ticks" > "$OUT/samples.tsv"
@@ -196,11 +248,17 @@ if [ -n "$CAP" ]; then
   CAP=""
 fi
 
-log "sipp exit code $SIPP_RC (0 = every call succeeded)"
+if [ -n "$UAC" ]; then
+  log "sspr-ivr load exit code $SIPP_RC (0 = every call succeeded and heard its readback)"
+  tee -a "$OUT/summary.txt" < "$OUT/load.out"
+else
+  log "sipp exit code $SIPP_RC (0 = every call succeeded)"
+fi
 python3 - "$OUT" "$N" "$L" "$TCK" "$IDLE_RSS" "$MODE" "$RECORD" <<'PY' | tee -a "$OUT/summary.txt"
-import csv, glob, os, re, sys
+import csv, glob, json, os, re, sys
 out, n, l, tck, idle_rss, mode, record = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7] == "1"
-rows = list(csv.reader(open(os.path.join(out, "sipp_stat.csv")), delimiter=";"))
+stat_file = os.path.join(out, "sipp_stat.csv")
+rows = list(csv.reader(open(stat_file), delimiter=";")) if os.path.exists(stat_file) else []
 if rows and len(rows) > 1:
     h, last = rows[0], rows[-1]
     g = lambda k: last[h.index(k)] if k in h else "?"
@@ -226,18 +284,27 @@ expect = {"echo": 7, "reset": 7 + 6 + 6 + 6}[mode]
 print(f"digits: server counted {total_digits}, expected {expect} x {n} calls = {expect * n}: "
       + ("OK" if total_digits == expect * n else "MISMATCH"))
 if record:
+    # Each timeline is JSON lines: digits_collected {var, shown} and prompt_played {prompts}.
     tls = glob.glob(os.path.join(out, "rec", "*.timeline.jsonl"))
-    want = {"echo": "['100100']", "reset": "['123456', otp masked, new_pin masked]"}[mode]
+    want = {"echo": "digits ['100100'] and prompts echo_intro, you_entered 1 0 0 1 0 0, goodbye",
+            "reset": "digits ['123456', otp masked, new_pin masked] and pin_reset_success"}[mode]
+    echo_prompts = ["echo_intro", "you_entered"] + [f"digit_{d}" for d in "100100"] + ["goodbye"]
     good, bad = 0, []
     for f in tls:
-        shown = re.findall(r'DigitsCollected \{ var: \\"\w+\\", shown: \\"([^\\]*)\\"', open(f).read())
-        ok = shown == ["100100"] if mode == "echo" else (
-            len(shown) == 3 and shown[0] == "123456" and all(x and set(x) == {"*"} for x in shown[1:]))
+        evs = [json.loads(line) for line in open(f) if line.strip()]
+        shown = [e.get("shown") for e in evs if e.get("event") == "digits_collected"]
+        played = [p for e in evs if e.get("event") == "prompt_played" for p in e.get("prompts", [])]
+        ok = (shown == ["100100"] and played == echo_prompts) if mode == "echo" else (
+            len(shown) == 3 and shown[0] == "123456" and all(x and set(x) == {"*"} for x in shown[1:])
+            and "pin_reset_success" in played)
         if ok:
             good += 1
         else:
-            bad.append((os.path.basename(f), shown))
-    print(f"timelines: {len(tls)} calls, {good} collected exactly {want}, {len(bad)} did not" + (f": {bad[:5]}" if bad else ""))
+            bad.append((os.path.basename(f), shown, played))
+    print(f"timelines: {len(tls)} calls, {good} as expected ({want}), {len(bad)} not"
+          + (f": {bad[:3]}" if bad else "") + ("" if len(tls) == n else f"; MISSING {n - len(tls)} timelines"))
+else:
+    print("timelines: not checked (no --record); the digit total above is the only correctness check")
 # steady window: samples with calls_active >= l
 s = [r for r in csv.reader(open(os.path.join(out, "samples.tsv")), delimiter="\t")][1:]
 s = [(float(t), int(a), int(c), int(r or 0), int(sp or 0)) for t, a, c, r, sp in s]

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `check`, `graph`, `dial`, `dtmf`, and the generated
+//! The command line: `serve`, `demo`, `check`, `graph`, `dial`, `load`, `dtmf`, and the generated
 //! `completions` and `man` pages. Thin: each command loads what it needs and hands over to the
 //! library. `serve` and `check` read [`DEFAULT_CONFIG`] unless `--config` says otherwise.
 
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Loaded};
 use crate::ops::logging::{self, LogFormat};
 use crate::runtime::dial::DialArgs;
+use crate::runtime::load::LoadArgs;
 
 /// The configuration `serve` and `check` read when `--config` is not given: where the .deb
 /// installs it.
@@ -127,6 +128,9 @@ pub enum Command {
     },
     /// Call a SIP URI, press keys, and print the prompts heard and the keys sent.
     Dial(DialArgs),
+    /// Load caller: keep N calls up (each streaming audio and pressing keys), check
+    /// every call's readback, report server CPU, RSS and RTP timing (BENCHMARKS.md).
+    Load(LoadArgs),
     /// Detect DTMF digits in a WAV or raw s16le 8 kHz mono file.
     Dtmf {
         /// The audio file.
@@ -367,6 +371,15 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             rt.shutdown_timeout(std::time::Duration::from_millis(100));
             result?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Load(args) => {
+            init_logging(&cli, None, Some("warn"));
+            let ok = crate::runtime::load::run(args.clone())?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Dtmf { file } => {
             let bytes =
