@@ -85,15 +85,19 @@ fn serve_prints_a_banner_and_logs_the_same_addresses() {
         "{}",
         server.output_text()
     );
-    let out = server.output_text();
     let version = env!("CARGO_PKG_VERSION");
     let rtp_range = format!("127.0.0.1:{rtp}-{}", rtp + 998);
-    for line in [
+    let banner = [
         format!("sspr-ivr {version} listening on sip:{sip} (udp+tcp)"),
         format!("  rtp         {rtp_range}"),
         format!("  admin       http://{admin}  (/metrics /healthz /readyz)"),
         format!("  config      {}", cfg.display()),
-    ] {
+    ];
+    // The banner goes to stdout and the log to stderr, read by two threads:
+    // the log line can arrive first, so wait for the banner's last line too.
+    server.wait_output(&banner[3], Duration::from_secs(10));
+    let out = server.output_text();
+    for line in banner {
         assert!(out.lines().any(|l| l == line), "no `{line}` in:\n{out}");
     }
     let log = out

@@ -4,7 +4,8 @@
 //! 127.0.0.41), half of them idle (connected, silent), half slowloris (a request
 //! line, then one header byte a second, never a blank line), each reconnecting a
 //! second after the server closes it — while a caller at 127.0.0.1 places a call
-//! over UDP with `sspr-ivr dial`.
+//! over UDP with `sspr-ivr dial`. Before the flood, one greedy address
+//! (127.0.0.250) opens 80 connections, 16 over its per-source cap.
 //!
 //! The call must complete and hear exactly its digits; the server must hold at
 //! most its TCP cap and shed the rest at accept, close slowloris connections at
@@ -32,6 +33,8 @@ const SERVER_NOFILE: u64 = 4096;
 /// Connections the attackers keep trying to hold, and from how many addresses.
 const CONNECTIONS: usize = 4200;
 const SOURCES: usize = 40;
+/// `sip.tcp_max_connections_per_source` in the example config.
+const PER_SOURCE_CAP: usize = 64;
 /// Short enough to be seen within the test, long enough for real clients.
 const MESSAGE_TIMEOUT: &str = "4s";
 const IDLE_TIMEOUT: &str = "12s";
@@ -248,6 +251,25 @@ fn a_udp_call_completes_while_4200_tcp_connections_flood_a_4096_descriptor_serve
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
     let flood_start = Instant::now();
+    // One greedy address first, 16 over its per-source cap of 64, while the
+    // global cap still has room: its surplus must be shed by the per-source
+    // cap. (In the flood itself, spread evenly over 40 addresses, which cap
+    // trips first depends on timing.)
+    let greedy = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 250));
+    for _ in 0..PER_SOURCE_CAP + 16 {
+        rt.spawn(attacker(
+            greedy,
+            server.sip,
+            false,
+            tally.clone(),
+            stop.clone(),
+        ));
+    }
+    wait_for(
+        "the per-source cap to shed the greedy address's surplus",
+        Duration::from_secs(20),
+        || (closed(&server, "source_limit") > 0).then_some(()),
+    );
     for i in 0..CONNECTIONS {
         let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % SOURCES) as u8));
         rt.spawn(attacker(
@@ -344,7 +366,8 @@ fn a_udp_call_completes_while_4200_tcp_connections_flood_a_4096_descriptor_serve
         tally.shed.load(Ordering::Relaxed),
         tally.connect_failed.load(Ordering::Relaxed),
     );
-    // Shed at accept, by both caps: 40 × 64 per source is more than the cap.
+    // Shed at accept, by both caps: the greedy address by its own, the flood
+    // (40 × 105 connections) by the global one.
     assert!(by_reason[0].1 > 0 && by_reason[1].1 > 0, "{by_reason:?}");
     assert!(tally.shed.load(Ordering::Relaxed) > 0);
     // Never out of descriptors: the call's RTP socket always had one.
