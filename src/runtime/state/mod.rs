@@ -31,8 +31,9 @@ use serde::Deserialize;
 
 use crate::actions::ratelimit::RateLimiter;
 
-/// `state:` in the config file.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// `state:` in the config file. Its `Debug` masks a password in `url`
+/// (`redis://user:secret@host` prints as `redis://user:***@host`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     /// `memory` (one instance) or `redis` (several instances share the limits).
@@ -46,6 +47,37 @@ pub struct StateConfig {
     /// is refused (fail closed).
     #[serde(deserialize_with = "crate::duration::deserialize")]
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for StateConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateConfig")
+            .field("backend", &self.backend)
+            .field("url", &masked_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `url` with the password of its userinfo (if any) replaced by `***`.
+fn masked_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let host_start = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_start].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".into()
+            };
+            format!("{scheme}://{masked}@{host}{}", &rest[host_start..])
+        }
+        None => url.to_string(),
+    }
 }
 
 impl Default for StateConfig {
@@ -338,5 +370,31 @@ mod tests {
         assert_eq!(v, Verdict::Refused(0), "a lower max applies at once");
         let v = m.admit(t0, &[limit(Space::OtpSendsGlobal, "", 0, 3600)]);
         assert_eq!(v, Verdict::Refused(0), "0: none at all");
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_redis_password() {
+        for (url, want) in [
+            (
+                "redis://:s3cret@10.0.0.5:6379/0",
+                "redis://:***@10.0.0.5:6379/0",
+            ),
+            ("redis://ivr:s3cret@redis/1", "redis://ivr:***@redis/1"),
+            ("redis://s3cret@redis", "redis://***@redis"),
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ] {
+            let cfg = StateConfig {
+                url: url.into(),
+                ..StateConfig::default()
+            };
+            let text = format!("{cfg:?}");
+            assert!(!text.contains("s3cret"), "{text}");
+            assert!(text.contains(want), "{text}");
+        }
     }
 }
