@@ -241,7 +241,15 @@ impl Capture {
 
     fn stop(mut self) -> Vec<u8> {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let _ = self.child.wait();
+        // dumpcap finishes its file on SIGINT: a bounded wait (Drop kills it).
+        let end = std::time::Instant::now() + WAIT;
+        while !matches!(self.child.try_wait(), Ok(Some(_))) {
+            assert!(
+                std::time::Instant::now() < end,
+                "dumpcap did not stop on SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::fs::read(&self.file).expect("the capture file")
     }
 }
