@@ -488,3 +488,30 @@ pub mod baresip;
 pub mod configured;
 pub mod pki;
 pub mod tmpfs;
+
+/// Whether a SIP server at `addr` answers an out-of-dialog OPTIONS over UDP
+/// with `200` within `timeout` (sent again every 200 ms): how the tests wait
+/// for Kamailio to come up.
+pub fn answers_options(addr: SocketAddr, timeout: Duration) -> bool {
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let local = probe.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKprobe\r\n\
+         From: <sip:probe@{local}>;tag=p\r\nTo: <sip:{addr}>\r\nCall-ID: probe@{local}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    let end = Instant::now() + timeout;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < end {
+        let _ = probe.send_to(options.as_bytes(), addr);
+        if let Ok((n, _)) = probe.recv_from(&mut buf) {
+            if buf[..n].starts_with(b"SIP/2.0 200") {
+                return true;
+            }
+        }
+    }
+    false
+}
