@@ -9,9 +9,11 @@
 //! in; the shard decides nothing about a call.
 //!
 //! Input: each call has its own [`Waker`] (an index into the shard). A call's
-//! RTP socket and its input channel are polled with that waker, so when a
-//! datagram or a SIP event arrives only that call is queued and serviced — the
-//! shard never scans calls that have nothing to do.
+//! input channel is polled with that waker, so when a SIP event or an action's
+//! result arrives only that call is queued and serviced — the shard never
+//! scans calls that have nothing to do. Its RTP socket is read in each of its
+//! turns, which come at least every packet time ([`super::ingress`]): a
+//! datagram wakes nobody.
 //!
 //! Isolation: a panic inside one call is caught, the call is dropped (its port
 //! goes back to the pool) and the panic is handed to the call's
@@ -36,6 +38,7 @@ use tracing::Span;
 use crate::call::CallOutcome;
 use crate::runtime::call_task::{CallTask, Reported, Turn};
 use crate::runtime::egress::Egress;
+use crate::runtime::ingress::RecvBatch;
 
 /// How a call's run ends, as the shard reports it to [`CallTask::run`].
 pub type Finished = Result<CallOutcome, Box<dyn Any + Send + 'static>>;
@@ -138,7 +141,7 @@ struct Shard {
     /// Taken from `ready` each pass (kept to reuse its allocation).
     woken: Vec<usize>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
-    rx_buf: Vec<u8>,
+    rx: RecvBatch,
     tx_buf: Vec<u8>,
     /// The pass's outgoing packets, sent together at its end.
     egress: Egress,
@@ -158,7 +161,7 @@ impl Shard {
             }),
             woken: Vec::new(),
             timers: BinaryHeap::new(),
-            rx_buf: vec![0u8; 2048],
+            rx: RecvBatch::new(),
             tx_buf: Vec::with_capacity(2048),
             egress: Egress::new(),
         }
@@ -259,10 +262,14 @@ impl Shard {
         let Some(s) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        if matches!(turn, Turn::Woken) {
-            s.wake.queued.store(false, Ordering::Release);
-        }
-        let bufs: (&mut [u8], _, _) = (&mut self.rx_buf, &mut self.tx_buf, &mut self.egress);
+        let now = match turn {
+            Turn::Timeout(now) => now,
+            Turn::Woken => {
+                s.wake.queued.store(false, Ordering::Release);
+                TokioInstant::now().into_std()
+            }
+        };
+        let bufs = (&mut self.rx, &mut self.tx_buf, &mut self.egress);
         let turn = {
             let _entered = s.span.enter();
             let mut cx = Context::from_waker(&s.waker);
@@ -272,12 +279,10 @@ impl Shard {
         };
         let ended = match turn {
             Ok(None) => {
-                let next = s.task.call.poll_timeout();
-                if next != s.deadline {
-                    s.deadline = next;
-                    if let Some(t) = next {
-                        self.timers.push(Reverse((t, slot)));
-                    }
+                let next = s.task.next_turn(now);
+                if Some(next) != s.deadline {
+                    s.deadline = Some(next);
+                    self.timers.push(Reverse((next, slot)));
                 }
                 return;
             }

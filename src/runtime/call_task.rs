@@ -23,6 +23,7 @@ use crate::call::{Call, CallOutcome, Output};
 use crate::ops::metrics::{OtpSendResult, OtpVerifyResult, RtpCounts, RtpRejectReason};
 use crate::runtime::channels::{CallInput, SipIn};
 use crate::runtime::egress::Egress;
+use crate::runtime::ingress::{self, Clocks, RecvBatch};
 use crate::runtime::labels;
 use crate::runtime::ports::RtpPort;
 use crate::runtime::recorder::Recorder;
@@ -38,8 +39,9 @@ pub(super) enum Turn {
     Woken,
 }
 
-/// At most this many datagrams are read from one call's socket per turn.
-const RECV_PER_TURN: usize = 16;
+/// A call whose own next deadline is further away than this (or that has
+/// none) still gets a turn this often, to read its socket.
+const RX_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How often a live call adds its RTP counters to the metrics (and once more at its end).
 const RTP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -53,6 +55,8 @@ pub(super) struct Reported {
     pub rtp: RtpCounts,
     /// When the RTP counters are next reported.
     pub next_rtp: Option<Instant>,
+    /// The time of the call's last turn (no datagram is handed over earlier).
+    pub last_turn: Option<Instant>,
 }
 
 pub struct CallTask {
@@ -93,21 +97,29 @@ impl CallTask {
     }
 
     /// One turn (see the module docs): `Some` when the call has ended.
-    /// `Turn::Woken` reads the socket and the channel with `cx`, which carries
-    /// the call's own waker: they stay armed with it until they have something,
-    /// so a timeout turn need not touch them. `reported`: what this call has
-    /// told the metrics so far (RTP counters go out live, every second).
+    /// Every turn first reads the call's socket ([`super::ingress`]): each
+    /// datagram is handed over at its kernel receive time, after the call's
+    /// deadlines that fell before it. Then the turn's own deadline, then (for
+    /// `Turn::Woken`) the channel, read with `cx`, which carries the call's own
+    /// waker: it stays armed with it until it has something. `reported`: what
+    /// this call has told the metrics so far (RTP counters go out live, every
+    /// second).
     pub(super) fn step(
         &mut self,
         cx: &mut Context<'_>,
         turn: Turn,
-        bufs: (&mut [u8], &mut Vec<u8>, &mut Egress),
+        bufs: (&mut RecvBatch, &mut Vec<u8>, &mut Egress),
         reported: &mut Reported,
     ) -> Option<CallOutcome> {
-        let (rx_buf, tx_buf, egress) = bufs;
-        match turn {
-            Turn::Timeout(now) => self.call.handle_timeout(now),
-            Turn::Woken => self.read_inputs(cx, rx_buf, &mut reported.rejected),
+        let (rx, tx_buf, egress) = bufs;
+        let turn_now = match turn {
+            Turn::Timeout(now) => now,
+            Turn::Woken => now(),
+        };
+        self.read_rtp(cx, rx, turn_now, reported);
+        self.catch_up(turn_now);
+        if let Turn::Woken = turn {
+            self.read_channel(cx);
         }
         self.send_rtp(tx_buf, egress);
         let t = now();
@@ -122,35 +134,55 @@ impl CallTask {
         self.drain_outputs()
     }
 
-    /// Datagrams (a bounded number) and channel inputs that are ready.
-    fn read_inputs(&mut self, cx: &mut Context<'_>, rx_buf: &mut [u8], rejected: &mut (u64, u64)) {
-        self.catch_up(now());
-        let mut more = false;
-        for i in 0.. {
-            if i == RECV_PER_TURN {
-                more = true;
-                break;
+    /// When the call next needs a turn: its own deadline, and at least every
+    /// [`RX_EVERY`] so that its socket is read even while it has none.
+    pub(super) fn next_turn(&self, now: Instant) -> Instant {
+        let poll = now + RX_EVERY;
+        self.call.poll_timeout().map_or(poll, |t| t.min(poll))
+    }
+
+    /// What the socket holds (one batch; a full batch asks for another turn
+    /// after the other calls'), each datagram at its receive time.
+    fn read_rtp(
+        &mut self,
+        cx: &mut Context<'_>,
+        rx: &mut RecvBatch,
+        now: Instant,
+        reported: &mut Reported,
+    ) {
+        // Receive times are kept between the last turn and this one: the call
+        // never sees time go backwards.
+        let mut floor = reported.last_turn.map_or(now, |t| t.min(now));
+        reported.last_turn = Some(now);
+        let n = match rx.recv(self.rtp.socket.as_raw_fd()) {
+            Ok(n) => n,
+            Err(e) => {
+                debug!(error = %e, "rtp receive error");
+                return;
             }
-            let mut ready = match self.rtp.socket.poll_read_ready(cx) {
-                Poll::Ready(Ok(ready)) => ready,
-                Poll::Ready(Err(e)) => {
-                    debug!(error = %e, "rtp socket error");
-                    break;
-                }
-                Poll::Pending => break,
-            };
-            match ready.try_io(|s| s.get_ref().recv_from(rx_buf)) {
-                Ok(Ok((n, from))) => {
-                    let now = now();
-                    self.catch_up(now);
-                    self.call.handle_rtp(now, from, &rx_buf[..n]);
-                    self.report_rejected(rejected);
-                }
-                Ok(Err(e)) => debug!(error = %e, "rtp receive error"),
-                // Drained: readiness cleared, the next poll arms the waker.
-                Err(_would_block) => continue,
-            }
+        };
+        if n == 0 {
+            return;
         }
+        let clocks = Clocks::new(self::now());
+        for i in 0..n {
+            let Some(d) = rx.get(i, &clocks) else {
+                continue;
+            };
+            let at = d.at.unwrap_or(now).clamp(floor, now);
+            floor = at;
+            self.catch_up(at);
+            self.call.handle_rtp(at, d.from, d.data);
+        }
+        self.report_rejected(&mut reported.rejected);
+        if n == ingress::BATCH {
+            // More may be waiting: come back for them after the other calls' turns.
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    /// The inputs that are ready on the call's channel.
+    fn read_channel(&mut self, cx: &mut Context<'_>) {
         loop {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(CallInput::Sip(ev))) => self.call.handle_sip(now(), ev),
@@ -169,15 +201,12 @@ impl CallTask {
                 Poll::Pending => break,
             }
         }
-        if more {
-            // Datagrams left: come back for them after the other calls' turns.
-            cx.waker().wake_by_ref();
-        }
     }
 
-    /// A deadline that passed before this input arrived fires first (after a
-    /// stall, a burst of datagrams must not overtake the DTMF and flow timers
-    /// that were due between them).
+    /// Fire the call's deadline if it is due by `now` (a deadline that passed
+    /// before an input arrived fires first: after a stall, a burst of
+    /// datagrams must not overtake the DTMF and flow timers that were due
+    /// between them).
     fn catch_up(&mut self, now: Instant) {
         if self.call.poll_timeout().is_some_and(|t| t <= now) {
             self.call.handle_timeout(now);

@@ -9,6 +9,7 @@ pub mod channels;
 pub mod dial;
 pub mod dial_link;
 pub mod egress;
+pub mod ingress;
 pub mod labels;
 pub mod load;
 pub mod load_io;

@@ -7,19 +7,19 @@
 //! not land in a new one. A port comes back to the pool when its [`RtpPort`]
 //! guard drops.
 //!
-//! The socket is registered with the reactor for *readable* only: a call
-//! sends without ever waiting for its socket to be writable (a send that
-//! would block drops the packet), and a writable interest would wake the
-//! reactor's epoll for every packet sent (each freed send buffer signals
-//! `EPOLLOUT`).
+//! The socket is not registered with the reactor at all: a call reads it in
+//! its own turns, which come at least every packet time
+//! ([`super::ingress`]), and sends without ever waiting for it to be writable
+//! (a send that would block drops the packet). Registered, every datagram
+//! received (and, with a writable interest, every one sent) would wake the
+//! reactor's epoll. The kernel stamps each datagram with its receive time
+//! (`SO_TIMESTAMPNS`), so reading it a little later loses nothing.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use rand::Rng;
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
 /// How many recently freed ports wait before being chosen again (fewer when
 /// the range is small).
@@ -47,10 +47,10 @@ pub struct PortPool {
     inner: Arc<Mutex<Inner>>,
 }
 
-/// A bound RTP socket (non-blocking, readable interest only); its port
-/// returns to the pool on drop.
+/// A bound RTP socket (non-blocking, receive times on); its port returns to
+/// the pool on drop.
 pub struct RtpPort {
-    pub socket: AsyncFd<std::net::UdpSocket>,
+    pub socket: std::net::UdpSocket,
     pub local: SocketAddr,
     pool: PortPool,
 }
@@ -138,10 +138,8 @@ impl PortPool {
             let addr = SocketAddr::new(self.ip, candidate);
             match std::net::UdpSocket::bind(addr).and_then(|s| {
                 s.set_nonblocking(true)?;
-                // SAFETY: the std socket owns its descriptor and is moved into
-                // the AsyncFd, which owns it until it is dropped.
-                unsafe { AsyncFd::register_with_interest(s, Interest::READABLE) }
-                    .map_err(Into::into)
+                super::ingress::enable_timestamps(&s)?;
+                Ok(s)
             }) {
                 Ok(socket) => {
                     return Ok(RtpPort {
