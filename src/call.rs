@@ -30,7 +30,7 @@ use crate::flow::{digit_prompt, Command as FlowCommand, Say, TimelineEvent};
 use crate::media::prompts::PromptCache;
 use crate::media::session::MediaSession;
 use crate::media::srtp::{SrtpKeys, SrtpTransform};
-use crate::media::{DigitSource, MediaConfig, MediaEvent, MediaStats, PlayItem};
+use crate::media::{DigitSource, MediaConfig, MediaEvent, MediaStats, PacingGrid, PlayItem};
 use crate::sip::{CallKey, Command as SipCommand, EndReason, Event as SipEvent, ReferStatus};
 use crate::vars::Vars;
 
@@ -88,6 +88,9 @@ pub struct CallParams {
     /// SDES-SRTP keys, on a call that came over TLS and negotiated SRTP. Such a
     /// call's media counts as encrypted (`secure_media: required` states run).
     pub srtp: Option<SrtpKeys>,
+    /// The packet-time grid the runtime lines its calls up on (`None`: the
+    /// first packet is due at once).
+    pub pacing: Option<PacingGrid>,
 }
 
 /// What the call asks its driver to do. RTP packets are not among them: the
@@ -178,7 +181,8 @@ impl Call {
         vars.set_plain("flow_name", p.flow_name.clone());
         let encrypted = p.srtp.is_some();
         vars.set_plain("media_encrypted", encrypted.to_string());
-        let media = MediaSession::new(now, p.media, p.prompts, p.ssrc, p.seq, p.timestamp);
+        let start = p.pacing.map_or(now, |g| g.align(now));
+        let media = MediaSession::new(start, p.media, p.prompts, p.ssrc, p.seq, p.timestamp);
         let flow = Interpreter::with_media(now, p.flow, vars, encrypted);
         Call {
             key: p.key,

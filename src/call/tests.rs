@@ -27,6 +27,7 @@ fn call_with(flow: crate::flow::model::Flow, t0: Instant) -> Call {
     Call::new(
         t0,
         CallParams {
+            pacing: None,
             key: CallKey("c1@test".into()),
             ani: "5550100199".into(),
             dnis: "reset".into(),

@@ -31,7 +31,7 @@ use serde::Deserialize;
 pub use digits::DigitMerger;
 pub use goertzel::{InbandDetector, ToneGenerator};
 pub use prompts::{Prompt, PromptCache, PromptError, PromptRecognizer};
-pub use session::{MediaConfig, MediaEvent, MediaSession, MediaStats};
+pub use session::{MediaConfig, MediaEvent, MediaSession, MediaStats, PacingGrid};
 pub use trust::{RtpSource, RtpTrust};
 
 /// How a call's DTMF is taken: one source, or all of them merged (`auto`).

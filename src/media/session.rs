@@ -68,6 +68,31 @@ pub const MAX_CATCH_UP: u64 = 10;
 /// A SIP INFO digit without a duration is taken to sound this long.
 const INFO_DIGIT_DURATION: Duration = Duration::from_millis(250);
 
+/// A grid the runtime puts every call's packet times on: a session's first
+/// packet is due at the first grid point at or after its start, so calls'
+/// packets fall due together (`step` apart) and a driver serving many calls
+/// wakes once per grid point instead of once per call. Each call's own
+/// packets stay exactly one ptime apart.
+#[derive(Clone, Copy, Debug)]
+pub struct PacingGrid {
+    pub origin: Instant,
+    pub step: Duration,
+}
+
+impl PacingGrid {
+    /// The first grid point at or after `now` (`now` itself for a zero step).
+    #[must_use]
+    pub fn align(&self, now: Instant) -> Instant {
+        let step = self.step.as_nanos();
+        if step == 0 || now <= self.origin {
+            return now.max(self.origin);
+        }
+        let since = now.duration_since(self.origin).as_nanos();
+        let points = since.div_ceil(step);
+        self.origin + Duration::from_nanos((points * step).min(u128::from(u64::MAX)) as u64)
+    }
+}
+
 /// Everything a session needs from the SDP negotiation and the config.
 #[derive(Clone, Debug)]
 pub struct MediaConfig {

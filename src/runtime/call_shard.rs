@@ -36,6 +36,7 @@ use tokio::time::{Instant as TokioInstant, Sleep};
 use tracing::Span;
 
 use crate::call::CallOutcome;
+use crate::media::PacingGrid;
 use crate::runtime::call_task::{CallTask, Reported, Turn};
 use crate::runtime::egress::Egress;
 use crate::runtime::ingress::RecvBatch;
@@ -45,6 +46,21 @@ pub type Finished = Result<CallOutcome, Box<dyn Any + Send + 'static>>;
 
 /// A call handed to a shard: the task, its span, where to report its end.
 type Admit = (CallTask, Span, oneshot::Sender<Finished>);
+
+/// The grid every call's packet times are put on ([`PacingGrid`]): a shard
+/// wakes for its calls' packets at most once per step (200 times a second)
+/// whatever the number of calls, and sends a step's packets in one batch.
+/// A call's first packet waits at most this long.
+pub const PACING_STEP: Duration = Duration::from_millis(5);
+
+/// This process's pacing grid (see [`PACING_STEP`]).
+pub fn pacing_grid() -> PacingGrid {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    PacingGrid {
+        origin: *ORIGIN.get_or_init(|| TokioInstant::now().into_std()),
+        step: PACING_STEP,
+    }
+}
 
 /// Passes over ready calls and due timers before the shard yields to other tasks.
 const ROUNDS: usize = 4;

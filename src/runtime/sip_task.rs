@@ -373,6 +373,7 @@ impl SipDriver {
             reason_header: cfg.transfer.reason_header.clone(),
             variables: cfg.variables.clone(),
             srtp,
+            pacing: Some(crate::runtime::call_shard::pacing_grid()),
         };
         let recorder = if cfg.recording.enabled {
             match Recorder::create(&cfg.recording, &inc.call.0, &caller.ani) {

@@ -746,3 +746,34 @@ fn malformed_packets_and_loss_statistics() {
         h.s.handle_rtp(h.now, src, &d);
     }
 }
+
+#[test]
+fn a_pacing_grid_puts_the_first_packet_on_the_next_grid_point_and_keeps_ptime_after_it() {
+    let origin = Instant::now();
+    let grid = PacingGrid {
+        origin,
+        step: Duration::from_millis(5),
+    };
+    let ms = |n: u64| Duration::from_millis(n);
+    assert_eq!(grid.align(origin), origin);
+    assert_eq!(grid.align(origin + ms(5)), origin + ms(5));
+    assert_eq!(
+        grid.align(origin + ms(5) + Duration::from_nanos(1)),
+        origin + ms(10)
+    );
+    assert_eq!(grid.align(origin + ms(123)), origin + ms(125));
+    let zero = PacingGrid {
+        origin,
+        step: Duration::ZERO,
+    };
+    assert_eq!(zero.align(origin + ms(7)), origin + ms(7));
+
+    // A session started between grid points sends its first packet on the next
+    // one and then every 20 ms from there.
+    let start = grid.align(origin + ms(12));
+    let mut s = MediaSession::new(start, config(), tiny(), 1, 0, 0);
+    s.start_sending();
+    assert_eq!(s.poll_timeout(), Some(origin + ms(15)));
+    s.handle_timeout(origin + ms(15));
+    assert_eq!(s.poll_timeout(), Some(origin + ms(35)));
+}
