@@ -196,9 +196,12 @@ pub struct InbandDigit {
 
 /// Per-sample correlation tables for the eight frequencies (shared, computed once).
 struct Tables {
-    /// e^{-jωm} for m in 0..SUB, split into re/im rows per frequency.
-    cos: [[f32; SUB]; 8],
-    sin: [[f32; SUB]; 8],
+    /// e^{-jωm} for m in 0..SUB, split into re/im; row m holds the eight
+    /// frequencies side by side, so a sample's update of all eight bins is one
+    /// 8-wide multiply-add (the compiler vectorizes it; each bin's sum is still
+    /// formed in sample order, so the result is the same to the bit).
+    cos: [[f32; 8]; SUB],
+    sin: [[f32; 8]; SUB],
     /// e^{-jω·SUB}: rotation from one sub-block to the next.
     step: [C32; 8],
     hz: [f32; 8],
@@ -206,16 +209,16 @@ struct Tables {
 
 static TABLES: std::sync::LazyLock<Tables> = std::sync::LazyLock::new(|| {
     let mut t = Tables {
-        cos: [[0.0; SUB]; 8],
-        sin: [[0.0; SUB]; 8],
+        cos: [[0.0; 8]; SUB],
+        sin: [[0.0; 8]; SUB],
         step: [C32::default(); 8],
         hz: [0.0; 8],
     };
     for (k, &f) in ROW_HZ.iter().chain(COL_HZ.iter()).enumerate() {
         let w = 2.0 * std::f64::consts::PI * f64::from(f) / f64::from(SAMPLE_RATE);
         for m in 0..SUB {
-            t.cos[k][m] = (w * m as f64).cos() as f32;
-            t.sin[k][m] = -(w * m as f64).sin() as f32;
+            t.cos[m][k] = (w * m as f64).cos() as f32;
+            t.sin[m][k] = -(w * m as f64).sin() as f32;
         }
         let s = w * SUB as f64;
         t.step[k] = C32::new(s.cos() as f32, -s.sin() as f32);
@@ -308,6 +311,8 @@ pub struct InbandDetector {
     blocks: u64,
     /// The last RUN_SPAN samples, ring indexed by sample number.
     history: [f32; RUN_SPAN],
+    /// `samples % RUN_SPAN`: where the next sample goes in `history`.
+    history_pos: usize,
     samples: u64,
     state: State,
 }
@@ -347,6 +352,7 @@ impl InbandDetector {
             energies: [0.0; WIN_SUBS],
             blocks: 0,
             history: [0.0; RUN_SPAN],
+            history_pos: 0,
             samples: 0,
             state: State::Idle,
         }
@@ -361,17 +367,34 @@ impl InbandDetector {
     pub fn push(&mut self, pcm: &[i16]) -> Vec<InbandDigit> {
         let mut out = Vec::new();
         let t = self.tables;
-        for &s in pcm {
-            let x = f32::from(s);
-            let m = self.pos;
-            for k in 0..8 {
-                self.acc_re[k] += x * t.cos[k][m];
-                self.acc_im[k] += x * t.sin[k][m];
+        let mut rest = pcm;
+        while !rest.is_empty() {
+            // Up to the end of the current sub-block, with the sums in locals
+            // (registers): each bin's sum is still formed sample by sample.
+            let (chunk, tail) = rest.split_at((SUB - self.pos).min(rest.len()));
+            rest = tail;
+            let (mut re, mut im, mut energy) = (self.acc_re, self.acc_im, self.acc_energy);
+            for (&s, (cos, sin)) in chunk
+                .iter()
+                .zip(t.cos[self.pos..].iter().zip(&t.sin[self.pos..]))
+            {
+                let x = f32::from(s);
+                for k in 0..8 {
+                    re[k] += x * cos[k];
+                    im[k] += x * sin[k];
+                }
+                energy += x * x;
             }
-            self.acc_energy += x * x;
-            self.history[(self.samples % RUN_SPAN as u64) as usize] = x;
-            self.samples += 1;
-            self.pos += 1;
+            (self.acc_re, self.acc_im, self.acc_energy) = (re, im, energy);
+            for &s in chunk {
+                self.history[self.history_pos] = f32::from(s);
+                self.history_pos += 1;
+                if self.history_pos == RUN_SPAN {
+                    self.history_pos = 0;
+                }
+            }
+            self.samples += chunk.len() as u64;
+            self.pos += chunk.len();
             if self.pos == SUB {
                 self.pos = 0;
                 self.end_sub_block(&mut out);
