@@ -28,7 +28,7 @@ const RING_ENTRIES: u32 = 512;
 /// One queued packet: its socket, destination, and where its bytes are.
 struct Queued {
     fd: RawFd,
-    to: SockAddr,
+    to: SocketAddr,
     start: usize,
     len: usize,
 }
@@ -41,8 +41,6 @@ pub struct Egress {
     bytes: Vec<u8>,
     /// Per submitted packet, kept alive (and unmoved) until its completion.
     scratch: Scratch,
-    /// The last destination converted (a call sends to one address).
-    last: Option<(SocketAddr, SockAddr)>,
 }
 
 impl Default for Egress {
@@ -82,24 +80,15 @@ impl Egress {
             queued: Vec::new(),
             bytes: Vec::with_capacity(64 * 1024),
             scratch: Scratch::default(),
-            last: None,
         }
     }
 
     /// Queue `packet` from socket `fd` to `to` (sent at once without io_uring).
     pub fn push(&mut self, fd: RawFd, to: SocketAddr, packet: &[u8]) {
-        let addr = match &self.last {
-            Some((a, sa)) if *a == to => sa.clone(),
-            _ => {
-                let sa = SockAddr::from(to);
-                self.last = Some((to, sa.clone()));
-                sa
-            }
-        };
         if self.ring.is_none() {
             // SAFETY: `fd` is the caller's socket, open during this call.
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            if let Err(e) = socket2::SockRef::from(&fd).send_to(packet, &addr) {
+            if let Err(e) = socket2::SockRef::from(&fd).send_to(packet, &SockAddr::from(to)) {
                 debug!(error = %e, "rtp send error");
             }
             return;
@@ -108,7 +97,7 @@ impl Egress {
         self.bytes.extend_from_slice(packet);
         self.queued.push(Queued {
             fd,
-            to: addr,
+            to,
             start,
             len: packet.len(),
         });
@@ -127,17 +116,20 @@ impl Egress {
             // sized once per batch, before any pointer into them is taken.
             self.scratch.iovecs.clear();
             self.scratch.headers.clear();
+            self.scratch.names.clear();
             for q in batch {
                 self.scratch.iovecs.push(libc::iovec {
                     iov_base: self.bytes[q.start..].as_ptr() as *mut libc::c_void,
                     iov_len: q.len,
                 });
+                self.scratch.names.push(RawAddr::from(q.to));
             }
-            for (i, q) in batch.iter().enumerate() {
+            for i in 0..batch.len() {
                 // SAFETY: msghdr is plain data; all-zero is its empty value.
                 let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-                h.msg_name = q.to.as_ptr() as *mut libc::c_void;
-                h.msg_namelen = q.to.len();
+                let name = &mut self.scratch.names[i];
+                h.msg_namelen = name.len;
+                h.msg_name = (&mut name.addr as *mut libc::sockaddr_in6).cast();
                 h.msg_iov = &mut self.scratch.iovecs[i];
                 h.msg_iovlen = 1;
                 self.scratch.headers.push(h);
@@ -187,6 +179,56 @@ impl Egress {
         self.bytes.clear();
         self.scratch.iovecs.clear();
         self.scratch.headers.clear();
+        self.scratch.names.clear();
+    }
+}
+
+/// A destination as the kernel reads it: a `sockaddr_in` or `sockaddr_in6`
+/// (the larger), written field by field — no 128-byte `sockaddr_storage` to
+/// zero and copy per packet.
+struct RawAddr {
+    addr: libc::sockaddr_in6,
+    len: libc::socklen_t,
+}
+
+impl From<SocketAddr> for RawAddr {
+    fn from(to: SocketAddr) -> RawAddr {
+        // SAFETY: plain data; all-zero is its empty value.
+        let mut addr: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        match to {
+            SocketAddr::V4(v4) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: v4.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(*v4.ip()).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: a sockaddr_in (16 bytes, align 4) fits at the start
+                // of a sockaddr_in6 (28 bytes, align 4).
+                unsafe {
+                    std::ptr::write((&mut addr as *mut libc::sockaddr_in6).cast(), sin);
+                }
+                RawAddr {
+                    addr,
+                    len: std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                }
+            }
+            SocketAddr::V6(v6) => {
+                addr.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                addr.sin6_port = v6.port().to_be();
+                addr.sin6_flowinfo = v6.flowinfo();
+                addr.sin6_addr = libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                };
+                addr.sin6_scope_id = v6.scope_id();
+                RawAddr {
+                    addr,
+                    len: std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                }
+            }
+        }
     }
 }
 
@@ -197,6 +239,7 @@ impl Egress {
 struct Scratch {
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::msghdr>,
+    names: Vec<RawAddr>,
 }
 
 // SAFETY: see the type's docs: empty (no live pointer) whenever it can move.
@@ -210,15 +253,21 @@ mod tests {
     use std::time::Duration;
 
     /// Packets from several sockets in one batch arrive, each from its own
-    /// socket's port, with their bytes intact; the same through the fallback.
+    /// socket's port, with their bytes intact, over IPv4 and IPv6; the same
+    /// through the fallback.
     #[test]
     fn a_batch_leaves_from_each_calls_own_port() {
-        for mut egress in [Egress::new(), Egress::unbatched()] {
-            let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for (mut egress, ip) in [
+            (Egress::new(), "127.0.0.1"),
+            (Egress::new(), "[::1]"),
+            (Egress::unbatched(), "127.0.0.1"),
+            (Egress::unbatched(), "[::1]"),
+        ] {
+            let sink = UdpSocket::bind(format!("{ip}:0")).unwrap();
             sink.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let to = sink.local_addr().unwrap();
             let calls: Vec<UdpSocket> = (0..3)
-                .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+                .map(|_| UdpSocket::bind(format!("{ip}:0")).unwrap())
                 .collect();
             for round in 0..2u8 {
                 for (i, c) in calls.iter().enumerate() {
