@@ -13,7 +13,8 @@
 //! goes out with its own `sendto` at `push`, as before.
 //!
 //! The shard flushes before it yields and before a call (and so its socket) is
-//! dropped: a queued packet never outlives its socket's descriptor.
+//! dropped: a queued packet never outlives its socket's descriptor. A batch
+//! also goes out as soon as it holds [`FLUSH_AT`] packets.
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -24,6 +25,13 @@ use tracing::{debug, info};
 
 /// Submission queue entries (a batch larger than this goes in several submits).
 const RING_ENTRIES: u32 = 512;
+
+/// A pass that has queued this many packets sends them at once, without
+/// waiting for the pass to end: with calls on a pacing grid one pass can
+/// serve hundreds of calls, and the first ones' packets (a prompt that
+/// answers a key) should not wait for the last ones' turns. One submit per
+/// 32 packets still amortises the syscall.
+const FLUSH_AT: usize = 32;
 
 /// One queued packet: its socket, destination, and where its bytes are.
 struct Queued {
@@ -101,6 +109,9 @@ impl Egress {
             start,
             len: packet.len(),
         });
+        if self.queued.len() >= FLUSH_AT {
+            self.flush();
+        }
     }
 
     /// Hand every queued packet to the kernel (one syscall per
