@@ -38,11 +38,10 @@
 //! `comfort` hold one kind each; `say` renders what is played.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::secret::Secret;
-use crate::template::Templates;
 use crate::vars::{Value, Vars};
 
 use super::keys::KeyRoutes;
@@ -55,7 +54,6 @@ mod say;
 mod transition;
 mod typeahead;
 
-pub(crate) use collect::anchored;
 use collect::CollectRun;
 use comfort::{ComfortPart, ComfortRun};
 use menu::MenuRun;
@@ -185,11 +183,6 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// Immediate transitions allowed per input before the flow is declared
 /// looping (the validator rejects such flows; this is the runtime fuse).
 const MAX_HOPS: u32 = 100;
-
-fn templates() -> &'static Templates {
-    static T: OnceLock<Templates> = OnceLock::new();
-    T.get_or_init(Templates::new)
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Failure {
