@@ -101,6 +101,10 @@ pub struct Flow {
     pub variables: BTreeMap<String, String>,
     #[serde(deserialize_with = "unique")]
     pub states: BTreeMap<String, State>,
+    /// Where typed-ahead keys can go, worked out once per flow
+    /// ([`Flow::key_routes`]) and shared by every call.
+    #[serde(skip)]
+    pub routes_once: super::keys::KeyRoutesOnce,
 }
 
 /// Whether a flow or a state needs encrypted media (TLS signalling + SRTP).
@@ -791,9 +795,11 @@ fn choice_pause() -> Dur {
     Dur(Duration::from_millis(1500))
 }
 
-/// Parse flow text; `file` only names the source in errors.
+/// Parse flow text; `file` only names the source in errors. Templates and
+/// patterns are compiled here, and the key routes worked out, so a call
+/// through the flow only uses them.
 pub fn parse(text: &str, file: &Path) -> Result<Flow, FlowError> {
-    serde_yaml::from_str(text).map_err(|e| {
+    let flow: Flow = serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -804,7 +810,9 @@ pub fn parse(text: &str, file: &Path) -> Result<Flow, FlowError> {
             column,
             message: e.to_string(),
         }
-    })
+    })?;
+    flow.key_routes();
+    Ok(flow)
 }
 
 #[cfg(test)]

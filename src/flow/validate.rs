@@ -21,7 +21,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::interp::digit_prompt;
-use super::keys::{check_guards, KeyRoutes};
+use super::keys::check_guards;
 use super::model::{Flow, Kind, PlayItem, State};
 use super::Catalog;
 
@@ -208,8 +208,7 @@ pub fn validate(flow: &Flow, path: &Path, catalog: &Catalog) -> Vec<Diagnostic> 
     }
     check_reachable(&mut cx);
     check_loops(&mut cx);
-    let routes = KeyRoutes::new(flow);
-    for (state, message, hint) in check_guards(flow, &routes) {
+    for (state, message, hint) in check_guards(flow, flow.key_routes()) {
         cx.push(format!("states.{state}"), message, Some(hint));
     }
     cx.out

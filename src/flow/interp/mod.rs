@@ -226,8 +226,8 @@ pub struct Interpreter {
     secure: bool,
     attempt_open: bool,
     refused_reason: Option<String>,
-    /// Where kept keys can go (computed once per call from the flow).
-    routes: KeyRoutes,
+    /// Where kept keys can go (worked out once per flow, when it is loaded).
+    routes: Arc<KeyRoutes>,
     type_ahead: KeptKeys,
     /// `KeyGuard(true)` was sent and not yet withdrawn.
     guard: bool,
@@ -273,7 +273,7 @@ impl Interpreter {
             secure: false,
             attempt_open: false,
             refused_reason: None,
-            routes: KeyRoutes::new(&flow),
+            routes: Arc::clone(flow.key_routes()),
             type_ahead: KeptKeys::new(),
             guard: false,
             swallowing: None,

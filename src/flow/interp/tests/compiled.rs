@@ -1,6 +1,7 @@
-//! Templates and patterns are compiled when the flow is parsed; a call only
-//! renders and matches them (counted per thread by `template` and
-//! `pattern`, so tests running in parallel do not disturb the count).
+//! Templates and patterns are compiled, and the key routes worked out, when
+//! the flow is parsed; a call only renders, matches and reads them (compiles
+//! are counted per thread by `template` and `pattern`, so tests running in
+//! parallel do not disturb the count).
 
 use super::*;
 use crate::flow::pattern;
@@ -66,4 +67,19 @@ fn calls_render_and_match_without_compiling() {
         loaded,
         "a call compiled a template or a pattern"
     );
+}
+
+/// Where typed-ahead keys can go depends on the flow alone: it is worked
+/// out when the flow is parsed and every call shares it.
+#[test]
+fn calls_share_the_key_routes_of_their_flow() {
+    let flow = Arc::new(parse(FLOW, Path::new("t.yaml")).unwrap());
+    let loaded = Arc::clone(flow.key_routes());
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        let call = Interpreter::new(t0, Arc::clone(&flow), Vars::new());
+        assert!(Arc::ptr_eq(&call.routes, &loaded));
+    }
+    assert_eq!(*loaded, crate::flow::keys::KeyRoutes::new(&flow));
+    assert!(!loaded.get("read").consumers.is_empty());
 }
