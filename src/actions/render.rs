@@ -1,3 +1,7 @@
+//! An action's URL, header and body templates: compiled once when the
+//! actions are loaded (start-up and SIGHUP, [`RequestTemplates::compile`]),
+//! then rendered for every request.
+//!
 //! Rendering a request's URL, headers and body for an action, into buffers
 //! that are zeroed when dropped ([`SecretBuf`]): a secure action's body holds
 //! the new PIN or the code, and a plain `String` grown while rendering would
