@@ -4,14 +4,19 @@
 //! `{{ value }}` is escaped for where it lands — percent-encoded in a URL,
 //! JSON-encoded in a JSON body, left as-is in a header or form field (the
 //! HTTP client encodes forms). Secrets are in the context only when the
-//! caller of [`Templates::render`] says the destination is secure; otherwise
-//! a reference to one fails with [`TemplateError::SecretNotAllowed`]-style
-//! undefined errors. Error messages never contain variable values.
+//! caller of [`Template::render`] says the destination is secure; otherwise
+//! a reference to one fails with an "undefined variable" error. Error
+//! messages never contain variable values.
+//!
+//! Compiled once: a [`Template`] is parsed when the file holding it is
+//! loaded (a flow, the actions config; again on SIGHUP) and a call only
+//! renders it. A syntax error is kept in the template, so the loader reports
+//! it with the file and key it knows ([`Template::check`]).
 //!
 //! Secrets in memory: in the context a secret is an object holding its own
 //! [`Secret`] (zeroed when the context is dropped) that writes its cleartext
 //! straight into the output — escaped there for URLs and JSON — instead of a
-//! template string the engine would copy. [`Templates::render_into`] renders
+//! template string the engine would copy. [`Template::render_into`] renders
 //! into a [`SecretBuf`], which zeroes itself (and every buffer it outgrows).
 //! A filter applied to a secret still sees a plain copy of it; request
 //! templates have no reason to filter one.
@@ -22,8 +27,10 @@
 use minijinja::value::{Object, ObjectRepr, Value as JValue};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use crate::secret::{Secret, SecretBuf};
 use crate::vars::{Value, Vars};
@@ -55,17 +62,14 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Three environments, one per escape mode, sharing the same filters.
-pub struct Templates {
+/// Three environments, one per escape mode, sharing the same filters. They
+/// hold filters and formatters only (no templates, no state), so one set
+/// serves the whole process and every [`Template`] borrows the one for its
+/// escape mode.
+struct Envs {
     plain: Environment<'static>,
     url: Environment<'static>,
     json: Environment<'static>,
-}
-
-impl Default for Templates {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 fn base_env() -> Environment<'static> {
@@ -77,8 +81,8 @@ fn base_env() -> Environment<'static> {
     env
 }
 
-impl Templates {
-    pub fn new() -> Self {
+impl Envs {
+    fn new() -> Self {
         let plain = base_env();
         let mut url = base_env();
         url.set_formatter(|out, _state, value| {
@@ -108,42 +112,109 @@ impl Templates {
             serde_json::to_writer(&mut w, secret.0.expose())
                 .map_err(|_| Error::new(ErrorKind::BadSerialization, "secret not JSON-encodable"))
         });
-        Templates { plain, url, json }
+        Envs { plain, url, json }
     }
 
-    fn env(&self, escape: Escaping) -> &Environment<'static> {
+    fn get() -> &'static Envs {
+        static ENVS: OnceLock<Envs> = OnceLock::new();
+        ENVS.get_or_init(Envs::new)
+    }
+
+    fn env(escape: Escaping) -> &'static Environment<'static> {
+        let envs = Envs::get();
         match escape {
-            Escaping::None => &self.plain,
-            Escaping::Url => &self.url,
-            Escaping::Json => &self.json,
+            Escaping::None => &envs.plain,
+            Escaping::Url => &envs.url,
+            Escaping::Json => &envs.json,
+        }
+    }
+}
+
+/// The name a template has in its own environment (the name minijinja
+/// gives a template compiled from a string).
+const NAME: &str = "<string>";
+
+/// What compiling produced: the template, held by a private copy of its
+/// escape mode's environment (a cheap clone: filters and formatters are
+/// shared), and the variables it reads.
+struct Inner {
+    env: Environment<'static>,
+    /// Top-level variable names, sorted.
+    variables: Vec<String>,
+}
+
+/// A template compiled once, when the file that holds it is loaded (a flow,
+/// the actions config), and rendered on every call without parsing again.
+/// Clones share the compiled form.
+///
+/// A template that does not compile is kept with its error, so the loader
+/// can report it where it knows the file, state and key
+/// ([`check`](Self::check)); rendering it fails with the same description.
+#[derive(Clone)]
+pub struct Template {
+    source: Arc<str>,
+    escape: Escaping,
+    /// The compiled template, or the description of its syntax error.
+    compiled: Result<Arc<Inner>, String>,
+}
+
+impl Template {
+    /// Compile `source` for the destination `escape`. Never fails: see
+    /// [`check`](Self::check).
+    pub fn new(source: &str, escape: Escaping) -> Self {
+        #[cfg(test)]
+        COMPILES.with(|c| c.set(c.get() + 1));
+        let compile = || {
+            let mut env = Envs::env(escape).clone();
+            env.add_template_owned(NAME, source.to_string())?;
+            let mut variables: Vec<String> = env
+                .get_template(NAME)?
+                .undeclared_variables(false)
+                .into_iter()
+                .collect();
+            variables.sort();
+            Ok(Arc::new(Inner { env, variables }))
+        };
+        Template {
+            source: source.into(),
+            escape,
+            compiled: compile().map_err(|e: Error| describe(&e)),
         }
     }
 
-    /// Compile-check a template; returns the top-level variable names it
-    /// reads, so validators can prove that no secret reaches an insecure
-    /// destination.
-    pub fn check(&self, source: &str) -> Result<Vec<String>, TemplateError> {
-        let tmpl = self
-            .plain
-            .template_from_str(source)
-            .map_err(|e| TemplateError::Syntax(describe(&e)))?;
-        let mut names: Vec<String> = tmpl.undeclared_variables(false).into_iter().collect();
-        names.sort();
-        Ok(names)
+    /// [`new`](Self::new), failing on a syntax error.
+    pub fn compile(source: &str, escape: Escaping) -> Result<Self, TemplateError> {
+        let t = Self::new(source, escape);
+        t.check()?;
+        Ok(t)
     }
 
-    /// Render `source` against `vars`. Secrets are visible only when
-    /// `allow_secrets` is true (the destination is a secure action).
-    pub fn render(
-        &self,
-        source: &str,
-        vars: &Vars,
-        escape: Escaping,
-        allow_secrets: bool,
-    ) -> Result<String, TemplateError> {
-        let ctx = context(vars, allow_secrets);
-        self.env(escape)
-            .render_str(source, ctx)
+    /// The text as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The top-level variable names it reads (sorted), so validators can
+    /// prove that no secret reaches an insecure destination; or its syntax
+    /// error.
+    pub fn check(&self) -> Result<&[String], TemplateError> {
+        match &self.compiled {
+            Ok(inner) => Ok(&inner.variables),
+            Err(e) => Err(TemplateError::Syntax(e.clone())),
+        }
+    }
+
+    /// Render against `vars`. Secrets are visible only when `allow_secrets`
+    /// is true (the destination is a secure action or state).
+    pub fn render(&self, vars: &Vars, allow_secrets: bool) -> Result<String, TemplateError> {
+        let inner = self
+            .compiled
+            .as_ref()
+            .map_err(|e| TemplateError::Render(e.clone()))?;
+        inner
+            .env
+            .get_template(NAME)
+            .and_then(|t| t.render(context(vars, allow_secrets)))
             .map_err(|e| TemplateError::Render(describe(&e)))
     }
 
@@ -152,36 +223,67 @@ impl Templates {
     /// `String`).
     pub fn render_into(
         &self,
-        source: &str,
         vars: &Vars,
-        escape: Escaping,
         allow_secrets: bool,
         out: &mut SecretBuf,
     ) -> Result<(), TemplateError> {
-        let tmpl = self
-            .env(escape)
-            .template_from_str(source)
-            .map_err(|e| TemplateError::Syntax(describe(&e)))?;
-        let ctx = context(vars, allow_secrets);
-        tmpl.render_captured_to(ctx, out)
+        let inner = self
+            .compiled
+            .as_ref()
+            .map_err(|e| TemplateError::Syntax(e.clone()))?;
+        inner
+            .env
+            .get_template(NAME)
+            .and_then(|t| t.render_captured_to(context(vars, allow_secrets), out))
             .map(|_| ())
             .map_err(|e| TemplateError::Render(describe(&e)))
     }
 
     /// [`render_into`](Self::render_into) a fresh buffer, returned as a
     /// [`Secret`].
-    pub fn render_secret(
-        &self,
-        source: &str,
-        vars: &Vars,
-        escape: Escaping,
-        allow_secrets: bool,
-    ) -> Result<Secret, TemplateError> {
-        let mut out = SecretBuf::with_capacity(source.len() + 32);
-        self.render_into(source, vars, escape, allow_secrets, &mut out)?;
+    pub fn render_secret(&self, vars: &Vars, allow_secrets: bool) -> Result<Secret, TemplateError> {
+        let mut out = SecretBuf::with_capacity(self.source.len() + 32);
+        self.render_into(vars, allow_secrets, &mut out)?;
         out.into_secret()
             .ok_or_else(|| TemplateError::Render("output is not UTF-8".into()))
     }
+}
+
+/// The source and the escape mode: a template holds no values.
+impl fmt::Debug for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Template")
+            .field(&self.source)
+            .field(&self.escape)
+            .finish()
+    }
+}
+
+impl PartialEq for Template {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source && self.escape == other.escape
+    }
+}
+
+/// A template written in a flow file: plain text ([`Escaping::None`]),
+/// compiled as it is read.
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let source = String::deserialize(d)?;
+        Ok(Template::new(&source, Escaping::None))
+    }
+}
+
+// How many templates this thread compiled: tests prove that a call only
+// renders.
+#[cfg(test)]
+thread_local! {
+    static COMPILES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+pub(crate) fn compiles_on_this_thread() -> usize {
+    COMPILES.with(std::cell::Cell::get)
 }
 
 /// A secret in a template context. It renders as its cleartext, written
@@ -320,54 +422,43 @@ mod tests {
         v
     }
 
+    fn render(
+        source: &str,
+        escape: Escaping,
+        allow_secrets: bool,
+    ) -> Result<String, TemplateError> {
+        Template::new(source, escape).render(&vars(), allow_secrets)
+    }
+
     #[test]
     fn url_outputs_are_percent_encoded() {
-        let t = Templates::new();
-        let out = t
-            .render(
-                "https://idp/users/{{ id }}?x=1",
-                &vars(),
-                Escaping::Url,
-                false,
-            )
-            .unwrap();
+        let out = render("https://idp/users/{{ id }}?x=1", Escaping::Url, false).unwrap();
         assert_eq!(out, "https://idp/users/12%2034%26x%3D%22y%22?x=1");
     }
 
     #[test]
     fn json_outputs_are_json_escaped() {
-        let t = Templates::new();
-        let out = t
-            .render(r#"{"login": {{ id }}}"#, &vars(), Escaping::Json, false)
-            .unwrap();
+        let out = render(r#"{"login": {{ id }}}"#, Escaping::Json, false).unwrap();
         let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(parsed["login"], "12 34&x=\"y\"");
     }
 
     #[test]
     fn secrets_only_when_allowed_and_errors_hide_values() {
-        let t = Templates::new();
-        let err = t
-            .render(r#"{"pin": {{ pin }}}"#, &vars(), Escaping::Json, false)
-            .unwrap_err();
+        let err = render(r#"{"pin": {{ pin }}}"#, Escaping::Json, false).unwrap_err();
         assert!(!err.to_string().contains("482913"));
-        let ok = t
-            .render(r#"{"pin": {{ pin }}}"#, &vars(), Escaping::Json, true)
-            .unwrap();
+        let ok = render(r#"{"pin": {{ pin }}}"#, Escaping::Json, true).unwrap();
         assert_eq!(ok, r#"{"pin": "482913"}"#);
     }
 
     #[test]
     fn phone_filters() {
-        let t = Templates::new();
         assert_eq!(
-            t.render("{{ mobile | last4 }}", &vars(), Escaping::None, false)
-                .unwrap(),
+            render("{{ mobile | last4 }}", Escaping::None, false).unwrap(),
             "0316"
         );
         assert_eq!(
-            t.render("{{ mobile | e164 }}", &vars(), Escaping::None, false)
-                .unwrap(),
+            render("{{ mobile | e164 }}", Escaping::None, false).unwrap(),
             "+15550100316"
         );
         for (input, want) in [
@@ -387,8 +478,63 @@ mod tests {
 
     #[test]
     fn check_lists_variables() {
-        let t = Templates::new();
-        assert_eq!(t.check("{{ a }}-{{ b | last4 }}").unwrap(), vec!["a", "b"]);
-        assert!(t.check("{{ a ").is_err());
+        let t = Template::new("{{ a }}-{{ b | last4 }}", Escaping::None);
+        assert_eq!(t.check().unwrap(), ["a", "b"]);
+        let bad = Template::new("{{ a ", Escaping::None);
+        let Err(TemplateError::Syntax(why)) = bad.check() else {
+            panic!("a broken template checks as an error")
+        };
+        // Rendering it fails with the same description, as compiling on
+        // every render used to.
+        assert_eq!(
+            bad.render(&vars(), false),
+            Err(TemplateError::Render(why.clone()))
+        );
+        let mut out = SecretBuf::default();
+        assert_eq!(
+            bad.render_into(&vars(), false, &mut out),
+            Err(TemplateError::Syntax(why))
+        );
+        assert!(Template::compile("{{ a ", Escaping::None).is_err());
+    }
+
+    /// A template is parsed once: rendering it (and its clones, which a
+    /// flow hands to every call) parses nothing again, in every escaping.
+    #[test]
+    fn rendering_reuses_the_compiled_template() {
+        for escape in [Escaping::None, Escaping::Url, Escaping::Json] {
+            let before = compiles_on_this_thread();
+            let t = Template::compile("{{ id }}-{{ pin }}", escape).unwrap();
+            assert_eq!(compiles_on_this_thread(), before + 1);
+            let copy = t.clone();
+            let (Ok(a), Ok(b)) = (&t.compiled, &copy.compiled) else {
+                panic!("compiled")
+            };
+            assert!(Arc::ptr_eq(a, b), "clones share one compiled template");
+            let first = copy.render(&vars(), true).unwrap();
+            for _ in 0..1000 {
+                assert_eq!(copy.render(&vars(), true).unwrap(), first);
+                let secret = t.render_secret(&vars(), true).unwrap();
+                assert_eq!(secret.expose(), first);
+            }
+            assert_eq!(compiles_on_this_thread(), before + 1, "{escape:?}");
+        }
+    }
+
+    /// Rendering a compiled template gives what compiling it on the spot
+    /// gives, escaping included.
+    #[test]
+    fn compiled_once_renders_as_compiled_on_the_spot() {
+        for (source, escape) in [
+            ("/u/{{ id }}?m={{ mobile | digits_only }}", Escaping::Url),
+            (r#"{"id": {{ id }}, "pin": {{ pin }}}"#, Escaping::Json),
+            ("{{ id }} {{ mobile | last4 }}", Escaping::None),
+        ] {
+            let t = Template::new(source, escape);
+            let on_the_spot = Envs::env(escape)
+                .render_str(source, context(&vars(), true))
+                .unwrap();
+            assert_eq!(t.render(&vars(), true).unwrap(), on_the_spot, "{source}");
+        }
     }
 }

@@ -361,6 +361,29 @@ fn malformed_values() {
         "not a valid regular expression",
         None,
     );
+    // Templates and patterns are compiled when the flow is read; one that
+    // does not compile is still reported by the validator, at its key.
+    rejects(
+        "play: [code_incorrect]",
+        "play: [code_incorrect, { digits: \"{{ employee_id | last4 \" }]",
+        "states.wrong.play.1.digits",
+        "bad template: template syntax: syntax error",
+        None,
+    );
+    rejects(
+        "audit: { result: failure, reason: account_locked }\n    next: agent",
+        "set: { vars: { shown: \"{% if %}\" } }\n    next: agent",
+        "states.check_locked.set.vars.shown",
+        "bad template: template syntax: syntax error",
+        None,
+    );
+    rejects(
+        "audit: { result: failure, reason: account_locked }\n    next: agent",
+        "branch: [ { var: employee_id, matches: \"(1\", to: agent } ]\n    default: agent",
+        "states.check_locked.branch.0.matches",
+        "not a valid regular expression",
+        None,
+    );
     rejects(
         "max: 6 }",
         "max: 6, escape: true }",

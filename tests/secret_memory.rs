@@ -12,7 +12,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sspr_ivr::secret::{Secret, SecretBuf};
-use sspr_ivr::template::{Escaping, Templates};
+use sspr_ivr::template::{Escaping, Template};
 use sspr_ivr::vars::Vars;
 
 /// The marker: the first digits of every secret below. Percent-encoding and
@@ -113,30 +113,32 @@ fn secrets_leave_no_copies_in_freed_memory() {
     assert_eq!(typed, 0, "a secret typed key by key left copies");
 
     // Requests rendered from templates that read a secret: the context
-    // (built for every render) and the output buffers are zeroed.
-    let templates = Templates::new();
+    // (built for every render) and the output buffers are zeroed. The
+    // templates are compiled first, as when the actions are loaded.
+    let templates: Vec<Template> = [
+        (
+            r#"{"user": {{ user }}, "newPin": {{ pin }}}"#,
+            Escaping::Json,
+        ),
+        (
+            "/users/{{ user }}/pin/{{ pin }}?again={{ pin }}",
+            Escaping::Url,
+        ),
+        ("Bearer {{ pin }}", Escaping::None),
+    ]
+    .into_iter()
+    .map(|(source, escaping)| Template::compile(source, escaping).expect("compiles"))
+    .collect();
     let rendered = freed_with_marker(|| {
         let mut vars = Vars::new();
         vars.set_plain("user", "u-123456");
         vars.set_secret("pin", typed_pin());
-        for (source, escaping) in [
-            (
-                r#"{"user": {{ user }}, "newPin": {{ pin }}}"#,
-                Escaping::Json,
-            ),
-            (
-                "/users/{{ user }}/pin/{{ pin }}?again={{ pin }}",
-                Escaping::Url,
-            ),
-            ("Bearer {{ pin }}", Escaping::None),
-        ] {
-            let out = templates
-                .render_secret(source, &vars, escaping, true)
-                .expect("render");
-            assert!(out.expose().contains("48291375"), "{source}");
+        for template in &templates {
+            let out = template.render_secret(&vars, true).expect("render");
+            assert!(out.expose().contains("48291375"), "{}", template.source());
             let mut buf = SecretBuf::with_capacity(1);
-            templates
-                .render_into(source, &vars, escaping, true, &mut buf)
+            template
+                .render_into(&vars, true, &mut buf)
                 .expect("render into");
             assert_eq!(buf.as_str(), Some(out.expose()));
         }
@@ -145,12 +147,11 @@ fn secrets_leave_no_copies_in_freed_memory() {
 
     // The same template through the plain `render` (a `String`) is caught:
     // the zeroing above is what makes the difference.
+    let bearer = &templates[2];
     let via_string = freed_with_marker(|| {
         let mut vars = Vars::new();
         vars.set_secret("pin", typed_pin());
-        let s = templates
-            .render("{{ pin }}", &vars, Escaping::None, true)
-            .expect("render");
+        let s = bearer.render(&vars, true).expect("render");
         drop(s);
     });
     assert!(via_string >= 1, "the watch sees a rendered String");

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::outcome::{OutcomeRule, OUTCOME_ERROR, OUTCOME_TIMEOUT};
 use super::selector::Selector;
 use super::ActionError;
-use crate::template::Templates;
+use crate::template::{Escaping, Template};
 
 /// HTTP method of an action. Written upper-case in YAML (`GET`, `POST`, …).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -345,7 +345,7 @@ fn is_header_name(s: &str) -> bool {
 impl ActionConfig {
     /// Check everything that does not need the environment. `name` is used
     /// in error messages.
-    pub fn validate(&self, name: &str, templates: &Templates) -> Result<(), ActionError> {
+    pub fn validate(&self, name: &str) -> Result<(), ActionError> {
         let bad = |message: String| ActionError::Config {
             action: name.to_string(),
             message,
@@ -393,11 +393,14 @@ impl ActionConfig {
             }
         }
         let check = |field: &str, src: &str| {
-            templates.check(src).map_err(|e| ActionError::Template {
-                action: name.to_string(),
-                field: field.to_string(),
-                error: e,
-            })
+            Template::new(src, Escaping::None)
+                .check()
+                .map(|_| ())
+                .map_err(|e| ActionError::Template {
+                    action: name.to_string(),
+                    field: field.to_string(),
+                    error: e,
+                })
         };
         check("url", &self.url)?;
         for (h, v) in &self.headers {
@@ -514,7 +517,6 @@ impl ActionConfig {
     /// Templates that do not compile contribute no inputs (`validate`
     /// reports them).
     pub fn info(&self) -> ActionInfo {
-        let templates = Templates::new();
         let mut outcomes: Vec<String> = Vec::new();
         for r in &self.outcomes {
             if !outcomes.contains(&r.outcome) {
@@ -531,8 +533,8 @@ impl ActionConfig {
         sources.extend(self.headers.values().map(String::as_str));
         sources.extend(self.body_templates().into_iter().map(|(_, s)| s));
         for src in sources {
-            if let Ok(names) = templates.check(src) {
-                inputs.extend(names);
+            if let Ok(names) = Template::new(src, Escaping::None).check() {
+                inputs.extend(names.iter().cloned());
             }
         }
         ActionInfo {

@@ -9,10 +9,10 @@ use serde_json::Value as Json;
 
 use super::config::{literal_origin, ActionConfig, ActionInfo, AuthKind, Origin, TlsConfig};
 use super::outcome::{decide, Rule};
+use super::render::RequestTemplates;
 use super::selector::{extract, Selector};
-use super::{render, ActionError, OUTCOME_ERROR, OUTCOME_TIMEOUT};
+use super::{ActionError, OUTCOME_ERROR, OUTCOME_TIMEOUT};
 use crate::secret::{Secret, SecretBuf};
-use crate::template::{Escaping, Templates};
 use crate::vars::Vars;
 
 /// Responses larger than this end in `error` (a directory answer is small).
@@ -40,6 +40,8 @@ enum ResolvedAuth {
 
 struct Compiled {
     config: ActionConfig,
+    /// URL, header and body templates, compiled here once.
+    request: RequestTemplates,
     origin: Origin,
     auth: Option<ResolvedAuth>,
     /// Own client when the action has `tls:` settings; else the shared one.
@@ -52,7 +54,6 @@ struct Compiled {
 /// Runs configured actions. Cheap to share behind an `Arc`.
 pub struct Executor {
     client: reqwest::Client,
-    templates: Templates,
     actions: BTreeMap<String, Compiled>,
 }
 
@@ -81,10 +82,10 @@ impl Executor {
         actions: BTreeMap<String, ActionConfig>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ActionError> {
-        let templates = Templates::new();
         let mut compiled = BTreeMap::new();
         for (name, config) in actions {
-            config.validate(&name, &templates)?;
+            config.validate(&name)?;
+            let request = RequestTemplates::compile(&name, &config)?;
             let bad = |message: String| ActionError::Config {
                 action: name.clone(),
                 message,
@@ -146,6 +147,7 @@ impl Executor {
                 name.clone(),
                 Compiled {
                     config,
+                    request,
                     origin,
                     auth,
                     client,
@@ -160,7 +162,6 @@ impl Executor {
             .map_err(|e| ActionError::Client(e.to_string()))?;
         Ok(Executor {
             client,
-            templates,
             actions: compiled,
         })
     }
@@ -270,14 +271,7 @@ impl Executor {
     ) -> Result<reqwest::Request, String> {
         let cfg = &action.config;
         let secure = cfg.secure;
-        let url_text = render::text(
-            &self.templates,
-            "url",
-            &cfg.url,
-            vars,
-            Escaping::Url,
-            secure,
-        )?;
+        let url_text = action.request.url(vars, secure)?;
         let url = url_text
             .as_str()
             .and_then(|u| reqwest::Url::parse(u).ok())
@@ -297,12 +291,11 @@ impl Executor {
             .client_of(action)
             .request(cfg.method.as_reqwest(), url)
             .timeout(cfg.timeout);
-        for (name, src) in &cfg.headers {
-            let hv = render::header(&self.templates, name, src, vars, secure)?;
-            builder = builder.header(name.as_str(), hv);
+        for header in action.request.headers(vars, secure) {
+            let (name, hv) = header?;
+            builder = builder.header(name, hv);
         }
-        let body = cfg.body.as_ref().and_then(|b| b.kind().ok());
-        if let Some(body) = render::body(&self.templates, body, vars, secure)? {
+        if let Some(body) = action.request.body(vars, secure)? {
             builder = builder
                 .header(CONTENT_TYPE, body.content_type)
                 .body(body.bytes);

@@ -19,9 +19,11 @@
 //!
 //! Files: `config` (the YAML shape of an action and its load-time checks),
 //! [`outcome`] (outcome rules: shape, check, evaluation), [`selector`] (JSON
-//! pointer / JSONPath into a response, outputs), `executor` (reqwest, retries,
-//! templates at run time), [`ratelimit`], [`budget`] (OTP send budgets). Dependencies point one way:
-//! executor → config → outcome → selector.
+//! pointer / JSONPath into a response, outputs), `render` (the URL, header and
+//! body templates, compiled when the actions are loaded and rendered per
+//! request), `executor` (reqwest, retries), [`ratelimit`], [`budget`] (OTP
+//! send budgets). Dependencies point one way: executor → render → config →
+//! outcome → selector.
 
 pub mod budget;
 mod config;

@@ -1,3 +1,7 @@
+//! An action's URL, header and body templates: compiled once when the
+//! actions are loaded (start-up and SIGHUP, [`RequestTemplates::compile`]),
+//! then rendered for every request.
+//!
 //! Rendering a request's URL, headers and body for an action, into buffers
 //! that are zeroed when dropped ([`SecretBuf`]): a secure action's body holds
 //! the new PIN or the code, and a plain `String` grown while rendering would
@@ -14,10 +18,119 @@ use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use serde_json::Value as Json;
 
-use super::config::Body;
+use super::config::{ActionConfig, Body};
+use super::ActionError;
 use crate::secret::SecretBuf;
-use crate::template::{Escaping, Templates};
+use crate::template::{Escaping, Template, TemplateError};
 use crate::vars::Vars;
+
+/// An action's URL, header and body templates, compiled once when the
+/// actions are loaded (and on SIGHUP); a call only renders them.
+pub(super) struct RequestTemplates {
+    /// Every output percent-encoded.
+    url: Template,
+    /// Name and value; outputs as-is.
+    headers: Vec<(String, Template)>,
+    body: Option<BodyTemplate>,
+}
+
+/// The body forms of [`Body`], compiled.
+enum BodyTemplate {
+    Json(JsonTree),
+    /// Every output JSON-encoded.
+    JsonTemplate(Template),
+    Form(Vec<(String, Template)>),
+}
+
+/// A `json:` body: string leaves are templates, the rest is sent as written.
+enum JsonTree {
+    Leaf(Template),
+    Array(Vec<JsonTree>),
+    /// Keys in the order the document holds them.
+    Object(Vec<(String, JsonTree)>),
+    Literal(Json),
+}
+
+impl JsonTree {
+    fn compile(tree: &Json) -> Result<Self, TemplateError> {
+        Ok(match tree {
+            Json::String(src) => JsonTree::Leaf(Template::compile(src, Escaping::None)?),
+            Json::Array(items) => JsonTree::Array(
+                items
+                    .iter()
+                    .map(JsonTree::compile)
+                    .collect::<Result<_, _>>()?,
+            ),
+            Json::Object(map) => JsonTree::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), JsonTree::compile(v)?)))
+                    .collect::<Result<_, TemplateError>>()?,
+            ),
+            other => JsonTree::Literal(other.clone()),
+        })
+    }
+}
+
+impl RequestTemplates {
+    /// Compile the templates of `config` (already validated, so an error
+    /// here names the field the same way validation would).
+    pub(super) fn compile(name: &str, config: &ActionConfig) -> Result<Self, ActionError> {
+        let bad = |field: &str| {
+            let action = name.to_string();
+            let field = field.to_string();
+            move |error| ActionError::Template {
+                action,
+                field,
+                error,
+            }
+        };
+        let plain =
+            |field: &str, src: &str| Template::compile(src, Escaping::None).map_err(bad(field));
+        let url = Template::compile(&config.url, Escaping::Url).map_err(bad("url"))?;
+        let headers = config
+            .headers
+            .iter()
+            .map(|(h, src)| Ok((h.clone(), plain(&format!("headers.{h}"), src)?)))
+            .collect::<Result<_, ActionError>>()?;
+        let body = match config.body.as_ref().and_then(|b| b.kind().ok()) {
+            None => None,
+            Some(Body::Json(tree)) => Some(BodyTemplate::Json(
+                JsonTree::compile(tree).map_err(bad("body.json"))?,
+            )),
+            Some(Body::JsonTemplate(src)) => Some(BodyTemplate::JsonTemplate(
+                Template::compile(src, Escaping::Json).map_err(bad("body.json_template"))?,
+            )),
+            Some(Body::Form(fields)) => Some(BodyTemplate::Form(
+                fields
+                    .iter()
+                    .map(|(k, src)| Ok((k.clone(), plain(&format!("body.form.{k}"), src)?)))
+                    .collect::<Result<_, ActionError>>()?,
+            )),
+        };
+        Ok(RequestTemplates { url, headers, body })
+    }
+
+    /// The URL, rendered into a buffer that is zeroed when dropped.
+    pub(super) fn url(&self, vars: &Vars, secure: bool) -> Result<SecretBuf, String> {
+        text(&self.url, "url", vars, secure)
+    }
+
+    /// Every header, rendered (see [`header`]).
+    pub(super) fn headers<'a>(
+        &'a self,
+        vars: &'a Vars,
+        secure: bool,
+    ) -> impl Iterator<Item = Result<(&'a str, HeaderValue), String>> + 'a {
+        self.headers
+            .iter()
+            .map(move |(name, t)| Ok((name.as_str(), header(t, name, vars, secure)?)))
+    }
+
+    /// The body, if the action has one (see [`body`]).
+    pub(super) fn body(&self, vars: &Vars, secure: bool) -> Result<Option<RenderedBody>, String> {
+        body(self.body.as_ref(), vars, secure)
+    }
+}
 
 /// A rendered body and its content type.
 pub(super) struct RenderedBody {
@@ -32,38 +145,23 @@ pub(super) fn into_bytes(buf: SecretBuf) -> Bytes {
 }
 
 /// Render a template; errors name `what`, never a value.
-pub(super) fn text(
-    templates: &Templates,
-    what: &str,
-    source: &str,
-    vars: &Vars,
-    escape: Escaping,
-    secure: bool,
-) -> Result<SecretBuf, String> {
-    let mut out = SecretBuf::with_capacity(source.len() + 32);
-    templates
-        .render_into(source, vars, escape, secure, &mut out)
+fn text(template: &Template, what: &str, vars: &Vars, secure: bool) -> Result<SecretBuf, String> {
+    let mut out = SecretBuf::with_capacity(template.source().len() + 32);
+    template
+        .render_into(vars, secure, &mut out)
         .map_err(|e| format!("{what}: {e}"))?;
     Ok(out)
 }
 
 /// A header value: no CR or LF, a valid header value, sensitive when the
 /// action is secure (kept out of the client's debug output).
-pub(super) fn header(
-    templates: &Templates,
+fn header(
+    template: &Template,
     name: &str,
-    source: &str,
     vars: &Vars,
     secure: bool,
 ) -> Result<HeaderValue, String> {
-    let value = text(
-        templates,
-        &format!("header {name}"),
-        source,
-        vars,
-        Escaping::None,
-        secure,
-    )?;
+    let value = text(template, &format!("header {name}"), vars, secure)?;
     if value.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n')) {
         return Err(format!("header {name}: value contains CR or LF"));
     }
@@ -74,37 +172,29 @@ pub(super) fn header(
 }
 
 /// The body, if the action has one.
-pub(super) fn body(
-    templates: &Templates,
-    body: Option<Body<'_>>,
+fn body(
+    body: Option<&BodyTemplate>,
     vars: &Vars,
     secure: bool,
 ) -> Result<Option<RenderedBody>, String> {
     let (content_type, buf) = match body {
         None => return Ok(None),
-        Some(Body::Json(tree)) => {
+        Some(BodyTemplate::Json(tree)) => {
             let mut out = SecretBuf::with_capacity(256);
-            json_tree(templates, tree, vars, secure, &mut out)?;
+            json_tree(tree, vars, secure, &mut out)?;
             ("application/json", out)
         }
-        Some(Body::JsonTemplate(src)) => {
-            let out = text(templates, "body", src, vars, Escaping::Json, secure)?;
+        Some(BodyTemplate::JsonTemplate(t)) => {
+            let out = text(t, "body", vars, secure)?;
             if serde_json::from_slice::<serde::de::IgnoredAny>(out.as_bytes()).is_err() {
                 return Err("body: json_template did not render to valid JSON".into());
             }
             ("application/json", out)
         }
-        Some(Body::Form(fields)) => {
+        Some(BodyTemplate::Form(fields)) => {
             let mut out = SecretBuf::with_capacity(256);
-            for (i, (k, src)) in fields.iter().enumerate() {
-                let v = text(
-                    templates,
-                    &format!("body.form.{k}"),
-                    src,
-                    vars,
-                    Escaping::None,
-                    secure,
-                )?;
+            for (i, (k, t)) in fields.iter().enumerate() {
+                let v = text(t, &format!("body.form.{k}"), vars, secure)?;
                 if i > 0 {
                     out.extend_from_slice(b"&");
                 }
@@ -129,43 +219,42 @@ pub(super) fn body(
 /// (plain text, then JSON-encoded) — what `serde_json::to_vec` of the
 /// rendered tree would give, without the tree.
 fn json_tree(
-    templates: &Templates,
-    tree: &Json,
+    tree: &JsonTree,
     vars: &Vars,
     secure: bool,
     out: &mut SecretBuf,
 ) -> Result<(), String> {
     match tree {
-        Json::String(src) => {
-            let leaf = text(templates, "body", src, vars, Escaping::None, secure)?;
+        JsonTree::Leaf(t) => {
+            let leaf = text(t, "body", vars, secure)?;
             let leaf = leaf
                 .as_str()
                 .ok_or_else(|| "body: a value is not UTF-8".to_string())?;
             encode(out, leaf)?;
         }
-        Json::Array(items) => {
+        JsonTree::Array(items) => {
             out.extend_from_slice(b"[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.extend_from_slice(b",");
                 }
-                json_tree(templates, item, vars, secure, out)?;
+                json_tree(item, vars, secure, out)?;
             }
             out.extend_from_slice(b"]");
         }
-        Json::Object(map) => {
+        JsonTree::Object(fields) => {
             out.extend_from_slice(b"{");
-            for (i, (k, v)) in map.iter().enumerate() {
+            for (i, (k, v)) in fields.iter().enumerate() {
                 if i > 0 {
                     out.extend_from_slice(b",");
                 }
                 encode(out, k.as_str())?;
                 out.extend_from_slice(b":");
-                json_tree(templates, v, vars, secure, out)?;
+                json_tree(v, vars, secure, out)?;
             }
             out.extend_from_slice(b"}");
         }
-        other => encode(out, other)?,
+        JsonTree::Literal(other) => encode(out, other)?,
     }
     Ok(())
 }
@@ -188,13 +277,16 @@ mod tests {
         v
     }
 
+    fn plain(src: &str) -> Template {
+        Template::compile(src, Escaping::None).unwrap()
+    }
+
     #[test]
     fn json_tree_matches_serde_json_of_the_rendered_tree() {
-        let t = Templates::new();
         let tree = json!({"pin": "{{ pin }}", "n": 3, "list": ["{{ user }}", true, null],
                           "nested": {"z": "x{{ user }}y", "a": 1.5}});
         let mut out = SecretBuf::default();
-        json_tree(&t, &tree, &vars(), true, &mut out).unwrap();
+        json_tree(&JsonTree::compile(&tree).unwrap(), &vars(), true, &mut out).unwrap();
         let want = json!({"pin": "48\"2913", "n": 3, "list": ["u-1 \"&\"", true, null],
                           "nested": {"z": "xu-1 \"&\"y", "a": 1.5}});
         assert_eq!(out.as_str().unwrap(), serde_json::to_string(&want).unwrap());
@@ -202,14 +294,11 @@ mod tests {
 
     #[test]
     fn form_matches_serde_urlencoded() {
-        let t = Templates::new();
-        let fields = std::collections::BTreeMap::from([
-            ("Code".to_string(), "{{ pin }}".to_string()),
-            ("To".to_string(), "{{ user }} +x".to_string()),
+        let fields = BodyTemplate::Form(vec![
+            ("Code".to_string(), plain("{{ pin }}")),
+            ("To".to_string(), plain("{{ user }} +x")),
         ]);
-        let got = body(&t, Some(Body::Form(&fields)), &vars(), true)
-            .unwrap()
-            .unwrap();
+        let got = body(Some(&fields), &vars(), true).unwrap().unwrap();
         let want =
             serde_urlencoded::to_string([("Code", "48\"2913"), ("To", "u-1 \"&\" +x")]).unwrap();
         assert_eq!(got.bytes, want.as_bytes());
@@ -218,10 +307,53 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_insecure_renders() {
-        let t = Templates::new();
-        let err = text(&t, "url", "/x/{{ pin }}", &vars(), Escaping::Url, false).unwrap_err();
+        let t = Template::compile("/x/{{ pin }}", Escaping::Url).unwrap();
+        let err = text(&t, "url", &vars(), false).unwrap_err();
         assert!(err.starts_with("url: ") && !err.contains("2913"), "{err}");
-        let ok = text(&t, "url", "/x/{{ pin }}", &vars(), Escaping::Url, true).unwrap();
+        let ok = text(&t, "url", &vars(), true).unwrap();
         assert_eq!(ok.as_str(), Some("/x/48%222913"));
+    }
+
+    /// Every template of an action is compiled when the action is loaded;
+    /// building its requests afterwards compiles nothing.
+    #[test]
+    fn requests_render_without_compiling() {
+        let config: ActionConfig = serde_yaml::from_str(
+            r#"
+method: POST
+url: "https://idp.example/users/{{ user }}/pin"
+secure: true
+headers: { X-User: "{{ user }}", Idempotency-Key: "k-{{ user }}" }
+body: { json: { pin: "{{ pin }}", who: ["{{ user }}", 1] } }
+"#,
+        )
+        .unwrap();
+        let before = crate::template::compiles_on_this_thread();
+        let request = RequestTemplates::compile("set_pin", &config).unwrap();
+        let compiled = crate::template::compiles_on_this_thread() - before;
+        assert_eq!(compiled, 5, "url, two headers, two body leaves");
+        let vars = vars();
+        for _ in 0..200 {
+            let url = request.url(&vars, true).unwrap();
+            assert_eq!(
+                url.as_str(),
+                Some("https://idp.example/users/u-1%20%22%26%22/pin")
+            );
+            let headers: Vec<_> = request
+                .headers(&vars, true)
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(headers.len(), 2);
+            let body = request.body(&vars, true).unwrap().unwrap();
+            assert_eq!(
+                body.bytes,
+                r#"{"pin":"48\"2913","who":["u-1 \"&\"",1]}"#.as_bytes()
+            );
+        }
+        assert_eq!(
+            crate::template::compiles_on_this_thread() - before,
+            compiled,
+            "rendering compiled again"
+        );
     }
 }

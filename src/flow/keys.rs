@@ -19,6 +19,8 @@
 //! action outcome, every branch is possible); it never runs the flow.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use super::model::{Flow, Kind, State};
 
@@ -44,7 +46,7 @@ impl Routes {
 }
 
 /// [`Routes`] for every state of a flow.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyRoutes {
     states: BTreeMap<String, Routes>,
 }
@@ -93,6 +95,35 @@ impl KeyRoutes {
             secure_direct: direct,
             secure_after_entry: after,
         }
+    }
+}
+
+/// A flow's [`KeyRoutes`], worked out the first time they are asked for
+/// (by [`crate::flow::model::parse`], so at load) and shared by every call
+/// through the `Arc<Flow>`: they depend on the flow alone.
+#[derive(Clone, Default)]
+pub struct KeyRoutesOnce(OnceLock<Arc<KeyRoutes>>);
+
+impl Flow {
+    /// Where keys kept in each state can go (see [`KeyRoutes`]).
+    pub fn key_routes(&self) -> &Arc<KeyRoutes> {
+        self.routes_once
+            .0
+            .get_or_init(|| Arc::new(KeyRoutes::new(self)))
+    }
+}
+
+impl fmt::Debug for KeyRoutesOnce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyRoutesOnce")
+    }
+}
+
+/// Derived from the rest of the flow: two flows are equal or not whatever
+/// each has worked out so far.
+impl PartialEq for KeyRoutesOnce {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
 }
 

@@ -1,4 +1,5 @@
-//! Call flows: the YAML model (`model`), its static checks (`validate`), the
+//! Call flows: the YAML model (`model`, with its regular expressions in
+//! `pattern`), its static checks (`validate`), the
 //! sans-IO interpreter that walks one call through a flow (`interp`), where
 //! typed-ahead keys can go (`keys`, read by both) and renderings for people
 //! (`graph`).
@@ -14,6 +15,7 @@ pub mod graph;
 pub mod interp;
 pub mod keys;
 pub mod model;
+pub mod pattern;
 pub mod validate;
 
 pub use model::{Flow, FlowError};

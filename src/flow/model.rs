@@ -32,6 +32,9 @@
 //! | `hangup: { prompt? [items] }` | — |
 //!
 //! Play items: `name`, `{ digits: "{{ template }}" }`, `{ silence: 500ms }`.
+//! Templates and patterns are compiled as the file is read ([`Template`],
+//! [`Pattern`]), so a call only renders and matches; one that does not
+//! compile is kept with its error for the validator to report.
 //! Durations: `500ms`, `5s`, `1.5s`, `2m`, `1h` (the grammar of [`crate::duration`]).
 
 use std::collections::BTreeMap;
@@ -41,6 +44,9 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+
+pub use super::pattern::Pattern;
+pub use crate::template::Template;
 
 /// Errors from [`load`]. Messages never contain variable values (a flow file
 /// holds none), only names, positions and what was expected.
@@ -95,6 +101,10 @@ pub struct Flow {
     pub variables: BTreeMap<String, String>,
     #[serde(deserialize_with = "unique")]
     pub states: BTreeMap<String, State>,
+    /// Where typed-ahead keys can go, worked out once per flow
+    /// ([`Flow::key_routes`]) and shared by every call.
+    #[serde(skip)]
+    pub routes_once: super::keys::KeyRoutesOnce,
 }
 
 /// Whether a flow or a state needs encrypted media (TLS signalling + SRTP).
@@ -125,8 +135,9 @@ pub enum PlayItem {
     /// A prompt by name (`welcome`).
     Prompt(String),
     /// A template whose result is spoken digit by digit with prompts
-    /// `digit_0`..`digit_9` (`{ digits: "{{ mobile | last4 }}" }`).
-    Digits(String),
+    /// `digit_0`..`digit_9` (`{ digits: "{{ mobile | last4 }}" }`),
+    /// compiled as the flow is read.
+    Digits(Template),
     /// Silence (`{ silence: 500ms }`).
     Silence(Duration),
 }
@@ -251,7 +262,7 @@ pub struct Collect {
     pub no_match: Vec<PlayItem>,
     /// Regular expression the whole entry must match (anchored).
     #[serde(default)]
-    pub pattern: Option<String>,
+    pub pattern: Option<Pattern>,
     /// Confirm by re-entry.
     #[serde(default)]
     pub confirm: Option<Confirm>,
@@ -307,7 +318,7 @@ pub struct BranchCase {
     pub is_set: Option<bool>,
     /// Anchored regular expression.
     #[serde(default)]
-    pub matches: Option<String>,
+    pub matches: Option<Pattern>,
     pub to: String,
 }
 
@@ -360,7 +371,7 @@ pub struct Audit {
 pub struct SetSpec {
     /// Variable → template (plain unless it reads a secret in a secure state).
     #[serde(default, deserialize_with = "unique")]
-    pub vars: BTreeMap<String, String>,
+    pub vars: BTreeMap<String, Template>,
     /// Counters set back to zero.
     #[serde(default)]
     pub reset_counters: Vec<String>,
@@ -784,9 +795,11 @@ fn choice_pause() -> Dur {
     Dur(Duration::from_millis(1500))
 }
 
-/// Parse flow text; `file` only names the source in errors.
+/// Parse flow text; `file` only names the source in errors. Templates and
+/// patterns are compiled here, and the key routes worked out, so a call
+/// through the flow only uses them.
 pub fn parse(text: &str, file: &Path) -> Result<Flow, FlowError> {
-    serde_yaml::from_str(text).map_err(|e| {
+    let flow: Flow = serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -797,7 +810,9 @@ pub fn parse(text: &str, file: &Path) -> Result<Flow, FlowError> {
             column,
             message: e.to_string(),
         }
-    })
+    })?;
+    flow.key_routes();
+    Ok(flow)
 }
 
 #[cfg(test)]
@@ -829,7 +844,7 @@ states:
                     items,
                     &vec![
                         PlayItem::Prompt("welcome".into()),
-                        PlayItem::Digits("{{ x }}".into()),
+                        PlayItem::Digits(Template::new("{{ x }}", crate::template::Escaping::None)),
                         PlayItem::Silence(Duration::from_millis(500))
                     ]
                 );

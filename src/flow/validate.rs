@@ -20,10 +20,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::template::Templates;
-
-use super::interp::{anchored, digit_prompt};
-use super::keys::{check_guards, KeyRoutes};
+use super::interp::digit_prompt;
+use super::keys::check_guards;
 use super::model::{Flow, Kind, PlayItem, State};
 use super::Catalog;
 
@@ -80,7 +78,6 @@ struct Ctx<'a> {
     flow: &'a Flow,
     catalog: &'a Catalog,
     out: Vec<Diagnostic>,
-    templates: Templates,
 }
 
 impl Ctx<'_> {
@@ -122,7 +119,7 @@ impl Ctx<'_> {
                     for d in '0'..='9' {
                         self.prompt(&format!("{at}.{i}.digits"), &digit_prompt(d));
                     }
-                    match self.templates.check(src) {
+                    match src.check() {
                         Ok(names) => {
                             for n in names.iter().filter(|n| secure_vars.contains(*n)) {
                                 self.push(
@@ -188,7 +185,6 @@ pub fn validate(flow: &Flow, path: &Path, catalog: &Catalog) -> Vec<Diagnostic> 
         flow,
         catalog,
         out: Vec::new(),
-        templates: Templates::new(),
     };
     cx.state_ref("start".into(), &flow.start);
     if flow.flow.trim().is_empty() {
@@ -212,8 +208,7 @@ pub fn validate(flow: &Flow, path: &Path, catalog: &Catalog) -> Vec<Diagnostic> 
     }
     check_reachable(&mut cx);
     check_loops(&mut cx);
-    let routes = KeyRoutes::new(flow);
-    for (state, message, hint) in check_guards(flow, &routes) {
+    for (state, message, hint) in check_guards(flow, flow.key_routes()) {
         cx.push(format!("states.{state}"), message, Some(hint));
     }
     cx.out
@@ -288,7 +283,7 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
                 cx.keys(&format!("{c}.terminator"), std::iter::once(t));
             }
             if let Some(p) = &spec.pattern {
-                if anchored(p).is_err() {
+                if p.regex().is_err() {
                     cx.push(
                         format!("{c}.pattern"),
                         "pattern is not a valid regular expression",
@@ -365,7 +360,7 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
                     );
                 }
                 if let Some(p) = &c.matches {
-                    if anchored(p).is_err() {
+                    if p.regex().is_err() {
                         cx.push(
                             format!("{b}.matches"),
                             "not a valid regular expression",
@@ -532,7 +527,7 @@ fn check_state(cx: &mut Ctx, name: &str, st: &State, secure_vars: &BTreeSet<Stri
                         None,
                     );
                 }
-                match cx.templates.check(src) {
+                match src.check() {
                     Ok(names) if !st.secure => {
                         for n in names.iter().filter(|n| secure_vars.contains(*n)) {
                             cx.push(
@@ -576,13 +571,12 @@ fn secure_values(flow: &Flow, catalog: &Catalog) -> BTreeSet<String> {
         }
     }
     // `set` in a secure state propagates secrecy; iterate to a fixpoint.
-    let templates = Templates::new();
     loop {
         let before = s.len();
         for st in flow.states.values() {
             if let Kind::Set { spec, .. } = &st.kind {
                 for (k, src) in &spec.vars {
-                    if let Ok(names) = templates.check(src) {
+                    if let Ok(names) = src.check() {
                         if names.iter().any(|n| s.contains(n)) {
                             s.insert(k.clone());
                         }

@@ -139,11 +139,10 @@ impl Interpreter {
         // it is compared, never formatted.
         let ok = len >= spec.min as usize
             && len <= spec.max as usize
-            && spec.pattern.as_deref().is_none_or(|p| {
-                anchored(p)
-                    .map(|re| re.is_match(entry.expose()))
-                    .unwrap_or(false)
-            });
+            && spec
+                .pattern
+                .as_ref()
+                .is_none_or(|p| p.is_match(entry.expose()));
         if !ok {
             return self.collect_failure(now, st, spec, Failure::NoMatch);
         }
@@ -272,9 +271,4 @@ pub(super) fn is_leftover(spec: &Collect, escape: Option<char>, keys: &[char]) -
         }
     }
     false
-}
-
-/// Compile a pattern matched against the whole value.
-pub(crate) fn anchored(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::Regex::new(&format!("^(?:{pattern})$"))
 }

@@ -38,11 +38,10 @@
 //! `comfort` hold one kind each; `say` renders what is played.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::secret::Secret;
-use crate::template::Templates;
 use crate::vars::{Value, Vars};
 
 use super::keys::KeyRoutes;
@@ -55,7 +54,6 @@ mod say;
 mod transition;
 mod typeahead;
 
-pub(crate) use collect::anchored;
 use collect::CollectRun;
 use comfort::{ComfortPart, ComfortRun};
 use menu::MenuRun;
@@ -186,11 +184,6 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// looping (the validator rejects such flows; this is the runtime fuse).
 const MAX_HOPS: u32 = 100;
 
-fn templates() -> &'static Templates {
-    static T: OnceLock<Templates> = OnceLock::new();
-    T.get_or_init(Templates::new)
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Failure {
     NoInput,
@@ -233,8 +226,8 @@ pub struct Interpreter {
     secure: bool,
     attempt_open: bool,
     refused_reason: Option<String>,
-    /// Where kept keys can go (computed once per call from the flow).
-    routes: KeyRoutes,
+    /// Where kept keys can go (worked out once per flow, when it is loaded).
+    routes: Arc<KeyRoutes>,
     type_ahead: KeptKeys,
     /// `KeyGuard(true)` was sent and not yet withdrawn.
     guard: bool,
@@ -280,7 +273,7 @@ impl Interpreter {
             secure: false,
             attempt_open: false,
             refused_reason: None,
-            routes: KeyRoutes::new(&flow),
+            routes: Arc::clone(flow.key_routes()),
             type_ahead: KeptKeys::new(),
             guard: false,
             swallowing: None,

@@ -6,10 +6,8 @@
 
 use std::time::Duration;
 
-use crate::template::Escaping;
-
 use super::super::model;
-use super::{templates, Command, Interpreter, TimelineEvent};
+use super::{Command, Interpreter, TimelineEvent};
 
 /// One thing to play.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,25 +39,24 @@ impl Say {
 }
 
 impl Interpreter {
-    /// Render play items (a `digits` template into one `Digit` per digit).
-    /// `None` after failing the call on a template error.
+    /// Render play items (a `digits` template, compiled with the flow, into
+    /// one `Digit` per digit). `None` after failing the call on a template
+    /// error.
     pub(super) fn render(&mut self, items: &[model::PlayItem]) -> Option<Vec<Say>> {
         let mut out = Vec::new();
         for item in items {
             match item {
                 model::PlayItem::Prompt(p) => out.push(Say::Prompt(p.clone())),
                 model::PlayItem::Silence(d) => out.push(Say::Silence(*d)),
-                model::PlayItem::Digits(src) => {
-                    match templates().render(src, &self.vars, Escaping::None, false) {
-                        Ok(text) => {
-                            out.extend(text.chars().filter(char::is_ascii_digit).map(Say::Digit))
-                        }
-                        Err(e) => {
-                            self.fail(&format!("digits: {e}"));
-                            return None;
-                        }
+                model::PlayItem::Digits(src) => match src.render(&self.vars, false) {
+                    Ok(text) => {
+                        out.extend(text.chars().filter(char::is_ascii_digit).map(Say::Digit))
                     }
-                }
+                    Err(e) => {
+                        self.fail(&format!("digits: {e}"));
+                        return None;
+                    }
+                },
             }
         }
         Some(out)

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::secret::Secret;
-use crate::template::Escaping;
 use crate::vars::{Value, Vars};
 
 use super::super::model::{self, Kind, State};
 use super::{
-    anchored, templates, Activity, CollectRun, ComfortPart, ComfortRun, Command, Interpreter,
-    MenuRun, TimelineEvent, MAX_HOPS,
+    Activity, CollectRun, ComfortPart, ComfortRun, Command, Interpreter, MenuRun, TimelineEvent,
+    MAX_HOPS,
 };
 
 impl Interpreter {
@@ -243,13 +242,13 @@ impl Interpreter {
             }
             Kind::Set { spec, next } => {
                 for (k, src) in &spec.vars {
-                    let reads_secret = match templates().check(src) {
+                    let reads_secret = match src.check() {
                         Ok(names) => names
                             .iter()
                             .any(|n| self.vars.get(n).is_some_and(Value::is_secret)),
                         Err(e) => return self.fail(&format!("set `{k}`: {e}")),
                     };
-                    match templates().render(src, &self.vars, Escaping::None, st.secure) {
+                    match src.render(&self.vars, st.secure) {
                         Ok(v) if reads_secret => self.vars.set_secret(k.clone(), Secret::new(v)),
                         Ok(v) => self.vars.set_plain(k.clone(), v),
                         Err(e) => return self.fail(&format!("set `{k}`: {e}")),
@@ -316,8 +315,9 @@ impl Interpreter {
             return Ok(value == Some(eq.as_str()));
         }
         if let Some(pat) = &c.matches {
-            let re =
-                anchored(pat).map_err(|_| format!("branch on `{}`: invalid pattern", c.var))?;
+            let re = pat
+                .regex()
+                .map_err(|_| format!("branch on `{}`: invalid pattern", c.var))?;
             return Ok(value.is_some_and(|v| re.is_match(v)));
         }
         Ok(false)

@@ -1,10 +1,11 @@
 //! Collect timer semantics as a table (docs/collect-timers.md), in
 //! virtual time: every prompt item lasts exactly 2 s. The keypad-habit
-//! tables are in `keypad`.
+//! tables are in `keypad`; `compiled` shows a call compiles nothing.
 use super::*;
 use crate::flow::model::parse;
 use std::path::Path;
 
+mod compiled;
 mod keypad;
 
 fn flow(params: &str, secure: bool) -> Arc<Flow> {
