@@ -43,6 +43,14 @@ pub(super) enum Turn {
 /// none) still gets a turn this often, to read its socket.
 const RX_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// A deadline less than this before a datagram's receive time is taken as
+/// simultaneous with it and fires after it: the call's turn for a packet
+/// comes a little after the packet's deadline (the timer's granularity), and
+/// a key that arrived in between can still change the packet that leaves in
+/// that turn. Every DTMF and flow timer works on tens of milliseconds or
+/// more; a deadline further back (after a stall) fires first.
+const SAME_INSTANT: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// How often a live call adds its RTP counters to the metrics (and once more at its end).
 const RTP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -171,7 +179,13 @@ impl CallTask {
             };
             let at = d.at.unwrap_or(now).clamp(floor, now);
             floor = at;
-            self.catch_up(at);
+            if self
+                .call
+                .poll_timeout()
+                .is_some_and(|t| t + SAME_INSTANT <= at)
+            {
+                self.call.handle_timeout(at);
+            }
             self.call.handle_rtp(at, d.from, d.data);
         }
         self.report_rejected(&mut reported.rejected);
