@@ -138,7 +138,14 @@ impl PortPool {
             let addr = SocketAddr::new(self.ip, candidate);
             match std::net::UdpSocket::bind(addr).and_then(|s| {
                 s.set_nonblocking(true)?;
-                super::ingress::enable_timestamps(&s)?;
+                if let Err(e) = super::ingress::enable_timestamps(&s) {
+                    // Not fatal: a datagram without a receive time is taken
+                    // as received at its call's turn.
+                    static SAID: std::sync::Once = std::sync::Once::new();
+                    SAID.call_once(
+                        || tracing::warn!(error = %e, "no kernel receive times on RTP sockets"),
+                    );
+                }
                 Ok(s)
             }) {
                 Ok(socket) => {
