@@ -12,6 +12,10 @@
 #   -l L           at most L calls at once (default N: all N concurrent)
 #   -r R           new calls per second (default: echo 100, reset 20)
 #   -d MS          echo only: how long the caller talks before pressing keys (default 8000)
+#   --rtpstream    echo only: sipp callers that stream speech through rtp_stream (plain UDP
+#                  sockets; tests/sipp/load_echo_rtpstream.xml) and press the keys as SIP INFO,
+#                  instead of the pcap player, whose raw socket per call the kernel walks for
+#                  every datagram on the host (BENCHMARKS.md §10)
 #   --silent       echo only: the old caller (tests/sipp/load_echo.xml) that sends no audio,
 #                  only the stock RFC 4733 key pcaps after -d ms (BENCHMARKS.md §1-§8)
 #   --record       run demo with --record (per-call WAV + timeline): every call's digits and
@@ -70,6 +74,7 @@ while [ $# -gt 0 ]; do
     --rt) WRAP=(chrt -f 10); shift ;;
     --cpu) PIN=(taskset -c "$2"); shift 2 ;;
     --silent) SILENT=1; shift ;;
+    --rtpstream) SILENT=2; shift ;;
     --sipp-cpu) SIPP_PIN=(taskset -c "$2"); shift 2 ;;
     --uac) UAC=1; [ "$2" != any ] && UAC_PIN=(taskset -c "$2"); shift 2 ;;
     --stub-backend) STUB=1; SERVE=1; shift ;;
@@ -78,7 +83,8 @@ while [ $# -gt 0 ]; do
 done
 case $MODE in
   echo) SCEN=$ROOT/tests/sipp/load_echo_stream.xml SERVICE=echo RATE=${RATE:-100} PER_CALL=30
-    [ "$SILENT" = 1 ] && SCEN=$ROOT/tests/sipp/load_echo.xml ;;
+    [ "$SILENT" = 1 ] && SCEN=$ROOT/tests/sipp/load_echo.xml
+    [ "$SILENT" = 2 ] && SCEN=$ROOT/tests/sipp/load_echo_rtpstream.xml ;;
   reset) SCEN=$ROOT/tests/sipp/sspr_happy_rfc4733.xml SERVICE=reset RATE=${RATE:-20} PER_CALL=90 ;;
   *) echo "mode must be echo or reset" >&2; exit 2 ;;
 esac
@@ -210,6 +216,11 @@ if [ -n "$UAC" ]; then
   SIPP=$!
 else
 log "sipp ${SIPP_ARGS[*]}"
+if [ "$MODE" = echo ] && [ "$SILENT" = 2 ]; then
+  # rtp_stream's audio: PCMU speech, looped by sipp for the whole call.
+  espeak-ng -s 150 -w "$OUT/speech.wav" "I would like to reset my password please, one moment while I find my account number" 2>/dev/null
+  sox "$OUT/speech.wav" -r 8000 -c 1 -e u-law "$OUT/caller.wav"
+fi
 if [ "$MODE" = echo ] && [ "$SILENT" = 0 ]; then
   python3 "$ROOT/bench/make_load_pcap.py" "$OUT/load_caller.pcap" --first-key-ms "$HOLD_MS" \
     --seconds $(( HOLD_MS / 1000 + 25 )) | tee -a "$OUT/summary.txt"
