@@ -23,7 +23,7 @@ use crate::call::{Call, CallOutcome, Output};
 use crate::ops::metrics::{OtpSendResult, OtpVerifyResult, RtpCounts, RtpRejectReason};
 use crate::runtime::channels::{CallInput, SipIn};
 use crate::runtime::egress::Egress;
-use crate::runtime::ingress::{self, Clocks, RecvBatch};
+use crate::runtime::ingress::{Clocks, RecvBatch};
 use crate::runtime::labels;
 use crate::runtime::ports::RtpPort;
 use crate::runtime::recorder::Recorder;
@@ -174,10 +174,13 @@ impl CallTask {
         }
         let clocks = Clocks::new(self::now());
         for i in 0..n {
-            let Some(d) = rx.get(i, &clocks) else {
+            let Some(d) = rx.get(i) else {
                 continue;
             };
-            let at = d.at.unwrap_or(now).clamp(floor, now);
+            let at = d
+                .received
+                .map_or(now, |t| clocks.to_monotonic(t))
+                .clamp(floor, now);
             floor = at;
             if self
                 .call
@@ -189,7 +192,7 @@ impl CallTask {
             self.call.handle_rtp(at, d.from, d.data);
         }
         self.report_rejected(&mut reported.rejected);
-        if n == ingress::BATCH {
+        if n == rx.capacity() {
             // More may be waiting: come back for them after the other calls' turns.
             cx.waker().wake_by_ref();
         }

@@ -1,5 +1,6 @@
 //! Where every RTP datagram enters the process: read by the call's own turn,
-//! several at a time, with the time the kernel received each one.
+//! several at a time, with the time the kernel received each one. (The `load`
+//! caller reads its sockets with the same [`RecvBatch`].)
 //!
 //! A call's socket is **not** registered with the reactor. Every call has a
 //! turn at least every packet time (its pacing deadline; the shard adds one
@@ -22,11 +23,11 @@ use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// At most this many datagrams per `recvmmsg` (one call's turn).
+/// At most this many datagrams per `recvmmsg` in a call's turn.
 pub const BATCH: usize = 16;
 
-/// Room for one datagram (an RTP packet is far smaller; a longer one is cut
-/// and reported truncated).
+/// Room for one datagram in a call's turn (an RTP packet is far smaller; a
+/// longer one is cut and reported truncated).
 const SLOT: usize = 2048;
 
 /// Room for the control messages of one datagram (one `timespec`).
@@ -57,14 +58,17 @@ pub fn enable_timestamps(socket: &impl AsRawFd) -> io::Result<()> {
 pub struct Datagram<'a> {
     pub from: SocketAddr,
     pub data: &'a [u8],
-    /// The kernel's receive time, on the monotonic clock (see [`Clocks`]).
-    pub at: Option<Instant>,
-    /// Longer than [`SLOT`]: `data` is cut.
+    /// The kernel's receive time (wall clock; [`Clocks`] turns it into an
+    /// `Instant`), if the socket has them on ([`enable_timestamps`]).
+    pub received: Option<SystemTime>,
+    /// Longer than the batch's slot: `data` is cut.
     pub truncated: bool,
 }
 
 /// The buffers of one `recvmmsg` (a shard has one and lends it to each call).
 pub struct RecvBatch {
+    batch: usize,
+    slot: usize,
     data: Box<[u8]>,
     control: Box<[u8]>,
     names: Box<[libc::sockaddr_storage]>,
@@ -84,30 +88,44 @@ impl Default for RecvBatch {
 }
 
 impl RecvBatch {
+    /// A call turn's batch: [`BATCH`] datagrams of up to 2048 bytes.
     pub fn new() -> RecvBatch {
+        RecvBatch::with_size(BATCH, SLOT)
+    }
+
+    /// Up to `batch` datagrams of up to `slot` bytes per `recvmmsg`.
+    pub fn with_size(batch: usize, slot: usize) -> RecvBatch {
         let mut b = RecvBatch {
-            data: vec![0u8; BATCH * SLOT].into_boxed_slice(),
-            control: vec![0u8; BATCH * CONTROL].into_boxed_slice(),
+            batch,
+            slot,
+            data: vec![0u8; batch * slot].into_boxed_slice(),
+            control: vec![0u8; batch * CONTROL].into_boxed_slice(),
             // SAFETY: all-zero is a valid sockaddr_storage, iovec and mmsghdr.
-            names: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
-            iovs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
-            headers: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+            names: (0..batch).map(|_| unsafe { zeroed() }).collect(),
+            iovs: (0..batch).map(|_| unsafe { zeroed() }).collect(),
+            headers: (0..batch).map(|_| unsafe { zeroed() }).collect(),
             len: 0,
         };
-        for i in 0..BATCH {
+        for i in 0..batch {
             b.iovs[i] = libc::iovec {
-                iov_base: b.data[i * SLOT..].as_mut_ptr().cast(),
-                iov_len: SLOT,
+                iov_base: b.data[i * slot..].as_mut_ptr().cast(),
+                iov_len: slot,
             };
         }
         b
     }
 
-    /// Read what `fd` holds, at most [`BATCH`] datagrams, without waiting.
-    /// `Ok(0)`: nothing there.
+    /// How many datagrams one [`RecvBatch::recv`] reads at most (a full
+    /// batch means more may be waiting).
+    pub fn capacity(&self) -> usize {
+        self.batch
+    }
+
+    /// Read what `fd` holds, at most [`RecvBatch::capacity`] datagrams,
+    /// without waiting. `Ok(0)`: nothing there.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.len = 0;
-        for i in 0..BATCH {
+        for i in 0..self.batch {
             let h = &mut self.headers[i];
             h.msg_len = 0;
             h.msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
@@ -124,7 +142,7 @@ impl RecvBatch {
             libc::recvmmsg(
                 fd,
                 self.headers.as_mut_ptr(),
-                BATCH as libc::c_uint,
+                self.batch as libc::c_uint,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )
@@ -142,17 +160,18 @@ impl RecvBatch {
 
     /// The `i`-th datagram of the last [`RecvBatch::recv`] (`None` past its
     /// end, or for a source address that is neither IPv4 nor IPv6).
-    pub fn get(&self, i: usize, clocks: &Clocks) -> Option<Datagram<'_>> {
+    pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
         if i >= self.len {
             return None;
         }
         let h = &self.headers[i];
         let from = socket_addr(&self.names[i])?;
-        let len = (h.msg_len as usize).min(SLOT);
+        let start = i * self.slot;
+        let len = (h.msg_len as usize).min(self.slot);
         Some(Datagram {
             from,
-            data: &self.data[i * SLOT..i * SLOT + len],
-            at: received_at(&h.msg_hdr).map(|t| clocks.to_monotonic(t)),
+            data: &self.data[start..start + len],
+            received: received_at(&h.msg_hdr),
             truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
         })
     }
@@ -254,11 +273,11 @@ mod tests {
         let clocks = Clocks::new(Instant::now());
         assert_eq!(n, 5);
         for i in 0..5 {
-            let d = batch.get(i, &clocks).expect("datagram");
+            let d = batch.get(i).expect("datagram");
             assert_eq!(d.from, tx.local_addr().expect("addr"));
             assert_eq!(d.data, &[i as u8; 172][..]);
             assert!(!d.truncated);
-            let at = d.at.expect("kernel receive time");
+            let at = clocks.to_monotonic(d.received.expect("kernel receive time"));
             // Received after we started sending and at least ~20 ms before the read.
             assert!(
                 at + Duration::from_millis(5) >= before,
@@ -266,7 +285,7 @@ mod tests {
             );
             assert!(at + Duration::from_millis(15) <= clocks.mono);
         }
-        assert!(batch.get(5, &clocks).is_none());
+        assert!(batch.get(5).is_none());
         assert_eq!(batch.recv(rx.as_raw_fd()).expect("recv"), 0, "drained");
     }
 
@@ -281,10 +300,9 @@ mod tests {
         tx.send_to(&vec![9u8; SLOT + 100], to).expect("send");
         std::thread::sleep(Duration::from_millis(20));
         let mut batch = RecvBatch::new();
-        let clocks = Clocks::new(Instant::now());
         assert_eq!(batch.recv(rx.as_raw_fd()).expect("recv"), BATCH);
         assert_eq!(batch.recv(rx.as_raw_fd()).expect("recv"), 4);
-        let long = batch.get(3, &clocks).expect("datagram");
+        let long = batch.get(3).expect("datagram");
         assert!(long.truncated);
         assert_eq!(long.data.len(), SLOT);
         assert_eq!(long.from, tx.local_addr().expect("addr"));

@@ -24,12 +24,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::load_io::{self, RecvBatch, SendBatch};
+use super::load_io::{self, SendBatch};
 use super::load_listen::{Listener, PromptIndex};
 use super::load_report::{IntervalHistogram, Sampler};
 use crate::codec::Codec;
@@ -262,7 +263,7 @@ impl Bench {
         let mut last_ms = u64::MAX;
         let slots = self.wheel.len() as u64;
         let mut sip_buf = vec![0u8; 65_535];
-        let mut rtp_in = RecvBatch::default();
+        let mut rtp_in = load_io::recv_batch();
         println!(
             "# sspr-ivr load {} --calls {} --total {total} --rate {} --keys {} --first-key-ms {} \
              --key-gap-ms {}; expect {}",
@@ -316,7 +317,7 @@ impl Bench {
                     break;
                 }
                 loop {
-                    let n = match rtp_in.recv(&self.rtp[s]) {
+                    let n = match rtp_in.recv(self.rtp[s].as_raw_fd()) {
                         Ok(n) => n,
                         Err(e) => {
                             eprintln!("rtp receive: {e}");
@@ -324,10 +325,12 @@ impl Bench {
                         }
                     };
                     for k in 0..n {
-                        let (data, r) = rtp_in.get(k);
-                        self.on_rtp(data, r.from, r.at_ns);
+                        let Some(d) = rtp_in.get(k) else { continue };
+                        if let SocketAddr::V4(from) = d.from {
+                            self.on_rtp(d.data, from, load_io::epoch_ns(d.received));
+                        }
                     }
-                    if n < load_io::BATCH {
+                    if n < rtp_in.capacity() {
                         break;
                     }
                 }

@@ -1,5 +1,6 @@
 //! Batched UDP for the `load` caller ([`super::load`]): `recvmmsg` with the kernel's
-//! receive timestamp of every datagram (`SO_TIMESTAMPNS`), and `sendmmsg` of many
+//! receive timestamp of every datagram (`SO_TIMESTAMPNS`; the server's
+//! [`super::ingress::RecvBatch`]), and `sendmmsg` of many
 //! datagrams, each to its own destination, in one system call.
 //!
 //! Why: one load caller has to carry thousands of calls' RTP both ways on one core
@@ -18,15 +19,6 @@ use std::os::fd::AsRawFd;
 pub const BATCH: usize = 64;
 /// Largest datagram kept (RTP with a 20 ms G.711 payload is 172 bytes).
 pub const MAX_DATAGRAM: usize = 512;
-const CONTROL: usize = 64;
-
-/// One received datagram: its length, source and kernel receive time (ns, realtime clock).
-#[derive(Clone, Copy, Debug)]
-pub struct Received {
-    pub len: usize,
-    pub from: SocketAddrV4,
-    pub at_ns: u64,
-}
 
 /// Open a non-blocking UDP socket on `ip:0` with receive and send buffers of `buf`
 /// bytes (forced past `rmem_max` when we may), receive timestamps on.
@@ -36,38 +28,19 @@ pub fn bind(ip: Ipv4Addr, buf: usize) -> io::Result<UdpSocket> {
     s.set_nonblocking(true)?;
     let _ = s.set_recv_buffer_size(buf);
     let _ = s.set_send_buffer_size(buf);
-    let one: libc::c_int = 1;
     let size = buf as libc::c_int;
     // SAFETY: setsockopt with a pointer to a live c_int and its size.
     unsafe {
-        let fd = s.as_raw_fd();
-        let int = size_of::<libc::c_int>() as libc::socklen_t;
         libc::setsockopt(
-            fd,
+            s.as_raw_fd(),
             libc::SOL_SOCKET,
             libc::SO_RCVBUFFORCE,
             (&size as *const libc::c_int).cast(),
-            int,
+            size_of::<libc::c_int>() as libc::socklen_t,
         );
-        if libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&one as *const libc::c_int).cast(),
-            int,
-        ) != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
     }
+    super::ingress::enable_timestamps(&s)?;
     Ok(s.into())
-}
-
-fn to_v4(a: &libc::sockaddr_in) -> SocketAddrV4 {
-    SocketAddrV4::new(
-        Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-        u16::from_be(a.sin_port),
-    )
 }
 
 fn from_v4(a: SocketAddrV4) -> libc::sockaddr_in {
@@ -79,96 +52,17 @@ fn from_v4(a: SocketAddrV4) -> libc::sockaddr_in {
     s
 }
 
-/// Buffers for one `recvmmsg` of up to [`BATCH`] datagrams, reused.
-pub struct RecvBatch {
-    bufs: Vec<[u8; MAX_DATAGRAM]>,
-    addrs: Vec<libc::sockaddr_in>,
-    control: Vec<[u8; CONTROL]>,
-    got: Vec<Received>,
+/// Buffers for one `recvmmsg` of up to [`BATCH`] datagrams of up to
+/// [`MAX_DATAGRAM`] bytes, each with its kernel receive time: the server's own
+/// [`super::ingress::RecvBatch`], sized for the load caller.
+pub fn recv_batch() -> super::ingress::RecvBatch {
+    super::ingress::RecvBatch::with_size(BATCH, MAX_DATAGRAM)
 }
 
-impl Default for RecvBatch {
-    fn default() -> Self {
-        RecvBatch {
-            bufs: vec![[0; MAX_DATAGRAM]; BATCH],
-            // SAFETY: plain old data, all-zero is valid.
-            addrs: vec![unsafe { zeroed() }; BATCH],
-            control: vec![[0; CONTROL]; BATCH],
-            got: Vec::with_capacity(BATCH),
-        }
-    }
-}
-
-impl RecvBatch {
-    /// Read what is queued on `sock` (at most [`BATCH`] datagrams, never blocking);
-    /// returns how many. `WouldBlock` is 0.
-    pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
-        self.got.clear();
-        let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        for i in 0..BATCH {
-            iov[i] = libc::iovec {
-                iov_base: self.bufs[i].as_mut_ptr().cast(),
-                iov_len: MAX_DATAGRAM,
-            };
-            let h = &mut hdrs[i].msg_hdr;
-            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            h.msg_iov = &mut iov[i];
-            h.msg_iovlen = 1;
-            h.msg_control = self.control[i].as_mut_ptr().cast();
-            h.msg_controllen = CONTROL;
-        }
-        // SAFETY: every header points at buffers owned by self (or the local iov
-        // array) that outlive the call; lengths match the buffers.
-        let n = unsafe {
-            libc::recvmmsg(
-                sock.as_raw_fd(),
-                hdrs.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::WouldBlock {
-                Ok(0)
-            } else {
-                Err(e)
-            };
-        }
-        for (i, h) in hdrs.iter().enumerate().take(n as usize) {
-            let mut at_ns = 0u64;
-            // SAFETY: the kernel filled msg_control up to msg_controllen; the CMSG
-            // macros walk it within those bounds.
-            unsafe {
-                let mut c = libc::CMSG_FIRSTHDR(&h.msg_hdr);
-                while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_SOCKET
-                        && (*c).cmsg_type == libc::SCM_TIMESTAMPNS
-                    {
-                        let ts: libc::timespec =
-                            std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                        at_ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-                    }
-                    c = libc::CMSG_NXTHDR(&h.msg_hdr, c);
-                }
-            }
-            self.got.push(Received {
-                len: (h.msg_len as usize).min(MAX_DATAGRAM),
-                from: to_v4(&self.addrs[i]),
-                at_ns,
-            });
-        }
-        Ok(n as usize)
-    }
-
-    /// Datagram `i` of the last [`RecvBatch::recv`].
-    pub fn get(&self, i: usize) -> (&[u8], Received) {
-        let r = self.got[i];
-        (&self.bufs[i][..r.len], r)
-    }
+/// A kernel receive time as nanoseconds since the epoch (0: none).
+pub fn epoch_ns(t: Option<std::time::SystemTime>) -> u64 {
+    t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Datagrams waiting for one `sendmmsg`, reused.
@@ -264,17 +158,17 @@ mod tests {
         }
         out.flush(&a);
         assert_eq!(out.dropped, 0);
-        let mut inb = RecvBatch::default();
+        let mut inb = recv_batch();
         let mut got = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while got.len() < BATCH + 6 && std::time::Instant::now() < deadline {
-            let n = inb.recv(&b).unwrap();
+            let n = inb.recv(b.as_raw_fd()).unwrap();
             for i in 0..n {
-                let (data, r) = inb.get(i);
-                assert_eq!(data.len(), 172);
-                assert_eq!(SocketAddr::V4(r.from), a.local_addr().unwrap());
-                assert!(r.at_ns > 0, "no kernel timestamp");
-                got.push(data[0]);
+                let d = inb.get(i).unwrap();
+                assert_eq!(d.data.len(), 172);
+                assert_eq!(d.from, a.local_addr().unwrap());
+                assert!(epoch_ns(d.received) > 0, "no kernel timestamp");
+                got.push(d.data[0]);
             }
         }
         let want: Vec<u8> = (0..(BATCH + 6)).map(|i| i as u8).collect();
