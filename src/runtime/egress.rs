@@ -196,10 +196,10 @@ impl Egress {
 
 /// A destination as the kernel reads it: a `sockaddr_in` or `sockaddr_in6`
 /// (the larger), written field by field — no 128-byte `sockaddr_storage` to
-/// zero and copy per packet.
-struct RawAddr {
-    addr: libc::sockaddr_in6,
-    len: libc::socklen_t,
+/// zero and copy per packet. (The `load` caller's `sendmmsg` uses it too.)
+pub(crate) struct RawAddr {
+    pub(crate) addr: libc::sockaddr_in6,
+    pub(crate) len: libc::socklen_t,
 }
 
 impl From<SocketAddr> for RawAddr {

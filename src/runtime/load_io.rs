@@ -15,6 +15,8 @@ use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 
+use super::egress::RawAddr;
+
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
 /// Largest datagram kept (RTP with a 20 ms G.711 payload is 172 bytes).
@@ -43,15 +45,6 @@ pub fn bind(ip: Ipv4Addr, buf: usize) -> io::Result<UdpSocket> {
     Ok(s.into())
 }
 
-fn from_v4(a: SocketAddrV4) -> libc::sockaddr_in {
-    // SAFETY: sockaddr_in is plain old data; all-zero is a valid value.
-    let mut s: libc::sockaddr_in = unsafe { zeroed() };
-    s.sin_family = libc::AF_INET as libc::sa_family_t;
-    s.sin_port = a.port().to_be();
-    s.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-    s
-}
-
 /// Buffers for one `recvmmsg` of up to [`BATCH`] datagrams of up to
 /// [`MAX_DATAGRAM`] bytes, each with its kernel receive time: the server's own
 /// [`super::ingress::RecvBatch`], sized for the load caller.
@@ -69,7 +62,7 @@ pub fn epoch_ns(t: Option<std::time::SystemTime>) -> u64 {
 pub struct SendBatch {
     bufs: Vec<[u8; MAX_DATAGRAM]>,
     lens: Vec<usize>,
-    addrs: Vec<libc::sockaddr_in>,
+    addrs: Vec<RawAddr>,
     /// Datagrams the kernel refused (full send buffer or an error), over all flushes.
     pub dropped: u64,
 }
@@ -98,7 +91,7 @@ impl SendBatch {
         }
         self.bufs[i][..n].copy_from_slice(&data[..n]);
         self.lens.push(n);
-        self.addrs.push(from_v4(to));
+        self.addrs.push(RawAddr::from(SocketAddr::V4(to)));
     }
 
     /// Send everything queued.
@@ -112,8 +105,9 @@ impl SendBatch {
                 iov_len: self.lens[i],
             };
             let h = &mut hdrs[i].msg_hdr;
-            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let to = &mut self.addrs[i];
+            h.msg_namelen = to.len;
+            h.msg_name = (&mut to.addr as *mut libc::sockaddr_in6).cast();
             h.msg_iov = &mut iov[i];
             h.msg_iovlen = 1;
         }
