@@ -76,6 +76,10 @@ const WIN: usize = SUB * WIN_SUBS;
 const MIN_HITS: usize = 4;
 /// Samples a candidate spans: MIN_HITS windows, 5 ms apart.
 const RUN_SPAN: usize = WIN + (MIN_HITS - 1) * SUB;
+const _: () = assert!(
+    RUN_SPAN % SUB == 0,
+    "the history ring holds whole sub-blocks"
+);
 /// Windows in a row without the key that end a digit.
 const END_MISSES: u32 = 5;
 
@@ -386,13 +390,13 @@ impl InbandDetector {
                 energy += x * x;
             }
             (self.acc_re, self.acc_im, self.acc_energy) = (re, im, energy);
-            for &s in chunk {
-                self.history[self.history_pos] = f32::from(s);
-                self.history_pos += 1;
-                if self.history_pos == RUN_SPAN {
-                    self.history_pos = 0;
-                }
+            // A chunk ends at a sub-block boundary at the latest, and the ring is a
+            // whole number of sub-blocks long: it never wraps inside a chunk.
+            let at = self.history_pos;
+            for (h, &s) in self.history[at..at + chunk.len()].iter_mut().zip(chunk) {
+                *h = f32::from(s);
             }
+            self.history_pos = (at + chunk.len()) % RUN_SPAN;
             self.samples += chunk.len() as u64;
             self.pos += chunk.len();
             if self.pos == SUB {

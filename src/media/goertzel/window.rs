@@ -83,6 +83,17 @@ impl Levels {
     }
 }
 
+impl Levels {
+    /// For levels that are bounds from above: whether the true levels could pass
+    /// [`Levels::within`] (the level floor and the energy ratio; twist needs a bound
+    /// from below too, so it is left to the real test).
+    fn may_be_within(&self, limits: &Limits, energy_ratio: bool) -> bool {
+        self.row >= limits.floor
+            && self.col >= limits.floor
+            && (!energy_ratio || self.row + self.col >= limits.energy_ratio * self.total)
+    }
+}
+
 impl InbandDetector {
     /// Sub-block bin of frequency `k`, `age` sub-blocks ago (0 = newest).
     fn sub(&self, k: usize, age: usize) -> C32 {
@@ -166,10 +177,39 @@ impl InbandDetector {
         (row, col, harmonic(h_r), harmonic(h_c))
     }
 
+    /// More than [`InbandDetector::tone`] can measure for bin `k` within `FREQ_TOLERANCE`:
+    /// the window's sub-block powers summed without regard to phase (Cauchy–Schwarz:
+    /// no coherent re-sum exceeds that), divided by the smallest gain `tone` can undo
+    /// at that tolerance, with 1 % to spare for rounding. Costs eight products, and
+    /// lets [`InbandDetector::hit`] refuse a window of speech or noise before measuring
+    /// any frequency: it refuses only what the screening below would refuse anyway.
+    fn tone_bound(&self, k: usize) -> f32 {
+        static GAIN: std::sync::LazyLock<[f32; 8]> = std::sync::LazyLock::new(|| {
+            let hz = super::ROW_HZ.iter().chain(super::COL_HZ.iter());
+            let mut undo = [0.0; 8];
+            for (u, &f) in undo.iter_mut().zip(hz) {
+                let x = PI * FREQ_TOLERANCE * f * SUB as f32 / SAMPLE_RATE as f32;
+                let g = x.sin() / x;
+                *u = 1.01 / (g * g);
+            }
+            undo
+        });
+        let incoherent: f32 = (0..WIN_SUBS).map(|i| self.sub(k, i).norm2()).sum();
+        2.0 * incoherent / (SUB * WIN) as f32 * GAIN[k]
+    }
+
     /// The strict test: does this window show a key?
     pub(super) fn hit(&self) -> Option<Hit> {
         let row = self.strongest(0..4)?;
         let col = self.strongest(4..8)?;
+        let bound = Levels {
+            row: self.tone_bound(row),
+            col: self.tone_bound(col),
+            total: self.window_power(),
+        };
+        if !bound.may_be_within(&LIMITS.1, self.checks.energy_ratio) {
+            return None;
+        }
         let (p_row, f_row) = self.tone(row, FREQ_TOLERANCE)?;
         let (p_col, f_col) = self.tone(col, FREQ_TOLERANCE)?;
         let total = self.window_power();
