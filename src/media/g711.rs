@@ -53,6 +53,18 @@ pub fn decode(codec: Codec, bytes: &[u8]) -> Vec<i16> {
 }
 
 /// Decode G.711 bytes, appending to `out` (no allocation when `out` has room).
+/// Decode `bytes` into the start of `out` (as many samples as there are bytes;
+/// `out` must be at least that long).
+pub fn decode_to(codec: Codec, bytes: &[u8], out: &mut [i16]) {
+    let table: &[i16; 256] = match codec {
+        Codec::Pcmu => &ULAW_DECODE,
+        Codec::Pcma => &ALAW_DECODE,
+    };
+    for (o, &b) in out.iter_mut().zip(bytes) {
+        *o = table[usize::from(b)];
+    }
+}
+
 pub fn decode_into(codec: Codec, bytes: &[u8], out: &mut Vec<i16>) {
     let table: &[i16; 256] = match codec {
         Codec::Pcmu => &ULAW_DECODE,

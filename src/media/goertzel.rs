@@ -409,7 +409,7 @@ pub struct InbandDetector {
     energies: [f32; WIN_SUBS],
     blocks: u64,
     /// The last RUN_SPAN samples, ring indexed by sample number.
-    history: [f32; RUN_SPAN],
+    history: [i16; RUN_SPAN],
     /// `samples % RUN_SPAN`: where the next sample goes in `history`.
     history_pos: usize,
     samples: u64,
@@ -447,7 +447,7 @@ impl InbandDetector {
             subs: [[C32::default(); 8]; WIN_SUBS + 1],
             energies: [0.0; WIN_SUBS],
             blocks: 0,
-            history: [0.0; RUN_SPAN],
+            history: [0; RUN_SPAN],
             history_pos: 0,
             samples: 0,
             state: State::Idle,
@@ -479,9 +479,7 @@ impl InbandDetector {
             // A chunk ends at a sub-block boundary at the latest, and the ring is a
             // whole number of sub-blocks long: it never wraps inside a chunk.
             let at = self.history_pos;
-            for (h, &s) in self.history[at..at + chunk.len()].iter_mut().zip(chunk) {
-                *h = f32::from(s);
-            }
+            self.history[at..at + chunk.len()].copy_from_slice(chunk);
             self.history_pos = (at + chunk.len()) % RUN_SPAN;
             self.samples += chunk.len() as u64;
             self.pos += chunk.len();

@@ -193,6 +193,38 @@ enum Playing {
     },
 }
 
+/// A packet that is due: its header and where its audio comes from.
+struct OutFrame {
+    to: SocketAddr,
+    header: RtpHeader,
+    codec: Codec,
+    audio: FrameAudio,
+}
+
+/// One frame's audio: part of a prompt (padded with silence at its end), or silence.
+enum FrameAudio {
+    Prompt {
+        prompt: Arc<Prompt>,
+        start: usize,
+        end: usize,
+    },
+    Silence,
+}
+
+impl FrameAudio {
+    /// Append the frame's `spf` bytes of `codec` audio to `out`.
+    fn payload(&self, codec: Codec, spf: usize, out: &mut Vec<u8>) {
+        let from = out.len();
+        if let FrameAudio::Prompt { prompt, start, end } = self {
+            out.extend_from_slice(&prompt.encoded(codec)[*start..*end]);
+        }
+        out.resize(from + spf, codec.silence_byte());
+    }
+}
+
+/// The caller's audio is decoded this many samples at a time (one 20 ms frame).
+const DECODE_CHUNK: usize = 160;
+
 /// A forward jump of more than this many sequence numbers is not loss but a new run
 /// (RFC 3550 A.1 `MAX_DROPOUT`).
 const MAX_DROPOUT: u16 = 3000;
@@ -322,15 +354,14 @@ pub struct MediaSession {
     merger: DigitMerger,
     /// The flow can use a key pressed now ([`MediaSession::set_keys_matter`]).
     keys_matter: bool,
-    decoded: Vec<i16>,
     tap: RecordingTap,
     seq_tracker: Option<SeqTracker>,
-    /// Packets built and not yet handed out, back to back in one buffer that is
-    /// reused (no allocation per packet): (destination, end offset in `out`).
-    out: Vec<u8>,
-    out_frames: VecDeque<(SocketAddr, usize)>,
-    out_read: usize,
-    /// Scratch payload of the packet being built.
+    /// Packets due and not yet handed out, as header and audio: each is built
+    /// straight into the driver's buffer by [`MediaSession::poll_transmit`] (the
+    /// call writes no packet memory of its own, which would be out of cache when a
+    /// shard holds thousands of calls).
+    out_frames: VecDeque<OutFrame>,
+    /// Scratch payload of a frame for the recording (recorded calls only).
     frame: Vec<u8>,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
@@ -386,16 +417,13 @@ impl MediaSession {
             inband: InbandDetector::new(),
             merger: DigitMerger::new(config.dtmf_mode),
             keys_matter: true,
-            decoded: Vec::with_capacity(samples_per_frame * 2),
             tap: RecordingTap::new(
                 samples_per_frame,
                 Duration::from_millis(u64::from(ptime_ms)),
             ),
             seq_tracker: None,
-            out: Vec::with_capacity(4 * (12 + samples_per_frame)),
             out_frames: VecDeque::with_capacity(4),
-            out_read: 0,
-            frame: Vec::with_capacity(samples_per_frame),
+            frame: Vec::new(),
             events: VecDeque::new(),
             stats: MediaStats::default(),
             lost_before: 0,
@@ -567,18 +595,23 @@ impl MediaSession {
         if !inband && !self.config.record {
             return;
         }
-        self.decoded.clear();
-        g711::decode_into(self.config.codec, payload, &mut self.decoded);
-        if inband {
-            for d in self.inband.push(&self.decoded) {
-                self.merger.handle_digit(now, d.digit, DigitSource::Inband);
+        // Decoded a frame's worth at a time into the stack, which is in cache (a
+        // buffer of the call's own is not, when a shard holds thousands of calls).
+        let mut pcm = [0i16; DECODE_CHUNK];
+        for bytes in payload.chunks(DECODE_CHUNK) {
+            let pcm = &mut pcm[..bytes.len()];
+            g711::decode_to(self.config.codec, bytes, pcm);
+            if inband {
+                for d in self.inband.push(pcm) {
+                    self.merger.handle_digit(now, d.digit, DigitSource::Inband);
+                }
+                if self.inband.in_digit() {
+                    self.tap.key_active(now);
+                }
             }
-            if self.inband.in_digit() {
-                self.tap.key_active(now);
+            if self.config.record {
+                self.tap.push_caller(pcm);
             }
-        }
-        if self.config.record {
-            self.tap.push_caller(&self.decoded);
         }
     }
 
@@ -633,13 +666,10 @@ impl MediaSession {
     }
 
     fn send_frame(&mut self, now: Instant) {
-        let codec = self.config.codec;
         let spf = self.samples_per_frame;
-        let mut payload = std::mem::take(&mut self.frame);
-        payload.clear();
         let mut marker = self.first_packet;
         let mut from_item = false;
-        loop {
+        let audio = loop {
             match &mut self.current {
                 None => match self.queue.pop_front() {
                     Some(PlayItem::Prompt(name)) => {
@@ -661,34 +691,36 @@ impl MediaSession {
                             });
                         }
                     }
-                    None => {
-                        payload.resize(spf, codec.silence_byte());
-                        break;
-                    }
+                    None => break FrameAudio::Silence,
                 },
                 Some(Playing::Prompt { prompt, pos }) => {
                     from_item = true;
-                    let bytes = prompt.encoded(codec);
-                    let end = bytes.len().min(*pos + spf);
-                    payload.extend_from_slice(&bytes[(*pos).min(end)..end]);
-                    payload.resize(spf, codec.silence_byte());
+                    let len = prompt.encoded(self.config.codec).len();
+                    let start = (*pos).min(len);
+                    let end = len.min(start + spf);
                     *pos = end;
-                    if end >= bytes.len() {
-                        self.current = None;
+                    if end >= len {
+                        let Some(Playing::Prompt { prompt, .. }) = self.current.take() else {
+                            unreachable!("playing a prompt")
+                        };
+                        break FrameAudio::Prompt { prompt, start, end };
                     }
-                    break;
+                    break FrameAudio::Prompt {
+                        prompt: prompt.clone(),
+                        start,
+                        end,
+                    };
                 }
                 Some(Playing::Silence { frames_left }) => {
                     from_item = true;
-                    payload.resize(spf, codec.silence_byte());
                     *frames_left -= 1;
                     if *frames_left == 0 {
                         self.current = None;
                     }
-                    break;
+                    break FrameAudio::Silence;
                 }
             }
-        }
+        };
         let header = RtpHeader {
             payload_type: self.config.audio_pt,
             marker,
@@ -696,21 +728,31 @@ impl MediaSession {
             timestamp: self.timestamp,
             ssrc: self.ssrc,
         };
-        match rtp::append(&header, &payload, &mut self.out) {
-            Ok(()) => {
-                self.out_frames.push_back((self.remote, self.out.len()));
-                self.stats.packets_sent += 1;
-            }
-            Err(e) => tracing::error!(error = %e, "cannot build RTP packet"),
+        if self.config.record {
+            let mut payload = std::mem::take(&mut self.frame);
+            payload.clear();
+            audio.payload(self.config.codec, spf, &mut payload);
+            self.record_frame(now, &payload);
+            self.frame = payload;
+        }
+        if header.payload_type > 127 {
+            tracing::error!(
+                error = %rtp::RtpError::PayloadType(header.payload_type),
+                "cannot build RTP packet"
+            );
+        } else {
+            self.out_frames.push_back(OutFrame {
+                to: self.remote,
+                header,
+                codec: self.config.codec,
+                audio,
+            });
+            self.stats.packets_sent += 1;
         }
         self.first_packet = false;
         self.seq = self.seq.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(spf as u32);
         self.next_frame += 1;
-        if self.config.record {
-            self.record_frame(now, &payload);
-        }
-        self.frame = payload;
         if from_item && self.current.is_none() && self.queue.is_empty() {
             if let Some(id) = self.play_id.take() {
                 self.events.push_back(MediaEvent::PlaybackFinished { id });
@@ -787,19 +829,14 @@ impl MediaSession {
     /// returned.
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
-        let Some((to, end)) = self.out_frames.pop_front() else {
-            self.out.clear();
-            self.out_read = 0;
-            return None;
-        };
+        let f = self.out_frames.pop_front()?;
         buf.clear();
-        buf.extend_from_slice(&self.out[self.out_read..end]);
-        self.out_read = end;
-        if self.out_frames.is_empty() {
-            self.out.clear();
-            self.out_read = 0;
+        match rtp::append(&f.header, &[], buf) {
+            Ok(()) => f.audio.payload(f.codec, self.samples_per_frame, buf),
+            // The payload type was checked when the frame was made.
+            Err(e) => tracing::error!(error = %e, "cannot build RTP packet"),
         }
-        Some(to)
+        Some(f.to)
     }
 
     #[must_use]

@@ -155,8 +155,11 @@ impl InbandDetector {
         // the ring slot of the oldest sample wanted
         let start = ((self.samples + (RUN_SPAN - N) as u64) % RUN_SPAN as u64) as usize;
         let first = (RUN_SPAN - start).min(N);
-        h[..first].copy_from_slice(&self.history[start..start + first]);
-        h[first..].copy_from_slice(&self.history[..N - first]);
+        let older = &self.history[start..start + first];
+        let newer = &self.history[..N - first];
+        for (h, &s) in h.iter_mut().zip(older.iter().chain(newer)) {
+            *h = f32::from(s);
+        }
         h
     }
 
