@@ -201,6 +201,31 @@ struct OutFrame {
     audio: FrameAudio,
 }
 
+/// The due packets, oldest first. A call's turn nearly always has one: it is
+/// kept inside the session, next to the state the turn touches anyway; only a
+/// catch-up after a stall spills the rest into the deque.
+#[derive(Default)]
+struct OutQueue {
+    first: Option<OutFrame>,
+    rest: VecDeque<OutFrame>,
+}
+
+impl OutQueue {
+    fn push(&mut self, f: OutFrame) {
+        if self.first.is_none() {
+            self.first = Some(f);
+        } else {
+            self.rest.push_back(f);
+        }
+    }
+
+    fn pop(&mut self) -> Option<OutFrame> {
+        let f = self.first.take()?;
+        self.first = self.rest.pop_front();
+        Some(f)
+    }
+}
+
 /// One frame's audio: part of a prompt (padded with silence at its end), or silence.
 enum FrameAudio {
     Prompt {
@@ -360,7 +385,7 @@ pub struct MediaSession {
     /// straight into the driver's buffer by [`MediaSession::poll_transmit`] (the
     /// call writes no packet memory of its own, which would be out of cache when a
     /// shard holds thousands of calls).
-    out_frames: VecDeque<OutFrame>,
+    out_frames: OutQueue,
     /// Scratch payload of a frame for the recording (recorded calls only).
     frame: Vec<u8>,
     events: VecDeque<MediaEvent>,
@@ -422,7 +447,7 @@ impl MediaSession {
                 Duration::from_millis(u64::from(ptime_ms)),
             ),
             seq_tracker: None,
-            out_frames: VecDeque::with_capacity(4),
+            out_frames: OutQueue::default(),
             frame: Vec::new(),
             events: VecDeque::new(),
             stats: MediaStats::default(),
@@ -741,7 +766,7 @@ impl MediaSession {
                 "cannot build RTP packet"
             );
         } else {
-            self.out_frames.push_back(OutFrame {
+            self.out_frames.push(OutFrame {
                 to: self.remote,
                 header,
                 codec: self.config.codec,
@@ -829,7 +854,7 @@ impl MediaSession {
     /// returned.
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
-        let f = self.out_frames.pop_front()?;
+        let f = self.out_frames.pop()?;
         buf.clear();
         match rtp::append(&f.header, &[], buf) {
             Ok(()) => f.audio.payload(f.codec, self.samples_per_frame, buf),

@@ -204,6 +204,10 @@ fn a_long_stall_skips_old_packets_but_keeps_the_clock() {
         65530u16.wrapping_add(st.packets_sent as u16 - 1)
     );
     assert_eq!(h.s.poll_timeout(), Some(h.at(1120)));
+    // The catch-up's packets (queued together) leave in order.
+    for w in h.sent.windows(2) {
+        assert_eq!(w[1].header.sequence, w[0].header.sequence.wrapping_add(1));
+    }
 }
 
 #[test]
