@@ -3,15 +3,20 @@
 //! interaction timeline as JSON lines.
 //!
 //! Frames arrive from the call task every packet time; the files are written
-//! by a thread of the recording's own so that disk latency never reaches the
-//! RTP clock. Inside a secure segment the media layer hands us silence and
-//! `suppressed = true`; we write the silence (the recording keeps its
-//! timeline) and note where suppression began and ended.
+//! by a few writer threads shared by every recording of the process (not a
+//! thread per call), so that disk latency never reaches the RTP clock. A
+//! writer is never woken per frame: it wakes every [`WRITE_EVERY`] and writes
+//! what its recordings sent since. Inside a secure segment the media layer
+//! hands us silence and `suppressed = true`; we write the silence (the
+//! recording keeps its timeline) and note where suppression began and ended.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, OnceLock};
+use std::time::Duration;
 
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
@@ -21,7 +26,16 @@ use tracing::error;
 use crate::config::{RecordingConfig, RecordingMode};
 use crate::flow::TimelineEvent;
 
+/// How often a writer thread wakes to write what its recordings sent. A call's
+/// frames wait at most this long in memory; its files are closed at most this
+/// long after it ends.
+pub const WRITE_EVERY: Duration = Duration::from_millis(50);
+
+/// Bytes of WAV kept in memory per recording between writes to its file.
+const WAV_BUFFER: usize = 32 * 1024;
+
 enum Msg {
+    Open(Box<Open>),
     Frame {
         caller: Vec<i16>,
         ivr: Vec<i16>,
@@ -29,6 +43,8 @@ enum Msg {
     },
     Timeline(String),
     Finish,
+    /// Answered once everything sent before it has been written.
+    Barrier(mpsc::Sender<()>),
 }
 
 #[derive(Serialize)]
@@ -51,9 +67,59 @@ struct Sidecar<'a> {
     suppressed: Vec<Interval>,
 }
 
+/// A recording's files and what is known of it, as its writer holds it.
+struct Open {
+    wav: hound::WavWriter<BufWriter<File>>,
+    timeline: Option<BufWriter<File>>,
+    mode: RecordingMode,
+    sidecar_path: PathBuf,
+    wav_path: PathBuf,
+    timeline_path: Option<PathBuf>,
+    call_id: String,
+    ani: String,
+    start: OffsetDateTime,
+    samples: u64,
+    intervals: Vec<Interval>,
+    in_suppression: bool,
+    /// A write failed: the rest of the recording is dropped (logged once).
+    failed: bool,
+}
+
+/// The process's writer threads, started with the first recording.
+struct Writers {
+    senders: Vec<mpsc::Sender<(u64, Msg)>>,
+    next: AtomicUsize,
+    ids: AtomicU64,
+}
+
+static WRITERS: OnceLock<Writers> = OnceLock::new();
+
+fn writers() -> &'static Writers {
+    WRITERS.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let senders = (0..n)
+            .filter_map(|i| {
+                let (tx, rx) = mpsc::channel();
+                std::thread::Builder::new()
+                    .name(format!("recorder-{i}"))
+                    .spawn(move || write_loop(&rx))
+                    .map_err(|e| error!(error = %e, "cannot start a recording writer"))
+                    .ok()
+                    .map(|_| tx)
+            })
+            .collect();
+        Writers {
+            senders,
+            next: AtomicUsize::new(0),
+            ids: AtomicU64::new(0),
+        }
+    })
+}
+
 pub struct Recorder {
-    tx: mpsc::Sender<Msg>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    id: u64,
+    tx: mpsc::Sender<(u64, Msg)>,
+    finished: bool,
 }
 
 /// Keep file names to a safe charset: Call-IDs come from the network.
@@ -119,45 +185,54 @@ impl Recorder {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let wav =
-            hound::WavWriter::new(BufWriter::new(wav_file), spec).map_err(std::io::Error::other)?;
+        let wav = hound::WavWriter::new(BufWriter::with_capacity(WAV_BUFFER, wav_file), spec)
+            .map_err(std::io::Error::other)?;
         let timeline_path = cfg.timeline.then(|| path_of("timeline.jsonl"));
         let timeline = match &timeline_path {
             Some(p) => Some(BufWriter::new(File::create(p)?)),
             None => None,
         };
-        let (tx, rx) = mpsc::channel();
-        let call_id = call_id.to_string();
-        let ani = ani.to_string();
-        let mode = cfg.mode;
-        let sidecar_path = path_of("json");
-        let thread = std::thread::Builder::new()
-            .name("recorder".into())
-            .spawn(move || {
-                write_loop(
-                    rx,
-                    wav,
-                    timeline,
-                    mode,
-                    &sidecar_path,
-                    &wav_path,
-                    timeline_path.as_deref(),
-                    &call_id,
-                    &ani,
-                )
-            })?;
+        let writers = writers();
+        let Some(tx) = writers
+            .senders
+            .get(writers.next.fetch_add(1, Ordering::Relaxed) % writers.senders.len().max(1))
+        else {
+            return Err(std::io::Error::other("no recording writer thread"));
+        };
+        let id = writers.ids.fetch_add(1, Ordering::Relaxed);
+        let open = Open {
+            wav,
+            timeline,
+            mode: cfg.mode,
+            sidecar_path: path_of("json"),
+            wav_path,
+            timeline_path,
+            call_id: call_id.to_string(),
+            ani: ani.to_string(),
+            start: OffsetDateTime::now_utc(),
+            samples: 0,
+            intervals: Vec::new(),
+            in_suppression: false,
+            failed: false,
+        };
+        tx.send((id, Msg::Open(Box::new(open))))
+            .map_err(|_| std::io::Error::other("recording writer thread gone"))?;
         Ok(Recorder {
-            tx,
-            thread: Some(thread),
+            id,
+            tx: tx.clone(),
+            finished: false,
         })
     }
 
     pub fn frame(&mut self, caller: Vec<i16>, ivr: Vec<i16>, suppressed: bool) {
-        let _ = self.tx.send(Msg::Frame {
-            caller,
-            ivr,
-            suppressed,
-        });
+        let _ = self.tx.send((
+            self.id,
+            Msg::Frame {
+                caller,
+                ivr,
+                suppressed,
+            },
+        ));
     }
 
     pub fn timeline(&mut self, ev: &TimelineEvent) {
@@ -166,56 +241,102 @@ impl Recorder {
             .format(&Rfc3339)
             .unwrap_or_default()
             .into();
-        let _ = self.tx.send(Msg::Timeline(line.to_string()));
+        let _ = self.tx.send((self.id, Msg::Timeline(line.to_string())));
     }
 
-    /// Close the files (the thread finishes them) without blocking the caller.
+    /// Close the files (the writer finishes them) without blocking the caller.
     pub fn finish(mut self) {
-        let _ = self.tx.send(Msg::Finish);
-        self.thread.take();
+        self.close();
+    }
+
+    fn close(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            let _ = self.tx.send((self.id, Msg::Finish));
+        }
     }
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        let _ = self.tx.send(Msg::Finish);
+        self.close();
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_loop(
-    rx: mpsc::Receiver<Msg>,
-    mut wav: hound::WavWriter<BufWriter<File>>,
-    mut timeline: Option<BufWriter<File>>,
-    mode: RecordingMode,
-    sidecar_path: &Path,
-    wav_path: &Path,
-    timeline_path: Option<&Path>,
-    call_id: &str,
-    ani: &str,
-) {
-    let start = OffsetDateTime::now_utc();
-    let mut samples: u64 = 0;
-    let mut intervals: Vec<Interval> = Vec::new();
-    let mut in_suppression = false;
-    let ms = |samples: u64| samples / 8;
-    while let Ok(msg) = rx.recv() {
+/// Wait (at most `limit`) until every recording message sent so far is written:
+/// the files of recordings already finished are then complete. For shutdown.
+pub fn flush(limit: Duration) -> bool {
+    let Some(writers) = WRITERS.get() else {
+        return true; // no recording was ever made
+    };
+    let deadline = std::time::Instant::now() + limit;
+    let (tx, rx) = mpsc::channel();
+    let n = writers
+        .senders
+        .iter()
+        .filter(|w| w.send((u64::MAX, Msg::Barrier(tx.clone()))).is_ok())
+        .count();
+    (0..n).all(|_| {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        rx.recv_timeout(left).is_ok()
+    })
+}
+
+/// A writer thread: every [`WRITE_EVERY`], write what its recordings sent.
+fn write_loop(rx: &mpsc::Receiver<(u64, Msg)>) {
+    let mut open: HashMap<u64, Box<Open>> = HashMap::new();
+    loop {
+        std::thread::sleep(WRITE_EVERY);
+        loop {
+            match rx.try_recv() {
+                Ok((id, Msg::Open(o))) => {
+                    open.insert(id, o);
+                }
+                Ok((_, Msg::Barrier(done))) => {
+                    let _ = done.send(());
+                }
+                Ok((id, Msg::Finish)) => {
+                    if let Some(o) = open.remove(&id) {
+                        o.finish();
+                    }
+                }
+                Ok((id, msg)) => {
+                    if let Some(o) = open.get_mut(&id) {
+                        o.write(msg);
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+fn ms(samples: u64) -> u64 {
+    samples / 8
+}
+
+impl Open {
+    fn write(&mut self, msg: Msg) {
         match msg {
             Msg::Frame {
                 caller,
                 ivr,
                 suppressed,
             } => {
-                if suppressed != in_suppression {
+                if self.failed {
+                    return;
+                }
+                if suppressed != self.in_suppression {
                     if suppressed {
-                        intervals.push(Interval {
-                            start_ms: ms(samples),
+                        self.intervals.push(Interval {
+                            start_ms: ms(self.samples),
                             end_ms: None,
                         });
-                    } else if let Some(last) = intervals.last_mut() {
-                        last.end_ms = Some(ms(samples));
+                    } else if let Some(last) = self.intervals.last_mut() {
+                        last.end_ms = Some(ms(self.samples));
                     }
-                    in_suppression = suppressed;
+                    self.in_suppression = suppressed;
                 }
                 let n = caller.len().max(ivr.len());
                 for i in 0..n {
@@ -231,64 +352,85 @@ fn write_loop(
                     } else {
                         ivr.get(i).copied().unwrap_or(0)
                     };
-                    let r = match mode {
-                        RecordingMode::Stereo => {
-                            wav.write_sample(c).and_then(|_| wav.write_sample(v))
-                        }
-                        RecordingMode::Mono => {
-                            wav.write_sample(((i32::from(c) + i32::from(v)) / 2) as i16)
-                        }
+                    let r = match self.mode {
+                        RecordingMode::Stereo => self
+                            .wav
+                            .write_sample(c)
+                            .and_then(|_| self.wav.write_sample(v)),
+                        RecordingMode::Mono => self
+                            .wav
+                            .write_sample(((i32::from(c) + i32::from(v)) / 2) as i16),
                     };
                     if let Err(e) = r {
                         error!(error = %e, "recording write failed");
+                        self.failed = true;
                         return;
                     }
                 }
-                samples += n as u64;
+                self.samples += n as u64;
             }
             Msg::Timeline(line) => {
-                if let Some(t) = &mut timeline {
+                if let Some(t) = &mut self.timeline {
                     let _ = writeln!(t, "{line}");
                 }
             }
-            Msg::Finish => break,
+            Msg::Open(_) | Msg::Finish | Msg::Barrier(_) => {}
         }
     }
-    if in_suppression {
-        if let Some(last) = intervals.last_mut() {
-            last.end_ms = Some(ms(samples));
-        }
-    }
-    if let Err(e) = wav.finalize() {
-        error!(error = %e, "recording finalize failed");
-    }
-    if let Some(mut t) = timeline {
-        let _ = t.flush();
-    }
-    let sidecar = Sidecar {
-        call_id,
-        ani,
-        start: start.format(&Rfc3339).unwrap_or_default(),
-        end: OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default(),
-        mode: match mode {
-            RecordingMode::Stereo => "stereo",
-            RecordingMode::Mono => "mono",
-        },
-        sample_rate: crate::codec::SAMPLE_RATE,
-        wav: file_name(wav_path),
-        timeline: timeline_path.map(file_name),
-        duration_ms: ms(samples),
-        suppressed: intervals,
-    };
-    match serde_json::to_vec_pretty(&sidecar) {
-        Ok(bytes) => {
-            if let Err(e) = std::fs::write(sidecar_path, bytes) {
-                error!(error = %e, "recording sidecar write failed");
+
+    /// The call is over: finalize the WAV, flush the timeline, write the sidecar.
+    fn finish(self: Box<Self>) {
+        let Open {
+            wav,
+            timeline,
+            mode,
+            sidecar_path,
+            wav_path,
+            timeline_path,
+            call_id,
+            ani,
+            start,
+            samples,
+            mut intervals,
+            in_suppression,
+            ..
+        } = *self;
+        if in_suppression {
+            if let Some(last) = intervals.last_mut() {
+                last.end_ms = Some(ms(samples));
             }
         }
-        Err(e) => error!(error = %e, "recording sidecar encode failed"),
+        if let Err(e) = wav.finalize() {
+            error!(error = %e, "recording finalize failed");
+        }
+        if let Some(mut t) = timeline {
+            let _ = t.flush();
+        }
+        let sidecar = Sidecar {
+            call_id: &call_id,
+            ani: &ani,
+            start: start.format(&Rfc3339).unwrap_or_default(),
+            end: OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+            mode: match mode {
+                RecordingMode::Stereo => "stereo",
+                RecordingMode::Mono => "mono",
+            },
+            sample_rate: crate::codec::SAMPLE_RATE,
+            wav: file_name(&wav_path),
+            timeline: timeline_path.as_deref().map(file_name),
+            duration_ms: ms(samples),
+            suppressed: intervals,
+        };
+        match serde_json::to_vec_pretty(&sidecar) {
+            Ok(bytes) => {
+                if let Err(e) = std::fs::write(&sidecar_path, bytes) {
+                    error!(error = %e, "recording sidecar write failed");
+                }
+            }
+            Err(e) => error!(error = %e, "recording sidecar encode failed"),
+        }
     }
 }
 
@@ -301,6 +443,58 @@ fn file_name(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_writers_keep_each_recordings_frames_in_order_and_flush_on_demand() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RecordingConfig {
+            dir: dir.path().to_path_buf(),
+            ..RecordingConfig::default()
+        };
+        // More recordings than writer threads, their frames interleaved.
+        let mut recs: Vec<Recorder> = (0..9)
+            .map(|i| Recorder::create(&cfg, &format!("call-{i}"), "100").unwrap())
+            .collect();
+        for frame in 0..30i16 {
+            for (i, r) in recs.iter_mut().enumerate() {
+                let secure = (10..20).contains(&frame);
+                let v = i as i16 * 100 + frame;
+                r.frame(vec![v; 160], vec![-v; 160], secure);
+            }
+        }
+        for r in recs {
+            r.finish();
+        }
+        assert!(flush(Duration::from_secs(10)), "writers did not catch up");
+        for i in 0..9i16 {
+            let wav = dir.path().join(format!("call-{i}.wav"));
+            let samples: Vec<i16> = hound::WavReader::open(&wav)
+                .unwrap()
+                .into_samples::<i16>()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(samples.len(), 30 * 160 * 2, "{wav:?}");
+            for (frame, chunk) in samples.chunks(320).enumerate() {
+                let frame = frame as i16;
+                let v = if (10..20).contains(&frame) {
+                    0
+                } else {
+                    i * 100 + frame
+                };
+                assert_eq!(chunk[0], v, "caller, frame {frame} of {wav:?}");
+                assert_eq!(chunk[1], -v, "ivr, frame {frame} of {wav:?}");
+            }
+            let sidecar: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(dir.path().join(format!("call-{i}.json"))).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(sidecar["duration_ms"], 600);
+            assert_eq!(
+                sidecar["suppressed"],
+                serde_json::json!([{ "start_ms": 200, "end_ms": 400 }])
+            );
+        }
+    }
 
     #[test]
     fn call_ids_that_sanitise_alike_get_their_own_files() {

@@ -322,6 +322,9 @@ pub async fn serve(
     let _ = sip_task.await;
     tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+    // The last calls' recordings: written and closed before the process exits.
+    let _ = tokio::task::spawn_blocking(|| crate::runtime::recorder::flush(Duration::from_secs(5)))
+        .await;
     info!("stopped");
     Ok(())
 }
