@@ -51,6 +51,12 @@ const RX_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 /// more; a deadline further back (after a stall) fires first.
 const SAME_INSTANT: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// Whether a call's deadline fires before a datagram received at `received`
+/// is handed over ([`SAME_INSTANT`]): only when it fell clearly before it.
+fn fires_first(deadline: Instant, received: Instant) -> bool {
+    deadline + SAME_INSTANT <= received
+}
+
 /// How often a live call adds its RTP counters to the metrics (and once more at its end).
 const RTP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -182,11 +188,7 @@ impl CallTask {
                 .map_or(now, |t| clocks.to_monotonic(t))
                 .clamp(floor, now);
             floor = at;
-            if self
-                .call
-                .poll_timeout()
-                .is_some_and(|t| t + SAME_INSTANT <= at)
-            {
+            if self.call.poll_timeout().is_some_and(|t| fires_first(t, at)) {
                 self.call.handle_timeout(at);
             }
             self.call.handle_rtp(at, d.from, d.data);
@@ -385,5 +387,28 @@ impl CallTask {
             }
             .instrument(span),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_deadline_fires_before_a_datagram_only_when_clearly_earlier() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        // A packet deadline the turn came 1 ms late for, and a key's packet that
+        // arrived in between: the key goes first and can shape that packet.
+        assert!(!fires_first(t, t + ms(1)));
+        assert!(!fires_first(t, t + SAME_INSTANT - Duration::from_micros(1)));
+        assert!(
+            !fires_first(t + ms(5), t),
+            "a later deadline never fires first"
+        );
+        // After a stall: a timer that fell well before the datagram fires first.
+        assert!(fires_first(t, t + SAME_INSTANT));
+        assert!(fires_first(t, t + ms(40)));
     }
 }

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, OnceLock};
@@ -311,14 +312,21 @@ fn write_loop(rx: &mpsc::Receiver<(u64, Msg)>) {
                 Ok((_, Msg::Barrier(done))) => {
                     let _ = done.send(());
                 }
+                // A writer serves many recordings: a panic while writing one
+                // ends that recording only (its files are left as they are).
                 Ok((id, Msg::Finish)) => {
                     if let Some(o) = open.remove(&id) {
-                        o.finish();
+                        if catch_unwind(AssertUnwindSafe(|| o.finish())).is_err() {
+                            error!("recording writer failed while closing a recording");
+                        }
                     }
                 }
                 Ok((id, msg)) => {
                     if let Some(o) = open.get_mut(&id) {
-                        o.write(msg);
+                        if catch_unwind(AssertUnwindSafe(|| o.write(msg))).is_err() {
+                            error!("recording writer failed; the recording is dropped");
+                            open.remove(&id);
+                        }
                     }
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
