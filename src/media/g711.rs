@@ -47,14 +47,13 @@ pub fn encode(codec: Codec, pcm: &[i16]) -> Vec<u8> {
 
 /// Decode G.711 bytes into linear PCM.
 pub fn decode(codec: Codec, bytes: &[u8]) -> Vec<i16> {
-    let mut out = Vec::with_capacity(bytes.len());
-    decode_into(codec, bytes, &mut out);
+    let mut out = vec![0; bytes.len()];
+    decode_to(codec, bytes, &mut out);
     out
 }
 
-/// Decode G.711 bytes, appending to `out` (no allocation when `out` has room).
-/// Decode `bytes` into the start of `out` (as many samples as there are bytes;
-/// `out` must be at least that long).
+/// Decode G.711 `bytes` into the start of `out`, one sample per byte (as many as
+/// `out` holds): no allocation, so a caller can decode into the stack.
 pub fn decode_to(codec: Codec, bytes: &[u8], out: &mut [i16]) {
     let table: &[i16; 256] = match codec {
         Codec::Pcmu => &ULAW_DECODE,
@@ -63,14 +62,6 @@ pub fn decode_to(codec: Codec, bytes: &[u8], out: &mut [i16]) {
     for (o, &b) in out.iter_mut().zip(bytes) {
         *o = table[usize::from(b)];
     }
-}
-
-pub fn decode_into(codec: Codec, bytes: &[u8], out: &mut Vec<i16>) {
-    let table: &[i16; 256] = match codec {
-        Codec::Pcmu => &ULAW_DECODE,
-        Codec::Pcma => &ALAW_DECODE,
-    };
-    out.extend(bytes.iter().map(|&b| table[usize::from(b)]));
 }
 
 #[cfg(test)]

@@ -465,8 +465,7 @@ impl InbandDetector {
         let t = self.tables;
         let mut rest = pcm;
         while !rest.is_empty() {
-            // Up to the end of the current sub-block, with the sums in locals
-            // (registers): each bin's sum is still formed sample by sample.
+            // Up to the end of the current sub-block.
             let (chunk, tail) = rest.split_at((SUB - self.pos).min(rest.len()));
             rest = tail;
             let n = chunk.len();

@@ -71,12 +71,18 @@ pub fn build(header: &RtpHeader, payload: &[u8]) -> Result<Vec<u8>, RtpError> {
     Ok(out)
 }
 
+/// A payload type fits the header's 7 bits.
+pub fn check_payload_type(pt: u8) -> Result<(), RtpError> {
+    if pt > 127 {
+        return Err(RtpError::PayloadType(pt));
+    }
+    Ok(())
+}
+
 /// [`build`] onto the end of `out`, which the caller reuses: no allocation once
 /// `out` has grown to its working size (the media hot path).
 pub fn append(header: &RtpHeader, payload: &[u8], out: &mut Vec<u8>) -> Result<(), RtpError> {
-    if header.payload_type > 127 {
-        return Err(RtpError::PayloadType(header.payload_type));
-    }
+    check_payload_type(header.payload_type)?;
     let start = out.len();
     out.resize(start + 12 + payload.len(), 0);
     let n = RtpPacketBuilder::new()

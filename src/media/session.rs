@@ -760,11 +760,8 @@ impl MediaSession {
             self.record_frame(now, &payload);
             self.frame = payload;
         }
-        if header.payload_type > 127 {
-            tracing::error!(
-                error = %rtp::RtpError::PayloadType(header.payload_type),
-                "cannot build RTP packet"
-            );
+        if let Err(e) = rtp::check_payload_type(header.payload_type) {
+            tracing::error!(error = %e, "cannot build RTP packet");
         } else {
             self.out_frames.push(OutFrame {
                 to: self.remote,
@@ -854,14 +851,19 @@ impl MediaSession {
     /// returned.
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
-        let f = self.out_frames.pop()?;
-        buf.clear();
-        match rtp::append(&f.header, &[], buf) {
-            Ok(()) => f.audio.payload(f.codec, self.samples_per_frame, buf),
-            // The payload type was checked when the frame was made.
-            Err(e) => tracing::error!(error = %e, "cannot build RTP packet"),
+        while let Some(f) = self.out_frames.pop() {
+            buf.clear();
+            // The payload type was checked when the frame was made; a frame that
+            // still cannot be built is skipped, never sent half-built.
+            match rtp::append(&f.header, &[], buf) {
+                Ok(()) => {
+                    f.audio.payload(f.codec, self.samples_per_frame, buf);
+                    return Some(f.to);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot build RTP packet"),
+            }
         }
-        Some(f.to)
+        None
     }
 
     #[must_use]

@@ -69,6 +69,9 @@ struct Sidecar<'a> {
     wav: String,
     timeline: Option<String>,
     duration_ms: u64,
+    /// False when a write failed (a full disk): the WAV holds only the first
+    /// `duration_ms` of the call.
+    complete: bool,
     suppressed: Vec<Interval>,
 }
 
@@ -174,29 +177,7 @@ fn claim(dir: &Path, stem: &str) -> std::io::Result<(String, File)> {
 
 impl Recorder {
     pub fn create(cfg: &RecordingConfig, call_id: &str, ani: &str) -> std::io::Result<Recorder> {
-        std::fs::create_dir_all(&cfg.dir)?;
-        // Names are built by appending, never `with_extension` (a Call-ID
-        // like `abc@10.0.0.1` would lose its last dotted part).
-        let (stem, wav_file) = claim(&cfg.dir, &safe_name(call_id))?;
-        let path_of = |ext: &str| cfg.dir.join(format!("{stem}.{ext}"));
-        let wav_path = path_of("wav");
-        let channels = match cfg.mode {
-            RecordingMode::Stereo => 2,
-            RecordingMode::Mono => 1,
-        };
-        let spec = hound::WavSpec {
-            channels,
-            sample_rate: crate::codec::SAMPLE_RATE,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let wav = hound::WavWriter::new(BufWriter::with_capacity(WAV_BUFFER, wav_file), spec)
-            .map_err(std::io::Error::other)?;
-        let timeline_path = cfg.timeline.then(|| path_of("timeline.jsonl"));
-        let timeline = match &timeline_path {
-            Some(p) => Some(BufWriter::new(File::create(p)?)),
-            None => None,
-        };
+        let open = Open::create(cfg, call_id, ani)?;
         let writers = writers();
         let Some(tx) = writers
             .senders
@@ -205,21 +186,6 @@ impl Recorder {
             return Err(std::io::Error::other("no recording writer thread"));
         };
         let id = writers.ids.fetch_add(1, Ordering::Relaxed);
-        let open = Open {
-            wav,
-            timeline,
-            mode: cfg.mode,
-            sidecar_path: path_of("json"),
-            wav_path,
-            timeline_path,
-            call_id: call_id.to_string(),
-            ani: ani.to_string(),
-            start: OffsetDateTime::now_utc(),
-            samples: 0,
-            intervals: Vec::new(),
-            in_suppression: false,
-            failed: false,
-        };
         tx.send((id, Msg::Open(Box::new(open))))
             .map_err(|_| std::io::Error::other("recording writer thread gone"))?;
         Ok(Recorder {
@@ -340,7 +306,51 @@ fn ms(samples: u64) -> u64 {
     samples / 8
 }
 
+fn channels(mode: RecordingMode) -> u16 {
+    match mode {
+        RecordingMode::Stereo => 2,
+        RecordingMode::Mono => 1,
+    }
+}
+
 impl Open {
+    /// Claim the recording's files (WAV, and timeline when asked) in `cfg.dir`.
+    fn create(cfg: &RecordingConfig, call_id: &str, ani: &str) -> std::io::Result<Open> {
+        std::fs::create_dir_all(&cfg.dir)?;
+        // Names are built by appending, never `with_extension` (a Call-ID
+        // like `abc@10.0.0.1` would lose its last dotted part).
+        let (stem, wav_file) = claim(&cfg.dir, &safe_name(call_id))?;
+        let path_of = |ext: &str| cfg.dir.join(format!("{stem}.{ext}"));
+        let spec = hound::WavSpec {
+            channels: channels(cfg.mode),
+            sample_rate: crate::codec::SAMPLE_RATE,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let wav = hound::WavWriter::new(BufWriter::with_capacity(WAV_BUFFER, wav_file), spec)
+            .map_err(std::io::Error::other)?;
+        let timeline_path = cfg.timeline.then(|| path_of("timeline.jsonl"));
+        let timeline = match &timeline_path {
+            Some(p) => Some(BufWriter::new(File::create(p)?)),
+            None => None,
+        };
+        Ok(Open {
+            wav,
+            timeline,
+            mode: cfg.mode,
+            sidecar_path: path_of("json"),
+            wav_path: path_of("wav"),
+            timeline_path,
+            call_id: call_id.to_string(),
+            ani: ani.to_string(),
+            start: OffsetDateTime::now_utc(),
+            samples: 0,
+            intervals: Vec::new(),
+            in_suppression: false,
+            failed: false,
+        })
+    }
+
     fn write(&mut self, msg: Msg) {
         match msg {
             Msg::Frame {
@@ -363,12 +373,10 @@ impl Open {
                     self.in_suppression = suppressed;
                 }
                 let n = caller.len().max(ivr.len());
-                let channels = match self.mode {
-                    RecordingMode::Stereo => 2,
-                    RecordingMode::Mono => 1,
-                };
                 // One buffered block per frame (the spec is 16-bit integer PCM).
-                let mut w = self.wav.get_i16_writer((n * channels) as u32);
+                let mut w = self
+                    .wav
+                    .get_i16_writer(n as u32 * u32::from(channels(self.mode)));
                 for i in 0..n {
                     // Belt and braces: the media layer already sends silence
                     // while suppressed; never trust a caller sample then.
@@ -423,7 +431,7 @@ impl Open {
             samples,
             mut intervals,
             in_suppression,
-            ..
+            failed,
         } = *self;
         if in_suppression {
             if let Some(last) = intervals.last_mut() {
@@ -451,6 +459,7 @@ impl Open {
             wav: file_name(&wav_path),
             timeline: timeline_path.as_deref().map(file_name),
             duration_ms: ms(samples),
+            complete: !failed,
             suppressed: intervals,
         };
         match serde_json::to_vec_pretty(&sidecar) {
@@ -524,6 +533,64 @@ mod tests {
                 serde_json::json!([{ "start_ms": 200, "end_ms": 400 }])
             );
         }
+    }
+
+    #[test]
+    fn a_full_disk_ends_one_recording_and_the_writer_goes_on_with_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RecordingConfig {
+            dir: dir.path().to_path_buf(),
+            ..RecordingConfig::default()
+        };
+        // The first recording's WAV goes to /dev/full: every write to it fails
+        // with ENOSPC once its buffer is flushed.
+        let mut full = Open::create(&cfg, "full", "100").unwrap();
+        let spec = full.wav.spec();
+        let dev_full = File::options().write(true).open("/dev/full").unwrap();
+        full.wav =
+            hound::WavWriter::new(BufWriter::with_capacity(WAV_BUFFER, dev_full), spec).unwrap();
+        let fine = Open::create(&cfg, "fine", "100").unwrap();
+        // A writer of its own, so the test sees exactly what it did.
+        let (tx, rx) = mpsc::channel();
+        let writer = std::thread::spawn(move || write_loop(&rx));
+        tx.send((1, Msg::Open(Box::new(full)))).unwrap();
+        tx.send((2, Msg::Open(Box::new(fine)))).unwrap();
+        // 3 s of frames: far more than the WAV buffer holds.
+        for n in 0..150i16 {
+            for id in [1, 2] {
+                let frame = Msg::Frame {
+                    caller: vec![n; 160],
+                    ivr: vec![-n; 160],
+                    suppressed: false,
+                };
+                tx.send((id, frame)).unwrap();
+            }
+        }
+        tx.send((1, Msg::Finish)).unwrap();
+        tx.send((2, Msg::Finish)).unwrap();
+        drop(tx);
+        writer.join().expect("the writer survives a full disk");
+        // The good recording is whole.
+        let samples: Vec<i16> = hound::WavReader::open(dir.path().join("fine.wav"))
+            .unwrap()
+            .into_samples::<i16>()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(samples.len(), 150 * 160 * 2);
+        assert_eq!((samples[0], samples[samples.len() - 1]), (0, -149));
+        // The failed one stopped at its first failed write, and its sidecar says
+        // how much audio it has, not how long the call was.
+        let sidecar: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("full.json")).unwrap()).unwrap();
+        let ms = sidecar["duration_ms"].as_u64().unwrap();
+        assert!(ms < 3000, "a failed recording claims {ms} ms");
+        assert_eq!(sidecar["complete"], false);
+        let fine: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("fine.json")).unwrap()).unwrap();
+        assert_eq!(
+            (fine["duration_ms"].as_u64(), &fine["complete"]),
+            (Some(3000), &true.into())
+        );
     }
 
     #[test]

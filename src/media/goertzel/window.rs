@@ -81,9 +81,7 @@ impl Levels {
             && self.col >= self.row * limits.min_twist
             && (!energy_ratio || self.row + self.col >= limits.energy_ratio * self.total)
     }
-}
 
-impl Levels {
     /// For levels that are bounds from above: whether the true levels could pass
     /// [`Levels::within`] (the level floor and the energy ratio; twist needs a bound
     /// from below too, so it is left to the real test).
@@ -205,17 +203,17 @@ impl InbandDetector {
     pub(super) fn hit(&self) -> Option<Hit> {
         let row = self.strongest(0..4)?;
         let col = self.strongest(4..8)?;
+        let total = self.window_power();
         let bound = Levels {
             row: self.tone_bound(row),
             col: self.tone_bound(col),
-            total: self.window_power(),
+            total,
         };
         if !bound.may_be_within(&LIMITS.1, self.checks.energy_ratio) {
             return None;
         }
         let (p_row, f_row) = self.tone(row, FREQ_TOLERANCE)?;
         let (p_col, f_col) = self.tone(col, FREQ_TOLERANCE)?;
-        let total = self.window_power();
         // Cheap screening with the sub-block estimates (3 dB of slack), then the
         // precise checks on the jointly fitted levels.
         let screened = Levels {
