@@ -103,6 +103,14 @@ pub struct SipConfig {
     pub max_server_transaction_bytes: usize,
 }
 
+impl SipConfig {
+    /// Whether anything from `ip` is served at all: not under
+    /// `untrusted_requests: drop` from a peer outside `trusted_peers`.
+    pub fn serves(&self, ip: std::net::IpAddr) -> bool {
+        self.untrusted_requests == UntrustedAnswer::Reject || self.trusted_peers.admits(ip)
+    }
+}
+
 /// `sip.tls`: SIP over TLS (RFC 3261 §26, RFC 5630). The certificate, key and
 /// client CA are read at start-up and again on every SIGHUP; the listening
 /// address is fixed at start-up.

@@ -12,6 +12,7 @@ mod support;
 use common::*;
 use support::*;
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -196,4 +197,56 @@ fn drop_leaves_an_unlisted_peer_without_any_answer() {
         Duration::from_secs(5),
     );
     assert!(anis(&server).is_empty());
+
+    // Over TCP the unlisted peer is closed at accept, before a byte is read,
+    // and counted; the listed peer's connection is served.
+    let mut stranger = tcp_from("127.0.0.2", server.sip);
+    stranger
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stranger.write_all(options_over_tcp(&stranger, server.sip).as_bytes());
+    let mut buf = [0u8; 4096];
+    let got = stranger.read(&mut buf);
+    // Closed (end of stream or a reset), not left open in silence (a timeout).
+    let closed = match &got {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    };
+    assert!(closed, "127.0.0.2's TCP connection was not closed: {got:?}");
+    wait_metric(
+        &server,
+        "sspr_ivr_sip_tcp_connections_closed_total{reason=\"untrusted\"} 1",
+        Duration::from_secs(5),
+    );
+    let mut listed = tcp_from("127.0.0.1", server.sip);
+    listed
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    listed
+        .write_all(options_over_tcp(&listed, server.sip).as_bytes())
+        .unwrap();
+    let n = listed.read(&mut buf).expect("an answer over TCP");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+}
+
+/// A TCP connection to `to` from `ip` (bounded by a 5 s connect timeout).
+fn tcp_from(ip: &str, to: SocketAddr) -> std::net::TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{ip}:0").parse().unwrap();
+    sock.bind(&from.into()).unwrap();
+    sock.connect_timeout(&to.into(), Duration::from_secs(5))
+        .unwrap();
+    sock.into()
+}
+
+fn options_over_tcp(stream: &std::net::TcpStream, to: SocketAddr) -> String {
+    let local = stream.local_addr().unwrap();
+    format!(
+        "OPTIONS sip:echo@{to} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp{p}\r\n\
+         From: <sip:probe@{local}>;tag=t\r\nTo: <sip:echo@{to}>\r\nCall-ID: tcp{p}@test\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        p = local.port()
+    )
 }

@@ -47,6 +47,18 @@ const BYE_GRACE: Duration = Duration::from_secs(5);
 const UNREGISTER_GRACE: Duration = Duration::from_secs(5);
 
 /// Start everything; returns when `shutdown` completes the drain.
+/// `sip.untrusted_requests: drop` for SIP over TCP and TLS: a connection from
+/// a peer outside `sip.trusted_peers` is closed at accept, under the
+/// configuration in force when it connects (a reload applies to the next one).
+fn untrusted_gate(shared: &Arc<Shared>) -> tcp::Gate {
+    let shared = Arc::downgrade(shared);
+    Box::new(move |ip| {
+        shared
+            .upgrade()
+            .is_none_or(|s| s.loaded().config.sip.serves(ip))
+    })
+}
+
 pub async fn serve(
     loaded: Loaded,
     config_path: Option<PathBuf>,
@@ -115,13 +127,15 @@ pub async fn serve(
             tcp_max_connections = limits.max_connections,
             "SIP over TCP"
         );
-        tasks.spawn(tcp::accept(
-            listener,
+        let ctx = tcp::Context::new(
+            Transport::Tcp,
             sip_tx.clone(),
             limits,
             metrics.clone(),
             hard_stop.clone(),
-        ));
+        )
+        .with_gate(untrusted_gate(&shared));
+        tasks.spawn(tcp::accept(listener, ctx));
     }
 
     let tls_addr = match &cfg.sip.tls {
@@ -139,7 +153,8 @@ pub async fn serve(
                 tcp::TcpLimits::new(&cfg.sip, cap),
                 metrics.clone(),
                 hard_stop.clone(),
-            );
+            )
+            .with_gate(untrusted_gate(&shared));
             tasks.spawn(tls::accept(
                 listener,
                 tls_cfg.max_connections,

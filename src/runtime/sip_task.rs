@@ -22,7 +22,7 @@ use tracing::{debug, error, info, warn, Instrument};
 
 use crate::admission::{check_peer, Admission, Load, Refusal};
 use crate::call::{Call, CallOutcome, CallParams};
-use crate::caller::{identify, limit_source, UntrustedAnswer};
+use crate::caller::{identify, limit_source};
 use crate::ops::logging::{call_span, sanitize};
 use crate::ops::metrics::{self, CallEnd, SipMethod};
 use crate::runtime::call_task::CallTask;
@@ -179,10 +179,7 @@ impl SipDriver {
     /// `sip.untrusted_requests: drop`: a message from a peer not in
     /// `sip.trusted_peers` never reaches the endpoint (no answer at all).
     fn let_in(&self, from: SocketAddr) -> bool {
-        let loaded = self.shared.loaded();
-        let sip = &loaded.config.sip;
-        if sip.untrusted_requests == UntrustedAnswer::Reject || sip.trusted_peers.admits(from.ip())
-        {
+        if self.shared.loaded().config.sip.serves(from.ip()) {
             return true;
         }
         self.shared

@@ -198,8 +198,13 @@ fn take_slot(
     })
 }
 
+/// Whether a peer's address may be served at all (checked at accept with the
+/// configuration in force then; see [`Context::with_gate`]).
+pub type Gate = Box<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
 /// What every connection task of one listener shares.
 pub struct Context {
+    gate: Option<Gate>,
     sip_tx: mpsc::UnboundedSender<SipIn>,
     limits: TcpLimits,
     metrics: Arc<Metrics>,
@@ -219,6 +224,7 @@ impl Context {
         stop: CancellationToken,
     ) -> Arc<Context> {
         Arc::new(Context {
+            gate: None,
             sip_tx,
             limits,
             metrics,
@@ -230,10 +236,21 @@ impl Context {
         })
     }
 
+    /// The same listener context, refusing at accept the peers `gate` refuses.
+    pub fn with_gate(self: Arc<Self>, gate: Gate) -> Arc<Context> {
+        let mut ctx = Arc::into_inner(self).expect("a context not yet shared");
+        ctx.gate = Some(gate);
+        Arc::new(ctx)
+    }
+
     /// A place for a new connection from `peer` under the caps, or why not
     /// (counted in the metrics).
     pub fn admit(&self, peer: SocketAddr) -> Option<Slot> {
-        match take_slot(&self.slots, peer.ip(), &self.limits) {
+        let admitted = match &self.gate {
+            Some(gate) if !gate(peer.ip()) => Err(TcpCloseReason::Untrusted),
+            _ => take_slot(&self.slots, peer.ip(), &self.limits),
+        };
+        match admitted {
             Ok(slot) => Some(slot),
             Err(reason) => {
                 self.metrics.tcp_closed(reason);
@@ -252,27 +269,18 @@ impl Context {
     }
 }
 
-pub async fn accept(
-    listener: TcpListener,
-    sip_tx: mpsc::UnboundedSender<SipIn>,
-    limits: TcpLimits,
-    metrics: Arc<Metrics>,
-    stop: CancellationToken,
-) {
-    let ctx = Context::new(Transport::Tcp, sip_tx, limits, metrics, stop);
+/// Serve SIP over TCP on `listener` ([`Context::new`], [`Context::with_gate`]):
+/// a connection refused at accept is closed at once, unread.
+pub async fn accept(listener: TcpListener, ctx: Arc<Context>) {
     loop {
         tokio::select! {
             _ = ctx.stop.cancelled() => return,
             r = listener.accept() => match r {
-                Ok((stream, peer)) => match take_slot(&ctx.slots, peer.ip(), &ctx.limits) {
-                    Ok(slot) => {
+                Ok((stream, peer)) => {
+                    if let Some(slot) = ctx.admit(peer) {
                         tokio::spawn(connection(stream, peer, ctx.clone(), slot));
                     }
-                    Err(reason) => {
-                        ctx.metrics.tcp_closed(reason);
-                        debug!(%peer, reason = reason.as_str(), "SIP TCP connection refused");
-                    }
-                },
+                }
                 Err(e) => {
                     // Out of descriptors or buffers: what waits stays in the
                     // kernel's queue; calls keep their reserved descriptors.
@@ -480,13 +488,14 @@ mod tests {
         let mut l = limits(10, 10);
         l.write_queue_bytes = 65536;
         l.idle_timeout = Duration::from_secs(60);
-        tokio::spawn(accept(
-            listener,
+        let ctx = Context::new(
+            Transport::Tcp,
             sip_tx,
             l,
             Arc::new(Metrics::new()),
             stop.clone(),
-        ));
+        );
+        tokio::spawn(accept(listener, ctx));
         // A peer pipelines OPTIONS as fast as it can; nobody handles them.
         let msg = b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n".repeat(100);
         let mut peer = TcpStream::connect(addr).await.unwrap();

@@ -31,6 +31,9 @@ label_enum! {
         Limit => "limit",
         /// `sip.tcp_max_connections_per_source` reached: closed at accept.
         SourceLimit => "source_limit",
+        /// A peer not in `sip.trusted_peers` under `sip.untrusted_requests:
+        /// drop`: closed at accept, before a byte is read.
+        Untrusted => "untrusted",
         /// No complete message received for `sip.tcp_idle_timeout` and no call on it.
         Idle => "idle",
         /// A message not complete within `sip.tcp_message_timeout` (slowloris).
