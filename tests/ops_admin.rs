@@ -158,3 +158,64 @@ async fn bind_error_names_the_address() {
     let err = admin::bind(addr).await.expect_err("port in use");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
+
+/// Whether the server closed `stream` within `wait` (end of stream or a reset),
+/// rather than leaving it open.
+async fn closed_within(stream: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+        Ok(Ok(0)) => true,
+        Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(Ok(_)) => false,
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_cannot_take_the_admin_port() {
+    let server = start(Arc::new(Metrics::new()), Arc::new(Readiness::new())).await;
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    // One address opens 20 connections and sends nothing.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        idle.push(
+            tokio::time::timeout(TIMEOUT, sock.connect(addr))
+                .await
+                .expect("connect in time")
+                .expect("connect"),
+        );
+    }
+    let mut shed = 0;
+    let mut held = Vec::new();
+    for mut s in idle {
+        if closed_within(&mut s, Duration::from_millis(500)).await {
+            shed += 1;
+        } else {
+            held.push(s);
+        }
+    }
+    assert_eq!(
+        (held.len(), shed),
+        (
+            admin::MAX_CONNECTIONS_PER_SOURCE,
+            20 - admin::MAX_CONNECTIONS_PER_SOURCE
+        ),
+        "one address holds at most its share; the rest are closed at accept"
+    );
+    // The scraper, from another address, is served meanwhile.
+    let (status, _, body) = server.get("/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    // The silent ones are closed once their request head is overdue.
+    let started = Instant::now();
+    for s in held.iter_mut() {
+        assert!(
+            closed_within(s, admin::HEADER_TIMEOUT + Duration::from_secs(3)).await,
+            "an idle admin connection stayed open {:?}",
+            started.elapsed()
+        );
+    }
+    server.stop().await;
+}

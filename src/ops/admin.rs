@@ -11,7 +11,8 @@
 //!
 //! It does not do TLS or authentication: keep it on loopback or behind a firewall.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -197,8 +198,29 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, AdminErro
         .map_err(|source| AdminError::Bind { addr, source })
 }
 
-/// Serves the admin endpoints on `listener` until `cancel` fires, then finishes in-flight
-/// requests and returns.
+/// Admin connections open at once, in all. More are closed at accept.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// Admin connections open at once from one address: a flood from one source
+/// leaves room for the scraper and the health checks.
+pub const MAX_CONNECTIONS_PER_SOURCE: usize = 8;
+
+/// A connection that has not sent a whole request head within this is closed
+/// (silent and slowloris connections alike).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest an admin connection lives, however busy (a keep-alive scraper
+/// reconnects).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Serves the admin endpoints on `listener` until `cancel` fires; requests in
+/// flight then get up to a second to finish.
+///
+/// Hostile or broken clients cannot take the process's descriptors: at most
+/// [`MAX_CONNECTIONS`] connections ([`MAX_CONNECTIONS_PER_SOURCE`] per
+/// address) are open at once, more are closed at accept; a connection that
+/// sends no whole request head within [`HEADER_TIMEOUT`] is closed, and none
+/// lives longer than [`CONNECTION_LIFETIME`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
@@ -206,10 +228,80 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> Result<(), AdminError> {
     let app = router(metrics, readiness);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await?;
+    let total = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let by_source: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            r = listener.accept() => match r {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors: what waits stays in the kernel's queue.
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = SourceSlot::take(&by_source, peer.ip()) else {
+            tracing::debug!(%peer, "admin connection refused: per-source cap");
+            continue;
+        };
+        let Ok(permit) = total.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "admin connection refused: cap");
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        conns.spawn(async move {
+            let _held = (permit, slot);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
     Ok(())
+}
+
+/// One address's share of the admin connections (given back when dropped).
+struct SourceSlot {
+    by_source: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl SourceSlot {
+    fn take(by_source: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<SourceSlot> {
+        let mut m = by_source.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_default();
+        if *n >= MAX_CONNECTIONS_PER_SOURCE {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            by_source: by_source.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut m = self.by_source.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 async fn metrics_handler(State(state): State<AppState>) -> Response {
