@@ -40,6 +40,11 @@ const WRITER_NICE: libc::c_int = 10;
 const WAV_BUFFER: usize = 32 * 1024;
 
 enum Msg {
+    /// Create the recording's files (on the writer: a slow disk never holds
+    /// up the SIP task that answers calls).
+    Create(Box<Create>),
+    /// Files already created (the tests hand the writer prepared ones).
+    #[cfg_attr(not(test), allow(dead_code))]
     Open(Box<Open>),
     Frame {
         caller: Vec<i16>,
@@ -50,6 +55,15 @@ enum Msg {
     Finish,
     /// Answered once everything sent before it has been written.
     Barrier(mpsc::Sender<()>),
+}
+
+/// What the writer needs to create a recording's files.
+struct Create {
+    cfg: RecordingConfig,
+    call_id: String,
+    ani: String,
+    /// When the call was answered (the sidecar's start).
+    start: OffsetDateTime,
 }
 
 #[derive(Serialize)]
@@ -176,8 +190,16 @@ fn claim(dir: &Path, stem: &str) -> std::io::Result<(String, File)> {
 }
 
 impl Recorder {
+    /// A recording for this call. Its files are created by a writer thread
+    /// (within [`WRITE_EVERY`]); if that fails, the writer logs it and the
+    /// call goes on unrecorded. An error here means no writer can take it.
     pub fn create(cfg: &RecordingConfig, call_id: &str, ani: &str) -> std::io::Result<Recorder> {
-        let open = Open::create(cfg, call_id, ani)?;
+        let create = Create {
+            cfg: cfg.clone(),
+            call_id: call_id.to_string(),
+            ani: ani.to_string(),
+            start: OffsetDateTime::now_utc(),
+        };
         let writers = writers();
         let Some(tx) = writers
             .senders
@@ -186,7 +208,7 @@ impl Recorder {
             return Err(std::io::Error::other("no recording writer thread"));
         };
         let id = writers.ids.fetch_add(1, Ordering::Relaxed);
-        tx.send((id, Msg::Open(Box::new(open))))
+        tx.send((id, Msg::Create(Box::new(create))))
             .map_err(|_| std::io::Error::other("recording writer thread gone"))?;
         Ok(Recorder {
             id,
@@ -272,6 +294,25 @@ fn write_loop(rx: &mpsc::Receiver<(u64, Msg)>) {
         std::thread::sleep(WRITE_EVERY);
         loop {
             match rx.try_recv() {
+                Ok((id, Msg::Create(c))) => {
+                    let created = catch_unwind(AssertUnwindSafe(|| {
+                        Open::create_at(&c.cfg, &c.call_id, &c.ani, c.start)
+                    }));
+                    match created {
+                        Ok(Ok(o)) => {
+                            open.insert(id, Box::new(o));
+                        }
+                        Ok(Err(e)) => error!(
+                            call_id = %c.call_id,
+                            error = %e,
+                            "cannot create recording; call continues unrecorded"
+                        ),
+                        Err(_) => error!(
+                            call_id = %c.call_id,
+                            "recording writer failed while creating a recording; call continues unrecorded"
+                        ),
+                    }
+                }
                 Ok((id, Msg::Open(o))) => {
                     open.insert(id, o);
                 }
@@ -315,7 +356,18 @@ fn channels(mode: RecordingMode) -> u16 {
 
 impl Open {
     /// Claim the recording's files (WAV, and timeline when asked) in `cfg.dir`.
+    #[cfg(test)]
     fn create(cfg: &RecordingConfig, call_id: &str, ani: &str) -> std::io::Result<Open> {
+        Open::create_at(cfg, call_id, ani, OffsetDateTime::now_utc())
+    }
+
+    /// The same, for a call answered at `start`.
+    fn create_at(
+        cfg: &RecordingConfig,
+        call_id: &str,
+        ani: &str,
+        start: OffsetDateTime,
+    ) -> std::io::Result<Open> {
         std::fs::create_dir_all(&cfg.dir)?;
         // Names are built by appending, never `with_extension` (a Call-ID
         // like `abc@10.0.0.1` would lose its last dotted part).
@@ -343,7 +395,7 @@ impl Open {
             timeline_path,
             call_id: call_id.to_string(),
             ani: ani.to_string(),
-            start: OffsetDateTime::now_utc(),
+            start,
             samples: 0,
             intervals: Vec::new(),
             in_suppression: false,
@@ -412,7 +464,7 @@ impl Open {
                     let _ = writeln!(t, "{line}");
                 }
             }
-            Msg::Open(_) | Msg::Finish | Msg::Barrier(_) => {}
+            Msg::Create(_) | Msg::Open(_) | Msg::Finish | Msg::Barrier(_) => {}
         }
     }
 
@@ -482,6 +534,45 @@ fn file_name(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files are created on the writer, not by the caller of `create`: a
+    /// recording whose directory cannot be made is refused there, its frames
+    /// are dropped, and the recordings beside it on the same writers are whole.
+    #[test]
+    fn a_recording_that_cannot_be_created_is_dropped_on_the_writer_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, b"x").unwrap();
+        let bad = RecordingConfig {
+            dir: blocker.join("recordings"),
+            ..RecordingConfig::default()
+        };
+        let good = RecordingConfig {
+            dir: dir.path().join("ok"),
+            ..RecordingConfig::default()
+        };
+        let mut recs: Vec<Recorder> = (0..8)
+            .map(|i| {
+                let cfg = if i % 2 == 0 { &bad } else { &good };
+                Recorder::create(cfg, &format!("mixed-{i}"), "100").expect("handed to a writer")
+            })
+            .collect();
+        for n in 0..50i16 {
+            for r in recs.iter_mut() {
+                r.frame(vec![n; 160], vec![n; 160], false);
+            }
+        }
+        for r in recs {
+            r.finish();
+        }
+        assert!(flush(Duration::from_secs(10)), "writers did not catch up");
+        assert!(!blocker.join("recordings").exists());
+        for i in (1..8).step_by(2) {
+            let wav = dir.path().join("ok").join(format!("mixed-{i}.wav"));
+            let reader = hound::WavReader::open(&wav).expect("the good recording");
+            assert_eq!(reader.duration(), 50 * 160, "{}", wav.display());
+        }
+    }
 
     #[test]
     fn shared_writers_keep_each_recordings_frames_in_order_and_flush_on_demand() {

@@ -377,7 +377,7 @@ impl SipDriver {
                 Ok(r) => Some(r),
                 Err(e) => {
                     span.in_scope(
-                        || error!(error = %e, "cannot create recording; call continues unrecorded"),
+                        || error!(error = %e, "cannot start recording; call continues unrecorded"),
                     );
                     None
                 }
