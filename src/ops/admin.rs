@@ -209,7 +209,8 @@ pub const MAX_CONNECTIONS_PER_SOURCE: usize = 8;
 /// (silent and slowloris connections alike).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The longest an admin connection lives, however busy (a keep-alive scraper
+/// The longest an admin connection lives, however busy: then the request in
+/// flight is answered and the connection closed (a keep-alive scraper
 /// reconnects).
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
@@ -260,7 +261,15 @@ pub async fn serve(
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = tokio::time::sleep(CONNECTION_LIFETIME) => {
+                    // A request in flight is answered first, then the connection closes.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(HEADER_TIMEOUT, conn).await;
+                }
+            }
         });
     }
     drop(listener);
