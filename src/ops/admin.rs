@@ -255,6 +255,7 @@ pub async fn serve(
             continue;
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let stop = cancel.clone();
         conns.spawn(async move {
             let _held = (permit, slot);
             let conn = hyper::server::conn::http1::Builder::new()
@@ -263,13 +264,14 @@ pub async fn serve(
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
-                _ = conn.as_mut() => {}
-                () = tokio::time::sleep(CONNECTION_LIFETIME) => {
-                    // A request in flight is answered first, then the connection closes.
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(HEADER_TIMEOUT, conn).await;
-                }
+                _ = conn.as_mut() => return,
+                () = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+                () = stop.cancelled() => {}
             }
+            // A request in flight is answered first, then the connection
+            // closes (an idle one at once).
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(HEADER_TIMEOUT, conn).await;
         });
     }
     drop(listener);

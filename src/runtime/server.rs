@@ -46,7 +46,6 @@ const BYE_GRACE: Duration = Duration::from_secs(5);
 /// After the drain, how long the un-REGISTERs may still take.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(5);
 
-/// Start everything; returns when `shutdown` completes the drain.
 /// `sip.untrusted_requests: drop` for SIP over TCP and TLS: a connection from
 /// a peer outside `sip.trusted_peers` is closed at accept, under the
 /// configuration in force when it connects (a reload applies to the next one).
@@ -59,6 +58,7 @@ fn untrusted_gate(shared: &Arc<Shared>) -> tcp::Gate {
     })
 }
 
+/// Start everything; returns when `shutdown` completes the drain.
 pub async fn serve(
     loaded: Loaded,
     config_path: Option<PathBuf>,
