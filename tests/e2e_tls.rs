@@ -34,6 +34,11 @@ struct TlsServer {
 /// `sspr-ivr serve` routing every call to the echo flow, with TLS on a free
 /// port; `tls_extra` is added to the `sip.tls` table.
 fn serve_tls(pki: &Pki, tls_extra: &str) -> TlsServer {
+    serve_tls_sip(pki, tls_extra, "")
+}
+
+/// The same, with `sip_extra` (whole indented lines) added to the `sip` table.
+fn serve_tls_sip(pki: &Pki, tls_extra: &str, sip_extra: &str) -> TlsServer {
     let dir = tempfile::tempdir().expect("tempdir");
     install_server_cert(dir.path(), pki, "ivr one");
     let sip: SocketAddr = free_addr();
@@ -41,7 +46,7 @@ fn serve_tls(pki: &Pki, tls_extra: &str) -> TlsServer {
     let admin: SocketAddr = free_addr();
     let min = rtp_block();
     let cfg = format!(
-        "sip:\n  listen: \"{sip}\"\n  tls: {{ listen: \"{tls}\", cert_file: sip.pem, key_file: sip.key{tls_extra} }}\n\
+        "sip:\n  listen: \"{sip}\"\n{sip_extra}  tls: {{ listen: \"{tls}\", cert_file: sip.pem, key_file: sip.key{tls_extra} }}\n\
          media: {{ rtp_port_min: {min}, rtp_port_max: {max}, inactivity_timeout: 30s }}\n\
          prompts: {{ dir: {prompts} }}\n\
          flows: {{ echo: {echo} }}\n\
@@ -475,6 +480,46 @@ fn a_peer_that_never_finishes_the_handshake_is_cut_off() {
     let mut got = Vec::new();
     let _ = plain.read_to_end(&mut got);
     assert!(!String::from_utf8_lossy(&got).contains("SIP/2.0 200"));
+}
+
+/// `untrusted_requests: drop`: a peer outside `trusted_peers` is closed at
+/// accept, before any handshake, and counted; a listed peer is served.
+#[test]
+fn an_untrusted_peer_under_drop_is_closed_before_the_handshake() {
+    let pki = Pki::new("sip test CA");
+    let s = serve_tls_sip(
+        &pki,
+        "",
+        "  trusted_peers: [127.0.0.1]\n  untrusted_requests: drop\n",
+    );
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: SocketAddr = "127.0.0.2:0".parse().unwrap();
+    sock.bind(&from.into()).unwrap();
+    sock.connect_timeout(&s.tls.into(), WAIT).unwrap();
+    let mut stranger: TcpStream = sock.into();
+    stranger.set_read_timeout(Some(WAIT)).unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 64];
+    let r = stranger.read(&mut buf);
+    assert!(
+        matches!(r, Ok(0))
+            || r.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "127.0.0.2 was not closed at once: {r:?}"
+    );
+    assert!(start.elapsed() < WAIT);
+    let line = "sspr_ivr_sip_tcp_connections_closed_total{reason=\"untrusted\"} 1";
+    let end = Instant::now() + WAIT;
+    while !http_get(s.server.admin, "/metrics")
+        .1
+        .lines()
+        .any(|l| l == line)
+    {
+        assert!(Instant::now() < end, "no `{line}`");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut listed = connect(s.tls, client_config(pki.roots(), None)).unwrap();
+    assert_eq!(status(&options(&mut listed, 1)), 200);
 }
 
 /// `max_connections: 2`: a third connection waits (no handshake) until one
