@@ -11,8 +11,7 @@
 //!
 //! It does not do TLS or authentication: keep it on loopback or behind a firewall.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +24,7 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::{Metrics, CONTENT_TYPE};
+use crate::runtime::tcp::ConnectionCaps;
 
 /// Default admin listen address.
 pub const DEFAULT_ADDR: SocketAddr =
@@ -229,8 +229,7 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> Result<(), AdminError> {
     let app = router(metrics, readiness);
-    let total = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let by_source: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let caps = ConnectionCaps::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_SOURCE);
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -246,18 +245,17 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = SourceSlot::take(&by_source, peer.ip()) else {
-            tracing::debug!(%peer, "admin connection refused: per-source cap");
-            continue;
-        };
-        let Ok(permit) = total.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "admin connection refused: cap");
-            continue;
+        let slot = match caps.take(peer.ip()) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                tracing::debug!(%peer, reason = reason.as_str(), "admin connection refused");
+                continue;
+            }
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let stop = cancel.clone();
         conns.spawn(async move {
-            let _held = (permit, slot);
+            let _slot = slot;
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -280,39 +278,6 @@ pub async fn serve(
     })
     .await;
     Ok(())
-}
-
-/// One address's share of the admin connections (given back when dropped).
-struct SourceSlot {
-    by_source: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl SourceSlot {
-    fn take(by_source: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<SourceSlot> {
-        let mut m = by_source.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(ip).or_default();
-        if *n >= MAX_CONNECTIONS_PER_SOURCE {
-            return None;
-        }
-        *n += 1;
-        Some(SourceSlot {
-            by_source: by_source.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut m = self.by_source.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
-    }
 }
 
 async fn metrics_handler(State(state): State<AppState>) -> Response {

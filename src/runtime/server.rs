@@ -133,8 +133,8 @@ pub async fn serve(
             limits,
             metrics.clone(),
             hard_stop.clone(),
-        )
-        .with_gate(untrusted_gate(&shared));
+            Some(untrusted_gate(&shared)),
+        );
         tasks.spawn(tcp::accept(listener, ctx));
     }
 
@@ -153,8 +153,8 @@ pub async fn serve(
                 tcp::TcpLimits::new(&cfg.sip, cap),
                 metrics.clone(),
                 hard_stop.clone(),
-            )
-            .with_gate(untrusted_gate(&shared));
+                Some(untrusted_gate(&shared)),
+            );
             tasks.spawn(tls::accept(
                 listener,
                 tls_cfg.max_connections,

@@ -177,33 +177,51 @@ impl Drop for Slot {
     }
 }
 
-fn take_slot(
-    slots: &Arc<Mutex<Slots>>,
-    source: IpAddr,
-    limits: &TcpLimits,
-) -> Result<Slot, TcpCloseReason> {
-    let mut s = slots.lock().unwrap_or_else(|e| e.into_inner());
-    if s.total >= limits.max_connections {
-        return Err(TcpCloseReason::Limit);
+/// Connections open at once, capped in all and per source address: a place
+/// is taken at accept and given back when its [`Slot`] drops. The SIP TCP and
+/// TLS listeners and the admin HTTP server each have one.
+#[derive(Clone)]
+pub struct ConnectionCaps {
+    slots: Arc<Mutex<Slots>>,
+    max_total: usize,
+    max_per_source: usize,
+}
+
+impl ConnectionCaps {
+    pub fn new(max_total: usize, max_per_source: usize) -> ConnectionCaps {
+        ConnectionCaps {
+            slots: Arc::default(),
+            max_total,
+            max_per_source,
+        }
     }
-    let n = s.by_source.entry(source).or_default();
-    if *n >= limits.max_per_source {
-        return Err(TcpCloseReason::SourceLimit);
+
+    /// A place for a connection from `source`, or which cap it would break.
+    pub fn take(&self, source: IpAddr) -> Result<Slot, TcpCloseReason> {
+        let mut s = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if s.total >= self.max_total {
+            return Err(TcpCloseReason::Limit);
+        }
+        let n = s.by_source.entry(source).or_default();
+        if *n >= self.max_per_source {
+            return Err(TcpCloseReason::SourceLimit);
+        }
+        *n += 1;
+        s.total += 1;
+        Ok(Slot {
+            slots: self.slots.clone(),
+            source,
+        })
     }
-    *n += 1;
-    s.total += 1;
-    Ok(Slot {
-        slots: slots.clone(),
-        source,
-    })
 }
 
 /// Whether a peer's address may be served at all (checked at accept with the
-/// configuration in force then; see [`Context::with_gate`]).
+/// configuration in force then).
 pub type Gate = Box<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
 /// What every connection task of one listener shares.
 pub struct Context {
+    /// Peers served at all (none refused when `None`).
     gate: Option<Gate>,
     sip_tx: mpsc::UnboundedSender<SipIn>,
     limits: TcpLimits,
@@ -211,7 +229,7 @@ pub struct Context {
     stop: CancellationToken,
     next_id: AtomicU64,
     in_flight: Arc<tokio::sync::Semaphore>,
-    slots: Arc<Mutex<Slots>>,
+    caps: ConnectionCaps,
     transport: Transport,
 }
 
@@ -222,25 +240,19 @@ impl Context {
         limits: TcpLimits,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
+        gate: Option<Gate>,
     ) -> Arc<Context> {
         Arc::new(Context {
-            gate: None,
+            gate,
+            caps: ConnectionCaps::new(limits.max_connections, limits.max_per_source),
             sip_tx,
             limits,
             metrics,
             stop,
             next_id: AtomicU64::new(1),
             in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES)),
-            slots: Arc::new(Mutex::new(Slots::default())),
             transport,
         })
-    }
-
-    /// The same listener context, refusing at accept the peers `gate` refuses.
-    pub fn with_gate(self: Arc<Self>, gate: Gate) -> Arc<Context> {
-        let mut ctx = Arc::into_inner(self).expect("a context not yet shared");
-        ctx.gate = Some(gate);
-        Arc::new(ctx)
     }
 
     /// A place for a new connection from `peer` under the caps, or why not
@@ -248,7 +260,7 @@ impl Context {
     pub fn admit(&self, peer: SocketAddr) -> Option<Slot> {
         let admitted = match &self.gate {
             Some(gate) if !gate(peer.ip()) => Err(TcpCloseReason::Untrusted),
-            _ => take_slot(&self.slots, peer.ip(), &self.limits),
+            _ => self.caps.take(peer.ip()),
         };
         match admitted {
             Ok(slot) => Some(slot),
@@ -269,7 +281,7 @@ impl Context {
     }
 }
 
-/// Serve SIP over TCP on `listener` ([`Context::new`], [`Context::with_gate`]):
+/// Serve SIP over TCP on `listener` ([`Context::new`]):
 /// a connection refused at accept is closed at once, unread.
 pub async fn accept(listener: TcpListener, ctx: Arc<Context>) {
     loop {
@@ -445,21 +457,17 @@ mod tests {
 
     #[test]
     fn slots_are_capped_in_all_and_per_source_and_given_back() {
-        let slots = Arc::new(Mutex::new(Slots::default()));
-        let l = limits(3, 2);
+        let caps = ConnectionCaps::new(3, 2);
         let a: IpAddr = "127.0.0.2".parse().unwrap();
         let b: IpAddr = "127.0.0.3".parse().unwrap();
-        let a1 = take_slot(&slots, a, &l).unwrap();
-        let _a2 = take_slot(&slots, a, &l).unwrap();
-        assert_eq!(
-            take_slot(&slots, a, &l).err(),
-            Some(TcpCloseReason::SourceLimit)
-        );
-        let _b1 = take_slot(&slots, b, &l).unwrap();
-        assert_eq!(take_slot(&slots, b, &l).err(), Some(TcpCloseReason::Limit));
+        let a1 = caps.take(a).unwrap();
+        let _a2 = caps.take(a).unwrap();
+        assert_eq!(caps.take(a).err(), Some(TcpCloseReason::SourceLimit));
+        let _b1 = caps.take(b).unwrap();
+        assert_eq!(caps.take(b).err(), Some(TcpCloseReason::Limit));
         drop(a1);
-        let _b2 = take_slot(&slots, b, &l).unwrap();
-        assert_eq!(slots.lock().unwrap().total, 3);
+        let _b2 = caps.take(b).unwrap();
+        assert_eq!(caps.slots.lock().unwrap().total, 3);
     }
 
     #[test]
@@ -494,6 +502,7 @@ mod tests {
             l,
             Arc::new(Metrics::new()),
             stop.clone(),
+            None,
         );
         tokio::spawn(accept(listener, ctx));
         // A peer pipelines OPTIONS as fast as it can; nobody handles them.
