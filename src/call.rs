@@ -108,11 +108,8 @@ pub enum Output {
         result: String,
         reason: String,
     },
-    Record {
-        caller: Vec<i16>,
-        ivr: Vec<i16>,
-        suppressed: bool,
-    },
+    /// Recorded audio for the recorder ([`crate::media::recording::RecordBlock`]).
+    Record(crate::media::recording::RecordBlock),
     Timeline(TimelineEvent),
     /// A digit was heard (the value is deliberately absent).
     DigitHeard(DigitSource),
@@ -475,17 +472,8 @@ impl Call {
     fn flush_recording(&mut self) {
         self.media.flush_recording();
         while let Some(ev) = self.media.poll_event() {
-            if let MediaEvent::Record {
-                caller,
-                ivr,
-                suppressed,
-            } = ev
-            {
-                self.outputs.push_back(Output::Record {
-                    caller,
-                    ivr,
-                    suppressed,
-                });
+            if let MediaEvent::Record(block) = ev {
+                self.outputs.push_back(Output::Record(block));
             }
         }
     }
@@ -528,17 +516,7 @@ impl Call {
             MediaEvent::RtpTimeout => {
                 self.force_end(now, CallOutcome::RtpTimeout);
             }
-            MediaEvent::Record {
-                caller,
-                ivr,
-                suppressed,
-            } => {
-                self.outputs.push_back(Output::Record {
-                    caller,
-                    ivr,
-                    suppressed,
-                });
-            }
+            MediaEvent::Record(block) => self.outputs.push_back(Output::Record(block)),
         }
     }
 

@@ -1,6 +1,7 @@
 //! `RecordingTap`: what one call hands the recorder, one frame per sent
 //! packet (the caller's audio received since the previous packet and the
-//! IVR's audio of this packet), and when both must be silence.
+//! IVR's audio of this packet), and when both must be silence. Frames go out
+//! [`BLOCK_FRAMES`] at a time in a [`RecordBlock`] whose buffer is reused.
 //!
 //! The recording is suppressed (silence, `suppressed: true`) while the
 //! call is in its secure segment or while the flow guards keys typed ahead
@@ -23,6 +24,7 @@
 //! comes in.
 
 use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How far back suppression reaches when it begins (frames are handed to
@@ -36,12 +38,105 @@ pub const RELEASE_GRACE: Duration = Duration::from_millis(400);
 /// worth (a burst of late packets must not grow it without bound).
 const MAX_CALLER_BACKLOG_FRAMES: usize = 10;
 
-/// One frame for the recorder.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordFrame {
-    pub caller: Vec<i16>,
-    pub ivr: Vec<i16>,
-    pub suppressed: bool,
+/// Frames per [`RecordBlock`]: a recorded call hands the recorder one
+/// buffer per this many packets, not one (or two) per packet.
+pub const BLOCK_FRAMES: usize = 10;
+
+/// Emptied block buffers kept for reuse, at most this many (a pool sized by
+/// the blocks in flight at the busiest moment, never by the call count).
+const POOL_MAX: usize = 1024;
+
+static POOL: Mutex<Vec<Vec<i16>>> = Mutex::new(Vec::new());
+
+/// Recorded audio handed to the recorder a few frames at a time: per frame,
+/// `samples_per_frame` pairs of (caller, IVR) samples, interleaved, and
+/// whether the frame was suppressed (its samples are then all zero). The
+/// buffer comes from a shared pool and goes back to it once written
+/// ([`RecordBlock::recycle`]), so recording allocates nothing per packet.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecordBlock {
+    samples_per_frame: usize,
+    frames: usize,
+    /// Bit `i`: frame `i` is suppressed.
+    suppressed: u64,
+    samples: Vec<i16>,
+}
+
+impl std::fmt::Debug for RecordBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The audio itself is never printed.
+        f.debug_struct("RecordBlock")
+            .field("frames", &self.frames)
+            .field("samples_per_frame", &self.samples_per_frame)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordBlock {
+    /// An empty block, its buffer from the pool when one is there.
+    pub fn new(samples_per_frame: usize) -> RecordBlock {
+        let pooled = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut samples = pooled.unwrap_or_default();
+        samples.clear();
+        samples.reserve(2 * samples_per_frame * BLOCK_FRAMES);
+        RecordBlock {
+            samples_per_frame,
+            frames: 0,
+            suppressed: 0,
+            samples,
+        }
+    }
+
+    /// One block of whole frames: `(caller, ivr, suppressed)`, each side
+    /// `samples_per_frame` long (shorter sides are padded with silence).
+    pub fn from_frames(samples_per_frame: usize, frames: &[(&[i16], &[i16], bool)]) -> RecordBlock {
+        assert!(
+            frames.len() <= BLOCK_FRAMES,
+            "at most {BLOCK_FRAMES} frames"
+        );
+        let mut b = RecordBlock::new(samples_per_frame);
+        for (caller, ivr, suppressed) in frames {
+            for i in 0..samples_per_frame {
+                b.samples.push(caller.get(i).copied().unwrap_or(0));
+                b.samples.push(ivr.get(i).copied().unwrap_or(0));
+            }
+            b.end_frame(*suppressed);
+        }
+        b
+    }
+
+    fn end_frame(&mut self, suppressed: bool) {
+        if suppressed {
+            self.suppressed |= 1 << self.frames;
+        }
+        self.frames += 1;
+    }
+
+    fn is_full(&self) -> bool {
+        self.frames == BLOCK_FRAMES
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames == 0
+    }
+
+    /// Its frames in order: the interleaved (caller, IVR) samples and
+    /// whether the frame is suppressed.
+    pub fn frames(&self) -> impl Iterator<Item = (&[i16], bool)> + '_ {
+        self.samples
+            .chunks(2 * self.samples_per_frame.max(1))
+            .take(self.frames)
+            .enumerate()
+            .map(|(i, f)| (f, self.suppressed & (1 << i) != 0))
+    }
+
+    /// Give the buffer back for another block to use.
+    pub fn recycle(self) {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < POOL_MAX {
+            pool.push(self.samples);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -49,7 +144,12 @@ pub struct RecordingTap {
     samples_per_frame: usize,
     lookback_frames: usize,
     caller: VecDeque<i16>,
-    held: VecDeque<RecordFrame>,
+    /// The frames held back for the look-back, oldest first: each is
+    /// `samples_per_frame` interleaved (caller, IVR) pairs.
+    held: VecDeque<i16>,
+    held_suppressed: VecDeque<bool>,
+    /// The block being filled with frames that left the look-back.
+    block: Option<RecordBlock>,
     secure: bool,
     guard: bool,
     /// Suppression ended on request but waits for the keys' tail.
@@ -66,6 +166,8 @@ impl RecordingTap {
             lookback_frames,
             caller: VecDeque::new(),
             held: VecDeque::new(),
+            held_suppressed: VecDeque::new(),
+            block: None,
             secure: false,
             guard: false,
             releasing: false,
@@ -77,8 +179,9 @@ impl RecordingTap {
     pub fn push_caller(&mut self, pcm: &[i16]) {
         self.caller.extend(pcm.iter().copied());
         let cap = self.samples_per_frame * MAX_CALLER_BACKLOG_FRAMES;
-        while self.caller.len() > cap {
-            self.caller.pop_front();
+        if self.caller.len() > cap {
+            let excess = self.caller.len() - cap;
+            self.caller.drain(..excess);
         }
     }
 
@@ -105,9 +208,8 @@ impl RecordingTap {
         let now_on = secure || guard;
         if now_on && !was {
             // Look back: what is still held may hold the first key's start.
-            for f in &mut self.held {
-                blank(f);
-            }
+            self.held.iter_mut().for_each(|s| *s = 0);
+            self.held_suppressed.iter_mut().for_each(|s| *s = true);
             self.releasing = false;
         } else if was && !now_on {
             self.releasing = true;
@@ -134,39 +236,67 @@ impl RecordingTap {
         self.releasing
     }
 
-    /// The frame of one sent packet (`ivr` is its decoded audio); returns
-    /// the frame [`LOOKBACK`] older, once there is one.
-    pub fn frame(&mut self, now: Instant, ivr: Vec<i16>, pressing: bool) -> Option<RecordFrame> {
+    /// The frame of one sent packet (`ivr` is its decoded audio, padded or cut
+    /// to the frame). The frame [`LOOKBACK`] older leaves the look-back; once
+    /// [`BLOCK_FRAMES`] have left, they are returned as one block.
+    pub fn frame(
+        &mut self,
+        now: Instant,
+        ivr: impl IntoIterator<Item = i16>,
+        pressing: bool,
+    ) -> Option<RecordBlock> {
         let spf = self.samples_per_frame;
+        let suppressed = self.is_suppressed(now, pressing);
         let take = self.caller.len().min(spf);
-        let mut caller: Vec<i16> = self.caller.drain(..take).collect();
-        caller.resize(spf, 0);
-        let mut f = RecordFrame {
-            caller,
-            ivr,
-            suppressed: false,
-        };
-        if self.is_suppressed(now, pressing) {
-            blank(&mut f);
+        let mut ivr = ivr.into_iter();
+        for i in 0..spf {
+            let c = if i < take {
+                self.caller.pop_front()
+            } else {
+                None
+            };
+            let v = ivr.next();
+            if suppressed {
+                self.held.extend([0, 0]);
+            } else {
+                self.held.extend([c.unwrap_or(0), v.unwrap_or(0)]);
+            }
         }
-        self.held.push_back(f);
-        if self.held.len() > self.lookback_frames {
-            self.held.pop_front()
+        self.held_suppressed.push_back(suppressed);
+        if self.held_suppressed.len() <= self.lookback_frames {
+            return None;
+        }
+        self.release_oldest();
+        if self.block.as_ref().is_some_and(RecordBlock::is_full) {
+            self.block.take()
         } else {
             None
         }
     }
 
-    /// Everything held back (the call is over).
-    pub fn flush(&mut self) -> Vec<RecordFrame> {
-        self.held.drain(..).collect()
+    /// Move the oldest held frame into the block being filled.
+    fn release_oldest(&mut self) {
+        let Some(suppressed) = self.held_suppressed.pop_front() else {
+            return;
+        };
+        let spf = self.samples_per_frame;
+        let block = self.block.get_or_insert_with(|| RecordBlock::new(spf));
+        block.samples.extend(self.held.drain(..2 * spf));
+        block.end_frame(suppressed);
     }
-}
 
-fn blank(f: &mut RecordFrame) {
-    f.caller.iter_mut().for_each(|s| *s = 0);
-    f.ivr.iter_mut().for_each(|s| *s = 0);
-    f.suppressed = true;
+    /// Everything held back (the call is over), in blocks.
+    pub fn flush(&mut self) -> Vec<RecordBlock> {
+        let mut out = Vec::new();
+        while !self.held_suppressed.is_empty() {
+            self.release_oldest();
+            if self.block.as_ref().is_some_and(RecordBlock::is_full) {
+                out.extend(self.block.take());
+            }
+        }
+        out.extend(self.block.take().filter(|b| !b.is_empty()));
+        out
+    }
 }
 
 #[cfg(test)]
@@ -175,18 +305,29 @@ mod tests {
 
     const MS20: Duration = Duration::from_millis(20);
 
-    /// Frames of constant caller level `n`, one per 20 ms from `t0`.
+    /// Frames of constant caller level 1 and IVR level 2, one per 20 ms from
+    /// `t0`: whether each frame that came out was suppressed.
     fn run(tap: &mut RecordingTap, t0: Instant, from: u32, to: u32, pressing: bool) -> Vec<bool> {
         let mut out = Vec::new();
         for n in from..to {
             tap.push_caller(&[1; 160]);
-            if let Some(f) = tap.frame(t0 + MS20 * n, vec![2; 160], pressing) {
-                assert!(f.suppressed || (f.caller[0] == 1 && f.ivr[0] == 2));
-                assert!(!f.suppressed || f.caller.iter().chain(&f.ivr).all(|s| *s == 0));
-                out.push(f.suppressed);
+            if let Some(b) = tap.frame(t0 + MS20 * n, [2; 160], pressing) {
+                out.extend(check(&b));
             }
         }
         out
+    }
+
+    fn check(b: &RecordBlock) -> Vec<bool> {
+        assert_eq!(b.frames().count(), BLOCK_FRAMES);
+        b.frames()
+            .map(|(f, suppressed)| {
+                assert_eq!(f.len(), 320);
+                let want: &[i16] = if suppressed { &[0, 0] } else { &[1, 2] };
+                assert!(f.chunks(2).all(|p| p == want), "{suppressed}");
+                suppressed
+            })
+            .collect()
     }
 
     #[test]
@@ -194,9 +335,10 @@ mod tests {
         let t0 = Instant::now();
         let mut tap = RecordingTap::new(160, MS20);
         let held = LOOKBACK.as_millis() as usize / 20;
-        // 1 s of clear audio: the first frames come out `held` frames late.
+        // 1 s of clear audio: the first frames come out `held` frames late,
+        // in whole blocks.
         let clear = run(&mut tap, t0, 0, 50, false);
-        assert_eq!(clear.len(), 50 - held);
+        assert_eq!(clear.len(), (50 - held) / BLOCK_FRAMES * BLOCK_FRAMES);
         // The guard goes on at 1 s: the 400 ms still held are blanked.
         tap.set_guard(true);
         let during = run(&mut tap, t0, 50, 100, false);
@@ -205,7 +347,10 @@ mod tests {
         tap.set_guard(false);
         let mut after = run(&mut tap, t0, 100, 125, true);
         after.extend(run(&mut tap, t0, 125, 200, false));
-        after.extend(tap.flush().iter().map(|f| f.suppressed));
+        let flushed = tap.flush();
+        let (last, whole) = flushed.split_last().unwrap();
+        after.extend(whole.iter().flat_map(check));
+        after.extend(last.frames().map(|(_, s)| s));
         // Frames 30..=49 were blanked by the look-back; the release comes
         // RELEASE_GRACE after the last pressing frame (2.48 s).
         let all: Vec<bool> = clear.into_iter().chain(during).chain(after).collect();

@@ -36,10 +36,11 @@
 //! caller's first valid packet, whichever comes first: a spoofed INVITE cannot aim a
 //! stream at a third party. Until then the packet clock runs on without sending.
 //!
-//! Recording: with `record: true`, one `Record` event per sent packet carries the
-//! caller's audio received since the previous packet and the IVR's audio of that
-//! packet, handed out [`recording::LOOKBACK`] late; while `set_secure(true)` or
-//! `set_key_guard(true)` both are silence and `suppressed` is true, reaching back
+//! Recording: with `record: true`, every sent packet makes one frame: the caller's
+//! audio received since the previous packet and the IVR's audio of that packet,
+//! handed out [`recording::LOOKBACK`] late in `Record` events of
+//! [`recording::BLOCK_FRAMES`] frames; while `set_secure(true)` or
+//! `set_key_guard(true)` both are silence and marked suppressed, reaching back
 //! over the frames still held, and after both end suppression waits for the last
 //! key's tail ([`crate::media::recording`]). `flush_recording` hands out the rest.
 //!
@@ -123,11 +124,8 @@ pub enum MediaEvent {
         id: u64,
     },
     RtpTimeout,
-    Record {
-        caller: Vec<i16>,
-        ivr: Vec<i16>,
-        suppressed: bool,
-    },
+    /// Recorded audio, [`recording::BLOCK_FRAMES`] frames at a time.
+    Record(recording::RecordBlock),
 }
 
 impl std::fmt::Debug for MediaEvent {
@@ -141,15 +139,7 @@ impl std::fmt::Debug for MediaEvent {
                 f.debug_struct("PlaybackFinished").field("id", id).finish()
             }
             MediaEvent::RtpTimeout => f.write_str("RtpTimeout"),
-            MediaEvent::Record {
-                caller,
-                ivr,
-                suppressed,
-            } => f
-                .debug_struct("Record")
-                .field("samples", &caller.len().max(ivr.len()))
-                .field("suppressed", suppressed)
-                .finish(),
+            MediaEvent::Record(block) => block.fmt(f),
         }
     }
 }
@@ -784,16 +774,17 @@ impl MediaSession {
 
     fn record_frame(&mut self, now: Instant, payload: &[u8]) {
         let pressing = self.rfc4733.is_pressing() || self.inband.in_digit();
-        let ivr = g711::decode(self.config.codec, payload);
-        if let Some(f) = self.tap.frame(now, ivr, pressing) {
-            self.events.push_back(record_event(f));
+        let codec = self.config.codec;
+        let ivr = payload.iter().map(|&b| g711::decode_sample(codec, b));
+        if let Some(block) = self.tap.frame(now, ivr, pressing) {
+            self.events.push_back(MediaEvent::Record(block));
         }
     }
 
     /// Hand out the recording frames still held back (the call is over).
     pub fn flush_recording(&mut self) {
-        for f in self.tap.flush() {
-            self.events.push_back(record_event(f));
+        for block in self.tap.flush() {
+            self.events.push_back(MediaEvent::Record(block));
         }
     }
 
@@ -817,7 +808,7 @@ impl MediaSession {
     }
 
     /// The secure segment: while true (and for the keys' tail after it),
-    /// `Record` events carry silence and `suppressed: true`.
+    /// recorded frames are silence, marked suppressed.
     pub fn set_secure(&mut self, secure: bool) {
         self.tap.set_secure(secure);
     }
@@ -885,14 +876,6 @@ impl MediaSession {
             t = t.min(self.last_rx + self.config.inactivity_timeout);
         }
         Some(t)
-    }
-}
-
-fn record_event(f: recording::RecordFrame) -> MediaEvent {
-    MediaEvent::Record {
-        caller: f.caller,
-        ivr: f.ivr,
-        suppressed: f.suppressed,
     }
 }
 

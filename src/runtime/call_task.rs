@@ -270,15 +270,10 @@ impl CallTask {
                         &self.flow_version,
                     );
                 }
-                Output::Record {
-                    caller,
-                    ivr,
-                    suppressed,
-                } => {
-                    if let Some(rec) = &mut self.recorder {
-                        rec.frame(caller, ivr, suppressed);
-                    }
-                }
+                Output::Record(block) => match &mut self.recorder {
+                    Some(rec) => rec.frames(block),
+                    None => block.recycle(),
+                },
                 Output::Timeline(ev) => {
                     debug!(event = ?ev, "timeline");
                     if let Some(rec) = &mut self.recorder {

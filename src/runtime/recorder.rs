@@ -26,6 +26,7 @@ use tracing::error;
 
 use crate::config::{RecordingConfig, RecordingMode};
 use crate::flow::TimelineEvent;
+use crate::media::recording::RecordBlock;
 
 /// How often a writer thread wakes to write what its recordings sent. A call's
 /// frames wait at most this long in memory; its files are closed at most this
@@ -46,11 +47,7 @@ enum Msg {
     /// Files already created (the tests hand the writer prepared ones).
     #[cfg_attr(not(test), allow(dead_code))]
     Open(Box<Open>),
-    Frame {
-        caller: Vec<i16>,
-        ivr: Vec<i16>,
-        suppressed: bool,
-    },
+    Frames(RecordBlock),
     Timeline(String),
     Finish,
     /// Answered once everything sent before it has been written.
@@ -217,15 +214,9 @@ impl Recorder {
         })
     }
 
-    pub fn frame(&mut self, caller: Vec<i16>, ivr: Vec<i16>, suppressed: bool) {
-        let _ = self.tx.send((
-            self.id,
-            Msg::Frame {
-                caller,
-                ivr,
-                suppressed,
-            },
-        ));
+    /// A block of frames, written in order after the ones sent before it.
+    pub fn frames(&mut self, block: RecordBlock) {
+        let _ = self.tx.send((self.id, Msg::Frames(block)));
     }
 
     pub fn timeline(&mut self, ev: &TimelineEvent) {
@@ -403,61 +394,62 @@ impl Open {
         })
     }
 
+    /// One frame of interleaved (caller, IVR) samples; false once the file
+    /// has failed.
+    fn write_frame(&mut self, frame: &[i16], suppressed: bool) -> bool {
+        if self.failed {
+            return false;
+        }
+        if suppressed != self.in_suppression {
+            if suppressed {
+                self.intervals.push(Interval {
+                    start_ms: ms(self.samples),
+                    end_ms: None,
+                });
+            } else if let Some(last) = self.intervals.last_mut() {
+                last.end_ms = Some(ms(self.samples));
+            }
+            self.in_suppression = suppressed;
+        }
+        let n = frame.len() / 2;
+        // One buffered block per frame (the spec is 16-bit integer PCM).
+        let mut w = self
+            .wav
+            .get_i16_writer(n as u32 * u32::from(channels(self.mode)));
+        for pair in frame.chunks_exact(2) {
+            // Belt and braces: the media layer already sends silence while
+            // suppressed; never trust a caller sample then.
+            let (c, v) = if suppressed {
+                (0, 0)
+            } else {
+                (pair[0], pair[1])
+            };
+            match self.mode {
+                RecordingMode::Stereo => {
+                    w.write_sample(c);
+                    w.write_sample(v);
+                }
+                RecordingMode::Mono => w.write_sample(((i32::from(c) + i32::from(v)) / 2) as i16),
+            }
+        }
+        if let Err(e) = w.flush() {
+            error!(error = %e, "recording write failed");
+            self.failed = true;
+            return false;
+        }
+        self.samples += n as u64;
+        true
+    }
+
     fn write(&mut self, msg: Msg) {
         match msg {
-            Msg::Frame {
-                caller,
-                ivr,
-                suppressed,
-            } => {
-                if self.failed {
-                    return;
-                }
-                if suppressed != self.in_suppression {
-                    if suppressed {
-                        self.intervals.push(Interval {
-                            start_ms: ms(self.samples),
-                            end_ms: None,
-                        });
-                    } else if let Some(last) = self.intervals.last_mut() {
-                        last.end_ms = Some(ms(self.samples));
-                    }
-                    self.in_suppression = suppressed;
-                }
-                let n = caller.len().max(ivr.len());
-                // One buffered block per frame (the spec is 16-bit integer PCM).
-                let mut w = self
-                    .wav
-                    .get_i16_writer(n as u32 * u32::from(channels(self.mode)));
-                for i in 0..n {
-                    // Belt and braces: the media layer already sends silence
-                    // while suppressed; never trust a caller sample then.
-                    let c = if suppressed {
-                        0
-                    } else {
-                        caller.get(i).copied().unwrap_or(0)
-                    };
-                    let v = if suppressed {
-                        0
-                    } else {
-                        ivr.get(i).copied().unwrap_or(0)
-                    };
-                    match self.mode {
-                        RecordingMode::Stereo => {
-                            w.write_sample(c);
-                            w.write_sample(v);
-                        }
-                        RecordingMode::Mono => {
-                            w.write_sample(((i32::from(c) + i32::from(v)) / 2) as i16)
-                        }
+            Msg::Frames(block) => {
+                for (frame, suppressed) in block.frames() {
+                    if !self.write_frame(frame, suppressed) {
+                        break;
                     }
                 }
-                if let Err(e) = w.flush() {
-                    error!(error = %e, "recording write failed");
-                    self.failed = true;
-                    return;
-                }
-                self.samples += n as u64;
+                block.recycle();
             }
             Msg::Timeline(line) => {
                 if let Some(t) = &mut self.timeline {
@@ -535,6 +527,11 @@ fn file_name(p: &Path) -> String {
 mod tests {
     use super::*;
 
+    /// A block of one 160-sample frame: the caller at level `c`, the IVR at `v`.
+    fn one_frame(c: i16, v: i16, suppressed: bool) -> RecordBlock {
+        RecordBlock::from_frames(160, &[(&[c; 160], &[v; 160], suppressed)])
+    }
+
     /// Files are created on the writer, not by the caller of `create`: a
     /// recording whose directory cannot be made is refused there, its frames
     /// are dropped, and the recordings beside it on the same writers are whole.
@@ -559,7 +556,7 @@ mod tests {
             .collect();
         for n in 0..50i16 {
             for r in recs.iter_mut() {
-                r.frame(vec![n; 160], vec![n; 160], false);
+                r.frames(one_frame(n, n, false));
             }
         }
         for r in recs {
@@ -589,7 +586,7 @@ mod tests {
             for (i, r) in recs.iter_mut().enumerate() {
                 let secure = (10..20).contains(&frame);
                 let v = i as i16 * 100 + frame;
-                r.frame(vec![v; 160], vec![-v; 160], secure);
+                r.frames(one_frame(v, -v, secure));
             }
         }
         for r in recs {
@@ -649,11 +646,7 @@ mod tests {
         // 3 s of frames: far more than the WAV buffer holds.
         for n in 0..150i16 {
             for id in [1, 2] {
-                let frame = Msg::Frame {
-                    caller: vec![n; 160],
-                    ivr: vec![-n; 160],
-                    suppressed: false,
-                };
+                let frame = Msg::Frames(one_frame(n, -n, false));
                 tx.send((id, frame)).unwrap();
             }
         }
@@ -695,7 +688,7 @@ mod tests {
         // Both become `a_b_10.0.0.1`; the dotted host must survive whole.
         for id in ["a@b@10.0.0.1", "a#b#10.0.0.1"] {
             let mut r = Recorder::create(&cfg, id, "100").unwrap();
-            r.frame(vec![0; 160], vec![0; 160], false);
+            r.frames(one_frame(0, 0, false));
             r.finish();
         }
         // The writer threads finish the files on their own time.

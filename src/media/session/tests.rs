@@ -571,33 +571,35 @@ fn recording_per_packet_and_secure_suppression() {
     h.run_until(h.at(1200));
     // Frames come out LOOKBACK late; the rest when the call ends.
     let lag = (recording::LOOKBACK.as_millis() / 20) as usize;
-    let before_flush = h
-        .events
-        .iter()
-        .filter(|e| matches!(e, MediaEvent::Record { .. }))
-        .count();
-    assert_eq!(before_flush, h.sent.len() - lag);
+    let frames = |events: &[MediaEvent]| -> Vec<(Vec<i16>, Vec<i16>, bool)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Record(block) => Some(block),
+                _ => None,
+            })
+            .flat_map(|b| b.frames())
+            .map(|(f, suppressed)| {
+                let caller = f.iter().step_by(2).copied().collect();
+                let ivr = f.iter().skip(1).step_by(2).copied().collect();
+                (caller, ivr, suppressed)
+            })
+            .collect()
+    };
+    // Whole blocks only until the end.
+    let before_flush = frames(&h.events).len();
+    let blocks = recording::BLOCK_FRAMES;
+    assert_eq!(before_flush, (h.sent.len() - lag) / blocks * blocks);
     h.s.flush_recording();
     h.drain();
-    let records: Vec<(&Vec<i16>, &Vec<i16>, bool)> = h
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            MediaEvent::Record {
-                caller,
-                ivr,
-                suppressed,
-            } => Some((caller, ivr, *suppressed)),
-            _ => None,
-        })
-        .collect();
+    let records = frames(&h.events);
     assert_eq!(records.len(), h.sent.len());
     assert!(records
         .iter()
         .all(|(c, i, _)| c.len() == 160 && i.len() == 160));
     // the IVR side is what was sent; the first packets carry prompt "b"
     assert_eq!(
-        *records[0].1,
+        records[0].1,
         g711::decode(
             Codec::Pcmu,
             &cache.get("b").unwrap().encoded(Codec::Pcmu)[..160]
