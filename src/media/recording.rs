@@ -27,6 +27,9 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::codec::Codec;
+use crate::media::g711;
+
 /// How far back suppression reaches when it begins (frames are handed to
 /// the recorder this late).
 pub const LOOKBACK: Duration = Duration::from_millis(400);
@@ -46,20 +49,23 @@ pub const BLOCK_FRAMES: usize = 10;
 /// the blocks in flight at the busiest moment, never by the call count).
 const POOL_MAX: usize = 1024;
 
-static POOL: Mutex<Vec<Vec<i16>>> = Mutex::new(Vec::new());
+static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 /// Recorded audio handed to the recorder a few frames at a time: per frame,
-/// `samples_per_frame` pairs of (caller, IVR) samples, interleaved, and
-/// whether the frame was suppressed (its samples are then all zero). The
-/// buffer comes from a shared pool and goes back to it once written
-/// ([`RecordBlock::recycle`]), so recording allocates nothing per packet.
+/// `samples_per_frame` pairs of (caller, IVR) samples, interleaved, as the
+/// call's G.711 bytes (decoded by the recorder, off the packet clock's
+/// thread), and whether the frame was suppressed (its samples are then all
+/// silence). The buffer comes from a shared pool and goes back to it once
+/// written ([`RecordBlock::recycle`]), so recording allocates nothing per
+/// packet.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RecordBlock {
+    codec: Codec,
     samples_per_frame: usize,
     frames: usize,
     /// Bit `i`: frame `i` is suppressed.
     suppressed: u64,
-    samples: Vec<i16>,
+    samples: Vec<u8>,
 }
 
 impl std::fmt::Debug for RecordBlock {
@@ -74,12 +80,13 @@ impl std::fmt::Debug for RecordBlock {
 
 impl RecordBlock {
     /// An empty block, its buffer from the pool when one is there.
-    pub fn new(samples_per_frame: usize) -> RecordBlock {
+    pub fn new(codec: Codec, samples_per_frame: usize) -> RecordBlock {
         let pooled = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut samples = pooled.unwrap_or_default();
         samples.clear();
         samples.reserve(2 * samples_per_frame * BLOCK_FRAMES);
         RecordBlock {
+            codec,
             samples_per_frame,
             frames: 0,
             suppressed: 0,
@@ -87,18 +94,25 @@ impl RecordBlock {
         }
     }
 
-    /// One block of whole frames: `(caller, ivr, suppressed)`, each side
-    /// `samples_per_frame` long (shorter sides are padded with silence).
-    pub fn from_frames(samples_per_frame: usize, frames: &[(&[i16], &[i16], bool)]) -> RecordBlock {
+    /// One block of whole frames of linear PCM, encoded: `(caller, ivr,
+    /// suppressed)`, each side `samples_per_frame` long (shorter sides are
+    /// padded with silence).
+    pub fn from_frames(
+        codec: Codec,
+        samples_per_frame: usize,
+        frames: &[(&[i16], &[i16], bool)],
+    ) -> RecordBlock {
         assert!(
             frames.len() <= BLOCK_FRAMES,
             "at most {BLOCK_FRAMES} frames"
         );
-        let mut b = RecordBlock::new(samples_per_frame);
+        let mut b = RecordBlock::new(codec, samples_per_frame);
         for (caller, ivr, suppressed) in frames {
             for i in 0..samples_per_frame {
-                b.samples.push(caller.get(i).copied().unwrap_or(0));
-                b.samples.push(ivr.get(i).copied().unwrap_or(0));
+                for side in [caller, ivr] {
+                    let s = side.get(i).copied().unwrap_or(0);
+                    b.samples.push(g711::encode_sample(codec, s));
+                }
             }
             b.end_frame(*suppressed);
         }
@@ -120,14 +134,19 @@ impl RecordBlock {
         self.frames == 0
     }
 
-    /// Its frames in order: the interleaved (caller, IVR) samples and
+    /// Its frames in order: the interleaved (caller, IVR) G.711 bytes and
     /// whether the frame is suppressed.
-    pub fn frames(&self) -> impl Iterator<Item = (&[i16], bool)> + '_ {
+    pub fn frames(&self) -> impl Iterator<Item = (&[u8], bool)> + '_ {
         self.samples
             .chunks(2 * self.samples_per_frame.max(1))
             .take(self.frames)
             .enumerate()
             .map(|(i, f)| (f, self.suppressed & (1 << i) != 0))
+    }
+
+    /// The codec of its bytes.
+    pub fn codec(&self) -> Codec {
+        self.codec
     }
 
     /// Give the buffer back for another block to use.
@@ -141,13 +160,17 @@ impl RecordBlock {
 
 #[derive(Debug)]
 pub struct RecordingTap {
+    codec: Codec,
     samples_per_frame: usize,
     lookback_frames: usize,
-    caller: VecDeque<i16>,
+    /// The caller's G.711 bytes received since the last frame.
+    caller: VecDeque<u8>,
     /// The frames held back for the look-back, oldest first: each is
-    /// `samples_per_frame` interleaved (caller, IVR) pairs.
-    held: VecDeque<i16>,
+    /// `samples_per_frame` interleaved (caller, IVR) pairs of G.711 bytes.
+    held: VecDeque<u8>,
     held_suppressed: VecDeque<bool>,
+    /// Where a frame is put together before it joins `held`.
+    scratch: Vec<u8>,
     /// The block being filled with frames that left the look-back.
     block: Option<RecordBlock>,
     secure: bool,
@@ -159,14 +182,16 @@ pub struct RecordingTap {
 }
 
 impl RecordingTap {
-    pub fn new(samples_per_frame: usize, ptime: Duration) -> Self {
+    pub fn new(codec: Codec, samples_per_frame: usize, ptime: Duration) -> Self {
         let lookback_frames = LOOKBACK.as_micros().div_ceil(ptime.as_micros().max(1)) as usize;
         RecordingTap {
+            codec,
             samples_per_frame,
             lookback_frames,
             caller: VecDeque::new(),
             held: VecDeque::new(),
             held_suppressed: VecDeque::new(),
+            scratch: Vec::new(),
             block: None,
             secure: false,
             guard: false,
@@ -175,9 +200,10 @@ impl RecordingTap {
         }
     }
 
-    /// Caller audio (decoded PCM) as it arrives.
-    pub fn push_caller(&mut self, pcm: &[i16]) {
-        self.caller.extend(pcm.iter().copied());
+    /// Caller audio (the payload's G.711 bytes, in the call's codec) as it
+    /// arrives.
+    pub fn push_caller(&mut self, payload: &[u8]) {
+        self.caller.extend(payload); // by reference: copied a slice at a time
         let cap = self.samples_per_frame * MAX_CALLER_BACKLOG_FRAMES;
         if self.caller.len() > cap {
             let excess = self.caller.len() - cap;
@@ -208,7 +234,8 @@ impl RecordingTap {
         let now_on = secure || guard;
         if now_on && !was {
             // Look back: what is still held may hold the first key's start.
-            self.held.iter_mut().for_each(|s| *s = 0);
+            let silence = self.codec.silence_byte();
+            self.held.iter_mut().for_each(|s| *s = silence);
             self.held_suppressed.iter_mut().for_each(|s| *s = true);
             self.releasing = false;
         } else if was && !now_on {
@@ -236,32 +263,29 @@ impl RecordingTap {
         self.releasing
     }
 
-    /// The frame of one sent packet (`ivr` is its decoded audio, padded or cut
-    /// to the frame). The frame [`LOOKBACK`] older leaves the look-back; once
+    /// The frame of one sent packet (`ivr` is its payload, padded or cut to
+    /// the frame). The frame [`LOOKBACK`] older leaves the look-back; once
     /// [`BLOCK_FRAMES`] have left, they are returned as one block.
-    pub fn frame(
-        &mut self,
-        now: Instant,
-        ivr: impl IntoIterator<Item = i16>,
-        pressing: bool,
-    ) -> Option<RecordBlock> {
+    pub fn frame(&mut self, now: Instant, ivr: &[u8], pressing: bool) -> Option<RecordBlock> {
         let spf = self.samples_per_frame;
         let suppressed = self.is_suppressed(now, pressing);
+        // The frame is built in a buffer of the tap's own, then copied whole.
+        let frame = &mut self.scratch;
+        frame.clear();
+        frame.resize(2 * spf, self.codec.silence_byte());
         let take = self.caller.len().min(spf);
-        let mut ivr = ivr.into_iter();
-        for i in 0..spf {
-            let c = if i < take {
-                self.caller.pop_front()
-            } else {
-                None
-            };
-            let v = ivr.next();
-            if suppressed {
-                self.held.extend([0, 0]);
-            } else {
-                self.held.extend([c.unwrap_or(0), v.unwrap_or(0)]);
+        let caller = self.caller.drain(..take);
+        if suppressed {
+            drop(caller);
+        } else {
+            for (pair, c) in frame.chunks_exact_mut(2).zip(caller) {
+                pair[0] = c;
+            }
+            for (pair, &v) in frame.chunks_exact_mut(2).zip(ivr) {
+                pair[1] = v;
             }
         }
+        self.held.extend(frame.iter()); // by reference: copied a slice at a time
         self.held_suppressed.push_back(suppressed);
         if self.held_suppressed.len() <= self.lookback_frames {
             return None;
@@ -279,9 +303,16 @@ impl RecordingTap {
         let Some(suppressed) = self.held_suppressed.pop_front() else {
             return;
         };
-        let spf = self.samples_per_frame;
-        let block = self.block.get_or_insert_with(|| RecordBlock::new(spf));
-        block.samples.extend(self.held.drain(..2 * spf));
+        let n = 2 * self.samples_per_frame;
+        let (codec, spf) = (self.codec, self.samples_per_frame);
+        let block = self
+            .block
+            .get_or_insert_with(|| RecordBlock::new(codec, spf));
+        let (a, b) = self.held.as_slices();
+        let from_a = a.len().min(n);
+        block.samples.extend_from_slice(&a[..from_a]);
+        block.samples.extend_from_slice(&b[..n - from_a]);
+        self.held.drain(..n);
         block.end_frame(suppressed);
     }
 
@@ -305,13 +336,13 @@ mod tests {
 
     const MS20: Duration = Duration::from_millis(20);
 
-    /// Frames of constant caller level 1 and IVR level 2, one per 20 ms from
+    /// Frames of constant caller byte 0x11 and IVR byte 0x22 (silence is 0xFF), one per 20 ms from
     /// `t0`: whether each frame that came out was suppressed.
     fn run(tap: &mut RecordingTap, t0: Instant, from: u32, to: u32, pressing: bool) -> Vec<bool> {
         let mut out = Vec::new();
         for n in from..to {
-            tap.push_caller(&[1; 160]);
-            if let Some(b) = tap.frame(t0 + MS20 * n, [2; 160], pressing) {
+            tap.push_caller(&[0x11; 160]);
+            if let Some(b) = tap.frame(t0 + MS20 * n, &[0x22; 160], pressing) {
                 out.extend(check(&b));
             }
         }
@@ -323,7 +354,11 @@ mod tests {
         b.frames()
             .map(|(f, suppressed)| {
                 assert_eq!(f.len(), 320);
-                let want: &[i16] = if suppressed { &[0, 0] } else { &[1, 2] };
+                let want: &[u8] = if suppressed {
+                    &[0xFF, 0xFF]
+                } else {
+                    &[0x11, 0x22]
+                };
                 assert!(f.chunks(2).all(|p| p == want), "{suppressed}");
                 suppressed
             })
@@ -333,7 +368,7 @@ mod tests {
     #[test]
     fn suppression_reaches_back_and_waits_for_the_tail() {
         let t0 = Instant::now();
-        let mut tap = RecordingTap::new(160, MS20);
+        let mut tap = RecordingTap::new(Codec::Pcmu, 160, MS20);
         let held = LOOKBACK.as_millis() as usize / 20;
         // 1 s of clear audio: the first frames come out `held` frames late,
         // in whole blocks.
@@ -369,7 +404,7 @@ mod tests {
     #[test]
     fn an_info_digit_duration_holds_the_release() {
         let t0 = Instant::now();
-        let mut tap = RecordingTap::new(160, MS20);
+        let mut tap = RecordingTap::new(Codec::Pcmu, 160, MS20);
         tap.set_secure(true);
         tap.key_active(t0 + Duration::from_millis(600));
         tap.set_secure(false);

@@ -433,6 +433,7 @@ impl MediaSession {
             merger: DigitMerger::new(config.dtmf_mode),
             keys_matter: true,
             tap: RecordingTap::new(
+                config.codec,
                 samples_per_frame,
                 Duration::from_millis(u64::from(ptime_ms)),
             ),
@@ -603,11 +604,14 @@ impl MediaSession {
         self.drain_digits();
     }
 
-    /// The caller's audio: decoded only for the in-band detector (when it can
-    /// matter) and the recording.
+    /// The caller's audio: kept for the recording (as it came), and decoded
+    /// for the in-band detector when a key can matter.
     fn hear_audio(&mut self, now: Instant, payload: &[u8]) {
-        let inband = self.wants_inband();
-        if !inband && !self.config.record {
+        if self.config.record {
+            // Kept as G.711: the recorder decodes it, off this thread.
+            self.tap.push_caller(payload);
+        }
+        if !self.wants_inband() {
             return;
         }
         // Decoded a frame's worth at a time into the stack, which is in cache (a
@@ -616,16 +620,11 @@ impl MediaSession {
         for bytes in payload.chunks(DECODE_CHUNK) {
             let pcm = &mut pcm[..bytes.len()];
             g711::decode_to(self.config.codec, bytes, pcm);
-            if inband {
-                for d in self.inband.push(pcm) {
-                    self.merger.handle_digit(now, d.digit, DigitSource::Inband);
-                }
-                if self.inband.in_digit() {
-                    self.tap.key_active(now);
-                }
+            for d in self.inband.push(pcm) {
+                self.merger.handle_digit(now, d.digit, DigitSource::Inband);
             }
-            if self.config.record {
-                self.tap.push_caller(pcm);
+            if self.inband.in_digit() {
+                self.tap.key_active(now);
             }
         }
     }
@@ -774,9 +773,7 @@ impl MediaSession {
 
     fn record_frame(&mut self, now: Instant, payload: &[u8]) {
         let pressing = self.rfc4733.is_pressing() || self.inband.in_digit();
-        let codec = self.config.codec;
-        let ivr = payload.iter().map(|&b| g711::decode_sample(codec, b));
-        if let Some(block) = self.tap.frame(now, ivr, pressing) {
+        if let Some(block) = self.tap.frame(now, payload, pressing) {
             self.events.push_back(MediaEvent::Record(block));
         }
     }

@@ -24,8 +24,10 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::error;
 
+use crate::codec::Codec;
 use crate::config::{RecordingConfig, RecordingMode};
 use crate::flow::TimelineEvent;
+use crate::media::g711;
 use crate::media::recording::RecordBlock;
 
 /// How often a writer thread wakes to write what its recordings sent. A call's
@@ -394,9 +396,9 @@ impl Open {
         })
     }
 
-    /// One frame of interleaved (caller, IVR) samples; false once the file
-    /// has failed.
-    fn write_frame(&mut self, frame: &[i16], suppressed: bool) -> bool {
+    /// One frame of interleaved (caller, IVR) G.711 bytes; false once the
+    /// file has failed.
+    fn write_frame(&mut self, codec: Codec, frame: &[u8], suppressed: bool) -> bool {
         if self.failed {
             return false;
         }
@@ -422,7 +424,8 @@ impl Open {
             let (c, v) = if suppressed {
                 (0, 0)
             } else {
-                (pair[0], pair[1])
+                let decode = |b| g711::decode_sample(codec, b);
+                (decode(pair[0]), decode(pair[1]))
             };
             match self.mode {
                 RecordingMode::Stereo => {
@@ -445,7 +448,7 @@ impl Open {
         match msg {
             Msg::Frames(block) => {
                 for (frame, suppressed) in block.frames() {
-                    if !self.write_frame(frame, suppressed) {
+                    if !self.write_frame(block.codec(), frame, suppressed) {
                         break;
                     }
                 }
@@ -529,7 +532,12 @@ mod tests {
 
     /// A block of one 160-sample frame: the caller at level `c`, the IVR at `v`.
     fn one_frame(c: i16, v: i16, suppressed: bool) -> RecordBlock {
-        RecordBlock::from_frames(160, &[(&[c; 160], &[v; 160], suppressed)])
+        RecordBlock::from_frames(Codec::Pcmu, 160, &[(&[c; 160], &[v; 160], suppressed)])
+    }
+
+    /// What the recording holds for sample `s`: it travels as μ-law.
+    fn g711(s: i16) -> i16 {
+        g711::decode_sample(Codec::Pcmu, g711::encode_sample(Codec::Pcmu, s))
     }
 
     /// Files are created on the writer, not by the caller of `create`: a
@@ -608,8 +616,8 @@ mod tests {
                 } else {
                     i * 100 + frame
                 };
-                assert_eq!(chunk[0], v, "caller, frame {frame} of {wav:?}");
-                assert_eq!(chunk[1], -v, "ivr, frame {frame} of {wav:?}");
+                assert_eq!(chunk[0], g711(v), "caller, frame {frame} of {wav:?}");
+                assert_eq!(chunk[1], g711(-v), "ivr, frame {frame} of {wav:?}");
             }
             let sidecar: serde_json::Value = serde_json::from_slice(
                 &std::fs::read(dir.path().join(format!("call-{i}.json"))).unwrap(),
@@ -661,7 +669,7 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(samples.len(), 150 * 160 * 2);
-        assert_eq!((samples[0], samples[samples.len() - 1]), (0, -149));
+        assert_eq!((samples[0], samples[samples.len() - 1]), (0, g711(-149)));
         // The failed one stopped at its first failed write, and its sidecar says
         // how much audio it has, not how long the call was.
         let sidecar: serde_json::Value =

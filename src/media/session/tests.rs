@@ -580,8 +580,9 @@ fn recording_per_packet_and_secure_suppression() {
             })
             .flat_map(|b| b.frames())
             .map(|(f, suppressed)| {
-                let caller = f.iter().step_by(2).copied().collect();
-                let ivr = f.iter().skip(1).step_by(2).copied().collect();
+                let decode = |b: &u8| g711::decode_sample(Codec::Pcmu, *b);
+                let caller = f.iter().step_by(2).map(decode).collect();
+                let ivr = f.iter().skip(1).step_by(2).map(decode).collect();
                 (caller, ivr, suppressed)
             })
             .collect()
