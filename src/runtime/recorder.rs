@@ -2,13 +2,16 @@
 //! sidecar JSON (call id, ANI, start, suppression intervals) and the
 //! interaction timeline as JSON lines.
 //!
-//! Frames arrive from the call task every packet time; the files are written
-//! by a few writer threads shared by every recording of the process (not a
-//! thread per call), so that disk latency never reaches the RTP clock. A
-//! writer is never woken per frame: it wakes every [`WRITE_EVERY`] and writes
-//! what its recordings sent since. Inside a secure segment the media layer
-//! hands us silence and `suppressed = true`; we write the silence (the
-//! recording keeps its timeline) and note where suppression began and ended.
+//! Frames arrive from the call task in blocks of
+//! [`crate::media::recording::BLOCK_FRAMES`] packets, as the call's G.711
+//! bytes; the writers decode them, and give each block's buffer back to the
+//! pool it came from. The files are written by a few writer threads shared by
+//! every recording of the process (not a thread per call), so that disk
+//! latency never reaches the RTP clock. A writer is never woken per block: it
+//! wakes every [`WRITE_EVERY`] and writes what its recordings sent since.
+//! Inside a secure segment the media layer hands us silence marked suppressed;
+//! we write zeros (the recording keeps its timeline) and note where suppression
+//! began and ended.
 
 use std::collections::HashMap;
 use std::fs::File;
