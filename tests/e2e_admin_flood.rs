@@ -71,7 +71,12 @@ fn attackers_holding_the_admin_port_get_their_share_and_the_caller_is_served() {
     // The scraper and a caller are served while the attackers hold their share.
     let (status, body) = http_get(admin_addr, "/metrics");
     assert_eq!(status, 200);
-    assert!(body.contains("sspr_ivr_"), "{body}");
+    let shed = 2 * (20 - share) as u64;
+    assert_eq!(
+        admin_closed(&body, "source_limit"),
+        Some(shed),
+        "every connection shed at accept is counted"
+    );
     let (ok, transcript, err) = dial(
         &server.uri("echo"),
         &["--dtmf", "42#"],
@@ -92,4 +97,18 @@ fn attackers_holding_the_admin_port_get_their_share_and_the_caller_is_served() {
             started.elapsed()
         );
     }
+    let (_, body) = http_get(admin_addr, "/metrics");
+    assert_eq!(
+        admin_closed(&body, "head_timeout"),
+        Some(2 * share as u64),
+        "every overdue head is counted"
+    );
+}
+
+/// `sspr_ivr_admin_connections_closed_total{reason}` in a scrape, if present.
+fn admin_closed(scrape: &str, reason: &str) -> Option<u64> {
+    let prefix = format!("sspr_ivr_admin_connections_closed_total{{reason=\"{reason}\"}} ");
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()).map(|v| v.parse().unwrap()))
 }

@@ -174,7 +174,8 @@ async fn closed_within(stream: &mut tokio::net::TcpStream, wait: Duration) -> bo
 
 #[tokio::test]
 async fn idle_connections_cannot_take_the_admin_port() {
-    let server = start(Arc::new(Metrics::new()), Arc::new(Readiness::new())).await;
+    let metrics = Arc::new(Metrics::new());
+    let server = start(metrics.clone(), Arc::new(Readiness::new())).await;
     let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     // One address opens 20 connections and sends nothing.
     let mut idle = Vec::new();
@@ -205,6 +206,8 @@ async fn idle_connections_cannot_take_the_admin_port() {
         ),
         "one address holds at most its share; the rest are closed at accept"
     );
+    assert_eq!(admin_closed(&metrics, "source_limit"), Some(shed as u64));
+    assert_eq!(admin_closed(&metrics, "head_timeout"), None);
     // The scraper, from another address, is served meanwhile.
     let (status, _, body) = server.get("/healthz").await;
     assert_eq!((status, body.as_str()), (200, "ok\n"));
@@ -217,5 +220,18 @@ async fn idle_connections_cannot_take_the_admin_port() {
             started.elapsed()
         );
     }
+    assert_eq!(
+        admin_closed(&metrics, "head_timeout"),
+        Some(admin::MAX_CONNECTIONS_PER_SOURCE as u64)
+    );
     server.stop().await;
+}
+
+/// `sspr_ivr_admin_connections_closed_total{reason}` as scraped, if present.
+fn admin_closed(metrics: &Metrics, reason: &str) -> Option<u64> {
+    let prefix = format!("sspr_ivr_admin_connections_closed_total{{reason=\"{reason}\"}} ");
+    metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()).map(|v| v.parse().unwrap()))
 }

@@ -23,7 +23,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::{Metrics, CONTENT_TYPE};
+use super::metrics::{AdminCloseReason, Metrics, TcpCloseReason, CONTENT_TYPE};
 use crate::runtime::tcp::ConnectionCaps;
 
 /// Default admin listen address.
@@ -228,7 +228,7 @@ pub async fn serve(
     readiness: Arc<Readiness>,
     cancel: CancellationToken,
 ) -> Result<(), AdminError> {
-    let app = router(metrics, readiness);
+    let app = router(metrics.clone(), readiness);
     let caps = ConnectionCaps::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_SOURCE);
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -249,11 +249,16 @@ pub async fn serve(
             Ok(slot) => slot,
             Err(reason) => {
                 tracing::debug!(%peer, reason = reason.as_str(), "admin connection refused");
+                metrics.admin_closed(match reason {
+                    TcpCloseReason::SourceLimit => AdminCloseReason::SourceLimit,
+                    _ => AdminCloseReason::Limit,
+                });
                 continue;
             }
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let stop = cancel.clone();
+        let metrics = metrics.clone();
         conns.spawn(async move {
             let _slot = slot;
             let conn = hyper::server::conn::http1::Builder::new()
@@ -262,7 +267,13 @@ pub async fn serve(
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
-                _ = conn.as_mut() => return,
+                r = conn.as_mut() => {
+                    if r.is_err_and(|e| e.is_timeout()) {
+                        tracing::debug!(%peer, "admin connection closed: no request head in time");
+                        metrics.admin_closed(AdminCloseReason::HeadTimeout);
+                    }
+                    return;
+                }
                 () = tokio::time::sleep(CONNECTION_LIFETIME) => {}
                 () = stop.cancelled() => {}
             }

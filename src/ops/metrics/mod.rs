@@ -83,7 +83,7 @@ pub use media::{RtpCounter, RtpCounts, RtpRejectReason, DIGIT_SOURCES};
 pub use process::ReloadResult;
 pub use results::{OtpSendResult, OtpVerifyResult, ResetResult};
 pub use sip::{SipMethod, SipStatus};
-pub use tcp::{OpenTcp, TcpCloseReason};
+pub use tcp::{AdminCloseReason, OpenTcp, TcpCloseReason};
 pub use trunk::{RegistrationResult, UntrustedAnswer};
 
 /// Content type of [`Metrics::encode`]'s output (OpenMetrics 1.0 text).

@@ -1,5 +1,6 @@
 //! SIP-over-TCP families: connections open now, and connections the server closed or
-//! refused, by reason — what the TCP limits (`sip.tcp_*`) are doing under load or abuse.
+//! refused, by reason — what the TCP limits (`sip.tcp_*`) are doing under load or abuse;
+//! and the admin port's connections refused or closed by its own caps.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +14,9 @@ const HELP_OPEN: &str = "SIP TCP connections open now";
 const HELP_CLOSED: &str =
     "SIP TCP connections the server refused or closed, by reason (peers' own closes not counted)";
 
+const HELP_ADMIN_CLOSED: &str =
+    "Admin HTTP connections the server refused or closed, by reason (clients' own closes not counted)";
+
 /// This area's families, as scraped.
 pub const FAMILIES: &[MetricDoc] = &[
     MetricDoc::new("sspr_ivr_sip_tcp_connections", "gauge", HELP_OPEN),
@@ -20,6 +24,11 @@ pub const FAMILIES: &[MetricDoc] = &[
         "sspr_ivr_sip_tcp_connections_closed_total",
         "counter",
         HELP_CLOSED,
+    ),
+    MetricDoc::new(
+        "sspr_ivr_admin_connections_closed_total",
+        "counter",
+        HELP_ADMIN_CLOSED,
     ),
 ];
 
@@ -45,15 +54,33 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// Why the admin server refused or closed a connection.
+    AdminCloseReason {
+        /// 64 admin connections open: closed at accept.
+        Limit => "limit",
+        /// 8 admin connections open from this address: closed at accept.
+        SourceLimit => "source_limit",
+        /// No whole request head within 5 s (silent or slowloris).
+        HeadTimeout => "head_timeout",
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CloseLabels {
     reason: TcpCloseReason,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AdminCloseLabels {
+    reason: AdminCloseReason,
 }
 
 /// The TCP families.
 pub(super) struct TcpMetrics {
     open: Gauge,
     closed: Family<CloseLabels, Counter>,
+    admin_closed: Family<AdminCloseLabels, Counter>,
 }
 
 impl TcpMetrics {
@@ -61,9 +88,15 @@ impl TcpMetrics {
         let m = TcpMetrics {
             open: Gauge::default(),
             closed: Family::default(),
+            admin_closed: Family::default(),
         };
         registry.register("sip_tcp_connections", HELP_OPEN, m.open.clone());
         registry.register("sip_tcp_connections_closed", HELP_CLOSED, m.closed.clone());
+        registry.register(
+            "admin_connections_closed",
+            HELP_ADMIN_CLOSED,
+            m.admin_closed.clone(),
+        );
         m
     }
 }
@@ -97,5 +130,13 @@ impl Metrics {
     /// The server refused or closed a connection.
     pub fn tcp_closed(&self, reason: TcpCloseReason) {
         self.tcp.closed.get_or_create(&CloseLabels { reason }).inc();
+    }
+
+    /// The admin server refused or closed a connection.
+    pub fn admin_closed(&self, reason: AdminCloseReason) {
+        self.tcp
+            .admin_closed
+            .get_or_create(&AdminCloseLabels { reason })
+            .inc();
     }
 }

@@ -71,6 +71,9 @@ fn exercise_everything(m: &Arc<Metrics>) {
     for r in TcpCloseReason::ALL {
         m.tcp_closed(*r);
     }
+    for r in AdminCloseReason::ALL {
+        m.admin_closed(*r);
+    }
     m.action_observed("lookup_user", "found", Duration::from_millis(40));
     m.audit_backlog(3);
     m.audit_delivered();
@@ -210,6 +213,7 @@ fn only_allowed_label_values_can_be_produced() {
         OtpVerifyResult,
         RtpRejectReason,
         TcpCloseReason,
+        AdminCloseReason,
         SipMethod,
         ReloadResult,
         RegistrationResult,
