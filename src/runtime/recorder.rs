@@ -324,14 +324,21 @@ fn write_loop(rx: &mpsc::Receiver<(u64, Msg)>) {
                         }
                     }
                 }
-                Ok((id, msg)) => {
-                    if let Some(o) = open.get_mut(&id) {
+                Ok((id, msg)) => match open.get_mut(&id) {
+                    Some(o) => {
                         if catch_unwind(AssertUnwindSafe(|| o.write(msg))).is_err() {
                             error!("recording writer failed; the recording is dropped");
                             open.remove(&id);
                         }
                     }
-                }
+                    // A recording that could not be created (or has failed):
+                    // its blocks' buffers still go back to the pool.
+                    None => {
+                        if let Msg::Frames(block) = msg {
+                            block.recycle();
+                        }
+                    }
+                },
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => return,
             }
