@@ -240,7 +240,7 @@ fn calls_through(kamailio: SocketAddr, calls: u32, logs: &dyn Fn() -> String) {
         // A caller Kamailio sees as 127.0.0.3, while it is 127.0.0.1 to the instances.
         .args(["-i", "127.0.0.3", "-mi", "127.0.0.3"])
         .args(["-p", &free_port().to_string()])
-        .args(["-mp", &free_port().to_string()])
+        .args(["-mp", &sipp_media_port().to_string()])
         .args(["-timeout", "60s", "-timeout_error", "-nostdin"]);
     let (ok, out, err) = run_with_timeout(&mut cmd, Duration::from_secs(75));
     assert!(ok, "sipp through kamailio:\n{out}\n{err}\n{}", logs());

@@ -126,7 +126,7 @@ fn call_through(trunk: SocketAddr, user: &str, from_user: &str) -> (bool, String
             "-p",
             &free_port().to_string(),
             "-mp",
-            &free_port().to_string(),
+            &sipp_media_port().to_string(),
         ])
         .args(["-m", "1", "-timeout", "15s", "-timeout_error", "-nostdin"]);
     let (ok, out, err) = run_with_timeout(&mut cmd, Duration::from_secs(25));

@@ -34,7 +34,7 @@ fn call(server: &Server, scenario: &str, ip: &str, from_user: &str, asserted: &s
         .args(["-key", "asserted", asserted])
         .args(["-i", ip, "-mi", ip])
         .args(["-p", &free_port().to_string()])
-        .args(["-mp", &free_port().to_string()])
+        .args(["-mp", &sipp_media_port().to_string()])
         .args(["-m", "1", "-timeout", "15s", "-timeout_error", "-nostdin"]);
     let (ok, out, err) = run_with_timeout(&mut cmd, Duration::from_secs(25));
     assert!(

@@ -29,6 +29,28 @@ pub fn free_port() -> u16 {
     }
 }
 
+static SIPP_MEDIA_NEXT: AtomicU16 = AtomicU16::new(0);
+
+/// A base port for sipp's media (`-mp`): sipp binds it and the next three (audio
+/// and video RTP and RTCP), so all four must be free. Taken from 61000–65535, above
+/// the kernel's ephemeral range and the servers' RTP blocks, so that another test's
+/// socket cannot land on `+2` between the check and sipp's bind (a bare
+/// [`free_port`] checked only the first).
+pub fn sipp_media_port() -> u16 {
+    const SLOTS: u16 = (65532 - 61000) / 4;
+    let bin = (std::process::id() % 8) as u16 * (SLOTS / 8);
+    loop {
+        let n = SIPP_MEDIA_NEXT.fetch_add(1, Ordering::SeqCst);
+        let base = 61000 + 4 * ((bin + n) % SLOTS);
+        let free = (base..base + 4).all(|p| {
+            UdpSocket::bind(("0.0.0.0", p)).is_ok() && TcpListener::bind(("0.0.0.0", p)).is_ok()
+        });
+        if free {
+            return base;
+        }
+    }
+}
+
 /// `127.0.0.1` at a [`free_port`].
 pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
@@ -304,7 +326,7 @@ pub fn run_sipp(
         .args(["-sf", &scen.display().to_string()])
         .args(["-s", service])
         .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
-        .args(["-mp", &free_port().to_string()])
+        .args(["-mp", &sipp_media_port().to_string()])
         .args(["-p", &free_port().to_string()])
         .args([
             "-timeout",
