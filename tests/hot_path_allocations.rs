@@ -2,7 +2,12 @@
 //! media session plays a prompt, hears the caller's speech (the in-band
 //! detector running, as in a collect) and records both sides; driven packet by
 //! packet as a shard drives it, it makes no heap allocation at all in 10 s of
-//! steady state. The recording's blocks go back to their pool, as the
+//! steady state. Not a polite caller: in the counted window the caller types
+//! a PIN in-band over the prompt (`1234#`, heard as digits), the flow opens and
+//! closes a secure segment around it, and a stranger sprays an RTP packet at
+//! the call's port from another address with every packet the caller sends.
+//! What it allows: one allocation per key heard in-band (the detector returns
+//! its digits in a `Vec`), none per packet. The recording's blocks go back to their pool, as the
 //! recorder's writer gives them back. A control run that allocates one buffer
 //! per packet is counted, so the count can fail.
 //!
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use sspr_ivr::codec::Codec;
 use sspr_ivr::media::{
     g711, DtmfMode, MediaConfig, MediaEvent, MediaSession, PlayItem, Prompt, PromptCache,
-    RtpSource, RtpTrust,
+    RtpSource, RtpTrust, ToneGenerator,
 };
 
 thread_local! {
@@ -87,15 +92,34 @@ fn session(record: bool, t0: Instant) -> MediaSession {
     s
 }
 
-/// The caller's packets: speech-like noise, PCMU, 20 ms each.
+/// From this packet (3 s) the caller types `KEYS` in-band.
+const KEYS_FROM: usize = 150;
+const KEYS: &str = "1234#";
+/// A key typed during the warm-up (packet 5): the detector's tables are
+/// built on the first key the process ever hears, and the digit queues
+/// reach their working size, once per process and once per call.
+const WARM_KEY_AT: usize = 5;
+
+/// The caller's packets: speech-like noise, PCMU, 20 ms each, with `KEYS` as
+/// tones from packet `KEYS_FROM`.
 fn caller_packets(n: usize) -> Vec<Vec<u8>> {
     let mut x: u32 = 1;
+    let g = ToneGenerator::new();
+    let tones = g.sequence(KEYS, 80, 80, -10.0);
+    let warm = g.sequence("9", 80, 80, -10.0);
     (0..n)
         .map(|i| {
             let pcm: Vec<i16> = (0..160)
-                .map(|_| {
+                .map(|k| {
                     x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                    ((x >> 16) as i16) / 6
+                    let at = |from: usize, seq: &[i16]| {
+                        (i * 160 + k)
+                            .checked_sub(from * 160)
+                            .and_then(|t| seq.get(t).copied())
+                    };
+                    at(KEYS_FROM, &tones)
+                        .or(at(WARM_KEY_AT, &warm))
+                        .unwrap_or(((x >> 16) as i16) / 6)
                 })
                 .collect();
             let mut p = vec![0x80, 0];
@@ -112,6 +136,8 @@ struct Run {
     allocations: u64,
     sent: u64,
     recorded_frames: u64,
+    digits: usize,
+    rejected: u64,
 }
 
 /// 1 s of warm-up, then 10 s counted. `per_packet_vec`: the control, one
@@ -121,12 +147,14 @@ fn run(record: bool, per_packet_vec: bool) -> Run {
     let mut s = session(record, t0);
     let packets = caller_packets(550);
     let src: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    let stranger: SocketAddr = "127.0.0.9:6000".parse().unwrap();
+    let mut digits = 0;
     let mut buf = Vec::with_capacity(2048);
     let (mut sent, mut recorded_frames) = (0, 0);
     let mut arm_at = None;
     for (i, p) in packets.iter().enumerate() {
         if i == 50 {
-            arm_at = Some((sent, recorded_frames));
+            arm_at = Some((sent, recorded_frames, digits));
             ALLOCS.with(|n| n.set(0));
             ARMED.with(|a| a.set(true));
         }
@@ -138,27 +166,40 @@ fn run(record: bool, per_packet_vec: bool) -> Run {
             }
         }
         s.handle_rtp(now, src, p);
+        s.handle_rtp(now, stranger, p);
+        // The flow guards the PIN: secure from the first key to 1 s after `#`.
+        match i {
+            _ if i == KEYS_FROM => s.set_secure(true),
+            _ if i == KEYS_FROM + 100 => s.set_secure(false),
+            _ => {}
+        }
         if per_packet_vec {
             std::hint::black_box(p.to_vec());
         }
         while let Some(ev) = s.poll_event() {
-            if let MediaEvent::Record(block) = ev {
-                recorded_frames += block.frames().count() as u64;
-                block.recycle();
+            match ev {
+                MediaEvent::Record(block) => {
+                    recorded_frames += block.frames().count() as u64;
+                    block.recycle();
+                }
+                MediaEvent::Digit { .. } => digits += 1,
+                _ => {}
             }
         }
     }
     ARMED.with(|a| a.set(false));
-    let (sent0, rec0) = arm_at.unwrap();
+    let (sent0, rec0, digits0) = arm_at.unwrap();
     Run {
         allocations: ALLOCS.with(Cell::get),
         sent: sent - sent0,
         recorded_frames: recorded_frames - rec0,
+        digits: digits - digits0,
+        rejected: s.rejected().0,
     }
 }
 
 #[test]
-fn a_recorded_call_with_in_band_detection_allocates_nothing_per_packet() {
+fn a_recorded_call_with_keys_a_secure_segment_and_a_sprayer_allocates_nothing_per_packet() {
     for record in [false, true] {
         let r = run(record, false);
         assert!(
@@ -175,10 +216,15 @@ fn a_recorded_call_with_in_band_detection_allocates_nothing_per_packet() {
         } else {
             assert_eq!(r.recorded_frames, 0);
         }
-        assert_eq!(
-            r.allocations, 0,
-            "record {record}: {} allocations in 500 packets",
-            r.allocations
+        assert_eq!(r.digits, KEYS.len(), "record {record}: the PIN was heard");
+        assert!(r.rejected >= 500, "the stranger's packets were refused");
+        // None per packet. The in-band detector hands each digit it hears
+        // over in a `Vec` (one allocation per key, not per packet).
+        assert!(
+            r.allocations <= KEYS.len() as u64,
+            "record {record}: {} allocations in 500 packets and {} keys",
+            r.allocations,
+            KEYS.len()
         );
     }
 }

@@ -44,6 +44,8 @@ const MAX_CALLER_BACKLOG_FRAMES: usize = 10;
 /// Frames per [`RecordBlock`]: a recorded call hands the recorder one
 /// buffer per this many packets, not one (or two) per packet.
 pub const BLOCK_FRAMES: usize = 10;
+// A block's suppressed frames are bits of one u64.
+const _: () = assert!(BLOCK_FRAMES <= 64);
 
 /// Emptied block buffers kept for reuse, at most this many (a pool sized by
 /// the blocks in flight at the busiest moment, never by the call count).
@@ -303,8 +305,8 @@ impl RecordingTap {
         let Some(suppressed) = self.held_suppressed.pop_front() else {
             return;
         };
-        let n = 2 * self.samples_per_frame;
         let (codec, spf) = (self.codec, self.samples_per_frame);
+        let n = 2 * spf;
         let block = self
             .block
             .get_or_insert_with(|| RecordBlock::new(codec, spf));
