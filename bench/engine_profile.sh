@@ -7,7 +7,8 @@
 # load.sh), waits until all N calls are up, then attaches to the server for SECONDS
 # (default 5):
 #   perf stat  -e raw_syscalls:sys_enter and the syscalls that matter, per call-second;
-#   perf record -F 999 -g (only with PROFILE=1; perf.data goes to OUT, never commit it),
+#   perf record -F 999 -g (only with PROFILE=1; perf.data goes to OUT, never commit it;
+#   symbols need `cargo build --profile profiling` and BIN=target/profiling/sspr-ivr),
 #   then `perf report` shares: kernel vs. user, syscall entry, timers, our code.
 # The two are not run together (perf record's own cost would show in the counts).
 # Prints (and appends to OUT/summary.txt) the numbers with the load average.
