@@ -179,7 +179,10 @@ impl Call {
         let encrypted = p.srtp.is_some();
         vars.set_plain("media_encrypted", encrypted.to_string());
         let start = p.pacing.map_or(now, |g| g.align(now));
-        let media = MediaSession::new(start, p.media, p.prompts, p.ssrc, p.seq, p.timestamp);
+        let mut media = MediaSession::new(start, p.media, p.prompts, p.ssrc, p.seq, p.timestamp);
+        if let Some(grid) = p.pacing {
+            media.lock_phase(grid.step);
+        }
         let flow = Interpreter::with_media(now, p.flow, vars, encrypted);
         Call {
             key: p.key,

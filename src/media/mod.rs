@@ -15,6 +15,7 @@
 pub mod digits;
 pub mod g711;
 pub mod goertzel;
+pub mod phase_lock;
 pub mod prompts;
 pub mod recording;
 pub mod rtp;

@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 use crate::codec::Codec;
 use crate::media::digits::DigitMerger;
 use crate::media::goertzel::InbandDetector;
+use crate::media::phase_lock::PhaseLock;
 use crate::media::prompts::{Prompt, PromptCache};
 use crate::media::recording::{self, RecordingTap};
 use crate::media::rtp::{self, RtpHeader};
@@ -169,6 +170,9 @@ pub struct MediaStats {
     /// Digits dropped by the merger (duplicates, or a source the mode ignores).
     pub digits_suppressed: u64,
     pub missing_prompts: u64,
+    /// Times the packet deadlines moved to follow the caller's packets
+    /// ([`MediaSession::lock_phase`]).
+    pub phase_moves: u64,
 }
 
 #[derive(Debug)]
@@ -353,6 +357,10 @@ pub struct MediaSession {
     seq: u16,
     timestamp: u32,
     start: Instant,
+    /// Moves `start` to follow the caller's packets ([`MediaSession::lock_phase`]).
+    phase: Option<PhaseLock>,
+    /// A move the lock asked for, made after the next packet is sent (ns).
+    phase_shift: i64,
     next_frame: u64,
     first_packet: bool,
     current: Option<Playing>,
@@ -414,6 +422,8 @@ impl MediaSession {
             seq,
             timestamp: ts,
             start: now,
+            phase: None,
+            phase_shift: 0,
             next_frame: 0,
             first_packet: true,
             current: None,
@@ -466,6 +476,55 @@ impl MediaSession {
         self.guard.set_sdp(remote.ip());
         if self.guard.latched().is_none() || !self.config.symmetric_rtp {
             self.remote = remote;
+        }
+    }
+
+    /// Keep the packet deadlines just after the caller's packets arrive,
+    /// moving them by whole `step`s of the driver's pacing grid
+    /// ([`super::phase_lock`]): a driver that reads the socket in the call's
+    /// packet turns then hears a key in the turn right after its packet, and
+    /// the answer leaves in that turn, instead of up to a packet time later.
+    /// For a driver whose turns come at the deadlines (the runtime's shards);
+    /// a step that does not fit in a packet time leaves the deadlines alone.
+    pub fn lock_phase(&mut self, step: Duration) {
+        self.phase = PhaseLock::new(step, self.ptime);
+    }
+
+    /// The caller's packet arrived at `now`: how far before the next deadline,
+    /// and move the deadlines if the lock says so.
+    fn follow_phase(&mut self, now: Instant) {
+        let next = self.deadline(self.next_frame);
+        let Some(lock) = &mut self.phase else {
+            return;
+        };
+        let slack = if next >= now {
+            i64::try_from(next.duration_since(now).as_nanos()).unwrap_or(i64::MAX)
+        } else {
+            -i64::try_from(now.duration_since(next).as_nanos()).unwrap_or(i64::MAX)
+        };
+        if let Some(shift) = lock.observe(slack) {
+            self.phase_shift = shift;
+        }
+    }
+
+    /// Make the move the lock asked for, between two packets: the next
+    /// deadline moves, never to before `now`.
+    fn move_phase(&mut self, now: Instant) {
+        let Some(lock) = &self.phase else {
+            return;
+        };
+        let next = self.deadline(self.next_frame);
+        let room = next
+            .checked_duration_since(now)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let shift = lock.fit(std::mem::take(&mut self.phase_shift), room);
+        if shift > 0 {
+            self.start += Duration::from_nanos(shift as u64);
+        } else if shift < 0 {
+            self.start -= Duration::from_nanos(shift.unsigned_abs());
+        }
+        if shift != 0 {
+            self.stats.phase_moves += 1;
         }
     }
 
@@ -540,6 +599,7 @@ impl MediaSession {
         self.last_rx = now;
         self.timed_out = false;
         self.latch(now, source);
+        self.follow_phase(now);
         let h = packet.header;
         self.track_sequence(h.ssrc, h.sequence, h.marker);
         if Some(h.payload_type) == self.config.telephone_event_pt {
@@ -662,6 +722,9 @@ impl MediaSession {
                     self.stats.late += 1;
                 }
                 self.send_frame(now);
+            }
+            if self.phase_shift != 0 {
+                self.move_phase(now);
             }
         }
         self.rfc4733.handle_timeout(now);

@@ -6,6 +6,7 @@ use crate::media::ToneGenerator;
 use std::path::Path;
 
 mod loss;
+mod phase;
 mod trust;
 
 const MS: Duration = Duration::from_millis(1);
