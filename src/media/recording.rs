@@ -146,6 +146,11 @@ impl RecordBlock {
             .map(|(i, f)| (f, self.suppressed & (1 << i) != 0))
     }
 
+    /// Samples per side it holds (frames × samples per frame).
+    pub fn samples(&self) -> usize {
+        self.frames * self.samples_per_frame
+    }
+
     /// The codec of its bytes.
     pub fn codec(&self) -> Codec {
         self.codec

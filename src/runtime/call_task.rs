@@ -271,7 +271,12 @@ impl CallTask {
                     );
                 }
                 Output::Record(block) => match &mut self.recorder {
-                    Some(rec) => rec.frames(block),
+                    Some(rec) => {
+                        let dropped = rec.frames(block);
+                        if dropped > 0 {
+                            self.shared.metrics.recording_frames_dropped(dropped);
+                        }
+                    }
                     None => block.recycle(),
                 },
                 Output::Timeline(ev) => {

@@ -16,6 +16,8 @@ const HELP_RTP_LATE: &str =
 const HELP_RTP_LOST: &str =
     "RTP packets of callers' streams that never arrived (sequence gaps within a stream)";
 const HELP_RTP_MALFORMED: &str = "Datagrams on RTP ports that were not valid RTP";
+const HELP_RECORDING_DROPPED: &str =
+    "Recorded audio frames dropped because the recording writers were too far behind (a slow disk); silence in the recording";
 const HELP_RTP_REJECTED: &str =
     "Datagrams on RTP ports dropped unparsed: not from the caller (media trust), by reason";
 
@@ -39,6 +41,11 @@ pub const FAMILIES: &[MetricDoc] = &[
         "sspr_ivr_rtp_packets_rejected_total",
         "counter",
         HELP_RTP_REJECTED,
+    ),
+    MetricDoc::new(
+        "sspr_ivr_recording_frames_dropped_total",
+        "counter",
+        HELP_RECORDING_DROPPED,
     ),
 ];
 
@@ -127,6 +134,7 @@ pub(super) struct MediaMetrics {
     rtp_lost: Counter,
     rtp_malformed: Counter,
     rtp_rejected: Family<RejectLabels, Counter>,
+    recording_dropped: Counter,
 }
 
 impl MediaMetrics {
@@ -139,6 +147,7 @@ impl MediaMetrics {
             rtp_lost: Counter::default(),
             rtp_malformed: Counter::default(),
             rtp_rejected: Family::default(),
+            recording_dropped: Counter::default(),
         };
         registry.register("dtmf_digits", HELP_DTMF, m.dtmf.clone());
         registry.register("rtp_packets_sent", HELP_RTP_SENT, m.rtp_sent.clone());
@@ -158,6 +167,11 @@ impl MediaMetrics {
             "rtp_packets_rejected",
             HELP_RTP_REJECTED,
             m.rtp_rejected.clone(),
+        );
+        registry.register(
+            "recording_frames_dropped",
+            HELP_RECORDING_DROPPED,
+            m.recording_dropped.clone(),
         );
         m
     }
@@ -185,6 +199,11 @@ impl Metrics {
     /// Adds `n` to one RTP counter.
     pub fn rtp_add(&self, counter: RtpCounter, n: u64) {
         self.media.rtp(counter).inc_by(n);
+    }
+
+    /// Counts recorded frames dropped because the writers were behind.
+    pub fn recording_frames_dropped(&self, n: u64) {
+        self.media.recording_dropped.inc_by(n);
     }
 
     /// Counts datagrams dropped unparsed on a call's RTP port (live, as they happen).
