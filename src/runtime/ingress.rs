@@ -13,9 +13,12 @@
 //! Reading late does not reorder anything: each datagram carries its kernel
 //! receive time (`SO_TIMESTAMPNS`), and the call is given it as that
 //! datagram's `now`, with the call's deadlines that fell before it fired
-//! first — the order in which the events really happened. (Digit latency does
-//! not change either: a digit that arrives between two packets is heard at the
-//! next packet's turn, which is the first packet that could carry the answer.)
+//! first — the order in which the events really happened. A digit is heard in
+//! the call's next turn, which is its next packet: the first that could carry
+//! the answer. That turn comes a few ms after the caller's packet, because each
+//! call moves its packet times to follow its caller's
+//! ([`crate::media::phase_lock`]); without that, a key waited up to a whole
+//! packet time.
 
 use std::io;
 use std::mem::{size_of, zeroed};
