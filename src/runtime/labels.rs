@@ -27,6 +27,7 @@ pub fn rtp_counts(stats: &MediaStats) -> RtpCounts {
         late: stats.late,
         lost: stats.lost,
         malformed: stats.malformed,
+        phase_moves: stats.phase_moves,
     }
 }
 

@@ -16,6 +16,8 @@ const HELP_RTP_LATE: &str =
 const HELP_RTP_LOST: &str =
     "RTP packets of callers' streams that never arrived (sequence gaps within a stream)";
 const HELP_RTP_MALFORMED: &str = "Datagrams on RTP ports that were not valid RTP";
+const HELP_RTP_PHASE_MOVES: &str =
+    "Times a call moved its packet times to follow its caller's packets (one interval longer or shorter by 5-15 ms each)";
 const HELP_RECORDING_DROPPED: &str =
     "Recorded audio frames dropped because the recording writers were too far behind (a slow disk); silence in the recording";
 const HELP_RTP_REJECTED: &str =
@@ -41,6 +43,11 @@ pub const FAMILIES: &[MetricDoc] = &[
         "sspr_ivr_rtp_packets_rejected_total",
         "counter",
         HELP_RTP_REJECTED,
+    ),
+    MetricDoc::new(
+        "sspr_ivr_rtp_phase_moves_total",
+        "counter",
+        HELP_RTP_PHASE_MOVES,
     ),
     MetricDoc::new(
         "sspr_ivr_recording_frames_dropped_total",
@@ -104,6 +111,7 @@ pub struct RtpCounts {
     pub late: u64,
     pub lost: u64,
     pub malformed: u64,
+    pub phase_moves: u64,
 }
 
 impl RtpCounts {
@@ -116,6 +124,7 @@ impl RtpCounts {
             late: self.late.saturating_sub(earlier.late),
             lost: self.lost.saturating_sub(earlier.lost),
             malformed: self.malformed.saturating_sub(earlier.malformed),
+            phase_moves: self.phase_moves.saturating_sub(earlier.phase_moves),
         }
     }
 }
@@ -134,6 +143,7 @@ pub(super) struct MediaMetrics {
     rtp_lost: Counter,
     rtp_malformed: Counter,
     rtp_rejected: Family<RejectLabels, Counter>,
+    rtp_phase_moves: Counter,
     recording_dropped: Counter,
 }
 
@@ -147,6 +157,7 @@ impl MediaMetrics {
             rtp_lost: Counter::default(),
             rtp_malformed: Counter::default(),
             rtp_rejected: Family::default(),
+            rtp_phase_moves: Counter::default(),
             recording_dropped: Counter::default(),
         };
         registry.register("dtmf_digits", HELP_DTMF, m.dtmf.clone());
@@ -167,6 +178,11 @@ impl MediaMetrics {
             "rtp_packets_rejected",
             HELP_RTP_REJECTED,
             m.rtp_rejected.clone(),
+        );
+        registry.register(
+            "rtp_phase_moves",
+            HELP_RTP_PHASE_MOVES,
+            m.rtp_phase_moves.clone(),
         );
         registry.register(
             "recording_frames_dropped",
@@ -223,5 +239,6 @@ impl Metrics {
         self.media.rtp_late.inc_by(counts.late);
         self.media.rtp_lost.inc_by(counts.lost);
         self.media.rtp_malformed.inc_by(counts.malformed);
+        self.media.rtp_phase_moves.inc_by(counts.phase_moves);
     }
 }
