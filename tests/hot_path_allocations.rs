@@ -6,8 +6,8 @@
 //! a PIN in-band over the prompt (`1234#`, heard as digits), the flow opens and
 //! closes a secure segment around it, and a stranger sprays an RTP packet at
 //! the call's port from another address with every packet the caller sends.
-//! What it allows: one allocation per key heard in-band (the detector returns
-//! its digits in a `Vec`), none per packet. The recording's blocks go back to their pool, as the
+//! What it allows: nothing — not per packet and not per key (the detector hands
+//! each digit over as it hears it). The recording's blocks go back to their pool, as the
 //! recorder's writer gives them back. A control run that allocates one buffer
 //! per packet is counted, so the count can fail.
 //!
@@ -218,12 +218,11 @@ fn a_recorded_call_with_keys_a_secure_segment_and_a_sprayer_allocates_nothing_pe
         }
         assert_eq!(r.digits, KEYS.len(), "record {record}: the PIN was heard");
         assert!(r.rejected >= 500, "the stranger's packets were refused");
-        // None per packet. The in-band detector hands each digit it hears
-        // over in a `Vec` (one allocation per key, not per packet).
-        assert!(
-            r.allocations <= KEYS.len() as u64,
-            "record {record}: {} allocations in 500 packets and {} keys",
+        // None per packet, none per key.
+        assert_eq!(
             r.allocations,
+            0,
+            "record {record}: allocations in 500 packets and {} keys",
             KEYS.len()
         );
     }

@@ -462,6 +462,14 @@ impl InbandDetector {
     /// Feed samples; returns the digits whose start was detected in this chunk.
     pub fn push(&mut self, pcm: &[i16]) -> Vec<InbandDigit> {
         let mut out = Vec::new();
+        self.push_each(pcm, |d| out.push(d));
+        out
+    }
+
+    /// Feed samples; `heard` gets each digit whose start was detected in this
+    /// chunk, as it is detected (nothing is allocated: the media session's
+    /// per-packet path).
+    pub fn push_each(&mut self, pcm: &[i16], mut heard: impl FnMut(InbandDigit)) {
         let t = self.tables;
         let mut rest = pcm;
         while !rest.is_empty() {
@@ -484,13 +492,12 @@ impl InbandDetector {
             self.pos += chunk.len();
             if self.pos == SUB {
                 self.pos = 0;
-                self.end_sub_block(&mut out);
+                self.end_sub_block(&mut heard);
             }
         }
-        out
     }
 
-    fn end_sub_block(&mut self, out: &mut Vec<InbandDigit>) {
+    fn end_sub_block(&mut self, out: &mut impl FnMut(InbandDigit)) {
         let slot = (self.blocks % (WIN_SUBS as u64 + 1)) as usize;
         let rot = &self.tables.rot[(self.blocks % ROT_PERIOD as u64) as usize];
         let (re, im, energy) = self.acc.total();
@@ -506,7 +513,7 @@ impl InbandDetector {
         self.step_state(out);
     }
 
-    fn step_state(&mut self, out: &mut Vec<InbandDigit>) {
+    fn step_state(&mut self, out: &mut impl FnMut(InbandDigit)) {
         self.state = match self.state {
             State::Active { key, misses } => {
                 if self.holds(&key) {
@@ -532,7 +539,7 @@ impl InbandDetector {
                     run[hits % MIN_HITS] = h;
                     let hits = hits + 1;
                     if judged_at(hits) && self.run_passes(&run) {
-                        out.push(InbandDigit {
+                        out(InbandDigit {
                             digit: h.digit(),
                             at_sample: self.samples,
                         });

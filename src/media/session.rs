@@ -680,9 +680,10 @@ impl MediaSession {
         for bytes in payload.chunks(DECODE_CHUNK) {
             let pcm = &mut pcm[..bytes.len()];
             g711::decode_to(self.config.codec, bytes, pcm);
-            for d in self.inband.push(pcm) {
-                self.merger.handle_digit(now, d.digit, DigitSource::Inband);
-            }
+            let merger = &mut self.merger;
+            self.inband.push_each(pcm, |d| {
+                merger.handle_digit(now, d.digit, DigitSource::Inband);
+            });
             if self.inband.in_digit() {
                 self.tap.key_active(now);
             }
