@@ -14,16 +14,16 @@
 //! second-smallest slack (one straggler is ignored) and, when that is below
 //! zero (the caller's packets now arrive after the deadline: they wait a
 //! whole packet time) or needlessly large, moves all of the call's future
-//! deadlines by whole pacing-grid steps so that it lands in [`TARGET`]. The
+//! deadlines by whole pacing-grid steps so that it lands in 1–6 ms. The
 //! deadlines stay on the process's pacing grid and one packet time apart;
 //! only the interval at the move is longer or shorter, by whole steps.
 //!
-//! It moves nothing when the slacks are spread over more than [`MAX_SPREAD`]
-//! (a caller with another packet time, or a jittery path: there is no phase
-//! to lock to), and the band it keeps ([`0, KEEP_BELOW`)) is wider than the
-//! one it aims for, so a caller whose packets jitter around a boundary does
-//! not make it move back and forth. A clock that drifts against ours moves
-//! the phase by a step now and then (100 ppm: a step every ~50 s).
+//! It moves nothing when the slacks are spread over more than 8 ms (a caller
+//! with another packet time, or a jittery path: there is no phase to lock
+//! to), and the band it keeps (0–11 ms) is wider than the one it aims for,
+//! so a caller whose packets jitter around a boundary does not make it move
+//! back and forth. A clock that drifts against ours moves the phase by a step
+//! now and then (100 ppm: a step every ~50 s).
 
 use std::time::Duration;
 
