@@ -91,3 +91,63 @@ fn without_a_lock_the_deadlines_stay_where_they_were() {
     assert_eq!(h.s.stats().phase_moves, 0);
     assert_eq!(answer_wait(&h), Duration::from_millis(13));
 }
+
+/// A stranger spraying packets at the call from another address, three at a
+/// time at a steady phase of its own, while the caller is quiet (on hold, or
+/// between talkspurts), is refused before the lock sees it: only the caller's
+/// packets move the deadlines.
+#[test]
+fn a_strangers_packets_do_not_move_the_deadlines() {
+    let mut h = Harness::new(config(), tiny());
+    h.s.lock_phase(STEP);
+    let caller: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let stranger: SocketAddr = "127.0.0.9:40000".parse().unwrap();
+    for k in 0..200u16 {
+        // The caller: 3 ms before each deadline (in the band), then quiet.
+        if k < 20 {
+            let at = h.at(17 + 20 * u64::from(k));
+            h.run_until(at);
+            h.s.handle_rtp(at, caller, &audio(k));
+        }
+        // The stranger: 5-7 ms after each deadline (a lock would move for it).
+        for j in 0..3u64 {
+            let at = h.at(25 + 20 * u64::from(k) + j);
+            h.run_until(at);
+            h.s.handle_rtp(at, stranger, &audio(1000 + k));
+        }
+    }
+    assert_eq!(h.s.stats().rejected_untrusted, 600);
+    assert_eq!(h.s.stats().phase_moves, 0);
+}
+
+/// A caller that jumps its own phase on purpose. Inside a window the jumps
+/// spread its slacks too wide to lock to: nothing moves. Timed to the windows,
+/// it can move the deadlines at most once per one-second window, so the
+/// intervals it disturbs stay a small, bounded share of the call's.
+#[test]
+fn a_caller_that_jumps_its_phase_moves_the_deadlines_at_most_once_a_window() {
+    let src: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let jumping = |flip: &dyn Fn(u64) -> bool| {
+        let mut h = Harness::new(config(), tiny());
+        h.s.lock_phase(STEP);
+        // 30 s of packets, 2 or 12 ms after our original deadlines.
+        for k in 0..1500u64 {
+            let at = h.at(if flip(k) { 12 } else { 2 } + 20 * k);
+            h.run_until(at);
+            h.s.handle_rtp(at, src, &audio(k as u16));
+        }
+        let odd = h
+            .sent
+            .windows(2)
+            .filter(|w| w[1].at - w[0].at != 20 * MS)
+            .count() as u64;
+        (h.s.stats().phase_moves, odd)
+    };
+    // Jumps every 25 packets: after the first lock, no window is steady enough.
+    let (moves, odd) = jumping(&|k| k >= 10 && (k / 25) % 2 == 1);
+    assert_eq!((moves, odd), (1, 1));
+    // Jumps exactly at the window boundaries (10, 60, 110, ...).
+    let (moves, odd) = jumping(&|k| k >= 10 && ((k - 10) / 50) % 2 == 0);
+    assert!((5..=30).contains(&moves), "{moves} moves in 30 windows");
+    assert_eq!(odd, moves, "one irregular interval per move");
+}
