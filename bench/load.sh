@@ -112,9 +112,30 @@ ulimit -n "$(ulimit -Hn)" || true
 
 log() { echo "$*" | tee -a "$OUT/summary.txt"; }
 : > "$OUT/summary.txt"
+# With --cpu, this script and everything it starts without a pin of its own (the
+# 0.25 s sampler's curl/awk, the backend, dumpcap) stay off the server's CPUs:
+# unpinned, they landed on the server's core a few times a second and delayed a
+# pass of its calls' packets (BENCHMARKS.md §15: |interval - 20| p99 at 1,000
+# calls 5.7-10.9 ms unpinned, 2.9-3.2 ms pinned). The server, and the callers
+# under --uac/--sipp-cpu, keep their own taskset.
+HELPER_CPUS=""
+if [ ${#PIN[@]} -gt 0 ]; then
+  HELPER_CPUS=$(python3 -c '
+import os, sys
+def cpus(spec):
+    out = set()
+    for part in spec.split(","):
+        a, _, b = part.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+rest = sorted(os.sched_getaffinity(0) - cpus(sys.argv[1]))
+print(",".join(map(str, rest)))' "${PIN[2]}")
+  [ -n "$HELPER_CPUS" ] && taskset -pc "$HELPER_CPUS" $$ > /dev/null
+fi
 log "# bench/load.sh $MODE $N -l $L -r $RATE -d $HOLD_MS record=$RECORD jitter=$JITTER capture_all=$CAPALL serve=$SERVE stub_backend=$STUB lookup_delay_ms=${LOOKUP_DELAY_MS:-0} wrap=${WRAP[*]:-none} cpu=${PIN[*]:-any} scenario=$(basename "$SCEN")"
 log "date: $(date -u +%FT%TZ)  uptime:$(uptime)"
 log "out: $OUT"
+log "bench helpers (sampler, backend, captures) on CPUs: ${HELPER_CPUS:-any}"
 
 for p in "$SIP_PORT" "${ADMIN#*:}" "${BACKEND#*:}"; do
   if ss -Hlnu "sport = :$p" | grep -q . || ss -Hlnt "sport = :$p" | grep -q .; then
@@ -242,7 +263,7 @@ while kill -0 "$SIPP" 2>/dev/null; do
       -w "$OUT/jitter.pcap" -f "udp and src portrange $RTP_MIN-$RTP_MAX" > "$OUT/dumpcap.log" 2>&1 &
     CAP=$!
   fi
-  sleep 0.25
+  sleep "${SAMPLE_S:-0.25}"
 done
 set +e
 wait "$SIPP"; SIPP_RC=$?
