@@ -94,6 +94,13 @@ pub struct DialArgs {
     /// starts late; the server's media trust must not let anyone else in first).
     #[arg(long, value_name = "SECONDS")]
     pub rtp_after: Option<f64>,
+    /// Send each RTP packet MS milliseconds after one of the server's arrives
+    /// (0 up to the packet time): the first packet heard sets the schedule,
+    /// which then keeps its own clock, as a phone's does. Without it packets
+    /// go out from the answer on. For testing how the server lines its packet
+    /// times up with the caller's (docs/operations.md, "phase lock").
+    #[arg(long, value_name = "MS", conflicts_with = "rtp_after")]
+    pub rtp_phase: Option<f64>,
     /// Give up after this many seconds in all.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
@@ -238,6 +245,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     let mut sip_buf = vec![0u8; 65_535];
     let mut rtp_buf = vec![0u8; 2048];
     let mut exit_code: Option<i32> = None;
+    // --rtp-phase: no packet until the server's first one sets the schedule.
+    let mut phase_from_first: Option<Duration> = None;
 
     loop {
         while let Some(t) = uac.poll_transmit() {
@@ -265,6 +274,13 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                     ));
                     recognizer = Some(PromptRecognizer::new(cache.clone(), neg.codec));
                     let ptime = Duration::from_millis(u64::from(neg.ptime_ms));
+                    let mut first_send = Instant::now()
+                        + Duration::from_secs_f64(args.rtp_after.unwrap_or(0.0).max(0.0));
+                    if let Some(ms) = args.rtp_phase {
+                        let phase = Duration::from_secs_f64(ms.max(0.0) / 1000.0).min(ptime);
+                        phase_from_first = Some(phase);
+                        first_send = overall;
+                    }
                     media = Some(Media {
                         remote: neg.remote,
                         codec: neg.codec,
@@ -275,8 +291,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                         ssrc: rand::random(),
                         seq: rand::random(),
                         ts: rand::random(),
-                        next: Instant::now()
-                            + Duration::from_secs_f64(args.rtp_after.unwrap_or(0.0).max(0.0)),
+                        next: first_send,
                         tone: VecDeque::new(),
                         events: VecDeque::new(),
                     });
@@ -385,6 +400,10 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
             }
             r = rtp_sock.recv_from(&mut rtp_buf) => {
                 let (n, _from) = r?;
+                if let (Some(m), Some(phase)) = (&mut media, phase_from_first.take()) {
+                    m.next = Instant::now() + phase;
+                    tr.line(&format!("rtp phase {} ms after the server's packets", phase.as_millis()));
+                }
                 if let (Some(rec), Ok(pkt)) = (&mut recognizer, rtp::parse(&rtp_buf[..n])) {
                     if let Some(name) = rec.push(pkt.payload) {
                         tr.line(&format!("prompt {name}"));
