@@ -152,21 +152,12 @@ fn serve_example(backend: &Backend, drain: &str) -> Server {
 }
 
 fn metrics(server: &Server) -> String {
-    let (status, body) = http_get_text(server.admin, "/metrics");
-    assert_eq!(status, 200, "{body}");
-    body
+    server_metrics(server)
 }
 
 /// The value of one sample (`name{labels}` exactly as exposed), or 0.
 fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            (k == series).then(|| v.parse().ok()).flatten()
-        })
-        .unwrap_or(0.0)
+    metric_sample(metrics, series).unwrap_or(0.0)
 }
 
 /// Waits until the server reports `n` active calls.

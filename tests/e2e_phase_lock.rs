@@ -13,15 +13,7 @@ use common::*;
 use std::time::Duration;
 
 fn sample(server: &Server, series: &str) -> f64 {
-    let (status, body) = http_get_text(server.admin, "/metrics");
-    assert_eq!(status, 200, "{body}");
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            (k == series).then(|| v.parse().ok()).flatten()
-        })
-        .unwrap_or_else(|| panic!("{series} on /metrics"))
+    metric_sample(&server_metrics(server), series).unwrap_or_else(|| panic!("{series} on /metrics"))
 }
 
 fn moves(server: &Server) -> f64 {

@@ -450,6 +450,24 @@ impl Drop for Dialer {
 
 /// Like [`http_get`], but returns the whole body as text, de-chunked
 /// (for `/metrics`, whose text must not be cut to a JSON-looking part).
+/// One sample of a `/metrics` text (`name{labels}` exactly as exposed), if present.
+pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == series).then(|| v.parse().ok()).flatten()
+        })
+}
+
+/// The server's `/metrics` text (asserting a 200).
+pub fn server_metrics(server: &Server) -> String {
+    let (status, body) = http_get_text(server.admin, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 pub fn http_get_text(addr: SocketAddr, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
