@@ -407,10 +407,13 @@ fn operations_guide_uses_real_flags_and_config_keys() {
         "--release",
         "--test",
         "--nocapture",
+        "--serve",
+        "--cpu",
+        "--uac",
     ];
     for flag in flags {
         if foreign.iter().any(|f| flag.starts_with(f)) {
-            continue; // systemctl, journalctl, systemd-analyze, dpkg, build-deb.sh, cargo
+            continue; // systemctl, journalctl, systemd-analyze, dpkg, build-deb.sh, cargo, bench/load.sh
         }
         assert!(
             help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
