@@ -151,10 +151,6 @@ fn serve_example(backend: &Backend, drain: &str) -> Server {
     serve_config(dir, &text, sip, admin)
 }
 
-fn metrics(server: &Server) -> String {
-    server_metrics(server)
-}
-
 /// The value of one sample (`name{labels}` exactly as exposed), or 0.
 fn sample(metrics: &str, series: &str) -> f64 {
     metric_sample(metrics, series).unwrap_or(0.0)
@@ -165,7 +161,7 @@ fn wait_active(server: &Server, n: f64) {
     wait_for(
         &format!("{n} active calls"),
         Duration::from_secs(20),
-        || (sample(&metrics(server), "sspr_ivr_calls_active") == n).then_some(()),
+        || (sample(&server_metrics(server), "sspr_ivr_calls_active") == n).then_some(()),
     );
 }
 
@@ -414,7 +410,7 @@ fn sighup_swaps_flows_for_new_calls_and_refuses_an_invalid_one() {
     );
     assert_eq!(
         sample(
-            &metrics(&server),
+            &server_metrics(&server),
             "sspr_ivr_config_reloads_total{result=\"ok\"}"
         ),
         1.0
@@ -466,7 +462,7 @@ fn sighup_swaps_flows_for_new_calls_and_refuses_an_invalid_one() {
         out.contains("unknown state `nowhere`") && out.contains("states.get_digits.next"),
         "the refusal names the problem:\n{line}\n{out}"
     );
-    let m = metrics(&server);
+    let m = server_metrics(&server);
     assert_eq!(
         sample(&m, "sspr_ivr_config_reloads_total{result=\"rejected\"}"),
         1.0
@@ -525,7 +521,7 @@ fn admission_capacity_codec_and_options() {
     );
     assert!(ok, "{t:?}\n{err}");
 
-    let m = metrics(&server);
+    let m = server_metrics(&server);
     for (series, want) in [
         ("sspr_ivr_sip_responses_sent_total{code=\"503\"}", 1.0),
         ("sspr_ivr_sip_responses_sent_total{code=\"488\"}", 1.0),
@@ -605,7 +601,7 @@ fn metrics_after_real_calls() {
     wait_active(&server, 0.0);
     // The audit backlog gauge is refreshed by the main loop's tick.
     std::thread::sleep(Duration::from_millis(1200));
-    let m = metrics(&server);
+    let m = server_metrics(&server);
 
     let at_least = |series: &str, n: f64| {
         let v = sample(&m, series);
@@ -810,7 +806,7 @@ fn reload_updates_the_action_names_in_the_metrics() {
         prompts_heard(&t).contains(&"account_locked".to_string()),
         "{t:?}"
     );
-    let m = metrics(&server);
+    let m = server_metrics(&server);
     assert_eq!(
         sample(
             &m,

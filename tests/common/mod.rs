@@ -448,8 +448,6 @@ impl Drop for Dialer {
     }
 }
 
-/// Like [`http_get`], but returns the whole body as text, de-chunked
-/// (for `/metrics`, whose text must not be cut to a JSON-looking part).
 /// One sample of a `/metrics` text (`name{labels}` exactly as exposed), if present.
 pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
     metrics
@@ -468,6 +466,8 @@ pub fn server_metrics(server: &Server) -> String {
     body
 }
 
+/// Like [`http_get`], but returns the whole body as text, de-chunked
+/// (for `/metrics`, whose text must not be cut to a JSON-looking part).
 pub fn http_get_text(addr: SocketAddr, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
