@@ -57,6 +57,18 @@ fn fires_first(deadline: Instant, received: Instant) -> bool {
     deadline + SAME_INSTANT <= received
 }
 
+/// A datagram that has waited this long when its call's turn reads it may
+/// have another behind it: the turn reads the rest of the socket at once.
+/// A caller's packets come 20 ms apart, so a second one waiting means the
+/// first has waited about that long. The phase lock puts a call's deadline
+/// 1–11 ms after its caller's packets (`media::phase_lock`) and the turn comes
+/// up to a few ms after the deadline (the timer, the calls before it in the
+/// pass), so the one datagram of an ordinary turn is younger than this. One
+/// that is older costs a read that finds nothing, as every turn used to; two
+/// that arrive bunched (a jittery path) leave the second for the next turn,
+/// which then reads a whole batch.
+const QUEUED_AFTER: std::time::Duration = std::time::Duration::from_millis(19);
+
 /// How often a live call adds its RTP counters to the metrics (and once more at its end).
 const RTP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -71,6 +83,9 @@ pub(super) struct Reported {
     pub next_rtp: Option<Instant>,
     /// The time of the call's last turn (no datagram is handed over earlier).
     pub last_turn: Option<Instant>,
+    /// The last turn read more than one datagram: this one reads a whole
+    /// batch at once ([`CallTask::read_rtp`]).
+    pub rx_burst: bool,
 }
 
 pub struct CallTask {
@@ -168,17 +183,37 @@ impl CallTask {
         // never sees time go backwards.
         let mut floor = reported.last_turn.map_or(now, |t| t.min(now));
         reported.last_turn = Some(now);
-        let n = match rx.recv(self.rtp.socket.as_raw_fd()) {
-            Ok(n) => n,
-            Err(e) => {
-                debug!(error = %e, "rtp receive error");
-                return;
-            }
+        let fd = self.rtp.socket.as_raw_fd();
+        // One datagram first (the usual turn has exactly one), the rest only
+        // when there may be more: the last turn found several, or the one just
+        // read has waited long enough that another may have come after it.
+        let first = if reported.rx_burst {
+            rx.recv(fd)
+        } else {
+            rx.recv_one(fd)
         };
-        if n == 0 {
+        if let Err(e) = first {
+            debug!(error = %e, "rtp receive error");
+            return;
+        }
+        if rx.is_empty() {
+            reported.rx_burst = false;
             return;
         }
         let clocks = Clocks::new(self::now());
+        if !reported.rx_burst {
+            let waited = rx
+                .get(0)
+                .and_then(|d| d.received)
+                .is_none_or(|t| clocks.to_monotonic(t) + QUEUED_AFTER <= clocks.mono());
+            if waited {
+                if let Err(e) = rx.recv_more(fd) {
+                    debug!(error = %e, "rtp receive error");
+                }
+            }
+        }
+        let n = rx.len();
+        reported.rx_burst = n > 1;
         for i in 0..n {
             let Some(d) = rx.get(i) else {
                 continue;

@@ -101,6 +101,12 @@ pub struct DialArgs {
     /// times up with the caller's (docs/operations.md, "phase lock").
     #[arg(long, value_name = "MS", conflicts_with = "rtp_after")]
     pub rtp_phase: Option<f64>,
+    /// Send RTP N packets at a time, back to back, every N packet times (a
+    /// jittery path, or a gateway that batches): each packet and telephone
+    /// event leaves with the burst it falls in, in order. For testing that the
+    /// server reads a burst whole and hears every key in it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub rtp_burst: Option<u32>,
     /// Give up after this many seconds in all.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
@@ -169,6 +175,10 @@ struct Media {
     seq: u16,
     ts: u32,
     next: Instant,
+    /// Packets per burst (`--rtp-burst`; 1: each at its time).
+    burst: u32,
+    /// RTP packets sent (audio and telephone events).
+    sent: u64,
     /// Audio samples (tones) still to send, replacing silence.
     tone: VecDeque<i16>,
     /// RFC 4733 datagrams still to send, with their due times.
@@ -292,9 +302,14 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                         seq: rand::random(),
                         ts: rand::random(),
                         next: first_send,
+                        burst: args.rtp_burst.unwrap_or(1),
+                        sent: 0,
                         tone: VecDeque::new(),
                         events: VecDeque::new(),
                     });
+                    if let Some(n) = args.rtp_burst.filter(|n| *n > 1) {
+                        tr.line(&format!("rtp in bursts of {n} packets"));
+                    }
                     if let Some(s) = args.hangup_after {
                         hangup_at = Some(Instant::now() + Duration::from_secs_f64(s));
                     }
@@ -315,6 +330,9 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 UacEvent::ByeReceived => tr.line("sip BYE received"),
                 UacEvent::Info { status } => tr.line(&format!("sip INFO answered {status}")),
                 UacEvent::Terminated => {
+                    if let Some(m) = &media {
+                        tr.line(&format!("rtp sent {} packets", m.sent));
+                    }
                     tr.line("sip ended");
                     exit_code.get_or_insert(0);
                 }
@@ -367,15 +385,24 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 continue;
             }
         }
-        // Media: send every frame that is due (absolute schedule).
+        // Media: send every frame that is due (absolute schedule); with
+        // --rtp-burst, nothing until the last packet of a burst is due, then
+        // the whole burst.
         if let Some(m) = &mut media {
-            while m.next <= now {
-                send_frame(&rtp_sock, m).await;
-                m.next += m.ptime;
+            let burst_due = m.next + m.hold() <= now;
+            if burst_due {
+                while m.next <= now {
+                    send_frame(&rtp_sock, m).await;
+                    m.next += m.ptime;
+                }
             }
-            while m.events.front().is_some_and(|(due, _)| *due <= now) {
-                if let Some((_, pkt)) = m.events.pop_front() {
-                    let _ = rtp_sock.send_to(&pkt, m.remote).await;
+            if m.burst == 1 || burst_due {
+                while m.events.front().is_some_and(|(due, _)| *due <= now) {
+                    if let Some((_, pkt)) = m.events.pop_front() {
+                        if rtp_sock.send_to(&pkt, m.remote).await.is_ok() {
+                            m.sent += 1;
+                        }
+                    }
                 }
             }
         }
@@ -387,8 +414,14 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
             }
         };
         soon(uac.poll_timeout().map(Instant::from_std));
-        soon(media.as_ref().map(|m| m.next));
-        soon(media.as_ref().and_then(|m| m.events.front().map(|e| e.0)));
+        soon(media.as_ref().map(|m| m.next + m.hold()));
+        // In bursts, events wait for theirs.
+        soon(
+            media
+                .as_ref()
+                .filter(|m| m.burst == 1)
+                .and_then(|m| m.events.front().map(|e| e.0)),
+        );
         soon(playing.as_ref().map(|p| p.1));
         soon(next_press_at);
         soon(hangup_at);
@@ -468,6 +501,13 @@ fn press(uac: &mut Uac, m: &mut Media, key: char, mode: DigitSource, now: Instan
     }
 }
 
+impl Media {
+    /// How long a packet waits for the last of its burst (`--rtp-burst`).
+    fn hold(&self) -> Duration {
+        self.ptime * (self.burst - 1)
+    }
+}
+
 async fn send_frame(sock: &UdpSocket, m: &mut Media) {
     let mut pcm = Vec::with_capacity(m.samples as usize);
     for _ in 0..m.samples {
@@ -484,6 +524,8 @@ async fn send_frame(sock: &UdpSocket, m: &mut Media) {
     };
     m.ts = m.ts.wrapping_add(m.samples);
     if let Ok(pkt) = rtp::build(&header, &payload) {
-        let _ = sock.send_to(&pkt, m.remote).await;
+        if sock.send_to(&pkt, m.remote).await.is_ok() {
+            m.sent += 1;
+        }
     }
 }

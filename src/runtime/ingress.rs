@@ -128,7 +128,60 @@ impl RecvBatch {
     /// without waiting. `Ok(0)`: nothing there.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.len = 0;
-        for i in 0..self.batch {
+        self.recv_more(fd)
+    }
+
+    /// Read one datagram, if `fd` holds one, without waiting: a plain
+    /// `recvmsg`. `recvmmsg` with room for more tries the socket once more
+    /// after a datagram and finds it empty — in a call's turn, which almost
+    /// always has exactly one datagram waiting (its caller's packet since the
+    /// last turn), that empty second attempt was a good part of the receive
+    /// path's kernel time. [`RecvBatch::recv_more`] reads the rest when the
+    /// caller judges there may be more.
+    pub fn recv_one(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.len = 0;
+        self.prepare(0, 1);
+        // SAFETY: header 0 points at buffers of the sizes it states, all
+        // owned by `self` and alive for the call.
+        let n = unsafe { libc::recvmsg(fd, &mut self.headers[0].msg_hdr, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return would_block_is_empty(io::Error::last_os_error());
+        }
+        self.headers[0].msg_len = n as libc::c_uint;
+        self.len = 1;
+        Ok(1)
+    }
+
+    /// Read what `fd` holds after the datagrams already read, up to
+    /// [`RecvBatch::capacity`] in all, without waiting; how many were added.
+    pub fn recv_more(&mut self, fd: RawFd) -> io::Result<usize> {
+        let first = self.len;
+        let room = self.batch - first;
+        if room == 0 {
+            return Ok(0);
+        }
+        self.prepare(first, room);
+        // SAFETY: every header from `first` on points at buffers of the sizes
+        // it states, all owned by `self` and alive for the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.headers[first..].as_mut_ptr(),
+                room as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return would_block_is_empty(io::Error::last_os_error());
+        }
+        self.len = first + n as usize;
+        Ok(n as usize)
+    }
+
+    /// Point headers `first..first + count` at their slots, ready for the kernel.
+    fn prepare(&mut self, first: usize, count: usize) {
+        for i in first..first + count {
             let h = &mut self.headers[i];
             h.msg_len = 0;
             h.msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
@@ -139,29 +192,19 @@ impl RecvBatch {
             h.msg_hdr.msg_controllen = CONTROL as _;
             h.msg_hdr.msg_flags = 0;
         }
-        // SAFETY: every header points at buffers of the sizes it states, all
-        // owned by `self` and alive for the call.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                self.headers.as_mut_ptr(),
-                self.batch as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(0),
-                _ => Err(e),
-            };
-        }
-        self.len = n as usize;
-        Ok(self.len)
     }
 
-    /// The `i`-th datagram of the last [`RecvBatch::recv`] (`None` past its
+    /// How many datagrams the last reads left in the batch.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the last reads found nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`-th datagram of the last reads (`None` past their
     /// end, or for a source address that is neither IPv4 nor IPv6).
     pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
         if i >= self.len {
@@ -196,6 +239,11 @@ impl Clocks {
         }
     }
 
+    /// The monotonic time the clocks were read at.
+    pub fn mono(&self) -> Instant {
+        self.mono
+    }
+
     /// `wall` on the monotonic clock; never later than when the clocks were read.
     pub fn to_monotonic(&self, wall: SystemTime) -> Instant {
         match self.wall.duration_since(wall) {
@@ -203,6 +251,14 @@ impl Clocks {
             // Stamped "after" we read the clocks (a wall-clock step): now.
             Err(_) => self.mono,
         }
+    }
+}
+
+/// A read that would have had to wait found nothing: `Ok(0)`.
+fn would_block_is_empty(e: io::Error) -> io::Result<usize> {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Ok(0),
+        _ => Err(e),
     }
 }
 
@@ -290,6 +346,40 @@ mod tests {
         }
         assert!(batch.get(5).is_none());
         assert_eq!(batch.recv(rx.as_raw_fd()).expect("recv"), 0, "drained");
+    }
+
+    #[test]
+    fn one_datagram_then_the_rest_in_order_after_it() {
+        let rx = bound("127.0.0.1:0");
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut batch = RecvBatch::new();
+        assert_eq!(batch.recv_one(rx.as_raw_fd()).expect("recv"), 0, "empty");
+        assert!(batch.is_empty());
+        for i in 0..3u8 {
+            tx.send_to(&[i; 20], rx.local_addr().expect("addr"))
+                .expect("send");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(batch.recv_one(rx.as_raw_fd()).expect("recv"), 1);
+        assert_eq!(batch.len(), 1);
+        let d = batch.get(0).expect("datagram");
+        assert_eq!(
+            (d.from, d.data),
+            (tx.local_addr().expect("addr"), &[0u8; 20][..])
+        );
+        assert!(d.received.is_some(), "receive time on the single read too");
+        assert!(batch.get(1).is_none());
+        // The rest land after the first, in the order they were sent.
+        assert_eq!(batch.recv_more(rx.as_raw_fd()).expect("recv"), 2);
+        assert_eq!(batch.len(), 3);
+        for i in 0..3u8 {
+            assert_eq!(batch.get(i as usize).expect("datagram").data, &[i; 20][..]);
+        }
+        assert_eq!(batch.recv_more(rx.as_raw_fd()).expect("recv"), 0, "drained");
+        assert_eq!(batch.len(), 3, "an empty read keeps what was read");
+        // A new read starts a new batch.
+        assert_eq!(batch.recv_one(rx.as_raw_fd()).expect("recv"), 0);
+        assert!(batch.get(0).is_none());
     }
 
     #[test]
