@@ -6,9 +6,11 @@
 //! call has one packet per 20 ms. An io_uring submission queue can: the shard
 //! queues each due packet with [`Egress::push`] (socket, destination, bytes,
 //! copied into the batch) and [`Egress::flush`] submits them all with one
-//! syscall (`IORING_OP_SENDMSG`, `MSG_DONTWAIT`: a send that would block fails
-//! at once, as a `sendto` on a non-blocking socket would, so the wait for the
-//! completions does not block; a late packet is worth nothing). Where io_uring
+//! syscall (`IORING_OP_SEND` with a destination address — a `sendto`; on a
+//! kernel older than 6.0, which has no address on it, `IORING_OP_SENDMSG`;
+//! `MSG_DONTWAIT`: a send that would block fails at once, as a `sendto` on a
+//! non-blocking socket would, so the wait for the completions does not block; a
+//! late packet is worth nothing). Where io_uring
 //! is not available (old kernel, a seccomp policy that forbids it) every packet
 //! goes out with its own `sendto` at `push`, as before.
 //!
@@ -17,7 +19,7 @@
 //! also goes out as soon as it holds [`FLUSH_AT`] packets.
 
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use io_uring::{opcode, types, IoUring};
 use socket2::SockAddr;
@@ -41,9 +43,21 @@ struct Queued {
     len: usize,
 }
 
+/// How the ring sends a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SendOp {
+    /// `IORING_OP_SEND` with `dest_addr` (Linux 6.0+): the kernel reads the
+    /// buffer and the address, and no `msghdr` or `iovec` to copy in and
+    /// check.
+    SendTo,
+    /// `IORING_OP_SENDMSG` (older kernels).
+    SendMsg,
+}
+
 /// A shard's outgoing RTP (see the module docs).
 pub struct Egress {
     ring: Option<IoUring>,
+    op: SendOp,
     queued: Vec<Queued>,
     /// The queued packets' bytes, back to back.
     bytes: Vec<u8>,
@@ -76,15 +90,30 @@ impl Egress {
         Egress::with_ring(ring)
     }
 
-    /// One `sendto` per packet (the fallback; also for comparison).
-    #[cfg(test)]
+    /// One `sendto` per packet: what a process gets where io_uring is refused
+    /// (the shipped systemd unit). For tests and `benches/datagram_io.rs`.
     pub fn unbatched() -> Egress {
         Egress::with_ring(None)
     }
 
-    fn with_ring(ring: Option<IoUring>) -> Egress {
+    /// Batched through io_uring with `IORING_OP_SENDMSG` (what a kernel before
+    /// 6.0 gets), if io_uring is there at all. For tests and
+    /// `benches/datagram_io.rs`.
+    pub fn with_sendmsg() -> Egress {
+        let mut e = Egress::new();
+        e.op = SendOp::SendMsg;
+        e
+    }
+
+    fn with_ring(mut ring: Option<IoUring>) -> Egress {
+        let op = if ring.as_mut().is_some_and(sends_to) {
+            SendOp::SendTo
+        } else {
+            SendOp::SendMsg
+        };
         Egress {
             ring,
+            op,
             queued: Vec::new(),
             bytes: Vec::with_capacity(64 * 1024),
             scratch: Scratch::default(),
@@ -123,38 +152,57 @@ impl Egress {
         let mut done = 0;
         while done < self.queued.len() {
             let batch = &self.queued[done..(done + RING_ENTRIES as usize).min(self.queued.len())];
-            // The iovecs and headers must not move while the kernel uses them:
+            // The addresses, iovecs and headers must not move while the kernel uses them:
             // sized once per batch, before any pointer into them is taken.
             self.scratch.iovecs.clear();
             self.scratch.headers.clear();
             self.scratch.names.clear();
             for q in batch {
-                self.scratch.iovecs.push(libc::iovec {
-                    iov_base: self.bytes[q.start..].as_ptr() as *mut libc::c_void,
-                    iov_len: q.len,
-                });
                 self.scratch.names.push(RawAddr::from(q.to));
             }
-            for i in 0..batch.len() {
-                // SAFETY: msghdr is plain data; all-zero is its empty value.
-                let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-                let name = &mut self.scratch.names[i];
-                h.msg_namelen = name.len;
-                h.msg_name = (&mut name.addr as *mut libc::sockaddr_in6).cast();
-                h.msg_iov = &mut self.scratch.iovecs[i];
-                h.msg_iovlen = 1;
-                self.scratch.headers.push(h);
+            if self.op == SendOp::SendMsg {
+                for q in batch {
+                    self.scratch.iovecs.push(libc::iovec {
+                        iov_base: self.bytes[q.start..].as_ptr() as *mut libc::c_void,
+                        iov_len: q.len,
+                    });
+                }
+                for i in 0..batch.len() {
+                    // SAFETY: msghdr is plain data; all-zero is its empty value.
+                    let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+                    let name = &mut self.scratch.names[i];
+                    h.msg_namelen = name.len;
+                    h.msg_name = (&mut name.addr as *mut libc::sockaddr_in6).cast();
+                    h.msg_iov = &mut self.scratch.iovecs[i];
+                    h.msg_iovlen = 1;
+                    self.scratch.headers.push(h);
+                }
             }
             {
                 let mut sq = ring.submission();
                 for (i, q) in batch.iter().enumerate() {
-                    let entry = opcode::SendMsg::new(types::Fd(q.fd), &self.scratch.headers[i])
-                        .flags(libc::MSG_DONTWAIT as u32)
-                        .build()
-                        .user_data(i as u64);
+                    let entry = match self.op {
+                        SendOp::SendTo => {
+                            let name = &self.scratch.names[i];
+                            opcode::Send::new(
+                                types::Fd(q.fd),
+                                self.bytes[q.start..].as_ptr(),
+                                q.len as u32,
+                            )
+                            .dest_addr((&name.addr as *const libc::sockaddr_in6).cast())
+                            .dest_addr_len(name.len)
+                        }
+                        .flags(libc::MSG_DONTWAIT)
+                        .build(),
+                        SendOp::SendMsg => {
+                            opcode::SendMsg::new(types::Fd(q.fd), &self.scratch.headers[i])
+                                .flags(libc::MSG_DONTWAIT as u32)
+                                .build()
+                        }
+                    };
                     // SAFETY: the header, its iovec, address and bytes stay
                     // alive and unmoved until the completions are reaped below.
-                    unsafe { sq.push(&entry) }.expect("batch fits the ring");
+                    unsafe { sq.push(&entry.user_data(i as u64)) }.expect("batch fits the ring");
                 }
             }
             let n = batch.len();
@@ -192,6 +240,34 @@ impl Egress {
         self.scratch.headers.clear();
         self.scratch.names.clear();
     }
+}
+
+/// Whether `ring` takes a destination address on `IORING_OP_SEND` (Linux
+/// 6.0+; older kernels refuse the request): one real datagram from a
+/// loopback socket to itself.
+fn sends_to(ring: &mut IoUring) -> bool {
+    let Ok(probe) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
+    let Ok(to) = probe.local_addr() else {
+        return false;
+    };
+    let to = RawAddr::from(to);
+    let byte = [0u8; 1];
+    let entry = opcode::Send::new(types::Fd(probe.as_raw_fd()), byte.as_ptr(), 1)
+        .dest_addr((&to.addr as *const libc::sockaddr_in6).cast())
+        .dest_addr_len(to.len)
+        .flags(libc::MSG_DONTWAIT)
+        .build();
+    // SAFETY: the byte, the address and the socket outlive the wait below.
+    if unsafe { ring.submission().push(&entry) }.is_err() {
+        return false;
+    }
+    if ring.submit_and_wait(1).is_err() {
+        return false;
+    }
+    let sent = ring.completion().next().is_some_and(|c| c.result() == 1);
+    sent
 }
 
 /// A destination as the kernel reads it: a `sockaddr_in` or `sockaddr_in6`
@@ -260,17 +336,34 @@ unsafe impl Send for Scratch {}
 mod tests {
     use super::*;
     use std::net::UdpSocket;
-    use std::os::fd::AsRawFd;
     use std::time::Duration;
+
+    /// A 6.0+ kernel takes the address on `IORING_OP_SEND` (the probe finds
+    /// it); without io_uring every packet goes by `sendto`.
+    #[test]
+    fn a_ring_on_a_6_kernel_sends_with_an_address() {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let major: u32 = release
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        let e = Egress::new();
+        if e.ring.is_some() && major >= 6 {
+            assert_eq!(e.op, SendOp::SendTo, "kernel {release}");
+        }
+    }
 
     /// Packets from several sockets in one batch arrive, each from its own
     /// socket's port, with their bytes intact, over IPv4 and IPv6; the same
-    /// through the fallback.
+    /// through `IORING_OP_SENDMSG` and through the fallback.
     #[test]
     fn a_batch_leaves_from_each_calls_own_port() {
         for (mut egress, ip) in [
             (Egress::new(), "127.0.0.1"),
             (Egress::new(), "[::1]"),
+            (Egress::with_sendmsg(), "127.0.0.1"),
+            (Egress::with_sendmsg(), "[::1]"),
             (Egress::unbatched(), "127.0.0.1"),
             (Egress::unbatched(), "[::1]"),
         ] {
