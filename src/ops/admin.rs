@@ -45,9 +45,6 @@ pub enum AdminError {
         /// OS error.
         source: std::io::Error,
     },
-    /// The HTTP server stopped with an IO error.
-    #[error("admin HTTP server failed: {0}")]
-    Serve(#[from] std::io::Error),
 }
 
 /// Shared process state behind `/healthz` and `/readyz`.
