@@ -57,17 +57,30 @@ fn fires_first(deadline: Instant, received: Instant) -> bool {
     deadline + SAME_INSTANT <= received
 }
 
-/// A datagram that has waited this long when its call's turn reads it may
-/// have another behind it: the turn reads the rest of the socket at once.
-/// A caller's packets come 20 ms apart, so a second one waiting means the
-/// first has waited about that long. The phase lock puts a call's deadline
-/// 1–11 ms after its caller's packets (`media::phase_lock`) and the turn comes
-/// up to a few ms after the deadline (the timer, the calls before it in the
-/// pass), so the one datagram of an ordinary turn is younger than this. One
-/// that is older costs a read that finds nothing, as every turn used to; two
-/// that arrive bunched (a jittery path) leave the second for the next turn,
-/// which then reads a whole batch.
+/// When a call's turn reads the rest of its socket after the one datagram it
+/// read first ([`CallTask::read_rtp`]). A caller's packets come 20 ms apart,
+/// and the phase lock puts a call's deadline 1–11 ms after them
+/// (`media::phase_lock`), the turn a few ms after its deadline: an ordinary
+/// turn has one datagram waiting, younger than this. One that has waited this
+/// long may have its successor behind it.
 const QUEUED_AFTER: std::time::Duration = std::time::Duration::from_millis(19);
+
+/// … and so may a datagram that came more than this after the one before it:
+/// it was held up on the way (a jittery path, a busy sender), and the next one,
+/// sent on time, can have caught up with it. (A caller with a longer packet
+/// time has every turn read the rest, as every turn used to; one with a shorter
+/// one has several datagrams per turn, and a turn that read several reads a
+/// whole batch next time.)
+const HELD_UP_AFTER: std::time::Duration = std::time::Duration::from_millis(21);
+
+/// Whether a turn that has read one datagram, received `at` (`None`: no
+/// receive time), should read the rest of its socket at `now`; `last_rx`: when
+/// the datagram before it was received ([`QUEUED_AFTER`], [`HELD_UP_AFTER`]).
+fn may_have_more(at: Option<Instant>, now: Instant, last_rx: Option<Instant>) -> bool {
+    at.is_none_or(|at| {
+        at + QUEUED_AFTER <= now || last_rx.is_none_or(|prev| at > prev + HELD_UP_AFTER)
+    })
+}
 
 /// How often a live call adds its RTP counters to the metrics (and once more at its end).
 const RTP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -86,6 +99,8 @@ pub(super) struct Reported {
     /// The last turn read more than one datagram: this one reads a whole
     /// batch at once ([`CallTask::read_rtp`]).
     pub rx_burst: bool,
+    /// When the last datagram read was received.
+    pub last_rx: Option<Instant>,
 }
 
 pub struct CallTask {
@@ -186,7 +201,8 @@ impl CallTask {
         let fd = self.rtp.socket.as_raw_fd();
         // One datagram first (the usual turn has exactly one), the rest only
         // when there may be more: the last turn found several, or the one just
-        // read has waited long enough that another may have come after it.
+        // read has waited long enough that another may have come after it, or
+        // it came late after the one before and the next may have caught up.
         let first = if reported.rx_burst {
             rx.recv(fd)
         } else {
@@ -202,11 +218,11 @@ impl CallTask {
         }
         let clocks = Clocks::new(self::now());
         if !reported.rx_burst {
-            let waited = rx
+            let at = rx
                 .get(0)
                 .and_then(|d| d.received)
-                .is_none_or(|t| clocks.to_monotonic(t) + QUEUED_AFTER <= clocks.mono());
-            if waited {
+                .map(|t| clocks.to_monotonic(t));
+            if may_have_more(at, clocks.mono(), reported.last_rx) {
                 if let Err(e) = rx.recv_more(fd) {
                     debug!(error = %e, "rtp receive error");
                 }
@@ -214,6 +230,9 @@ impl CallTask {
         }
         let n = rx.len();
         reported.rx_burst = n > 1;
+        if let Some(t) = rx.get(n - 1).and_then(|d| d.received) {
+            reported.last_rx = Some(clocks.to_monotonic(t));
+        }
         for i in 0..n {
             let Some(d) = rx.get(i) else {
                 continue;
@@ -429,6 +448,36 @@ impl CallTask {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_turn_reads_on_only_when_another_datagram_may_be_waiting() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        // An ordinary turn: the caller's packet came 20 ms after the one
+        // before and 6 ms ago; the next is not due for 14 ms.
+        assert!(!may_have_more(
+            Some(t + ms(34)),
+            t + ms(40),
+            Some(t + ms(14))
+        ));
+        assert!(!may_have_more(
+            Some(t + ms(35)),
+            t + ms(40),
+            Some(t + ms(14))
+        ));
+        // It has waited long enough for the next to have come.
+        assert!(may_have_more(Some(t + ms(21)), t + ms(40), Some(t + ms(1))));
+        // It was held up on the way (25 ms after the one before): the next,
+        // sent on time, may be right behind it.
+        assert!(may_have_more(
+            Some(t + ms(39)),
+            t + ms(40),
+            Some(t + ms(14))
+        ));
+        // Nothing to go by: the first datagram of a call, or no receive time.
+        assert!(may_have_more(Some(t + ms(39)), t + ms(40), None));
+        assert!(may_have_more(None, t + ms(40), Some(t + ms(14))));
+    }
 
     #[test]
     fn a_deadline_fires_before_a_datagram_only_when_clearly_earlier() {
