@@ -263,10 +263,19 @@ fn sends_to(ring: &mut IoUring) -> bool {
     if unsafe { ring.submission().push(&entry) }.is_err() {
         return false;
     }
-    if ring.submit_and_wait(1).is_err() {
-        return false;
+    // Its completion is reaped here, whatever happens to the wait: a stray
+    // one would be counted as one of the first batch's by `Egress::flush`.
+    loop {
+        match ring.submit_and_wait(1) {
+            Ok(_) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(_) => return false,
+        }
     }
-    let sent = ring.completion().next().is_some_and(|c| c.result() == 1);
+    let mut sent = false;
+    for c in ring.completion() {
+        sent = c.result() == 1;
+    }
     sent
 }
 
