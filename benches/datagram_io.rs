@@ -16,6 +16,11 @@
 //!   loopback delivery into the callers' sockets is part of a send's cost here,
 //!   as it is in the server's profile; draining them is not timed.
 //!
+//! - **Send, connected or not** (printed after criterion's groups): the same
+//!   pass from sockets `connect`ed to their callers, without an address (what
+//!   a call's socket does while its caller's stream is steady), against
+//!   unconnected sockets with one; the two alternate pass by pass.
+//!
 //! Criterion's "elements" are datagrams: its throughput line gives the cost of
 //! one.
 
@@ -23,7 +28,7 @@ use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{black_box, criterion_group, Criterion, Throughput};
 use sspr_ivr::runtime::egress::Egress;
 use sspr_ivr::runtime::ingress::{enable_timestamps, RecvBatch};
 
@@ -107,7 +112,7 @@ fn send(c: &mut Criterion) {
                 for _ in 0..iters {
                     let start = Instant::now();
                     for (s, a) in calls.iter().zip(&to) {
-                        egress.push(s.as_raw_fd(), *a, &PACKET);
+                        egress.push(s.as_raw_fd(), Some(*a), &PACKET);
                     }
                     egress.flush();
                     spent += start.elapsed();
@@ -120,5 +125,70 @@ fn send(c: &mut Criterion) {
     group.finish();
 }
 
+/// Rounds of [`connected_or_not`].
+const ROUNDS: usize = 400;
+
+/// A pass's sends from sockets `connect`ed to their callers (no address: the
+/// kernel keeps the route) against the same from unconnected ones (an address
+/// per packet), through io_uring and without it. Criterion runs one variant
+/// after the other, and this VM drifted by up to 30 % between runs, so these
+/// two alternate, pass by pass, and the per-datagram percentiles are printed.
+fn connected_or_not() {
+    let calls = sockets(CALLS);
+    let connected = sockets(CALLS);
+    let callers = sockets(CALLS);
+    let to: Vec<_> = callers
+        .iter()
+        .map(|s| s.local_addr().expect("addr"))
+        .collect();
+    for (s, a) in connected.iter().zip(&to) {
+        s.connect(a).expect("connect");
+    }
+    let mut batch = RecvBatch::new();
+    println!("\nsend, one packet per call in a pass, {CALLS} calls, {ROUNDS} passes each, alternating (ns per datagram):");
+    for (name, mut egress) in [
+        ("io_uring SEND", Egress::new()),
+        ("one syscall each, without io_uring", Egress::unbatched()),
+    ] {
+        let mut spent: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        for round in 0..ROUNDS {
+            for k in 0..2 {
+                let conn = (round + k) % 2;
+                let start = Instant::now();
+                for i in 0..CALLS {
+                    if conn == 1 {
+                        egress.push(connected[i].as_raw_fd(), None, &PACKET);
+                    } else {
+                        egress.push(calls[i].as_raw_fd(), Some(to[i]), &PACKET);
+                    }
+                }
+                egress.flush();
+                spent[conn].push(start.elapsed().as_nanos() as f64 / CALLS as f64);
+                drain(&callers, &mut batch);
+            }
+        }
+        let pct = |v: &mut Vec<f64>, p: usize| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() * p / 100]
+        };
+        let [mut with_address, mut connected] = spent;
+        println!(
+            "  {name}: with an address p10 {:.0} p50 {:.0} p90 {:.0}; connected p10 {:.0} p50 {:.0} p90 {:.0}; p50 {:+.1} %",
+            pct(&mut with_address, 10),
+            pct(&mut with_address, 50),
+            pct(&mut with_address, 90),
+            pct(&mut connected, 10),
+            pct(&mut connected, 50),
+            pct(&mut connected, 90),
+            100.0 * (pct(&mut connected, 50) / pct(&mut with_address, 50) - 1.0),
+        );
+    }
+}
+
 criterion_group!(benches, receive, send);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    connected_or_not();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -223,6 +223,17 @@ impl Call {
         stats
     }
 
+    /// The caller's RTP address while it both sends from and is sent to it,
+    /// steadily ([`MediaSession::peer`](crate::media::MediaSession::peer)):
+    /// what the driver may `connect` the call's socket to. `None` once the call
+    /// has ended.
+    pub fn rtp_peer(&self, now: Instant) -> Option<SocketAddr> {
+        if self.phase == Phase::Ended {
+            return None;
+        }
+        self.media.peer(now)
+    }
+
     /// RTP datagrams dropped unparsed so far: (untrusted IP, not the latched source).
     pub fn rtp_rejected(&self) -> (u64, u64) {
         self.media.rejected()

@@ -83,10 +83,7 @@ fn attackers_holding_the_admin_port_get_their_share_and_the_caller_is_served() {
         Duration::from_secs(60),
     );
     assert!(ok, "dial failed:\n{}\n{err}", transcript.join("\n"));
-    assert_eq!(
-        prompts_heard(&transcript),
-        ["echo_intro", "you_entered", "digit_4", "digit_2", "goodbye"]
-    );
+    assert_eq!(prompts_heard(&transcript), echo_readback("42"));
     // Silent and slow connections alike are closed once their head is overdue
     // (the call above took longer than that: they are closed by now).
     let started = Instant::now();

@@ -14,9 +14,7 @@ fn expect_echo(mode: &str, digits: &str) {
         Duration::from_secs(60),
     );
     let heard = prompts_heard(&transcript);
-    let mut want = vec!["echo_intro".to_string(), "you_entered".to_string()];
-    want.extend(digits.chars().map(|c| format!("digit_{c}")));
-    want.push("goodbye".into());
+    let want = echo_readback(digits);
     assert!(
         ok,
         "dial failed ({mode}):\n{}\n{err}\nserver:\n{}",

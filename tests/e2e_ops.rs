@@ -306,12 +306,7 @@ fn sigterm_drains_refuses_new_calls_and_exits_after_the_last_call() {
         live.transcript()
     );
     let heard = prompts_heard(&live.transcript());
-    assert_eq!(
-        heard,
-        ["echo_intro", "you_entered", "digit_4", "digit_2", "goodbye"],
-        "{:?}",
-        live.transcript()
-    );
+    assert_eq!(heard, echo_readback("42"), "{:?}", live.transcript());
     let status = server
         .wait_exit(Duration::from_secs(15))
         .unwrap_or_else(|| {
@@ -437,12 +432,7 @@ fn sighup_swaps_flows_for_new_calls_and_refuses_an_invalid_one() {
         .into_iter()
         .filter(|p| p != "no_input")
         .collect();
-    assert_eq!(
-        heard,
-        ["echo_intro", "you_entered", "digit_7", "goodbye"],
-        "{:?}",
-        old.transcript()
-    );
+    assert_eq!(heard, echo_readback("7"), "{:?}", old.transcript());
 
     // An invalid flow is refused with its reason; the last good one stays.
     std::fs::write(&flow, edited.replace("next: read_back", "next: nowhere")).unwrap();

@@ -249,9 +249,7 @@ fn dial_over_tls_hears_its_digits_read_back() {
             ],
             Duration::from_secs(70),
         );
-        let mut want = vec!["echo_intro".to_string(), "you_entered".to_string()];
-        want.extend(digits.chars().map(|c| format!("digit_{c}")));
-        want.push("goodbye".into());
+        let want = echo_readback(digits);
         assert!(
             ok,
             "dial {uri} failed:\n{}\n{err}\nserver:\n{}",

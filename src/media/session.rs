@@ -546,6 +546,17 @@ impl MediaSession {
         self.remote
     }
 
+    /// The one address this call both takes RTP from and sends it to, while
+    /// that holds steady ([`SourceGuard::steady`]): the address the driver may
+    /// `connect` the call's socket to, so the kernel keeps the route for its
+    /// sends and drops every other sender's datagrams without waking it.
+    /// `None` before the caller's first valid packet, when the caller has been
+    /// quiet long enough to move to another port, and when packets go
+    /// somewhere else than they come from (symmetric RTP off).
+    pub fn peer(&self, now: Instant) -> Option<SocketAddr> {
+        self.guard.steady(now).filter(|a| *a == self.remote)
+    }
+
     pub fn stats(&self) -> MediaStats {
         let mut s = self.stats;
         s.lost = self.lost_before + self.seq_tracker.as_ref().map_or(0, SeqTracker::lost);

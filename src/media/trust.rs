@@ -125,6 +125,17 @@ impl SourceGuard {
         }
     }
 
+    /// The latched source while it is steady: its last valid packet came less
+    /// than [`RELATCH_AFTER`] before `now`, so [`check`](Self::check) takes
+    /// nothing from any other address. The one peer a call's socket may be
+    /// `connect`ed to: the kernel then drops everyone else's datagrams itself.
+    /// `None` before the first latch and once the source is quiet (it may move
+    /// to another port, which a connected socket would never hear).
+    pub fn steady(&self, now: Instant) -> Option<SocketAddr> {
+        let (addr, last) = self.latched?;
+        (now.saturating_duration_since(last) < RELATCH_AFTER).then_some(addr)
+    }
+
     /// A datagram that passed [`check`](Self::check) parsed as RTP: latch to its
     /// source. True when the latched address changed (first latch or re-latch).
     pub fn accept(&mut self, now: Instant, source: SocketAddr) -> bool {
@@ -159,9 +170,16 @@ mod tests {
         // The signalling address is trusted too (one port of it, once latched).
         assert_eq!(g.check(ms(0), addr("198.51.100.1:9")), Ok(()));
         assert_eq!(g.check(ms(0), caller), Ok(()));
+        assert_eq!(g.steady(ms(0)), None, "nothing latched yet");
         assert!(g.accept(ms(0), caller));
         assert!(!g.accept(ms(20), caller));
         assert_eq!(g.latched(), Some(caller));
+        assert_eq!(g.steady(ms(20)), Some(caller));
+        assert_eq!(
+            g.steady(ms(20) + RELATCH_AFTER - Duration::from_millis(1)),
+            Some(caller)
+        );
+        assert_eq!(g.steady(ms(20) + RELATCH_AFTER), None, "quiet: it may move");
         // Latched: the other trusted IP and other ports of the same IP are refused…
         assert_eq!(
             g.check(ms(30), addr("198.51.100.1:9")),

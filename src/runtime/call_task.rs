@@ -10,6 +10,7 @@
 //! would block drops the packet: a late packet is worth nothing). `send_rtp`
 //! is the one place where a call's RTP leaves it.
 
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -82,6 +83,26 @@ fn may_have_more(at: Option<Instant>, now: Instant, last_rx: Option<Instant>) ->
     })
 }
 
+/// Undo a datagram socket's `connect`: it takes datagrams from anyone again.
+fn disconnect(socket: &std::net::UdpSocket) -> std::io::Result<()> {
+    // SAFETY: plain data; all-zero with the family set is `AF_UNSPEC`'s address.
+    let mut addr: libc::sockaddr = unsafe { std::mem::zeroed() };
+    addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    // SAFETY: a valid socket and an address of the length given.
+    let r = unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            &addr,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// How often a live call adds its RTP counters to the metrics (and once more at its end).
 const RTP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -101,6 +122,10 @@ pub(super) struct Reported {
     pub rx_burst: bool,
     /// When the last datagram read was received.
     pub last_rx: Option<Instant>,
+    /// The peer the call's socket is `connect`ed to ([`CallTask::follow_peer`]).
+    pub connected: Option<SocketAddr>,
+    /// A `connect` failed: this call's socket stays unconnected.
+    pub connect_failed: bool,
 }
 
 pub struct CallTask {
@@ -165,7 +190,8 @@ impl CallTask {
         if let Turn::Woken = turn {
             self.read_channel(cx);
         }
-        self.send_rtp(tx_buf, egress);
+        self.follow_peer(turn_now, reported);
+        self.send_rtp(tx_buf, egress, reported.connected);
         let t = now();
         match reported.next_rtp {
             Some(next) if t < next => {}
@@ -203,11 +229,23 @@ impl CallTask {
         // when there may be more: the last turn found several, or the one just
         // read has waited long enough that another may have come after it, or
         // it came late after the one before and the next may have caught up.
-        let first = if reported.rx_burst {
-            rx.recv(fd)
-        } else {
-            rx.recv_one(fd)
+        let read = |rx: &mut RecvBatch| {
+            if reported.rx_burst {
+                rx.recv(fd)
+            } else {
+                rx.recv_one(fd)
+            }
         };
+        let mut first = read(rx);
+        if first
+            .as_ref()
+            .is_err_and(|e| e.raw_os_error() == Some(libc::ECONNREFUSED))
+        {
+            // A connected socket's peer port was closed (an ICMP error for one
+            // of our packets): the kernel reports it once, on this read, and
+            // the datagrams behind it are still there.
+            first = read(rx);
+        }
         if let Err(e) = first {
             debug!(error = %e, "rtp receive error");
             return;
@@ -287,11 +325,55 @@ impl CallTask {
     }
 
     /// Every packet the call has ready, each built into `buf` and queued on
-    /// the shard's egress (sent at the end of the shard's pass).
-    fn send_rtp(&mut self, buf: &mut Vec<u8>, egress: &mut Egress) {
+    /// the shard's egress (sent at the end of the shard's pass); without an
+    /// address when the socket is connected to where it goes.
+    fn send_rtp(&mut self, buf: &mut Vec<u8>, egress: &mut Egress, connected: Option<SocketAddr>) {
         let fd = self.rtp.socket.as_raw_fd();
         while let Some(to) = self.call.poll_transmit(buf) {
-            egress.push(fd, to, buf);
+            egress.push(fd, (connected != Some(to)).then_some(to), buf);
+        }
+    }
+
+    /// Keep the call's socket `connect`ed to its caller while the caller's
+    /// address holds steady ([`Call::rtp_peer`]), and unconnected otherwise.
+    /// Connected, the kernel keeps the route for the call's sends (a tenth
+    /// less per packet, BENCHMARKS.md §17) and drops every other sender's
+    /// datagrams itself, without waking the call: a stranger spraying the port
+    /// costs the server nothing. Unconnected before the caller's first valid
+    /// packet (the trust check picks it, and counts what it refuses), and once
+    /// the caller has been quiet long enough that it may come back from
+    /// another port (NAT rebinding), which a connected socket would never
+    /// hear. A socket bound to a wildcard address is never connected (the
+    /// kernel would bind it to one local address); nor, after a failure, is
+    /// this call's.
+    fn follow_peer(&mut self, now: Instant, reported: &mut Reported) {
+        if reported.connect_failed || self.call.is_ended() {
+            // (An ended call's socket is closed in a moment anyway.)
+            return;
+        }
+        let peer = self.call.rtp_peer(now);
+        if peer == reported.connected || self.rtp.local.ip().is_unspecified() {
+            return;
+        }
+        let sock = socket2::SockRef::from(&self.rtp.socket);
+        let done = match peer {
+            Some(to) => sock.connect(&socket2::SockAddr::from(to)),
+            None => disconnect(&self.rtp.socket),
+        };
+        match done {
+            Ok(()) => {
+                match peer {
+                    Some(to) => debug!(peer = %to, "rtp socket connected to the caller"),
+                    None => debug!("rtp socket unconnected: the caller is quiet"),
+                }
+                reported.connected = peer;
+            }
+            Err(e) => {
+                debug!(error = %e, "rtp socket left unconnected");
+                reported.connect_failed = true;
+                reported.connected = None;
+                let _ = disconnect(&self.rtp.socket);
+            }
         }
     }
 

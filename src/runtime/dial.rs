@@ -107,6 +107,12 @@ pub struct DialArgs {
     /// server reads a burst whole and hears every key in it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=50))]
     pub rtp_burst: Option<u32>,
+    /// This many seconds after the answer, fall quiet for 0.7 s and then send
+    /// and receive RTP from a new port of the same IP, closing the old one: a
+    /// NAT that rebinds the caller's mapping. The stream (SSRC, sequence,
+    /// clock) goes on. For testing that the server follows the caller there.
+    #[arg(long, value_name = "SECONDS")]
+    pub rtp_move_after: Option<f64>,
     /// Give up after this many seconds in all.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
@@ -214,7 +220,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         .and_then(message::hostport_addr)
         .with_context(|| format!("{}: the host must be an IP address", args.uri))?;
     let mut sip = SipLink::open(transport, args.local_ip, target, &args.tls).await?;
-    let rtp_sock = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
+    let mut rtp_sock = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
     let sip_local = sip.local_addr()?;
     let rtp_local = rtp_sock.local_addr()?;
     let codecs: Vec<Codec> = match args.codec {
@@ -246,6 +252,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     // (prompt name, when it will have finished playing)
     let mut playing: Option<(String, Instant)> = None;
     let mut hangup_at: Option<Instant> = None;
+    // --rtp-move-after: when the caller's RTP falls quiet and moves port.
+    let mut move_at: Option<Instant> = None;
     let mut next_press_at: Option<Instant> = None;
     let mut stdin_lines = if args.stdin {
         Some(tokio::io::BufReader::new(tokio::io::stdin()).lines())
@@ -312,6 +320,9 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                     }
                     if let Some(s) = args.hangup_after {
                         hangup_at = Some(Instant::now() + Duration::from_secs_f64(s));
+                    }
+                    if let Some(s) = args.rtp_move_after {
+                        move_at = Some(Instant::now() + Duration::from_secs_f64(s.max(0.0)));
                     }
                 }
                 UacEvent::Failed(code) => {
@@ -385,6 +396,21 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 continue;
             }
         }
+        if let (Some(at), Some(m)) = (move_at, &mut media) {
+            if now >= at {
+                move_at = None;
+                // The phone's clock runs on through the pause; its packets do not.
+                let quiet = Duration::from_millis(MOVE_QUIET_MS);
+                let skipped = (quiet.as_millis() / m.ptime.as_millis().max(1)) as u32;
+                m.next = now + quiet;
+                m.ts = m.ts.wrapping_add(m.samples * skipped);
+                rtp_sock = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
+                tr.line(&format!(
+                    "rtp moves to port {} after {MOVE_QUIET_MS} ms quiet",
+                    rtp_sock.local_addr()?.port()
+                ));
+            }
+        }
         // Media: send every frame that is due (absolute schedule); with
         // --rtp-burst, nothing until the last packet of a burst is due, then
         // the whole burst.
@@ -425,6 +451,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         soon(playing.as_ref().map(|p| p.1));
         soon(next_press_at);
         soon(hangup_at);
+        soon(move_at);
 
         tokio::select! {
             r = sip.recv(&mut sip_buf) => {
@@ -471,6 +498,11 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         }
     }
 }
+
+/// How long `--rtp-move-after` keeps quiet before the new port: longer than
+/// the server's re-latch wait (`media::RELATCH_AFTER`).
+const MOVE_QUIET_MS: u64 = 700;
+const _: () = assert!(MOVE_QUIET_MS as u128 > crate::media::trust::RELATCH_AFTER.as_millis());
 
 /// Start one key press in the chosen way.
 fn press(uac: &mut Uac, m: &mut Media, key: char, mode: DigitSource, now: Instant) {

@@ -35,10 +35,11 @@ const RING_ENTRIES: u32 = 512;
 /// 32 packets still amortises the syscall.
 const FLUSH_AT: usize = 32;
 
-/// One queued packet: its socket, destination, and where its bytes are.
+/// One queued packet: its socket, destination (`None`: the socket's
+/// connected peer), and where its bytes are.
 struct Queued {
     fd: RawFd,
-    to: SocketAddr,
+    to: Option<SocketAddr>,
     start: usize,
     len: usize,
 }
@@ -120,12 +121,19 @@ impl Egress {
         }
     }
 
-    /// Queue `packet` from socket `fd` to `to` (sent at once without io_uring).
-    pub fn push(&mut self, fd: RawFd, to: SocketAddr, packet: &[u8]) {
+    /// Queue `packet` from socket `fd` to `to`, or, with `None`, to the peer
+    /// the socket is `connect`ed to: the kernel keeps that route, and has no
+    /// address to copy in and look up (sent at once without io_uring).
+    pub fn push(&mut self, fd: RawFd, to: Option<SocketAddr>, packet: &[u8]) {
         if self.ring.is_none() {
             // SAFETY: `fd` is the caller's socket, open during this call.
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            if let Err(e) = socket2::SockRef::from(&fd).send_to(packet, &SockAddr::from(to)) {
+            let sock = socket2::SockRef::from(&fd);
+            let sent = match to {
+                Some(to) => sock.send_to(packet, &SockAddr::from(to)),
+                None => sock.send(packet),
+            };
+            if let Err(e) = sent {
                 debug!(error = %e, "rtp send error");
             }
             return;
@@ -158,7 +166,7 @@ impl Egress {
             self.scratch.headers.clear();
             self.scratch.names.clear();
             for q in batch {
-                self.scratch.names.push(RawAddr::from(q.to));
+                self.scratch.names.push(q.to.map(RawAddr::from));
             }
             if self.op == SendOp::SendMsg {
                 for q in batch {
@@ -170,9 +178,10 @@ impl Egress {
                 for i in 0..batch.len() {
                     // SAFETY: msghdr is plain data; all-zero is its empty value.
                     let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-                    let name = &mut self.scratch.names[i];
-                    h.msg_namelen = name.len;
-                    h.msg_name = (&mut name.addr as *mut libc::sockaddr_in6).cast();
+                    if let Some(name) = &mut self.scratch.names[i] {
+                        h.msg_namelen = name.len;
+                        h.msg_name = (&mut name.addr as *mut libc::sockaddr_in6).cast();
+                    }
                     h.msg_iov = &mut self.scratch.iovecs[i];
                     h.msg_iovlen = 1;
                     self.scratch.headers.push(h);
@@ -183,14 +192,17 @@ impl Egress {
                 for (i, q) in batch.iter().enumerate() {
                     let entry = match self.op {
                         SendOp::SendTo => {
-                            let name = &self.scratch.names[i];
-                            opcode::Send::new(
+                            let send = opcode::Send::new(
                                 types::Fd(q.fd),
                                 self.bytes[q.start..].as_ptr(),
                                 q.len as u32,
-                            )
-                            .dest_addr((&name.addr as *const libc::sockaddr_in6).cast())
-                            .dest_addr_len(name.len)
+                            );
+                            match &self.scratch.names[i] {
+                                Some(name) => send
+                                    .dest_addr((&name.addr as *const libc::sockaddr_in6).cast())
+                                    .dest_addr_len(name.len),
+                                None => send,
+                            }
                         }
                         .flags(libc::MSG_DONTWAIT)
                         .build(),
@@ -335,7 +347,8 @@ impl From<SocketAddr> for RawAddr {
 struct Scratch {
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::msghdr>,
-    names: Vec<RawAddr>,
+    /// `None`: the socket's connected peer.
+    names: Vec<Option<RawAddr>>,
 }
 
 // SAFETY: see the type's docs: empty (no live pointer) whenever it can move.
@@ -364,8 +377,9 @@ mod tests {
     }
 
     /// Packets from several sockets in one batch arrive, each from its own
-    /// socket's port, with their bytes intact, over IPv4 and IPv6; the same
-    /// through `IORING_OP_SENDMSG` and through the fallback.
+    /// socket's port, with their bytes intact, over IPv4 and IPv6, with an
+    /// address or to a connected socket's peer; the same through
+    /// `IORING_OP_SENDMSG` and through the fallback.
     #[test]
     fn a_batch_leaves_from_each_calls_own_port() {
         for (mut egress, ip) in [
@@ -382,8 +396,12 @@ mod tests {
             let calls: Vec<UdpSocket> = (0..3)
                 .map(|_| UdpSocket::bind(format!("{ip}:0")).unwrap())
                 .collect();
+            // The last call's socket is connected to the sink: its packets go
+            // without an address.
+            calls[2].connect(to).unwrap();
             for round in 0..2u8 {
                 for (i, c) in calls.iter().enumerate() {
+                    let to = (i < 2).then_some(to);
                     egress.push(c.as_raw_fd(), to, &[round, i as u8, 0xAB]);
                 }
                 egress.flush();

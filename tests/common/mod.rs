@@ -298,6 +298,15 @@ pub fn prompts_heard(transcript: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// What the echo flow plays to a caller who types `digits` and `#`: the
+/// intro, the read-back of every digit, and goodbye.
+pub fn echo_readback(digits: &str) -> Vec<String> {
+    let mut want = vec!["echo_intro".to_string(), "you_entered".to_string()];
+    want.extend(digits.chars().map(|c| format!("digit_{c}")));
+    want.push("goodbye".into());
+    want
+}
+
 /// sipp must be installed: these tests fail, never skip, without it.
 pub fn sipp() -> &'static str {
     let ok = Command::new("sipp")

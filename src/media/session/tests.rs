@@ -653,13 +653,23 @@ fn symmetric_rtp_latching_rules() {
     let mut h = Harness::new(config(), tiny());
     h.run_until(h.at(0));
     assert_eq!(h.sent[0].to, config().remote);
+    assert_eq!(h.s.peer(h.at(0)), None, "no packet from the caller yet");
     h.s.handle_rtp(h.at(10), a, &pkt);
     assert_eq!(h.s.remote(), a);
+    assert_eq!(
+        h.s.peer(h.at(10)),
+        Some(a),
+        "latched: the socket may connect"
+    );
     h.s.handle_rtp(h.at(20), b, &pkt); // a stray packet does not hijack
     assert_eq!(h.s.remote(), a);
     assert_eq!(h.s.rejected(), (0, 1));
+    // A stray packet keeps nobody steady: a is quiet from 10 ms on.
+    assert_eq!(h.s.peer(h.at(509)), Some(a));
+    assert_eq!(h.s.peer(h.at(510)), None, "a quiet: its socket must hear b");
     h.s.handle_rtp(h.at(600), b, &pkt); // a quiet for 500 ms+: NAT rebinding
     assert_eq!(h.s.remote(), b);
+    assert_eq!(h.s.peer(h.at(600)), Some(b));
     h.run_until(h.at(620));
     assert_eq!(h.sent.last().unwrap().to, b);
     // without symmetric RTP the SDP address stays
@@ -672,6 +682,7 @@ fn symmetric_rtp_latching_rules() {
     );
     h.s.handle_rtp(h.at(10), a, &pkt);
     assert_eq!(h.s.remote(), config().remote);
+    assert_eq!(h.s.peer(h.at(10)), None, "sends go elsewhere: no one peer");
 }
 
 #[test]
