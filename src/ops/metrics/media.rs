@@ -21,7 +21,7 @@ const HELP_RTP_PHASE_MOVES: &str =
 const HELP_RECORDING_DROPPED: &str =
     "Recorded audio frames dropped because the recording writers were too far behind (a slow disk); silence in the recording";
 const HELP_RTP_REJECTED: &str =
-    "Datagrams on RTP ports dropped unparsed: not from the caller (media trust), by reason";
+    "Datagrams on RTP ports dropped unparsed: not from the caller (media trust), by reason; while a caller streams, its call's socket is connected to it and the kernel drops the rest uncounted";
 
 /// This area's families, as scraped.
 pub const FAMILIES: &[MetricDoc] = &[
