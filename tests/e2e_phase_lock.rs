@@ -17,12 +17,8 @@ use std::time::{Duration, Instant};
 
 use sspr_ivr::media::rtp;
 
-fn sample(server: &Server, series: &str) -> f64 {
-    metric_sample(&server_metrics(server), series).unwrap_or_else(|| panic!("{series} on /metrics"))
-}
-
 fn moves(server: &Server) -> f64 {
-    sample(server, "sspr_ivr_rtp_phase_moves_total")
+    server_sample(server, "sspr_ivr_rtp_phase_moves_total")
 }
 
 /// A stranger at 127.0.0.2 sending a steady stream of valid RTP (PCMU
@@ -67,7 +63,7 @@ fn spray(target: SocketAddr) -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) 
 fn call(server: &Server, phase_ms: &str, keys: &[&str], sprayed: bool) -> f64 {
     let before = moves(server);
     let received = "sspr_ivr_rtp_packets_received_total";
-    let received_before = sample(server, received);
+    let received_before = server_sample(server, received);
     let mut args = vec!["--rtp-phase", phase_ms];
     args.extend_from_slice(keys);
     let mut d = Dialer::start(&server.uri("echo"), &args);
@@ -101,18 +97,12 @@ fn call(server: &Server, phase_ms: &str, keys: &[&str], sprayed: bool) -> f64 {
     );
     let heard = prompts_heard(&transcript);
     assert_eq!(heard, echo_readback("42"), "{text}");
-    // A call's counters are final once it has ended.
-    wait_for("the call to end", Duration::from_secs(20), || {
-        (sample(server, "sspr_ivr_calls_active") == 0.0).then_some(())
-    });
+    wait_calls_ended(server);
     // The server took no packet but the caller's: the stranger's were refused
     // (by the trust check, or, once the call's socket is connected to the
     // caller, by the kernel).
-    let caller_sent: f64 = transcript
-        .iter()
-        .find_map(|l| l.split("rtp sent ").nth(1)?.split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no packet count in:\n{text}"));
-    let took = sample(server, received) - received_before;
+    let caller_sent = rtp_sent(&transcript);
+    let took = server_sample(server, received) - received_before;
     assert!(
         took <= caller_sent,
         "the server took {took} packets, the caller sent {caller_sent}"

@@ -12,20 +12,16 @@
 mod common;
 
 use common::*;
-use std::time::Duration;
-
-fn sample(server: &Server, series: &str) -> f64 {
-    metric_sample(&server_metrics(server), series).unwrap_or_else(|| panic!("{series} on /metrics"))
-}
 
 /// One echo call in bursts of `burst`, typing `42#` a second into the intro
 /// with `mode`; returns the packets the caller sent and the server received.
 fn call(server: &Server, burst: &str, mode: &str) -> (f64, f64) {
     let received = "sspr_ivr_rtp_packets_received_total";
     let lost = "sspr_ivr_rtp_packets_lost_total";
-    let (received_before, lost_before) = (sample(server, received), sample(server, lost));
-    let (ok, transcript, err) = dial(
-        &server.uri("echo"),
+    let (received_before, lost_before) =
+        (server_sample(server, received), server_sample(server, lost));
+    let (transcript, text) = dial_echo(
+        server,
         &[
             "--rtp-burst",
             burst,
@@ -34,13 +30,6 @@ fn call(server: &Server, burst: &str, mode: &str) -> (f64, f64) {
             "--during",
             "echo_intro=42#",
         ],
-        Duration::from_secs(60),
-    );
-    let text = transcript.join("\n");
-    assert!(
-        ok,
-        "dial failed:\n{text}\n{err}\nserver:\n{}",
-        server.output_text()
     );
     assert!(
         transcript
@@ -54,20 +43,14 @@ fn call(server: &Server, burst: &str, mode: &str) -> (f64, f64) {
         echo_readback("42"),
         "{mode} keys in bursts of {burst}: {text}"
     );
-    let sent: f64 = transcript
-        .iter()
-        .find_map(|l| l.split("rtp sent ").nth(1)?.split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no packet count in:\n{text}"));
-    // A call's counters are final once it has ended.
-    wait_for("the call to end", Duration::from_secs(20), || {
-        (sample(server, "sspr_ivr_calls_active") == 0.0).then_some(())
-    });
+    let sent = rtp_sent(&transcript);
+    wait_calls_ended(server);
     assert_eq!(
-        sample(server, lost) - lost_before,
+        server_sample(server, lost) - lost_before,
         0.0,
         "{mode}: the server counted packets of the bursts as lost"
     );
-    (sent, sample(server, received) - received_before)
+    (sent, server_sample(server, received) - received_before)
 }
 
 #[test]

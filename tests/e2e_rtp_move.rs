@@ -14,17 +14,12 @@
 mod common;
 
 use common::*;
-use std::time::Duration;
-
-fn sample(server: &Server, series: &str) -> f64 {
-    metric_sample(&server_metrics(server), series).unwrap_or_else(|| panic!("{series} on /metrics"))
-}
 
 /// One echo call that moves its RTP `after` seconds into the call, typing `42#`
 /// (`typed`: dial's `--dtmf` or `--during` rule) with `mode`.
 fn call(server: &Server, after: &str, typed: [&str; 2], mode: &str) {
-    let (ok, transcript, err) = dial(
-        &server.uri("echo"),
+    let (transcript, text) = dial_echo(
+        server,
         &[
             "--rtp-move-after",
             after,
@@ -33,13 +28,6 @@ fn call(server: &Server, after: &str, typed: [&str; 2], mode: &str) {
             typed[0],
             typed[1],
         ],
-        Duration::from_secs(60),
-    );
-    let text = transcript.join("\n");
-    assert!(
-        ok,
-        "dial failed:\n{text}\n{err}\nserver:\n{}",
-        server.output_text()
     );
     let moved = transcript
         .iter()
@@ -55,9 +43,7 @@ fn call(server: &Server, after: &str, typed: [&str; 2], mode: &str) {
         echo_readback("42"),
         "{mode}, moved after {after} s, {typed:?}: {text}"
     );
-    wait_for("the call to end", Duration::from_secs(20), || {
-        (sample(server, "sspr_ivr_calls_active") == 0.0).then_some(())
-    });
+    wait_calls_ended(server);
 }
 
 #[test]

@@ -468,6 +468,41 @@ pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
         })
 }
 
+/// One series of the server's `/metrics` (`name{labels}` exactly as exposed),
+/// which must be there.
+pub fn server_sample(server: &Server, series: &str) -> f64 {
+    metric_sample(&server_metrics(server), series).unwrap_or_else(|| panic!("{series} on /metrics"))
+}
+
+/// Wait (20 s at most) until the server has no call up: a call's counters are
+/// final once it has ended.
+pub fn wait_calls_ended(server: &Server) {
+    wait_for("the calls to end", Duration::from_secs(20), || {
+        (server_sample(server, "sspr_ivr_calls_active") == 0.0).then_some(())
+    });
+}
+
+/// An echo call with `dial` and `args` (60 s at most) that must succeed;
+/// returns its transcript, as lines and as text.
+pub fn dial_echo(server: &Server, args: &[&str]) -> (Vec<String>, String) {
+    let (ok, transcript, err) = dial(&server.uri("echo"), args, Duration::from_secs(60));
+    let text = transcript.join("\n");
+    assert!(
+        ok,
+        "dial failed:\n{text}\n{err}\nserver:\n{}",
+        server.output_text()
+    );
+    (transcript, text)
+}
+
+/// The RTP packets a `dial` transcript says the caller sent (`rtp sent N packets`).
+pub fn rtp_sent(transcript: &[String]) -> f64 {
+    transcript
+        .iter()
+        .find_map(|l| l.split("rtp sent ").nth(1)?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no packet count in:\n{}", transcript.join("\n")))
+}
+
 /// The server's `/metrics` text (asserting a 200).
 pub fn server_metrics(server: &Server) -> String {
     let (status, body) = http_get_text(server.admin, "/metrics");
