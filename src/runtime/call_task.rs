@@ -84,6 +84,8 @@ fn may_have_more(at: Option<Instant>, now: Instant, last_rx: Option<Instant>) ->
 }
 
 /// Undo a datagram socket's `connect`: it takes datagrams from anyone again.
+/// Only for a socket bound to a port it chose, as the RTP pool's are: one whose
+/// port the kernel picked (bound to port 0) loses it here.
 fn disconnect(socket: &std::net::UdpSocket) -> std::io::Result<()> {
     // SAFETY: plain data; all-zero with the family set is `AF_UNSPEC`'s address.
     let mut addr: libc::sockaddr = unsafe { std::mem::zeroed() };
@@ -344,7 +346,8 @@ impl CallTask {
     /// the caller has been quiet long enough that it may come back from
     /// another port (NAT rebinding), which a connected socket would never
     /// hear. A socket bound to a wildcard address is never connected (the
-    /// kernel would bind it to one local address); nor, after a failure, is
+    /// kernel would bind it to one local address), nor one on a port the
+    /// kernel picked ([`disconnect`] would lose it); nor, after a failure, is
     /// this call's.
     fn follow_peer(&mut self, now: Instant, reported: &mut Reported) {
         if reported.connect_failed || self.call.is_ended() {
@@ -352,7 +355,8 @@ impl CallTask {
             return;
         }
         let peer = self.call.rtp_peer(now);
-        if peer == reported.connected || self.rtp.local.ip().is_unspecified() {
+        let local = self.rtp.local;
+        if peer == reported.connected || local.ip().is_unspecified() || local.port() == 0 {
             return;
         }
         let sock = socket2::SockRef::from(&self.rtp.socket);
@@ -530,6 +534,45 @@ impl CallTask {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// What `follow_peer` relies on, over IPv4 and IPv6: a socket connected
+    /// to its caller takes nobody else's datagrams (the kernel drops them,
+    /// they are not queued for later), and once unconnected it takes anyone's
+    /// again, from its same port.
+    #[test]
+    fn a_connected_socket_hears_only_its_peer_until_unconnected() {
+        for ip in ["127.0.0.1", "[::1]"] {
+            let bind = |port: u16| {
+                let s = std::net::UdpSocket::bind(format!("{ip}:{port}")).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                s
+            };
+            // The call's socket on a port of its own choosing, as the RTP
+            // pool binds them (a port the kernel picked is given up).
+            let free = bind(0).local_addr().unwrap().port();
+            let (call, caller, stranger) = (bind(free), bind(0), bind(0));
+            let port = call.local_addr().unwrap();
+            let mut buf = [0u8; 16];
+            call.connect(caller.local_addr().unwrap()).unwrap();
+            stranger.send_to(b"stranger", port).unwrap();
+            caller.send_to(b"caller", port).unwrap();
+            let (n, from) = call.recv_from(&mut buf).unwrap();
+            assert_eq!(
+                (&buf[..n], from),
+                (&b"caller"[..], caller.local_addr().unwrap())
+            );
+            disconnect(&call).unwrap();
+            assert_eq!(call.local_addr().unwrap(), port, "{ip}: the port stays");
+            stranger.send_to(b"later", port).unwrap();
+            let (n, from) = call.recv_from(&mut buf).unwrap();
+            assert_eq!(
+                (&buf[..n], from),
+                (&b"later"[..], stranger.local_addr().unwrap()),
+                "{ip}: the stranger's first datagram was dropped, not queued"
+            );
+        }
+    }
 
     #[test]
     fn a_turn_reads_on_only_when_another_datagram_may_be_waiting() {
