@@ -16,7 +16,8 @@
 //! 3. `limits.invites_per_second_per_source`: new INVITEs from one IP address in a
 //!    one-second window (every INVITE counts, admitted or not) → `503`;
 //! 4. `limits.max_calls_per_source` live calls from one IP address → `503`;
-//! 5. the SDP offer: no codec in common → `488`, unparseable → `488`; no offer at
+//! 5. the SDP offer: no codec in common → `488`, unparseable → `488`, a media
+//!    address of the other IP family than `media.rtp_ip` → `488`; no offer at
 //!    all (late offer, RFC 3261 §13.2.1) → we offer our codecs in the 200 and take
 //!    the caller's answer from the ACK;
 //! 6. SRTP (`media.srtp`, RFC 4568 SDES): an SDES key is taken only from an INVITE
@@ -66,6 +67,11 @@ pub enum Refusal {
     /// The offer insists on SRTP we may not give it, or `media.srtp: required`
     /// and the call cannot have it (see step 6 of the module docs).
     MediaNotSecure,
+    /// The offer's media address is of the other IP family than `media.rtp_ip`
+    /// (an IPv6 caller to an IPv4 media address, or the reverse): neither side
+    /// could send the other a packet, and the call would sit silent until its
+    /// RTP timeout.
+    AddressFamily,
 }
 
 impl Refusal {
@@ -73,7 +79,10 @@ impl Refusal {
     pub fn status(self) -> u16 {
         match self {
             Refusal::Untrusted => 403,
-            Refusal::NoCommonCodec | Refusal::BadSdp | Refusal::MediaNotSecure => 488,
+            Refusal::NoCommonCodec
+            | Refusal::BadSdp
+            | Refusal::MediaNotSecure
+            | Refusal::AddressFamily => 488,
             _ => 503,
         }
     }
@@ -284,6 +293,13 @@ fn plan_media(call: &IncomingCall, media: &MediaSettings) -> Result<MediaPlan, R
             let offer = sdp::parse(text).map_err(|_| Refusal::BadSdp)?;
             let mut n =
                 sdp::negotiate(&offer, &media.codecs).map_err(|_| Refusal::NoCommonCodec)?;
+            let (theirs, ours) = (n.remote.ip(), media.rtp_ip);
+            if !theirs.is_unspecified()
+                && !ours.is_unspecified()
+                && theirs.is_ipv4() != ours.is_ipv4()
+            {
+                return Err(Refusal::AddressFamily);
+            }
             let over_tls = call.transport == Transport::Tls;
             let may = over_tls && media.srtp != SrtpPolicy::Off;
             if !may {
@@ -465,6 +481,30 @@ mod tests {
             &m,
         );
         assert!(next.is_ok());
+    }
+
+    /// An offer whose media is of the other IP family than ours gets a `488`
+    /// at once, not an answer and a silent call; a hold address of either
+    /// family (`0.0.0.0`, `::`) is answered.
+    #[test]
+    fn an_offer_from_the_other_ip_family_is_refused() {
+        let v6 = OFFER.replace("IN IP4 192.0.2.7", "IN IP6 2001:db8::7");
+        let hold6 = OFFER.replace("IN IP4 192.0.2.7", "IN IP6 ::");
+        let v4_media = MediaSettings::default();
+        let v6_media = MediaSettings {
+            rtp_ip: "::1".parse().unwrap(),
+            ..MediaSettings::default()
+        };
+        let plan = |offer: &str, m: &MediaSettings| {
+            plan_media(&incoming(1, "192.0.2.1:5060", Some(offer)), m).map(|_| ())
+        };
+        assert_eq!(plan(&v6, &v4_media), Err(Refusal::AddressFamily));
+        assert_eq!(plan(OFFER, &v6_media), Err(Refusal::AddressFamily));
+        assert_eq!(Refusal::AddressFamily.status(), 488);
+        assert_eq!(Refusal::AddressFamily.retry_after(&limits()), None);
+        assert_eq!(plan(OFFER, &v4_media), Ok(()));
+        assert_eq!(plan(&v6, &v6_media), Ok(()));
+        assert_eq!(plan(&hold6, &v4_media), Ok(()));
     }
 
     #[test]

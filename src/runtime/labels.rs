@@ -15,6 +15,7 @@ pub fn refusal(r: Refusal) -> RejectReason {
         Refusal::NoCommonCodec => RejectReason::NoCommonCodec,
         Refusal::BadSdp => RejectReason::BadSdp,
         Refusal::MediaNotSecure => RejectReason::MediaNotSecure,
+        Refusal::AddressFamily => RejectReason::AddressFamily,
         Refusal::Untrusted => RejectReason::Untrusted,
     }
 }

@@ -77,6 +77,8 @@ label_enum! {
         /// The offer insists on SRTP we may not give, or `media.srtp: required`
         /// and the call cannot have it (488).
         MediaNotSecure => "media_not_secure",
+        /// The offer's media address is of the other IP family than ours (488).
+        AddressFamily => "address_family",
         /// The source is not in `sip.trusted_peers` (403).
         Untrusted => "untrusted_peer",
         /// No flow is configured for the dialled number (404).
