@@ -38,7 +38,7 @@ use crate::config::{LimitsConfig, MediaSettings};
 use crate::media::srtp::{CryptoAttr, MasterKey, SrtpKeys, SrtpPolicy};
 use crate::media::{MediaConfig, RtpTrust};
 use crate::sip::sdp::{self, Negotiated};
-use crate::sip::{IncomingCall, Transport};
+use crate::sip::{IncomingCall, Transport, Warning};
 
 /// Rate windows kept before old ones are swept.
 const RATE_TABLE_SWEEP: usize = 10_000;
@@ -85,6 +85,19 @@ impl Refusal {
             | Refusal::AddressFamily => 488,
             _ => 503,
         }
+    }
+
+    /// The `Warning` for a `488` (RFC 3261 §20.43), so that the trunk's engineer
+    /// reads in the capture why the offer was refused; none on other refusals.
+    pub fn warning(self) -> Option<Warning> {
+        let (code, text) = match self {
+            Refusal::AddressFamily => (301, "Incompatible network address formats"),
+            Refusal::MediaNotSecure => (302, "Incompatible transport protocol"),
+            Refusal::NoCommonCodec => (305, "Incompatible media format"),
+            Refusal::BadSdp => (399, "Unusable session description"),
+            _ => return None,
+        };
+        Some(Warning { code, text })
     }
 
     /// `Retry-After` seconds: on every `503`, never on a `488` (trying again will not
@@ -502,6 +515,8 @@ mod tests {
         assert_eq!(plan(OFFER, &v6_media), Err(Refusal::AddressFamily));
         assert_eq!(Refusal::AddressFamily.status(), 488);
         assert_eq!(Refusal::AddressFamily.retry_after(&limits()), None);
+        assert_eq!(Refusal::AddressFamily.warning().map(|w| w.code), Some(301));
+        assert_eq!(Refusal::Capacity.warning(), None);
         assert_eq!(plan(OFFER, &v4_media), Ok(()));
         assert_eq!(plan(&v6, &v6_media), Ok(()));
         assert_eq!(plan(&hold6, &v4_media), Ok(()));

@@ -483,10 +483,23 @@ fn admission_capacity_codec_and_options() {
     let resp = raw_request(server.sip, "OPTIONS", None);
     assert_eq!(status_of(&resp), 200, "{resp}");
 
-    // Only G.729 offered: no common codec.
+    // Only G.729 offered: no common codec, and the 488 says so.
     let resp = raw_request(server.sip, "INVITE", Some(&sdp("18")));
     assert_eq!(status_of(&resp), 488, "{resp}");
     assert_eq!(header(&resp, "Retry-After"), None, "{resp}");
+    let warning = format!("305 {} \"Incompatible media format\"", server.sip);
+    assert_eq!(header(&resp, "Warning"), Some(warning.as_str()), "{resp}");
+
+    // Media on IPv6 to a server whose media address is IPv4: refused at once
+    // (not answered and left silent until the RTP timeout).
+    let v6 = sdp("0 8 101").replace("IN IP4 127.0.0.1", "IN IP6 ::1");
+    let resp = raw_request(server.sip, "INVITE", Some(&v6));
+    assert_eq!(status_of(&resp), 488, "{resp}");
+    let warning = format!(
+        "301 {} \"Incompatible network address formats\"",
+        server.sip
+    );
+    assert_eq!(header(&resp, "Warning"), Some(warning.as_str()), "{resp}");
 
     // At capacity: 503 with Retry-After.
     let mut live = Dialer::start(&server.uri("echo"), &["--timeout", "60"]);
@@ -514,13 +527,17 @@ fn admission_capacity_codec_and_options() {
     let m = server_metrics(&server);
     for (series, want) in [
         ("sspr_ivr_sip_responses_sent_total{code=\"503\"}", 1.0),
-        ("sspr_ivr_sip_responses_sent_total{code=\"488\"}", 1.0),
+        ("sspr_ivr_sip_responses_sent_total{code=\"488\"}", 2.0),
         (
             "sspr_ivr_call_setup_rejections_total{reason=\"capacity\",status=\"503\"}",
             1.0,
         ),
         (
             "sspr_ivr_call_setup_rejections_total{reason=\"no_common_codec\",status=\"488\"}",
+            1.0,
+        ),
+        (
+            "sspr_ivr_call_setup_rejections_total{reason=\"address_family\",status=\"488\"}",
             1.0,
         ),
         ("sspr_ivr_calls_finished_total{outcome=\"completed\"}", 2.0),

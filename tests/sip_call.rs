@@ -353,6 +353,7 @@ fn rejected_call_is_acked_and_reported() {
             call: ic.call,
             status: 486,
             retry_after: None,
+            warning: None,
         },
     );
     p.run_until(Duration::from_secs(60));

@@ -65,6 +65,7 @@ fn run_one(ep: &mut Endpoint, now: Instant, data: &[u8]) -> (Vec<u16>, bool) {
                         call: ic.call,
                         status: 603,
                         retry_after: None,
+                        warning: None,
                     },
                 );
             }
@@ -296,6 +297,7 @@ fn mutated_corpus_never_panics() {
                             call: ic.call,
                             status: 486,
                             retry_after: None,
+                            warning: None,
                         },
                     );
                 }

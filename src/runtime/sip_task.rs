@@ -293,6 +293,7 @@ impl SipDriver {
                 call,
                 status,
                 retry_after,
+                warning: refusal.warning(),
             },
         );
     }

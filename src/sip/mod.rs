@@ -222,6 +222,16 @@ pub enum Event {
     },
 }
 
+/// A `Warning` header value for a refused offer (RFC 3261 §20.43): its code
+/// (`301` incompatible network address formats, `302` incompatible transport
+/// protocol, `305` incompatible media format, `399` anything else) and text. The
+/// endpoint adds its own address as the warn-agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub code: u16,
+    pub text: &'static str,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// `200 OK` with this SDP, retransmitted until ACK.
@@ -231,6 +241,8 @@ pub enum Command {
         call: CallKey,
         status: u16,
         retry_after: Option<u32>,
+        /// A `Warning` header saying why the offer was refused (RFC 3261 §20.43).
+        warning: Option<Warning>,
     },
     /// BYE after answer; a final `480` before it.
     Hangup { call: CallKey },

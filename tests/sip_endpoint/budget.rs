@@ -36,6 +36,7 @@ fn refused_invites_are_bounded_in_number_and_bytes() {
                     call: ic.call,
                     status: 503,
                     retry_after: Some(30),
+                    warning: None,
                 });
             }
         }

@@ -149,6 +149,7 @@ fn reject_retransmits_with_timer_g_until_ack() {
         call: ic.call.clone(),
         status: 486,
         retry_after: Some(30),
+        warning: None,
     });
     let out = h.out();
     assert_eq!(out[0].1.status(), Some(486));
@@ -175,6 +176,38 @@ fn reject_retransmits_with_timer_g_until_ack() {
     assert!(h.ep.poll_timeout().is_none(), "Timer I cleaned up");
 }
 
+/// A refused offer says why in a `Warning` header (RFC 3261 §20.43) with our
+/// address as the warn-agent, and still no `Retry-After` when none is asked for.
+#[test]
+fn reject_with_a_warning() {
+    let mut h = Harness::new();
+    h.send(
+        &Req::new("INVITE", "c3w", "z9hG4bKinv3w", 1)
+            .extra("Content-Type: application/sdp\r\n")
+            .body(OFFER),
+    );
+    h.out();
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    h.cmd(Command::Reject {
+        call: ic.call,
+        status: 488,
+        retry_after: None,
+        warning: Some(Warning {
+            code: 301,
+            text: "Incompatible network address formats",
+        }),
+    });
+    let out = h.out();
+    assert_eq!(out[0].1.status(), Some(488));
+    assert_eq!(
+        out[0].1.header("Warning"),
+        Some("301 127.0.0.1:5060 \"Incompatible network address formats\"")
+    );
+    assert_eq!(out[0].1.header("Retry-After"), None);
+}
+
 #[test]
 fn unacknowledged_reject_stops_at_timer_h() {
     let mut h = Harness::new();
@@ -187,6 +220,7 @@ fn unacknowledged_reject_stops_at_timer_h() {
         call: ic.call,
         status: 503,
         retry_after: None,
+        warning: None,
     });
     h.out();
     let mut last = 0;

@@ -80,8 +80,12 @@ fn drain_endpoint(
             } else {
                 sip::Command::Reject {
                     call,
-                    status: 486,
+                    status: 488,
                     retry_after: Some(5),
+                    warning: Some(sip::Warning {
+                        code: 305,
+                        text: "Incompatible media format",
+                    }),
                 }
             };
             ep.handle_command(now, cmd);

@@ -14,7 +14,7 @@ use super::super::transaction::{
     cancel_target_key, response_to, set_body, ServerState, ServerTransaction,
 };
 use super::super::validate::Request;
-use super::super::{CallKey, EndReason, Event, IncomingCall, Transport, ALLOW, SUPPORTED};
+use super::super::{CallKey, EndReason, Event, IncomingCall, Transport, Warning, ALLOW, SUPPORTED};
 use super::budget::footprint;
 use super::{Call, CallState, Endpoint, Owner, Pending2xx, CONTACT_USER};
 
@@ -383,6 +383,7 @@ impl Endpoint {
         call: &CallKey,
         status: u16,
         retry_after: Option<u32>,
+        warning: Option<Warning>,
         reason: EndReason,
     ) {
         let Some(c) = self.calls.get(call) else {
@@ -392,9 +393,21 @@ impl Endpoint {
             return;
         }
         let (tx, tag) = (c.invite_tx, c.dialog.local_tag.clone());
-        let extra = retry_after
-            .map(|s| vec![Header::new("Retry-After", s.to_string())])
-            .unwrap_or_default();
+        let mut extra = Vec::new();
+        if let Some(s) = retry_after {
+            extra.push(Header::new("Retry-After", s.to_string()));
+        }
+        if let Some(w) = warning {
+            // warn-agent: the hostport this call's responses carry in Contact.
+            let agent = match self.servers.get(&tx) {
+                Some(t) => self.config.local_for(t.transport),
+                None => self.config.local_addr,
+            };
+            extra.push(Header::new(
+                "Warning",
+                format!("{} {agent} \"{}\"", w.code, w.text),
+            ));
+        }
         self.invite_final_error(now, tx, status, Some(&tag), extra);
         self.end_call(call, reason);
     }

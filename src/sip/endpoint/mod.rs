@@ -362,20 +362,22 @@ impl Endpoint {
                 call,
                 status,
                 retry_after,
+                warning,
             } => {
                 let status = if (300..700).contains(&status) {
                     status
                 } else {
                     500
                 };
-                self.reject(now, &call, status, retry_after, EndReason::Rejected(status));
+                let reason = EndReason::Rejected(status);
+                self.reject(now, &call, status, retry_after, warning, reason);
             }
             Command::Hangup { call } => {
                 let Some(c) = self.calls.get(&call) else {
                     return;
                 };
                 if c.state == CallState::Offered {
-                    self.reject(now, &call, 480, None, EndReason::LocalBye);
+                    self.reject(now, &call, 480, None, None, EndReason::LocalBye);
                 } else {
                     self.send_request(now, &call, "BYE", ClientPurpose::Bye, Vec::new());
                     self.end_call(&call, EndReason::LocalBye);
