@@ -252,11 +252,13 @@ SIPP=$!
 fi
 
 # Sample the server every 0.25 s: time, calls_active, CPU ticks, VmRSS.
-echo -e "t\tactive\tcpu_ticks\trss_kb\tsipp_cpu_ticks" > "$OUT/samples.tsv"
+echo -e "t\tactive\tcpu_ticks\trss_kb\tsipp_cpu_ticks\tsteal_ticks" > "$OUT/samples.tsv"
+# Steal per CPU (/proc/stat, cpuN's eighth value): time the hypervisor ran something else.
+steal_ticks() { awk '/^cpu[0-9]/ { printf "%s%s", s, $9; s = "," }' /proc/stat; }
 JSTARTED=0
 while kill -0 "$SIPP" 2>/dev/null; do
   a=$(metric sspr_ivr_calls_active || echo 0)
-  echo -e "$(date +%s.%N)\t$a\t$(cpu_ticks)\t$(rss_kb)\t$(awk '{print $14 + $15}' "/proc/$SIPP/stat" 2>/dev/null || echo 0)" >> "$OUT/samples.tsv"
+  echo -e "$(date +%s.%N)\t$a\t$(cpu_ticks)\t$(rss_kb)\t$(awk '{print $14 + $15}' "/proc/$SIPP/stat" 2>/dev/null || echo 0)\t$(steal_ticks)" >> "$OUT/samples.tsv"
   if [ "$JITTER" != 0 ] && [ "$JSTARTED" = 0 ] && [ "$a" -ge "$L" ]; then
     JSTARTED=1
     timeout $((JITTER + 10)) dumpcap -q -i lo -s 64 -P -B 64 -a "duration:$JITTER" \
@@ -339,7 +341,8 @@ else:
     print("timelines: not checked (no --record); the digit total above is the only correctness check")
 # steady window: samples with calls_active >= l
 s = [r for r in csv.reader(open(os.path.join(out, "samples.tsv")), delimiter="\t")][1:]
-s = [(float(t), int(a), int(c), int(r or 0), int(sp or 0)) for t, a, c, r, sp in s]
+s = [(float(t), int(a), int(c), int(r or 0), int(sp or 0), [int(v) for v in st.split(",") if v])
+     for t, a, c, r, sp, st in s]
 full = [i for i, x in enumerate(s) if x[1] >= l]
 if len(full) >= 2:
     i, j = full[0], full[-1]
@@ -352,6 +355,12 @@ if len(full) >= 2:
           f"server CPU {cpu:.2f} s ({100 * cpu / dur:.0f} % of one core) -> {cpu / (call_s / 60):.4f} CPU-s per call-minute; "
           f"sipp CPU {(s[j][4] - s[i][4]) / tck:.2f} s")
     print(f"RSS: idle {idle_rss} kB, peak in window {peak_rss} kB -> {(peak_rss - idle_rss) / l:.1f} kB per call")
+    stolen = [(b - a) / tck for a, b in zip(s[i][5], s[j][5])]
+    if any(stolen):
+        print("host steal in window (the hypervisor ran something else on these CPUs): "
+              + ", ".join(f"cpu{k} {v:.2f} s ({100 * v / dur:.1f} %)" for k, v in enumerate(stolen)))
+    else:
+        print("host steal in window: none")
 else:
     print(f"steady window: never saw {l} calls up at once (max {max((x[1] for x in s), default=0)})")
 PY

@@ -137,6 +137,51 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Steal time per CPU in clock ticks, from `/proc/stat` (`cpuN` lines, the
+/// eighth value): time the hypervisor ran something else while this guest's
+/// CPU had work. Empty where the kernel does not report it.
+fn steal_ticks() -> Vec<u64> {
+    std::fs::read_to_string("/proc/stat")
+        .map(|s| parse_steal(&s))
+        .unwrap_or_default()
+}
+
+fn parse_steal(stat: &str) -> Vec<u64> {
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            l.split_whitespace()
+                .nth(8)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// One line on what the hypervisor took from each CPU between two `/proc/stat`
+/// readings, `dur` seconds apart; `None` when it took nothing (or there is no
+/// hypervisor). A window where it took time measured the host, not only the
+/// server: its pacing and CPU figures are not comparable with a quiet one.
+fn steal_line(before: &[u64], after: &[u64], dur: f64, tck: f64) -> Option<String> {
+    let per_cpu: Vec<f64> = before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| a.saturating_sub(*b) as f64 / tck)
+        .collect();
+    if per_cpu.iter().all(|&s| s == 0.0) {
+        return None;
+    }
+    let cpus: Vec<String> = per_cpu
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("cpu{i} {s:.2} s ({:.1} %)", 100.0 * s / dur))
+        .collect();
+    Some(format!(
+        "host steal in window (the hypervisor ran something else on these CPUs): {}",
+        cpus.join(", ")
+    ))
+}
+
 fn rss_kb(pid: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
@@ -157,13 +202,15 @@ fn clock_ticks() -> f64 {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Sample {
     at: Instant,
     up: usize,
     server_ticks: u64,
     own_ticks: u64,
     server_rss: u64,
+    /// Per CPU, see [`steal_ticks`].
+    steal: Vec<u64>,
 }
 
 /// Samples of the server (by pid) and of this process.
@@ -192,6 +239,7 @@ impl Sampler {
             server_ticks: s.and_then(cpu_ticks).unwrap_or(0),
             own_ticks: cpu_ticks("self").unwrap_or(0),
             server_rss: s.and_then(rss_kb).unwrap_or(0),
+            steal: steal_ticks(),
         });
     }
 
@@ -243,6 +291,12 @@ impl Sampler {
             100.0 * own / dur,
             own / call_min
         );
+        let steal = steal_line(&win[0].steal, &win[win.len() - 1].steal, dur, tck);
+        let _ = writeln!(
+            out,
+            "{}",
+            steal.unwrap_or_else(|| "host steal in window: none".into())
+        );
         out
     }
 }
@@ -266,6 +320,21 @@ mod tests {
         // |dev|: 98 × 0, then 5 and 6 ms: p99 is the 99th value = 5 ms bin.
         assert!((h.deviation_quantile_ms(20_000_000, 0.99) - 5.01).abs() < 1e-9);
         assert!((h.share_within(18_000_000, 22_000_000) - 98.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn steal_per_cpu() {
+        let stat = "cpu  10 0 5 100 0 0 1 40 0 0\n\
+                    cpu0 5 0 2 50 0 0 0 10 0 0\n\
+                    cpu1 5 0 3 50 0 0 1 30 0 0\n\
+                    intr 1 2 3\n";
+        assert_eq!(parse_steal(stat), [10, 30]);
+        assert_eq!(steal_line(&[10, 30], &[10, 30], 5.0, 100.0), None);
+        assert_eq!(
+            steal_line(&[10, 30], &[10, 130], 5.0, 100.0).unwrap(),
+            "host steal in window (the hypervisor ran something else on these CPUs): \
+             cpu0 0.00 s (0.0 %), cpu1 1.00 s (20.0 %)"
+        );
     }
 
     #[test]
