@@ -7,7 +7,7 @@ mod report;
 
 pub use report::report;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -64,7 +64,7 @@ pub enum Command {
     /// Run the server on 127.0.0.1 with the password-reset flow and an
     /// in-process demo directory and OTP service.
     Demo {
-        /// Where SIP listens (UDP and TCP).
+        /// Where SIP listens (UDP and TCP); RTP uses the same IP (`[::1]:5060` for IPv6).
         #[arg(long, default_value = "127.0.0.1:5060")]
         sip: SocketAddr,
         /// Where the admin HTTP server (/metrics, /healthz, /readyz) listens.
@@ -270,6 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 let root = data_root();
                 let mut cfg = Config::from_yaml(&text, &root.join("config.example.yaml"))?;
                 cfg.sip.listen = *sip;
+                cfg.media.rtp_ip = demo_media_ip(*sip);
                 cfg.admin.listen = *admin;
                 if let Some(dir) = record {
                     cfg.recording.enabled = true;
@@ -408,4 +409,30 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 /// For tests: the data root that `demo` would use.
 pub fn demo_data_root() -> PathBuf {
     data_root()
+}
+
+/// The demo's media address: the IP SIP listens on, so that a caller who reaches
+/// the demo over IPv6 (`--sip [::1]:5060`) or at another of the host's addresses
+/// is offered media it can reach; loopback of the same family for a wildcard.
+fn demo_media_ip(sip: SocketAddr) -> IpAddr {
+    match sip.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_offers_media_on_its_sip_address() {
+        let ip = |s: &str| demo_media_ip(s.parse().unwrap()).to_string();
+        assert_eq!(ip("127.0.0.1:5060"), "127.0.0.1");
+        assert_eq!(ip("[::1]:5060"), "::1");
+        assert_eq!(ip("192.0.2.10:5060"), "192.0.2.10");
+        assert_eq!(ip("0.0.0.0:5060"), "127.0.0.1");
+        assert_eq!(ip("[::]:5060"), "::1");
+    }
 }

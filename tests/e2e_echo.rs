@@ -100,3 +100,29 @@ fn sipp_over_tcp() {
         server.output_text()
     );
 }
+
+/// A telephony engineer tries the demo over IPv6: `demo --sip [::1]:PORT` offers
+/// its media on `::1` too, and a caller on `::1` hears its keys read back, sent
+/// as RFC 4733 events and as in-band tones. (Before, the demo kept media on
+/// 127.0.0.1 and the call was refused `488`: the caller's media was IPv6.)
+#[test]
+fn echo_over_ipv6() {
+    let sip: std::net::SocketAddr = format!("[::1]:{}", free_port()).parse().unwrap();
+    let server = Server::demo_at(sip, &[]);
+    assert!(
+        server.output_text().contains("rtp         [::1]:"),
+        "{}",
+        server.output_text()
+    );
+    for mode in ["rfc4733", "inband"] {
+        let (transcript, text) = dial_echo(
+            &server,
+            &["--local-ip", "::1", "--dtmf-mode", mode, "--dtmf", "42#"],
+        );
+        assert_eq!(
+            prompts_heard(&transcript),
+            echo_readback("42"),
+            "{mode}\n{text}"
+        );
+    }
+}

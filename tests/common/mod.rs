@@ -79,8 +79,12 @@ pub struct Server {
 impl Server {
     /// `sspr-ivr demo` with recordings and a spool in a temp dir.
     pub fn demo(extra: &[&str]) -> Server {
+        Server::demo_at(free_addr(), extra)
+    }
+
+    /// [`Server::demo`] with SIP (and so media) on `sip`, e.g. `[::1]:PORT`.
+    pub fn demo_at(sip: SocketAddr, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sip: SocketAddr = free_addr();
         let admin: SocketAddr = free_addr();
         let backend: SocketAddr = free_addr();
         let rtp = rtp_block().to_string();
