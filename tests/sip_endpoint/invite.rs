@@ -136,15 +136,7 @@ fn two_xx_retransmits_on_schedule_then_timer_h_sends_bye() {
 #[test]
 fn reject_retransmits_with_timer_g_until_ack() {
     let mut h = Harness::new();
-    h.send(
-        &Req::new("INVITE", "c3", "z9hG4bKinv3", 1)
-            .extra("Content-Type: application/sdp\r\n")
-            .body(OFFER),
-    );
-    h.out();
-    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
-        panic!()
-    };
+    let ic = h.offer("c3", "z9hG4bKinv3");
     h.cmd(Command::Reject {
         call: ic.call.clone(),
         status: 486,
@@ -181,15 +173,7 @@ fn reject_retransmits_with_timer_g_until_ack() {
 #[test]
 fn reject_with_a_warning() {
     let mut h = Harness::new();
-    h.send(
-        &Req::new("INVITE", "c3w", "z9hG4bKinv3w", 1)
-            .extra("Content-Type: application/sdp\r\n")
-            .body(OFFER),
-    );
-    h.out();
-    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
-        panic!()
-    };
+    let ic = h.offer("c3w", "z9hG4bKinv3w");
     h.cmd(Command::Reject {
         call: ic.call,
         status: 488,

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use sspr_ivr::sip::message::{self, Datagram, Message, StartLine};
 use sspr_ivr::sip::{
-    CallKey, Command, EndReason, Endpoint, EndpointConfig, Event, ReferStatus, TokenRng, Transport,
-    Warning,
+    CallKey, Command, EndReason, Endpoint, EndpointConfig, Event, IncomingCall, ReferStatus,
+    TokenRng, Transport, Warning,
 };
 
 const CALLER: &str = "127.0.0.1:5070";
@@ -101,6 +101,20 @@ impl Harness {
     fn send(&mut self, r: &Req) {
         self.ep
             .handle_datagram(self.now, Transport::Udp, caller(), &r.bytes());
+    }
+    /// An early-offer INVITE (`OFFER`) as `call_id`/`branch`; returns the call
+    /// it offers, its `100 Trying` taken.
+    fn offer(&mut self, call_id: &str, branch: &str) -> IncomingCall {
+        self.send(
+            &Req::new("INVITE", call_id, branch, 1)
+                .extra("Content-Type: application/sdp\r\n")
+                .body(OFFER),
+        );
+        self.out();
+        let Some(Event::IncomingCall(ic)) = self.events().pop() else {
+            panic!("no call offered")
+        };
+        ic
     }
     fn out(&mut self) -> Vec<(SocketAddr, Message)> {
         let mut v = Vec::new();
