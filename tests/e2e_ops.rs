@@ -554,6 +554,40 @@ fn admission_capacity_codec_and_options() {
     );
 }
 
+/// SIP on IPv4 and `media.rtp_ip` on IPv6: the server says so when it starts, and
+/// an ordinary IPv4 caller is refused `488` with `Warning: 301` at once, not
+/// answered into a call whose media could never flow.
+#[test]
+fn media_of_the_other_family_is_warned_at_start_and_refused_with_301() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(repo().join("flows/echo.yaml"), dir.path().join("echo.yaml")).unwrap();
+    let (sip, admin) = (free_addr(), free_addr());
+    let (min, max) = rtp_range();
+    let cfg = format!(
+        "sip: {{ listen: \"{sip}\" }}\n\
+         media: {{ rtp_ip: \"::1\", rtp_port_min: {min}, rtp_port_max: {max} }}\n\
+         prompts: {{ dir: {prompts} }}\n\
+         flows: {{ echo: echo.yaml }}\n\
+         routes: {{ default: echo }}\n\
+         admin: {{ listen: \"{admin}\" }}\n\
+         actions: {{}}\n\
+         audit: {{ action: null, spool_dir: spool }}\n",
+        prompts = repo().join("prompts").display(),
+    );
+    let server = serve_config(dir, &cfg, sip, admin);
+    assert!(
+        server.wait_output("but media.rtp_ip is ::1 (IPv6)", Duration::from_secs(10)),
+        "{}",
+        server.output_text()
+    );
+    let resp = raw_request(server.sip, "INVITE", Some(&sdp("0 8 101")));
+    assert_eq!(status_of(&resp), 488, "{resp}");
+    assert!(
+        header(&resp, "Warning").is_some_and(|w| w.starts_with("301 ")),
+        "{resp}"
+    );
+}
+
 /// Every label value of every sample.
 fn label_values(metrics: &str) -> Vec<String> {
     let mut out = Vec::new();

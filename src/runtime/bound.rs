@@ -84,6 +84,28 @@ impl Bound {
         }
     }
 
+    /// A warning when callers reach SIP at an address of one IP family and the media
+    /// is on the other (`sip.listen` or `sip.advertised_addr` on `[::1]`, `media.rtp_ip`
+    /// on `127.0.0.1`): their offers mostly carry media of the family they signal on,
+    /// and admission refuses those with `488` (`Warning: 301`). `None` when the families
+    /// agree or SIP listens on a wildcard (dual stack: either family may call).
+    pub fn media_family_warning(&self) -> Option<String> {
+        let sip = self.advertised.unwrap_or(self.sip).ip();
+        if sip.is_unspecified() || sip.is_ipv4() == self.rtp_ip.is_ipv4() {
+            return None;
+        }
+        let family = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        Some(format!(
+            "SIP is reached at {sip} ({}) but media.rtp_ip is {} ({}): a caller whose offer \
+             has {} media gets 488 (Warning: 301); set media.rtp_ip to an address of the \
+             same family as SIP to take such calls",
+            family(sip),
+            self.rtp_ip,
+            family(self.rtp_ip),
+            family(sip)
+        ))
+    }
+
     /// `127.0.0.1:20000-29999`
     pub fn rtp_text(&self) -> String {
         let ip = match self.rtp_ip {
@@ -156,6 +178,27 @@ mod tests {
             config: Some("/etc/sspr-ivr/config.yaml".into()),
             reset_attempt_limits: AttemptLimitsReset::default(),
         }
+    }
+
+    #[test]
+    fn media_of_the_other_family_than_sip_is_warned_about() {
+        let mut b = bound();
+        assert_eq!(b.media_family_warning(), None);
+        b.sip = "[::1]:5060".parse().unwrap();
+        let w = b.media_family_warning().unwrap();
+        assert!(
+            w.contains("::1 (IPv6)") && w.contains("127.0.0.1 (IPv4)"),
+            "{w}"
+        );
+        b.rtp_ip = "::1".parse().unwrap();
+        assert_eq!(b.media_family_warning(), None);
+        // A wildcard listens on both families.
+        b.sip = "[::]:5060".parse().unwrap();
+        b.rtp_ip = "127.0.0.1".parse().unwrap();
+        assert_eq!(b.media_family_warning(), None);
+        // What the trunk is told counts, not the bind address.
+        b.advertised = Some("[2001:db8::5]:5060".parse().unwrap());
+        assert!(b.media_family_warning().is_some());
     }
 
     #[test]

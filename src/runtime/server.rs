@@ -264,6 +264,9 @@ pub async fn serve(
         admin = %bound.admin_text(),
         "listening"
     );
+    if let Some(w) = bound.media_family_warning() {
+        warn!("{w}");
+    }
     let _ = systemd::notify_ready();
 
     let mut signals = Signals::new()?;
