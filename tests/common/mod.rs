@@ -18,15 +18,32 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A UDP+TCP port that is free right now.
+static FREE_NEXT: AtomicU16 = AtomicU16::new(0);
+
+/// A UDP+TCP port that is free right now, from 10000–19999: below the kernel's
+/// ephemeral range (32768–60999) and the servers' RTP blocks. A port the kernel
+/// hands out for `:0` (as this did before) is one it may hand again, between the
+/// check and the server's bind, to any other test's outgoing connection: a CI
+/// run failed once with "bind SIP TCP 127.0.0.1:57493: Address already in use".
+/// Each test binary starts at its own offset, and takes ports in turn from there.
 pub fn free_port() -> u16 {
-    loop {
-        let u = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = u.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    const FIRST: u16 = 10000;
+    const COUNT: u16 = 10000;
+    let start = (std::process::id() % 8) as u16 * (COUNT / 8);
+    for _ in 0..COUNT {
+        let n = FREE_NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = FIRST + (start + n) % COUNT;
+        // On ::1 too (a test may listen there); a host without IPv6 does not count.
+        let v6_free = |e: std::io::Result<()>| !matches!(e, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse);
+        let free = UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && v6_free(UdpSocket::bind(("::1", port)).map(drop))
+            && v6_free(TcpListener::bind(("::1", port)).map(drop));
+        if free {
             return port;
         }
     }
+    panic!("no free port in {FIRST}-{}", FIRST + COUNT - 1)
 }
 
 static SIPP_MEDIA_NEXT: AtomicU16 = AtomicU16::new(0);
