@@ -103,7 +103,8 @@ fn sipp_over_tcp() {
 
 /// A telephony engineer tries the demo over IPv6: `demo --sip [::1]:PORT` offers
 /// its media on `::1` too, and a caller on `::1` hears its keys read back, sent
-/// as RFC 4733 events and as in-band tones. (Before, the demo kept media on
+/// as RFC 4733 events and as in-band tones, after the intro and typed ahead
+/// during it. (Before, the demo kept media on
 /// 127.0.0.1 and the call was refused `488`: the caller's media was IPv6.)
 #[test]
 fn echo_over_ipv6() {
@@ -115,15 +116,18 @@ fn echo_over_ipv6() {
         "{}",
         server.output_text()
     );
+    // After the intro, and typed ahead a second into it (the caller who knows
+    // the menu), as RFC 4733 events and as in-band tones.
     for mode in ["rfc4733", "inband"] {
-        let (transcript, text) = dial_echo(
-            &server,
-            &["--local-ip", "::1", "--dtmf-mode", mode, "--dtmf", "42#"],
-        );
-        assert_eq!(
-            prompts_heard(&transcript),
-            echo_readback("42"),
-            "{mode}\n{text}"
-        );
+        for keys in [["--dtmf", "42#"], ["--during", "echo_intro=42#"]] {
+            let mut args = vec!["--local-ip", "::1", "--dtmf-mode", mode];
+            args.extend(keys);
+            let (transcript, text) = dial_echo(&server, &args);
+            assert_eq!(
+                prompts_heard(&transcript),
+                echo_readback("42"),
+                "{mode} {keys:?}\n{text}"
+            );
+        }
     }
 }
