@@ -27,14 +27,15 @@ static FREE_NEXT: AtomicU16 = AtomicU16::new(0);
 /// run failed once with "bind SIP TCP 127.0.0.1:57493: Address already in use".
 /// Each test binary starts at its own offset, and takes ports in turn from there.
 pub fn free_port() -> u16 {
-    const FIRST: u16 = 10000;
-    const COUNT: u16 = 10000;
-    let start = (std::process::id() % 8) as u16 * (COUNT / 8);
+    const FIRST: u32 = 10000;
+    const COUNT: u32 = 10000;
+    // On ::1 too (a test may listen there); a host without IPv6 does not count.
+    let v6_free =
+        |e: std::io::Result<()>| !matches!(e, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse);
+    let start = std::process::id() % 8 * (COUNT / 8);
     for _ in 0..COUNT {
-        let n = FREE_NEXT.fetch_add(1, Ordering::SeqCst);
-        let port = FIRST + (start + n) % COUNT;
-        // On ::1 too (a test may listen there); a host without IPv6 does not count.
-        let v6_free = |e: std::io::Result<()>| !matches!(e, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse);
+        let n = u32::from(FREE_NEXT.fetch_add(1, Ordering::SeqCst));
+        let port = (FIRST + (start + n) % COUNT) as u16;
         let free = UdpSocket::bind(("127.0.0.1", port)).is_ok()
             && TcpListener::bind(("127.0.0.1", port)).is_ok()
             && v6_free(UdpSocket::bind(("::1", port)).map(drop))
