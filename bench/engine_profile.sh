@@ -3,9 +3,9 @@
 #
 #   bench/engine_profile.sh N [SECONDS] [load.sh options]
 #
-# Runs `bench/load.sh echo N -d 20000 [options]` (BIN=… picks the executable, as for
-# load.sh), waits until all N calls are up, then attaches to the server for SECONDS
-# (default 5):
+# Runs `bench/load.sh echo N -d 20000 [options]` (14000 with --uac, see below; BIN=…
+# picks the executable, as for load.sh), waits until all N calls are up, then attaches
+# to the server for SECONDS (default 5):
 #   perf stat  -e raw_syscalls:sys_enter and the syscalls that matter, per call-second;
 #   perf record -F 999 -g (only with PROFILE=1; perf.data goes to OUT, never commit it;
 #   symbols need `cargo build --profile profiling` and BIN=target/profiling/sspr-ivr),
@@ -19,7 +19,19 @@ SECS=${2:-5}
 shift $(( $# >= 2 ? 2 : 1 ))
 OUT=${OUT:-$ROOT/bench/out/profile-$N-$(date -u +%H%M%S)}
 mkdir -p "$OUT"
-"$ROOT/bench/load.sh" echo "$N" -d 20000 --out "$OUT" "$@" > "$OUT/load.log" 2>&1 &
+# Calls held long enough to attach. sipp's scenario waits -d before its keys. The
+# project's load caller checks every call's readback, so its first key comes at 14 s:
+# the echo flow has said no_input (first-digit timeout 5 s after the 4.7 s intro) and
+# is replaying the intro, which the key interrupts; that is what each call must hear.
+HOLD=20000
+case " $* " in
+  *" --uac "*)
+    HOLD=14000
+    HEARD=echo_intro,no_input,echo_intro,you_entered
+    HEARD=$HEARD,digit_1,digit_0,digit_0,digit_1,digit_0,digit_0,goodbye
+    export UAC_EXTRA="--expect $HEARD ${UAC_EXTRA:-}" ;;
+esac
+"$ROOT/bench/load.sh" echo "$N" -d "$HOLD" --out "$OUT" "$@" > "$OUT/load.log" 2>&1 &
 LOAD=$!
 trap 'kill $LOAD 2>/dev/null || true' EXIT
 SERVER=""
@@ -58,5 +70,5 @@ trap - EXIT
     awk -F, -v n="$N" -v s="$SECS" '$3 != "" && $1 ~ /^[0-9.]+$/ {
       printf "%-34s %12s  %8.2f per call-second\n", $3, $1, $1 / (n * s) }' "$OUT/perf-stat.csv"
   fi
-  grep -E "steady window|sipp exit|digit" "$OUT/summary.txt" || true
+  grep -E "steady window|sipp exit|digit|^calls: placed|^failures" "$OUT/summary.txt" || true
 } | tee -a "$OUT/summary.txt"
