@@ -212,6 +212,11 @@ impl Call {
         self.flow.is_secure()
     }
 
+    /// The call's packet time: its caller's packets come this far apart.
+    pub fn ptime(&self) -> Duration {
+        self.media.ptime()
+    }
+
     /// The media counters; SRTP packets that failed authentication or replayed
     /// count as malformed.
     pub fn media_stats(&self) -> MediaStats {

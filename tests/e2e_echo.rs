@@ -131,3 +131,41 @@ fn echo_over_ipv6() {
         }
     }
 }
+
+/// A trunk on 30 ms packets (`a=ptime:30`): the server answers with 30 ms and
+/// sends a packet every 30 ms, and a caller who types ahead during the intro
+/// hears the keys read back. (A server pacing at 20 ms regardless would send
+/// 50 packets a second instead of 33.)
+#[test]
+fn a_caller_on_30_ms_packets_is_answered_and_paced_at_30_ms() {
+    let server = Server::demo(&[]);
+    let (transcript, text) = dial_echo(&server, &["--ptime", "30", "--during", "echo_intro=42#"]);
+    assert_eq!(prompts_heard(&transcript), echo_readback("42"), "{text}");
+    assert!(
+        transcript.iter().any(|l| l.contains(" ptime 30 to ")),
+        "the answer keeps the offer's ptime:\n{text}"
+    );
+    // Seconds from the answer to the server's BYE (the transcript's clock).
+    let secs: f64 = transcript
+        .iter()
+        .find(|l| l.contains("sip BYE received"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no BYE in:\n{text}"));
+    wait_calls_ended(&server);
+    let sent = server_sample(&server, "sspr_ivr_rtp_packets_sent_total");
+    let per_second = sent / secs;
+    assert!(
+        (28.0..38.0).contains(&per_second),
+        "{sent} packets in {secs:.2} s = {per_second:.1}/s, not one per 30 ms:\n{text}"
+    );
+    // Every packet the caller sent was taken (none left unread in a turn),
+    // but for one in flight when the call ended.
+    let (received, caller_sent) = (
+        server_sample(&server, "sspr_ivr_rtp_packets_received_total"),
+        rtp_sent(&transcript),
+    );
+    assert!(
+        received <= caller_sent && received >= caller_sent - 2.0,
+        "the caller sent {caller_sent} packets, the server received {received}:\n{text}"
+    );
+}

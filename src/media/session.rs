@@ -546,6 +546,11 @@ impl MediaSession {
         self.remote
     }
 
+    /// The packet time both sides use (the offer's `a=ptime`, 20 ms without one).
+    pub fn ptime(&self) -> Duration {
+        self.ptime
+    }
+
     /// The one address this call both takes RTP from and sends it to, while
     /// that holds steady ([`SourceGuard::steady`]): the address the driver may
     /// `connect` the call's socket to, so the kernel keeps the route for its

@@ -59,27 +59,33 @@ fn fires_first(deadline: Instant, received: Instant) -> bool {
 }
 
 /// When a call's turn reads the rest of its socket after the one datagram it
-/// read first ([`CallTask::read_rtp`]). A caller's packets come 20 ms apart,
-/// and the phase lock puts a call's deadline 1–11 ms after them
-/// (`media::phase_lock`), the turn a few ms after its deadline: an ordinary
-/// turn has one datagram waiting, younger than this. One that has waited this
-/// long may have its successor behind it.
-const QUEUED_AFTER: std::time::Duration = std::time::Duration::from_millis(19);
-
-/// … and so may a datagram that came more than this after the one before it:
-/// it was held up on the way (a jittery path, a busy sender), and the next one,
-/// sent on time, can have caught up with it. (A caller with a longer packet
-/// time has every turn read the rest, as every turn used to; one with a shorter
-/// one has several datagrams per turn, and a turn that read several reads a
-/// whole batch next time.)
-const HELD_UP_AFTER: std::time::Duration = std::time::Duration::from_millis(21);
+/// read first ([`CallTask::read_rtp`]). A caller's packets come one packet time
+/// (`ptime`, 20 ms unless the offer said otherwise) apart, and the phase lock
+/// puts a call's deadline 1–11 ms after them (`media::phase_lock`), the turn a
+/// few ms after its deadline: an ordinary turn has one datagram waiting,
+/// younger than `ptime` less this. One that has waited that long may have its
+/// successor behind it. And so may a datagram that came more than `ptime` and
+/// this after the one before it: it was held up on the way (a jittery path, a
+/// busy sender), and the next one, sent on time, can have caught up with it.
+/// (A caller whose packets come faster than the call's packet time has
+/// several datagrams per turn, and a turn that read several reads a whole
+/// batch next time.)
+const READ_ON_MARGIN: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Whether a turn that has read one datagram, received `at` (`None`: no
 /// receive time), should read the rest of its socket at `now`; `last_rx`: when
-/// the datagram before it was received ([`QUEUED_AFTER`], [`HELD_UP_AFTER`]).
-fn may_have_more(at: Option<Instant>, now: Instant, last_rx: Option<Instant>) -> bool {
+/// the datagram before it was received; `ptime`: the call's packet time
+/// ([`READ_ON_MARGIN`]).
+fn may_have_more(
+    at: Option<Instant>,
+    now: Instant,
+    last_rx: Option<Instant>,
+    ptime: std::time::Duration,
+) -> bool {
+    let queued_after = ptime.saturating_sub(READ_ON_MARGIN);
+    let held_up_after = ptime + READ_ON_MARGIN;
     at.is_none_or(|at| {
-        at + QUEUED_AFTER <= now || last_rx.is_none_or(|prev| at > prev + HELD_UP_AFTER)
+        at + queued_after <= now || last_rx.is_none_or(|prev| at > prev + held_up_after)
     })
 }
 
@@ -262,7 +268,7 @@ impl CallTask {
                 .get(0)
                 .and_then(|d| d.received)
                 .map(|t| clocks.to_monotonic(t));
-            if may_have_more(at, clocks.mono(), reported.last_rx) {
+            if may_have_more(at, clocks.mono(), reported.last_rx, self.call.ptime()) {
                 if let Err(e) = rx.recv_more(fd) {
                     debug!(error = %e, "rtp receive error");
                 }
@@ -579,30 +585,30 @@ mod tests {
     fn a_turn_reads_on_only_when_another_datagram_may_be_waiting() {
         let t = Instant::now();
         let ms = Duration::from_millis;
+        let more = |at, now, last, ptime| may_have_more(at, now, last, ms(ptime));
         // An ordinary turn: the caller's packet came 20 ms after the one
         // before and 6 ms ago; the next is not due for 14 ms.
-        assert!(!may_have_more(
-            Some(t + ms(34)),
-            t + ms(40),
-            Some(t + ms(14))
-        ));
-        assert!(!may_have_more(
-            Some(t + ms(35)),
-            t + ms(40),
-            Some(t + ms(14))
-        ));
+        assert!(!more(Some(t + ms(34)), t + ms(40), Some(t + ms(14)), 20));
+        assert!(!more(Some(t + ms(35)), t + ms(40), Some(t + ms(14)), 20));
         // It has waited long enough for the next to have come.
-        assert!(may_have_more(Some(t + ms(21)), t + ms(40), Some(t + ms(1))));
+        assert!(more(Some(t + ms(21)), t + ms(40), Some(t + ms(1)), 20));
         // It was held up on the way (25 ms after the one before): the next,
         // sent on time, may be right behind it.
-        assert!(may_have_more(
-            Some(t + ms(39)),
-            t + ms(40),
-            Some(t + ms(14))
-        ));
+        assert!(more(Some(t + ms(39)), t + ms(40), Some(t + ms(14)), 20));
         // Nothing to go by: the first datagram of a call, or no receive time.
-        assert!(may_have_more(Some(t + ms(39)), t + ms(40), None));
-        assert!(may_have_more(None, t + ms(40), Some(t + ms(14))));
+        assert!(more(Some(t + ms(39)), t + ms(40), None, 20));
+        assert!(more(None, t + ms(40), Some(t + ms(14)), 20));
+        // A trunk on 30 ms: its packets 30 ms apart are ordinary (with the
+        // 20 ms rule every turn read on, one more syscall per packet), and
+        // so is one that has waited 25 ms; one 35 ms after the one before, or
+        // waiting 29 ms, may have the next behind it.
+        assert!(!more(Some(t + ms(44)), t + ms(50), Some(t + ms(14)), 30));
+        assert!(!more(Some(t + ms(25)), t + ms(50), Some(t), 30));
+        assert!(more(Some(t + ms(49)), t + ms(50), Some(t + ms(14)), 30));
+        assert!(more(Some(t + ms(21)), t + ms(50), Some(t + ms(1)), 30));
+        // A 10 ms caller: 15 ms after the one before is held up.
+        assert!(!more(Some(t + ms(34)), t + ms(36), Some(t + ms(24)), 10));
+        assert!(more(Some(t + ms(39)), t + ms(40), Some(t + ms(24)), 10));
     }
 
     #[test]

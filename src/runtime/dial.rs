@@ -126,6 +126,11 @@ pub struct DialArgs {
     /// Offer only this codec.
     #[arg(long, value_enum)]
     pub codec: Option<Codec>,
+    /// Packet time to offer (`a=ptime`, ms): the server answers with it, and
+    /// both sides send a packet every PTIME ms (a trunk on 30 ms).
+    #[arg(long, value_name = "MS", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(10..=60))]
+    pub ptime: u32,
     /// Answer a REFER with 603 Decline instead of accepting it.
     #[arg(long)]
     pub refuse_refer: bool,
@@ -227,7 +232,13 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         Some(codec) => vec![codec],
         None => vec![Codec::Pcmu, Codec::Pcma],
     };
-    let offer = sdp::offer(rtp_local, &codecs, 101, 20, rand::random::<u32>() as u64);
+    let offer = sdp::offer(
+        rtp_local,
+        &codecs,
+        101,
+        args.ptime,
+        rand::random::<u32>() as u64,
+    );
     let start = Instant::now();
     let mut uac = Uac::new(
         start.into_std(),
