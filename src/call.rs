@@ -281,6 +281,11 @@ impl Call {
                     self.flow.handle_timeout(now);
                 }
             }
+            SipEvent::MediaUpdate {
+                remote,
+                peer_receives,
+                ..
+            } => self.media.update_remote(remote, peer_receives),
             SipEvent::Dtmf {
                 digit, duration_ms, ..
             } => {

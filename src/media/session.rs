@@ -370,6 +370,9 @@ pub struct MediaSession {
     guard: SourceGuard,
     /// False until the ACK or the caller's first valid packet.
     sending: bool,
+    /// The caller put the call on hold (its offer was `sendonly`, `inactive`
+    /// or to `0.0.0.0`): nothing goes out, and the prompt waits where it was.
+    held: bool,
     last_rx: Instant,
     timed_out: bool,
     rfc4733: Receiver,
@@ -436,6 +439,7 @@ impl MediaSession {
                 config.signalling_ip,
             ),
             sending: false,
+            held: false,
             last_rx: now,
             timed_out: false,
             rfc4733: Receiver::default(),
@@ -477,6 +481,34 @@ impl MediaSession {
         if self.guard.latched().is_none() || !self.config.symmetric_rtp {
             self.remote = remote;
         }
+    }
+
+    /// A new offer from the caller in the established call (re-INVITE or
+    /// UPDATE): its media is now at `remote`, and it takes ours only while
+    /// `peer_receives`. The signalling moved it, so the trust moves with it: a
+    /// new address becomes the call's SDP address and the next trusted packet
+    /// latches afresh (before, a gateway that re-anchored its media on another
+    /// IP was refused as a stranger for the rest of the call). The same
+    /// address again (a session refresh) changes nothing. On hold nothing is
+    /// sent: the packet clock runs on and the prompt resumes where it was.
+    pub fn update_remote(&mut self, remote: SocketAddr, peer_receives: bool) {
+        let usable = !remote.ip().is_unspecified() && remote.port() != 0;
+        if usable && remote != self.config.remote {
+            tracing::debug!(from = %self.config.remote, to = %remote, "the caller's media moved (new offer)");
+            self.config.remote = remote;
+            self.guard.set_sdp(remote.ip());
+            self.guard.unlatch();
+            self.remote = remote;
+        }
+        if self.held == peer_receives {
+            tracing::debug!(held = !peer_receives, "hold changed (new offer)");
+        }
+        self.held = !peer_receives;
+    }
+
+    /// Whether the caller has put the call on hold ([`Self::update_remote`]).
+    pub fn is_held(&self) -> bool {
+        self.held
     }
 
     /// Keep the packet deadlines just after the caller's packets arrive,
@@ -719,8 +751,8 @@ impl MediaSession {
             let elapsed = now.saturating_duration_since(self.start);
             let due_through = (elapsed.as_micros() / self.ptime.as_micros()) as u64;
             let due = due_through + 1 - self.next_frame;
-            if !self.sending {
-                // Not yet: the clock runs on, nothing goes out.
+            if !self.sending || self.held {
+                // Not yet, or on hold: the clock runs on, nothing goes out.
                 self.next_frame += due;
                 self.timestamp = self
                     .timestamp

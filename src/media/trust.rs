@@ -95,6 +95,12 @@ impl SourceGuard {
         self.sdp_ip = usable(ip);
     }
 
+    /// Forget the latched source: the signalling moved the caller's media, and
+    /// the next packet from a trusted address latches afresh.
+    pub fn unlatch(&mut self) {
+        self.latched = None;
+    }
+
     /// The latched source, if any packet was accepted yet.
     pub fn latched(&self) -> Option<SocketAddr> {
         self.latched.map(|(a, _)| a)

@@ -246,6 +246,7 @@ impl SipDriver {
             SipEvent::Established { call, .. }
             | SipEvent::Dtmf { call, .. }
             | SipEvent::ReferStatus { call, .. }
+            | SipEvent::MediaUpdate { call, .. }
             | SipEvent::Terminated { call, .. } => call.clone(),
         };
         if let Some(call) = self.calls.get(&key) {

@@ -216,6 +216,15 @@ pub enum Event {
         call: CallKey,
         status: ReferStatus,
     },
+    /// A new offer in the established call (re-INVITE or UPDATE) was answered:
+    /// the caller's media is now at `remote`, and it takes ours only while
+    /// `peer_receives` (false: it put the call on hold with `sendonly` or
+    /// `inactive`, or a `0.0.0.0` address).
+    MediaUpdate {
+        call: CallKey,
+        remote: SocketAddr,
+        peer_receives: bool,
+    },
     Terminated {
         call: CallKey,
         reason: EndReason,

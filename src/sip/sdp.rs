@@ -350,6 +350,96 @@ pub fn answer(
     s
 }
 
+impl Direction {
+    /// The answer's direction to an offer with this one (RFC 3264 §6.1): a
+    /// `sendonly` offer (the peer puts us on hold) is answered `recvonly`.
+    #[must_use]
+    pub fn reversed(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            d => d,
+        }
+    }
+
+    /// Whether the peer takes our media with this direction in its offer.
+    #[must_use]
+    pub fn peer_receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+}
+
+/// Why a new offer in an established session is refused (RFC 3264 §8; the
+/// session goes on as it was): the `Warning` code and text of the `488`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReofferError {
+    /// Not usable SDP (399).
+    Unusable,
+    /// The session's codec is not in it (305).
+    Codec,
+    /// Media of the other IP family than ours (301).
+    AddressFamily,
+}
+
+impl ReofferError {
+    pub fn warning(self) -> (u16, &'static str) {
+        match self {
+            ReofferError::Unusable => (399, "Unusable session description"),
+            ReofferError::Codec => (305, "Incompatible media format"),
+            ReofferError::AddressFamily => (301, "Incompatible network address formats"),
+        }
+    }
+}
+
+/// Answer a new offer in an established session (a re-INVITE or UPDATE with a
+/// body, RFC 3264 §8) from our description `local`: the same address, port,
+/// codec and keys; the direction the offer's reversed; the origin's version one
+/// higher when that changed the description (an unchanged one is answered
+/// byte for byte). Returns the answer and the offer. The codec cannot change
+/// mid-call, so an offer without the one in `local` is refused, as is one whose
+/// media is of the other IP family.
+pub fn reanswer(local: &str, offer_text: &str) -> Result<(String, Offer), ReofferError> {
+    let offer = parse(offer_text).map_err(|_| ReofferError::Unusable)?;
+    let ours = parse(local).map_err(|_| ReofferError::Unusable)?;
+    let codec = ours.formats.first().ok_or(ReofferError::Unusable)?;
+    if !offer
+        .formats
+        .iter()
+        .any(|f| f.name.eq_ignore_ascii_case(&codec.name) && f.rate == codec.rate)
+    {
+        return Err(ReofferError::Codec);
+    }
+    if !offer.addr.is_unspecified() && offer.addr.is_ipv4() != ours.addr.is_ipv4() {
+        return Err(ReofferError::AddressFamily);
+    }
+    let direction = offer.direction.reversed();
+    if direction == ours.direction {
+        return Ok((local.to_string(), offer));
+    }
+    let mut out = String::with_capacity(local.len());
+    for line in local.split_inclusive("\r\n") {
+        let body = line.trim_end_matches("\r\n");
+        if let Some(o) = body.strip_prefix("o=") {
+            // o=<user> <id> <version> IN <kind> <addr>
+            let mut f: Vec<String> = o.split(' ').map(str::to_string).collect();
+            if let Some(v) = f.get_mut(2) {
+                *v = v
+                    .parse::<u64>()
+                    .map_or_else(|_| v.clone(), |n| n.wrapping_add(1).to_string());
+            }
+            out.push_str(&format!("o={}\r\n", f.join(" ")));
+        } else if matches!(
+            body,
+            "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
+        ) {
+            out.push_str(&format!("a={}\r\n", direction.attr()));
+        } else {
+            out.push_str(line);
+        }
+    }
+    Ok((out, offer))
+}
+
 /// Print an offer with our codecs (static payload types) and telephone-event.
 pub fn offer(
     local: SocketAddr,

@@ -288,23 +288,31 @@ fn late_offer_takes_the_answer_from_the_ack() {
 }
 
 #[test]
-fn reinvite_and_update_get_the_same_session() {
+fn a_refresh_gets_the_same_answer() {
     let mut h = Harness::new();
     let (key, tag, ok) = h.answered_call("c7");
     h.ack("c7", &tag, 1, "");
     h.events();
-    let hold = OFFER.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
     h.send(
         &Req::new("INVITE", "c7", "z9hG4bKre1", 2)
             .with_to_tag(&tag)
             .extra("Content-Type: application/sdp\r\n")
-            .body(&hold),
+            .body(OFFER),
     );
     let out = h.out();
     assert_eq!(out.len(), 1, "no 100 for a re-INVITE answered at once");
     assert_eq!(out[0].1.status(), Some(200));
-    assert_eq!(out[0].1.body, ok.body, "same answer");
+    assert_eq!(out[0].1.body, ok.body, "same answer, byte for byte");
     assert_eq!(out[0].1.header("CSeq"), Some("2 INVITE"));
+    // The caller's media where it was: the call changes nothing for it.
+    assert_eq!(
+        h.events(),
+        [Event::MediaUpdate {
+            call: key.clone(),
+            remote: "127.0.0.1:30000".parse().unwrap(),
+            peer_receives: true,
+        }]
+    );
     // Retransmitted until its ACK.
     let until = h.now + ms(600);
     assert!(h.step(until));
@@ -312,8 +320,8 @@ fn reinvite_and_update_get_the_same_session() {
     h.ack("c7", &tag, 2, "");
     while h.step(h.now + Duration::from_secs(60)) {}
     assert!(h.out().is_empty());
-    assert!(h.events().is_empty(), "a refresh is not reported");
 
+    // An UPDATE with an offer is answered the same way; one without gets no SDP.
     h.send(
         &Req::new("UPDATE", "c7", "z9hG4bKup1", 3)
             .with_to_tag(&tag)
@@ -323,11 +331,164 @@ fn reinvite_and_update_get_the_same_session() {
     let out = h.out();
     assert_eq!(out[0].1.status(), Some(200));
     assert_eq!(out[0].1.body, ok.body);
+    h.send(&Req::new("UPDATE", "c7", "z9hG4bKup2", 4).with_to_tag(&tag));
+    let out = h.out();
+    assert_eq!(out[0].1.status(), Some(200));
+    assert!(out[0].1.body.is_empty());
     // A re-INVITE in an unknown dialog: 481.
-    h.send(&Req::new("INVITE", "c7", "z9hG4bKre9", 4).with_to_tag("not-ours"));
+    h.send(&Req::new("INVITE", "c7", "z9hG4bKre9", 5).with_to_tag("not-ours"));
     assert_eq!(h.statuses(), [481]);
     assert_eq!(h.ep.active_calls(), 1);
-    let _ = key;
+}
+
+/// A caller who puts the IVR on hold (`sendonly`) is answered `recvonly`, as
+/// RFC 3264 §6.1 requires (it was answered `sendrecv`), with the origin's
+/// version one higher since the description changed; taking the call back
+/// answers `sendrecv` again. Each is reported to the call.
+#[test]
+fn a_hold_is_answered_recvonly_and_taking_it_back_sendrecv() {
+    let mut h = Harness::new();
+    let (key, tag, _) = h.answered_call("h1");
+    h.ack("h1", &tag, 1, "");
+    h.events();
+    let hold = OFFER.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
+    let expect = [
+        (hold.as_str(), "recvonly", "9 10", false),
+        (OFFER, "sendrecv", "9 11", true),
+        // The same again: nothing changed, the answer is the last one.
+        (OFFER, "sendrecv", "9 11", true),
+    ];
+    for (n, (offer, direction, version, receives)) in expect.into_iter().enumerate() {
+        let cseq = 2 + n as u32;
+        h.send(
+            &Req::new("INVITE", "h1", &format!("z9hG4bKh{n}"), cseq)
+                .with_to_tag(&tag)
+                .extra("Content-Type: application/sdp\r\n")
+                .body(offer),
+        );
+        let out = h.out();
+        assert_eq!(out[0].1.status(), Some(200));
+        let body = String::from_utf8_lossy(&out[0].1.body).to_string();
+        let want = ANSWER
+            .replace("a=sendrecv", &format!("a={direction}"))
+            .replace("sspr-ivr 9 9", &format!("sspr-ivr {version}"));
+        assert_eq!(body, want, "answer {n}");
+        assert_eq!(
+            h.events(),
+            [Event::MediaUpdate {
+                call: key.clone(),
+                remote: "127.0.0.1:30000".parse().unwrap(),
+                peer_receives: receives,
+            }],
+            "offer {n}"
+        );
+        h.ack("h1", &tag, cseq, "");
+    }
+    // An old-style hold (RFC 2543: c=0.0.0.0) takes no media either.
+    h.send(
+        &Req::new("UPDATE", "h1", "z9hG4bKh9", 9)
+            .with_to_tag(&tag)
+            .extra("Content-Type: application/sdp\r\n")
+            .body(&OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0")),
+    );
+    assert_eq!(h.statuses(), [200]);
+    assert_eq!(
+        h.events(),
+        [Event::MediaUpdate {
+            call: key,
+            remote: "0.0.0.0:30000".parse().unwrap(),
+            peer_receives: false,
+        }]
+    );
+}
+
+/// A gateway that re-anchors its media (another IP and port, in a re-INVITE
+/// or an UPDATE) gets the same answer and the call is told where the media
+/// went.
+#[test]
+fn a_new_offer_that_moves_the_media_is_reported() {
+    let mut h = Harness::new();
+    let (key, tag, ok) = h.answered_call("m1");
+    h.ack("m1", &tag, 1, "");
+    h.events();
+    let moved = OFFER
+        .replace("c=IN IP4 127.0.0.1", "c=IN IP4 127.0.0.2")
+        .replace("m=audio 30000", "m=audio 40000");
+    for (method, cseq) in [("INVITE", 2), ("UPDATE", 3)] {
+        h.send(
+            &Req::new(method, "m1", &format!("z9hG4bKm{cseq}"), cseq)
+                .with_to_tag(&tag)
+                .extra("Content-Type: application/sdp\r\n")
+                .body(&moved),
+        );
+        let out = h.out();
+        assert_eq!(out[0].1.status(), Some(200), "{method}");
+        assert_eq!(out[0].1.body, ok.body, "{method}: our side did not change");
+        assert_eq!(
+            h.events(),
+            [Event::MediaUpdate {
+                call: key.clone(),
+                remote: "127.0.0.2:40000".parse().unwrap(),
+                peer_receives: true,
+            }],
+            "{method}"
+        );
+        if method == "INVITE" {
+            h.ack("m1", &tag, cseq, "");
+        }
+    }
+}
+
+/// A new offer the call cannot take (without its codec, media of the other
+/// IP family, not SDP) gets `488` with a `Warning`, and the call goes on as
+/// it was (RFC 3261 §14.2, RFC 3311 §5.2): nothing reported, still up.
+#[test]
+fn a_new_offer_the_call_cannot_take_is_refused_and_the_call_goes_on() {
+    let mut h = Harness::new();
+    let (_, tag, ok) = h.answered_call("r1");
+    h.ack("r1", &tag, 1, "");
+    h.events();
+    let g722 = OFFER
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 9 101")
+        .replace("c=IN IP4 127.0.0.1", "c=IN IP4 127.0.0.2");
+    let v6 = OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP6 ::1");
+    let cases = [
+        ("INVITE", g722.as_str(), "305"),
+        ("UPDATE", g722.as_str(), "305"),
+        ("INVITE", v6.as_str(), "301"),
+        ("UPDATE", "this is not SDP", "399"),
+    ];
+    for (n, (method, body, code)) in cases.into_iter().enumerate() {
+        let cseq = 2 + n as u32;
+        h.send(
+            &Req::new(method, "r1", &format!("z9hG4bKr{n}"), cseq)
+                .with_to_tag(&tag)
+                .extra("Content-Type: application/sdp\r\n")
+                .body(body),
+        );
+        let out = h.out();
+        assert_eq!(out[0].1.status(), Some(488), "{method} {code}");
+        let warning = out[0].1.header("Warning").unwrap_or_default().to_string();
+        assert!(
+            warning.starts_with(&format!("{code} ")),
+            "{method}: {warning}"
+        );
+        assert!(h.events().is_empty(), "{method} {code}: nothing changes");
+        if method == "INVITE" {
+            h.ack("r1", &tag, cseq, "");
+        }
+    }
+    assert_eq!(h.ep.active_calls(), 1);
+    // The session is as it was: a refresh gets the first answer.
+    h.send(
+        &Req::new("INVITE", "r1", "z9hG4bKr9", 9)
+            .with_to_tag(&tag)
+            .extra("Content-Type: application/sdp\r\n")
+            .body(OFFER),
+    );
+    let out = h.out();
+    assert_eq!(out[0].1.status(), Some(200));
+    assert_eq!(out[0].1.body, ok.body);
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::super::dialog::Dialog;
 use super::super::message::{asserted_user, uri_user, Header};
+use super::super::sdp;
 use super::super::timer::Timer;
 use super::super::transaction::{
     cancel_target_key, response_to, set_body, ServerState, ServerTransaction,
@@ -174,6 +175,7 @@ impl Endpoint {
             return;
         };
         let cseq = req.cseq;
+        let offer = req.body_text();
         let Some(id) = self.new_invite_tx(transport, source, key, req) else {
             return;
         };
@@ -187,14 +189,56 @@ impl Endpoint {
             self.invite_final_error(now, id, 491, Some(&tag), Vec::new());
             return;
         }
-        let sdp = call.local_sdp.clone();
         if let Some(call) = self.calls.get_mut(&call_key) {
             call.dialog.remote_cseq = cseq;
             if let Some(c) = &self.servers[&id].request.contact {
                 call.dialog.remote_target = Some(c.uri.clone());
             }
         }
-        self.send_2xx(now, id, &call_key, 200, sdp.as_deref(), false);
+        match self.answer_reoffer(&call_key, offer, transport) {
+            Ok(sdp) => self.send_2xx(now, id, &call_key, 200, sdp.as_deref(), false),
+            // The session goes on as it was (RFC 3261 §14.2).
+            Err(warning) => self.invite_final_error(now, id, 488, Some(&tag), vec![warning]),
+        }
+    }
+
+    /// A new offer in an established call (a re-INVITE or UPDATE with a body,
+    /// RFC 3264 §8): our description answers it ([`sdp::reanswer`]), and the
+    /// caller's new media address and direction are reported
+    /// ([`Event::MediaUpdate`]): a gateway that moves its media, or puts the
+    /// call on hold. `Err`: the `Warning` header of the `488` that refuses the
+    /// offer; nothing changes. No body (`None`): our description as it is.
+    pub(super) fn answer_reoffer(
+        &mut self,
+        call_key: &CallKey,
+        offer: Option<String>,
+        transport: Transport,
+    ) -> Result<Option<String>, Header> {
+        let agent = self.config.local_for(transport);
+        let Some(call) = self.calls.get_mut(call_key) else {
+            return Ok(None);
+        };
+        let (Some(offer), Some(local)) = (offer, call.local_sdp.as_deref()) else {
+            return Ok(call.local_sdp.clone());
+        };
+        match sdp::reanswer(local, &offer) {
+            Ok((answer, o)) => {
+                call.local_sdp = Some(answer.clone());
+                self.events.push_back(Event::MediaUpdate {
+                    call: call_key.clone(),
+                    remote: SocketAddr::new(o.addr, o.port),
+                    peer_receives: o.direction.peer_receives()
+                        && !o.addr.is_unspecified()
+                        && o.port != 0,
+                });
+                Ok(Some(answer))
+            }
+            Err(e) => {
+                let (code, text) = e.warning();
+                tracing::debug!(call = %call_key, code, "new offer refused");
+                Err(Header::new("Warning", format!("{code} {agent} \"{text}\"")))
+            }
+        }
     }
 
     /// Send a 2xx to an INVITE (initial or re-INVITE) and start retransmitting it.

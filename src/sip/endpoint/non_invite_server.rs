@@ -164,24 +164,28 @@ impl Endpoint {
             }
             "INFO" => self.handle_info(now, transport, source, key, req, call_key, tag),
             "UPDATE" => {
-                let call = &self.calls[&call_key];
-                let sdp = call.local_sdp.clone();
-                let contact = call
+                let contact = self.calls[&call_key]
                     .dialog
                     .contact(CONTACT_USER, self.config.local_for(transport));
-                let body = if req.msg.body.is_empty() {
-                    None
-                } else {
-                    sdp.map(|s| ("application/sdp", s))
+                let offer = req.body_text();
+                let has_offer = offer.is_some();
+                let (status, extra, body) = match self.answer_reoffer(&call_key, offer, transport) {
+                    // An UPDATE without an offer gets no SDP back.
+                    Ok(sdp) => (
+                        200,
+                        vec![Header::new("Contact", contact)],
+                        sdp.filter(|_| has_offer).map(|s| ("application/sdp", s)),
+                    ),
+                    // The session goes on as it was (RFC 3311 §5.2).
+                    Err(warning) => (488, vec![warning], None),
                 };
-                let extra = vec![Header::new("Contact", contact)];
                 self.respond_non_invite(
                     now,
                     transport,
                     source,
                     key,
                     req,
-                    200,
+                    status,
                     Some(tag),
                     extra,
                     body,

@@ -130,3 +130,53 @@ fn the_latch_moves_within_the_callers_ip_only() {
     assert_eq!(h.s.remote(), b);
     assert_eq!(h.s.stats().malformed, 1);
 }
+
+/// A gateway that re-anchors its media on another IP (a re-INVITE or UPDATE
+/// the endpoint answered): before the new offer its packets are a stranger's;
+/// after it they latch, its keys are heard and the stream goes to it, while the
+/// old address is refused. A hold stops the stream without losing its place;
+/// taking the call back resumes it on the same sequence.
+#[test]
+fn a_new_offer_moves_the_trust_and_a_hold_pauses_the_stream() {
+    let old: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let new: SocketAddr = "127.0.0.3:50000".parse().unwrap();
+    let mut h = Harness::new(config(), tiny());
+    let audio = |seq: u16| rtp_bytes(0, seq, 160 * u32::from(seq), 7, &[0xFF; 160]);
+    h.s.handle_rtp(h.at(5), old, &audio(1));
+    h.run_until(h.at(100));
+    assert!(!h.sent.is_empty() && h.sent.iter().all(|p| p.to == old));
+    // Media from the new address before the offer that names it: refused.
+    h.s.handle_rtp(h.at(105), new, &audio(2));
+    assert_eq!(h.s.rejected(), (1, 0));
+    h.s.update_remote(new, true);
+    let before = h.sent.len();
+    // Its packets latch now, and its key is heard.
+    let sender = Sender::new(101, 20).unwrap();
+    for p in sender.press('7', 9, 500, 16_000, 80 * MS).unwrap() {
+        h.run_until(h.at(110 + p.offset.as_millis() as u64));
+        h.s.handle_rtp(h.now, new, &p.to_bytes());
+    }
+    h.run_until(h.at(400));
+    h.drain();
+    assert_eq!(h.digits(), "7");
+    assert!(
+        h.sent[before..].iter().all(|p| p.to == new),
+        "the stream follows the new offer"
+    );
+    // The old address is refused now (trusted as the signalling IP, not latched).
+    h.s.handle_rtp(h.at(405), old, &audio(3));
+    assert_eq!(h.s.rejected(), (1, 1));
+    // On hold: nothing goes out for a second.
+    h.s.update_remote(new, false);
+    assert!(h.s.is_held());
+    let held_at = h.sent.len();
+    h.run_until(h.at(1400));
+    assert_eq!(h.sent.len(), held_at, "nothing is sent on hold");
+    // Taken back: the stream resumes, its sequence numbers where they were.
+    h.s.update_remote(new, true);
+    h.run_until(h.at(1500));
+    assert_eq!(h.sent.len(), held_at + 5, "1420 … 1500 ms");
+    let last = h.sent[held_at - 1].header.sequence;
+    assert_eq!(h.sent[held_at].header.sequence, last.wrapping_add(1));
+    assert!(h.sent[held_at..].iter().all(|p| p.to == new));
+}
