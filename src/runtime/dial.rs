@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,6 +113,16 @@ pub struct DialArgs {
     /// clock) goes on. For testing that the server follows the caller there.
     #[arg(long, value_name = "SECONDS")]
     pub rtp_move_after: Option<f64>,
+    /// This many seconds after the answer, move the call's media to a new port
+    /// on `--media-move-ip` the way a gateway that re-anchors its media does:
+    /// an UPDATE offers the new address, and once it is answered RTP is sent
+    /// and received there (same SSRC, sequence and clock). For testing that
+    /// the server follows a new offer.
+    #[arg(long, value_name = "SECONDS", requires = "media_move_ip")]
+    pub media_move_after: Option<f64>,
+    /// The IP the media moves to with `--media-move-after`.
+    #[arg(long, value_name = "IP")]
+    pub media_move_ip: Option<IpAddr>,
     /// Give up after this many seconds in all.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
@@ -232,13 +242,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         Some(codec) => vec![codec],
         None => vec![Codec::Pcmu, Codec::Pcma],
     };
-    let offer = sdp::offer(
-        rtp_local,
-        &codecs,
-        101,
-        args.ptime,
-        rand::random::<u32>() as u64,
-    );
+    let session_id = rand::random::<u32>() as u64;
+    let offer = sdp::offer(rtp_local, &codecs, 101, args.ptime, session_id);
     let start = Instant::now();
     let mut uac = Uac::new(
         start.into_std(),
@@ -265,6 +270,10 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     let mut hangup_at: Option<Instant> = None;
     // --rtp-move-after: when the caller's RTP falls quiet and moves port.
     let mut move_at: Option<Instant> = None;
+    // --media-move-after: when to offer the new address, and its socket until
+    // the offer is answered.
+    let mut media_move_at: Option<Instant> = None;
+    let mut media_moving: Option<UdpSocket> = None;
     let mut next_press_at: Option<Instant> = None;
     let mut stdin_lines = if args.stdin {
         Some(tokio::io::BufReader::new(tokio::io::stdin()).lines())
@@ -332,6 +341,9 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                     if let Some(s) = args.hangup_after {
                         hangup_at = Some(Instant::now() + Duration::from_secs_f64(s));
                     }
+                    if let Some(s) = args.media_move_after {
+                        media_move_at = Some(Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+                    }
                     if let Some(s) = args.rtp_move_after {
                         move_at = Some(Instant::now() + Duration::from_secs_f64(s.max(0.0)));
                     }
@@ -351,6 +363,14 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 }
                 UacEvent::ByeReceived => tr.line("sip BYE received"),
                 UacEvent::Info { status } => tr.line(&format!("sip INFO answered {status}")),
+                UacEvent::Updated { status, .. } => {
+                    tr.line(&format!("sip UPDATE answered {status}"));
+                    if let Some(sock) = media_moving.take().filter(|_| (200..300).contains(&status))
+                    {
+                        rtp_sock = sock;
+                        tr.line(&format!("rtp moves to {}", rtp_sock.local_addr()?));
+                    }
+                }
                 UacEvent::Terminated => {
                     if let Some(m) = &media {
                         tr.line(&format!("rtp sent {} packets", m.sent));
@@ -404,6 +424,23 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 hangup_at = None;
                 tr.line("sip hangup");
                 uac.hangup(now.into_std());
+                continue;
+            }
+        }
+        if let (Some(at), Some(ip)) = (media_move_at, args.media_move_ip) {
+            if now >= at {
+                media_move_at = None;
+                let sock = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+                let local = sock.local_addr()?;
+                // The same session, its next version (RFC 3264 §8).
+                let offer = sdp::offer(local, &codecs, 101, args.ptime, session_id).replacen(
+                    &format!(" {session_id} {session_id} "),
+                    &format!(" {session_id} {} ", session_id + 1),
+                    1,
+                );
+                tr.line(&format!("sip UPDATE offers media at {local}"));
+                uac.update(now.into_std(), offer);
+                media_moving = Some(sock);
                 continue;
             }
         }
@@ -463,6 +500,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         soon(next_press_at);
         soon(hangup_at);
         soon(move_at);
+        soon(media_move_at);
 
         tokio::select! {
             r = sip.recv(&mut sip_buf) => {

@@ -42,6 +42,11 @@ pub enum UacEvent {
     Info {
         status: u16,
     },
+    /// Final status of an UPDATE we sent, and the answer it carried.
+    Updated {
+        status: u16,
+        sdp: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +68,7 @@ enum Owner {
 enum Purpose {
     Bye,
     Info,
+    Update,
     Notify,
     Cancel,
 }
@@ -314,6 +320,25 @@ impl Uac {
         );
     }
 
+    /// Offer a new session description in the call (UPDATE, RFC 3311): a
+    /// phone or gateway that moves its media, or puts the call on hold.
+    pub fn update(&mut self, now: Instant, sdp: String) {
+        if self.state != State::Confirmed {
+            return;
+        }
+        let contact = Header::new(
+            "Contact",
+            format!("<sip:{}@{}>", self.from_user, self.config.local_addr),
+        );
+        self.send_in_dialog(
+            now,
+            "UPDATE",
+            Purpose::Update,
+            vec![contact],
+            Some(("application/sdp", sdp)),
+        );
+    }
+
     fn send_in_dialog(
         &mut self,
         now: Instant,
@@ -398,14 +423,15 @@ impl Uac {
             .unwrap_or_default();
         if branch == self.invite_branch && cseq_method == "CANCEL" {
             let key = format!("{branch}#cancel");
-            self.client_response(now, key, code);
+            self.client_response(now, key, code, None);
             return;
         }
         if branch == self.invite_branch && cseq_method == "INVITE" {
             self.invite_response(now, code, msg);
             return;
         }
-        self.client_response(now, branch, code);
+        let body = (!msg.body.is_empty()).then(|| String::from_utf8_lossy(&msg.body).into_owned());
+        self.client_response(now, branch, code, body);
     }
 
     fn invite_response(&mut self, now: Instant, code: u16, msg: Message) {
@@ -504,7 +530,7 @@ impl Uac {
         }
     }
 
-    fn client_response(&mut self, now: Instant, key: String, code: u16) {
+    fn client_response(&mut self, now: Instant, key: String, code: u16, body: Option<String>) {
         let Some(tx) = self.clients.get_mut(&key) else {
             return;
         };
@@ -520,6 +546,10 @@ impl Uac {
         match purpose {
             Purpose::Bye => self.terminate(),
             Purpose::Info => self.events.push_back(UacEvent::Info { status: code }),
+            Purpose::Update => self.events.push_back(UacEvent::Updated {
+                status: code,
+                sdp: body,
+            }),
             Purpose::Notify | Purpose::Cancel => {}
         }
     }
@@ -676,6 +706,10 @@ impl Uac {
                         match tx.purpose {
                             Purpose::Bye => self.terminate(),
                             Purpose::Info => self.events.push_back(UacEvent::Info { status: 408 }),
+                            Purpose::Update => self.events.push_back(UacEvent::Updated {
+                                status: 408,
+                                sdp: None,
+                            }),
                             Purpose::Notify | Purpose::Cancel => {}
                         }
                     }
