@@ -70,3 +70,29 @@ fn a_caller_whose_media_moves_to_another_ip_is_followed_there() {
         );
     }
 }
+
+/// sipp puts the call on hold by re-INVITE (`a=sendonly`) a second in, and takes
+/// it back two seconds later (`tests/sipp/reinvite_hold.xml`): each re-INVITE is
+/// answered with the direction RFC 3264 asks (`recvonly`, then `sendrecv`; sipp
+/// fails the call on anything else, as it did when every new offer got the
+/// first answer, `sendrecv`), and the server sends no RTP while held: about
+/// two of the call's four seconds.
+#[test]
+fn a_hold_by_reinvite_is_answered_recvonly_and_silences_the_server() {
+    let server = Server::demo(&[]);
+    let (ok, out) = run_sipp(
+        &server,
+        "reinvite_hold.xml",
+        "echo",
+        &["-m", "1"],
+        std::time::Duration::from_secs(30),
+    );
+    assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
+    wait_calls_ended(&server);
+    let sent = server_sample(&server, "sspr_ivr_rtp_packets_sent_total");
+    // ACK to BYE is about 4 s: 200 packets unheld, about 100 with the hold.
+    assert!(
+        (60.0..=150.0).contains(&sent),
+        "the server sent {sent} packets in a 4 s call held for 2 s"
+    );
+}
