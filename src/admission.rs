@@ -197,6 +197,8 @@ impl MediaPlan {
             record,
             trust: RtpTrust::from_sources(&media.accept_rtp_from),
             signalling_ip: Some(signalling),
+            // An offer on hold from the start (sendonly, inactive, 0.0.0.0).
+            peer_receives: n.direction.peer_receives() && !n.remote.ip().is_unspecified(),
         }
     }
 }
@@ -340,6 +342,7 @@ fn plan_media(call: &IncomingCall, media: &MediaSettings) -> Result<MediaPlan, R
                 remote: SocketAddr::new(call.source.ip(), 0),
                 savp: false,
                 crypto: None,
+                direction: sdp::Direction::SendRecv,
             }))
         }
     }
@@ -544,6 +547,48 @@ mod tests {
         // By default the caller's RTP may come from its SDP or its signalling IP.
         assert_eq!(cfg.signalling_ip, Some("192.0.2.1".parse().unwrap()));
         assert!(cfg.trust.sdp && cfg.trust.signalling && !cfg.trust.any);
+        assert!(
+            body.contains("a=sendrecv\r\n") && cfg.peer_receives,
+            "{body}"
+        );
+    }
+
+    /// An offer that starts on hold is answered as RFC 3264 §6.1 asks, and its
+    /// call sends nothing until a new offer takes it back (before, every
+    /// answer said `sendrecv`, and a `0.0.0.0` offer was sent packets).
+    #[test]
+    fn an_offer_on_hold_is_answered_so_and_its_call_does_not_send() {
+        let m = MediaSettings::default();
+        let rtp: SocketAddr = "127.0.0.1:20002".parse().unwrap();
+        let cases = [
+            (
+                OFFER.replace("a=ptime:30", "a=ptime:30\r\na=sendonly"),
+                "recvonly",
+                false,
+            ),
+            (
+                OFFER.replace("a=ptime:30", "a=ptime:30\r\na=inactive"),
+                "inactive",
+                false,
+            ),
+            (
+                OFFER.replace("a=ptime:30", "a=ptime:30\r\na=recvonly"),
+                "sendonly",
+                true,
+            ),
+            (
+                OFFER.replace("IN IP4 192.0.2.7", "IN IP4 0.0.0.0"),
+                "sendrecv",
+                false,
+            ),
+        ];
+        for (offer, answer, receives) in cases {
+            let plan = plan_media(&incoming(1, "192.0.2.1:5060", Some(&offer)), &m).unwrap();
+            let body = plan.local_sdp(rtp, 42, &m, None);
+            assert!(body.contains(&format!("a={answer}\r\n")), "{offer}\n{body}");
+            let cfg = plan.media_config(&m, "192.0.2.1".parse().unwrap(), false);
+            assert_eq!(cfg.peer_receives, receives, "{offer}");
+        }
     }
 
     #[test]

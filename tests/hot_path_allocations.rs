@@ -85,6 +85,7 @@ fn session(record: bool, t0: Instant) -> MediaSession {
         record,
         trust: RtpTrust::from_sources(&[RtpSource::Sdp, RtpSource::Signalling]),
         signalling_ip: Some("127.0.0.1".parse().unwrap()),
+        peer_receives: true,
     };
     let mut s = MediaSession::new(t0, config, prompts, 0x1234_5678, 100, 0);
     s.start_sending();

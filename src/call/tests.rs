@@ -48,6 +48,7 @@ fn call_with(flow: crate::flow::model::Flow, t0: Instant) -> Call {
                     crate::media::RtpSource::Signalling,
                 ]),
                 signalling_ip: Some("127.0.0.1".parse().unwrap()),
+                peer_receives: true,
             },
             prompts: prompts(),
             ssrc: 1,

@@ -111,6 +111,9 @@ pub struct MediaConfig {
     pub trust: RtpTrust,
     /// The IP address the call's INVITE came from.
     pub signalling_ip: Option<IpAddr>,
+    /// The caller takes our media (false: its offer put the call on hold, see
+    /// [`MediaSession::update_remote`]).
+    pub peer_receives: bool,
 }
 
 /// What the session reports. `Debug` never shows a digit's value (digits typed in a
@@ -439,7 +442,7 @@ impl MediaSession {
                 config.signalling_ip,
             ),
             sending: false,
-            held: false,
+            held: !config.peer_receives,
             last_rx: now,
             timed_out: false,
             rfc4733: Receiver::default(),

@@ -92,6 +92,8 @@ pub struct Negotiated {
     /// The peer's SDES attribute we answer (its key decrypts what it sends);
     /// `None`: plain RTP.
     pub crypto: Option<CryptoAttr>,
+    /// The offer's direction (the answer's is its reverse).
+    pub direction: Direction,
 }
 
 fn static_format(pt: u8) -> Option<Format> {
@@ -289,6 +291,7 @@ pub fn negotiate(offer: &Offer, preference: &[Codec]) -> Result<Negotiated, SdpE
         remote: SocketAddr::new(offer.addr, offer.port),
         savp: offer.proto == SAVP,
         crypto: offer.crypto.first().cloned(),
+        direction: offer.direction,
     })
 }
 
@@ -346,7 +349,7 @@ pub fn answer(
         ));
     }
     s.push_str(&format!("a=ptime:{}\r\n", neg.ptime_ms));
-    s.push_str(&format!("a={}\r\n", Direction::SendRecv.attr()));
+    s.push_str(&format!("a={}\r\n", neg.direction.reversed().attr()));
     s
 }
 

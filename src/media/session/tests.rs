@@ -55,6 +55,7 @@ fn config() -> MediaConfig {
             crate::media::RtpSource::Signalling,
         ]),
         signalling_ip: Some("127.0.0.1".parse().unwrap()),
+        peer_receives: true,
     }
 }
 

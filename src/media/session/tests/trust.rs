@@ -180,3 +180,22 @@ fn a_new_offer_moves_the_trust_and_a_hold_pauses_the_stream() {
     assert_eq!(h.sent[held_at].header.sequence, last.wrapping_add(1));
     assert!(h.sent[held_at..].iter().all(|p| p.to == new));
 }
+
+/// A call whose first offer was on hold sends nothing, whatever the caller
+/// sends it, until a new offer takes it back.
+#[test]
+fn a_call_offered_on_hold_sends_nothing_until_taken_back() {
+    let caller: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let held = MediaConfig {
+        peer_receives: false,
+        ..config()
+    };
+    let mut h = Harness::new(held, tiny());
+    h.s.handle_rtp(h.at(5), caller, &rtp_bytes(0, 1, 0, 7, &[0xFF; 160]));
+    h.run_until(h.at(500));
+    assert!(h.s.is_held());
+    assert!(h.sent.is_empty(), "{} packets sent on hold", h.sent.len());
+    h.s.update_remote(caller, true);
+    h.run_until(h.at(600));
+    assert_eq!(h.sent.len(), 5, "520 … 600 ms");
+}
