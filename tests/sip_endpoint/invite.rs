@@ -293,12 +293,7 @@ fn a_refresh_gets_the_same_answer() {
     let (key, tag, ok) = h.answered_call("c7");
     h.ack("c7", &tag, 1, "");
     h.events();
-    h.send(
-        &Req::new("INVITE", "c7", "z9hG4bKre1", 2)
-            .with_to_tag(&tag)
-            .extra("Content-Type: application/sdp\r\n")
-            .body(OFFER),
-    );
+    h.in_dialog("INVITE", "c7", &tag, 2, OFFER);
     let out = h.out();
     assert_eq!(out.len(), 1, "no 100 for a re-INVITE answered at once");
     assert_eq!(out[0].1.status(), Some(200));
@@ -322,12 +317,7 @@ fn a_refresh_gets_the_same_answer() {
     assert!(h.out().is_empty());
 
     // An UPDATE with an offer is answered the same way; one without gets no SDP.
-    h.send(
-        &Req::new("UPDATE", "c7", "z9hG4bKup1", 3)
-            .with_to_tag(&tag)
-            .extra("Content-Type: application/sdp\r\n")
-            .body(OFFER),
-    );
+    h.in_dialog("UPDATE", "c7", &tag, 3, OFFER);
     let out = h.out();
     assert_eq!(out[0].1.status(), Some(200));
     assert_eq!(out[0].1.body, ok.body);
@@ -360,12 +350,7 @@ fn a_hold_is_answered_recvonly_and_taking_it_back_sendrecv() {
     ];
     for (n, (offer, direction, version, receives)) in expect.into_iter().enumerate() {
         let cseq = 2 + n as u32;
-        h.send(
-            &Req::new("INVITE", "h1", &format!("z9hG4bKh{n}"), cseq)
-                .with_to_tag(&tag)
-                .extra("Content-Type: application/sdp\r\n")
-                .body(offer),
-        );
+        h.in_dialog("INVITE", "h1", &tag, cseq, offer);
         let out = h.out();
         assert_eq!(out[0].1.status(), Some(200));
         let body = String::from_utf8_lossy(&out[0].1.body).to_string();
@@ -385,11 +370,12 @@ fn a_hold_is_answered_recvonly_and_taking_it_back_sendrecv() {
         h.ack("h1", &tag, cseq, "");
     }
     // An old-style hold (RFC 2543: c=0.0.0.0) takes no media either.
-    h.send(
-        &Req::new("UPDATE", "h1", "z9hG4bKh9", 9)
-            .with_to_tag(&tag)
-            .extra("Content-Type: application/sdp\r\n")
-            .body(&OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0")),
+    h.in_dialog(
+        "UPDATE",
+        "h1",
+        &tag,
+        9,
+        &OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0"),
     );
     assert_eq!(h.statuses(), [200]);
     assert_eq!(
@@ -415,12 +401,7 @@ fn a_new_offer_that_moves_the_media_is_reported() {
         .replace("c=IN IP4 127.0.0.1", "c=IN IP4 127.0.0.2")
         .replace("m=audio 30000", "m=audio 40000");
     for (method, cseq) in [("INVITE", 2), ("UPDATE", 3)] {
-        h.send(
-            &Req::new(method, "m1", &format!("z9hG4bKm{cseq}"), cseq)
-                .with_to_tag(&tag)
-                .extra("Content-Type: application/sdp\r\n")
-                .body(&moved),
-        );
+        h.in_dialog(method, "m1", &tag, cseq, &moved);
         let out = h.out();
         assert_eq!(out[0].1.status(), Some(200), "{method}");
         assert_eq!(out[0].1.body, ok.body, "{method}: our side did not change");
@@ -460,12 +441,7 @@ fn a_new_offer_the_call_cannot_take_is_refused_and_the_call_goes_on() {
     ];
     for (n, (method, body, code)) in cases.into_iter().enumerate() {
         let cseq = 2 + n as u32;
-        h.send(
-            &Req::new(method, "r1", &format!("z9hG4bKr{n}"), cseq)
-                .with_to_tag(&tag)
-                .extra("Content-Type: application/sdp\r\n")
-                .body(body),
-        );
+        h.in_dialog(method, "r1", &tag, cseq, body);
         let out = h.out();
         assert_eq!(out[0].1.status(), Some(488), "{method} {code}");
         let warning = out[0].1.header("Warning").unwrap_or_default().to_string();
@@ -480,12 +456,7 @@ fn a_new_offer_the_call_cannot_take_is_refused_and_the_call_goes_on() {
     }
     assert_eq!(h.ep.active_calls(), 1);
     // The session is as it was: a refresh gets the first answer.
-    h.send(
-        &Req::new("INVITE", "r1", "z9hG4bKr9", 9)
-            .with_to_tag(&tag)
-            .extra("Content-Type: application/sdp\r\n")
-            .body(OFFER),
-    );
+    h.in_dialog("INVITE", "r1", &tag, 9, OFFER);
     let out = h.out();
     assert_eq!(out[0].1.status(), Some(200));
     assert_eq!(out[0].1.body, ok.body);

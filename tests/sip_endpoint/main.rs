@@ -184,6 +184,21 @@ impl Harness {
             .to_string();
         (ic.call, tag, ok)
     }
+    /// A request in an answered call's dialog, with an SDP `body` unless empty.
+    fn in_dialog(&mut self, method: &str, call_id: &str, tag: &str, cseq: u32, body: &str) {
+        let ct = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        let branch = format!("z9hG4bK{method}{cseq}");
+        self.send(
+            &Req::new(method, call_id, &branch, cseq)
+                .with_to_tag(tag)
+                .extra(ct)
+                .body(body),
+        );
+    }
     fn ack(&mut self, call_id: &str, tag: &str, cseq: u32, body: &str) {
         let ct = if body.is_empty() {
             ""
