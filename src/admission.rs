@@ -90,14 +90,13 @@ impl Refusal {
     /// The `Warning` for a `488` (RFC 3261 §20.43), so that the trunk's engineer
     /// reads in the capture why the offer was refused; none on other refusals.
     pub fn warning(self) -> Option<Warning> {
-        let (code, text) = match self {
-            Refusal::AddressFamily => (301, "Incompatible network address formats"),
-            Refusal::MediaNotSecure => (302, "Incompatible transport protocol"),
-            Refusal::NoCommonCodec => (305, "Incompatible media format"),
-            Refusal::BadSdp => (399, "Unusable session description"),
+        Some(match self {
+            Refusal::AddressFamily => Warning::ADDRESS_FAMILY,
+            Refusal::MediaNotSecure => Warning::TRANSPORT,
+            Refusal::NoCommonCodec => Warning::MEDIA_FORMAT,
+            Refusal::BadSdp => Warning::UNUSABLE_SDP,
             _ => return None,
-        };
-        Some(Warning { code, text })
+        })
     }
 
     /// `Retry-After` seconds: on every `503`, never on a `488` (trying again will not

@@ -241,6 +241,30 @@ pub struct Warning {
     pub text: &'static str,
 }
 
+impl Warning {
+    pub const ADDRESS_FAMILY: Warning = Warning {
+        code: 301,
+        text: "Incompatible network address formats",
+    };
+    pub const TRANSPORT: Warning = Warning {
+        code: 302,
+        text: "Incompatible transport protocol",
+    };
+    pub const MEDIA_FORMAT: Warning = Warning {
+        code: 305,
+        text: "Incompatible media format",
+    };
+    pub const UNUSABLE_SDP: Warning = Warning {
+        code: 399,
+        text: "Unusable session description",
+    };
+
+    /// The header value, with `agent` (our hostport) as the warn-agent.
+    pub fn header_value(self, agent: SocketAddr) -> String {
+        format!("{} {agent} \"{}\"", self.code, self.text)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// `200 OK` with this SDP, retransmitted until ACK.

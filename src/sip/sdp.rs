@@ -385,11 +385,11 @@ pub enum ReofferError {
 }
 
 impl ReofferError {
-    pub fn warning(self) -> (u16, &'static str) {
+    pub fn warning(self) -> super::Warning {
         match self {
-            ReofferError::Unusable => (399, "Unusable session description"),
-            ReofferError::Codec => (305, "Incompatible media format"),
-            ReofferError::AddressFamily => (301, "Incompatible network address formats"),
+            ReofferError::Unusable => super::Warning::UNUSABLE_SDP,
+            ReofferError::Codec => super::Warning::MEDIA_FORMAT,
+            ReofferError::AddressFamily => super::Warning::ADDRESS_FAMILY,
         }
     }
 }

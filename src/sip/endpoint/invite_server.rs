@@ -234,9 +234,9 @@ impl Endpoint {
                 Ok(Some(answer))
             }
             Err(e) => {
-                let (code, text) = e.warning();
-                tracing::debug!(call = %call_key, code, "new offer refused");
-                Err(Header::new("Warning", format!("{code} {agent} \"{text}\"")))
+                let w = e.warning();
+                tracing::debug!(call = %call_key, code = w.code, "new offer refused");
+                Err(Header::new("Warning", w.header_value(agent)))
             }
         }
     }
@@ -447,10 +447,7 @@ impl Endpoint {
                 Some(t) => self.config.local_for(t.transport),
                 None => self.config.local_addr,
             };
-            extra.push(Header::new(
-                "Warning",
-                format!("{} {agent} \"{}\"", w.code, w.text),
-            ));
+            extra.push(Header::new("Warning", w.header_value(agent)));
         }
         self.invite_final_error(now, tx, status, Some(&tag), extra);
         self.end_call(call, reason);

@@ -167,14 +167,16 @@ impl Endpoint {
                 let contact = self.calls[&call_key]
                     .dialog
                     .contact(CONTACT_USER, self.config.local_for(transport));
-                let offer = req.body_text();
-                let has_offer = offer.is_some();
-                let (status, extra, body) = match self.answer_reoffer(&call_key, offer, transport) {
-                    // An UPDATE without an offer gets no SDP back.
+                // An UPDATE without an offer gets no SDP back.
+                let answer = match req.body_text() {
+                    Some(offer) => self.answer_reoffer(&call_key, Some(offer), transport),
+                    None => Ok(None),
+                };
+                let (status, extra, body) = match answer {
                     Ok(sdp) => (
                         200,
                         vec![Header::new("Contact", contact)],
-                        sdp.filter(|_| has_offer).map(|s| ("application/sdp", s)),
+                        sdp.map(|s| ("application/sdp", s)),
                     ),
                     // The session goes on as it was (RFC 3311 §5.2).
                     Err(warning) => (488, vec![warning], None),
