@@ -96,3 +96,91 @@ fn a_hold_by_reinvite_is_answered_recvonly_and_silences_the_server() {
         "the server sent {sent} packets in a 4 s call held for 2 s"
     );
 }
+
+/// The same move with a stranger at 127.0.0.3 spraying valid RTP at the call's
+/// port from the answer on, 1,000 packets a second: the moment the call drops
+/// its latch to follow the new offer must not let the stranger in. The caller
+/// (on 127.0.0.2 after the move) still hears its own keys read back, so the
+/// stream was never redirected to the stranger, and the server refused the
+/// stranger's packets.
+#[test]
+fn a_stranger_spraying_the_port_does_not_win_the_latch_when_the_media_moves() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let server = Server::demo(&[]);
+    let untrusted = "sspr_ivr_rtp_packets_rejected_total{reason=\"untrusted_source\"}";
+    let mut caller = Dialer::start(
+        &server.uri("echo"),
+        &[
+            "--media-move-after",
+            "0.5",
+            "--media-move-ip",
+            "127.0.0.2",
+            "--during",
+            "echo_intro=42#",
+        ],
+    );
+    let target: std::net::SocketAddr = wait_for("the answer", Duration::from_secs(30), || {
+        caller.transcript().iter().find_map(|l| {
+            l.split(" media ")
+                .nth(1)?
+                .split(" to ")
+                .nth(1)?
+                .trim()
+                .parse()
+                .ok()
+        })
+    });
+    let (stop, sent) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let spray = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let sock = std::net::UdpSocket::bind("127.0.0.3:0").expect("bind 127.0.0.3");
+            let mut packet = [0xFFu8; 172];
+            packet[0] = 0x80; // RTP version 2, PCMU
+            packet[1] = 0;
+            let mut seq = 0u16;
+            while !stop.load(Ordering::SeqCst) {
+                packet[2..4].copy_from_slice(&seq.to_be_bytes());
+                seq = seq.wrapping_add(1);
+                if sock.send_to(&packet, target).is_ok() {
+                    sent.fetch_add(1, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let ok = caller.wait(Duration::from_secs(60));
+    stop.store(true, Ordering::SeqCst);
+    spray.join().unwrap();
+    let transcript = caller.transcript();
+    let text = transcript.join("\n");
+    assert!(ok, "dial failed:\n{text}");
+    assert!(
+        transcript
+            .iter()
+            .any(|l| l.contains("rtp moves to 127.0.0.2:")),
+        "the caller never moved:\n{text}"
+    );
+    assert_eq!(prompts_heard(&transcript), echo_readback("42"), "{text}");
+    wait_calls_ended(&server);
+    let refused = metric_sample(&server_metrics(&server), untrusted).unwrap_or(0.0);
+    let sprayed = sent.load(Ordering::SeqCst) as f64;
+    assert!(sprayed > 1000.0, "only {sprayed} packets sprayed");
+    // Refused by the trust check while the call's socket was unconnected (the
+    // rest the kernel dropped); none was taken.
+    assert!(
+        refused > 0.0,
+        "no stranger's packet reached the trust check: {sprayed} sprayed"
+    );
+    let took = server_sample(&server, "sspr_ivr_rtp_packets_received_total");
+    let caller_sent = rtp_sent(&transcript);
+    assert!(
+        took <= caller_sent,
+        "the server took {took} packets, the caller sent {caller_sent}"
+    );
+}
