@@ -193,6 +193,7 @@ impl MediaPlan {
             symmetric_rtp: media.symmetric_rtp || n.remote.port() == 0,
             dtmf_mode: media.dtmf_mode,
             inactivity_timeout: media.inactivity_timeout,
+            hold_timeout: media.hold_timeout,
             record,
             trust: RtpTrust::from_sources(&media.accept_rtp_from),
             signalling_ip: Some(signalling),

@@ -279,13 +279,17 @@ impl Call {
                     self.phase = Phase::Running;
                     // The flow's clock starts when the caller can hear us.
                     self.flow.handle_timeout(now);
+                    self.flow_hold(now);
                 }
             }
             SipEvent::MediaUpdate {
                 remote,
                 peer_receives,
                 ..
-            } => self.media.update_remote(remote, peer_receives),
+            } => {
+                self.media.update_remote(now, remote, peer_receives);
+                self.flow_hold(now);
+            }
             SipEvent::Dtmf {
                 digit, duration_ms, ..
             } => {
@@ -450,6 +454,16 @@ impl Call {
         consider(self.deadline_bye);
         consider(self.refer_deadline);
         t
+    }
+
+    /// Hold the flow's timers while the caller holds the call, and let them
+    /// run on when it takes it back ([`Interpreter::pause`]).
+    fn flow_hold(&mut self, now: Instant) {
+        if self.media.is_held() {
+            self.flow.pause(now);
+        } else {
+            self.flow.resume(now);
+        }
     }
 
     /// A limit hit or the server is stopping: let the flow audit (with the

@@ -53,6 +53,34 @@ pub enum ConfigError {
     Tls(String),
 }
 
+impl ConfigError {
+    /// A value that parsed but is refused (`media.ptime_ms: use 10, 20, …`)
+    /// gets the line and column of its key in `text`, as a parse error has
+    /// (or of the nearest section, for a default the file never set).
+    fn located(self, text: &str) -> ConfigError {
+        let ConfigError::Invalid { file, message } = self else {
+            return self;
+        };
+        let key = message.split(':').next().unwrap_or_default();
+        let is_key = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        match is_key
+            .then(|| crate::yaml_path::locate_nearest(text, key))
+            .flatten()
+        {
+            Some((_, (line, column))) => ConfigError::Yaml {
+                file,
+                line,
+                column,
+                message,
+            },
+            None => ConfigError::Invalid { file, message },
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
@@ -266,6 +294,11 @@ pub struct MediaSettings {
     /// key presses, so keep it generous).
     #[serde(deserialize_with = "crate::duration::deserialize")]
     pub inactivity_timeout: Duration,
+    /// The same while the caller has the call on hold (its offer said
+    /// `sendonly`, `inactive` or `c=0.0.0.0`): a held phone sends nothing,
+    /// or music only some of the time.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub hold_timeout: Duration,
     /// The telephone-event payload type offered on late-offer calls.
     pub telephone_event_pt: u8,
     /// SDES-SRTP: `off`, `optional` (default) or `required`; keys only over TLS.
@@ -284,6 +317,7 @@ impl Default for MediaSettings {
             symmetric_rtp: true,
             accept_rtp_from: vec![RtpSource::Sdp, RtpSource::Signalling],
             inactivity_timeout: Duration::from_secs(120),
+            hold_timeout: Duration::from_secs(600),
             telephone_event_pt: 101,
             srtp: crate::media::srtp::SrtpPolicy::Optional,
         }
@@ -593,7 +627,7 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."));
         cfg.source = file.to_path_buf();
         cfg.resolve_paths(&base);
-        cfg.check_basic(file)?;
+        cfg.check_basic(file).map_err(|e| e.located(text))?;
         Ok(cfg)
     }
 
@@ -711,6 +745,12 @@ impl Config {
                 "media.inactivity_timeout: at least 10s (sipp sends no RTP between key presses)"
                     .into(),
             ));
+        }
+        if self.media.hold_timeout < self.media.inactivity_timeout {
+            return Err(invalid(format!(
+                "media.hold_timeout: at least media.inactivity_timeout ({}s): a held call is quieter than a live one",
+                self.media.inactivity_timeout.as_secs()
+            )));
         }
         for (key, budget) in [
             ("otp_sends_per_ani", &self.security.otp_sends_per_ani),

@@ -190,6 +190,17 @@ fn errors_say_each_thing_once_and_name_the_key() {
             "rtp_port_min: lots",
             "media.rtp_port_min: invalid type: string \"lots\"",
         ),
+        // Values that parse but are refused: located the same way.
+        (
+            "ptime_ms: 20",
+            "ptime_ms: 25",
+            "media.ptime_ms: use 10, 20, 30 or 40",
+        ),
+        (
+            "hold_timeout: 10m",
+            "hold_timeout: 30s",
+            "media.hold_timeout: at least media.inactivity_timeout (120s)",
+        ),
     ] {
         assert!(example.contains(from), "config.example.yaml lost `{from}`");
         let cfg = dir.path().join("bad.yaml");

@@ -184,3 +184,63 @@ fn a_stranger_spraying_the_port_does_not_win_the_latch_when_the_media_moves() {
         "the server took {took} packets, the caller sent {caller_sent}"
     );
 }
+
+/// A phone holds the call (`a=inactive`: it sends nothing) for 13 s, longer
+/// than the server's 10 s RTP inactivity timeout, while the flow waits for a
+/// first key; then it takes the call back and types `4 2 #`
+/// (`tests/sipp/hold_long.xml`). The server must neither hang up during the
+/// hold (before, it ended the call as `rtp_timeout` 10 s after the ACK) nor
+/// let the flow's timers run while the caller cannot hear it: no `no_input`
+/// in the call's timeline, the keys read back, and the call ends `completed`.
+#[test]
+fn a_hold_longer_than_the_inactivity_timeout_keeps_the_call_and_its_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sip = free_addr();
+    let admin = free_addr();
+    let rtp = rtp_block();
+    let cfg = format!(
+        "sip: {{ listen: \"{sip}\" }}\n\
+         media: {{ rtp_port_min: {rtp}, rtp_port_max: {max}, inactivity_timeout: 10s }}\n\
+         prompts: {{ dir: {prompts} }}\n\
+         flows: {{ echo: {flow} }}\n\
+         routes: {{ default: echo }}\n\
+         admin: {{ listen: \"{admin}\" }}\n\
+         actions: {{}}\n\
+         audit: {{ action: null, spool_dir: spool }}\n",
+        max = rtp + 998,
+        prompts = repo().join("prompts").display(),
+        flow = repo().join("flows/echo.yaml").display(),
+    );
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, cfg).unwrap();
+    let args: Vec<String> = ["--log-level", "debug", "serve", "--config"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([path.display().to_string()])
+        .collect();
+    let server = Server::spawn_env(&args, &[], sip, admin, dir);
+    let (ok, out) = run_sipp(
+        &server,
+        "hold_long.xml",
+        "echo",
+        &["-m", "1"],
+        std::time::Duration::from_secs(60),
+    );
+    assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
+    wait_calls_ended(&server);
+    let log = server.output_text();
+    let finished = |outcome: &str| {
+        metric_sample(
+            &server_metrics(&server),
+            &format!("sspr_ivr_calls_finished_total{{outcome=\"{outcome}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(finished("completed"), 1.0, "{log}");
+    assert_eq!(finished("rtp_timeout"), 0.0, "{log}");
+    assert!(!log.contains("NoInput"), "no_input while held:\n{log}");
+    assert!(
+        log.contains("DigitsCollected"),
+        "the keys were not collected:\n{log}"
+    );
+}

@@ -82,6 +82,7 @@ fn session(record: bool, t0: Instant) -> MediaSession {
         symmetric_rtp: true,
         dtmf_mode: DtmfMode::Auto,
         inactivity_timeout: Duration::from_secs(60),
+        hold_timeout: Duration::from_secs(600),
         record,
         trust: RtpTrust::from_sources(&[RtpSource::Sdp, RtpSource::Signalling]),
         signalling_ip: Some("127.0.0.1".parse().unwrap()),

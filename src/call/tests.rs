@@ -42,6 +42,7 @@ fn call_with(flow: crate::flow::model::Flow, t0: Instant) -> Call {
                 symmetric_rtp: true,
                 dtmf_mode: DtmfMode::Auto,
                 inactivity_timeout: Duration::from_secs(600),
+                hold_timeout: Duration::from_secs(600),
                 record: false,
                 trust: crate::media::RtpTrust::from_sources(&[
                     crate::media::RtpSource::Sdp,
@@ -591,4 +592,68 @@ fn in_band_keys_typed_ahead_during_a_prompt_are_heard_and_skipped_only_where_non
     h.run_until("BYE", |o| {
         matches!(o, Output::Sip(SipCommand::Hangup { .. }))
     });
+}
+
+/// The caller holds the call (a new offer with `sendonly`) and takes it back
+/// a minute later, at either moment of a collect: while its prompt plays, or
+/// while the flow waits for keys. The flow loses no time to the hold: no
+/// `no_input` reprompt, no hangup while held, and the first-key timer has
+/// the time it had left when the call was held.
+#[test]
+fn a_held_call_keeps_its_place_in_the_flow() {
+    let hold = |h: &mut Harness, receives: bool| {
+        h.sip(SipEvent::MediaUpdate {
+            call: CallKey("c1@test".into()),
+            remote: "127.0.0.1:40000".parse().unwrap(),
+            peer_receives: receives,
+        })
+    };
+    let no_input = |o: &Output| matches!(o, Output::Timeline(TimelineEvent::NoInput { .. }));
+    // Not held: the intro plays, then 5 s without a key.
+    let mut h = Harness::new("echo");
+    let first = h.run_until("no_input", no_input);
+
+    // Held 2 s before that, for 60 s.
+    let mut h = Harness::new("echo");
+    h.run_for(first - Duration::from_secs(2));
+    hold(&mut h, false);
+    h.run_for(Duration::from_secs(60));
+    assert!(!h.seen.iter().any(|(_, o)| no_input(o)), "{:#?}", h.seen);
+    assert!(!h.hung_up());
+    hold(&mut h, true);
+    let at = h.run_until("no_input", no_input);
+    assert_eq!(
+        at,
+        first + Duration::from_secs(60),
+        "2 s left after the hold"
+    );
+
+    // Held during the intro for 60 s: taken back, the intro goes on, and the
+    // caller's keys are read back.
+    let mut h = Harness::new("echo");
+    h.run_for(Duration::from_millis(500));
+    hold(&mut h, false);
+    let packets = h.rtp_packets;
+    h.run_for(Duration::from_secs(60));
+    assert_eq!(h.rtp_packets, packets, "nothing sent on hold");
+    assert!(!h.seen.iter().any(|(_, o)| no_input(o)));
+    hold(&mut h, true);
+    h.run_for(first - Duration::from_millis(600));
+    h.press("42#");
+    h.run_until("BYE after the readback", |o| {
+        matches!(o, Output::Sip(SipCommand::Hangup { .. }))
+    });
+    let played: Vec<String> = h
+        .seen
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Output::Timeline(TimelineEvent::PromptPlayed { prompts }) => Some(prompts.join(",")),
+            _ => None,
+        })
+        .collect();
+    assert!(!h.seen.iter().any(|(_, o)| no_input(o)), "{played:?}");
+    assert!(
+        played.iter().any(|p| p.contains("you_entered")),
+        "{played:?}"
+    );
 }

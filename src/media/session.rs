@@ -106,6 +106,8 @@ pub struct MediaConfig {
     pub symmetric_rtp: bool,
     pub dtmf_mode: DtmfMode,
     pub inactivity_timeout: Duration,
+    /// [`Self::inactivity_timeout`] while the caller has the call on hold.
+    pub hold_timeout: Duration,
     pub record: bool,
     /// Whose RTP is accepted (see [`super::trust`]).
     pub trust: RtpTrust,
@@ -494,7 +496,11 @@ impl MediaSession {
     /// IP was refused as a stranger for the rest of the call). The same
     /// address again (a session refresh) changes nothing. On hold nothing is
     /// sent: the packet clock runs on and the prompt resumes where it was.
-    pub fn update_remote(&mut self, remote: SocketAddr, peer_receives: bool) {
+    ///
+    /// While held, the caller's silence may last [`MediaConfig::hold_timeout`]
+    /// instead of the inactivity timeout, and it counts afresh from `now`
+    /// when the caller takes the call back.
+    pub fn update_remote(&mut self, now: Instant, remote: SocketAddr, peer_receives: bool) {
         let usable = !remote.ip().is_unspecified() && remote.port() != 0;
         if usable && remote != self.config.remote {
             tracing::debug!(from = %self.config.remote, to = %remote, "the caller's media moved (new offer)");
@@ -505,6 +511,9 @@ impl MediaSession {
         }
         if self.held == peer_receives {
             tracing::debug!(held = !peer_receives, "hold changed (new offer)");
+            if peer_receives {
+                self.last_rx = self.last_rx.max(now);
+            }
         }
         self.held = !peer_receives;
     }
@@ -782,12 +791,11 @@ impl MediaSession {
         self.rfc4733.handle_timeout(now);
         self.merger.handle_timeout(now);
         self.drain_digits();
-        if !self.timed_out
-            && now.saturating_duration_since(self.last_rx) >= self.config.inactivity_timeout
-        {
+        if !self.timed_out && now.saturating_duration_since(self.last_rx) >= self.silence_limit() {
             self.timed_out = true;
             tracing::info!(
-                timeout_s = self.config.inactivity_timeout.as_secs(),
+                timeout_s = self.silence_limit().as_secs(),
+                held = self.held,
                 "RTP inactivity timeout"
             );
             self.events.push_back(MediaEvent::RtpTimeout);
@@ -985,9 +993,18 @@ impl MediaSession {
             t = t.min(other);
         }
         if !self.timed_out {
-            t = t.min(self.last_rx + self.config.inactivity_timeout);
+            t = t.min(self.last_rx + self.silence_limit());
         }
         Some(t)
+    }
+
+    /// How long the caller may send nothing: longer while it holds the call.
+    fn silence_limit(&self) -> Duration {
+        if self.held {
+            self.config.hold_timeout
+        } else {
+            self.config.inactivity_timeout
+        }
     }
 }
 

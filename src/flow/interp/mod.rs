@@ -238,6 +238,9 @@ pub struct Interpreter {
     entry_seq: u64,
     next_id: u64,
     deadline: Option<Instant>,
+    /// Since when the caller has held the call ([`Self::pause`]): the
+    /// flow's timers stand still.
+    paused: Option<Instant>,
     commands: VecDeque<Command>,
     hops: u32,
     /// The call's media is encrypted (SIP over TLS with SRTP): states with
@@ -280,6 +283,7 @@ impl Interpreter {
             entry_seq: 0,
             next_id: 1,
             deadline: None,
+            paused: None,
             commands: VecDeque::new(),
             hops: 0,
             encrypted_media: encrypted,
@@ -295,11 +299,39 @@ impl Interpreter {
 
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.is_finished() {
+        if self.is_finished() || self.paused.is_some() {
             None
         } else {
             self.deadline
         }
+    }
+
+    /// The caller has put the call on hold: it hears nothing, so the flow's
+    /// timers (no input, between keys, a comfort loop's seconds) stand still
+    /// until [`Self::resume`]. A request to the backend goes on; keys and
+    /// results are still taken.
+    pub fn pause(&mut self, now: Instant) {
+        if self.paused.is_none() {
+            self.paused = Some(now);
+        }
+    }
+
+    /// The caller took the call back: every timer resumes with the time it
+    /// had left when the call was held.
+    pub fn resume(&mut self, now: Instant) {
+        let Some(since) = self.paused.take() else {
+            return;
+        };
+        let held = now.saturating_duration_since(since);
+        self.deadline = self.deadline.map(|d| d.max(since) + held);
+        if let Some((_, until)) = &mut self.swallowing {
+            *until = (*until).max(since) + held;
+        }
+    }
+
+    /// Whether the flow's timers stand still ([`Self::pause`]).
+    pub fn is_paused(&self) -> bool {
+        self.paused.is_some()
     }
 
     pub fn is_secure(&self) -> bool {
@@ -632,6 +664,9 @@ impl Interpreter {
     }
 
     fn on_timeout(&mut self, now: Instant) {
+        if self.paused.is_some() {
+            return;
+        }
         match self.deadline {
             Some(d) if now >= d && !self.is_finished() => {}
             _ => return,

@@ -49,6 +49,7 @@ fn config() -> MediaConfig {
         symmetric_rtp: true,
         dtmf_mode: DtmfMode::Auto,
         inactivity_timeout: Duration::from_secs(60),
+        hold_timeout: Duration::from_secs(600),
         record: false,
         trust: RtpTrust::from_sources(&[
             crate::media::RtpSource::Sdp,
@@ -691,6 +692,7 @@ fn inactivity_timeout_fires_once_and_rearms_on_traffic() {
     let mut h = Harness::new(
         MediaConfig {
             inactivity_timeout: Duration::from_secs(60),
+            hold_timeout: Duration::from_secs(600),
             ..config()
         },
         tiny(),
@@ -726,6 +728,57 @@ fn inactivity_timeout_fires_once_and_rearms_on_traffic() {
             .count(),
         2
     );
+}
+
+/// A caller that holds the call sends nothing: its silence may last the hold
+/// timeout, not the inactivity timeout, and counts afresh once it takes the
+/// call back.
+#[test]
+fn a_held_call_may_be_silent_for_the_hold_timeout() {
+    let count = |h: &Harness| {
+        h.events
+            .iter()
+            .filter(|e| **e == MediaEvent::RtpTimeout)
+            .count()
+    };
+    let remote = config().remote;
+    let mut h = Harness::new(
+        MediaConfig {
+            inactivity_timeout: Duration::from_secs(60),
+            hold_timeout: Duration::from_secs(300),
+            ..config()
+        },
+        tiny(),
+    );
+    h.run_until(h.at(10_000));
+    h.s.update_remote(h.now, remote, false);
+    h.run_until(h.at(299_999));
+    assert_eq!(
+        count(&h),
+        0,
+        "held 290 s, silent 300 s: within the hold timeout"
+    );
+    // Taken back at 299.999 s: 60 s of silence from then, not from the start.
+    h.s.update_remote(h.now, remote, true);
+    h.run_until(h.at(359_998));
+    assert_eq!(count(&h), 0, "taken back 59.999 s ago");
+    h.run_until(h.at(360_000));
+    assert_eq!(count(&h), 1, "60 s after it was taken back");
+
+    // Held and silent for longer than the hold timeout: it ends.
+    let mut h = Harness::new(
+        MediaConfig {
+            inactivity_timeout: Duration::from_secs(60),
+            hold_timeout: Duration::from_secs(300),
+            peer_receives: false,
+            ..config()
+        },
+        tiny(),
+    );
+    h.run_until(h.at(299_999));
+    assert_eq!(count(&h), 0);
+    h.run_until(h.at(300_000));
+    assert_eq!(count(&h), 1, "300 s of silence on hold");
 }
 
 #[test]

@@ -148,7 +148,7 @@ fn a_new_offer_moves_the_trust_and_a_hold_pauses_the_stream() {
     // Media from the new address before the offer that names it: refused.
     h.s.handle_rtp(h.at(105), new, &audio(2));
     assert_eq!(h.s.rejected(), (1, 0));
-    h.s.update_remote(new, true);
+    h.s.update_remote(h.now, new, true);
     let before = h.sent.len();
     // Its packets latch now, and its key is heard.
     let sender = Sender::new(101, 20).unwrap();
@@ -167,13 +167,13 @@ fn a_new_offer_moves_the_trust_and_a_hold_pauses_the_stream() {
     h.s.handle_rtp(h.at(405), old, &audio(3));
     assert_eq!(h.s.rejected(), (1, 1));
     // On hold: nothing goes out for a second.
-    h.s.update_remote(new, false);
+    h.s.update_remote(h.now, new, false);
     assert!(h.s.is_held());
     let held_at = h.sent.len();
     h.run_until(h.at(1400));
     assert_eq!(h.sent.len(), held_at, "nothing is sent on hold");
     // Taken back: the stream resumes, its sequence numbers where they were.
-    h.s.update_remote(new, true);
+    h.s.update_remote(h.now, new, true);
     h.run_until(h.at(1500));
     assert_eq!(h.sent.len(), held_at + 5, "1420 … 1500 ms");
     let last = h.sent[held_at - 1].header.sequence;
@@ -195,7 +195,7 @@ fn a_call_offered_on_hold_sends_nothing_until_taken_back() {
     h.run_until(h.at(500));
     assert!(h.s.is_held());
     assert!(h.sent.is_empty(), "{} packets sent on hold", h.sent.len());
-    h.s.update_remote(caller, true);
+    h.s.update_remote(h.now, caller, true);
     h.run_until(h.at(600));
     assert_eq!(h.sent.len(), 5, "520 … 600 ms");
 }
