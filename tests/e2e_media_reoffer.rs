@@ -244,3 +244,29 @@ fn a_hold_longer_than_the_inactivity_timeout_keeps_the_call_and_its_place() {
         "the keys were not collected:\n{log}"
     );
 }
+
+/// A hold, then a re-INVITE without an offer (`tests/sipp/reinvite_offerless.xml`:
+/// a third-party call controller reconnecting the call): the server's 200
+/// offers `sendrecv` (before, it repeated the hold's `recvonly` answer and sipp
+/// failed the call) and it follows the answer in the ACK, sending again for the
+/// call's last two seconds (before, it stayed on hold: about one second's
+/// packets in the whole call).
+#[test]
+fn a_reinvite_without_an_offer_after_a_hold_takes_the_call_back() {
+    let server = Server::demo(&[]);
+    let (ok, out) = run_sipp(
+        &server,
+        "reinvite_offerless.xml",
+        "echo",
+        &["-m", "1"],
+        std::time::Duration::from_secs(30),
+    );
+    assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
+    wait_calls_ended(&server);
+    let sent = server_sample(&server, "sspr_ivr_rtp_packets_sent_total");
+    // ACK to BYE is about 4 s: 1 s sending, 1 s held, 2 s sending again.
+    assert!(
+        (120.0..=200.0).contains(&sent),
+        "the server sent {sent} packets in a 4 s call held for 1 s"
+    );
+}

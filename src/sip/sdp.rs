@@ -402,7 +402,16 @@ impl ReofferError {
 /// mid-call, so an offer without the one in `local` is refused, as is one whose
 /// media is of the other IP family.
 pub fn reanswer(local: &str, offer_text: &str) -> Result<(String, Offer), ReofferError> {
-    let offer = parse(offer_text).map_err(|_| ReofferError::Unusable)?;
+    let offer = fits(local, offer_text)?;
+    let direction = offer.direction.reversed();
+    Ok((with_direction(local, direction), offer))
+}
+
+/// The peer's description `theirs` (a new offer, or the answer to ours),
+/// parsed, if the session can take it: it carries our session's codec and
+/// media of our IP family (or none, `0.0.0.0`).
+fn fits(local: &str, theirs: &str) -> Result<Offer, ReofferError> {
+    let offer = parse(theirs).map_err(|_| ReofferError::Unusable)?;
     let ours = parse(local).map_err(|_| ReofferError::Unusable)?;
     let codec = ours.formats.first().ok_or(ReofferError::Unusable)?;
     if !offer
@@ -415,9 +424,31 @@ pub fn reanswer(local: &str, offer_text: &str) -> Result<(String, Offer), Reoffe
     if !offer.addr.is_unspecified() && offer.addr.is_ipv4() != ours.addr.is_ipv4() {
         return Err(ReofferError::AddressFamily);
     }
-    let direction = offer.direction.reversed();
-    if direction == ours.direction {
-        return Ok((local.to_string(), offer));
+    Ok(offer)
+}
+
+/// Our offer in the 2xx to a re-INVITE without one (RFC 3264 §8, RFC 6337
+/// §5.3: a third-party call controller reconnecting the call, often after a
+/// hold): our description as it is, `sendrecv`, since we want the call's
+/// media both ways whatever the last offer said (the origin's version one
+/// higher when that changed it). The peer answers in its ACK
+/// ([`accept_answer`]).
+pub fn reoffer(local: &str) -> String {
+    with_direction(local, Direction::SendRecv)
+}
+
+/// The peer's answer (in an ACK) to [`reoffer`]'s offer `local`: parsed, if
+/// the session can take it (our codec, our IP family).
+pub fn accept_answer(local: &str, answer: &str) -> Result<Offer, ReofferError> {
+    fits(local, answer)
+}
+
+/// `local` with its direction attribute set to `direction`, and its origin's
+/// version one higher if that changed it (an unchanged description comes
+/// back byte for byte, RFC 3264 §8).
+fn with_direction(local: &str, direction: Direction) -> String {
+    if parse(local).is_ok_and(|ours| ours.direction == direction) {
+        return local.to_string();
     }
     let mut out = String::with_capacity(local.len());
     for line in local.split_inclusive("\r\n") {
@@ -440,7 +471,7 @@ pub fn reanswer(local: &str, offer_text: &str) -> Result<(String, Offer), Reoffe
             out.push_str(line);
         }
     }
-    Ok((out, offer))
+    out
 }
 
 /// Print an offer with our codecs (static payload types) and telephone-event.

@@ -388,6 +388,55 @@ fn a_hold_is_answered_recvonly_and_taking_it_back_sendrecv() {
     );
 }
 
+/// A re-INVITE without an offer (a third-party call controller reconnecting
+/// the call, RFC 6337 §5.3) after a hold: our 200 carries a fresh offer,
+/// `sendrecv` whatever the hold's answer said (version one higher), and the
+/// answer in the ACK is followed: the media moved and is taken back off
+/// hold. An answer the session cannot take (not our codec), or none, leaves
+/// the media as it was.
+#[test]
+fn a_reinvite_without_an_offer_gets_ours_and_its_ack_answer_is_followed() {
+    let mut h = Harness::new();
+    let (key, tag, _) = h.answered_call("o1");
+    h.ack("o1", &tag, 1, "");
+    h.events();
+    let hold = OFFER.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
+    h.in_dialog("INVITE", "o1", &tag, 2, &hold);
+    assert_eq!(h.statuses(), [200]);
+    h.ack("o1", &tag, 2, "");
+    h.events();
+    // Offerless: our offer, sendrecv again.
+    h.in_dialog("INVITE", "o1", &tag, 3, "");
+    let out = h.out();
+    assert_eq!(out[0].1.status(), Some(200));
+    let body = String::from_utf8_lossy(&out[0].1.body).to_string();
+    assert_eq!(body, ANSWER.replace("sspr-ivr 9 9", "sspr-ivr 9 11"));
+    assert_eq!(h.events(), [], "nothing changes before the answer");
+    let moved = OFFER.replace("m=audio 30000", "m=audio 30010");
+    h.ack("o1", &tag, 3, &moved);
+    assert_eq!(
+        h.events(),
+        [Event::MediaUpdate {
+            call: key.clone(),
+            remote: "127.0.0.1:30010".parse().unwrap(),
+            peer_receives: true,
+        }]
+    );
+    // The same again, nothing to change: the same offer, byte for byte.
+    h.in_dialog("INVITE", "o1", &tag, 4, "");
+    let out = h.out();
+    assert_eq!(String::from_utf8_lossy(&out[0].1.body), body);
+    // An answer without our codec, then an ACK without an answer: no change.
+    let other_codec = OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 8 101");
+    assert_ne!(other_codec, OFFER);
+    h.ack("o1", &tag, 4, &other_codec);
+    assert_eq!(h.events(), []);
+    h.in_dialog("INVITE", "o1", &tag, 5, "");
+    assert_eq!(h.statuses(), [200]);
+    h.ack("o1", &tag, 5, "");
+    assert_eq!(h.events(), []);
+}
+
 /// A gateway that re-anchors its media (another IP and port, in a re-INVITE
 /// or an UPDATE) gets the same answer and the call is told where the media
 /// went.

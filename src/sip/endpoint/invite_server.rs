@@ -195,6 +195,23 @@ impl Endpoint {
                 call.dialog.remote_target = Some(c.uri.clone());
             }
         }
+        if offer.is_none() {
+            // No offer: ours goes in the 200, the answer comes in the ACK.
+            let ours = self.calls.get_mut(&call_key).and_then(|call| {
+                let ours = call.local_sdp.as_deref().map(sdp::reoffer)?;
+                call.local_sdp = Some(ours.clone());
+                Some(ours)
+            });
+            self.send_2xx(now, id, &call_key, 200, ours.as_deref(), false);
+            if let Some(p) = self
+                .calls
+                .get_mut(&call_key)
+                .and_then(|c| c.pending_2xx.as_mut())
+            {
+                p.offers = ours.is_some();
+            }
+            return;
+        }
         match self.answer_reoffer(&call_key, offer, transport) {
             Ok(sdp) => self.send_2xx(now, id, &call_key, 200, sdp.as_deref(), false),
             // The session goes on as it was (RFC 3261 §14.2).
@@ -224,13 +241,7 @@ impl Endpoint {
         match sdp::reanswer(local, &offer) {
             Ok((answer, o)) => {
                 call.local_sdp = Some(answer.clone());
-                self.events.push_back(Event::MediaUpdate {
-                    call: call_key.clone(),
-                    remote: SocketAddr::new(o.addr, o.port),
-                    peer_receives: o.direction.peer_receives()
-                        && !o.addr.is_unspecified()
-                        && o.port != 0,
-                });
+                self.events.push_back(media_update(call_key, &o));
                 Ok(Some(answer))
             }
             Err(e) => {
@@ -292,6 +303,7 @@ impl Endpoint {
                 destination: source,
                 interval: t1,
                 initial,
+                offers: false,
             });
             if initial {
                 call.state = CallState::Answered;
@@ -345,6 +357,7 @@ impl Endpoint {
         match &call.pending_2xx {
             Some(p) if p.cseq == req.cseq => {
                 let initial = p.initial;
+                let offered = p.offers;
                 call.pending_2xx = None;
                 *self
                     .stats
@@ -370,6 +383,23 @@ impl Endpoint {
                         call: call_key,
                         ack_sdp,
                     });
+                } else if offered {
+                    // The answer to the offer in our 2xx to a re-INVITE
+                    // without one. One the session cannot take leaves it as
+                    // it was (an ACK cannot be refused).
+                    let answer = req.body_text();
+                    let local = call.local_sdp.as_deref().unwrap_or_default();
+                    match answer.as_deref().map(|a| sdp::accept_answer(local, a)) {
+                        Some(Ok(o)) => self.events.push_back(media_update(&call_key, &o)),
+                        Some(Err(e)) => tracing::debug!(
+                            call = %call_key, code = e.warning().code,
+                            "the answer in the ACK does not fit the session: media unchanged"
+                        ),
+                        None => tracing::debug!(
+                            call = %call_key,
+                            "ACK without the answer to our offer: media unchanged"
+                        ),
+                    }
                 }
             }
             _ => self.stats.retransmits_received += 1,
@@ -451,5 +481,15 @@ impl Endpoint {
         }
         self.invite_final_error(now, tx, status, Some(&tag), extra);
         self.end_call(call, reason);
+    }
+}
+
+/// What the call learns from the peer's new description: where its media is
+/// now, and whether it takes ours (not on hold, and an address to send to).
+fn media_update(call: &CallKey, o: &sdp::Offer) -> Event {
+    Event::MediaUpdate {
+        call: call.clone(),
+        remote: SocketAddr::new(o.addr, o.port),
+        peer_receives: o.direction.peer_receives() && !o.addr.is_unspecified() && o.port != 0,
     }
 }

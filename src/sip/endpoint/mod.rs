@@ -75,6 +75,9 @@ struct Pending2xx {
     destination: SocketAddr,
     interval: Duration,
     initial: bool,
+    /// The 2xx carries our offer (a re-INVITE came without one): the answer
+    /// is in the ACK.
+    offers: bool,
 }
 
 #[derive(Debug)]
