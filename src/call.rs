@@ -285,8 +285,15 @@ impl Call {
             SipEvent::MediaUpdate {
                 remote,
                 peer_receives,
+                srtp,
                 ..
             } => {
+                if let (Some(transform), Some(attr)) = (&mut self.srtp, srtp) {
+                    if transform.rekey_remote(&attr.key) {
+                        // Its packets under the old key fail from now on.
+                        tracing::debug!("srtp: the caller's key changed (new offer)");
+                    }
+                }
                 self.media.update_remote(now, remote, peer_receives);
                 self.flow_hold(now);
             }

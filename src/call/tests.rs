@@ -606,6 +606,7 @@ fn a_held_call_keeps_its_place_in_the_flow() {
             call: CallKey("c1@test".into()),
             remote: "127.0.0.1:40000".parse().unwrap(),
             peer_receives: receives,
+            srtp: None,
         })
     };
     let no_input = |o: &Output| matches!(o, Output::Timeline(TimelineEvent::NoInput { .. }));
@@ -655,5 +656,76 @@ fn a_held_call_keeps_its_place_in_the_flow() {
     assert!(
         played.iter().any(|p| p.contains("you_entered")),
         "{played:?}"
+    );
+}
+
+/// An SRTP call whose caller re-keys in a new offer (RFC 4568 §7.1.4): its
+/// packets under the new key are heard from then on, the old key's refused.
+#[test]
+fn an_srtp_caller_that_changes_its_key_in_a_new_offer_is_still_heard() {
+    use crate::media::srtp::{CryptoAttr, MasterKey, SrtpKeys, SrtpTransform, Suite};
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let (ours, first, second) = (
+        MasterKey::generate(&mut rng),
+        MasterKey::generate(&mut rng),
+        MasterKey::generate(&mut rng),
+    );
+    let suite = Suite::AesCm128HmacSha1_80;
+    let t0 = Instant::now();
+    let mut c = call("echo", t0);
+    c.srtp = Some(SrtpTransform::new(&SrtpKeys {
+        suite,
+        local: ours.clone(),
+        remote: first.clone(),
+    }));
+    let mut h = Harness::start(c, t0);
+    let caller = |key: &MasterKey| {
+        SrtpTransform::new(&SrtpKeys {
+            suite,
+            local: key.clone(),
+            remote: ours.clone(),
+        })
+    };
+    let (mut before, mut after) = (caller(&first), caller(&second));
+    let from: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let send = |h: &mut Harness, phone: &mut SrtpTransform, seq: u16| {
+        let mut p = Vec::new();
+        let header = crate::media::rtp::RtpHeader {
+            payload_type: 0,
+            marker: false,
+            sequence: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 0x5eed,
+        };
+        crate::media::rtp::append(&header, &[0xFF; 160], &mut p).unwrap();
+        phone.protect(&mut p).unwrap();
+        h.call.handle_rtp(h.now, from, &p);
+        h.run_for(Duration::from_millis(20));
+    };
+    for seq in 1..=5 {
+        send(&mut h, &mut before, seq);
+    }
+    let stats = h.call.media_stats();
+    assert_eq!((stats.packets_received, stats.malformed), (5, 0));
+    h.sip(SipEvent::MediaUpdate {
+        call: CallKey("c1@test".into()),
+        remote: from,
+        peer_receives: true,
+        srtp: Some(CryptoAttr {
+            tag: 1,
+            suite,
+            key: second,
+        }),
+    });
+    for seq in 6..=10 {
+        send(&mut h, &mut after, seq);
+    }
+    send(&mut h, &mut before, 11);
+    let stats = h.call.media_stats();
+    assert_eq!(
+        (stats.packets_received, stats.malformed),
+        (10, 1),
+        "the new key's five heard, the old key's one refused"
     );
 }

@@ -221,6 +221,9 @@ pub struct SrtpStats {
 pub struct SrtpTransform {
     tx: Context,
     rx: Context,
+    suite: Suite,
+    /// The key `rx` was made from ([`Self::rekey_remote`] compares).
+    remote: MasterKey,
     /// SSRCs the receive context already tracks.
     rx_ssrcs: HashSet<u32>,
     stats: SrtpStats,
@@ -234,25 +237,40 @@ impl fmt::Debug for SrtpTransform {
     }
 }
 
+fn context(suite: Suite, k: &MasterKey) -> Context {
+    Context::new(
+        k.key(),
+        k.salt(),
+        suite.profile(),
+        Some(srtp_replay_protection(REPLAY_WINDOW)),
+        Some(srtcp_replay_protection(REPLAY_WINDOW)),
+    )
+    .expect("SDES master key and salt have the profile's lengths")
+}
+
 impl SrtpTransform {
     pub fn new(keys: &SrtpKeys) -> SrtpTransform {
-        let profile = keys.suite.profile();
-        let context = |k: &MasterKey| {
-            Context::new(
-                k.key(),
-                k.salt(),
-                profile,
-                Some(srtp_replay_protection(REPLAY_WINDOW)),
-                Some(srtcp_replay_protection(REPLAY_WINDOW)),
-            )
-            .expect("SDES master key and salt have the profile's lengths")
-        };
         SrtpTransform {
-            tx: context(&keys.local),
-            rx: context(&keys.remote),
+            tx: context(keys.suite, &keys.local),
+            rx: context(keys.suite, &keys.remote),
+            suite: keys.suite,
+            remote: keys.remote.clone(),
             rx_ssrcs: HashSet::new(),
             stats: SrtpStats::default(),
         }
+    }
+
+    /// The peer sends with `key` from now on (a new offer carried it, RFC
+    /// 4568 §7.1.4): a fresh receive context (rollover counters and replay
+    /// windows start again) if it is not the key in use. Whether it changed.
+    pub fn rekey_remote(&mut self, key: &MasterKey) -> bool {
+        if *key == self.remote {
+            return false;
+        }
+        self.rx = context(self.suite, key);
+        self.remote = key.clone();
+        self.rx_ssrcs.clear();
+        true
     }
 
     /// Protect the RTP packet in `buf`, in place (the buffer is reused).
@@ -402,6 +420,44 @@ mod tests {
             assert!(them.unprotect(&rtp(3, &payload), &mut out).is_err());
             assert_eq!(them.stats().rejected, 3);
         }
+    }
+
+    /// The peer re-keys in a new offer: its packets under the new key are
+    /// read from then on (sequence numbers starting anywhere), the old key's
+    /// are refused; the same key again changes nothing.
+    #[test]
+    fn a_new_remote_key_takes_over_the_receive_side() {
+        let (mut us, mut them) = pair(Suite::AesCm128HmacSha1_80);
+        let payload = [0x55u8; 160];
+        let mut out = Vec::new();
+        let mut old = rtp(100, &payload);
+        them.protect(&mut old).unwrap();
+        us.unprotect(&old, &mut out).unwrap();
+        let same = us.remote.clone();
+        assert!(!us.rekey_remote(&same), "the same key: no change");
+        // The peer's new sending key, and a fresh context on its side.
+        let new_key = MasterKey::generate(&mut StdRng::seed_from_u64(9));
+        let mut peer = SrtpTransform::new(&SrtpKeys {
+            suite: Suite::AesCm128HmacSha1_80,
+            local: new_key.clone(),
+            remote: new_key.clone(),
+        });
+        let mut fresh = rtp(7, &payload);
+        peer.protect(&mut fresh).unwrap();
+        assert!(us.unprotect(&fresh, &mut out).is_err(), "unknown key yet");
+        assert!(us.rekey_remote(&new_key));
+        us.unprotect(&fresh, &mut out).unwrap();
+        assert_eq!(out, rtp(7, &payload));
+        let mut stale = rtp(101, &payload);
+        them.protect(&mut stale).unwrap();
+        assert!(
+            us.unprotect(&stale, &mut out).is_err(),
+            "the old key's packet"
+        );
+        // Our sending side is untouched: the peer's old context still reads us.
+        let mut ours = rtp(1, &payload);
+        us.protect(&mut ours).unwrap();
+        them.unprotect(&ours, &mut out).unwrap();
     }
 
     #[test]

@@ -220,10 +220,13 @@ pub enum Event {
     /// the caller's media is now at `remote`, and it takes ours only while
     /// `peer_receives` (false: it put the call on hold with `sendonly` or
     /// `inactive`, or a `0.0.0.0` address).
+    /// On an SRTP call, `srtp` is the key the caller sends with from now on
+    /// (the same as before, or a new one: RFC 4568 §7.1.4).
     MediaUpdate {
         call: CallKey,
         remote: SocketAddr,
         peer_receives: bool,
+        srtp: Option<crate::media::srtp::CryptoAttr>,
     },
     Terminated {
         call: CallKey,

@@ -382,6 +382,9 @@ pub enum ReofferError {
     Codec,
     /// Media of the other IP family than ours (301).
     AddressFamily,
+    /// Plain RTP for an SRTP call, no key in our suite, or SRTP insisted on
+    /// (`RTP/SAVP`) for a plain call (302).
+    Srtp,
 }
 
 impl ReofferError {
@@ -390,6 +393,7 @@ impl ReofferError {
             ReofferError::Unusable => super::Warning::UNUSABLE_SDP,
             ReofferError::Codec => super::Warning::MEDIA_FORMAT,
             ReofferError::AddressFamily => super::Warning::ADDRESS_FAMILY,
+            ReofferError::Srtp => super::Warning::TRANSPORT,
         }
     }
 }
@@ -401,18 +405,42 @@ impl ReofferError {
 /// byte for byte). Returns the answer and the offer. The codec cannot change
 /// mid-call, so an offer without the one in `local` is refused, as is one whose
 /// media is of the other IP family.
-pub fn reanswer(local: &str, offer_text: &str) -> Result<(String, Offer), ReofferError> {
-    let offer = fits(local, offer_text)?;
+///
+/// On an SRTP call the offer must carry a key in the call's suite: the one it
+/// carries is returned (the peer sends with it from now on; RFC 4568 §7.1.4
+/// lets it change its key in any new offer), and our answer keeps our key
+/// under the offer's tag. A plain call refuses an offer that insists on SRTP.
+pub fn reanswer(
+    local: &str,
+    offer_text: &str,
+) -> Result<(String, Offer, Option<CryptoAttr>), ReofferError> {
+    let (offer, crypto) = fits(local, offer_text)?;
     let direction = offer.direction.reversed();
-    Ok((with_direction(local, direction), offer))
+    let answer = rewrite(local, direction, crypto.as_ref().map(|c| c.tag));
+    Ok((answer, offer, crypto))
 }
 
 /// The peer's description `theirs` (a new offer, or the answer to ours),
-/// parsed, if the session can take it: it carries our session's codec and
-/// media of our IP family (or none, `0.0.0.0`).
-fn fits(local: &str, theirs: &str) -> Result<Offer, ReofferError> {
+/// parsed, if the session can take it: it carries our session's codec, media
+/// of our IP family (or none, `0.0.0.0`), and on an SRTP call a key in its
+/// suite (returned).
+fn fits(local: &str, theirs: &str) -> Result<(Offer, Option<CryptoAttr>), ReofferError> {
     let offer = parse(theirs).map_err(|_| ReofferError::Unusable)?;
     let ours = parse(local).map_err(|_| ReofferError::Unusable)?;
+    let crypto = match ours.crypto.first() {
+        Some(key) => Some(
+            offer
+                .crypto
+                .iter()
+                .find(|c| c.suite == key.suite)
+                .cloned()
+                .ok_or(ReofferError::Srtp)?,
+        ),
+        None if offer.proto.to_ascii_uppercase().contains("SAVP") => {
+            return Err(ReofferError::Srtp)
+        }
+        None => None,
+    };
     let codec = ours.formats.first().ok_or(ReofferError::Unusable)?;
     if !offer
         .formats
@@ -424,7 +452,7 @@ fn fits(local: &str, theirs: &str) -> Result<Offer, ReofferError> {
     if !offer.addr.is_unspecified() && offer.addr.is_ipv4() != ours.addr.is_ipv4() {
         return Err(ReofferError::AddressFamily);
     }
-    Ok(offer)
+    Ok((offer, crypto))
 }
 
 /// Our offer in the 2xx to a re-INVITE without one (RFC 3264 §8, RFC 6337
@@ -434,22 +462,33 @@ fn fits(local: &str, theirs: &str) -> Result<Offer, ReofferError> {
 /// higher when that changed it). The peer answers in its ACK
 /// ([`accept_answer`]).
 pub fn reoffer(local: &str) -> String {
-    with_direction(local, Direction::SendRecv)
+    rewrite(local, Direction::SendRecv, None)
 }
 
 /// The peer's answer (in an ACK) to [`reoffer`]'s offer `local`: parsed, if
-/// the session can take it (our codec, our IP family).
-pub fn accept_answer(local: &str, answer: &str) -> Result<Offer, ReofferError> {
+/// the session can take it (our codec, our IP family, a key in our suite on
+/// an SRTP call: returned).
+pub fn accept_answer(
+    local: &str,
+    answer: &str,
+) -> Result<(Offer, Option<CryptoAttr>), ReofferError> {
     fits(local, answer)
 }
 
-/// `local` with its direction attribute set to `direction`, and its origin's
-/// version one higher if that changed it (an unchanged description comes
-/// back byte for byte, RFC 3264 §8).
-fn with_direction(local: &str, direction: Direction) -> String {
-    if parse(local).is_ok_and(|ours| ours.direction == direction) {
-        return local.to_string();
-    }
+/// `local` with its direction attribute set to `direction` and, given
+/// `crypto_tag`, its `a=crypto` line under that tag (its key unchanged), and
+/// its origin's version one higher if that changed it (an unchanged
+/// description comes back byte for byte, RFC 3264 §8).
+fn rewrite(local: &str, direction: Direction, crypto_tag: Option<u32>) -> String {
+    let retag =
+        |ours: &Offer| crypto_tag.filter(|t| ours.crypto.first().is_some_and(|c| c.tag != *t));
+    let retag = match parse(local) {
+        Ok(ours) if ours.direction == direction && retag(&ours).is_none() => {
+            return local.to_string()
+        }
+        Ok(ours) => retag(&ours),
+        Err(_) => None,
+    };
     let mut out = String::with_capacity(local.len());
     for line in local.split_inclusive("\r\n") {
         let body = line.trim_end_matches("\r\n");
@@ -467,6 +506,10 @@ fn with_direction(local: &str, direction: Direction) -> String {
             "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
         ) {
             out.push_str(&format!("a={}\r\n", direction.attr()));
+        } else if let (Some(tag), Some(rest)) = (retag, body.strip_prefix("a=crypto:")) {
+            // `a=crypto:<tag> <suite> inline:<key>`: only the tag changes.
+            let rest = rest.split_once(' ').map_or("", |(_, r)| r);
+            out.push_str(&format!("a=crypto:{tag} {rest}\r\n"));
         } else {
             out.push_str(line);
         }
@@ -637,6 +680,71 @@ mod tests {
         let n = negotiate(&parsed, &[Codec::Pcmu]).unwrap();
         assert_eq!((n.audio_pt, n.telephone_event_pt), (0, Some(101)));
     }
+
+    #[test]
+    fn a_new_offer_on_an_srtp_call_keeps_our_key_and_returns_theirs() {
+        use crate::media::srtp::MasterKey;
+        let gen = || MasterKey::generate(&mut rand::rngs::OsRng);
+        let theirs = |tag: u32, suite: &str, key: &MasterKey, proto: &str| {
+            let attr = CryptoAttr {
+                tag,
+                suite: crate::media::srtp::Suite::from_name(suite).unwrap(),
+                key: key.clone(),
+            };
+            format!(
+                "v=0\r\no=- 1 2 IN IP4 10.0.0.1\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 7000 {proto} 0 101\r\n{}a=rtpmap:101 telephone-event/8000\r\n",
+                attr.to_sdp().as_str()
+            )
+        };
+        let first_key = gen();
+        let o = parse(&theirs(1, "AES_CM_128_HMAC_SHA1_80", &first_key, SAVP)).unwrap();
+        let n = negotiate(&o, &[Codec::Pcmu]).unwrap();
+        let ours = CryptoAttr {
+            key: gen(),
+            ..n.crypto.clone().unwrap()
+        };
+        let local = answer(&n, "127.0.0.1:20000".parse().unwrap(), 1, Some(&ours));
+        let suite = "AES_CM_128_HMAC_SHA1_80";
+        // The same key again (a refresh), and a new one: the same answer,
+        // byte for byte; the offer's key is returned either way.
+        for key in [first_key, gen()] {
+            let (a, _, got) = reanswer(&local, &theirs(1, suite, &key, SAVP)).unwrap();
+            assert_eq!(a, local);
+            assert_eq!(got.map(|c| c.key), Some(key));
+        }
+        // Under another tag: our key under the offer's tag, version raised.
+        let (a, _, got) = reanswer(&local, &theirs(5, suite, &gen(), SAVP)).unwrap();
+        assert_eq!(got.map(|c| c.tag), Some(5));
+        let back = parse(&a).unwrap();
+        assert_eq!(
+            back.crypto,
+            vec![CryptoAttr {
+                tag: 5,
+                ..ours.clone()
+            }]
+        );
+        assert!(a.contains("o=sspr-ivr 1 2 "), "{a}");
+        // No key in our suite, or plain RTP: refused, the session as it was.
+        for offer in [
+            theirs(1, "AES_CM_128_HMAC_SHA1_32", &gen(), SAVP),
+            OFFER_PLAIN.to_string(),
+        ] {
+            assert_eq!(reanswer(&local, &offer).err(), Some(ReofferError::Srtp));
+        }
+        assert_eq!(ReofferError::Srtp.warning().code, 302);
+        // A plain call: an offer that insists on SRTP is refused; one that
+        // merely carries keys is answered plain.
+        let plain = answer(&n, "127.0.0.1:20000".parse().unwrap(), 1, None);
+        assert!(!plain.contains("a=crypto"));
+        assert_eq!(
+            reanswer(&plain, &theirs(1, suite, &gen(), SAVP)).err(),
+            Some(ReofferError::Srtp)
+        );
+        let (a, _, got) = reanswer(&plain, &theirs(1, suite, &gen(), "RTP/AVP")).unwrap();
+        assert_eq!((a, got), (plain.clone(), None));
+    }
+
+    const OFFER_PLAIN: &str = "v=0\r\no=- 1 2 IN IP4 10.0.0.1\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
 
     #[test]
     fn sdes_offers_are_read_and_answered_with_our_key() {

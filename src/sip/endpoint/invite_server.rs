@@ -239,9 +239,9 @@ impl Endpoint {
             return Ok(call.local_sdp.clone());
         };
         match sdp::reanswer(local, &offer) {
-            Ok((answer, o)) => {
+            Ok((answer, o, srtp)) => {
                 call.local_sdp = Some(answer.clone());
-                self.events.push_back(media_update(call_key, &o));
+                self.events.push_back(media_update(call_key, &o, srtp));
                 Ok(Some(answer))
             }
             Err(e) => {
@@ -390,7 +390,9 @@ impl Endpoint {
                     let answer = req.body_text();
                     let local = call.local_sdp.as_deref().unwrap_or_default();
                     match answer.as_deref().map(|a| sdp::accept_answer(local, a)) {
-                        Some(Ok(o)) => self.events.push_back(media_update(&call_key, &o)),
+                        Some(Ok((o, srtp))) => {
+                            self.events.push_back(media_update(&call_key, &o, srtp));
+                        }
                         Some(Err(e)) => tracing::debug!(
                             call = %call_key, code = e.warning().code,
                             "the answer in the ACK does not fit the session: media unchanged"
@@ -486,10 +488,15 @@ impl Endpoint {
 
 /// What the call learns from the peer's new description: where its media is
 /// now, and whether it takes ours (not on hold, and an address to send to).
-fn media_update(call: &CallKey, o: &sdp::Offer) -> Event {
+fn media_update(
+    call: &CallKey,
+    o: &sdp::Offer,
+    srtp: Option<crate::media::srtp::CryptoAttr>,
+) -> Event {
     Event::MediaUpdate {
         call: call.clone(),
         remote: SocketAddr::new(o.addr, o.port),
         peer_receives: o.direction.peer_receives() && !o.addr.is_unspecified() && o.port != 0,
+        srtp,
     }
 }
