@@ -217,6 +217,19 @@ impl Harness {
             .collect()
     }
 
+    /// Every prompt list played so far, each joined with commas.
+    fn prompts_played(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::Timeline(TimelineEvent::PromptPlayed { prompts }) => {
+                    Some(prompts.join(","))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     fn refer_status(&mut self, status: ReferStatus) {
         self.sip(SipEvent::ReferStatus {
             call: CallKey("c1@test".into()),
@@ -336,14 +349,7 @@ fn a_failed_transfer_takes_the_fallback_path() {
     h.run_until("BYE after the help-desk announcement", |o| {
         matches!(o, Output::Sip(SipCommand::Hangup { .. }))
     });
-    let timeline: Vec<String> = h
-        .seen
-        .iter()
-        .filter_map(|(_, o)| match o {
-            Output::Timeline(TimelineEvent::PromptPlayed { prompts }) => Some(prompts.join(",")),
-            _ => None,
-        })
-        .collect();
+    let timeline = h.prompts_played();
     assert!(
         timeline.iter().any(|p| p.contains("helpdesk_number")),
         "{timeline:?}"
@@ -644,14 +650,7 @@ fn a_held_call_keeps_its_place_in_the_flow() {
     h.run_until("BYE after the readback", |o| {
         matches!(o, Output::Sip(SipCommand::Hangup { .. }))
     });
-    let played: Vec<String> = h
-        .seen
-        .iter()
-        .filter_map(|(_, o)| match o {
-            Output::Timeline(TimelineEvent::PromptPlayed { prompts }) => Some(prompts.join(",")),
-            _ => None,
-        })
-        .collect();
+    let played = h.prompts_played();
     assert!(!h.seen.iter().any(|(_, o)| no_input(o)), "{played:?}");
     assert!(
         played.iter().any(|p| p.contains("you_entered")),

@@ -306,6 +306,7 @@ fn a_refresh_gets_the_same_answer() {
             call: key.clone(),
             remote: "127.0.0.1:30000".parse().unwrap(),
             peer_receives: true,
+            srtp: None,
         }]
     );
     // Retransmitted until its ACK.
@@ -364,6 +365,7 @@ fn a_hold_is_answered_recvonly_and_taking_it_back_sendrecv() {
                 call: key.clone(),
                 remote: "127.0.0.1:30000".parse().unwrap(),
                 peer_receives: receives,
+                srtp: None,
             }],
             "offer {n}"
         );
@@ -384,6 +386,7 @@ fn a_hold_is_answered_recvonly_and_taking_it_back_sendrecv() {
             call: key,
             remote: "0.0.0.0:30000".parse().unwrap(),
             peer_receives: false,
+            srtp: None,
         }]
     );
 }
@@ -420,6 +423,7 @@ fn a_reinvite_without_an_offer_gets_ours_and_its_ack_answer_is_followed() {
             call: key.clone(),
             remote: "127.0.0.1:30010".parse().unwrap(),
             peer_receives: true,
+            srtp: None,
         }]
     );
     // The same again, nothing to change: the same offer, byte for byte.
@@ -460,6 +464,7 @@ fn a_new_offer_that_moves_the_media_is_reported() {
                 call: key.clone(),
                 remote: "127.0.0.2:40000".parse().unwrap(),
                 peer_receives: true,
+                srtp: None,
             }],
             "{method}"
         );
