@@ -658,6 +658,47 @@ fn a_held_call_keeps_its_place_in_the_flow() {
     );
 }
 
+/// A key the caller sends while the call is held (SIP INFO reaches the
+/// server whatever the media does) arms the between-keys timer; that timer
+/// gets all of its 3 s from the moment the call is taken back, not from the
+/// key, and not 3 s plus the part of the hold before the key.
+#[test]
+fn a_timer_armed_during_a_hold_runs_from_the_taking_back() {
+    let hold = |h: &mut Harness, receives: bool| {
+        h.sip(SipEvent::MediaUpdate {
+            call: CallKey("c1@test".into()),
+            remote: "127.0.0.1:40000".parse().unwrap(),
+            peer_receives: receives,
+            srtp: None,
+        })
+    };
+    let collected =
+        |o: &Output| matches!(o, Output::Timeline(TimelineEvent::DigitsCollected { .. }));
+    let mut h = Harness::new("echo");
+    // The intro has played: the flow waits for a first key.
+    h.run_for(Duration::from_secs(6));
+    hold(&mut h, false);
+    h.run_for(Duration::from_secs(10));
+    h.sip(SipEvent::Dtmf {
+        call: CallKey("c1@test".into()),
+        digit: '4',
+        duration_ms: Some(100),
+    });
+    h.run_for(Duration::from_secs(50));
+    assert!(
+        !h.seen.iter().any(|(_, o)| collected(o)),
+        "collected while held"
+    );
+    hold(&mut h, true);
+    let back = h.now - h.t0;
+    let at = h.run_until("the entry to end", collected);
+    assert_eq!(
+        at - back,
+        Duration::from_secs(3),
+        "3 s after the taking back"
+    );
+}
+
 /// An SRTP call whose caller re-keys in a new offer (RFC 4568 §7.1.4): its
 /// packets under the new key are heard from then on, the old key's refused.
 #[test]

@@ -105,7 +105,7 @@ impl Interpreter {
         if run.digits.len() >= spec.max as usize {
             return self.finish_entry(now, st, spec, true);
         }
-        self.deadline = Some(now + spec.inter_digit_timeout.0);
+        self.arm(now, spec.inter_digit_timeout.0);
     }
 
     /// `*`: this leg starts again, its prompt plays again (unless more keys

@@ -14,7 +14,7 @@
 //! Without `type_ahead` every key is a menu key at once, and keys kept
 //! from before the loop are dropped.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::super::model::{Collect, ComfortLoop, Kind, State};
 use super::collect::terminator;
@@ -62,7 +62,7 @@ impl Interpreter {
             run.part = ComfortPart::Music { id };
         }
         self.emit_play(id, vec![Say::Prompt(spec.music.clone())], true);
-        self.deadline = Some(now + spec.seconds.0);
+        self.arm(now, spec.seconds.0);
     }
 
     pub(super) fn comfort_digit(&mut self, now: Instant, st: &State, spec: &ComfortLoop, d: char) {
@@ -93,7 +93,7 @@ impl Interpreter {
             }
             self.emit(Command::StopPlayback);
             self.keep(d, guarded);
-            self.deadline = Some(now + spec.choice_pause.0);
+            self.arm(now, spec.choice_pause.0);
             return;
         }
         self.emit(Command::StopPlayback);
@@ -154,7 +154,7 @@ impl Interpreter {
             }
             ComfortPart::Menu { prompt: Some(p) } if p == id => {
                 run.part = ComfortPart::Menu { prompt: None };
-                self.deadline = Some(now + spec.menu_timeout.0);
+                self.arm(now, spec.menu_timeout.0);
             }
             _ => {}
         }
@@ -225,7 +225,7 @@ impl Interpreter {
             return self.escape(now);
         }
         // An unknown key ends the round early, like silence would.
-        self.deadline = Some(now);
+        self.arm(now, Duration::ZERO);
         if let Activity::Comfort(run) = &mut self.activity {
             run.part = ComfortPart::Menu { prompt: None };
         }

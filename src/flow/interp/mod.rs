@@ -329,9 +329,12 @@ impl Interpreter {
         }
     }
 
-    /// Whether the flow's timers stand still ([`Self::pause`]).
-    pub fn is_paused(&self) -> bool {
-        self.paused.is_some()
+    /// Set the flow's timer to `after` from `now`. While the call is held, a
+    /// timer armed then (a key sent by SIP INFO, a backend's answer) counts
+    /// from the hold's start, so that [`Self::resume`] gives it all of
+    /// `after` from the moment the caller is back.
+    fn arm(&mut self, now: Instant, after: Duration) {
+        self.deadline = Some(self.paused.unwrap_or(now) + after);
     }
 
     pub fn is_secure(&self) -> bool {
@@ -485,7 +488,7 @@ impl Interpreter {
                 run.prompt = None;
                 let pending: Vec<char> = run.pending.drain(..).collect();
                 if pending.is_empty() {
-                    self.deadline = Some(now + spec.first_digit_timeout.0);
+                    self.arm(now, spec.first_digit_timeout.0);
                 } else {
                     // Keys heard during a non-barge-in prompt count now.
                     for d in pending {
@@ -502,7 +505,7 @@ impl Interpreter {
                         let is_escape = !st.secure && self.escape_key() == Some(d);
                         self.menu_key(now, st, spec, d, is_escape)
                     }
-                    None => self.deadline = Some(now + spec.timeout.0),
+                    None => self.arm(now, spec.timeout.0),
                 }
             }
             (
