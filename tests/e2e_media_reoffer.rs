@@ -177,8 +177,8 @@ fn a_stranger_spraying_the_port_does_not_win_the_latch_when_the_media_moves() {
 
 /// A phone holds the call (`a=inactive`: it sends nothing) for 13 s, longer
 /// than the server's 10 s RTP inactivity timeout, while the flow waits for a
-/// first key; then it takes the call back and types `4 2 #`
-/// (`tests/sipp/hold_long.xml`). The server must neither hang up during the
+/// first key; its caller presses 4 while on hold (SIP INFO), takes the call
+/// back and types `2 #` (`tests/sipp/hold_long.xml`). The server must neither hang up during the
 /// hold (before, it ended the call as `rtp_timeout` 10 s after the ACK) nor
 /// let the flow's timers run while the caller cannot hear it: no `no_input`
 /// in the call's timeline, the keys read back, and the call ends `completed`.
@@ -229,9 +229,10 @@ fn a_hold_longer_than_the_inactivity_timeout_keeps_the_call_and_its_place() {
     assert_eq!(finished("completed"), 1.0, "{log}");
     assert_eq!(finished("rtp_timeout"), 0.0, "{log}");
     assert!(!log.contains("NoInput"), "no_input while held:\n{log}");
+    // The 4 pressed on hold and the 2 after it, one entry.
     assert!(
-        log.contains("DigitsCollected"),
-        "the keys were not collected:\n{log}"
+        log.contains(r#"DigitsCollected { var: "entered", shown: "42" }"#),
+        "42 was not collected:\n{log}"
     );
 }
 

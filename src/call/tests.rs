@@ -217,6 +217,17 @@ impl Harness {
             .collect()
     }
 
+    /// The caller puts the call on hold (a new offer with `sendonly`), or
+    /// takes it back.
+    fn hold(&mut self, held: bool) {
+        self.sip(SipEvent::MediaUpdate {
+            call: CallKey("c1@test".into()),
+            remote: "127.0.0.1:40000".parse().unwrap(),
+            peer_receives: !held,
+            srtp: None,
+        });
+    }
+
     /// Every prompt list played so far, each joined with commas.
     fn prompts_played(&self) -> Vec<String> {
         self.seen
@@ -607,14 +618,6 @@ fn in_band_keys_typed_ahead_during_a_prompt_are_heard_and_skipped_only_where_non
 /// the time it had left when the call was held.
 #[test]
 fn a_held_call_keeps_its_place_in_the_flow() {
-    let hold = |h: &mut Harness, receives: bool| {
-        h.sip(SipEvent::MediaUpdate {
-            call: CallKey("c1@test".into()),
-            remote: "127.0.0.1:40000".parse().unwrap(),
-            peer_receives: receives,
-            srtp: None,
-        })
-    };
     let no_input = |o: &Output| matches!(o, Output::Timeline(TimelineEvent::NoInput { .. }));
     // Not held: the intro plays, then 5 s without a key.
     let mut h = Harness::new("echo");
@@ -623,11 +626,11 @@ fn a_held_call_keeps_its_place_in_the_flow() {
     // Held 2 s before that, for 60 s.
     let mut h = Harness::new("echo");
     h.run_for(first - Duration::from_secs(2));
-    hold(&mut h, false);
+    h.hold(true);
     h.run_for(Duration::from_secs(60));
     assert!(!h.seen.iter().any(|(_, o)| no_input(o)), "{:#?}", h.seen);
     assert!(!h.hung_up());
-    hold(&mut h, true);
+    h.hold(false);
     let at = h.run_until("no_input", no_input);
     assert_eq!(
         at,
@@ -639,12 +642,12 @@ fn a_held_call_keeps_its_place_in_the_flow() {
     // caller's keys are read back.
     let mut h = Harness::new("echo");
     h.run_for(Duration::from_millis(500));
-    hold(&mut h, false);
+    h.hold(true);
     let packets = h.rtp_packets;
     h.run_for(Duration::from_secs(60));
     assert_eq!(h.rtp_packets, packets, "nothing sent on hold");
     assert!(!h.seen.iter().any(|(_, o)| no_input(o)));
-    hold(&mut h, true);
+    h.hold(false);
     h.run_for(first - Duration::from_millis(600));
     h.press("42#");
     h.run_until("BYE after the readback", |o| {
@@ -664,20 +667,12 @@ fn a_held_call_keeps_its_place_in_the_flow() {
 /// key, and not 3 s plus the part of the hold before the key.
 #[test]
 fn a_timer_armed_during_a_hold_runs_from_the_taking_back() {
-    let hold = |h: &mut Harness, receives: bool| {
-        h.sip(SipEvent::MediaUpdate {
-            call: CallKey("c1@test".into()),
-            remote: "127.0.0.1:40000".parse().unwrap(),
-            peer_receives: receives,
-            srtp: None,
-        })
-    };
     let collected =
         |o: &Output| matches!(o, Output::Timeline(TimelineEvent::DigitsCollected { .. }));
     let mut h = Harness::new("echo");
     // The intro has played: the flow waits for a first key.
     h.run_for(Duration::from_secs(6));
-    hold(&mut h, false);
+    h.hold(true);
     h.run_for(Duration::from_secs(10));
     h.sip(SipEvent::Dtmf {
         call: CallKey("c1@test".into()),
@@ -689,7 +684,7 @@ fn a_timer_armed_during_a_hold_runs_from_the_taking_back() {
         !h.seen.iter().any(|(_, o)| collected(o)),
         "collected while held"
     );
-    hold(&mut h, true);
+    h.hold(false);
     let back = h.now - h.t0;
     let at = h.run_until("the entry to end", collected);
     assert_eq!(
