@@ -22,6 +22,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use subtle::ConstantTimeEq;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -98,9 +99,19 @@ impl Suite {
     }
 }
 
-/// An SRTP master key and salt. Zeroized on drop; `Debug` shows no byte of it.
-#[derive(Clone, PartialEq, Eq)]
+/// An SRTP master key and salt. Zeroized on drop; `Debug` shows no byte of it;
+/// compared in constant time (a peer's new key against the one in use, on a
+/// re-offer, takes as long whichever bytes differ).
+#[derive(Clone)]
 pub struct MasterKey(Zeroizing<[u8; MASTER_LEN]>);
+
+impl PartialEq for MasterKey {
+    fn eq(&self, other: &MasterKey) -> bool {
+        bool::from(self.0[..].ct_eq(&other.0[..]))
+    }
+}
+
+impl Eq for MasterKey {}
 
 impl MasterKey {
     /// A fresh key from `rng`, which must be a cryptographic generator.
