@@ -574,3 +574,98 @@ fn over_tls_and_srtp_the_flow_that_requires_encryption_resets_the_pin() {
         "a secret in the log"
     );
 }
+
+/// `sspr_ivr_rtp_packets_malformed_total` (SRTP packets that fail
+/// authentication count there).
+fn malformed(s: &SrtpServer) -> u64 {
+    let (_, metrics) = http_get(s.server.admin, "/metrics");
+    metrics
+        .lines()
+        .find(|l| l.starts_with("sspr_ivr_rtp_packets_malformed_total"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The project's own caller with SRTP (`dial --srtp`, over TLS) re-keys a
+/// second into the call, during the intro, the way a phone or SBC that
+/// refreshes its keys does: an UPDATE offers the same media with a new key,
+/// and once it is answered the caller sends with it. The keys it types after
+/// that, as RFC 4733 events and as in-band tones (both inside SRTP), must be
+/// read back: the server decrypts with the new key from the offer on. A
+/// server that kept the old key fails every packet after the re-key (the
+/// readback is missing and the malformed count runs into the hundreds); one
+/// that refused the offer leaves the caller on its old key (no "new key"
+/// line). The caller decrypts every packet the server sends.
+#[test]
+fn a_caller_that_rekeys_mid_call_is_still_heard() {
+    let _alone = one_at_a_time();
+    let s = serve("required");
+    let ca = s.pki.write_ca(s.server.dir.path());
+    let uri = format!("sips:echo@{}", s.tls);
+    for (mode, digits) in [("rfc4733", "4815"), ("inband", "2906")] {
+        let before = malformed(&s);
+        let (ok, transcript, err) = dial(
+            &uri,
+            &[
+                "--srtp",
+                "--srtp-rekey-after",
+                "1",
+                "--dtmf",
+                &format!("{digits}#"),
+                "--dtmf-mode",
+                mode,
+                "--tls-ca",
+                ca.to_str().unwrap(),
+                "--timeout",
+                "60",
+            ],
+            Duration::from_secs(70),
+        );
+        let text = transcript.join("\n");
+        assert!(
+            ok,
+            "dial --srtp failed ({mode}):\n{text}\n{err}\nserver:\n{}",
+            s.server.output_text()
+        );
+        let line = |what: &str| transcript.iter().position(|l| l.contains(what));
+        assert!(line("srtp AES_CM_128_HMAC_SHA1_80").is_some(), "{text}");
+        let rekeyed = line("srtp sends with the new key")
+            .unwrap_or_else(|| panic!("the re-key offer was not taken ({mode}):\n{text}"));
+        assert!(line("sip UPDATE answered 200").is_some(), "{text}");
+        let first_key = line("dtmf ").expect("keys were sent");
+        assert!(
+            rekeyed < first_key,
+            "the keys must come after the re-key ({mode}):\n{text}"
+        );
+        assert_eq!(
+            prompts_heard(&transcript),
+            echo_readback(digits),
+            "{mode}:\n{text}"
+        );
+        assert!(
+            transcript
+                .iter()
+                .any(|l| l.contains("srtp rejected 0 packets received")),
+            "the caller decrypts all the server sends:\n{text}"
+        );
+        let failed = malformed(&s) - before;
+        assert!(
+            failed <= 5,
+            "{failed} of the caller's packets failed authentication at the server ({mode}): \
+             it did not take the new key"
+        );
+    }
+}
+
+/// `dial --srtp` refuses a clear target: SDES keys in clear SIP would give
+/// them away.
+#[test]
+fn dial_refuses_srtp_over_clear_signalling() {
+    let (ok, transcript, err) = dial(
+        "sip:echo@127.0.0.1:9",
+        &["--srtp", "--timeout", "5"],
+        Duration::from_secs(10),
+    );
+    assert!(!ok, "{}", transcript.join("\n"));
+    assert!(err.contains("--srtp") && err.contains("TLS"), "{err}");
+}

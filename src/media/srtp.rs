@@ -284,6 +284,12 @@ impl SrtpTransform {
         true
     }
 
+    /// Send with `key` from now on (we offered it and the offer was
+    /// answered): a fresh send context.
+    pub fn rekey_local(&mut self, key: &MasterKey) {
+        self.tx = context(self.suite, key);
+    }
+
     /// Protect the RTP packet in `buf`, in place (the buffer is reused).
     pub fn protect(&mut self, buf: &mut Vec<u8>) -> Result<(), SrtpError> {
         let out = self

@@ -12,6 +12,11 @@
 //! used once, in order), and lines typed on standard input with `--stdin`.
 //! Sent digit values are not printed, only their count: transcripts get
 //! pasted into tickets, and the digits may be a real PIN.
+//!
+//! With `--srtp` (TLS targets only: SDES keys travel in the SDP) the call is
+//! SRTP both ways with a fresh key, and `--srtp-rekey-after` offers a new key
+//! mid-call in an UPDATE, as a phone or SBC that re-keys does. No key is
+//! printed.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -30,12 +35,13 @@ use crate::media::g711;
 use crate::media::goertzel::ToneGenerator;
 use crate::media::prompts::PromptRecognizer;
 use crate::media::rtp;
+use crate::media::srtp::{CryptoAttr, MasterKey, SrtpKeys, SrtpTransform, Suite};
 use crate::media::telephone_event;
 use crate::media::DigitSource;
 use crate::runtime::dial_link::{SipLink, TlsArgs};
 use crate::sip::message;
 use crate::sip::uac::{target_transport, Uac, UacEvent};
-use crate::sip::{sdp, EndpointConfig};
+use crate::sip::{sdp, EndpointConfig, Transport};
 
 /// `--dtmf-mode`: how keys travel, the media layer's [`DigitSource`].
 impl clap::ValueEnum for DigitSource {
@@ -123,6 +129,18 @@ pub struct DialArgs {
     /// The IP the media moves to with `--media-move-after`.
     #[arg(long, value_name = "IP")]
     pub media_move_ip: Option<IpAddr>,
+    /// Offer SRTP (SDES, RFC 4568; AES_CM_128_HMAC_SHA1_80) with a fresh key
+    /// and insist on it: the offer is `RTP/SAVP`, every packet both ways is
+    /// protected, and an answer without a key ends the call. The key travels
+    /// in the SDP, so the target must be TLS (`sips:` or `;transport=tls`).
+    #[arg(long)]
+    pub srtp: bool,
+    /// This many seconds after the answer, offer a new SRTP key for the same
+    /// media in an UPDATE (RFC 4568 §7.1.4) and send with it once the UPDATE
+    /// is answered: a phone or SBC that re-keys. For testing that the server
+    /// follows the new key.
+    #[arg(long, value_name = "SECONDS", requires = "srtp")]
+    pub srtp_rekey_after: Option<f64>,
     /// Give up after this many seconds in all.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
@@ -202,8 +220,49 @@ struct Media {
     sent: u64,
     /// Audio samples (tones) still to send, replacing silence.
     tone: VecDeque<i16>,
-    /// RFC 4733 datagrams still to send, with their due times.
+    /// RFC 4733 datagrams still to send, with their due times (clear).
     events: VecDeque<(Instant, Vec<u8>)>,
+    /// `--srtp`: protects what is sent, unprotects what is received.
+    srtp: Option<SrtpTransform>,
+    /// Received datagrams that failed SRTP authentication.
+    srtp_rejected: u64,
+}
+
+/// `plain` (an offer of ours) as an SRTP offer carrying `attr`.
+fn savp_offer(plain: &str, attr: &CryptoAttr) -> String {
+    let mut s = plain.replacen(" RTP/AVP ", &format!(" {} ", sdp::SAVP), 1);
+    s.push_str(&attr.to_sdp());
+    s
+}
+
+/// Our offer for media at `local`, as version `version` of the session, with
+/// our SDES attribute when the call is SRTP.
+fn our_offer(
+    local: SocketAddr,
+    codecs: &[Codec],
+    ptime: u32,
+    session_id: u64,
+    version: u64,
+    srtp: Option<&CryptoAttr>,
+) -> String {
+    let plain = sdp::offer(local, codecs, 101, ptime, session_id).replacen(
+        &format!(" {session_id} {session_id} "),
+        &format!(" {session_id} {version} "),
+        1,
+    );
+    match srtp {
+        Some(attr) => savp_offer(&plain, attr),
+        None => plain,
+    }
+}
+
+/// A fresh SDES attribute (tag 1, the suite every SRTP peer speaks).
+fn fresh_crypto() -> CryptoAttr {
+    CryptoAttr {
+        tag: 1,
+        suite: Suite::AesCm128HmacSha1_80,
+        key: MasterKey::generate(&mut rand::rngs::OsRng),
+    }
 }
 
 pub async fn run(args: DialArgs) -> anyhow::Result<()> {
@@ -234,6 +293,13 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     let target = message::uri_hostport(args.uri.trim())
         .and_then(message::hostport_addr)
         .with_context(|| format!("{}: the host must be an IP address", args.uri))?;
+    if args.srtp && transport != Transport::Tls {
+        bail!(
+            "--srtp: the key travels in the SDP, so it needs a TLS target \
+             (sips:… or ;transport=tls), not {}",
+            args.uri
+        );
+    }
     let mut sip = SipLink::open(transport, args.local_ip, target, &args.tls).await?;
     let mut rtp_sock = UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?;
     let sip_local = sip.local_addr()?;
@@ -243,7 +309,17 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         None => vec![Codec::Pcmu, Codec::Pcma],
     };
     let session_id = rand::random::<u32>() as u64;
-    let offer = sdp::offer(rtp_local, &codecs, 101, args.ptime, session_id);
+    // Our SDES attribute (its key is what we send with); a re-key replaces it.
+    let mut our_crypto = args.srtp.then(fresh_crypto);
+    let mut sdp_version = session_id;
+    let offer = our_offer(
+        rtp_local,
+        &codecs,
+        args.ptime,
+        session_id,
+        sdp_version,
+        our_crypto.as_ref(),
+    );
     let start = Instant::now();
     let mut uac = Uac::new(
         start.into_std(),
@@ -274,6 +350,12 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     // the offer is answered.
     let mut media_move_at: Option<Instant> = None;
     let mut media_moving: Option<UdpSocket> = None;
+    // --srtp-rekey-after: when to offer the new key, and the key until the
+    // offer is answered.
+    let mut rekey_at: Option<Instant> = None;
+    let mut rekeying: Option<CryptoAttr> = None;
+    // --srtp and the answer had no key we can use: hung up, and a failure.
+    let mut srtp_refused = false;
     let mut next_press_at: Option<Instant> = None;
     let mut stdin_lines = if args.stdin {
         Some(tokio::io::BufReader::new(tokio::io::stdin()).lines())
@@ -282,6 +364,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     };
     let mut sip_buf = vec![0u8; 65_535];
     let mut rtp_buf = vec![0u8; 2048];
+    let mut clear: Vec<u8> = Vec::with_capacity(2048);
     let mut exit_code: Option<i32> = None;
     // --rtp-phase: no packet until the server's first one sets the schedule.
     let mut phase_from_first: Option<Duration> = None;
@@ -310,6 +393,25 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                         neg.ptime_ms,
                         neg.remote
                     ));
+                    let srtp = match (&our_crypto, &parsed.crypto.first()) {
+                        (None, _) => None,
+                        (Some(ours), Some(theirs))
+                            if parsed.proto == sdp::SAVP && theirs.suite == ours.suite =>
+                        {
+                            tr.line(&format!("srtp {}", ours.suite.name()));
+                            Some(SrtpTransform::new(&SrtpKeys {
+                                suite: ours.suite,
+                                local: ours.key.clone(),
+                                remote: theirs.key.clone(),
+                            }))
+                        }
+                        (Some(_), _) => {
+                            tr.line("srtp refused: the answer has no key in our suite");
+                            uac.hangup(Instant::now().into_std());
+                            srtp_refused = true;
+                            None
+                        }
+                    };
                     recognizer = Some(PromptRecognizer::new(cache.clone(), neg.codec));
                     let ptime = Duration::from_millis(u64::from(neg.ptime_ms));
                     let mut first_send = Instant::now()
@@ -334,6 +436,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                         sent: 0,
                         tone: VecDeque::new(),
                         events: VecDeque::new(),
+                        srtp,
+                        srtp_rejected: 0,
                     });
                     if let Some(n) = args.rtp_burst.filter(|n| *n > 1) {
                         tr.line(&format!("rtp in bursts of {n} packets"));
@@ -343,6 +447,9 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                     }
                     if let Some(s) = args.media_move_after {
                         media_move_at = Some(Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+                    }
+                    if let Some(s) = args.srtp_rekey_after {
+                        rekey_at = Some(Instant::now() + Duration::from_secs_f64(s.max(0.0)));
                     }
                     if let Some(s) = args.rtp_move_after {
                         move_at = Some(Instant::now() + Duration::from_secs_f64(s.max(0.0)));
@@ -363,8 +470,29 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 }
                 UacEvent::ByeReceived => tr.line("sip BYE received"),
                 UacEvent::Info { status } => tr.line(&format!("sip INFO answered {status}")),
-                UacEvent::Updated { status, .. } => {
+                UacEvent::Updated {
+                    status,
+                    sdp: answer,
+                } => {
                     tr.line(&format!("sip UPDATE answered {status}"));
+                    if let Some(new) = rekeying.take() {
+                        let answered = (200..300).contains(&status);
+                        if let (true, Some(t)) =
+                            (answered, media.as_mut().and_then(|m| m.srtp.as_mut()))
+                        {
+                            t.rekey_local(&new.key);
+                            // The answer may carry a new key of the server's too.
+                            let theirs = answer
+                                .as_deref()
+                                .and_then(|a| sdp::parse(a).ok())
+                                .and_then(|a| a.crypto.into_iter().find(|c| c.suite == new.suite));
+                            if let Some(theirs) = theirs {
+                                t.rekey_remote(&theirs.key);
+                            }
+                            our_crypto = Some(new);
+                            tr.line("srtp sends with the new key");
+                        }
+                    }
                     if let Some(sock) = media_moving.take().filter(|_| (200..300).contains(&status))
                     {
                         rtp_sock = sock;
@@ -374,9 +502,15 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 UacEvent::Terminated => {
                     if let Some(m) = &media {
                         tr.line(&format!("rtp sent {} packets", m.sent));
+                        if m.srtp.is_some() {
+                            tr.line(&format!(
+                                "srtp rejected {} packets received",
+                                m.srtp_rejected
+                            ));
+                        }
                     }
                     tr.line("sip ended");
-                    exit_code.get_or_insert(0);
+                    exit_code.get_or_insert(if srtp_refused { 2 } else { 0 });
                 }
             }
         }
@@ -433,16 +567,38 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 let sock = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
                 let local = sock.local_addr()?;
                 // The same session, its next version (RFC 3264 §8).
-                let offer = sdp::offer(local, &codecs, 101, args.ptime, session_id).replacen(
-                    &format!(" {session_id} {session_id} "),
-                    &format!(" {session_id} {} ", session_id + 1),
-                    1,
+                sdp_version += 1;
+                let offer = our_offer(
+                    local,
+                    &codecs,
+                    args.ptime,
+                    session_id,
+                    sdp_version,
+                    our_crypto.as_ref(),
                 );
                 tr.line(&format!("sip UPDATE offers media at {local}"));
                 uac.update(now.into_std(), offer);
                 media_moving = Some(sock);
                 continue;
             }
+        }
+        if rekey_at.is_some_and(|at| now >= at) {
+            rekey_at = None;
+            // The same media, a new key: the next version of the session.
+            let new = fresh_crypto();
+            sdp_version += 1;
+            let offer = our_offer(
+                rtp_sock.local_addr()?,
+                &codecs,
+                args.ptime,
+                session_id,
+                sdp_version,
+                Some(&new),
+            );
+            tr.line("sip UPDATE offers a new SRTP key");
+            uac.update(now.into_std(), offer);
+            rekeying = Some(new);
+            continue;
         }
         if let (Some(at), Some(m)) = (move_at, &mut media) {
             if now >= at {
@@ -473,9 +629,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
             if m.burst == 1 || burst_due {
                 while m.events.front().is_some_and(|(due, _)| *due <= now) {
                     if let Some((_, pkt)) = m.events.pop_front() {
-                        if rtp_sock.send_to(&pkt, m.remote).await.is_ok() {
-                            m.sent += 1;
-                        }
+                        send_packet(&rtp_sock, m, pkt).await;
                     }
                 }
             }
@@ -501,6 +655,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         soon(hangup_at);
         soon(move_at);
         soon(media_move_at);
+        soon(rekey_at);
 
         tokio::select! {
             r = sip.recv(&mut sip_buf) => {
@@ -508,7 +663,17 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 uac.handle_datagram(Instant::now().into_std(), transport, from, &data);
             }
             r = rtp_sock.recv_from(&mut rtp_buf) => {
-                let (n, _from) = r?;
+                let (mut n, _from) = r?;
+                if let Some(m) = &mut media {
+                    if let Some(t) = &mut m.srtp {
+                        if t.unprotect(&rtp_buf[..n], &mut clear).is_err() {
+                            m.srtp_rejected += 1;
+                            continue;
+                        }
+                        n = clear.len();
+                        rtp_buf[..n].copy_from_slice(&clear);
+                    }
+                }
                 if let (Some(m), Some(phase)) = (&mut media, phase_from_first.take()) {
                     m.next = Instant::now() + phase;
                     tr.line(&format!("rtp phase {} ms after the server's packets", phase.as_millis()));
@@ -605,8 +770,18 @@ async fn send_frame(sock: &UdpSocket, m: &mut Media) {
     };
     m.ts = m.ts.wrapping_add(m.samples);
     if let Ok(pkt) = rtp::build(&header, &payload) {
-        if sock.send_to(&pkt, m.remote).await.is_ok() {
-            m.sent += 1;
+        send_packet(sock, m, pkt).await;
+    }
+}
+
+/// Send one clear RTP packet, protected first on an SRTP call.
+async fn send_packet(sock: &UdpSocket, m: &mut Media, mut pkt: Vec<u8>) {
+    if let Some(t) = &mut m.srtp {
+        if t.protect(&mut pkt).is_err() {
+            return;
         }
+    }
+    if sock.send_to(&pkt, m.remote).await.is_ok() {
+        m.sent += 1;
     }
 }
