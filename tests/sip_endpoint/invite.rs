@@ -441,6 +441,68 @@ fn a_reinvite_without_an_offer_gets_ours_and_its_ack_answer_is_followed() {
     assert_eq!(h.events(), []);
 }
 
+/// An UPDATE with an offer that arrives while our own offer (in the 2xx to
+/// an offerless re-INVITE, or to a late-offer INVITE) waits for the ACK's
+/// answer would cross it: `491`, nothing changes, and once the ACK has come
+/// the same UPDATE is answered (RFC 3311 §5.2). An UPDATE without an offer
+/// (a session refresh) is answered meanwhile.
+#[test]
+fn an_update_offer_that_crosses_ours_gets_491() {
+    let mut h = Harness::new();
+    let (key, tag, _) = h.answered_call("x1");
+    h.ack("x1", &tag, 1, "");
+    h.events();
+    h.in_dialog("INVITE", "x1", &tag, 2, "");
+    assert_eq!(h.statuses(), [200], "our offer, in the 200");
+    let moved = OFFER.replace("m=audio 30000", "m=audio 30020");
+    h.in_dialog("UPDATE", "x1", &tag, 3, &moved);
+    assert_eq!(h.statuses(), [491]);
+    h.in_dialog("UPDATE", "x1", &tag, 4, "");
+    assert_eq!(h.statuses(), [200], "a refresh without an offer");
+    assert_eq!(h.events(), [], "nothing changed");
+    h.ack("x1", &tag, 2, OFFER);
+    h.events();
+    h.in_dialog("UPDATE", "x1", &tag, 5, &moved);
+    assert_eq!(h.statuses(), [200], "after the ACK, the offer is taken");
+    assert_eq!(
+        h.events(),
+        [Event::MediaUpdate {
+            call: key,
+            remote: "127.0.0.1:30020".parse().unwrap(),
+            peer_receives: true,
+            srtp: None,
+        }]
+    );
+
+    // A late-offer INVITE: our offer is in the 200, the answer due in the ACK.
+    h.send(&Req::new("INVITE", "x2", "z9hG4bKinvx2", 1));
+    h.out();
+    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
+        panic!()
+    };
+    h.cmd(Command::Answer {
+        call: ic.call.clone(),
+        sdp: ANSWER.into(),
+    });
+    let ok = h.out().remove(0).1;
+    let tag = message::NameAddr::parse(ok.header("To").unwrap())
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_string();
+    h.in_dialog("UPDATE", "x2", &tag, 2, &moved);
+    assert_eq!(h.statuses(), [491]);
+    h.ack("x2", &tag, 1, OFFER);
+    assert_eq!(
+        h.events(),
+        [Event::Established {
+            call: ic.call,
+            ack_sdp: Some(OFFER.into())
+        }],
+        "the ACK's answer is the one taken"
+    );
+}
+
 /// A gateway that re-anchors its media (another IP and port, in a re-INVITE
 /// or an UPDATE) gets the same answer and the call is told where the media
 /// went.

@@ -15,7 +15,8 @@
 //! OPTIONS and 481s are answered statelessly (RFC 3261 §8.2.7), so a flood of them
 //! builds no state. A non-refer NOTIFY gets 489; a NOTIFY, INFO, BYE or UPDATE outside
 //! any dialog gets 481; an in-dialog request with a CSeq below the last one gets 500;
-//! a re-INVITE while our 2xx is unacknowledged gets 491.
+//! a re-INVITE while our 2xx is unacknowledged gets 491, and so does an UPDATE with an
+//! offer while our offer in a 2xx waits for the ACK's answer (RFC 3311 §5.2).
 //!
 //! The code follows the transaction roles: [`invite_server`] (INVITE, ACK, CANCEL,
 //! re-INVITE, the 2xx retransmissions of the UAS core), [`non_invite_server`] (BYE,

@@ -1,6 +1,6 @@
 //! Non-INVITE server transactions (RFC 3261 §17.2.2) and the in-dialog requests they
 //! carry: BYE, INFO (DTMF relay, RFC 6086), UPDATE (session refresh, answered with the
-//! same session), NOTIFY for our REFER (RFC 3515 §2.4.4), and `603` for anything else
+//! same session; a new offer crossing ours gets `491`), NOTIFY for our REFER (RFC 3515 §2.4.4), and `603` for anything else
 //! in a dialog. A final response is kept for retransmitted requests until Timer J.
 //! Stateless answers (RFC 3261 §8.2.7) for OPTIONS and `481` build no state.
 
@@ -167,9 +167,20 @@ impl Endpoint {
                 let contact = self.calls[&call_key]
                     .dialog
                     .contact(CONTACT_USER, self.config.local_for(transport));
+                // Our offer in a 2xx whose ACK (with the answer) has not
+                // come: a new offer now would cross it. `491`, and the
+                // caller tries again later (RFC 3311 §5.2).
+                let call = &self.calls[&call_key];
+                let crossing = call
+                    .pending_2xx
+                    .as_ref()
+                    .is_some_and(|p| p.offers || (p.initial && call.late_offer));
                 // An UPDATE without an offer gets no SDP back.
                 let answer = match req.body_text() {
-                    Some(offer) => self.answer_reoffer(&call_key, Some(offer), transport),
+                    Some(_) if crossing => Err(None),
+                    Some(offer) => self
+                        .answer_reoffer(&call_key, Some(offer), transport)
+                        .map_err(Some),
                     None => Ok(None),
                 };
                 let (status, extra, body) = match answer {
@@ -178,8 +189,9 @@ impl Endpoint {
                         vec![Header::new("Contact", contact)],
                         sdp.map(|s| ("application/sdp", s)),
                     ),
+                    Err(None) => (491, Vec::new(), None),
                     // The session goes on as it was (RFC 3311 §5.2).
-                    Err(warning) => (488, vec![warning], None),
+                    Err(Some(warning)) => (488, vec![warning], None),
                 };
                 self.respond_non_invite(
                     now,
