@@ -99,25 +99,12 @@ fn refused_call(server: &Server, ani: &str, employee_id: &str) -> Vec<String> {
 
 #[test]
 fn otp_sends_stop_at_the_per_caller_and_global_budgets() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("spool");
-    let (_backend, backend) = Backend::start(&["--sms-delay", "0s"]);
-    let config = dir.path().join("config.yaml");
-    let sip: SocketAddr = free_addr();
-    let admin: SocketAddr = free_addr();
-    write_config(
-        &config,
-        sip,
-        admin,
-        backend,
-        &format!("http://{backend}/audit"),
-        &spool,
-    );
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(&read_to_string(&config)).unwrap();
-    doc["security"]["otp_sends_per_ani"] = serde_yaml::from_str("{max: 2, window: 1h}").unwrap();
-    doc["security"]["otp_sends_global"] = serde_yaml::from_str("{max: 3, window: 1h}").unwrap();
-    std::fs::write(&config, serde_yaml::to_string(&doc).unwrap()).unwrap();
-    let server = serve(&config, sip, admin, backend);
+    let (server, _backend, backend, _dir) = serve_edited(&["--sms-delay", "0s"], |doc, _| {
+        doc["security"]["otp_sends_per_ani"] =
+            serde_yaml::from_str("{max: 2, window: 1h}").unwrap();
+        doc["security"]["otp_sends_global"] = serde_yaml::from_str("{max: 3, window: 1h}").unwrap();
+    });
+    let admin = server.admin;
 
     // One number, two accounts: both codes go out.
     pump_one(&server, backend, "5550001111", "123456");

@@ -78,23 +78,11 @@ fn socket(ip: &str) -> UdpSocket {
 
 #[test]
 fn a_forged_forwarded_for_buys_no_calls_and_the_proxys_callers_count_apart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_backend_proc, backend) = Backend::start(&[]);
-    let config = dir.path().join("config.yaml");
-    let (sip, admin) = (free_addr(), free_addr());
-    write_config(
-        &config,
-        sip,
-        admin,
-        backend,
-        &format!("http://{backend}/audit"),
-        &dir.path().join("spool"),
-    );
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(&read_to_string(&config)).unwrap();
-    doc["limits"]["max_calls_per_source"] = LIMIT.into();
-    doc["sip"]["proxies"] = serde_yaml::from_str("[\"127.0.0.9\"]").unwrap();
-    std::fs::write(&config, serde_yaml::to_string(&doc).unwrap()).unwrap();
-    let server = serve(&config, sip, admin, backend);
+    let (server, _backend_proc, _, _dir) = serve_edited(&[], |doc, _| {
+        doc["limits"]["max_calls_per_source"] = LIMIT.into();
+        doc["sip"]["proxies"] = serde_yaml::from_str("[\"127.0.0.9\"]").unwrap();
+    });
+    let sip = server.sip;
     assert!(
         answers_options(sip, WAIT),
         "the server did not come up:\n{}",

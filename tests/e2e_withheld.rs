@@ -32,29 +32,14 @@ fn lookups_of(backend: SocketAddr, employee_id: &str) -> usize {
 
 /// The example config against a fresh demo backend, with one reset attempt
 /// per caller number an hour and `edit` applied; the server started on it.
-/// The temp dir (config, spool, flows) is returned to live as long as the server.
 fn start(
     edit: impl FnOnce(&mut serde_yaml::Value, &Path),
 ) -> (Server, Backend, SocketAddr, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let (backend_proc, backend) = Backend::start(&["--sms-delay", "0s"]);
-    let config = dir.path().join("config.yaml");
-    let (sip, admin) = (free_addr(), free_addr());
-    write_config(
-        &config,
-        sip,
-        admin,
-        backend,
-        &format!("http://{backend}/audit"),
-        &dir.path().join("spool"),
-    );
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(&read_to_string(&config)).unwrap();
-    doc["security"]["attempts_per_ani_per_hour"] = 1.into();
-    doc["security"]["attempts_per_account_per_hour"] = 100.into();
-    edit(&mut doc, dir.path());
-    std::fs::write(&config, serde_yaml::to_string(&doc).unwrap()).unwrap();
-    let server = serve(&config, sip, admin, backend);
-    (server, backend_proc, backend, dir)
+    serve_edited(&["--sms-delay", "0s"], |doc, dir| {
+        doc["security"]["attempts_per_ani_per_hour"] = 1.into();
+        doc["security"]["attempts_per_account_per_hour"] = 100.into();
+        edit(doc, dir);
+    })
 }
 
 /// A caller from `from` who types `employee_id` and stays until the lookup

@@ -81,6 +81,33 @@ pub fn serve(config: &Path, sip: SocketAddr, admin: SocketAddr, backend: SocketA
     Server::spawn(&args, sip, admin, backend, tempfile::tempdir().unwrap())
 }
 
+/// The example config against a fresh demo backend (started with
+/// `backend_args`), with `edit` applied to the YAML (given the temp dir), and
+/// the server started on it. The temp dir (config, spool, flows) is returned
+/// to live as long as the server.
+pub fn serve_edited(
+    backend_args: &[&str],
+    edit: impl FnOnce(&mut serde_yaml::Value, &Path),
+) -> (Server, Backend, SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend_proc, backend) = Backend::start(backend_args);
+    let config = dir.path().join("config.yaml");
+    let (sip, admin) = (free_addr(), free_addr());
+    write_config(
+        &config,
+        sip,
+        admin,
+        backend,
+        &format!("http://{backend}/audit"),
+        &dir.path().join("spool"),
+    );
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&read_to_string(&config)).unwrap();
+    edit(&mut doc, dir.path());
+    std::fs::write(&config, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    let server = serve(&config, sip, admin, backend);
+    (server, backend_proc, backend, dir)
+}
+
 pub fn spool_ids(spool: &Path) -> Vec<String> {
     read_to_string(&spool.join("records.jsonl"))
         .lines()

@@ -260,28 +260,13 @@ fn cancel_gives_200_and_487() {
 #[test]
 fn late_offer_takes_the_answer_from_the_ack() {
     let mut h = Harness::new();
-    h.send(&Req::new("INVITE", "c6", "z9hG4bKinv6", 1));
-    h.out();
-    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
-        panic!()
-    };
-    assert_eq!(ic.offer, None);
-    h.cmd(Command::Answer {
-        call: ic.call.clone(),
-        sdp: ANSWER.into(),
-    });
-    let ok = h.out().remove(0).1;
+    let (call, tag, ok) = h.answered_late_offer("c6");
     assert_eq!(ok.body, ANSWER.as_bytes(), "our offer goes in the 200");
-    let tag = message::NameAddr::parse(ok.header("To").unwrap())
-        .unwrap()
-        .tag()
-        .unwrap()
-        .to_string();
     h.ack("c6", &tag, 1, OFFER);
     assert_eq!(
         h.events(),
         [Event::Established {
-            call: ic.call,
+            call,
             ack_sdp: Some(OFFER.into())
         }]
     );
@@ -475,28 +460,14 @@ fn an_update_offer_that_crosses_ours_gets_491() {
     );
 
     // A late-offer INVITE: our offer is in the 200, the answer due in the ACK.
-    h.send(&Req::new("INVITE", "x2", "z9hG4bKinvx2", 1));
-    h.out();
-    let Some(Event::IncomingCall(ic)) = h.events().pop() else {
-        panic!()
-    };
-    h.cmd(Command::Answer {
-        call: ic.call.clone(),
-        sdp: ANSWER.into(),
-    });
-    let ok = h.out().remove(0).1;
-    let tag = message::NameAddr::parse(ok.header("To").unwrap())
-        .unwrap()
-        .tag()
-        .unwrap()
-        .to_string();
+    let (call, tag, _) = h.answered_late_offer("x2");
     h.in_dialog("UPDATE", "x2", &tag, 2, &moved);
     assert_eq!(h.statuses(), [491]);
     h.ack("x2", &tag, 1, OFFER);
     assert_eq!(
         h.events(),
         [Event::Established {
-            call: ic.call,
+            call,
             ack_sdp: Some(OFFER.into())
         }],
         "the ACK's answer is the one taken"

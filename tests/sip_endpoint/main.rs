@@ -184,6 +184,27 @@ impl Harness {
             .to_string();
         (ic.call, tag, ok)
     }
+    /// Start a call without an offer and answer it (our offer goes in the
+    /// 200); returns (the call, our tag, the 200).
+    fn answered_late_offer(&mut self, call_id: &str) -> (CallKey, String, Message) {
+        self.send(&Req::new("INVITE", call_id, "z9hG4bKinvlate", 1));
+        self.out();
+        let Some(Event::IncomingCall(ic)) = self.events().pop() else {
+            panic!("no IncomingCall");
+        };
+        assert_eq!(ic.offer, None);
+        self.cmd(Command::Answer {
+            call: ic.call.clone(),
+            sdp: ANSWER.into(),
+        });
+        let ok = self.out().remove(0).1;
+        let tag = message::NameAddr::parse(ok.header("To").unwrap())
+            .unwrap()
+            .tag()
+            .unwrap()
+            .to_string();
+        (ic.call, tag, ok)
+    }
     /// A request in an answered call's dialog, with an SDP `body` unless empty.
     fn in_dialog(&mut self, method: &str, call_id: &str, tag: &str, cseq: u32, body: &str) {
         let ct = if body.is_empty() {
