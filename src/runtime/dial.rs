@@ -412,6 +412,10 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                             None
                         }
                     };
+                    if srtp_refused {
+                        // Not one clear packet: no media at all.
+                        continue;
+                    }
                     recognizer = Some(PromptRecognizer::new(cache.clone(), neg.codec));
                     let ptime = Duration::from_millis(u64::from(neg.ptime_ms));
                     let mut first_send = Instant::now()
