@@ -657,10 +657,11 @@ fn a_caller_that_rekeys_mid_call_is_still_heard() {
     }
 }
 
-/// `dial --srtp` refuses a clear target: SDES keys in clear SIP would give
-/// them away.
+/// `dial --srtp` insists: it refuses a clear target (SDES keys in clear SIP
+/// would give them away), and a server with `media.srtp: off` refuses its
+/// `RTP/SAVP` offer with `488`, which fails the call.
 #[test]
-fn dial_refuses_srtp_over_clear_signalling() {
+fn dial_srtp_insists_on_encryption() {
     let (ok, transcript, err) = dial(
         "sip:echo@127.0.0.1:9",
         &["--srtp", "--timeout", "5"],
@@ -668,4 +669,26 @@ fn dial_refuses_srtp_over_clear_signalling() {
     );
     assert!(!ok, "{}", transcript.join("\n"));
     assert!(err.contains("--srtp") && err.contains("TLS"), "{err}");
+
+    let _alone = one_at_a_time();
+    let s = serve("off");
+    let ca = s.pki.write_ca(s.server.dir.path());
+    let (ok, transcript, _) = dial(
+        &format!("sips:echo@{}", s.tls),
+        &[
+            "--srtp",
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "--timeout",
+            "20",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(!ok, "{}", transcript.join("\n"));
+    assert!(
+        transcript.iter().any(|l| l.contains("sip failed 488")),
+        "{}",
+        transcript.join("\n")
+    );
+    assert!(prompts_heard(&transcript).is_empty());
 }
