@@ -654,7 +654,16 @@ fn a_caller_that_rekeys_mid_call_is_still_heard() {
             "{failed} of the caller's packets failed authentication at the server ({mode}): \
              it did not take the new key"
         );
+        assert!(!text.contains("inline:"), "a key in dial's transcript");
     }
+    // The new keys came in UPDATEs: no line of the server's log (at trace
+    // level) carries one, nor does a metric.
+    let log = s.server.output_text();
+    for needle in ["inline:", "a=crypto"] {
+        assert!(!log.contains(needle), "`{needle}` in the server's log");
+    }
+    let (_, metrics) = http_get(s.server.admin, "/metrics");
+    assert!(!metrics.contains("inline:"));
 }
 
 /// `dial --srtp` insists: it refuses a clear target (SDES keys in clear SIP
