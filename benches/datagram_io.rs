@@ -27,7 +27,8 @@
 //!   64, sent in one `sendmmsg` or one io_uring batch per pass), against what a
 //!   pass costs now (a `recvmsg` per call's socket, io_uring `SEND` from each
 //!   call's connected socket). An experiment for BENCHMARKS.md §21; the server
-//!   does not do it. With `DATAGRAM_IO_SINK=<IPv4>` the sends go to that
+//!   does not do it. Its one socket needs a 16 MB receive buffer, forced past
+//!   `net.core.rmem_max`: run it as root. With `DATAGRAM_IO_SINK=<IPv4>` the sends go to that
 //!   address (ports 40000 up) instead of to the callers' loopback sockets:
 //!   run it in a network namespace of your own whose route to the address is a
 //!   `tun` device nobody reads (`bench/datagram_sink.sh`), and a send's time no longer
@@ -44,6 +45,7 @@ use std::time::{Duration, Instant};
 use criterion::{black_box, criterion_group, Criterion, Throughput};
 use sspr_ivr::runtime::egress::Egress;
 use sspr_ivr::runtime::ingress::{enable_timestamps, RecvBatch};
+use sspr_ivr::runtime::load_io;
 
 const CALLS: usize = 500;
 
@@ -205,24 +207,6 @@ fn connected_or_not() {
 /// Datagrams per `recvmmsg` on the one shared socket in [`shared_port`].
 const SHARED_BATCH: usize = 64;
 
-/// Room for a whole pass's datagrams queued on one socket (500 × ~1.3 kB of
-/// kernel memory each is more than the default 208 kB): `SO_RCVBUFFORCE`,
-/// as root, past `net.core.rmem_max`.
-fn big_receive_buffer(s: &UdpSocket) {
-    let bytes: libc::c_int = 16 << 20;
-    // SAFETY: a valid socket and an int option of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&bytes as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
-}
-
 /// One `sendmmsg` from `fd`, a datagram of [`PACKET`] to each of `to`.
 fn sendmmsg_all(fd: std::os::fd::RawFd, to: &[libc::sockaddr_in], hdrs: &mut [libc::mmsghdr]) {
     let mut iov = libc::iovec {
@@ -287,10 +271,10 @@ fn shared_port() {
     };
     let per_call = sockets_on(ip, CALLS);
     let callers = sockets(CALLS);
-    let shared = UdpSocket::bind((ip, 0)).expect("bind");
-    shared.set_nonblocking(true).expect("nonblocking");
-    enable_timestamps(&shared).expect("timestamps");
-    big_receive_buffer(&shared);
+    // Room for a whole pass's datagrams queued on one socket (500 × ~1.3 kB
+    // of kernel memory is more than the default 208 kB): the load caller's
+    // socket, forced past `rmem_max`, timestamps on.
+    let shared = load_io::bind(ip.parse().expect("ip"), 16 << 20).expect("bind");
     // Where the sends go: the callers, or the sink's ports.
     let caller_addrs: Vec<std::net::SocketAddr> = match sink {
         None => callers

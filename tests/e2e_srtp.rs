@@ -586,12 +586,12 @@ fn malformed(s: &SrtpServer) -> u64 {
         .unwrap_or(0)
 }
 
-/// The project's own caller with SRTP (`dial --srtp`, over TLS) re-keys a
-/// second into the call, during the intro, the way a phone or SBC that
+/// The project's own caller with SRTP (`dial --srtp`, over TLS) re-keys
+/// 0.3 s into the call, during the intro, the way a phone or SBC that
 /// refreshes its keys does: an UPDATE offers the same media with a new key,
-/// and once it is answered the caller sends with it. The keys it types after
-/// that, as RFC 4733 events and as in-band tones (both inside SRTP), must be
-/// read back: the server decrypts with the new key from the offer on. A
+/// and once it is answered the caller sends with it. The keys it then types
+/// over the intro (barge-in, `#` at the end), as RFC 4733 events and as
+/// in-band tones (both inside SRTP), must be read back: the server decrypts with the new key from the offer on. A
 /// server that kept the old key fails every packet after the re-key (the
 /// readback is missing and the malformed count runs into the hundreds); one
 /// that refused the offer leaves the caller on its old key (no "new key"
@@ -609,9 +609,10 @@ fn a_caller_that_rekeys_mid_call_is_still_heard() {
             &[
                 "--srtp",
                 "--srtp-rekey-after",
-                "1",
-                "--dtmf",
-                &format!("{digits}#"),
+                "0.3",
+                // Typed over the intro, as callers who know the menu do.
+                "--during",
+                &format!("echo_intro={digits}#"),
                 "--dtmf-mode",
                 mode,
                 "--tls-ca",

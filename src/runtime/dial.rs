@@ -228,13 +228,6 @@ struct Media {
     srtp_rejected: u64,
 }
 
-/// `plain` (an offer of ours) as an SRTP offer carrying `attr`.
-fn savp_offer(plain: &str, attr: &CryptoAttr) -> String {
-    let mut s = plain.replacen(" RTP/AVP ", &format!(" {} ", sdp::SAVP), 1);
-    s.push_str(&attr.to_sdp());
-    s
-}
-
 /// Our offer for media at `local`, as version `version` of the session, with
 /// our SDES attribute when the call is SRTP.
 fn our_offer(
@@ -245,15 +238,7 @@ fn our_offer(
     version: u64,
     srtp: Option<&CryptoAttr>,
 ) -> String {
-    let plain = sdp::offer(local, codecs, 101, ptime, session_id).replacen(
-        &format!(" {session_id} {session_id} "),
-        &format!(" {session_id} {version} "),
-        1,
-    );
-    match srtp {
-        Some(attr) => savp_offer(&plain, attr),
-        None => plain,
-    }
+    sdp::offer_version(local, codecs, 101, ptime, session_id, version, srtp)
 }
 
 /// A fresh SDES attribute (tag 1, the suite every SRTP peer speaks).

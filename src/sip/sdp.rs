@@ -303,10 +303,14 @@ fn ip_kind(ip: IpAddr) -> &'static str {
 }
 
 fn session_header(local: SocketAddr, session_id: u64) -> String {
+    versioned_header(local, session_id, session_id)
+}
+
+fn versioned_header(local: SocketAddr, session_id: u64, version: u64) -> String {
     let kind = ip_kind(local.ip());
     let ip = local.ip();
     format!(
-        "v=0\r\no=sspr-ivr {session_id} {session_id} IN {kind} {ip}\r\ns=sspr-ivr\r\nc=IN {kind} {ip}\r\nt=0 0\r\n"
+        "v=0\r\no=sspr-ivr {session_id} {version} IN {kind} {ip}\r\ns=sspr-ivr\r\nc=IN {kind} {ip}\r\nt=0 0\r\n"
     )
 }
 
@@ -525,17 +529,39 @@ pub fn offer(
     ptime_ms: u32,
     session_id: u64,
 ) -> String {
-    let mut s = session_header(local, session_id);
+    offer_version(
+        local, preference, te_pt, ptime_ms, session_id, session_id, None,
+    )
+}
+
+/// [`offer`] as version `version` of session `session_id` (a new offer in
+/// the same session carries the next version, RFC 3264 §8), and with `crypto`
+/// an SRTP offer: `RTP/SAVP` and that SDES attribute (a caller's; the
+/// server offers no keys of its own).
+pub fn offer_version(
+    local: SocketAddr,
+    preference: &[Codec],
+    te_pt: u8,
+    ptime_ms: u32,
+    session_id: u64,
+    version: u64,
+    crypto: Option<&CryptoAttr>,
+) -> String {
+    let mut s = versioned_header(local, session_id, version);
     let mut pts: Vec<String> = preference
         .iter()
         .map(|c| c.static_payload_type().to_string())
         .collect();
     pts.push(te_pt.to_string());
+    let proto = if crypto.is_some() { SAVP } else { AVP };
     s.push_str(&format!(
-        "m=audio {} RTP/AVP {}\r\n",
+        "m=audio {} {proto} {}\r\n",
         local.port(),
         pts.join(" ")
     ));
+    if let Some(c) = crypto {
+        s.push_str(&c.to_sdp());
+    }
     for c in preference {
         s.push_str(&format!(
             "a=rtpmap:{} {}/8000\r\n",
@@ -679,6 +705,28 @@ mod tests {
         assert_eq!(parsed.ptime, Some(20));
         let n = negotiate(&parsed, &[Codec::Pcmu]).unwrap();
         assert_eq!((n.audio_pt, n.telephone_event_pt), (0, Some(101)));
+    }
+
+    /// A caller's later offer in the same session: the next version, and
+    /// with a key `RTP/SAVP` and the attribute, which read back as sent.
+    #[test]
+    fn a_versioned_offer_with_a_key_reads_back() {
+        use crate::media::srtp::{MasterKey, Suite};
+        let local: SocketAddr = "127.0.0.1:30000".parse().unwrap();
+        let attr = CryptoAttr {
+            tag: 1,
+            suite: Suite::AesCm128HmacSha1_80,
+            key: MasterKey::generate(&mut rand::rngs::OsRng),
+        };
+        let o = offer_version(local, &[Codec::Pcmu], 101, 20, 7, 9, Some(&attr));
+        assert!(o.contains("o=sspr-ivr 7 9 IN IP4 127.0.0.1\r\n"), "{o}");
+        let parsed = parse(&o).unwrap();
+        assert_eq!(parsed.proto, SAVP);
+        assert_eq!(parsed.crypto, vec![attr]);
+        assert_eq!(
+            offer_version(local, &[Codec::Pcmu], 101, 20, 7, 7, None),
+            offer(local, &[Codec::Pcmu], 101, 20, 7)
+        );
     }
 
     #[test]

@@ -176,22 +176,19 @@ impl Endpoint {
                     .as_ref()
                     .is_some_and(|p| p.offers || (p.initial && call.late_offer));
                 // An UPDATE without an offer gets no SDP back.
-                let answer = match req.body_text() {
-                    Some(_) if crossing => Err(None),
-                    Some(offer) => self
-                        .answer_reoffer(&call_key, Some(offer), transport)
-                        .map_err(Some),
-                    None => Ok(None),
-                };
-                let (status, extra, body) = match answer {
-                    Ok(sdp) => (
-                        200,
-                        vec![Header::new("Contact", contact)],
-                        sdp.map(|s| ("application/sdp", s)),
-                    ),
-                    Err(None) => (491, Vec::new(), None),
-                    // The session goes on as it was (RFC 3311 §5.2).
-                    Err(Some(warning)) => (488, vec![warning], None),
+                let (status, extra, body) = match req.body_text() {
+                    Some(_) if crossing => (491, Vec::new(), None),
+                    offer => match offer.map_or(Ok(None), |o| {
+                        self.answer_reoffer(&call_key, Some(o), transport)
+                    }) {
+                        Ok(sdp) => (
+                            200,
+                            vec![Header::new("Contact", contact)],
+                            sdp.map(|s| ("application/sdp", s)),
+                        ),
+                        // The session goes on as it was (RFC 3311 §5.2).
+                        Err(warning) => (488, vec![warning], None),
+                    },
                 };
                 self.respond_non_invite(
                     now,
