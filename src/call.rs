@@ -51,6 +51,9 @@ pub enum CallOutcome {
     MaxDuration,
     /// The server is shutting down and the drain limit passed.
     Shutdown,
+    /// Late offer: the caller's ACK had no answer the call could use, so the
+    /// endpoint ended it with BYE before the flow started.
+    MediaRefused,
 }
 
 impl CallOutcome {
@@ -63,6 +66,7 @@ impl CallOutcome {
             CallOutcome::RtpTimeout => "rtp_timeout",
             CallOutcome::MaxDuration => "max_duration",
             CallOutcome::Shutdown => "shutdown",
+            CallOutcome::MediaRefused => "media_refused",
         }
     }
 }
@@ -325,6 +329,7 @@ impl Call {
                     (Phase::Ending(o), _) => o,
                     (_, EndReason::AckTimeout) => CallOutcome::AckTimeout,
                     (_, EndReason::LocalBye) => CallOutcome::Completed,
+                    (_, EndReason::MediaRefused) => CallOutcome::MediaRefused,
                     _ => CallOutcome::CallerHangup,
                 };
                 if !matches!(self.phase, Phase::Ending(_)) {

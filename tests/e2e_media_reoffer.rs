@@ -267,3 +267,64 @@ fn sipp_call_and_packets_sent(scenario: &str) -> f64 {
     wait_calls_ended(&server);
     server_sample(&server, "sspr_ivr_rtp_packets_sent_total")
 }
+
+/// Late offer (an INVITE without SDP, as some trunks and click-to-dial
+/// controllers send): the server offers PCMU and PCMA in its 200 and the
+/// caller answers in its ACK. An answer with PCMA, the second codec offered,
+/// starts the call (`tests/sipp/late_offer_pcma.xml`: the server sends until
+/// the caller hangs up). An answer with only G.729 cannot be refused (it is an
+/// ACK), so the server ends the call at once with a BYE whose `Reason` says why
+/// (`tests/sipp/late_offer_refused.xml`, which checks the header) and counts it
+/// as refused, without starting the flow. Before, it warned and played the whole
+/// flow into a session the caller could not decode.
+#[test]
+fn a_late_answer_is_taken_or_the_call_is_ended_with_a_reason() {
+    let server = Server::demo(&[]);
+    let finished = |outcome: &str| {
+        metric_sample(
+            &server_metrics(&server),
+            &format!("sspr_ivr_calls_finished_total{{outcome=\"{outcome}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    let timeout = std::time::Duration::from_secs(30);
+    let (ok, out) = run_sipp(
+        &server,
+        "late_offer_pcma.xml",
+        "echo",
+        &["-m", "1"],
+        timeout,
+    );
+    assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
+    wait_calls_ended(&server);
+    let sent = server_sample(&server, "sspr_ivr_rtp_packets_sent_total");
+    assert!(
+        sent >= 100.0,
+        "a 3 s call answered with PCMA: the server sent {sent} packets"
+    );
+    assert_eq!(finished("caller_hangup"), 1.0);
+
+    let (ok, out) = run_sipp(
+        &server,
+        "late_offer_refused.xml",
+        "echo",
+        &["-m", "1"],
+        timeout,
+    );
+    assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
+    wait_calls_ended(&server);
+    assert_eq!(finished("rejected"), 1.0, "{}", server.output_text());
+    assert_eq!(finished("caller_hangup"), 1.0);
+    let log = server.output_text();
+    assert!(
+        log.contains("late offer: the ACK has no answer the call can use"),
+        "{log}"
+    );
+    // The flow never started: nothing was played into the call.
+    let after = server_sample(&server, "sspr_ivr_rtp_packets_sent_total");
+    assert!(
+        after - sent <= 2.0,
+        "the refused call was sent {} packets",
+        after - sent
+    );
+}

@@ -197,6 +197,9 @@ pub enum EndReason {
     Cancelled,
     AckTimeout,
     LocalBye,
+    /// Late offer: the caller's ACK had no answer the call could use; we sent
+    /// BYE (with a `Reason` saying why).
+    MediaRefused,
     Rejected(u16),
 }
 

@@ -479,6 +479,35 @@ pub fn accept_answer(
     fits(local, answer)
 }
 
+/// The caller's answer, in its ACK, to the offer `local` we put in our 200 to
+/// an INVITE without one (late offer, RFC 3261 §13.2.1): usable if it accepts
+/// the audio stream (a port other than 0) with one of the codecs we offered, in
+/// our IP family and in plain RTP (a late offer never carries our keys). One
+/// the call cannot use ends it: the caller cannot take back an ACK, so we send
+/// BYE, as RFC 3261 §13.2.2.4 has a caller do with an offer it cannot take.
+pub fn accept_late_answer(local: &str, answer: &str) -> Result<Offer, ReofferError> {
+    let theirs = parse(answer).map_err(|_| ReofferError::Unusable)?;
+    let ours = parse(local).map_err(|_| ReofferError::Unusable)?;
+    if theirs.proto.to_ascii_uppercase().contains("SAVP") {
+        return Err(ReofferError::Srtp);
+    }
+    let audio = |f: &Format| {
+        f.rate == crate::codec::SAMPLE_RATE && Codec::from_encoding_name(&f.name).is_some()
+    };
+    let common = theirs.formats.iter().filter(|f| audio(f)).any(|f| {
+        ours.formats
+            .iter()
+            .any(|o| audio(o) && o.name.eq_ignore_ascii_case(&f.name))
+    });
+    if theirs.port == 0 || !common {
+        return Err(ReofferError::Codec);
+    }
+    if !theirs.addr.is_unspecified() && theirs.addr.is_ipv4() != ours.addr.is_ipv4() {
+        return Err(ReofferError::AddressFamily);
+    }
+    Ok(theirs)
+}
+
 /// `local` with its direction attribute set to `direction` and, given
 /// `crypto_tag`, its `a=crypto` line under that tag (its key unchanged), and
 /// its origin's version one higher if that changed it (an unchanged
@@ -829,5 +858,39 @@ mod tests {
         // A broken attribute is a broken offer.
         let bad = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 7 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:@@\r\n";
         assert!(matches!(parse(bad), Err(SdpError::Crypto(_))));
+    }
+
+    #[test]
+    fn a_late_answer_may_pick_any_codec_we_offered() {
+        let local: SocketAddr = "127.0.0.1:20000".parse().unwrap();
+        let ours = offer(local, &[Codec::Pcmu, Codec::Pcma], 101, 20, 7);
+        let answer = |m: &str| {
+            format!(
+                "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio {m}\r\na=rtpmap:101 telephone-event/8000\r\n"
+            )
+        };
+        let pcma = accept_late_answer(&ours, &answer("41000 RTP/AVP 8 101")).unwrap();
+        assert_eq!(pcma.port, 41000);
+        assert_eq!(
+            negotiate(&pcma, &[Codec::Pcmu, Codec::Pcma]).unwrap().codec,
+            Codec::Pcma
+        );
+        for (m, e) in [
+            ("41000 RTP/AVP 18 101", ReofferError::Codec),
+            ("41000 RTP/AVP 101", ReofferError::Codec),
+            ("0 RTP/AVP 0 101", ReofferError::Codec),
+            ("41000 RTP/SAVP 0 101", ReofferError::Srtp),
+        ] {
+            assert_eq!(accept_late_answer(&ours, &answer(m)).err(), Some(e), "{m}");
+        }
+        let v6 = answer("41000 RTP/AVP 0").replace("IP4 127.0.0.1", "IP6 ::1");
+        assert_eq!(
+            accept_late_answer(&ours, &v6).err(),
+            Some(ReofferError::AddressFamily)
+        );
+        assert_eq!(
+            accept_late_answer(&ours, "nonsense").err(),
+            Some(ReofferError::Unusable)
+        );
     }
 }

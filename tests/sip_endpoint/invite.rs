@@ -272,6 +272,84 @@ fn late_offer_takes_the_answer_from_the_ack() {
     );
 }
 
+/// Late offer: an ACK whose answer the call cannot use (none, no codec we
+/// offered, the stream refused, SRTP insisted on, the other IP family) cannot
+/// be refused, so the call ends at once with BYE, and its `Reason` says why.
+#[test]
+fn a_late_answer_the_call_cannot_use_ends_it_with_bye() {
+    let with = |m: &str, c: &str| {
+        OFFER
+            .replace("m=audio 30000 RTP/AVP 0 8 101", m)
+            .replace("c=IN IP4 127.0.0.1", c)
+    };
+    let ip4 = "c=IN IP4 127.0.0.1";
+    let cases = [
+        ("no answer", String::new(), "Unusable session description"),
+        (
+            "not SDP",
+            "hello".to_string(),
+            "Unusable session description",
+        ),
+        (
+            "G.729 only",
+            with("m=audio 30000 RTP/AVP 18 101", ip4),
+            "Incompatible media format",
+        ),
+        (
+            "PCMA, which we did not offer",
+            with("m=audio 30000 RTP/AVP 8 101", ip4),
+            "Incompatible media format",
+        ),
+        (
+            "the stream refused",
+            with("m=audio 0 RTP/AVP 0 101", ip4),
+            "Incompatible media format",
+        ),
+        (
+            "SRTP",
+            with("m=audio 30000 RTP/SAVP 0 101", ip4),
+            "Incompatible transport protocol",
+        ),
+        (
+            "IPv6",
+            with("m=audio 30000 RTP/AVP 0 101", "c=IN IP6 ::1"),
+            "Incompatible network address formats",
+        ),
+    ];
+    for (what, answer, text) in cases {
+        let mut h = Harness::new();
+        let (call, tag, _) = h.answered_late_offer("c6");
+        h.ack("c6", &tag, 1, &answer);
+        let out = h.out();
+        assert_eq!(out.len(), 1, "{what}: one BYE");
+        let bye = &out[0].1;
+        assert_eq!(
+            bye.header("CSeq").map(|c| c.ends_with(" BYE")),
+            Some(true),
+            "{what}"
+        );
+        assert_eq!(
+            bye.header("Reason"),
+            Some(format!("SIP ;cause=488 ;text=\"{text}\"").as_str()),
+            "{what}"
+        );
+        assert_eq!(
+            h.events(),
+            [Event::Terminated {
+                call,
+                reason: EndReason::MediaRefused
+            }],
+            "{what}: the call never starts"
+        );
+    }
+    // The answer that fits: PCMU, as offered, with telephone-event.
+    let mut h = Harness::new();
+    let (_, tag, _) = h.answered_late_offer("c6");
+    h.ack("c6", &tag, 1, &with("m=audio 30000 RTP/AVP 0 101", ip4));
+    assert!(h.out().is_empty(), "no BYE");
+    assert!(matches!(h.events()[..], [Event::Established { .. }]));
+}
+
 #[test]
 fn a_refresh_gets_the_same_answer() {
     let mut h = Harness::new();

@@ -46,7 +46,8 @@ label_enum! {
         Transferred => "transferred",
         /// The caller hung up (BYE or CANCEL) before the flow finished.
         CallerHangup => "caller_hangup",
-        /// Refused at setup (488, 503, …) after the call was counted.
+        /// Refused at setup (488, 503, …) after the call was counted, or ended
+        /// by BYE because the caller's late answer could not be used.
         Rejected => "rejected",
         /// Ended by an internal or backend error.
         Failed => "failed",
@@ -178,6 +179,7 @@ impl From<CallOutcome> for CallEnd {
                 CallEnd::Timeout
             }
             CallOutcome::Shutdown => CallEnd::Drained,
+            CallOutcome::MediaRefused => CallEnd::Rejected,
         }
     }
 }

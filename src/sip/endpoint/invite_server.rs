@@ -374,11 +374,31 @@ impl Endpoint {
                     } else {
                         None
                     };
+                    // Late offer: the ACK must carry an answer the call can use.
+                    let refused = match (call.late_offer, ack_sdp.as_deref()) {
+                        (false, _) => None,
+                        (true, None) => Some(Warning::UNUSABLE_SDP),
+                        (true, Some(answer)) => {
+                            let local = call.local_sdp.as_deref().unwrap_or_default();
+                            sdp::accept_late_answer(local, answer)
+                                .err()
+                                .map(|e| e.warning())
+                        }
+                    };
                     let tx = call.invite_tx;
                     if let Some(t) = self.servers.get_mut(&tx) {
                         t.state = ServerState::Confirmed;
                     }
                     self.finish_server(tx);
+                    if let Some(warning) = refused {
+                        tracing::info!(
+                            call = %call_key, code = warning.code, reason = warning.text,
+                            "late offer: the ACK has no answer the call can use: BYE"
+                        );
+                        self.send_bye(now, &call_key, Some(warning));
+                        self.end_call(&call_key, EndReason::MediaRefused);
+                        return;
+                    }
                     self.events.push_back(Event::Established {
                         call: call_key,
                         ack_sdp,

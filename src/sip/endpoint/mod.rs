@@ -383,7 +383,7 @@ impl Endpoint {
                 if c.state == CallState::Offered {
                     self.reject(now, &call, 480, None, None, EndReason::LocalBye);
                 } else {
-                    self.send_request(now, &call, "BYE", ClientPurpose::Bye, Vec::new());
+                    self.send_bye(now, &call, None);
                     self.end_call(&call, EndReason::LocalBye);
                 }
             }
@@ -465,7 +465,7 @@ impl Endpoint {
                     let pending = self.calls.get_mut(&key).and_then(|c| c.pending_2xx.take());
                     if pending.is_some() {
                         tracing::info!(call = %key, "no ACK for 2xx within 64*T1, sending BYE");
-                        self.send_request(now, &key, "BYE", ClientPurpose::Bye, Vec::new());
+                        self.send_bye(now, &key, None);
                         self.end_call(&key, EndReason::AckTimeout);
                     }
                 }
