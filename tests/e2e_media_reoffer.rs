@@ -276,7 +276,9 @@ fn sipp_call_and_packets_sent(scenario: &str) -> f64 {
 /// ACK), so the server ends the call at once with a BYE whose `Reason` says why
 /// (`tests/sipp/late_offer_refused.xml`, which checks the header) and counts it
 /// as refused, without starting the flow. Before, it warned and played the whole
-/// flow into a session the caller could not decode.
+/// flow into a session the caller could not decode. A caller whose UPDATE offer
+/// crosses the offer in our 200 gets `491` and its call goes on
+/// (`tests/sipp/late_offer_update_crossing.xml`).
 #[test]
 fn a_late_answer_is_taken_or_the_call_is_ended_with_a_reason() {
     let server = Server::demo(&[]);
@@ -326,5 +328,24 @@ fn a_late_answer_is_taken_or_the_call_is_ended_with_a_reason() {
         after - sent <= 2.0,
         "the refused call was sent {} packets",
         after - sent
+    );
+
+    // An UPDATE with an offer before the ACK would cross the offer in our 200:
+    // `491` (sipp fails the call on any other answer), and the ACK's answer
+    // still starts the call.
+    let (ok, out) = run_sipp(
+        &server,
+        "late_offer_update_crossing.xml",
+        "echo",
+        &["-m", "1"],
+        timeout,
+    );
+    assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
+    wait_calls_ended(&server);
+    assert_eq!(finished("caller_hangup"), 2.0);
+    let crossed = server_sample(&server, "sspr_ivr_rtp_packets_sent_total") - after;
+    assert!(
+        crossed >= 100.0,
+        "the call after the 491: the server sent {crossed} packets in 3 s"
     );
 }
