@@ -349,3 +349,41 @@ fn a_late_answer_is_taken_or_the_call_is_ended_with_a_reason() {
         "the call after the 491: the server sent {crossed} packets in 3 s"
     );
 }
+
+/// `sspr-ivr dial --late-offer`: the INVITE carries no SDP, the server's 200
+/// offers PCMU and PCMA, and dial answers in its ACK with the first of its
+/// codecs offered. The caller hears its keys read back, typed over the intro,
+/// in the codec it answered (dial recognises the prompts by decoding with that
+/// codec, so audio in the other would not be recognised).
+#[test]
+fn a_late_offer_caller_hears_its_keys_in_the_codec_it_answered() {
+    let server = Server::demo(&[]);
+    for (codec, mode, name) in [(None, "rfc4733", "PCMU"), (Some("pcma"), "inband", "PCMA")] {
+        let mut args = vec![
+            "--late-offer",
+            "--dtmf-mode",
+            mode,
+            "--during",
+            "echo_intro=42#",
+        ];
+        args.extend(codec.map(|c| ["--codec", c]).into_iter().flatten());
+        let (transcript, text) = dial_echo(&server, &args);
+        assert!(
+            transcript
+                .iter()
+                .any(|l| l.contains("late offer: our answer went in the ACK")),
+            "{text}"
+        );
+        assert!(
+            transcript
+                .iter()
+                .any(|l| l.contains(&format!("media {name} "))),
+            "{mode}: answered {name}:\n{text}"
+        );
+        assert_eq!(
+            prompts_heard(&transcript),
+            echo_readback("42"),
+            "{mode}:\n{text}"
+        );
+    }
+}

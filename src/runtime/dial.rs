@@ -40,7 +40,7 @@ use crate::media::telephone_event;
 use crate::media::DigitSource;
 use crate::runtime::dial_link::{SipLink, TlsArgs};
 use crate::sip::message;
-use crate::sip::uac::{target_transport, Uac, UacEvent};
+use crate::sip::uac::{target_transport, LateAnswer, Uac, UacEvent};
 use crate::sip::{sdp, EndpointConfig, Transport};
 
 /// `--dtmf-mode`: how keys travel, the media layer's [`DigitSource`].
@@ -141,6 +141,12 @@ pub struct DialArgs {
     /// follows the new key.
     #[arg(long, value_name = "SECONDS", requires = "srtp")]
     pub srtp_rekey_after: Option<f64>,
+    /// Send the INVITE without SDP (a late offer, RFC 3261 §13.2.1, as some
+    /// trunks and click-to-dial controllers do): the server offers in its 200
+    /// and the answer goes in the ACK, with the first of our codecs it offered
+    /// (`--codec pcma` to answer PCMA).
+    #[arg(long, conflicts_with = "srtp")]
+    pub late_offer: bool,
     /// Give up after this many seconds in all.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
@@ -306,17 +312,32 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
         our_crypto.as_ref(),
     );
     let start = Instant::now();
-    let mut uac = Uac::new(
-        start.into_std(),
-        EndpointConfig::new(
-            sip_local,
-            concat!("sspr-ivr-dial/", env!("CARGO_PKG_VERSION")),
-        ),
-        &args.uri,
-        &args.from,
-        offer,
-        crate::sip::TokenRng::from_seed(rand::random()),
-    )
+    let config = EndpointConfig::new(
+        sip_local,
+        concat!("sspr-ivr-dial/", env!("CARGO_PKG_VERSION")),
+    );
+    let rng = crate::sip::TokenRng::from_seed(rand::random());
+    let mut uac = if args.late_offer {
+        let prefs = codecs.clone();
+        // The answer to the server's offer: the first of our codecs in it.
+        // An offer with none of them still gets a valid answer (ours), which
+        // the server cannot use and ends the call for.
+        let answer =
+            move |theirs: &str| match sdp::parse(theirs).and_then(|o| sdp::negotiate(&o, &prefs)) {
+                Ok(neg) => sdp::answer(&neg, rtp_local, session_id, None),
+                Err(_) => offer.clone(),
+            };
+        Uac::new_late_offer(
+            start.into_std(),
+            config,
+            &args.uri,
+            &args.from,
+            LateAnswer(Box::new(answer)),
+            rng,
+        )
+    } else {
+        Uac::new(start.into_std(), config, &args.uri, &args.from, offer, rng)
+    }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     uac.refuse_refer(args.refuse_refer);
     let mut tr = Transcript {
@@ -363,7 +384,11 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                 UacEvent::Provisional(code) => tr.line(&format!("sip {code}")),
                 UacEvent::Answered { sdp: answer } => {
                     tr.answered = Some(Instant::now());
-                    tr.line("sip answered");
+                    tr.line(if args.late_offer {
+                        "sip answered (late offer: our answer went in the ACK)"
+                    } else {
+                        "sip answered"
+                    });
                     let parsed =
                         sdp::parse(&answer).map_err(|e| anyhow::anyhow!("answer SDP: {e}"))?;
                     let neg = sdp::negotiate(&parsed, &codecs)

@@ -1,5 +1,6 @@
 //! A minimal UAC for the `dial` test caller (RFC 3261 §13.2, §17.1, RFC 3515 as the
-//! transferee): sends one INVITE with an SDP offer, retransmits it on UDP (Timers A
+//! transferee): sends one INVITE with an SDP offer (or none, a late offer, answering
+//! the 2xx's offer in the ACK), retransmits it on UDP (Timers A
 //! and B), ACKs the 2xx (and every retransmission of it), ACKs non-2xx finals, sends
 //! INFO DTMF and BYE (Timers E and F), and answers the server's BYE, OPTIONS, INFO and
 //! REFER — a REFER gets `202` and then a NOTIFY with the sipfrag `SIP/2.0 200 OK`, or
@@ -123,6 +124,18 @@ pub struct Uac {
     timers: TimerTable<Owner>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<UacEvent>,
+    /// Late offer ([`Uac::new_late_offer`]): builds the answer for the ACK
+    /// from the offer in the 2xx.
+    late_answer: Option<LateAnswer>,
+}
+
+/// Builds a late-offer call's answer (the ACK's body) from the offer in the 2xx.
+pub struct LateAnswer(pub Box<dyn FnMut(&str) -> String + Send>);
+
+impl std::fmt::Debug for LateAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LateAnswer")
+    }
 }
 
 impl Uac {
@@ -134,6 +147,32 @@ impl Uac {
         target_uri: &str,
         from_user: &str,
         offer_sdp: String,
+        rng: TokenRng,
+    ) -> Result<Self, SipError> {
+        Self::start(now, config, target_uri, from_user, Ok(offer_sdp), rng)
+    }
+
+    /// Like [`Uac::new`], but a late offer (RFC 3261 §13.2.1): the INVITE has
+    /// no body, the 2xx carries the callee's offer, and `answer` builds the
+    /// answer the ACK carries (the same ACK for every retransmitted 2xx).
+    pub fn new_late_offer(
+        now: Instant,
+        config: EndpointConfig,
+        target_uri: &str,
+        from_user: &str,
+        answer: LateAnswer,
+        rng: TokenRng,
+    ) -> Result<Self, SipError> {
+        Self::start(now, config, target_uri, from_user, Err(answer), rng)
+    }
+
+    /// `offer`: the INVITE's SDP, or (late offer) what builds the ACK's answer.
+    fn start(
+        now: Instant,
+        config: EndpointConfig,
+        target_uri: &str,
+        from_user: &str,
+        offer: Result<String, LateAnswer>,
         mut rng: TokenRng,
     ) -> Result<Self, SipError> {
         let target = target_uri.trim();
@@ -179,7 +218,13 @@ impl Uac {
             ],
             body: Vec::new(),
         };
-        set_body(&mut invite, "application/sdp", offer_sdp.as_bytes());
+        let late_answer = match offer {
+            Ok(sdp) => {
+                set_body(&mut invite, "application/sdp", sdp.as_bytes());
+                None
+            }
+            Err(answer) => Some(answer),
+        };
         let payload = invite.to_bytes();
         let t1 = config.t1;
         let mut uac = Uac {
@@ -204,6 +249,7 @@ impl Uac {
             timers: TimerTable::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            late_answer,
         };
         uac.send(payload);
         if !transport.is_reliable() {
@@ -481,7 +527,7 @@ impl Uac {
                 transport: self.transport,
                 secure: Dialog::is_secure(&self.invite, self.transport),
             };
-            let (ack, _) = dialog.request(
+            let (mut ack, _) = dialog.request(
                 "ACK",
                 self.rng.branch(),
                 self.config.local_addr,
@@ -489,6 +535,10 @@ impl Uac {
                 Some(self.invite_cseq),
                 Vec::new(),
             );
+            if let Some(answer) = &mut self.late_answer {
+                let body = (answer.0)(&String::from_utf8_lossy(&msg.body));
+                set_body(&mut ack, "application/sdp", body.as_bytes());
+            }
             let ack = ack.to_bytes();
             self.destination = dialog.destination(self.config.symmetric_signalling);
             self.dialog = Some(dialog);
@@ -799,5 +849,60 @@ mod tests {
         // Only Timer B runs on a reliable transport.
         uac.handle_timeout(now + Duration::from_secs(10));
         assert!(uac.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn a_late_offer_invite_has_no_body_and_its_ack_carries_the_answer() {
+        let now = Instant::now();
+        let config = EndpointConfig::new("127.0.0.1:40000".parse().unwrap(), "t");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let answer = LateAnswer(Box::new(move |offer: &str| {
+            log.lock().unwrap().push(offer.to_string());
+            "v=0\r\nanswer\r\n".to_string()
+        }));
+        let mut uac = Uac::new_late_offer(
+            now,
+            config,
+            "sip:echo@127.0.0.1:5060",
+            "alice",
+            answer,
+            TokenRng::from_seed([2; 32]),
+        )
+        .unwrap();
+        let invite = String::from_utf8(uac.poll_transmit().unwrap().payload).unwrap();
+        assert!(invite.ends_with("Content-Length: 0\r\n\r\n"), "{invite}");
+        assert!(!invite.contains("Content-Type"), "{invite}");
+        let header = |name: &str| {
+            invite
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .unwrap()
+                .to_string()
+        };
+        let offer = "v=0\r\noffer\r\n";
+        let ok = format!(
+            "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: <sip:echo@127.0.0.1:5060>;tag=srv\r\n\
+             Call-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:echo@127.0.0.1:5060>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+            header("Via"),
+            header("From"),
+            header("Call-ID"),
+            offer.len()
+        );
+        let from: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        // The 2xx and a retransmission of it: the same ACK, built once.
+        for _ in 0..2 {
+            uac.handle_datagram(now, Transport::Udp, from, ok.as_bytes());
+            let ack = String::from_utf8(uac.poll_transmit().unwrap().payload).unwrap();
+            assert!(ack.starts_with("ACK "), "{ack}");
+            assert!(ack.contains("Content-Type: application/sdp\r\n"), "{ack}");
+            assert!(ack.ends_with("\r\n\r\nv=0\r\nanswer\r\n"), "{ack}");
+        }
+        assert_eq!(*seen.lock().unwrap(), [offer.to_string()]);
+        assert!(matches!(
+            uac.poll_event(),
+            Some(UacEvent::Answered { sdp }) if sdp == offer
+        ));
     }
 }
