@@ -44,8 +44,8 @@ struct SrtpServer {
     _backend: Backend,
     pki: Pki,
     rtp_min: u16,
-    /// The server's RTP address (`media.rtp_ip`): one of its own in 127/8.
-    rtp_ip: std::net::Ipv4Addr,
+    /// The server's RTP address (`media.rtp_ip`): one of its own in 127/8, or ::1.
+    rtp_ip: std::net::IpAddr,
 }
 
 fn serve(srtp: &str) -> SrtpServer {
@@ -54,11 +54,19 @@ fn serve(srtp: &str) -> SrtpServer {
 
 /// [`serve`] with arguments for the demo backend.
 fn serve_with(srtp: &str, backend_args: &[&str]) -> SrtpServer {
+    serve_on(srtp, backend_args, false)
+}
+
+/// [`serve_with`]; `ipv6`: TLS and media on `::1` instead of 127/8.
+fn serve_on(srtp: &str, backend_args: &[&str], ipv6: bool) -> SrtpServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = Pki::new("srtp test CA");
     install_server_cert(dir.path(), &pki, "ivr");
     let (backend, backend_addr) = Backend::start(backend_args);
-    let (sip, admin, tls) = (free_addr(), free_addr(), free_addr());
+    let (sip, admin, mut tls) = (free_addr(), free_addr(), free_addr());
+    if ipv6 {
+        tls.set_ip(std::net::Ipv6Addr::LOCALHOST.into());
+    }
     let path = dir.path().join("config.yaml");
     configured::write_config(
         &path,
@@ -96,12 +104,17 @@ fn serve_with(srtp: &str, backend_args: &[&str]) -> SrtpServer {
     ))
     .unwrap();
     doc["media"]["srtp"] = srtp.into();
-    let rtp_ip = std::net::Ipv4Addr::new(
-        127,
-        83,
-        (std::process::id() % 200) as u8,
-        10 + rtp_min as u8 % 200,
-    );
+    let rtp_ip: std::net::IpAddr = if ipv6 {
+        std::net::Ipv6Addr::LOCALHOST.into()
+    } else {
+        std::net::Ipv4Addr::new(
+            127,
+            83,
+            (std::process::id() % 200) as u8,
+            10 + rtp_min as u8 % 200,
+        )
+        .into()
+    };
     doc["media"]["rtp_ip"] = rtp_ip.to_string().into();
     doc["media"]["inactivity_timeout"] = "30s".into();
     doc["flows"]["sspr"] = flow_path.display().to_string().into();
@@ -395,7 +408,11 @@ fn baresip_over_tls_with_mandatory_srtp_hears_its_digits_and_the_wire_shows_noth
     let in_range = |p: u16| (rtp_min..=rtp_min + 998).contains(&p);
     let mut streams: std::collections::BTreeMap<(u16, u16), Vec<&[u8]>> = Default::default();
     for (ip, src, dst, p) in &udp {
-        if *ip == s.rtp_ip.octets() && in_range(*src) && p.len() > 12 && p[0] >> 6 == 2 {
+        if std::net::IpAddr::from(*ip) == s.rtp_ip
+            && in_range(*src)
+            && p.len() > 12
+            && p[0] >> 6 == 2
+        {
             streams.entry((*src, *dst)).or_default().push(&p[12..]);
         }
     }
@@ -701,4 +718,63 @@ fn dial_srtp_insists_on_encryption() {
         transcript.join("\n")
     );
     assert!(prompts_heard(&transcript).is_empty());
+}
+
+/// The same over IPv6: TLS on `[::1]` and the server's media on `::1`. A caller
+/// on `::1` with `dial --srtp` gets an `IP6` answer with a key, types its keys
+/// over the intro and hears them read back through SRTP both ways; no key is
+/// in the server's trace log.
+#[test]
+fn srtp_over_ipv6_is_heard_both_ways() {
+    let _alone = one_at_a_time();
+    let s = serve_on("required", &[], true);
+    let ca = s.pki.write_ca(s.server.dir.path());
+    let uri = format!("sips:echo@{}", s.tls);
+    assert!(uri.starts_with("sips:echo@[::1]:"), "{uri}");
+    let (ok, transcript, err) = dial(
+        &uri,
+        &[
+            "--srtp",
+            "--local-ip",
+            "::1",
+            "--during",
+            "echo_intro=42#",
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "--timeout",
+            "60",
+        ],
+        Duration::from_secs(70),
+    );
+    let text = transcript.join("\n");
+    assert!(
+        ok,
+        "dial --srtp over IPv6 failed:\n{text}\n{err}\nserver:\n{}",
+        s.server.output_text()
+    );
+    assert!(
+        transcript
+            .iter()
+            .any(|l| l.contains("srtp AES_CM_128_HMAC_SHA1_80")),
+        "{text}"
+    );
+    assert!(
+        transcript.iter().any(|l| l.contains(" to [::1]:")),
+        "media on ::1:\n{text}"
+    );
+    assert_eq!(prompts_heard(&transcript), echo_readback("42"), "{text}");
+    assert!(
+        transcript
+            .iter()
+            .any(|l| l.contains("srtp rejected 0 packets received")),
+        "{text}"
+    );
+    assert!(
+        malformed(&s) <= 5,
+        "the caller's packets failed at the server"
+    );
+    let log = s.server.output_text();
+    for needle in ["inline:", "a=crypto"] {
+        assert!(!log.contains(needle), "`{needle}` in the server's log");
+    }
 }

@@ -31,13 +31,15 @@ impl Pki {
         Pki { ca, ca_key, name }
     }
 
-    /// A leaf for 127.0.0.1 with this common name: (certificate PEM, key PEM, DER).
+    /// A leaf for 127.0.0.1 and ::1 with this common name: (certificate PEM, key PEM, DER).
     pub fn leaf(&self, cn: &str, usage: ExtendedKeyUsagePurpose) -> (String, String, Vec<u8>) {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec!["ivr.test".to_string()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        for ip in ["127.0.0.1", "::1"] {
+            params
+                .subject_alt_names
+                .push(SanType::IpAddress(ip.parse().unwrap()));
+        }
         params.distinguished_name.push(DnType::CommonName, cn);
         params.extended_key_usages = vec![usage];
         let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
