@@ -729,6 +729,14 @@ impl Config {
                 "sip: tcp_max_connections_per_source and max_server_transactions must be > 0, tcp_write_queue_bytes at least 4096, max_server_transaction_bytes at least 65536".into(),
             ));
         }
+        let rtp_ip = self.media.rtp_ip;
+        if rtp_ip.is_unspecified() || rtp_ip.is_multicast() {
+            return Err(invalid(format!(
+                "media.rtp_ip: {rtp_ip} is not an address a caller can send to; it is the \
+                 SDP c= address of every call (0.0.0.0 there means hold, RFC 3264), so set \
+                 this server's own address"
+            )));
+        }
         if self.media.accept_rtp_from.is_empty() {
             return Err(invalid(
                 "media.accept_rtp_from: list at least one of sdp, signalling, any".into(),

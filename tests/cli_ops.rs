@@ -201,6 +201,17 @@ fn errors_say_each_thing_once_and_name_the_key() {
             "hold_timeout: 30s",
             "media.hold_timeout: at least media.inactivity_timeout (120s)",
         ),
+        // "Bind all", out of habit: it would be every call's SDP c= address.
+        (
+            "rtp_ip: 127.0.0.1",
+            "rtp_ip: 0.0.0.0",
+            "media.rtp_ip: 0.0.0.0 is not an address a caller can send to",
+        ),
+        (
+            "rtp_ip: 127.0.0.1",
+            "rtp_ip: \"::\"",
+            "media.rtp_ip: :: is not an address a caller can send to",
+        ),
     ] {
         assert!(example.contains(from), "config.example.yaml lost `{from}`");
         let cfg = dir.path().join("bad.yaml");
