@@ -218,6 +218,13 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve { config, sip, admin } => {
             let mut cfg = Config::load(config)?;
             if let Some(s) = sip {
+                if s.ip().is_unspecified() && cfg.sip.advertised_addr.is_none() {
+                    anyhow::bail!(
+                        "--sip {s} listens on every address: set sip.advertised_addr in {} \
+                         to the one peers reach (it goes in Via and Contact)",
+                        config.display()
+                    );
+                }
                 cfg.sip.listen = *s;
             }
             if let Some(a) = admin {

@@ -729,6 +729,29 @@ impl Config {
                 "sip: tcp_max_connections_per_source and max_server_transactions must be > 0, tcp_write_queue_bytes at least 4096, max_server_transaction_bytes at least 65536".into(),
             ));
         }
+        // A wildcard listener has no address to give peers: Via and Contact
+        // would say 0.0.0.0, and a trunk on another host could not send its
+        // ACK or BYE anywhere.
+        if self.sip.listen.ip().is_unspecified() && self.sip.advertised_addr.is_none() {
+            return Err(invalid(format!(
+                "sip.listen: {} listens on every address, so set sip.advertised_addr to \
+                 the one peers reach (it goes in Via and Contact, where they send ACK and BYE)",
+                self.sip.listen
+            )));
+        }
+        if let Some(tls) = &self.sip.tls {
+            let listen = tls.listen.map_or(self.sip.listen.ip(), |a| a.ip());
+            if listen.is_unspecified()
+                && tls.advertised_addr.is_none()
+                && self.sip.advertised_addr.is_none()
+            {
+                return Err(invalid(
+                    "sip.tls.listen: listens on every address, so set sip.tls.advertised_addr \
+                     (or sip.advertised_addr) to the one peers reach"
+                        .into(),
+                ));
+            }
+        }
         let rtp_ip = self.media.rtp_ip;
         if rtp_ip.is_unspecified() || rtp_ip.is_multicast() {
             return Err(invalid(format!(

@@ -212,6 +212,11 @@ fn errors_say_each_thing_once_and_name_the_key() {
             "rtp_ip: \"::\"",
             "media.rtp_ip: :: is not an address a caller can send to",
         ),
+        (
+            "listen: 127.0.0.1:5060",
+            "listen: 0.0.0.0:5060",
+            "sip.listen: 0.0.0.0:5060 listens on every address, so set sip.advertised_addr",
+        ),
     ] {
         assert!(example.contains(from), "config.example.yaml lost `{from}`");
         let cfg = dir.path().join("bad.yaml");
@@ -232,6 +237,32 @@ fn errors_say_each_thing_once_and_name_the_key() {
         assert!(!text.contains(" at line "), "location twice: {text}");
         assert!(!text.contains("os error"), "{text}");
     }
+    // Listening on every address is fine once peers are told where to send
+    // (beside the example: its paths are relative to it).
+    let cfg = repo().join(format!(".wildcard-{}.yaml", std::process::id()));
+    std::fs::write(
+        &cfg,
+        example
+            .replace("listen: 127.0.0.1:5060", "listen: 0.0.0.0:5060")
+            .replace("advertised_addr: null", "advertised_addr: 192.0.2.10:5060"),
+    )
+    .unwrap();
+    let (ok, out, err) = run_in(&repo(), &["check", "--config", cfg.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&cfg);
+    assert!(ok, "{out}{err}");
+    // `serve --sip` with a wildcard and no advertised address: refused at once.
+    let (ok, out, err) = run_in(
+        &repo(),
+        &[
+            "serve",
+            "--config",
+            "config.example.yaml",
+            "--sip",
+            "0.0.0.0:5060",
+        ],
+    );
+    assert!(!ok, "{out}{err}");
+    assert!(err.contains("set sip.advertised_addr"), "{err}");
 }
 
 #[test]
