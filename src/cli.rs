@@ -278,6 +278,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 let mut cfg = Config::from_yaml(&text, &root.join("config.example.yaml"))?;
                 cfg.sip.listen = *sip;
                 cfg.media.rtp_ip = demo_media_ip(*sip);
+                if sip.ip().is_unspecified() {
+                    // Via and Contact name the address the demo's media is on.
+                    cfg.sip.advertised_addr = Some(SocketAddr::new(cfg.media.rtp_ip, sip.port()));
+                }
                 cfg.admin.listen = *admin;
                 if let Some(dir) = record {
                     cfg.recording.enabled = true;
