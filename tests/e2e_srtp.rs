@@ -603,6 +603,54 @@ fn malformed(s: &SrtpServer) -> u64 {
         .unwrap_or(0)
 }
 
+/// `sspr-ivr dial --srtp` to the echo flow over TLS, typing `digits` and `#`
+/// over the intro, with `extra` arguments: asserts the call succeeded, was
+/// SRTP both ways (the caller decrypted every packet the server sent), heard
+/// its keys read back, and printed no key. Returns the transcript and its text.
+fn dial_srtp_echo(
+    s: &SrtpServer,
+    extra: &[&str],
+    digits: &str,
+    what: &str,
+) -> (Vec<String>, String) {
+    let ca = s.pki.write_ca(s.server.dir.path());
+    let during = format!("echo_intro={digits}#");
+    let mut args = vec![
+        "--srtp",
+        "--during",
+        &during,
+        "--tls-ca",
+        ca.to_str().unwrap(),
+        "--timeout",
+        "60",
+    ];
+    args.extend(extra);
+    let (ok, transcript, err) = dial(
+        &format!("sips:echo@{}", s.tls),
+        &args,
+        Duration::from_secs(70),
+    );
+    let text = transcript.join("\n");
+    assert!(
+        ok,
+        "dial --srtp failed ({what}):\n{text}\n{err}\nserver:\n{}",
+        s.server.output_text()
+    );
+    let has = |what: &str| transcript.iter().any(|l| l.contains(what));
+    assert!(has("srtp AES_CM_128_HMAC_SHA1_80"), "{text}");
+    assert_eq!(
+        prompts_heard(&transcript),
+        echo_readback(digits),
+        "{what}:\n{text}"
+    );
+    assert!(
+        has("srtp rejected 0 packets received"),
+        "the caller decrypts all the server sends ({what}):\n{text}"
+    );
+    assert!(!text.contains("inline:"), "a key in dial's transcript");
+    (transcript, text)
+}
+
 /// The project's own caller with SRTP (`dial --srtp`, over TLS) re-keys
 /// 0.3 s into the call, during the intro, the way a phone or SBC that
 /// refreshes its keys does: an UPDATE offers the same media with a new key,
@@ -617,36 +665,12 @@ fn malformed(s: &SrtpServer) -> u64 {
 fn a_caller_that_rekeys_mid_call_is_still_heard() {
     let _alone = one_at_a_time();
     let s = serve("required");
-    let ca = s.pki.write_ca(s.server.dir.path());
-    let uri = format!("sips:echo@{}", s.tls);
     for (mode, digits) in [("rfc4733", "4815"), ("inband", "2906")] {
         let before = malformed(&s);
-        let (ok, transcript, err) = dial(
-            &uri,
-            &[
-                "--srtp",
-                "--srtp-rekey-after",
-                "0.3",
-                // Typed over the intro, as callers who know the menu do.
-                "--during",
-                &format!("echo_intro={digits}#"),
-                "--dtmf-mode",
-                mode,
-                "--tls-ca",
-                ca.to_str().unwrap(),
-                "--timeout",
-                "60",
-            ],
-            Duration::from_secs(70),
-        );
-        let text = transcript.join("\n");
-        assert!(
-            ok,
-            "dial --srtp failed ({mode}):\n{text}\n{err}\nserver:\n{}",
-            s.server.output_text()
-        );
+        // Typed over the intro, as callers who know the menu do.
+        let extra = ["--srtp-rekey-after", "0.3", "--dtmf-mode", mode];
+        let (transcript, text) = dial_srtp_echo(&s, &extra, digits, mode);
         let line = |what: &str| transcript.iter().position(|l| l.contains(what));
-        assert!(line("srtp AES_CM_128_HMAC_SHA1_80").is_some(), "{text}");
         let rekeyed = line("srtp sends with the new key")
             .unwrap_or_else(|| panic!("the re-key offer was not taken ({mode}):\n{text}"));
         assert!(line("sip UPDATE answered 200").is_some(), "{text}");
@@ -655,24 +679,12 @@ fn a_caller_that_rekeys_mid_call_is_still_heard() {
             rekeyed < first_key,
             "the keys must come after the re-key ({mode}):\n{text}"
         );
-        assert_eq!(
-            prompts_heard(&transcript),
-            echo_readback(digits),
-            "{mode}:\n{text}"
-        );
-        assert!(
-            transcript
-                .iter()
-                .any(|l| l.contains("srtp rejected 0 packets received")),
-            "the caller decrypts all the server sends:\n{text}"
-        );
         let failed = malformed(&s) - before;
         assert!(
             failed <= 5,
             "{failed} of the caller's packets failed authentication at the server ({mode}): \
              it did not take the new key"
         );
-        assert!(!text.contains("inline:"), "a key in dial's transcript");
     }
     // The new keys came in UPDATEs: no line of the server's log (at trace
     // level) carries one, nor does a metric.
@@ -728,46 +740,11 @@ fn dial_srtp_insists_on_encryption() {
 fn srtp_over_ipv6_is_heard_both_ways() {
     let _alone = one_at_a_time();
     let s = serve_on("required", &[], true);
-    let ca = s.pki.write_ca(s.server.dir.path());
-    let uri = format!("sips:echo@{}", s.tls);
-    assert!(uri.starts_with("sips:echo@[::1]:"), "{uri}");
-    let (ok, transcript, err) = dial(
-        &uri,
-        &[
-            "--srtp",
-            "--local-ip",
-            "::1",
-            "--during",
-            "echo_intro=42#",
-            "--tls-ca",
-            ca.to_str().unwrap(),
-            "--timeout",
-            "60",
-        ],
-        Duration::from_secs(70),
-    );
-    let text = transcript.join("\n");
-    assert!(
-        ok,
-        "dial --srtp over IPv6 failed:\n{text}\n{err}\nserver:\n{}",
-        s.server.output_text()
-    );
-    assert!(
-        transcript
-            .iter()
-            .any(|l| l.contains("srtp AES_CM_128_HMAC_SHA1_80")),
-        "{text}"
-    );
+    assert!(s.tls.is_ipv6(), "{}", s.tls);
+    let (transcript, text) = dial_srtp_echo(&s, &["--local-ip", "::1"], "42", "IPv6");
     assert!(
         transcript.iter().any(|l| l.contains(" to [::1]:")),
         "media on ::1:\n{text}"
-    );
-    assert_eq!(prompts_heard(&transcript), echo_readback("42"), "{text}");
-    assert!(
-        transcript
-            .iter()
-            .any(|l| l.contains("srtp rejected 0 packets received")),
-        "{text}"
     );
     assert!(
         malformed(&s) <= 5,
