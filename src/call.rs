@@ -619,7 +619,9 @@ impl Call {
             Ok(n) => self
                 .media
                 .apply_answer(n.codec, n.audio_pt, n.telephone_event_pt, n.remote),
-            // Keep what we have: symmetric RTP latches to the caller's packets.
+            // The endpoint ends a call whose answer it cannot use
+            // (`sdp::accept_late_answer`) before this point; should one get
+            // here, symmetric RTP still latches to the caller's packets.
             Err(e) => tracing::warn!(error = %e, "unusable SDP answer in ACK"),
         }
     }
