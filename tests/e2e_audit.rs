@@ -8,7 +8,6 @@ mod common;
 
 use common::configured::*;
 use common::*;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,12 +20,8 @@ fn kill_9_between_spooling_and_delivery_loses_nothing_and_delivers_once() {
     // 1. The audit receiver is unreachable: records stay in the spool.
     let dead = free_port();
     let config = dir.path().join("config.yaml");
-    let sip: SocketAddr = free_addr();
-    let admin: SocketAddr = free_addr();
-    write_config(
+    let (sip, admin) = write_fresh_config(
         &config,
-        sip,
-        admin,
         backend,
         &format!("http://127.0.0.1:{dead}/audit"),
         &spool,
@@ -55,16 +50,8 @@ fn kill_9_between_spooling_and_delivery_loses_nothing_and_delivers_once() {
     );
 
     // 2. Restart with the receiver reachable: each record arrives once.
-    let sip: SocketAddr = free_addr();
-    let admin: SocketAddr = free_addr();
-    write_config(
-        &config,
-        sip,
-        admin,
-        backend,
-        &format!("http://{backend}/audit"),
-        &spool,
-    );
+    let (sip, admin) =
+        write_fresh_config(&config, backend, &format!("http://{backend}/audit"), &spool);
     let _second = serve(&config, sip, admin, backend);
     let delivered = wait_for("redelivery", Duration::from_secs(30), || {
         let (_, body) = http_get(backend, "/demo/audit");
@@ -136,13 +123,9 @@ fn kill_9_during_a_stream_of_spool_writes_loses_no_complete_record() {
     // 1. Three callers each make the server spool a record every 20 ms; the
     //    audit receiver is down, so everything stays in the spool.
     let config = dir.path().join("config.yaml");
-    let sip: SocketAddr = free_addr();
-    let admin: SocketAddr = free_addr();
     let dead = free_port();
-    write_config(
+    let (sip, admin) = write_fresh_config(
         &config,
-        sip,
-        admin,
         backend,
         &format!("http://127.0.0.1:{dead}/audit"),
         &spool,
@@ -190,16 +173,8 @@ fn kill_9_during_a_stream_of_spool_writes_loses_no_complete_record() {
 
     // 2. Restart with the receiver reachable: the torn tail is cut, every
     //    complete record arrives exactly once, and new records append cleanly.
-    let sip: SocketAddr = free_addr();
-    let admin: SocketAddr = free_addr();
-    write_config(
-        &config,
-        sip,
-        admin,
-        backend,
-        &format!("http://{backend}/audit"),
-        &spool,
-    );
+    let (sip, admin) =
+        write_fresh_config(&config, backend, &format!("http://{backend}/audit"), &spool);
     add_burst_flow(&config, dir.path());
     let second = serve(&config, sip, admin, backend);
     assert!(
@@ -242,13 +217,9 @@ fn a_reload_sends_the_spooled_records_through_the_new_audit_action() {
     let (_backend, backend) = Backend::start(&[]);
     // Started with the audit action pointing nowhere.
     let config = dir.path().join("config.yaml");
-    let sip: SocketAddr = free_addr();
-    let admin: SocketAddr = free_addr();
     let dead = free_port();
-    write_config(
+    let (sip, admin) = write_fresh_config(
         &config,
-        sip,
-        admin,
         backend,
         &format!("http://127.0.0.1:{dead}/audit"),
         &spool,

@@ -169,12 +169,8 @@ fn start_kamailio(dir: &Path, addr: SocketAddr, instances: &[SocketAddr]) -> Dae
 /// (127.0.0.1) as its proxy.
 fn start_instance(dir: &Path, name: &str, backend: SocketAddr, redis: SocketAddr) -> Server {
     let config = dir.join(format!("{name}.yaml"));
-    let sip = free_addr();
-    let admin = free_addr();
-    write_config(
+    let (sip, admin) = write_fresh_config(
         &config,
-        sip,
-        admin,
         backend,
         &format!("http://{backend}/audit"),
         &dir.join(format!("spool-{name}")),

@@ -66,16 +66,8 @@ fn a_full_audit_spool_stops_resets_until_space_returns() {
     let dir = tempfile::tempdir().unwrap();
     let (_backend, backend) = Backend::start(&["--fixed-otp", OTP, "--sms-delay", "0s"]);
     let config = dir.path().join("config.yaml");
-    let sip: SocketAddr = free_addr();
-    let admin: SocketAddr = free_addr();
-    write_config(
-        &config,
-        sip,
-        admin,
-        backend,
-        &format!("http://{backend}/audit"),
-        &spool,
-    );
+    let (sip, admin) =
+        write_fresh_config(&config, backend, &format!("http://{backend}/audit"), &spool);
     let server = serve(&config, sip, admin, backend);
 
     // 1. A first call is audited and delivered; once everything is

@@ -81,6 +81,18 @@ pub fn serve(config: &Path, sip: SocketAddr, admin: SocketAddr, backend: SocketA
     Server::spawn(&args, sip, admin, backend, tempfile::tempdir().unwrap())
 }
 
+/// [`write_config`] on fresh SIP and admin addresses, which it returns.
+pub fn write_fresh_config(
+    path: &Path,
+    backend: SocketAddr,
+    audit_url: &str,
+    spool: &Path,
+) -> (SocketAddr, SocketAddr) {
+    let (sip, admin) = (free_addr(), free_addr());
+    write_config(path, sip, admin, backend, audit_url, spool);
+    (sip, admin)
+}
+
 /// The example config against a fresh demo backend (started with
 /// `backend_args`), with `edit` applied to the YAML (given the temp dir), and
 /// the server started on it. The temp dir (config, spool, flows) is returned
@@ -92,11 +104,8 @@ pub fn serve_edited(
     let dir = tempfile::tempdir().unwrap();
     let (backend_proc, backend) = Backend::start(backend_args);
     let config = dir.path().join("config.yaml");
-    let (sip, admin) = (free_addr(), free_addr());
-    write_config(
+    let (sip, admin) = write_fresh_config(
         &config,
-        sip,
-        admin,
         backend,
         &format!("http://{backend}/audit"),
         &dir.path().join("spool"),
