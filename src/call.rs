@@ -31,7 +31,9 @@ use crate::media::prompts::PromptCache;
 use crate::media::session::MediaSession;
 use crate::media::srtp::{SrtpKeys, SrtpTransform};
 use crate::media::{DigitSource, MediaConfig, MediaEvent, MediaStats, PacingGrid, PlayItem};
-use crate::sip::{CallKey, Command as SipCommand, EndReason, Event as SipEvent, ReferStatus};
+use crate::sip::{
+    ByeReason, CallKey, Command as SipCommand, EndReason, Event as SipEvent, ReferStatus,
+};
 use crate::vars::Vars;
 
 /// How a call ended, for metrics and logs.
@@ -67,6 +69,21 @@ impl CallOutcome {
             CallOutcome::MaxDuration => "max_duration",
             CallOutcome::Shutdown => "shutdown",
             CallOutcome::MediaRefused => "media_refused",
+        }
+    }
+
+    /// The `Reason` our BYE carries when this outcome is why we hang up: none
+    /// when the flow ended the call as written.
+    pub fn bye_reason(self) -> Option<ByeReason> {
+        match self {
+            CallOutcome::RtpTimeout => Some(ByeReason::RTP_TIMEOUT),
+            CallOutcome::MaxDuration => Some(ByeReason::MAX_DURATION),
+            CallOutcome::Shutdown => Some(ByeReason::SHUTDOWN),
+            CallOutcome::AckTimeout => Some(ByeReason::ACK_TIMEOUT),
+            CallOutcome::Completed
+            | CallOutcome::Transferred
+            | CallOutcome::CallerHangup
+            | CallOutcome::MediaRefused => None,
         }
     }
 }
@@ -499,6 +516,7 @@ impl Call {
         self.deadline_bye = Some(now + BYE_GUARD);
         self.outputs.push_back(Output::Sip(SipCommand::Hangup {
             call: self.key.clone(),
+            reason: outcome.bye_reason(),
         }));
     }
 

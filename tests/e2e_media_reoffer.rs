@@ -182,8 +182,9 @@ fn a_stranger_spraying_the_port_does_not_win_the_latch_when_the_media_moves() {
 /// hold (before, it ended the call as `rtp_timeout` 10 s after the ACK) nor
 /// let the flow's timers run while the caller cannot hear it: no `no_input`
 /// in the call's timeline, the keys read back, and the call ends `completed`.
-#[test]
-fn a_hold_longer_than_the_inactivity_timeout_keeps_the_call_and_its_place() {
+/// A server whose calls end after 10 s without RTP (the least
+/// `media.inactivity_timeout` the config takes), with debug logs.
+fn short_inactivity_server() -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let sip = free_addr();
     let admin = free_addr();
@@ -208,7 +209,21 @@ fn a_hold_longer_than_the_inactivity_timeout_keeps_the_call_and_its_place() {
         .map(|s| s.to_string())
         .chain([path.display().to_string()])
         .collect();
-    let server = Server::spawn_env(&args, &[], sip, admin, dir);
+    Server::spawn_env(&args, &[], sip, admin, dir)
+}
+
+/// Calls ended with `outcome`, from the server's metrics.
+fn finished(server: &Server, outcome: &str) -> f64 {
+    metric_sample(
+        &server_metrics(server),
+        &format!("sspr_ivr_calls_finished_total{{outcome=\"{outcome}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+#[test]
+fn a_hold_longer_than_the_inactivity_timeout_keeps_the_call_and_its_place() {
+    let server = short_inactivity_server();
     let (ok, out) = run_sipp(
         &server,
         "hold_long.xml",
@@ -219,21 +234,45 @@ fn a_hold_longer_than_the_inactivity_timeout_keeps_the_call_and_its_place() {
     assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
     wait_calls_ended(&server);
     let log = server.output_text();
-    let finished = |outcome: &str| {
-        metric_sample(
-            &server_metrics(&server),
-            &format!("sspr_ivr_calls_finished_total{{outcome=\"{outcome}\"}}"),
-        )
-        .unwrap_or(0.0)
-    };
-    assert_eq!(finished("completed"), 1.0, "{log}");
-    assert_eq!(finished("rtp_timeout"), 0.0, "{log}");
+    assert_eq!(finished(&server, "completed"), 1.0, "{log}");
+    assert_eq!(finished(&server, "timeout"), 0.0, "{log}");
+    assert!(!log.contains(r#"outcome="rtp_timeout""#), "{log}");
     assert!(!log.contains("NoInput"), "no_input while held:\n{log}");
     // The 4 pressed on hold and the 2 after it, one entry.
     assert!(
         log.contains(r#"DigitsCollected { var: "entered", shown: "42" }"#),
         "42 was not collected:\n{log}"
     );
+}
+
+/// A phone that dies after answering: no RTP, no BYE
+/// (`tests/sipp/silent_caller.xml`). The server hangs up after its 10 s
+/// inactivity timeout, long before the echo flow's three 10 s attempts would,
+/// with `Reason: Q.850 ;cause=102 ;text="No RTP from the caller"` on the BYE
+/// (sipp fails the call on a BYE without it), and ends it `rtp_timeout`
+/// (counted `timeout`).
+#[test]
+fn a_caller_whose_phone_goes_silent_is_hung_up_with_a_reason() {
+    let server = short_inactivity_server();
+    let started = std::time::Instant::now();
+    let (ok, out) = run_sipp(
+        &server,
+        "silent_caller.xml",
+        "echo",
+        &["-m", "1"],
+        std::time::Duration::from_secs(40),
+    );
+    let took = started.elapsed();
+    assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
+    assert!(
+        took >= std::time::Duration::from_secs(10) && took < std::time::Duration::from_secs(20),
+        "hung up after {took:?}, not the 10 s inactivity timeout"
+    );
+    wait_calls_ended(&server);
+    let log = server.output_text();
+    assert_eq!(finished(&server, "timeout"), 1.0, "{log}");
+    assert_eq!(finished(&server, "completed"), 0.0, "{log}");
+    assert!(log.contains(r#"call ended outcome="rtp_timeout""#), "{log}");
 }
 
 /// A hold, then a re-INVITE without an offer (`tests/sipp/reinvite_offerless.xml`:

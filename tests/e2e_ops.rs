@@ -346,10 +346,12 @@ fn drain_limit_ends_a_long_call_with_bye_and_audits_it() {
         live.transcript()
     );
     let took = t0.elapsed();
+    // The caller's BYE says the server is going away (RFC 3326), not that
+    // the flow ended.
     assert!(
-        live.transcript()
-            .iter()
-            .any(|l| l.contains("sip BYE received")),
+        live.transcript().iter().any(|l| l.contains(
+            r#"sip BYE received (Reason: Q.850 ;cause=41 ;text="Server shutting down")"#
+        )),
         "{:?}",
         live.transcript()
     );
@@ -956,10 +958,12 @@ fn second_sigterm_ends_the_drain_at_once() {
         "{:?}",
         live.transcript()
     );
+    // The caller's BYE says the server is going away (RFC 3326), not that
+    // the flow ended.
     assert!(
-        live.transcript()
-            .iter()
-            .any(|l| l.contains("sip BYE received")),
+        live.transcript().iter().any(|l| l.contains(
+            r#"sip BYE received (Reason: Q.850 ;cause=41 ;text="Server shutting down")"#
+        )),
         "{:?}",
         live.transcript()
     );

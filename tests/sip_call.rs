@@ -245,11 +245,17 @@ fn server_hangup_reaches_the_caller() {
     let Event::IncomingCall(ic) = p.server_events[0].1.clone() else {
         panic!()
     };
-    p.ep.handle_command(p.now, Command::Hangup { call: ic.call });
+    p.ep.handle_command(
+        p.now,
+        Command::Hangup {
+            call: ic.call,
+            reason: None,
+        },
+    );
     p.settle();
     let evs: Vec<_> = p.client_events.iter().map(|(_, e)| e.clone()).collect();
     assert!(
-        evs.ends_with(&[UacEvent::ByeReceived, UacEvent::Terminated]),
+        evs.ends_with(&[UacEvent::ByeReceived { reason: None }, UacEvent::Terminated]),
         "{evs:?}"
     );
 }

@@ -512,6 +512,17 @@ fn max_duration_ends_the_call_with_bye() {
     let at = h.run_until("BYE", |o| {
         matches!(o, Output::Sip(SipCommand::Hangup { .. }))
     });
+    // The BYE says why (RFC 3326), so the far end's trace does not read as a
+    // flow that ended early.
+    let reasons: Vec<_> = h
+        .seen
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Output::Sip(SipCommand::Hangup { reason, .. }) => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, [Some(crate::sip::ByeReason::MAX_DURATION)]);
     assert!(at <= Duration::from_secs(3), "{at:?}");
     h.sip(SipEvent::Terminated {
         call: CallKey("c1@test".into()),
@@ -651,7 +662,7 @@ fn a_held_call_keeps_its_place_in_the_flow() {
     h.run_for(first - Duration::from_millis(600));
     h.press("42#");
     h.run_until("BYE after the readback", |o| {
-        matches!(o, Output::Sip(SipCommand::Hangup { .. }))
+        matches!(o, Output::Sip(SipCommand::Hangup { reason: None, .. }))
     });
     let played = h.prompts_played();
     assert!(!h.seen.iter().any(|(_, o)| no_input(o)), "{played:?}");

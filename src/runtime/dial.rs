@@ -482,7 +482,10 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                         if args.refuse_refer { " refused" } else { "" }
                     ));
                 }
-                UacEvent::ByeReceived => tr.line("sip BYE received"),
+                UacEvent::ByeReceived { reason: None } => tr.line("sip BYE received"),
+                UacEvent::ByeReceived {
+                    reason: Some(reason),
+                } => tr.line(&format!("sip BYE received (Reason: {reason})")),
                 UacEvent::Info { status } => tr.line(&format!("sip INFO answered {status}")),
                 UacEvent::Updated {
                     status,

@@ -473,7 +473,7 @@ impl Bench {
             match ev {
                 UacEvent::Answered { sdp: answer } => self.answered(slot, now, &answer),
                 UacEvent::Failed(code) => self.fail(slot, &format!("SIP {code}")),
-                UacEvent::ByeReceived => {
+                UacEvent::ByeReceived { .. } => {
                     c.bye_received = true;
                     let heard = c
                         .media

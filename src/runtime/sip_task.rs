@@ -452,8 +452,10 @@ impl SipDriver {
                     Err(e) if e.is_panic() => {
                         error!("call task panicked; hanging up");
                         shared.metrics.call_panicked();
-                        let _ =
-                            sip_tx.send(SipIn::Command(SipCommand::Hangup { call: key.clone() }));
+                        let _ = sip_tx.send(SipIn::Command(SipCommand::Hangup {
+                            call: key.clone(),
+                            reason: Some(crate::sip::ByeReason::INTERNAL_ERROR),
+                        }));
                         let _ = sip_tx.send(SipIn::CallGone(key));
                         CallEnd::Panicked
                     }

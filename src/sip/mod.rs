@@ -271,6 +271,59 @@ impl Warning {
     }
 }
 
+/// Why this side ends a call, sent as the BYE's `Reason` header (RFC 3326) so
+/// the far end's trace says why the IVR hung up: a SIP status for a refused
+/// answer, a Q.850 cause for a timer or the server itself. A flow's ordinary
+/// goodbye carries none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByeReason {
+    /// `SIP` or `Q.850`.
+    pub protocol: &'static str,
+    pub cause: u16,
+    pub text: &'static str,
+}
+
+impl ByeReason {
+    /// No ACK came for our 2xx within 64*T1 (RFC 3261 §13.3.1.4). Q.850 102:
+    /// recovery on timer expiry.
+    pub const ACK_TIMEOUT: ByeReason = ByeReason::q850(102, "No ACK for the 2xx");
+    /// No RTP from the caller for `media.inactivity_timeout` (or
+    /// `media.hold_timeout` on hold).
+    pub const RTP_TIMEOUT: ByeReason = ByeReason::q850(102, "No RTP from the caller");
+    /// The call reached `limits.max_call_duration`.
+    pub const MAX_DURATION: ByeReason = ByeReason::q850(102, "Maximum call duration reached");
+    /// The server is stopping and the drain limit passed. Q.850 41: temporary
+    /// failure.
+    pub const SHUTDOWN: ByeReason = ByeReason::q850(41, "Server shutting down");
+    /// The call's task failed inside the server (a caught panic).
+    pub const INTERNAL_ERROR: ByeReason = ByeReason::q850(41, "Internal error");
+
+    const fn q850(cause: u16, text: &'static str) -> ByeReason {
+        ByeReason {
+            protocol: "Q.850",
+            cause,
+            text,
+        }
+    }
+
+    /// A refused late answer: `SIP ;cause=488` with the warning's text.
+    pub fn refused(warning: Warning) -> ByeReason {
+        ByeReason {
+            protocol: "SIP",
+            cause: 488,
+            text: warning.text,
+        }
+    }
+
+    /// The header value, e.g. `Q.850 ;cause=102 ;text="No RTP from the caller"`.
+    pub fn header_value(self) -> String {
+        format!(
+            "{} ;cause={} ;text=\"{}\"",
+            self.protocol, self.cause, self.text
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// `200 OK` with this SDP, retransmitted until ACK.
@@ -283,8 +336,12 @@ pub enum Command {
         /// A `Warning` header saying why the offer was refused (RFC 3261 §20.43).
         warning: Option<Warning>,
     },
-    /// BYE after answer; a final `480` before it.
-    Hangup { call: CallKey },
+    /// BYE after answer (with a `Reason` header when `reason` is set); a final
+    /// `480` before it.
+    Hangup {
+        call: CallKey,
+        reason: Option<ByeReason>,
+    },
     /// Blind transfer: REFER with Refer-To `target` plus these extra headers.
     Refer {
         call: CallKey,

@@ -37,7 +37,11 @@ pub enum UacEvent {
         target: String,
         headers: Vec<(String, String)>,
     },
-    ByeReceived,
+    /// The far end hung up; `reason` is its BYE's `Reason` header (RFC 3326),
+    /// if it gave one.
+    ByeReceived {
+        reason: Option<String>,
+    },
     Terminated,
     /// Final status of an INFO we sent.
     Info {
@@ -661,7 +665,8 @@ impl Uac {
         match req.method.as_str() {
             "BYE" => {
                 self.respond(now, source, &req, 200, Vec::new());
-                self.events.push_back(UacEvent::ByeReceived);
+                let reason = req.msg.header("Reason").map(str::to_string);
+                self.events.push_back(UacEvent::ByeReceived { reason });
                 self.terminate();
             }
             "INFO" | "UPDATE" => self.respond(now, source, &req, 200, Vec::new()),

@@ -160,8 +160,15 @@ fn without_symmetric_signalling_bye_goes_to_the_contact() {
         sdp: ANSWER.into(),
     });
     h.out();
-    h.cmd(Command::Hangup { call: ic.call });
+    h.cmd(Command::Hangup {
+        call: ic.call,
+        reason: Some(ByeReason::MAX_DURATION),
+    });
     let out = h.out();
     assert_eq!(out[0].1.method(), Some("BYE"));
     assert_eq!(out[0].0, "127.0.0.3:5999".parse().unwrap());
+    assert_eq!(
+        out[0].1.header("Reason"),
+        Some("Q.850 ;cause=102 ;text=\"Maximum call duration reached\"")
+    );
 }

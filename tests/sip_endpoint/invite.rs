@@ -71,11 +71,17 @@ fn invite_answer_ack_establishes() {
     // Hang up: BYE goes to the first Record-Route hop (an IP literal), with Route headers.
     h.cmd(Command::Hangup {
         call: ic.call.clone(),
+        reason: None,
     });
     let out = h.out();
     let (dest, bye) = &out[0];
     assert_eq!(*dest, "127.0.0.9:5080".parse().unwrap());
     assert_eq!(bye.method(), Some("BYE"));
+    assert_eq!(
+        bye.header("Reason"),
+        None,
+        "a flow's goodbye needs no reason"
+    );
     assert_eq!(
         bye.headers_named("Route").collect::<Vec<_>>(),
         ["<sip:127.0.0.9:5080;lr>", "<sip:p2.example.com;lr>"]
@@ -114,6 +120,11 @@ fn two_xx_retransmits_on_schedule_then_timer_h_sends_bye() {
                 times.push(h.at().as_millis());
             } else if m.method() == Some("BYE") && bye_at.is_none() {
                 bye_at = Some(h.at().as_millis());
+                // The caller's trace says why the IVR hung up (RFC 3326).
+                assert_eq!(
+                    m.header("Reason"),
+                    Some("Q.850 ;cause=102 ;text=\"No ACK for the 2xx\"")
+                );
             }
         }
     }
@@ -674,6 +685,7 @@ fn hangup_before_answer_sends_480() {
     };
     h.cmd(Command::Hangup {
         call: ic.call.clone(),
+        reason: Some(ByeReason::RTP_TIMEOUT),
     });
     assert_eq!(h.statuses(), [480]);
     assert_eq!(

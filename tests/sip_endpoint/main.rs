@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use sspr_ivr::sip::message::{self, Datagram, Message, StartLine};
 use sspr_ivr::sip::{
-    CallKey, Command, EndReason, Endpoint, EndpointConfig, Event, IncomingCall, ReferStatus,
-    TokenRng, Transport, Warning,
+    ByeReason, CallKey, Command, EndReason, Endpoint, EndpointConfig, Event, IncomingCall,
+    ReferStatus, TokenRng, Transport, Warning,
 };
 
 const CALLER: &str = "127.0.0.1:5070";

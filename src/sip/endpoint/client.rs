@@ -9,7 +9,7 @@ use super::super::dialog::contact_value;
 use super::super::message::{self, Header, NameAddr, Parsed};
 use super::super::timer::Timer;
 use super::super::transaction::{ClientPurpose, ClientTransaction};
-use super::super::{CallKey, Event, ReferStatus, Transmit, Warning};
+use super::super::{ByeReason, CallKey, Event, ReferStatus, Transmit};
 use super::{CallState, Endpoint, Owner, CONTACT_USER};
 
 impl Endpoint {
@@ -60,12 +60,9 @@ impl Endpoint {
     /// BYE in the call's dialog. `refused`: why the session could not go on
     /// (the caller's late answer), sent as `Reason: SIP ;cause=488` with the
     /// warning's text (RFC 3326), which traces and the caller's logs show.
-    pub(super) fn send_bye(&mut self, now: Instant, call: &CallKey, refused: Option<Warning>) {
-        let extra = refused
-            .map(|w| {
-                let value = format!("SIP ;cause=488 ;text=\"{}\"", w.text);
-                vec![Header::new("Reason", value)]
-            })
+    pub(super) fn send_bye(&mut self, now: Instant, call: &CallKey, reason: Option<ByeReason>) {
+        let extra = reason
+            .map(|r| vec![Header::new("Reason", r.header_value())])
             .unwrap_or_default();
         self.send_request(now, call, "BYE", ClientPurpose::Bye, extra);
     }

@@ -15,7 +15,9 @@ use super::super::transaction::{
     cancel_target_key, response_to, set_body, ServerState, ServerTransaction,
 };
 use super::super::validate::Request;
-use super::super::{CallKey, EndReason, Event, IncomingCall, Transport, Warning, ALLOW, SUPPORTED};
+use super::super::{
+    ByeReason, CallKey, EndReason, Event, IncomingCall, Transport, Warning, ALLOW, SUPPORTED,
+};
 use super::budget::footprint;
 use super::{Call, CallState, Endpoint, Owner, Pending2xx, CONTACT_USER};
 
@@ -395,7 +397,7 @@ impl Endpoint {
                             call = %call_key, code = warning.code, reason = warning.text,
                             "late offer: the ACK has no answer the call can use: BYE"
                         );
-                        self.send_bye(now, &call_key, Some(warning));
+                        self.send_bye(now, &call_key, Some(ByeReason::refused(warning)));
                         self.end_call(&call_key, EndReason::MediaRefused);
                         return;
                     }

@@ -43,8 +43,8 @@ use super::transaction::{
 };
 use super::validate::{validate, Request};
 use super::{
-    CallKey, Command, EndReason, EndpointConfig, Event, ReferStatus, SipStats, TokenRng, Transmit,
-    Transport, ACCEPT, ALLOW, SUPPORTED,
+    ByeReason, CallKey, Command, EndReason, EndpointConfig, Event, ReferStatus, SipStats, TokenRng,
+    Transmit, Transport, ACCEPT, ALLOW, SUPPORTED,
 };
 
 pub use bodies::{parse_dtmf, parse_dtmf_relay, sipfrag_status};
@@ -376,14 +376,14 @@ impl Endpoint {
                 let reason = EndReason::Rejected(status);
                 self.reject(now, &call, status, retry_after, warning, reason);
             }
-            Command::Hangup { call } => {
+            Command::Hangup { call, reason } => {
                 let Some(c) = self.calls.get(&call) else {
                     return;
                 };
                 if c.state == CallState::Offered {
                     self.reject(now, &call, 480, None, None, EndReason::LocalBye);
                 } else {
-                    self.send_bye(now, &call, None);
+                    self.send_bye(now, &call, reason);
                     self.end_call(&call, EndReason::LocalBye);
                 }
             }
@@ -465,7 +465,7 @@ impl Endpoint {
                     let pending = self.calls.get_mut(&key).and_then(|c| c.pending_2xx.take());
                     if pending.is_some() {
                         tracing::info!(call = %key, "no ACK for 2xx within 64*T1, sending BYE");
-                        self.send_bye(now, &key, None);
+                        self.send_bye(now, &key, Some(ByeReason::ACK_TIMEOUT));
                         self.end_call(&key, EndReason::AckTimeout);
                     }
                 }
