@@ -275,6 +275,57 @@ fn a_caller_whose_phone_goes_silent_is_hung_up_with_a_reason() {
     assert!(log.contains(r#"call ended outcome="rtp_timeout""#), "{log}");
 }
 
+/// `sspr-ivr dial` against a gateway whose `200` has only G.729
+/// (`tests/sipp/uas_g729_only.xml`), as the answer to its offer and as the
+/// offer for its late-offer INVITE: it cannot use it, so it ACKs and at once
+/// sends BYE with `Reason: SIP ;cause=488 ;text="Incompatible media format"`
+/// (sipp fails the call otherwise), says so, and exits with an error. Before,
+/// it exited at once without a BYE and left the far end's call up.
+#[test]
+fn dial_ends_a_call_whose_answer_it_cannot_use_with_a_reason() {
+    for late in [false, true] {
+        let port = free_port();
+        let mut cmd = std::process::Command::new(sipp());
+        cmd.current_dir(repo().join("tests/sipp"))
+            .args(["-sf", "uas_g729_only.xml"])
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-mp", &sipp_media_port().to_string()])
+            .args(["-p", &port.to_string()])
+            .args(["-m", "1", "-timeout", "20s", "-timeout_error", "-nostdin"]);
+        let uas = std::thread::spawn(move || {
+            run_with_timeout(&mut cmd, std::time::Duration::from_secs(30))
+        });
+        // sipp binds at once; dial's INVITE is retransmitted anyway.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut args = vec!["--timeout", "10"];
+        if late {
+            args.push("--late-offer");
+        }
+        let (ok, transcript, err) = dial(
+            &format!("sip:gw@127.0.0.1:{port}"),
+            &args,
+            std::time::Duration::from_secs(20),
+        );
+        let text = transcript.join("\n");
+        let (uas_ok, out, uas_err) = uas.join().unwrap();
+        assert!(!ok, "late {late}: dial succeeded:\n{text}");
+        assert!(
+            transcript
+                .iter()
+                .any(|l| l.ends_with("media refused: no common codec: BYE")),
+            "late {late}:\n{text}\n{err}"
+        );
+        assert!(
+            transcript.iter().any(|l| l.ends_with("sip ended")),
+            "late {late}: the BYE was not answered:\n{text}"
+        );
+        assert!(
+            uas_ok,
+            "late {late}: sipp:\n{out}\n{uas_err}\ndial:\n{text}\n{err}"
+        );
+    }
+}
+
 /// A hold, then a re-INVITE without an offer (`tests/sipp/reinvite_offerless.xml`:
 /// a third-party call controller reconnecting the call): the server's 200
 /// offers `sendrecv` (before, it repeated the hold's `recvonly` answer and sipp

@@ -41,7 +41,7 @@ use crate::media::DigitSource;
 use crate::runtime::dial_link::{SipLink, TlsArgs};
 use crate::sip::message;
 use crate::sip::uac::{target_transport, LateAnswer, Uac, UacEvent};
-use crate::sip::{sdp, EndpointConfig, Transport};
+use crate::sip::{sdp, ByeReason, EndpointConfig, Transport, Warning};
 
 /// `--dtmf-mode`: how keys travel, the media layer's [`DigitSource`].
 impl clap::ValueEnum for DigitSource {
@@ -144,7 +144,10 @@ pub struct DialArgs {
     /// Send the INVITE without SDP (a late offer, RFC 3261 §13.2.1, as some
     /// trunks and click-to-dial controllers do): the server offers in its 200
     /// and the answer goes in the ACK, with the first of our codecs it offered
-    /// (`--codec pcma` to answer PCMA).
+    /// (`--codec pcma` to answer PCMA). An offer with none of them is still
+    /// answered (an ACK must be), then the call is ended with BYE and `Reason:
+    /// SIP ;cause=488`, and dial exits with an error, as for any answer it
+    /// cannot use.
     #[arg(long, conflicts_with = "srtp")]
     pub late_offer: bool,
     /// Give up after this many seconds in all.
@@ -320,8 +323,8 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     let mut uac = if args.late_offer {
         let prefs = codecs.clone();
         // The answer to the server's offer: the first of our codecs in it.
-        // An offer with none of them still gets a valid answer (ours), which
-        // the server cannot use and ends the call for.
+        // An offer with none of them still gets a valid answer (ours); the
+        // call is then ended with BYE as soon as it is answered (below).
         let answer =
             move |theirs: &str| match sdp::parse(theirs).and_then(|o| sdp::negotiate(&o, &prefs)) {
                 Ok(neg) => sdp::answer(&neg, rtp_local, session_id, None),
@@ -360,8 +363,9 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     // offer is answered.
     let mut rekey_at: Option<Instant> = None;
     let mut rekeying: Option<CryptoAttr> = None;
-    // --srtp and the answer had no key we can use: hung up, and a failure.
-    let mut srtp_refused = false;
+    // The answer could not be used (no codec of ours, not SDP, no SRTP key in
+    // our suite): we sent BYE, and exit 2.
+    let mut media_refused = false;
     let mut next_press_at: Option<Instant> = None;
     let mut stdin_lines = if args.stdin {
         Some(tokio::io::BufReader::new(tokio::io::stdin()).lines())
@@ -389,10 +393,28 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                     } else {
                         "sip answered"
                     });
-                    let parsed =
-                        sdp::parse(&answer).map_err(|e| anyhow::anyhow!("answer SDP: {e}"))?;
-                    let neg = sdp::negotiate(&parsed, &codecs)
-                        .map_err(|e| anyhow::anyhow!("answer SDP: {e}"))?;
+                    // An answer (or, late offer, an offer) we cannot use: the
+                    // call is up, so end it with a BYE that says why
+                    // (RFC 3261 §13.2.2.4) rather than leave the server
+                    // playing to nobody until its RTP timeout.
+                    let usable = sdp::parse(&answer)
+                        .and_then(|p| sdp::negotiate(&p, &codecs).map(|neg| (p, neg)));
+                    let (parsed, neg) = match usable {
+                        Ok(usable) => usable,
+                        Err(e) => {
+                            tr.line(&format!("media refused: {e}: BYE"));
+                            let warning = match e {
+                                sdp::SdpError::NoCommonCodec => Warning::MEDIA_FORMAT,
+                                _ => Warning::UNUSABLE_SDP,
+                            };
+                            uac.hangup_with(
+                                Instant::now().into_std(),
+                                Some(ByeReason::refused(warning)),
+                            );
+                            media_refused = true;
+                            continue;
+                        }
+                    };
                     tr.line(&format!(
                         "media {} pt {} telephone-event {} ptime {} to {}",
                         neg.codec.encoding_name(),
@@ -417,12 +439,15 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                         }
                         (Some(_), _) => {
                             tr.line("srtp refused: the answer has no key in our suite");
-                            uac.hangup(Instant::now().into_std());
-                            srtp_refused = true;
+                            uac.hangup_with(
+                                Instant::now().into_std(),
+                                Some(ByeReason::refused(Warning::TRANSPORT)),
+                            );
+                            media_refused = true;
                             None
                         }
                     };
-                    if srtp_refused {
+                    if media_refused {
                         // Not one clear packet: no media at all.
                         continue;
                     }
@@ -527,7 +552,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
                         }
                     }
                     tr.line("sip ended");
-                    exit_code.get_or_insert(if srtp_refused { 2 } else { 0 });
+                    exit_code.get_or_insert(if media_refused { 2 } else { 0 });
                 }
             }
         }

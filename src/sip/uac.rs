@@ -23,7 +23,7 @@ use super::message::{
 use super::timer::{Timer, TimerTable};
 use super::transaction::{backoff, response_to, server_key, set_body};
 use super::validate::validate;
-use super::{EndpointConfig, SipError, TokenRng, Transmit, Transport, ALLOW};
+use super::{ByeReason, EndpointConfig, SipError, TokenRng, Transmit, Transport, ALLOW};
 
 /// What the caller observes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -321,9 +321,18 @@ impl Uac {
 
     /// End the call: BYE when answered, CANCEL while ringing.
     pub fn hangup(&mut self, now: Instant) {
+        self.hangup_with(now, None);
+    }
+
+    /// [`Uac::hangup`], the BYE carrying `reason` (RFC 3326): say why when the
+    /// answer cannot be used (RFC 3261 §13.2.2.4: ACK it, then BYE at once).
+    pub fn hangup_with(&mut self, now: Instant, reason: Option<ByeReason>) {
         match self.state {
             State::Confirmed => {
-                self.send_in_dialog(now, "BYE", Purpose::Bye, Vec::new(), None);
+                let extra = reason
+                    .map(|r| vec![Header::new("Reason", r.header_value())])
+                    .unwrap_or_default();
+                self.send_in_dialog(now, "BYE", Purpose::Bye, extra, None);
             }
             State::Calling | State::Proceeding => {
                 // CANCEL: same branch, Call-ID, From, To and CSeq number as the INVITE.
