@@ -7,11 +7,14 @@
 //! The caller is the project's `dial` with `--rtp-after 3`: its RTP starts three
 //! seconds after the answer, so the attack provably starts first (the test
 //! checks the attacker's first packet left before that).
+//!
+//! Over IPv6 the attacker is `fd00:5eed::2`, in a network namespace of the
+//! test's own (`common::netns`; root, as CI runs).
 
 mod common;
 
 use common::*;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -21,6 +24,9 @@ use sspr_ivr::codec::Codec;
 use sspr_ivr::media::goertzel::ToneGenerator;
 use sspr_ivr::media::telephone_event::Sender;
 use sspr_ivr::media::{g711, rtp};
+
+/// The attacker's address: this host, but not the caller's.
+const ATTACKER_IP: &str = "127.0.0.2";
 
 /// Seconds after the answer before the caller sends RTP.
 const CALLER_RTP_AFTER: f64 = 3.0;
@@ -37,8 +43,10 @@ struct Attacker {
 impl Attacker {
     /// Every 20 ms, `burst` audio packets of the tone (1: as fast as a phone;
     /// more: a flood, faster than a call's turn reads in one batch).
-    fn start(target: SocketAddr, burst: usize) -> Attacker {
-        let sock = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    /// The attacker sends from `from`, an address of this host other than
+    /// the caller's.
+    fn start_from(from: IpAddr, target: SocketAddr, burst: usize) -> Attacker {
+        let sock = UdpSocket::bind((from, 0)).unwrap_or_else(|e| panic!("bind {from}: {e}"));
         sock.set_read_timeout(Some(Duration::from_millis(5)))
             .unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -105,8 +113,8 @@ impl Attacker {
                     }
                 }
                 // Anything the server sends here is a failure of media trust.
-                if let Ok((_, from)) = sock.recv_from(&mut buf) {
-                    if from.ip() != "127.0.0.2".parse::<std::net::IpAddr>().unwrap() {
+                if let Ok((_, source)) = sock.recv_from(&mut buf) {
+                    if source.ip() != from {
                         r.fetch_add(1, Ordering::SeqCst);
                     }
                 }
@@ -143,13 +151,18 @@ impl Drop for Attacker {
 /// Wait for the caller's `media … to ADDR` line (printed at the answer) and start
 /// the attack on that address at once.
 fn attack_when_answered(caller: &Dialer, burst: usize) -> (Attacker, Instant) {
+    attack_when_answered_from(ATTACKER_IP.parse().unwrap(), caller, burst)
+}
+
+/// [`attack_when_answered`] from `from`.
+fn attack_when_answered_from(from: IpAddr, caller: &Dialer, burst: usize) -> (Attacker, Instant) {
     let (target, seen) = wait_for("the answer", Duration::from_secs(30), || {
         caller.transcript().iter().find_map(|l| {
             let addr = l.split(" media ").nth(1)?.split(" to ").nth(1)?;
             Some((addr.trim().parse::<SocketAddr>().ok()?, Instant::now()))
         })
     });
-    (Attacker::start(target, burst), seen)
+    (Attacker::start_from(from, target, burst), seen)
 }
 
 /// The attack started before the caller's first RTP packet could have left.
@@ -182,11 +195,28 @@ fn rejected_untrusted(server: &Server) -> u64 {
 /// kernel refuses the attacker's packets: the server never sees them.
 fn echo_under_attack(burst: usize, min_sent: u64, extra: &[&str]) {
     let server = Server::demo(&[]);
+    echo_under_attack_on(
+        &server,
+        ATTACKER_IP.parse().unwrap(),
+        burst,
+        min_sent,
+        extra,
+    );
+}
+
+/// [`echo_under_attack`] on `server`, the attacker at `from`.
+fn echo_under_attack_on(
+    server: &Server,
+    from: IpAddr,
+    burst: usize,
+    min_sent: u64,
+    extra: &[&str],
+) {
     let rtp_after = CALLER_RTP_AFTER.to_string();
     let mut args = vec!["--dtmf", "100100#", "--rtp-after", &rtp_after];
     args.extend(extra);
     let mut caller = Dialer::start(&server.uri("echo"), &args);
-    let (attacker, seen) = attack_when_answered(&caller, burst);
+    let (attacker, seen) = attack_when_answered_from(from, &caller, burst);
     assert_attack_came_first(&attacker, seen);
     // A second into the caller's stream (its keys come after the intro,
     // seconds later).
@@ -196,7 +226,7 @@ fn echo_under_attack(burst: usize, min_sent: u64, extra: &[&str]) {
     );
     let streaming = (
         attacker.sent.load(Ordering::SeqCst),
-        rejected_untrusted(&server),
+        rejected_untrusted(server),
     );
     let ok = caller.wait(Duration::from_secs(60));
     let (sent, received) = attacker.stop();
@@ -212,7 +242,7 @@ fn echo_under_attack(burst: usize, min_sent: u64, extra: &[&str]) {
     assert!(sent > min_sent, "the attacker sent {sent} packets");
     assert_eq!(received, 0, "server RTP went to the attacker");
     let rejected = wait_for("the rejections metric", Duration::from_secs(5), || {
-        let n = rejected_untrusted(&server);
+        let n = rejected_untrusted(server);
         (n > 0).then_some(n)
     });
     assert!(rejected <= sent, "{rejected} rejected of {sent} sent");
@@ -233,6 +263,32 @@ fn echo_under_attack(burst: usize, min_sent: u64, extra: &[&str]) {
 #[test]
 fn echo_reads_back_only_the_callers_digits_under_attack() {
     echo_under_attack(1, 200, &[]);
+}
+
+/// The same attack over IPv6: the server, its media and the caller on `::1`,
+/// the attacker at another address of the host, `fd00:5eed::2` (in a network
+/// namespace of this test's own: the host's `lo` has only `::1`). The trust
+/// check and the connected call socket must work for IPv6 sources as for
+/// IPv4 ones: the caller hears only its own keys, the attacker gets nothing,
+/// and is refused by the server, then by the kernel.
+#[test]
+fn an_ipv6_call_under_attack_hears_only_its_callers_digits() {
+    const ATTACKER_V6: &str = "fd00:5eed::2";
+    common::netns::enter_private_network(&[ATTACKER_V6]);
+    let sip: SocketAddr = format!("[::1]:{}", free_port()).parse().unwrap();
+    let server = Server::demo_at(sip, &[]);
+    assert!(
+        server.wait_output("rtp         [::1]:", Duration::from_secs(10)),
+        "{}",
+        server.output_text()
+    );
+    echo_under_attack_on(
+        &server,
+        ATTACKER_V6.parse().unwrap(),
+        1,
+        200,
+        &["--local-ip", "::1"],
+    );
 }
 
 /// The same attack on a late-offer call (`dial --late-offer`: the INVITE has

@@ -592,6 +592,7 @@ impl Server {
 }
 pub mod baresip;
 pub mod configured;
+pub mod netns;
 pub mod pki;
 pub mod tmpfs;
 
