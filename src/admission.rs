@@ -343,6 +343,7 @@ fn plan_media(call: &IncomingCall, media: &MediaSettings) -> Result<MediaPlan, R
                 savp: false,
                 crypto: None,
                 direction: sdp::Direction::SendRecv,
+                m_lines: vec![sdp::MLine::Audio],
             }))
         }
     }

@@ -51,6 +51,35 @@ fn echo_reads_back_sip_info_digits() {
     expect_echo("info", "7733");
 }
 
+/// A softphone with its camera on offers audio and video
+/// (`tests/sipp/video_offer.xml`): the answer keeps both `m=` lines in the
+/// offer's order, the video one declined with port 0 (sipp checks the 200 and
+/// fails the call otherwise; before, the answer had only the audio line and a
+/// PJSIP-based phone would have dropped the call), and the call goes on: the
+/// caller's seven keys are heard and the IVR hangs up after the readback.
+#[test]
+fn a_video_phone_is_answered_with_its_video_declined() {
+    let server = Server::demo(&[]);
+    let (ok, out) = run_sipp(
+        &server,
+        "video_offer.xml",
+        "echo",
+        &["-m", "1"],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "sipp failed:\n{out}\nserver:\n{}", server.output_text());
+    wait_calls_ended(&server);
+    let digits = server_sample(&server, "sspr_ivr_dtmf_digits_total{transport=\"rfc4733\"}");
+    assert_eq!(digits, 7.0, "{}", server.output_text());
+    assert_eq!(
+        server_sample(
+            &server,
+            "sspr_ivr_calls_finished_total{outcome=\"completed\"}"
+        ),
+        1.0
+    );
+}
+
 #[test]
 fn sipp_stock_pcaps_repeated_keys_count_once_each() {
     let server = Server::demo(&[]);

@@ -7,8 +7,11 @@
 //! `a=crypto` attributes are read (the first one with a suite we speak is kept),
 //! and an answer can carry our own attribute; whether to use them is the
 //! caller's policy ([`crate::admission`]). It does not handle video, multiple
-//! audio streams, ICE, DTLS-SRTP or `a=rtcp`; other media lines are ignored (a real answer would reject them with
-//! port 0, which only matters to peers that offer video to an IVR).
+//! audio streams, ICE, DTLS-SRTP or `a=rtcp`: every other media line of an
+//! offer (a softphone's video, a second audio stream, BFCP…) is declined in the
+//! answer with port 0, in its place, so the answer has as many `m=` lines as
+//! the offer (RFC 3264 §6; a PJSIP-based phone drops a call whose answer has
+//! fewer).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -63,6 +66,15 @@ pub struct Format {
     pub rate: u32,
 }
 
+/// One `m=` line of an offer, as its answer must mirror it (RFC 3264 §6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MLine {
+    /// The audio stream we use.
+    Audio,
+    /// Any other stream, declined: its answer line (`m=video 0 RTP/AVP 31`).
+    Declined(String),
+}
+
 /// The audio part of an offer (or of an answer: same shape).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Offer {
@@ -77,6 +89,8 @@ pub struct Offer {
     /// The `a=crypto` attributes we could use, in the offer's order (their keys
     /// are the peer's secrets; `Debug` shows none).
     pub crypto: Vec<CryptoAttr>,
+    /// Every `m=` line, in order: the audio one and the ones we decline.
+    pub m_lines: Vec<MLine>,
 }
 
 /// The result of negotiation: what media should use.
@@ -94,6 +108,9 @@ pub struct Negotiated {
     pub crypto: Option<CryptoAttr>,
     /// The offer's direction (the answer's is its reverse).
     pub direction: Direction,
+    /// The offer's `m=` lines, which the answer mirrors (just the audio one
+    /// when we offer).
+    pub m_lines: Vec<MLine>,
 }
 
 fn static_format(pt: u8) -> Option<Format> {
@@ -139,6 +156,7 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
     let mut direction: Option<Direction> = None;
     let mut proto = String::new();
     let mut crypto = Vec::new();
+    let mut m_lines = Vec::new();
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
         if line.is_empty() {
@@ -172,6 +190,14 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
                     }
                     audio = Some((port, pts));
                     in_audio = true;
+                    m_lines.push(MLine::Audio);
+                } else {
+                    // `m=<media> <port> <proto> <fmt> …`: declined with port 0
+                    // and its first format (at least one must be listed).
+                    let _port = it.next();
+                    let proto = it.next().unwrap_or("RTP/AVP");
+                    let fmt = it.next().unwrap_or("0");
+                    m_lines.push(MLine::Declined(format!("m={media} 0 {proto} {fmt}")));
                 }
             }
             "c" => {
@@ -259,6 +285,7 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
         direction: direction.unwrap_or(session_dir),
         proto,
         crypto,
+        m_lines,
     })
 }
 
@@ -292,6 +319,7 @@ pub fn negotiate(offer: &Offer, preference: &[Codec]) -> Result<Negotiated, SdpE
         savp: offer.proto == SAVP,
         crypto: offer.crypto.first().cloned(),
         direction: offer.direction,
+        m_lines: offer.m_lines.clone(),
     })
 }
 
@@ -354,7 +382,42 @@ pub fn answer(
     }
     s.push_str(&format!("a=ptime:{}\r\n", neg.ptime_ms));
     s.push_str(&format!("a={}\r\n", neg.direction.reversed().attr()));
-    s
+    lay_out(&s, &neg.m_lines)
+}
+
+/// `sdp` (a session part and one audio `m=` section, ours) with its sections
+/// in the order of `m_lines`: the audio one where the offer had it, each other
+/// line declined in its place (RFC 3264 §6). Declined lines `sdp` already has
+/// are dropped first, so a description can be laid out afresh for a new offer.
+fn lay_out(sdp: &str, m_lines: &[MLine]) -> String {
+    let mut session = String::new();
+    let mut audio = String::new();
+    let mut section: Option<bool> = None; // Some(true): in our audio section
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            let declined = line.split_whitespace().nth(1) == Some("0");
+            section = Some(line.starts_with("m=audio ") && !declined && audio.is_empty());
+        }
+        match section {
+            None => session.push_str(line),
+            Some(true) => audio.push_str(line),
+            Some(false) => {}
+        }
+    }
+    if m_lines.iter().all(|m| *m == MLine::Audio) {
+        return session + &audio;
+    }
+    let mut out = session;
+    for m in m_lines {
+        match m {
+            MLine::Audio => out.push_str(&audio),
+            MLine::Declined(line) => {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+    }
+    out
 }
 
 impl Direction {
@@ -420,7 +483,14 @@ pub fn reanswer(
 ) -> Result<(String, Offer, Option<CryptoAttr>), ReofferError> {
     let (offer, crypto) = fits(local, offer_text)?;
     let direction = offer.direction.reversed();
-    let answer = rewrite(local, direction, crypto.as_ref().map(|c| c.tag));
+    let rewritten = rewrite(local, direction, crypto.as_ref().map(|c| c.tag));
+    // A new offer may add streams (never remove them, RFC 3264 §8): the
+    // answer mirrors its lines, and a changed layout is a changed
+    // description, so a new version.
+    let mut answer = lay_out(&rewritten, &offer.m_lines);
+    if answer != rewritten && rewritten == local {
+        answer = next_version(&answer);
+    }
     Ok((answer, offer, crypto))
 }
 
@@ -523,7 +593,28 @@ fn rewrite(local: &str, direction: Direction, crypto_tag: Option<u32>) -> String
         Err(_) => None,
     };
     let mut out = String::with_capacity(local.len());
-    for line in local.split_inclusive("\r\n") {
+    for line in next_version(local).split_inclusive("\r\n") {
+        let body = line.trim_end_matches("\r\n");
+        if matches!(
+            body,
+            "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
+        ) {
+            out.push_str(&format!("a={}\r\n", direction.attr()));
+        } else if let (Some(tag), Some(rest)) = (retag, body.strip_prefix("a=crypto:")) {
+            // `a=crypto:<tag> <suite> inline:<key>`: only the tag changes.
+            let rest = rest.split_once(' ').map_or("", |(_, r)| r);
+            out.push_str(&format!("a=crypto:{tag} {rest}\r\n"));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// `sdp` with its origin's version one higher.
+fn next_version(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive("\r\n") {
         let body = line.trim_end_matches("\r\n");
         if let Some(o) = body.strip_prefix("o=") {
             // o=<user> <id> <version> IN <kind> <addr>
@@ -534,15 +625,6 @@ fn rewrite(local: &str, direction: Direction, crypto_tag: Option<u32>) -> String
                     .map_or_else(|_| v.clone(), |n| n.wrapping_add(1).to_string());
             }
             out.push_str(&format!("o={}\r\n", f.join(" ")));
-        } else if matches!(
-            body,
-            "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
-        ) {
-            out.push_str(&format!("a={}\r\n", direction.attr()));
-        } else if let (Some(tag), Some(rest)) = (retag, body.strip_prefix("a=crypto:")) {
-            // `a=crypto:<tag> <suite> inline:<key>`: only the tag changes.
-            let rest = rest.split_once(' ').map_or("", |(_, r)| r);
-            out.push_str(&format!("a=crypto:{tag} {rest}\r\n"));
         } else {
             out.push_str(line);
         }
@@ -734,6 +816,91 @@ mod tests {
         assert_eq!(parsed.ptime, Some(20));
         let n = negotiate(&parsed, &[Codec::Pcmu]).unwrap();
         assert_eq!((n.audio_pt, n.telephone_event_pt), (0, Some(101)));
+    }
+
+    /// A softphone with video on (Linphone, Zoiper, a PJSIP phone) offers a
+    /// video stream around its audio: the answer declines each other stream
+    /// with port 0 in its place, so it has as many `m=` lines as the offer
+    /// (RFC 3264 §6; PJSIP ends a call whose answer has fewer).
+    #[test]
+    fn other_streams_are_declined_in_place() {
+        let local: SocketAddr = "127.0.0.1:20000".parse().unwrap();
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+            m=video 5000 RTP/AVP 96 97\r\na=rtpmap:96 H264/90000\r\na=sendrecv\r\n\
+            m=audio 5002 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+            m=audio 5004 RTP/AVP 8\r\n\
+            m=application 5006 UDP/BFCP *\r\n";
+        let parsed = parse(offer).unwrap();
+        assert_eq!(parsed.port, 5002, "the first audio stream is ours");
+        let n = negotiate(&parsed, &[Codec::Pcmu]).unwrap();
+        let a = answer(&n, local, 42, None);
+        let m: Vec<&str> = a.lines().filter(|l| l.starts_with("m=")).collect();
+        assert_eq!(
+            m,
+            [
+                "m=video 0 RTP/AVP 96",
+                "m=audio 20000 RTP/AVP 0 101",
+                "m=audio 0 RTP/AVP 8",
+                "m=application 0 UDP/BFCP *",
+            ],
+            "{a}"
+        );
+        // Our attributes stay in our section, none under a declined line.
+        let ours = a.split("m=audio 20000").nth(1).unwrap();
+        let ours = ours.split("m=audio 0").next().unwrap();
+        assert!(ours.contains("a=rtpmap:0 PCMU/8000\r\n") && ours.contains("a=sendrecv\r\n"));
+        assert!(
+            a.ends_with("m=audio 0 RTP/AVP 8\r\nm=application 0 UDP/BFCP *\r\n"),
+            "{a}"
+        );
+        let back = parse(&a).unwrap();
+        assert_eq!((back.port, back.m_lines.len()), (20000, 4));
+
+        // A plain offer still gets a plain answer.
+        let plain = answer(
+            &negotiate(&parse(SIPP).unwrap(), &[Codec::Pcmu]).unwrap(),
+            local,
+            42,
+            None,
+        );
+        assert_eq!(plain.matches("m=").count(), 1);
+    }
+
+    /// A new offer that adds video to an audio call (a softphone's user turns
+    /// the camera on): the answer mirrors the new layout under a new version;
+    /// the same offer again is answered byte for byte (RFC 3264 §8).
+    #[test]
+    fn a_new_offer_adding_video_is_answered_with_it_declined() {
+        let local: SocketAddr = "127.0.0.1:20000".parse().unwrap();
+        let first = answer(
+            &negotiate(&parse(SIPP).unwrap(), &[Codec::Pcmu]).unwrap(),
+            local,
+            42,
+            None,
+        );
+        let with_video = format!("{SIPP}m=video 6002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n");
+        let (a, _, _) = reanswer(&first, &with_video).unwrap();
+        assert!(a.contains("o=sspr-ivr 42 43 IN IP4"), "{a}");
+        assert!(a.ends_with("a=sendrecv\r\nm=video 0 RTP/AVP 96\r\n"), "{a}");
+        let (again, _, _) = reanswer(&a, &with_video).unwrap();
+        assert_eq!(again, a, "an unchanged description, byte for byte");
+        // A hold in the same layout: one version more, the layout kept.
+        let hold = with_video.replace(
+            "m=audio 6000 RTP/AVP 8 0 96\r\n",
+            "m=audio 6000 RTP/AVP 8 0 96\r\na=sendonly\r\n",
+        );
+        let (held, _, _) = reanswer(&a, &hold).unwrap();
+        assert!(held.contains("o=sspr-ivr 42 44 IN IP4"), "{held}");
+        assert!(
+            held.contains("a=recvonly\r\nm=video 0 RTP/AVP 96\r\n"),
+            "{held}"
+        );
+        // Our offer to a re-INVITE without one keeps the declined line.
+        let ours = reoffer(&held);
+        assert!(
+            ours.contains("a=sendrecv\r\nm=video 0 RTP/AVP 96\r\n"),
+            "{ours}"
+        );
     }
 
     /// A caller's later offer in the same session: the next version, and
