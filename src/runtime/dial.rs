@@ -364,7 +364,7 @@ pub async fn run(args: DialArgs) -> anyhow::Result<()> {
     let mut rekey_at: Option<Instant> = None;
     let mut rekeying: Option<CryptoAttr> = None;
     // The answer could not be used (no codec of ours, not SDP, no SRTP key in
-    // our suite): we sent BYE, and exit 2.
+    // our suite): we sent BYE, and the call fails (exit status 1).
     let mut media_refused = false;
     let mut next_press_at: Option<Instant> = None;
     let mut stdin_lines = if args.stdin {
