@@ -171,7 +171,27 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
                 in_audio = false;
                 let mut it = value.split_whitespace();
                 let media = it.next().unwrap_or_default();
-                if media == "audio" && audio.is_none() {
+                // A stream removed in a new offer stays as `m=audio 0 …`, and a
+                // new one may follow it (RFC 3264 §8.2): ours is the first
+                // audio line with a port, else the first (a call on hold).
+                let has_port = value
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.split('/').next())
+                    .is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p != 0));
+                let replaces_removed = has_port && matches!(audio, Some((0, _)));
+                if media == "audio" && (audio.is_none() || replaces_removed) {
+                    if let Some((_, removed)) = audio.take() {
+                        let fmt = removed.first().map_or(0, |pt| *pt);
+                        if let Some(m) = m_lines.iter_mut().find(|m| **m == MLine::Audio) {
+                            *m = MLine::Declined(format!("m=audio 0 {proto} {fmt}"));
+                        }
+                        rtpmaps.clear();
+                        ptime = None;
+                        direction = None;
+                        crypto.clear();
+                        media_conn = None;
+                    }
                     let port = it
                         .next()
                         .and_then(|p| p.split('/').next())
@@ -864,6 +884,30 @@ mod tests {
             None,
         );
         assert_eq!(plain.matches("m=").count(), 1);
+    }
+
+    /// A gateway that replaces the audio stream in a new offer: the old one
+    /// stays as `m=audio 0` (removed) and the new one follows (RFC 3264
+    /// §8.2). The call's stream is the new one; the old line is declined in
+    /// the answer, in its place.
+    #[test]
+    fn a_removed_audio_stream_gives_way_to_the_one_after_it() {
+        let offer = "v=0\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+            m=audio 0 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=ptime:30\r\na=sendonly\r\n\
+            m=audio 7000 RTP/AVP 0 101\r\nc=IN IP4 10.0.0.2\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let o = parse(offer).unwrap();
+        assert_eq!((o.addr, o.port), ("10.0.0.2".parse().unwrap(), 7000));
+        assert_eq!(o.formats.iter().map(|f| f.pt).collect::<Vec<_>>(), [0, 101]);
+        assert_eq!((o.ptime, o.direction), (None, Direction::SendRecv));
+        assert_eq!(
+            o.m_lines,
+            [MLine::Declined("m=audio 0 RTP/AVP 8".into()), MLine::Audio]
+        );
+        // Only removed streams: the first is still ours (all on hold).
+        let removed = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 0 RTP/AVP 0\r\nm=audio 0 RTP/AVP 8\r\n";
+        let o = parse(removed).unwrap();
+        assert_eq!((o.port, o.formats[0].pt), (0, 0));
+        assert_eq!(o.m_lines[0], MLine::Audio);
     }
 
     /// A new offer that adds video to an audio call (a softphone's user turns
