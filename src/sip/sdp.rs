@@ -143,6 +143,10 @@ fn parse_connection(value: &str) -> Result<IpAddr, SdpError> {
     addr.parse().map_err(|_| SdpError::NoConnection)
 }
 
+/// The most `m=` lines an offer may have (audio and video with a few
+/// alternatives is under ten).
+const MAX_M_LINES: usize = 16;
+
 /// Parse an SDP body, keeping the first `m=audio` stream.
 pub fn parse(text: &str) -> Result<Offer, SdpError> {
     let mut session_conn: Option<IpAddr> = None;
@@ -167,6 +171,11 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
         };
         match kind {
             "m" => {
+                if m_lines.len() == MAX_M_LINES {
+                    // Each is mirrored in the answer (and the 200 resent
+                    // until ACK): no offer sizes our answer without bound.
+                    return Err(SdpError::Malformed("more than 16 m= lines"));
+                }
                 seen_media = true;
                 in_audio = false;
                 let mut it = value.split_whitespace();
@@ -780,6 +789,15 @@ mod tests {
             ),
             ("garbage", SdpError::Malformed("line without '='")),
         ];
+        let many = format!(
+            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 0\r\n{}",
+            "m=video 0 RTP/AVP 31\r\n".repeat(16)
+        );
+        assert_eq!(
+            parse(&many).unwrap_err(),
+            SdpError::Malformed("more than 16 m= lines")
+        );
+        assert!(parse(&many.replacen("m=video 0 RTP/AVP 31\r\n", "", 1)).is_ok());
         for (sdp, err) in cases {
             assert_eq!(parse(sdp).unwrap_err(), *err, "{sdp}");
         }
