@@ -306,7 +306,8 @@ impl ByeReason {
         }
     }
 
-    /// A refused late answer: `SIP ;cause=488` with the warning's text.
+    /// An answer (or a late offer) the call cannot use: `SIP ;cause=488` with
+    /// the warning's text.
     pub fn refused(warning: Warning) -> ByeReason {
         ByeReason {
             protocol: "SIP",
@@ -321,6 +322,13 @@ impl ByeReason {
             "{} ;cause={} ;text=\"{}\"",
             self.protocol, self.cause, self.text
         )
+    }
+
+    /// The extra headers of a BYE that gives `reason` (none for `None`).
+    pub fn headers(reason: Option<ByeReason>) -> Vec<message::Header> {
+        reason
+            .map(|r| vec![message::Header::new("Reason", r.header_value())])
+            .unwrap_or_default()
     }
 }
 

@@ -180,15 +180,15 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
                 in_audio = false;
                 let mut it = value.split_whitespace();
                 let media = it.next().unwrap_or_default();
+                let port = it
+                    .next()
+                    .and_then(|p| p.split('/').next())
+                    .and_then(|p| p.parse::<u16>().ok());
                 // A stream removed in a new offer stays as `m=audio 0 …`, and a
                 // new one may follow it (RFC 3264 §8.2): ours is the first
                 // audio line with a port, else the first (a call on hold).
-                let has_port = value
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|p| p.split('/').next())
-                    .is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p != 0));
-                let replaces_removed = has_port && matches!(audio, Some((0, _)));
+                let replaces_removed =
+                    port.is_some_and(|p| p != 0) && matches!(audio, Some((0, _)));
                 if media == "audio" && (audio.is_none() || replaces_removed) {
                     if let Some((_, removed)) = audio.take() {
                         let fmt = removed.first().map_or(0, |pt| *pt);
@@ -201,11 +201,7 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
                         crypto.clear();
                         media_conn = None;
                     }
-                    let port = it
-                        .next()
-                        .and_then(|p| p.split('/').next())
-                        .and_then(|p| p.parse::<u16>().ok())
-                        .ok_or(SdpError::Malformed("m= port"))?;
+                    let port = port.ok_or(SdpError::Malformed("m= port"))?;
                     proto = it
                         .next()
                         .ok_or(SdpError::Malformed("m= proto"))?
@@ -223,7 +219,6 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
                 } else {
                     // `m=<media> <port> <proto> <fmt> …`: declined with port 0
                     // and its first format (at least one must be listed).
-                    let _port = it.next();
                     let proto = it.next().unwrap_or("RTP/AVP");
                     let fmt = it.next().unwrap_or("0");
                     m_lines.push(MLine::Declined(format!("m={media} 0 {proto} {fmt}")));

@@ -329,9 +329,7 @@ impl Uac {
     pub fn hangup_with(&mut self, now: Instant, reason: Option<ByeReason>) {
         match self.state {
             State::Confirmed => {
-                let extra = reason
-                    .map(|r| vec![Header::new("Reason", r.header_value())])
-                    .unwrap_or_default();
+                let extra = ByeReason::headers(reason);
                 self.send_in_dialog(now, "BYE", Purpose::Bye, extra, None);
             }
             State::Calling | State::Proceeding => {

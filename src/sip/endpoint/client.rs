@@ -57,13 +57,11 @@ impl Endpoint {
         }
     }
 
-    /// BYE in the call's dialog. `refused`: why the session could not go on
-    /// (the caller's late answer), sent as `Reason: SIP ;cause=488` with the
-    /// warning's text (RFC 3326), which traces and the caller's logs show.
+    /// BYE in the call's dialog. `reason`: why we end it (a timer, the
+    /// server stopping, an answer the call cannot use), sent as its `Reason`
+    /// header (RFC 3326), which traces and the caller's logs show.
     pub(super) fn send_bye(&mut self, now: Instant, call: &CallKey, reason: Option<ByeReason>) {
-        let extra = reason
-            .map(|r| vec![Header::new("Reason", r.header_value())])
-            .unwrap_or_default();
+        let extra = ByeReason::headers(reason);
         self.send_request(now, call, "BYE", ClientPurpose::Bye, extra);
     }
 
