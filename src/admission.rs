@@ -25,6 +25,11 @@
 //!    `off`, no suite we speak) → `488`; with `required`, anything but SRTP over
 //!    TLS → `488` (a late offer too: we do not offer SDES keys ourselves).
 //!
+//! Steps 5 and 6 run for each audio line of the offer in turn, and the first
+//! that passes is the call's (a phone offering SRTP "if possible" lists its
+//! stream as `RTP/SAVP` and again as `RTP/AVP`); when none does, the first
+//! line's refusal is the answer.
+//!
 //! An admitted call holds a slot of its source's quota until the runtime calls
 //! [`Admission::release`] for it. Nothing here reads a clock, binds a port or draws a
 //! random number: the runtime passes `now`, the bound RTP address and the session id.
@@ -305,31 +310,21 @@ pub fn check_peer(call: &IncomingCall, peers: &TrustedPeers) -> Result<(), Refus
 fn plan_media(call: &IncomingCall, media: &MediaSettings) -> Result<MediaPlan, Refusal> {
     match call.offer.as_deref() {
         Some(text) => {
-            let offer = sdp::parse(text).map_err(|_| Refusal::BadSdp)?;
-            let mut n =
-                sdp::negotiate(&offer, &media.codecs).map_err(|_| Refusal::NoCommonCodec)?;
-            let (theirs, ours) = (n.remote.ip(), media.rtp_ip);
-            if !theirs.is_unspecified()
-                && !ours.is_unspecified()
-                && theirs.is_ipv4() != ours.is_ipv4()
-            {
-                return Err(Refusal::AddressFamily);
+            // The first audio stream the policy lets us answer: a phone that
+            // offers SRTP "if it can" lists it twice, `RTP/SAVP` then
+            // `RTP/AVP`, and a plain call takes the second. None: the first
+            // stream's reason.
+            let candidates = sdp::parse_candidates(text).map_err(|_| Refusal::BadSdp)?;
+            let mut first = None;
+            for offer in &candidates {
+                match answerable(offer, call, media) {
+                    Ok(n) => return Ok(MediaPlan::Answer(n)),
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
+                }
             }
-            let over_tls = call.transport == Transport::Tls;
-            let may = over_tls && media.srtp != SrtpPolicy::Off;
-            if !may {
-                // Never take (or answer with) a key that crossed the network in clear.
-                n.crypto = None;
-            }
-            let must = n.savp || media.srtp == SrtpPolicy::Required;
-            if must && n.crypto.is_none() {
-                return Err(Refusal::MediaNotSecure);
-            }
-            if !offer.proto.is_empty() && offer.proto != sdp::SAVP && offer.proto != sdp::AVP {
-                // DTLS-SRTP (`UDP/TLS/RTP/SAVP`), `RTP/SAVPF`...: not ours to answer.
-                return Err(Refusal::MediaNotSecure);
-            }
-            Ok(MediaPlan::Answer(n))
+            Err(first.unwrap_or(Refusal::BadSdp))
         }
         None if media.srtp == SrtpPolicy::Required => Err(Refusal::MediaNotSecure),
         None => {
@@ -347,6 +342,36 @@ fn plan_media(call: &IncomingCall, media: &MediaSettings) -> Result<MediaPlan, R
             }))
         }
     }
+}
+
+/// The negotiated session for one audio stream of an offer, if this call may
+/// answer it: a codec in common, our IP family, and SRTP as the policy and the
+/// signalling's transport allow.
+fn answerable(
+    offer: &sdp::Offer,
+    call: &IncomingCall,
+    media: &MediaSettings,
+) -> Result<Negotiated, Refusal> {
+    let mut n = sdp::negotiate(offer, &media.codecs).map_err(|_| Refusal::NoCommonCodec)?;
+    let (theirs, ours) = (n.remote.ip(), media.rtp_ip);
+    if !theirs.is_unspecified() && !ours.is_unspecified() && theirs.is_ipv4() != ours.is_ipv4() {
+        return Err(Refusal::AddressFamily);
+    }
+    let over_tls = call.transport == Transport::Tls;
+    let may = over_tls && media.srtp != SrtpPolicy::Off;
+    if !may {
+        // Never take (or answer with) a key that crossed the network in clear.
+        n.crypto = None;
+    }
+    let must = n.savp || media.srtp == SrtpPolicy::Required;
+    if must && n.crypto.is_none() {
+        return Err(Refusal::MediaNotSecure);
+    }
+    if !offer.proto.is_empty() && offer.proto != sdp::SAVP && offer.proto != sdp::AVP {
+        // DTLS-SRTP (`UDP/TLS/RTP/SAVP`), `RTP/SAVPF`...: not ours to answer.
+        return Err(Refusal::MediaNotSecure);
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -620,6 +645,9 @@ mod tests {
         let savp = format!("v=0\r\nc=IN IP4 192.0.2.7\r\nm=audio 30000 RTP/SAVP 0\r\na=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n");
         let best_effort = savp.replace("RTP/SAVP", "RTP/AVP");
         let dtls = savp.replace("RTP/SAVP", "UDP/TLS/RTP/SAVP");
+        // SRTP "if you can": the stream twice, `RTP/SAVP` first.
+        let either =
+            format!("{savp}m=audio 30002 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n");
         use SrtpPolicy::*;
         // (policy, transport, offer) → SRTP used, or the refusal.
         type Case<'a> = (
@@ -668,6 +696,16 @@ mod tests {
                 Err(Refusal::MediaNotSecure),
             ),
             (Off, Transport::Tls, Some(&best_effort), Ok(false)),
+            (Optional, Transport::Tls, Some(&either), Ok(true)),
+            (Optional, Transport::Udp, Some(&either), Ok(false)),
+            (Off, Transport::Tls, Some(&either), Ok(false)),
+            (Required, Transport::Tls, Some(&either), Ok(true)),
+            (
+                Required,
+                Transport::Udp,
+                Some(&either),
+                Err(Refusal::MediaNotSecure),
+            ),
         ];
         for (i, (policy, transport, offer, want)) in cases.iter().enumerate() {
             let m = MediaSettings {
@@ -698,5 +736,41 @@ mod tests {
         assert!(body.contains("m=audio 20002 RTP/SAVP 0\r\n"), "{body}");
         assert!(body.contains("a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:"));
         assert!(!body.contains(KEY));
+
+        // The two-line offer over clear signalling: answered on its plain
+        // line, the SRTP one declined in its place.
+        let plan = plan_media(
+            &incoming(2, "192.0.2.1:5060", Some(&either)),
+            &MediaSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(plan.negotiated().remote.port(), 30002);
+        let body = plan.local_sdp(
+            "127.0.0.1:20004".parse().unwrap(),
+            1,
+            &MediaSettings::default(),
+            None,
+        );
+        let lines: Vec<&str> = body.lines().filter(|l| l.starts_with("m=")).collect();
+        assert_eq!(
+            lines,
+            ["m=audio 0 RTP/SAVP 0", "m=audio 20004 RTP/AVP 0 101"]
+        );
+        assert!(!body.contains("a=crypto"), "{body}");
+        // Over TLS: the SRTP line, the plain one declined.
+        let mut call = incoming(3, "192.0.2.1:5061", Some(&either));
+        call.transport = Transport::Tls;
+        let plan = plan_media(&call, &MediaSettings::default()).unwrap();
+        let (ours, _) = plan
+            .sdes(MasterKey::generate(&mut rand::rngs::OsRng))
+            .unwrap();
+        let body = plan.local_sdp(
+            "127.0.0.1:20006".parse().unwrap(),
+            1,
+            &MediaSettings::default(),
+            Some(&ours),
+        );
+        let lines: Vec<&str> = body.lines().filter(|l| l.starts_with("m=")).collect();
+        assert_eq!(lines, ["m=audio 20006 RTP/SAVP 0", "m=audio 0 RTP/AVP 0"]);
     }
 }

@@ -477,3 +477,19 @@ fn a_late_offer_caller_hears_its_keys_in_the_codec_it_answered() {
         );
     }
 }
+
+/// A phone set to "SRTP if possible" offers its stream twice, `RTP/SAVP` with
+/// a key and then `RTP/AVP` (`tests/sipp/srtp_if_possible.xml`). Over UDP the
+/// server takes no key, so it answers on the plain line with the SRTP one
+/// declined in its place and no `a=crypto` (sipp checks the 200 and fails the
+/// call otherwise; before, the call got 488), keeps that layout through a
+/// hold and a resume in which the phone repeats both lines, and plays to the
+/// plain line's port.
+#[test]
+fn a_phone_offering_srtp_if_possible_is_answered_in_plain_rtp() {
+    let sent = sipp_call_and_packets_sent("srtp_if_possible.xml");
+    assert!(
+        (60.0..=150.0).contains(&sent),
+        "the server sent {sent} packets in a 4 s call held for 2 s"
+    );
+}

@@ -1,12 +1,14 @@
 //! SDP offer/answer for one audio stream (RFC 4566, RFC 3264, RFC 4733 §7).
 //!
-//! Parses the first `m=audio` line of an offer (connection address, static and
+//! Parses the audio lines of an offer (connection address, static and
 //! dynamic payload types, `a=rtpmap`, `a=ptime`, direction), negotiates G.711 by our
 //! preference while mirroring the offer's payload type numbers, and prints answers
 //! and offers. SDES-SRTP (RFC 4568): the offer's `RTP/SAVP` profile and its
 //! `a=crypto` attributes are read (the first one with a suite we speak is kept),
 //! and an answer can carry our own attribute; whether to use them is the
-//! caller's policy ([`crate::admission`]). It does not handle video, multiple
+//! caller's policy ([`crate::admission`]), which also picks the audio line the
+//! call uses when there are several ([`parse_candidates`]: "SRTP if possible"
+//! phones offer the stream twice). It does not handle video, multiple
 //! audio streams, ICE, DTLS-SRTP or `a=rtcp`: every other media line of an
 //! offer (a softphone's video, a second audio stream, BFCP…) is declined in the
 //! answer with port 0, in its place, so the answer has as many `m=` lines as
@@ -147,20 +149,59 @@ fn parse_connection(value: &str) -> Result<IpAddr, SdpError> {
 /// alternatives is under ten).
 const MAX_M_LINES: usize = 16;
 
-/// Parse an SDP body, keeping the first `m=audio` stream.
+/// One `m=` section as written, before we choose which audio line is ours.
+struct Section<'a> {
+    media: &'a str,
+    /// `None`: not a number.
+    port: Option<u16>,
+    proto: &'a str,
+    /// The formats as written (the first is kept when the line is declined).
+    fmts: Vec<&'a str>,
+    conn: Option<IpAddr>,
+    direction: Option<Direction>,
+    /// `a=rtpmap`, `a=crypto` and `a=ptime` of an audio section, in order.
+    attrs: Vec<(&'a str, &'a str)>,
+}
+
+impl Section<'_> {
+    /// Its answer line when declined: port 0 and its first format (at least
+    /// one must be listed).
+    fn declined(&self) -> MLine {
+        let proto = if self.proto.is_empty() {
+            AVP
+        } else {
+            self.proto
+        };
+        let fmt = self.fmts.first().copied().unwrap_or("0");
+        MLine::Declined(format!("m={} 0 {proto} {fmt}", self.media))
+    }
+}
+
+/// Parse an SDP body, keeping its first audio stream with a port other than 0
+/// (or the first, when all are: a call on hold): the first of
+/// [`parse_candidates`].
 pub fn parse(text: &str) -> Result<Offer, SdpError> {
+    parse_candidates(text)?
+        .into_iter()
+        .next()
+        .ok_or(SdpError::NoAudio)
+}
+
+/// Every audio stream of an SDP body we could make ours, in the order we
+/// prefer them: those with a port other than 0 in the order of the offer,
+/// then (only when there are none) the first. Each comes with the layout its
+/// answer mirrors: itself as [`MLine::Audio`], every other line declined in
+/// its place. A stream removed in a new offer stays as `m=audio 0 …` and a new
+/// one may follow it (RFC 3264 §8.2); a phone that offers SRTP "if it can"
+/// lists the same stream twice, `RTP/SAVP` first and `RTP/AVP` after it, and
+/// is answered on the one the call's policy takes ([`crate::admission`]).
+///
+/// The first candidate's errors are the body's; a later audio line that
+/// cannot be read is declined instead.
+pub fn parse_candidates(text: &str) -> Result<Vec<Offer>, SdpError> {
     let mut session_conn: Option<IpAddr> = None;
-    let mut media_conn: Option<IpAddr> = None;
     let mut session_dir = Direction::SendRecv;
-    let mut audio: Option<(u16, Vec<u8>)> = None;
-    let mut in_audio = false;
-    let mut seen_media = false;
-    let mut rtpmaps: Vec<Format> = Vec::new();
-    let mut ptime = None;
-    let mut direction: Option<Direction> = None;
-    let mut proto = String::new();
-    let mut crypto = Vec::new();
-    let mut m_lines = Vec::new();
+    let mut sections: Vec<Section> = Vec::new();
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
         if line.is_empty() {
@@ -171,68 +212,38 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
         };
         match kind {
             "m" => {
-                if m_lines.len() == MAX_M_LINES {
+                if sections.len() == MAX_M_LINES {
                     // Each is mirrored in the answer (and the 200 resent
                     // until ACK): no offer sizes our answer without bound.
                     return Err(SdpError::Malformed("more than 16 m= lines"));
                 }
-                seen_media = true;
-                in_audio = false;
                 let mut it = value.split_whitespace();
                 let media = it.next().unwrap_or_default();
                 let port = it
                     .next()
                     .and_then(|p| p.split('/').next())
                     .and_then(|p| p.parse::<u16>().ok());
-                // A stream removed in a new offer stays as `m=audio 0 …`, and a
-                // new one may follow it (RFC 3264 §8.2): ours is the first
-                // audio line with a port, else the first (a call on hold).
-                let replaces_removed =
-                    port.is_some_and(|p| p != 0) && matches!(audio, Some((0, _)));
-                if media == "audio" && (audio.is_none() || replaces_removed) {
-                    if let Some((_, removed)) = audio.take() {
-                        let fmt = removed.first().map_or(0, |pt| *pt);
-                        if let Some(m) = m_lines.iter_mut().find(|m| **m == MLine::Audio) {
-                            *m = MLine::Declined(format!("m=audio 0 {proto} {fmt}"));
-                        }
-                        rtpmaps.clear();
-                        ptime = None;
-                        direction = None;
-                        crypto.clear();
-                        media_conn = None;
-                    }
-                    let port = port.ok_or(SdpError::Malformed("m= port"))?;
-                    proto = it
-                        .next()
-                        .ok_or(SdpError::Malformed("m= proto"))?
-                        .to_string();
-                    let pts = it
-                        .map(|p| p.parse::<u8>())
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|_| SdpError::Malformed("m= payload type"))?;
-                    if pts.iter().any(|pt| *pt > 127) {
-                        return Err(SdpError::Malformed("m= payload type"));
-                    }
-                    audio = Some((port, pts));
-                    in_audio = true;
-                    m_lines.push(MLine::Audio);
-                } else {
-                    // `m=<media> <port> <proto> <fmt> …`: declined with port 0
-                    // and its first format (at least one must be listed).
-                    let proto = it.next().unwrap_or("RTP/AVP");
-                    let fmt = it.next().unwrap_or("0");
-                    m_lines.push(MLine::Declined(format!("m={media} 0 {proto} {fmt}")));
-                }
+                let proto = it.next().unwrap_or_default();
+                sections.push(Section {
+                    media,
+                    port,
+                    proto,
+                    fmts: it.collect(),
+                    conn: None,
+                    direction: None,
+                    attrs: Vec::new(),
+                });
             }
             "c" => {
-                let ip = parse_connection(value)?;
-                if !seen_media {
-                    session_conn = Some(ip);
-                } else if in_audio {
-                    media_conn = Some(ip);
+                let ip = parse_connection(value);
+                match sections.last_mut() {
+                    None => session_conn = Some(ip?),
+                    // A bad address under a line we decline is not ours to read.
+                    Some(s) if s.media == "audio" => s.conn = Some(ip?),
+                    Some(_) => {}
                 }
             }
-            "a" if !seen_media || in_audio => {
+            "a" => {
                 let (name, arg) = match value.split_once(':') {
                     Some((n, a)) => (n, Some(a)),
                     None => (value, None),
@@ -244,44 +255,13 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
                     "inactive" => Some(Direction::Inactive),
                     _ => None,
                 };
-                if let Some(d) = dir {
-                    if seen_media {
-                        direction = Some(d);
-                    } else {
-                        session_dir = d;
-                    }
-                    continue;
-                }
-                if !in_audio {
-                    continue;
-                }
-                match (name, arg) {
-                    ("rtpmap", Some(arg)) => {
-                        let (pt, enc) =
-                            arg.split_once(' ').ok_or(SdpError::Malformed("a=rtpmap"))?;
-                        let pt: u8 = pt
-                            .trim()
-                            .parse()
-                            .map_err(|_| SdpError::Malformed("a=rtpmap payload type"))?;
-                        let mut parts = enc.trim().split('/');
-                        let name = parts.next().unwrap_or_default().to_string();
-                        let rate = parts
-                            .next()
-                            .and_then(|r| r.parse::<u32>().ok())
-                            .ok_or(SdpError::Malformed("a=rtpmap clock rate"))?;
-                        rtpmaps.push(Format { pt, name, rate });
-                    }
-                    ("crypto", Some(arg)) => {
-                        if let Some(c) = CryptoAttr::parse(arg)? {
-                            crypto.push(c);
-                        }
-                    }
-                    ("ptime", Some(arg)) => {
-                        ptime = arg
-                            .trim()
-                            .parse::<u32>()
-                            .ok()
-                            .filter(|p| *p > 0 && *p <= 200);
+                match (sections.last_mut(), dir, arg) {
+                    (None, Some(d), _) => session_dir = d,
+                    (Some(s), Some(d), _) => s.direction = Some(d),
+                    (Some(s), None, Some(arg))
+                        if s.media == "audio" && matches!(name, "rtpmap" | "crypto" | "ptime") =>
+                    {
+                        s.attrs.push((name, arg));
                     }
                     _ => {}
                 }
@@ -289,8 +269,95 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
             _ => {}
         }
     }
-    let (port, pts) = audio.ok_or(SdpError::NoAudio)?;
-    let addr = media_conn.or(session_conn).ok_or(SdpError::NoConnection)?;
+    let audio = |s: &&Section| s.media == "audio";
+    let with_port: Vec<usize> = sections
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| audio(s) && s.port.is_some_and(|p| p != 0))
+        .map(|(i, _)| i)
+        .collect();
+    let order = if with_port.is_empty() {
+        sections
+            .iter()
+            .position(|s| audio(&s))
+            .into_iter()
+            .collect()
+    } else {
+        with_port
+    };
+    let mut candidates = Vec::with_capacity(order.len());
+    for (n, &i) in order.iter().enumerate() {
+        let m_lines = sections
+            .iter()
+            .enumerate()
+            .map(|(j, s)| if j == i { MLine::Audio } else { s.declined() })
+            .collect();
+        match audio_offer(&sections[i], session_conn, session_dir, m_lines) {
+            Ok(offer) => candidates.push(offer),
+            Err(e) if n == 0 => return Err(e),
+            Err(_) => {}
+        }
+    }
+    if candidates.is_empty() {
+        return Err(SdpError::NoAudio);
+    }
+    Ok(candidates)
+}
+
+/// One audio section read as the call's stream.
+fn audio_offer(
+    s: &Section,
+    session_conn: Option<IpAddr>,
+    session_dir: Direction,
+    m_lines: Vec<MLine>,
+) -> Result<Offer, SdpError> {
+    let port = s.port.ok_or(SdpError::Malformed("m= port"))?;
+    if s.proto.is_empty() {
+        return Err(SdpError::Malformed("m= proto"));
+    }
+    let pts = s
+        .fmts
+        .iter()
+        .map(|p| p.parse::<u8>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| SdpError::Malformed("m= payload type"))?;
+    if pts.iter().any(|pt| *pt > 127) {
+        return Err(SdpError::Malformed("m= payload type"));
+    }
+    let mut rtpmaps: Vec<Format> = Vec::new();
+    let mut crypto = Vec::new();
+    let mut ptime = None;
+    for &(name, arg) in &s.attrs {
+        match name {
+            "rtpmap" => {
+                let (pt, enc) = arg.split_once(' ').ok_or(SdpError::Malformed("a=rtpmap"))?;
+                let pt: u8 = pt
+                    .trim()
+                    .parse()
+                    .map_err(|_| SdpError::Malformed("a=rtpmap payload type"))?;
+                let mut parts = enc.trim().split('/');
+                let name = parts.next().unwrap_or_default().to_string();
+                let rate = parts
+                    .next()
+                    .and_then(|r| r.parse::<u32>().ok())
+                    .ok_or(SdpError::Malformed("a=rtpmap clock rate"))?;
+                rtpmaps.push(Format { pt, name, rate });
+            }
+            "crypto" => {
+                if let Some(c) = CryptoAttr::parse(arg)? {
+                    crypto.push(c);
+                }
+            }
+            _ => {
+                ptime = arg
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|p| *p > 0 && *p <= 200);
+            }
+        }
+    }
+    let addr = s.conn.or(session_conn).ok_or(SdpError::NoConnection)?;
     let formats = pts
         .iter()
         .filter_map(|pt| {
@@ -306,8 +373,8 @@ pub fn parse(text: &str) -> Result<Offer, SdpError> {
         port,
         formats,
         ptime,
-        direction: direction.unwrap_or(session_dir),
-        proto,
+        direction: s.direction.unwrap_or(session_dir),
+        proto: s.proto.to_string(),
         crypto,
         m_lines,
     })
@@ -522,9 +589,32 @@ pub fn reanswer(
 /// parsed, if the session can take it: it carries our session's codec, media
 /// of our IP family (or none, `0.0.0.0`), and on an SRTP call a key in its
 /// suite (returned).
+///
+/// The stream is the one in our stream's place (RFC 3264 §8: a new offer
+/// keeps every line where it was), else the first one that fits: a phone that
+/// offered SRTP "if it can" on two lines repeats both in its hold, and our
+/// call is on the second.
 fn fits(local: &str, theirs: &str) -> Result<(Offer, Option<CryptoAttr>), ReofferError> {
-    let offer = parse(theirs).map_err(|_| ReofferError::Unusable)?;
     let ours = parse(local).map_err(|_| ReofferError::Unusable)?;
+    let mut candidates = parse_candidates(theirs).map_err(|_| ReofferError::Unusable)?;
+    let place = |o: &Offer| o.m_lines.iter().position(|m| *m == MLine::Audio);
+    if let Some(i) = candidates.iter().position(|o| place(o) == place(&ours)) {
+        candidates[..=i].rotate_right(1);
+    }
+    let mut first = None;
+    for offer in candidates {
+        match fits_stream(&ours, offer) {
+            Ok(fit) => return Ok(fit),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    Err(first.unwrap_or(ReofferError::Unusable))
+}
+
+/// [`fits`] for one audio stream of their description.
+fn fits_stream(ours: &Offer, offer: Offer) -> Result<(Offer, Option<CryptoAttr>), ReofferError> {
     let crypto = match ours.crypto.first() {
         Some(key) => Some(
             offer
@@ -921,6 +1011,68 @@ mod tests {
         let o = parse(removed).unwrap();
         assert_eq!((o.port, o.formats[0].pt), (0, 0));
         assert_eq!(o.m_lines[0], MLine::Audio);
+    }
+
+    /// A phone that offers SRTP "if it can" lists the stream twice,
+    /// `RTP/SAVP` then `RTP/AVP`: both are candidates, in that order, each
+    /// laid out with the other declined; its hold repeats both lines, and a
+    /// plain call on the second is answered there (the SRTP line cannot fit
+    /// it).
+    #[test]
+    fn a_stream_offered_with_and_without_srtp_is_answered_on_the_one_taken() {
+        let key = crate::media::srtp::MasterKey::generate(&mut rand::rngs::OsRng);
+        let offer = format!(
+            "v=0\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+             m=audio 7000 RTP/SAVP 0 101\r\n{}a=rtpmap:101 telephone-event/8000\r\n\
+             m=audio 7002 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+            CryptoAttr {
+                tag: 1,
+                suite: crate::media::srtp::Suite::AesCm128HmacSha1_80,
+                key
+            }
+            .to_sdp()
+            .as_str()
+        );
+        let c = parse_candidates(&offer).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            (c[0].proto.as_str(), c[0].port, c[0].crypto.len()),
+            (SAVP, 7000, 1)
+        );
+        assert_eq!(
+            (c[1].proto.as_str(), c[1].port, c[1].crypto.len()),
+            (AVP, 7002, 0)
+        );
+        assert_eq!(c[1].formats, c[0].formats);
+        assert_eq!(
+            c[1].m_lines,
+            [MLine::Declined("m=audio 0 RTP/SAVP 0".into()), MLine::Audio]
+        );
+        assert_eq!(parse(&offer).unwrap(), c[0]);
+
+        let local: SocketAddr = "127.0.0.1:20000".parse().unwrap();
+        let plain = answer(&negotiate(&c[1], &[Codec::Pcmu]).unwrap(), local, 42, None);
+        assert!(
+            plain.contains("m=audio 0 RTP/SAVP 0\r\nm=audio 20000 RTP/AVP 0 101\r\n"),
+            "{plain}"
+        );
+        let hold = offer.replace(
+            "telephone-event/8000\r\n",
+            "telephone-event/8000\r\na=sendonly\r\n",
+        );
+        let (held, theirs, crypto) = reanswer(&plain, &hold).unwrap();
+        assert_eq!((theirs.port, crypto), (7002, None));
+        assert!(held.contains("o=sspr-ivr 42 43 IN IP4"), "{held}");
+        assert!(
+            held.contains("m=audio 0 RTP/SAVP 0\r\nm=audio 20000 RTP/AVP 0 101\r\n"),
+            "{held}"
+        );
+        assert!(held.ends_with("a=recvonly\r\n"), "{held}");
+
+        // A later audio line that cannot be read is declined, not fatal.
+        let broken = format!("{offer}m=audio 7004 RTP/AVP x\r\n");
+        assert_eq!(parse_candidates(&broken).unwrap().len(), 2);
+        assert_eq!(parse(&broken).unwrap().m_lines.len(), 3);
     }
 
     /// A new offer that adds video to an audio call (a softphone's user turns
