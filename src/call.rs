@@ -182,6 +182,8 @@ pub struct Call {
     /// arrives by then.
     refer_deadline: Option<Instant>,
     ended_reported: bool,
+    /// The caller's BYE `Reason` (RFC 3326), if it hung up with one.
+    caller_reason: Option<String>,
     srtp: Option<SrtpTransform>,
     /// A received datagram, unprotected (reused).
     srtp_clear: Vec<u8>,
@@ -220,6 +222,7 @@ impl Call {
             linger_until: None,
             refer_deadline: None,
             ended_reported: false,
+            caller_reason: None,
             srtp: p.srtp.as_ref().map(SrtpTransform::new),
             srtp_clear: Vec::new(),
         }
@@ -342,6 +345,9 @@ impl Call {
                 }
             }
             SipEvent::Terminated { reason, .. } => {
+                if let EndReason::RemoteBye { reason } = &reason {
+                    self.caller_reason.clone_from(reason);
+                }
                 let outcome = match (self.phase, reason) {
                     (Phase::Ending(o), _) => o,
                     (_, EndReason::AckTimeout) => CallOutcome::AckTimeout,
@@ -384,6 +390,14 @@ impl Call {
         }
         self.flow.handle_action_result(now, id, outcome, outputs);
         self.pump(now);
+    }
+
+    /// The `Reason` of the caller's BYE (RFC 3326; control characters shown
+    /// as `?`), if it hung up and gave one: a trunk's words for why the call
+    /// ended on its side (`Q.850 ;cause=16`, or a media timeout that says it
+    /// heard nothing from us).
+    pub fn caller_reason(&self) -> Option<&str> {
+        self.caller_reason.as_deref()
     }
 
     /// End the call from outside (shutdown after the drain limit).

@@ -79,7 +79,14 @@ fn a_caller_whose_media_moves_to_another_ip_is_followed_there() {
 /// two of the call's four seconds.
 #[test]
 fn a_hold_by_reinvite_is_answered_recvonly_and_silences_the_server() {
-    let sent = sipp_call_and_packets_sent("reinvite_hold.xml");
+    let (sent, log) = sipp_call_packets_sent_and_log("reinvite_hold.xml");
+    // The caller's BYE said why: the end of the call's log says it too.
+    assert!(
+        log.lines().any(|l| l.contains("call ended")
+            && l.contains("outcome=\"caller_hangup\"")
+            && l.contains(r#"caller_reason="Q.850;cause=16;text=\"Normal call clearing\"""#)),
+        "{log}"
+    );
     // ACK to BYE is about 4 s: 200 packets unheld, about 100 with the hold.
     assert!(
         (60.0..=150.0).contains(&sent),
@@ -345,6 +352,11 @@ fn a_reinvite_without_an_offer_after_a_hold_takes_the_call_back() {
 /// One sipp call of `scenario` to the echo flow of a fresh demo server, which
 /// must succeed; the RTP packets the server sent it.
 fn sipp_call_and_packets_sent(scenario: &str) -> f64 {
+    sipp_call_packets_sent_and_log(scenario).0
+}
+
+/// [`sipp_call_and_packets_sent`], and the server's log.
+fn sipp_call_packets_sent_and_log(scenario: &str) -> (f64, String) {
     let server = Server::demo(&[]);
     let (ok, out) = run_sipp(
         &server,
@@ -355,7 +367,18 @@ fn sipp_call_and_packets_sent(scenario: &str) -> f64 {
     );
     assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
     wait_calls_ended(&server);
-    server_sample(&server, "sspr_ivr_rtp_packets_sent_total")
+    let log = wait_for(
+        "the call's end in the log",
+        std::time::Duration::from_secs(10),
+        || {
+            let log = server.output_text();
+            log.contains("call ended").then_some(log)
+        },
+    );
+    (
+        server_sample(&server, "sspr_ivr_rtp_packets_sent_total"),
+        log,
+    )
 }
 
 /// Late offer (an INVITE without SDP, as some trunks and click-to-dial

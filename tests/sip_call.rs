@@ -230,7 +230,7 @@ fn full_call_info_refer_and_bye() {
     assert!(p.server_events.iter().any(|(_, e)| *e
         == Event::Terminated {
             call: call.clone(),
-            reason: EndReason::RemoteBye
+            reason: EndReason::RemoteBye { reason: None }
         }));
     assert_eq!(p.client_events.last().unwrap().1, UacEvent::Terminated);
     assert!(p.uac.is_terminated());

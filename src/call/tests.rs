@@ -376,7 +376,7 @@ fn caller_hangup_inside_the_secure_segment_is_audited_and_unsecures() {
     h.press("246");
     h.sip(SipEvent::Terminated {
         call: CallKey("c1@test".into()),
-        reason: EndReason::RemoteBye,
+        reason: EndReason::RemoteBye { reason: None },
     });
     assert!(!h.call.is_secure());
     assert_eq!(
@@ -431,7 +431,7 @@ fn a_reset_in_flight_when_the_caller_hangs_up_is_audited_with_its_result() {
     let id = to_reset_in_flight(&mut h);
     h.sip(SipEvent::Terminated {
         call: CallKey("c1@test".into()),
-        reason: EndReason::RemoteBye,
+        reason: EndReason::RemoteBye { reason: None },
     });
     assert!(
         !h.seen.iter().any(|(_, o)| matches!(o, Output::Ended(_))),
@@ -466,7 +466,7 @@ fn a_reset_that_never_answers_after_hangup_is_audited_as_unknown() {
     to_reset_in_flight(&mut h);
     h.sip(SipEvent::Terminated {
         call: CallKey("c1@test".into()),
-        reason: EndReason::RemoteBye,
+        reason: EndReason::RemoteBye { reason: None },
     });
     let at = h.now;
     let ended = h.run_until("the end", |o| matches!(o, Output::Ended(_)));

@@ -396,7 +396,14 @@ impl CallTask {
             rec.finish();
         }
         let _ = self.sip.send(SipIn::CallGone(self.call.key().clone()));
-        info!(outcome = outcome.as_str(), "call ended");
+        match self.call.caller_reason() {
+            Some(reason) => info!(
+                outcome = outcome.as_str(),
+                caller_reason = reason,
+                "call ended"
+            ),
+            None => info!(outcome = outcome.as_str(), "call ended"),
+        }
     }
 
     /// Carry out every pending output; `Some` when the call has ended.

@@ -193,7 +193,10 @@ pub enum ReferStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EndReason {
-    RemoteBye,
+    /// The caller's BYE, with its `Reason` ([`peer_reason`]) if it gave one.
+    RemoteBye {
+        reason: Option<String>,
+    },
     Cancelled,
     AckTimeout,
     LocalBye,
@@ -390,6 +393,33 @@ pub enum SipError {
     BadTarget,
 }
 
+/// The most characters of a peer's `Reason` we keep.
+const PEER_REASON_MAX: usize = 256;
+
+/// A request's `Reason` headers (RFC 3326: a BYE's or CANCEL's, the peer's
+/// words for why it ends the call), every value in order joined by `, `, for
+/// a log line or a tester's terminal: a control character (a line break or
+/// an escape sequence a peer slipped in) is shown as `?`, and no more than
+/// 256 characters are kept. `None`: the request gave none.
+pub fn peer_reason(msg: &message::Message) -> Option<String> {
+    let mut out = String::new();
+    for value in msg.headers_named("Reason") {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(value);
+    }
+    if out.is_empty() {
+        return None;
+    }
+    Some(
+        out.chars()
+            .take(PEER_REASON_MAX)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect(),
+    )
+}
+
 /// Methods this endpoint implements (Allow header).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER, NOTIFY";
 /// Body types accepted in requests (Accept header).
@@ -401,6 +431,37 @@ pub const SUPPORTED: &str = "";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A BYE's `Reason` headers, as the log and a tester's terminal show
+    /// them: every one, in order; an escape sequence or a bell shown as `?`;
+    /// a huge one cut at 256 characters.
+    #[test]
+    fn a_peers_reason_is_read_whole_and_cannot_drive_a_terminal() {
+        let bye = |reasons: &str| {
+            let text = format!(
+                "BYE sip:ivr@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1\r\n\
+                 From: <sip:a@192.0.2.7>;tag=1\r\nTo: <sip:ivr@192.0.2.1>;tag=2\r\n\
+                 Call-ID: c1\r\nCSeq: 2 BYE\r\n{reasons}Content-Length: 0\r\n\r\n"
+            );
+            match message::parse(text.as_bytes()).expect("parses") {
+                message::Datagram::Message(m) => m.message,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(peer_reason(&bye("")), None);
+        assert_eq!(
+            peer_reason(&bye(
+                "Reason: Q.850 ;cause=16 \u{1b}[2J\u{7}ok\r\nReason: SIP ;cause=200 ;text=\"é\"\r\n"
+            ))
+            .as_deref(),
+            Some("Q.850 ;cause=16 ?[2J?ok, SIP ;cause=200 ;text=\"é\"")
+        );
+        let long = peer_reason(&bye(&format!(
+            "Reason: Q.850;text=\"{}\"\r\n",
+            "x".repeat(5000)
+        )));
+        assert_eq!(long.map(|r| r.chars().count()), Some(256));
+    }
 
     #[test]
     fn call_key_display_is_bounded_and_escaped() {

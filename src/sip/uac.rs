@@ -37,8 +37,8 @@ pub enum UacEvent {
         target: String,
         headers: Vec<(String, String)>,
     },
-    /// The far end hung up; `reason` is its BYE's `Reason` header (RFC 3326),
-    /// if it gave one.
+    /// The far end hung up; `reason` is its BYE's `Reason` (RFC 3326,
+    /// [`super::peer_reason`]: control characters shown as `?`), if it gave one.
     ByeReceived {
         reason: Option<String>,
     },
@@ -672,7 +672,7 @@ impl Uac {
         match req.method.as_str() {
             "BYE" => {
                 self.respond(now, source, &req, 200, Vec::new());
-                let reason = req.msg.header("Reason").map(str::to_string);
+                let reason = super::peer_reason(&req.msg);
                 self.events.push_back(UacEvent::ByeReceived { reason });
                 self.terminate();
             }

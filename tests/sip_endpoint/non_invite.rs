@@ -39,14 +39,18 @@ fn retransmitted_invite_and_bye_are_answered_once() {
         .to_string();
     h.ack("c5", &tag, 1, "");
     h.events();
-    let bye = Req::new("BYE", "c5", "z9hG4bKbye1", 2).with_to_tag(&tag);
+    let bye = Req::new("BYE", "c5", "z9hG4bKbye1", 2)
+        .with_to_tag(&tag)
+        .extra("Reason: Q.850;cause=16\r\n");
     h.send(&bye);
     assert_eq!(h.statuses(), [200]);
     assert_eq!(
         h.events(),
         [Event::Terminated {
             call: key,
-            reason: EndReason::RemoteBye
+            reason: EndReason::RemoteBye {
+                reason: Some("Q.850;cause=16".into())
+            }
         }]
     );
     h.send(&bye);

@@ -143,6 +143,7 @@ impl Endpoint {
         call.dialog.remote_cseq = req.cseq;
         match req.method.as_str() {
             "BYE" => {
+                let reason = crate::sip::peer_reason(&req.msg);
                 self.respond_non_invite(
                     now,
                     transport,
@@ -160,7 +161,7 @@ impl Endpoint {
                         self.invite_final_error(now, tx, 487, Some(&tag), Vec::new());
                     }
                 }
-                self.end_call(&call_key, EndReason::RemoteBye);
+                self.end_call(&call_key, EndReason::RemoteBye { reason });
             }
             "INFO" => self.handle_info(now, transport, source, key, req, call_key, tag),
             "UPDATE" => {
