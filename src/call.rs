@@ -56,6 +56,9 @@ pub enum CallOutcome {
     /// Late offer: the caller's ACK had no answer the call could use, so the
     /// endpoint ended it with BYE before the flow started.
     MediaRefused,
+    /// The session timer ran out (RFC 4028): the caller stopped refreshing
+    /// the dialog, or our refresh failed; the endpoint sent BYE.
+    SessionExpired,
 }
 
 impl CallOutcome {
@@ -69,6 +72,7 @@ impl CallOutcome {
             CallOutcome::MaxDuration => "max_duration",
             CallOutcome::Shutdown => "shutdown",
             CallOutcome::MediaRefused => "media_refused",
+            CallOutcome::SessionExpired => "session_expired",
         }
     }
 
@@ -77,6 +81,7 @@ impl CallOutcome {
     pub fn bye_reason(self) -> Option<ByeReason> {
         match self {
             CallOutcome::RtpTimeout => Some(ByeReason::RTP_TIMEOUT),
+            CallOutcome::SessionExpired => Some(ByeReason::SESSION_EXPIRED),
             CallOutcome::MaxDuration => Some(ByeReason::MAX_DURATION),
             CallOutcome::Shutdown => Some(ByeReason::SHUTDOWN),
             CallOutcome::AckTimeout => Some(ByeReason::ACK_TIMEOUT),
@@ -353,10 +358,17 @@ impl Call {
                     (_, EndReason::AckTimeout) => CallOutcome::AckTimeout,
                     (_, EndReason::LocalBye) => CallOutcome::Completed,
                     (_, EndReason::MediaRefused) => CallOutcome::MediaRefused,
+                    (_, EndReason::SessionExpired) => CallOutcome::SessionExpired,
                     _ => CallOutcome::CallerHangup,
                 };
-                if !matches!(self.phase, Phase::Ending(_)) {
-                    self.flow.handle_hangup(now);
+                match (self.phase, outcome) {
+                    (Phase::Ending(_), _) => {}
+                    // The endpoint ended a dialog whose refreshes stopped:
+                    // the server's doing, audited as such.
+                    (_, CallOutcome::SessionExpired) => {
+                        self.flow.handle_abort(now, outcome.as_str());
+                    }
+                    _ => self.flow.handle_hangup(now),
                 }
                 self.drain_flow(now);
                 self.finish(now, outcome);

@@ -516,3 +516,77 @@ fn a_phone_offering_srtp_if_possible_is_answered_in_plain_rtp() {
         "the server sent {sent} packets in a 4 s call held for 2 s"
     );
 }
+
+/// Session timers (RFC 4028), the caller refreshing
+/// (`tests/sipp/session_timer_expiry.xml`): an interval under our Min-SE gets
+/// `422` with `Min-SE: 90`; 90 s is granted (`refresher=uac`, `Require:
+/// timer`), and so is the hold re-INVITE that refreshes it a second later.
+/// Then the caller goes quiet: 60 s after that refresh (the interval less a
+/// third) the server sends BYE with `Reason: Q.850 ;cause=102 ;text="Session
+/// timer expired"` (sipp checks it), not sooner (the hold keeps the flow and
+/// the RTP inactivity timer waiting) and not later.
+#[test]
+fn a_caller_whose_session_refreshes_stop_is_hung_up_with_a_reason() {
+    let server = Server::demo(&[]);
+    let started = std::time::Instant::now();
+    let (ok, out) = run_sipp(
+        &server,
+        "session_timer_expiry.xml",
+        "echo",
+        &["-m", "1"],
+        std::time::Duration::from_secs(100),
+    );
+    let took = started.elapsed().as_secs_f64();
+    assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
+    assert!(
+        (60.0..75.0).contains(&took),
+        "the BYE came {took:.1} s into the call, expected ~61 s"
+    );
+    wait_calls_ended(&server);
+    assert_eq!(
+        finished(&server, "timeout"),
+        1.0,
+        "{}",
+        server.output_text()
+    );
+    let log = wait_for(
+        "the call's end in the log",
+        std::time::Duration::from_secs(10),
+        || {
+            let log = server.output_text();
+            log.contains("call ended").then_some(log)
+        },
+    );
+    assert!(log.contains("outcome=\"session_expired\""), "{log}");
+}
+
+/// Session timers with the server as the refresher
+/// (`tests/sipp/session_timer_refresh.xml`, `refresher=uas`): granted so,
+/// the server sends its refresh UPDATE half an interval (45 s) after the last
+/// refresh, and when the far end answers `481` (it lost the dialog) the server
+/// ends the call at once with the session timer's BYE `Reason`.
+#[test]
+fn a_session_the_server_refreshes_ends_when_the_far_end_has_lost_it() {
+    let server = Server::demo(&[]);
+    let started = std::time::Instant::now();
+    let (ok, out) = run_sipp(
+        &server,
+        "session_timer_refresh.xml",
+        "echo",
+        &["-m", "1"],
+        std::time::Duration::from_secs(80),
+    );
+    let took = started.elapsed().as_secs_f64();
+    assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
+    assert!(
+        (45.0..55.0).contains(&took),
+        "the refresh and BYE came {took:.1} s into the call, expected ~46 s"
+    );
+    wait_calls_ended(&server);
+    assert_eq!(
+        finished(&server, "timeout"),
+        1.0,
+        "{}",
+        server.output_text()
+    );
+}

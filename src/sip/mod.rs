@@ -18,7 +18,8 @@
 //! SIPS URI and `;transport=tls` otherwise, with the TLS port ([`EndpointConfig::tls_addr`]).
 //!
 //! Not done here: DNS (RFC 3263), authenticating requests we receive, proxying,
-//! registrar duties, forking, PRACK (RFC 3262) and session timers beyond answering refreshes.
+//! registrar duties, forking and PRACK (RFC 3262). Session timers (RFC 4028) are
+//! granted to a caller that asks for them (`endpoint` module, `session_timer`).
 
 pub mod dialog;
 pub mod digest;
@@ -203,6 +204,9 @@ pub enum EndReason {
     /// Late offer: the caller's ACK had no answer the call could use; we sent
     /// BYE (with a `Reason` saying why).
     MediaRefused,
+    /// Session timer (RFC 4028): the caller's refreshes stopped, or ours
+    /// failed; we sent BYE.
+    SessionExpired,
     Rejected(u16),
 }
 
@@ -295,6 +299,9 @@ impl ByeReason {
     pub const RTP_TIMEOUT: ByeReason = ByeReason::q850(102, "No RTP from the caller");
     /// The call reached `limits.max_call_duration`.
     pub const MAX_DURATION: ByeReason = ByeReason::q850(102, "Maximum call duration reached");
+    /// The session timer ran out (RFC 4028 §10): no refresh from the caller,
+    /// or ours was refused with 408 or 481, or not answered.
+    pub const SESSION_EXPIRED: ByeReason = ByeReason::q850(102, "Session timer expired");
     /// The server is stopping and the drain limit passed. Q.850 41: temporary
     /// failure.
     pub const SHUTDOWN: ByeReason = ByeReason::q850(41, "Server shutting down");
@@ -425,8 +432,9 @@ pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER,
 /// Body types accepted in requests (Accept header).
 pub const ACCEPT: &str =
     "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
-/// Extensions we support (Supported header): none beyond RFC 3261 and RFC 3515.
-pub const SUPPORTED: &str = "";
+/// Extensions we support (Supported header) beyond RFC 3261 and RFC 3515:
+/// session timers (RFC 4028).
+pub const SUPPORTED: &str = "timer";
 
 #[cfg(test)]
 mod tests {

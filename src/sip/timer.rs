@@ -34,6 +34,9 @@ pub enum Timer {
     L,
     /// UAS core: 2xx retransmit until ACK (T1 doubling to T2).
     Retransmit2xx,
+    /// UAS core: the dialog's session timer (RFC 4028): our refresh, or the
+    /// caller's deadline.
+    Session,
 }
 
 /// Deadlines keyed by `(owner, timer)`.

@@ -48,6 +48,8 @@ pub enum ClientPurpose {
     Refer,
     Notify,
     Info,
+    /// Our session refresh (RFC 4028), an UPDATE without a body.
+    Refresh,
 }
 
 #[derive(Debug)]

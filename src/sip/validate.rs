@@ -4,8 +4,8 @@
 //! Order of checks: SIP version (505); structure — mandatory headers present exactly
 //! once, Content-Length, CSeq range, Via, From/To syntax, Request-URI (400); CSeq method = request method (400, or 501
 //! for an unknown method); unknown method (501) or one we do not serve (405);
-//! Request-URI scheme other than sip/sips/tel (416); unknown `Require` option tags
-//! (420); an INVITE or UPDATE body that is not SDP (415); an INVITE whose Accept
+//! Request-URI scheme other than sip/sips/tel (416); `Require` option tags other
+//! than `timer` (RFC 4028, [`super::SUPPORTED`]) (420); an INVITE or UPDATE body that is not SDP (415); an INVITE whose Accept
 //! excludes SDP (406). Max-Forwards is checked for syntax only: an endpoint processes
 //! `Max-Forwards: 0` normally (RFC 4475 §3.3.11).
 
@@ -207,7 +207,7 @@ fn check(msg: &Message, defect: Option<&'static str>) -> Result<Parts, Rejection
         .headers_named("Require")
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("timer"))
         .collect();
     if !unsupported.is_empty() && method != "ACK" && method != "CANCEL" {
         return Err(Rejection::new(420, "unsupported extension")

@@ -7,6 +7,7 @@ mod budget;
 mod client;
 mod invite;
 mod non_invite;
+mod session_timer;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -175,9 +175,10 @@ impl From<CallOutcome> for CallEnd {
             CallOutcome::Completed => CallEnd::Completed,
             CallOutcome::Transferred => CallEnd::Transferred,
             CallOutcome::CallerHangup => CallEnd::CallerHangup,
-            CallOutcome::AckTimeout | CallOutcome::RtpTimeout | CallOutcome::MaxDuration => {
-                CallEnd::Timeout
-            }
+            CallOutcome::AckTimeout
+            | CallOutcome::RtpTimeout
+            | CallOutcome::MaxDuration
+            | CallOutcome::SessionExpired => CallEnd::Timeout,
             CallOutcome::Shutdown => CallEnd::Drained,
             CallOutcome::MediaRefused => CallEnd::Rejected,
         }

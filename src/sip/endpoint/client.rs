@@ -47,13 +47,17 @@ impl Endpoint {
             self.config.t4
         };
         self.timers.set(owner, Timer::K, now + k);
-        if purpose == ClientPurpose::Refer {
-            let status = if (200..300).contains(&code) {
-                ReferStatus::Accepted
-            } else {
-                ReferStatus::Rejected(code)
-            };
-            self.events.push_back(Event::ReferStatus { call, status });
+        match purpose {
+            ClientPurpose::Refer => {
+                let status = if (200..300).contains(&code) {
+                    ReferStatus::Accepted
+                } else {
+                    ReferStatus::Rejected(code)
+                };
+                self.events.push_back(Event::ReferStatus { call, status });
+            }
+            ClientPurpose::Refresh => self.on_refresh_result(now, &call, Some(code), Some(&msg)),
+            _ => {}
         }
     }
 

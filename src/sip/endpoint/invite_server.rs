@@ -19,6 +19,7 @@ use super::super::{
     ByeReason, CallKey, EndReason, Event, IncomingCall, Transport, Warning, ALLOW, SUPPORTED,
 };
 use super::budget::footprint;
+use super::session_timer::{self, Ask};
 use super::{Call, CallState, Endpoint, Owner, Pending2xx, CONTACT_USER};
 
 impl Endpoint {
@@ -119,8 +120,18 @@ impl Endpoint {
             self.invite_final_error(now, id, 482, Some(&tag), Vec::new());
             return;
         }
-        let req = &self.servers[&id].request;
         let local_tag = self.rng.tag();
+        // A session interval under our Min-SE: 422 before any call is
+        // offered (RFC 4028 §8.1); the caller asks again with a longer one.
+        let asked_timer = match session_timer::ask(&self.servers[&id].request.msg) {
+            Ask::TooSmall => {
+                self.invite_final_error(now, id, 422, Some(&local_tag), session_timer::too_small());
+                return;
+            }
+            Ask::On(t) => Some(t),
+            Ask::Off => None,
+        };
+        let req = &self.servers[&id].request;
         let offer = req.body_text();
         let dialog = Dialog {
             call_id: req.call_id.clone(),
@@ -158,6 +169,8 @@ impl Endpoint {
                 late_offer: offer.is_none(),
                 local_sdp: None,
                 pending_2xx: None,
+                asked_timer,
+                session_timer: None,
             },
         );
         tracing::debug!(call = %incoming.call, %source, ?transport, late_offer = incoming.offer.is_none(), "incoming call");
@@ -191,7 +204,16 @@ impl Endpoint {
             self.invite_final_error(now, id, 491, Some(&tag), Vec::new());
             return;
         }
+        let asked_timer = match session_timer::ask(&self.servers[&id].request.msg) {
+            Ask::TooSmall => {
+                self.invite_final_error(now, id, 422, Some(&tag), session_timer::too_small());
+                return;
+            }
+            Ask::On(t) => Some(t),
+            Ask::Off => None,
+        };
         if let Some(call) = self.calls.get_mut(&call_key) {
+            call.asked_timer = asked_timer;
             call.dialog.remote_cseq = cseq;
             if let Some(c) = &self.servers[&id].request.contact {
                 call.dialog.remote_target = Some(c.uri.clone());
@@ -285,6 +307,10 @@ impl Endpoint {
         );
         resp.push("Allow", ALLOW);
         resp.push("Supported", SUPPORTED);
+        let granted = call.asked_timer;
+        if let Some(t) = granted {
+            resp.headers.extend(t.headers());
+        }
         if let Some(sdp) = sdp {
             set_body(&mut resp, "application/sdp", sdp.as_bytes());
         }
@@ -317,6 +343,7 @@ impl Endpoint {
                 .set(owner.clone(), Timer::Retransmit2xx, now + t1);
         }
         self.timers.set(owner, Timer::H, now + t1 * 64);
+        self.restart_session_timer(now, call_key, granted);
     }
 
     pub(super) fn handle_ack(&mut self, now: Instant, key: &str, req: Request) {

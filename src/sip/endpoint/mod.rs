@@ -29,6 +29,7 @@ mod budget;
 mod client;
 mod invite_server;
 mod non_invite_server;
+mod session_timer;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -90,6 +91,11 @@ struct Call {
     /// Our session description, reused for refreshes (re-INVITE, UPDATE).
     local_sdp: Option<String>,
     pending_2xx: Option<Pending2xx>,
+    /// The session timer the INVITE being answered asks for (RFC 4028):
+    /// granted by its 2xx.
+    asked_timer: Option<session_timer::SessionTimer>,
+    /// The session timer in force.
+    session_timer: Option<session_timer::SessionTimer>,
 }
 
 /// The SIP UAS. See the module docs.
@@ -429,11 +435,15 @@ impl Endpoint {
                 (Owner::Client(id), Timer::F) => {
                     self.timers.stop(&Owner::Client(id), Timer::E);
                     if let Some(tx) = self.remove_client(id) {
-                        if tx.purpose == ClientPurpose::Refer {
-                            self.events.push_back(Event::ReferStatus {
+                        match tx.purpose {
+                            ClientPurpose::Refer => self.events.push_back(Event::ReferStatus {
                                 call: tx.call,
                                 status: ReferStatus::Rejected(408),
-                            });
+                            }),
+                            ClientPurpose::Refresh => {
+                                self.on_refresh_result(now, &tx.call, None, None)
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -469,6 +479,7 @@ impl Endpoint {
                         self.end_call(&key, EndReason::AckTimeout);
                     }
                 }
+                (Owner::Call(key), Timer::Session) => self.on_session_timer(now, &key),
                 (Owner::Call(_), _) => {}
             }
         }

@@ -176,17 +176,27 @@ impl Endpoint {
                     .pending_2xx
                     .as_ref()
                     .is_some_and(|p| p.offers || (p.initial && call.late_offer));
+                // A session refresh (RFC 4028) too; under our Min-SE: 422.
+                let asked = super::session_timer::ask(&req.msg);
                 // An UPDATE without an offer gets no SDP back.
                 let (status, extra, body) = match req.body_text() {
+                    _ if asked == super::session_timer::Ask::TooSmall => {
+                        (422, super::session_timer::too_small(), None)
+                    }
                     Some(_) if crossing => (491, Vec::new(), None),
                     offer => match offer.map_or(Ok(None), |o| {
                         self.answer_reoffer(&call_key, Some(o), transport)
                     }) {
-                        Ok(sdp) => (
-                            200,
-                            vec![Header::new("Contact", contact)],
-                            sdp.map(|s| ("application/sdp", s)),
-                        ),
+                        Ok(sdp) => {
+                            let granted = match asked {
+                                super::session_timer::Ask::On(t) => Some(t),
+                                _ => None,
+                            };
+                            self.restart_session_timer(now, &call_key, granted);
+                            let mut extra = vec![Header::new("Contact", contact)];
+                            extra.extend(granted.into_iter().flat_map(|t| t.headers()));
+                            (200, extra, sdp.map(|s| ("application/sdp", s)))
+                        }
                         // The session goes on as it was (RFC 3311 §5.2).
                         Err(warning) => (488, vec![warning], None),
                     },
