@@ -376,8 +376,11 @@ fn caller_hangup_inside_the_secure_segment_is_audited_and_unsecures() {
     h.press("246");
     h.sip(SipEvent::Terminated {
         call: CallKey("c1@test".into()),
-        reason: EndReason::RemoteBye { reason: None },
+        reason: EndReason::RemoteBye {
+            reason: Some("Q.850;cause=16".into()),
+        },
     });
+    assert_eq!(h.call.caller_reason(), Some("Q.850;cause=16"));
     assert!(!h.call.is_secure());
     assert_eq!(
         h.audits(),
@@ -392,6 +395,37 @@ fn caller_hangup_inside_the_secure_segment_is_audited_and_unsecures() {
     ));
     let debug = format!("{:?}", h.seen);
     assert!(!debug.contains("246"), "typed code digits never in outputs");
+}
+
+/// The endpoint ended a dialog whose session refreshes stopped (RFC 4028):
+/// the caller's BYE `Reason` is not theirs to give, and the open attempt is
+/// audited as the server's doing, not as the caller hanging up.
+#[test]
+fn an_expired_session_is_audited_as_the_servers_doing() {
+    let mut h = Harness::new("sspr");
+    to_comfort_loop(&mut h);
+    h.sip(SipEvent::Terminated {
+        call: CallKey("c1@test".into()),
+        reason: EndReason::SessionExpired,
+    });
+    assert!(!h.call.is_secure());
+    assert_eq!(
+        h.audits(),
+        [(
+            "abandoned".to_string(),
+            "session_expired_in_secure_segment".to_string()
+        )]
+    );
+    assert!(matches!(
+        h.seen.last().map(|(_, o)| o),
+        Some(Output::Ended(CallOutcome::SessionExpired))
+    ));
+    assert_eq!(h.call.caller_reason(), None);
+    // No BYE of our own: the endpoint sent it.
+    assert!(!h
+        .seen
+        .iter()
+        .any(|(_, o)| matches!(o, Output::Sip(SipCommand::Hangup { .. }))));
 }
 
 #[test]
