@@ -367,14 +367,7 @@ fn sipp_call_packets_sent_and_log(scenario: &str) -> (f64, String) {
     );
     assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
     wait_calls_ended(&server);
-    let log = wait_for(
-        "the call's end in the log",
-        std::time::Duration::from_secs(10),
-        || {
-            let log = server.output_text();
-            log.contains("call ended").then_some(log)
-        },
-    );
+    let log = ended_log(&server);
     (
         server_sample(&server, "sspr_ivr_rtp_packets_sent_total"),
         log,
@@ -527,36 +520,7 @@ fn a_phone_offering_srtp_if_possible_is_answered_in_plain_rtp() {
 /// the RTP inactivity timer waiting) and not later.
 #[test]
 fn a_caller_whose_session_refreshes_stop_is_hung_up_with_a_reason() {
-    let server = Server::demo(&[]);
-    let started = std::time::Instant::now();
-    let (ok, out) = run_sipp(
-        &server,
-        "session_timer_expiry.xml",
-        "echo",
-        &["-m", "1"],
-        std::time::Duration::from_secs(100),
-    );
-    let took = started.elapsed().as_secs_f64();
-    assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
-    assert!(
-        (60.0..75.0).contains(&took),
-        "the BYE came {took:.1} s into the call, expected ~61 s"
-    );
-    wait_calls_ended(&server);
-    assert_eq!(
-        finished(&server, "timeout"),
-        1.0,
-        "{}",
-        server.output_text()
-    );
-    let log = wait_for(
-        "the call's end in the log",
-        std::time::Duration::from_secs(10),
-        || {
-            let log = server.output_text();
-            log.contains("call ended").then_some(log)
-        },
-    );
+    let log = session_timer_call("session_timer_expiry.xml", 100, 60.0..75.0);
     assert!(log.contains("outcome=\"session_expired\""), "{log}");
 }
 
@@ -567,20 +531,28 @@ fn a_caller_whose_session_refreshes_stop_is_hung_up_with_a_reason() {
 /// ends the call at once with the session timer's BYE `Reason`.
 #[test]
 fn a_session_the_server_refreshes_ends_when_the_far_end_has_lost_it() {
+    session_timer_call("session_timer_refresh.xml", 80, 45.0..55.0);
+}
+
+/// One sipp call of `scenario` against a demo server (sipp gives up after
+/// `sipp_timeout` s) that must succeed and last `lasts` seconds, ended by the
+/// server's session timer (counted as a timeout); the server's log once it
+/// says the call ended.
+fn session_timer_call(scenario: &str, sipp_timeout: u64, lasts: std::ops::Range<f64>) -> String {
     let server = Server::demo(&[]);
     let started = std::time::Instant::now();
     let (ok, out) = run_sipp(
         &server,
-        "session_timer_refresh.xml",
+        scenario,
         "echo",
         &["-m", "1"],
-        std::time::Duration::from_secs(80),
+        std::time::Duration::from_secs(sipp_timeout),
     );
     let took = started.elapsed().as_secs_f64();
     assert!(ok, "sipp:\n{out}\nserver:\n{}", server.output_text());
     assert!(
-        (45.0..55.0).contains(&took),
-        "the refresh and BYE came {took:.1} s into the call, expected ~46 s"
+        lasts.contains(&took),
+        "{scenario}: the server's BYE came {took:.1} s into the call, expected {lasts:?}"
     );
     wait_calls_ended(&server);
     assert_eq!(
@@ -589,4 +561,17 @@ fn a_session_the_server_refreshes_ends_when_the_far_end_has_lost_it() {
         "{}",
         server.output_text()
     );
+    ended_log(&server)
+}
+
+/// The server's log once a call's end is in it.
+fn ended_log(server: &Server) -> String {
+    wait_for(
+        "the call's end in the log",
+        std::time::Duration::from_secs(10),
+        || {
+            let log = server.output_text();
+            log.contains("call ended").then_some(log)
+        },
+    )
 }

@@ -161,9 +161,14 @@ impl Harness {
     }
     /// Start a call and answer it; returns (key, our tag, the 200).
     fn answered_call(&mut self, call_id: &str) -> (CallKey, String, Message) {
+        self.answered_call_with(call_id, "")
+    }
+    /// [`Harness::answered_call`] with `headers` in its INVITE.
+    fn answered_call_with(&mut self, call_id: &str, headers: &str) -> (CallKey, String, Message) {
+        let extra = format!("{headers}Content-Type: application/sdp\r\n");
         self.send(
             &Req::new("INVITE", call_id, "z9hG4bKinv1", 1)
-                .extra("Content-Type: application/sdp\r\n")
+                .extra(&extra)
                 .body(OFFER),
         );
         assert_eq!(self.statuses(), [100]);

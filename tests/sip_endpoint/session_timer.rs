@@ -6,32 +6,11 @@ use super::*;
 const EXPIRED: &str = "Q.850 ;cause=102 ;text=\"Session timer expired\"";
 
 impl Harness {
-    /// An INVITE with `headers` (and `OFFER`), answered; returns the call,
-    /// our tag and the 200, its ACK sent.
+    /// [`Harness::answered_call_with`] `headers`, its ACK sent.
     fn timed_call(&mut self, call_id: &str, headers: &str) -> (CallKey, String, Message) {
-        let extra = format!("{headers}Content-Type: application/sdp\r\n");
-        self.send(
-            &Req::new("INVITE", call_id, "z9hG4bKst1", 1)
-                .extra(&extra)
-                .body(OFFER),
-        );
-        assert_eq!(self.statuses(), [100]);
-        let Some(Event::IncomingCall(ic)) = self.events().pop() else {
-            panic!("no IncomingCall");
-        };
-        self.cmd(Command::Answer {
-            call: ic.call.clone(),
-            sdp: ANSWER.into(),
-        });
-        let ok = self.out().remove(0).1;
-        assert_eq!(ok.status(), Some(200));
-        let tag = message::NameAddr::parse(ok.header("To").unwrap())
-            .unwrap()
-            .tag()
-            .unwrap()
-            .to_string();
+        let (key, tag, ok) = self.answered_call_with(call_id, headers);
         self.ack(call_id, &tag, 1, "");
-        (ic.call, tag, ok)
+        (key, tag, ok)
     }
 
     /// Run the clock to `limit`; the requests we sent, with when.
