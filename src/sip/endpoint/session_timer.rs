@@ -5,6 +5,8 @@
 //!
 //! - A session interval under our `Min-SE` (90 s, the RFC's floor) gets `422`
 //!   with `Min-SE: 90`; the caller asks again with a longer one.
+//!   (Only from a caller that supports the extension: one that does not
+//!   would not understand the `422` either; see the last point.)
 //! - Our 2xx carries `Session-Expires` with the caller's interval and
 //!   `Require: timer`. The refresher is the caller's choice; when it leaves it
 //!   to us it is the caller (`refresher=uac`): an IVR call is short, and every
@@ -63,16 +65,17 @@ pub(super) fn ask(msg: &Message) -> Ask {
         // Unreadable: as if absent (the call goes on without a timer).
         return Ask::Off;
     };
-    if interval < MIN_SE {
-        return Ask::TooSmall;
-    }
     let supports = msg
         .headers_named("Supported")
         .chain(msg.headers_named("Require"))
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("timer"));
     if !supports {
+        // Nor would it understand a 422.
         return Ask::Off;
+    }
+    if interval < MIN_SE {
+        return Ask::TooSmall;
     }
     let we_refresh = parts.any(|p| {
         p.split_once('=').is_some_and(|(k, v)| {
@@ -174,6 +177,10 @@ impl Endpoint {
         code: Option<u16>,
         response: Option<&Message>,
     ) {
+        if !self.calls.contains_key(key) {
+            // The call ended while the refresh was out.
+            return;
+        }
         match code {
             Some(200..=299) => {
                 // The caller may have shortened it (RFC 4028 §10).
@@ -193,7 +200,7 @@ impl Endpoint {
             }
             // Our UPDATE crossed one of the caller's (RFC 3261 §14.1): try
             // again shortly, well before the interval is out.
-            Some(491) if self.calls.contains_key(key) => {
+            Some(491) => {
                 self.timers.set(
                     Owner::Call(key.clone()),
                     Timer::Session,
@@ -254,6 +261,7 @@ mod tests {
             ("Session-Expires: 89\r\nSupported: timer\r\n", Ask::TooSmall),
             // A proxy's header, a caller that cannot refresh: no timer.
             ("Session-Expires: 1800;refresher=uas\r\n", Ask::Off),
+            ("Session-Expires: 30\r\n", Ask::Off),
             ("Session-Expires: soon\r\nSupported: timer\r\n", Ask::Off),
         ];
         for (headers, want) in cases {
