@@ -396,14 +396,12 @@ impl CallTask {
             rec.finish();
         }
         let _ = self.sip.send(SipIn::CallGone(self.call.key().clone()));
-        match self.call.caller_reason() {
-            Some(reason) => info!(
-                outcome = outcome.as_str(),
-                caller_reason = reason,
-                "call ended"
-            ),
-            None => info!(outcome = outcome.as_str(), "call ended"),
-        }
+        // `caller_reason` is left out when the caller gave none.
+        info!(
+            outcome = outcome.as_str(),
+            caller_reason = self.call.caller_reason(),
+            "call ended"
+        );
     }
 
     /// Carry out every pending output; `Some` when the call has ended.

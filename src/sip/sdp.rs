@@ -348,13 +348,14 @@ fn audio_offer(
                     crypto.push(c);
                 }
             }
-            _ => {
+            "ptime" => {
                 ptime = arg
                     .trim()
                     .parse::<u32>()
                     .ok()
                     .filter(|p| *p > 0 && *p <= 200);
             }
+            _ => {}
         }
     }
     let addr = s.conn.or(session_conn).ok_or(SdpError::NoConnection)?;

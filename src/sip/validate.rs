@@ -10,7 +10,7 @@
 //! `Max-Forwards: 0` normally (RFC 4475 §3.3.11).
 
 use super::message::{parse_cseq, Header, Message, NameAddr, StartLine, Via};
-use super::{ACCEPT, ALLOW};
+use super::{ACCEPT, ALLOW, SUPPORTED};
 
 /// Methods answered with 405 and Allow: known SIP methods this endpoint does not serve.
 const NOT_SERVED: &[&str] = &["REGISTER", "SUBSCRIBE", "MESSAGE", "PUBLISH", "PRACK"];
@@ -207,7 +207,12 @@ fn check(msg: &Message, defect: Option<&'static str>) -> Result<Parts, Rejection
         .headers_named("Require")
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("timer"))
+        .filter(|t| {
+            !t.is_empty()
+                && !SUPPORTED
+                    .split(',')
+                    .any(|s| s.trim().eq_ignore_ascii_case(t))
+        })
         .collect();
     if !unsupported.is_empty() && method != "ACK" && method != "CANCEL" {
         return Err(Rejection::new(420, "unsupported extension")

@@ -13,6 +13,17 @@ impl Harness {
         (key, tag, ok)
     }
 
+    /// An UPDATE refresh in `call_id`'s dialog carrying `headers`; our answer.
+    fn refresh(&mut self, call_id: &str, tag: &str, cseq: u32, headers: &str) -> Message {
+        let branch = format!("z9hG4bKup{cseq}");
+        self.send(
+            &Req::new("UPDATE", call_id, &branch, cseq)
+                .with_to_tag(tag)
+                .extra(headers),
+        );
+        self.out().remove(0).1
+    }
+
     /// Run the clock to `limit`; the requests we sent, with when.
     fn requests_until(&mut self, limit: Duration) -> Vec<(Duration, Message)> {
         let mut sent = Vec::new();
@@ -94,12 +105,12 @@ fn a_dialog_whose_refreshes_stop_is_ended_a_third_early() {
     let (_, tag, _) = h.timed_call("st3", "Supported: timer\r\nSession-Expires: 90\r\n");
     assert!(h.requests_until(Duration::from_secs(50)).is_empty());
     h.now = h.t0 + Duration::from_secs(50);
-    h.send(
-        &Req::new("UPDATE", "st3", "z9hG4bKup1", 2)
-            .with_to_tag(&tag)
-            .extra("Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n"),
+    let ok = h.refresh(
+        "st3",
+        &tag,
+        2,
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
     );
-    let ok = h.out().remove(0).1;
     assert_eq!(ok.status(), Some(200));
     assert_eq!(ok.header("Session-Expires"), Some("90;refresher=uac"));
     let sent = h.requests_until(Duration::from_secs(200));
@@ -107,22 +118,27 @@ fn a_dialog_whose_refreshes_stop_is_ended_a_third_early() {
     assert_eq!(sent[0].0, Duration::from_secs(110), "{sent:?}");
 }
 
-/// A refresh under our Min-SE is refused with `422` and changes nothing; a
-/// refresh without `Session-Expires` turns the timer off.
+/// A refresh under our Min-SE is refused with `422` and changes nothing (the
+/// dialog still ends 60 s after the INVITE); a refresh without
+/// `Session-Expires` turns the timer off.
 #[test]
 fn a_refresh_renegotiates_the_timer() {
+    let too_small = "Supported: timer\r\nSession-Expires: 30\r\n";
     let mut h = Harness::new();
     let (_, tag, _) = h.timed_call("st4", "Supported: timer\r\nSession-Expires: 90\r\n");
-    h.send(
-        &Req::new("UPDATE", "st4", "z9hG4bKup1", 2)
-            .with_to_tag(&tag)
-            .extra("Supported: timer\r\nSession-Expires: 30\r\n"),
-    );
-    let refused = h.out().remove(0).1;
+    let refused = h.refresh("st4", &tag, 2, too_small);
     assert_eq!(refused.status(), Some(422));
     assert_eq!(refused.header("Min-SE"), Some("90"));
-    h.in_dialog("UPDATE", "st4", &tag, 3, "");
-    let ok = h.out().remove(0).1;
+    let sent = h.requests_until(Duration::from_secs(100));
+    assert_eq!(
+        (sent[0].1.method(), sent[0].0),
+        (Some("BYE"), Duration::from_secs(60))
+    );
+
+    let mut h = Harness::new();
+    let (_, tag, _) = h.timed_call("st4", "Supported: timer\r\nSession-Expires: 90\r\n");
+    assert_eq!(h.refresh("st4", &tag, 2, too_small).status(), Some(422));
+    let ok = h.refresh("st4", &tag, 3, "");
     assert_eq!(
         (ok.status(), ok.header("Session-Expires")),
         (Some(200), None)
@@ -178,4 +194,37 @@ fn a_caller_without_timer_support_gets_no_timer() {
     assert_eq!(ok.header("Session-Expires"), None);
     assert_eq!(ok.header("Require"), None);
     assert!(h.requests_until(Duration::from_secs(600)).is_empty());
+}
+
+/// Our refresh goes unanswered (the far end vanished): when the UPDATE's
+/// transaction gives up (Timer F, 32 s) the call ends with BYE and the
+/// session timer's `Reason`.
+#[test]
+fn an_unanswered_refresh_ends_the_call() {
+    let mut h = Harness::new();
+    let (key, _, _) = h.timed_call(
+        "st7",
+        "Supported: timer\r\nSession-Expires: 90;refresher=uas\r\n",
+    );
+    h.events();
+    let sent = h.requests_until(Duration::from_secs(100));
+    let methods: Vec<_> = sent.iter().map(|(_, m)| m.method().unwrap()).collect();
+    // The UPDATE at 45 s and its retransmissions, then the BYE at 77 s.
+    assert_eq!(sent[0].0, Duration::from_secs(45));
+    let bye = sent
+        .iter()
+        .find(|(_, m)| m.method() == Some("BYE"))
+        .unwrap_or_else(|| panic!("no BYE: {methods:?}"));
+    assert_eq!(bye.0, Duration::from_secs(77));
+    assert_eq!(bye.1.header("Reason"), Some(EXPIRED));
+    assert!(methods[..methods.iter().position(|m| *m == "BYE").unwrap()]
+        .iter()
+        .all(|m| *m == "UPDATE"));
+    assert_eq!(
+        h.events(),
+        [Event::Terminated {
+            call: key,
+            reason: EndReason::SessionExpired
+        }]
+    );
 }

@@ -123,14 +123,11 @@ impl Endpoint {
         let local_tag = self.rng.tag();
         // A session interval under our Min-SE: 422 before any call is
         // offered (RFC 4028 §8.1); the caller asks again with a longer one.
-        let asked_timer = match session_timer::ask(&self.servers[&id].request.msg) {
-            Ask::TooSmall => {
-                self.invite_final_error(now, id, 422, Some(&local_tag), session_timer::too_small());
-                return;
-            }
-            Ask::On(t) => Some(t),
-            Ask::Off => None,
-        };
+        let asked = session_timer::ask(&self.servers[&id].request.msg);
+        if asked == Ask::TooSmall {
+            self.invite_final_error(now, id, 422, Some(&local_tag), session_timer::too_small());
+            return;
+        }
         let req = &self.servers[&id].request;
         let offer = req.body_text();
         let dialog = Dialog {
@@ -169,7 +166,7 @@ impl Endpoint {
                 late_offer: offer.is_none(),
                 local_sdp: None,
                 pending_2xx: None,
-                asked_timer,
+                asked_timer: asked.granted(),
                 session_timer: None,
             },
         );
@@ -204,16 +201,13 @@ impl Endpoint {
             self.invite_final_error(now, id, 491, Some(&tag), Vec::new());
             return;
         }
-        let asked_timer = match session_timer::ask(&self.servers[&id].request.msg) {
-            Ask::TooSmall => {
-                self.invite_final_error(now, id, 422, Some(&tag), session_timer::too_small());
-                return;
-            }
-            Ask::On(t) => Some(t),
-            Ask::Off => None,
-        };
+        let asked = session_timer::ask(&self.servers[&id].request.msg);
+        if asked == Ask::TooSmall {
+            self.invite_final_error(now, id, 422, Some(&tag), session_timer::too_small());
+            return;
+        }
         if let Some(call) = self.calls.get_mut(&call_key) {
-            call.asked_timer = asked_timer;
+            call.asked_timer = asked.granted();
             call.dialog.remote_cseq = cseq;
             if let Some(c) = &self.servers[&id].request.contact {
                 call.dialog.remote_target = Some(c.uri.clone());

@@ -14,6 +14,7 @@ use super::super::validate::Request;
 use super::super::{CallKey, EndReason, Event, ReferStatus, Transport};
 use super::bodies::{parse_dtmf, parse_dtmf_relay, sipfrag_status};
 use super::budget::footprint;
+use super::session_timer;
 use super::{CallState, Endpoint, Owner, CONTACT_USER};
 
 impl Endpoint {
@@ -177,21 +178,18 @@ impl Endpoint {
                     .as_ref()
                     .is_some_and(|p| p.offers || (p.initial && call.late_offer));
                 // A session refresh (RFC 4028) too; under our Min-SE: 422.
-                let asked = super::session_timer::ask(&req.msg);
+                let asked = session_timer::ask(&req.msg);
                 // An UPDATE without an offer gets no SDP back.
                 let (status, extra, body) = match req.body_text() {
-                    _ if asked == super::session_timer::Ask::TooSmall => {
-                        (422, super::session_timer::too_small(), None)
+                    _ if asked == session_timer::Ask::TooSmall => {
+                        (422, session_timer::too_small(), None)
                     }
                     Some(_) if crossing => (491, Vec::new(), None),
                     offer => match offer.map_or(Ok(None), |o| {
                         self.answer_reoffer(&call_key, Some(o), transport)
                     }) {
                         Ok(sdp) => {
-                            let granted = match asked {
-                                super::session_timer::Ask::On(t) => Some(t),
-                                _ => None,
-                            };
+                            let granted = asked.granted();
                             self.restart_session_timer(now, &call_key, granted);
                             let mut extra = vec![Header::new("Contact", contact)];
                             extra.extend(granted.into_iter().flat_map(|t| t.headers()));

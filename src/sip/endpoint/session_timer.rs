@@ -88,6 +88,17 @@ pub(super) fn ask(msg: &Message) -> Ask {
     })
 }
 
+impl Ask {
+    /// The timer a 2xx to this request grants (none for `TooSmall`, which
+    /// gets no 2xx).
+    pub(super) fn granted(self) -> Option<SessionTimer> {
+        match self {
+            Ask::On(t) => Some(t),
+            Ask::Off | Ask::TooSmall => None,
+        }
+    }
+}
+
 impl SessionTimer {
     /// The headers of our 2xx that grant it.
     pub(super) fn headers(self) -> [Header; 2] {
